@@ -1,0 +1,91 @@
+//! Command-line interface: clap types and their help texts. Turns arguments into library calls;
+//! measures nothing itself.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// drover — load testing and benchmarking for LLM inference endpoints.
+#[derive(Debug, Parser)]
+#[command(name = "drover", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario: send its traffic, print a summary, write results JSON.
+    #[command(after_help = "Examples:
+  drover run scenarios/quickstart.toml
+  OPENAI_API_KEY=... drover run scenarios/openai-compatible.toml --out results/
+
+Exit codes: 0 ok; 2 bad input (scenario, dataset, flags, missing key variable);
+3 the run could not complete (could not start, results not written, or every request
+to a target failed); 130 interrupted (partial results were written).")]
+    Run(RunArgs),
+    /// Check a scenario file and print what it would do; sends nothing.
+    #[command(after_help = "Example:
+  drover validate scenarios/my-provider.toml")]
+    Validate(ValidateArgs),
+    /// Serve the built-in OpenAI-compatible mock LLM server until interrupted.
+    #[command(after_help = "Example:
+  drover mock --addr 127.0.0.1:8089 --ttft 40ms --itl 8ms
+  curl -N http://127.0.0.1:8089/v1/chat/completions -H 'content-type: application/json' \\
+    -d '{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true}'")]
+    Mock(MockArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file (TOML).
+    pub scenario: PathBuf,
+    /// Folder for the results JSON.
+    #[arg(long, default_value = "reports")]
+    pub out: PathBuf,
+    /// Do not print live progress on stderr.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The scenario file (TOML).
+    pub scenario: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct MockArgs {
+    /// Address to listen on (loopback by default; port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8089")]
+    pub addr: SocketAddr,
+    /// Time to first token, e.g. 40ms.
+    #[arg(long, default_value = "40ms", value_parser = parse_duration)]
+    pub ttft: std::time::Duration,
+    /// Standard deviation of the time to first token (normal distribution); 0 = fixed.
+    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
+    pub ttft_spread: std::time::Duration,
+    /// Delay between tokens, e.g. 8ms.
+    #[arg(long, default_value = "8ms", value_parser = parse_duration)]
+    pub itl: std::time::Duration,
+    /// Standard deviation of the inter-token delay (normal distribution); 0 = fixed.
+    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
+    pub itl_spread: std::time::Duration,
+    /// Tokens per response unless max_tokens is lower.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub output_tokens: u32,
+    /// Send a role-only chunk this long after each request, before the first token.
+    #[arg(long, value_parser = parse_duration)]
+    pub prelude: Option<std::time::Duration>,
+    /// Require `Authorization: Bearer <key>` with the key read from this environment variable.
+    #[arg(long)]
+    pub api_key_env: Option<String>,
+    /// Seed for latency draws.
+    #[arg(long, default_value_t = 0x5eed)]
+    pub seed: u64,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    drover::scenario::schema::parse_duration(text)
+}

@@ -1,0 +1,257 @@
+//! What each subcommand does, with exit codes:
+//! 0 ok, 1 internal error, 2 bad input, 3 run could not complete, 130 interrupted.
+
+use std::io::Write;
+use std::time::Duration;
+
+use drover::driver::{self, RunOptions, StopSignal};
+use drover::mock::{self, LatencyModel, MockConfig, MockOptions};
+use drover::report;
+use drover::results::RunStatus;
+use drover::scenario::{self, Endpoint, LoadShape, RunPlan, ScenarioError};
+
+use crate::cli::{Cli, Command, MockArgs, RunArgs, ValidateArgs};
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_INTERNAL: i32 = 1;
+pub const EXIT_BAD_INPUT: i32 = 2;
+pub const EXIT_RUN_FAILED: i32 = 3;
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+pub fn dispatch(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Validate(args) => validate(args),
+        Command::Run(args) => with_runtime(|| run(args)),
+        Command::Mock(args) => with_runtime(|| serve_mock(args)),
+    }
+}
+
+fn with_runtime<F, Fut>(body: F) -> i32
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = i32>,
+{
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(body()),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            EXIT_INTERNAL
+        }
+    }
+}
+
+fn print_scenario_error(error: &ScenarioError) {
+    for line in error.to_string().lines() {
+        eprintln!("error: {line}");
+    }
+}
+
+fn load_plan(path: &std::path::Path) -> Result<RunPlan, i32> {
+    scenario::load(path).map_err(|error| {
+        print_scenario_error(&error);
+        EXIT_BAD_INPUT
+    })
+}
+
+/// A one-paragraph description of what a plan will do.
+fn describe(plan: &RunPlan) -> String {
+    let mut text = format!(
+        "scenario \"{}\": {} target(s) [{}], {} class(es) [{}]\n",
+        plan.name,
+        plan.targets.len(),
+        plan.targets
+            .iter()
+            .map(|t| match &t.endpoint {
+                Endpoint::Url(url) => format!("{} -> {url}", t.name),
+                Endpoint::Mock(_) => format!("{} -> embedded mock", t.name),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        plan.classes.len(),
+        plan.classes
+            .iter()
+            .map(|c| format!("{} (weight {})", c.name, c.weight))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    let load = &plan.load;
+    let bound = match (load.duration, load.requests) {
+        (Some(d), Some(n)) => format!("for {} or {n} requests, whichever comes first", humantime::format_duration(d)),
+        (Some(d), None) => format!("for {}", humantime::format_duration(d)),
+        (None, Some(n)) => format!("for {n} requests"),
+        (None, None) => String::new(),
+    };
+    let shape = match &load.shape {
+        LoadShape::Open {
+            arrival,
+            stages,
+            max_in_flight,
+        } => {
+            let expected: f64 = stages
+                .iter()
+                .filter_map(|s| s.duration.map(|d| (s.rate + s.end_rate) / 2.0 * d.as_secs_f64()))
+                .sum();
+            let cap = max_in_flight.map_or(String::new(), |c| format!(", at most {c} in flight"));
+            let rates = stages
+                .iter()
+                .map(|s| {
+                    if s.rate == s.end_rate {
+                        format!("{} req/s", s.rate)
+                    } else {
+                        format!("{}→{} req/s", s.rate, s.end_rate)
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", then ");
+            let expected = if expected > 0.0 {
+                format!(" (~{expected:.0} requests per target)")
+            } else {
+                String::new()
+            };
+            format!("open loop, {arrival:?} arrivals at {rates}{cap}{expected}")
+        }
+        LoadShape::Closed { users } => format!("closed loop, {users} concurrent users"),
+    };
+    text.push_str(&format!("load: {shape} {bound}"));
+    if !load.warmup.is_zero() || load.warmup_requests > 0 {
+        text.push_str(&format!(
+            "; warm-up {} / {} requests excluded",
+            humantime::format_duration(load.warmup),
+            load.warmup_requests
+        ));
+    }
+    text
+}
+
+fn validate(args: ValidateArgs) -> i32 {
+    match load_plan(&args.scenario) {
+        Ok(plan) => {
+            println!("ok: {}", args.scenario.display());
+            println!("{}", describe(&plan));
+            EXIT_OK
+        }
+        Err(code) => code,
+    }
+}
+
+async fn run(args: RunArgs) -> i32 {
+    let plan = match load_plan(&args.scenario) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    eprintln!("{}", describe(&plan));
+    let stop = StopSignal::default();
+    let handle = stop.handle();
+    tokio::spawn(async move {
+        wait_for_interrupt().await;
+        eprintln!("\ninterrupted: no new requests; in-flight requests get 5 s to finish, then results are written");
+        handle.stop();
+    });
+    let options = RunOptions {
+        progress: !args.no_progress,
+        ..RunOptions::default()
+    };
+    let results = match driver::run(&plan, options, stop).await {
+        Ok(results) => results,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return EXIT_RUN_FAILED;
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    let _ = write!(stdout, "{}", report::terminal::summary(&results));
+    let written = report::json::write_results(&args.out, &results);
+    match &written {
+        Ok(path) => {
+            let _ = writeln!(stdout, "results: {}", path.display());
+        }
+        Err(error) => eprintln!("error: {error}"),
+    }
+    let _ = stdout.flush();
+    if written.is_err() {
+        return EXIT_RUN_FAILED;
+    }
+    if results.status == RunStatus::Interrupted {
+        return EXIT_INTERRUPTED;
+    }
+    let failed_target = results
+        .targets
+        .iter()
+        .find(|t| t.summary.requests.sent == 0 || t.summary.requests.succeeded == 0);
+    if let Some(target) = failed_target {
+        eprintln!(
+            "error: target \"{}\" completed no request successfully ({} sent); see the errors above",
+            target.name, target.summary.requests.sent
+        );
+        return EXIT_RUN_FAILED;
+    }
+    EXIT_OK
+}
+
+/// Resolves on Ctrl-C, or SIGTERM on Unix (how Kubernetes and CI stop a process).
+async fn wait_for_interrupt() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn latency(mean: Duration, spread: Duration) -> LatencyModel {
+    if spread.is_zero() {
+        LatencyModel::Fixed(mean)
+    } else {
+        LatencyModel::Normal {
+            mean,
+            stddev: spread,
+        }
+    }
+}
+
+async fn serve_mock(args: MockArgs) -> i32 {
+    let required_key = match &args.api_key_env {
+        Some(var) => match std::env::var(var) {
+            Ok(value) if !value.is_empty() => Some(value),
+            _ => {
+                eprintln!("error: --api-key-env {var}: environment variable {var} is not set");
+                return EXIT_BAD_INPUT;
+            }
+        },
+        None => None,
+    };
+    let config = MockConfig {
+        ttft: latency(args.ttft, args.ttft_spread),
+        itl: latency(args.itl, args.itl_spread),
+        output_tokens: args.output_tokens,
+        prelude: args.prelude,
+        seed: args.seed,
+    };
+    let options = MockOptions {
+        addr: args.addr,
+        required_key,
+        ..MockOptions::default()
+    };
+    let handle = match mock::start(config, options).await {
+        Ok(handle) => handle,
+        Err(error) => {
+            eprintln!("error: cannot listen on {}: {error}", args.addr);
+            return EXIT_RUN_FAILED;
+        }
+    };
+    println!("drover mock listening on {}", handle.base_url());
+    let _ = std::io::stdout().flush();
+    wait_for_interrupt().await;
+    eprintln!(
+        "drover mock: served {} chat completions ({} requests received)",
+        handle.completions_served(),
+        handle.requests_received()
+    );
+    EXIT_OK
+}

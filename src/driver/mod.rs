@@ -1,0 +1,388 @@
+//! Runs a [`RunPlan`]: starts embedded mocks, sends traffic to every target on its own schedule
+//! (open loop at intended times, or closed loop with N users), streams each [`RequestRecord`] to a
+//! single recorder task, shows live progress, and assembles the [`RunResults`].
+//!
+//! Each target gets the same traffic: request k carries the same class and prompt on every target
+//! (both derive from the scenario seed and k), so targets can be compared side by side.
+
+mod client;
+mod progress;
+mod request;
+mod schedule;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rand_distr::weighted::WeightedIndex;
+use rand_distr::Distribution;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinSet;
+
+pub use request::{execute, Job, TargetContext};
+pub use schedule::Schedule;
+
+use crate::metrics::Recorder;
+use crate::mock::{self, MockHandle, MockOptions};
+use crate::protocol::openai::ChatRequest;
+use crate::record::RequestRecord;
+use crate::redact::Redactor;
+use crate::results::{RunResults, RunStatus};
+use crate::scenario::{ClassPlan, Endpoint, LoadPlan, LoadShape, RunPlan, TargetMode};
+
+/// How a run is driven.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Print live progress to stderr once a second.
+    pub progress: bool,
+    /// In-flight requests get this long to finish after an interrupt before they are aborted.
+    pub interrupt_grace: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            progress: false,
+            interrupt_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("cannot start the embedded mock for target \"{target}\": {source}")]
+    Mock {
+        target: String,
+        source: std::io::Error,
+    },
+    #[error("target \"{target}\": {message}")]
+    Target { target: String, message: String },
+}
+
+/// A handle that stops a run early (as Ctrl-C does); results still cover what finished.
+#[derive(Debug, Clone)]
+pub struct StopHandle(Arc<watch::Sender<bool>>);
+
+impl StopHandle {
+    pub fn stop(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// A run's stop switch: create it, hand out [`StopHandle`]s, then pass it to [`run`].
+#[derive(Debug)]
+pub struct StopSignal {
+    sender: Arc<watch::Sender<bool>>,
+}
+
+impl Default for StopSignal {
+    fn default() -> Self {
+        StopSignal {
+            sender: Arc::new(watch::channel(false).0),
+        }
+    }
+}
+
+impl StopSignal {
+    pub fn handle(&self) -> StopHandle {
+        StopHandle(self.sender.clone())
+    }
+}
+
+/// Resolves once a stop was requested (never, if the switch is gone).
+async fn stopped(receiver: &mut watch::Receiver<bool>) {
+    if receiver.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Everything a request generator needs.
+struct Generator {
+    target: Arc<TargetContext>,
+    classes: Arc<Vec<ClassPlan>>,
+    load: LoadPlan,
+    seed: u64,
+    start: Instant,
+    records: mpsc::Sender<RequestRecord>,
+    stop: watch::Receiver<bool>,
+    grace: Duration,
+}
+
+/// Runs the plan to completion (or until stopped) and returns its results.
+pub async fn run(
+    plan: &RunPlan,
+    options: RunOptions,
+    stop: StopSignal,
+) -> Result<RunResults, DriverError> {
+    let redactor = Redactor::new(plan.secrets());
+    let mut mocks: Vec<MockHandle> = Vec::new();
+    let mut targets = Vec::new();
+    for (index, target) in plan.targets.iter().enumerate() {
+        let base_url = match &target.endpoint {
+            Endpoint::Url(url) => url.clone(),
+            Endpoint::Mock(config) => {
+                let handle = mock::start(config.clone(), MockOptions::default())
+                    .await
+                    .map_err(|source| DriverError::Mock {
+                        target: target.name.clone(),
+                        source,
+                    })?;
+                let url = handle.base_url();
+                mocks.push(handle);
+                url
+            }
+        };
+        let http_client = client::build(target.http, base_url.starts_with("https://")).map_err(
+            |e| DriverError::Target {
+                target: target.name.clone(),
+                message: e.to_string(),
+            },
+        )?;
+        let context =
+            TargetContext::new(index, target.clone(), &base_url, http_client, redactor.clone())
+                .map_err(|message| DriverError::Target {
+                    target: target.name.clone(),
+                    message,
+                })?;
+        targets.push(Arc::new(context));
+    }
+
+    let started_at = SystemTime::now();
+    let start = Instant::now();
+    let (record_tx, mut record_rx) = mpsc::channel::<RequestRecord>(16 * 1024);
+    let target_count = plan.targets.len();
+    let class_count = plan.classes.len();
+    let show_progress = options.progress;
+    let collector = tokio::spawn(async move {
+        let mut recorder = Recorder::new(target_count, class_count, start);
+        let mut progress = progress::Progress::new(start, show_progress);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                received = record_rx.recv() => match received {
+                    Some(record) => {
+                        progress.observe(&record);
+                        recorder.record(&record);
+                    }
+                    None => break,
+                },
+                _ = tick.tick() => progress.print(),
+            }
+        }
+        progress.finish();
+        recorder
+    });
+
+    let classes = Arc::new(plan.classes.clone());
+    let mut generators = JoinSet::new();
+    for target in &targets {
+        let generator = Generator {
+            target: target.clone(),
+            classes: classes.clone(),
+            load: plan.load.clone(),
+            seed: plan.seed,
+            start,
+            records: record_tx.clone(),
+            stop: stop.sender.subscribe(),
+            grace: options.interrupt_grace,
+        };
+        let index = target.index;
+        generators.spawn(async move {
+            let aborted = match generator.load.shape.clone() {
+                LoadShape::Open {
+                    arrival,
+                    stages,
+                    max_in_flight,
+                } => {
+                    let schedule = Schedule::new(stages, arrival, generator.seed ^ ARRIVAL_SALT);
+                    open_loop(generator, schedule, max_in_flight).await
+                }
+                LoadShape::Closed { users } => closed_loop(generator, users).await,
+            };
+            (index, aborted)
+        });
+    }
+    drop(record_tx);
+    let mut aborted = vec![0u64; target_count];
+    while let Some(joined) = generators.join_next().await {
+        if let Ok((index, count)) = joined {
+            aborted[index] = count;
+        }
+    }
+    let interrupted = *stop.sender.borrow();
+    let recorder = collector.await.expect("the recorder task does not panic");
+    let ended_at = SystemTime::now();
+    drop(mocks);
+
+    let status = if interrupted {
+        RunStatus::Interrupted
+    } else {
+        RunStatus::Completed
+    };
+    Ok(recorder.into_results(plan, &aborted, started_at, ended_at, start.elapsed(), status))
+}
+
+/// Mixed into the scenario seed for arrival times, so they are independent of prompt choices
+/// (and identical on every target).
+const ARRIVAL_SALT: u64 = 0xA5A5_0A11_5EED_0001;
+
+/// The class and prompt seed of request `k`: a pure function of the scenario seed and `k`.
+fn request_choice(classes: &[ClassPlan], seed: u64, k: u64) -> (usize, StdRng) {
+    let mut rng = StdRng::seed_from_u64(seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let class = if classes.len() == 1 {
+        0
+    } else {
+        WeightedIndex::new(classes.iter().map(|c| c.weight))
+            .map(|w| w.sample(&mut rng))
+            .unwrap_or(0)
+    };
+    (class, rng)
+}
+
+/// Builds the JSON body of request `k` for this target.
+fn request_body(target: &TargetContext, classes: &[ClassPlan], seed: u64, k: u64) -> (usize, Bytes) {
+    let (class_index, mut rng) = request_choice(classes, seed, k);
+    let class = &classes[class_index];
+    let messages = class.prompt.messages(&mut rng);
+    let model = target.plan.model_for(class.model.as_deref());
+    let body = ChatRequest {
+        model: &model,
+        messages: &messages,
+        max_tokens: class.max_tokens,
+        stream: target.plan.mode == TargetMode::Stream,
+        include_usage: target.plan.stream_usage,
+        extra_body: &target.plan.extra_body,
+    }
+    .to_json();
+    (class_index, Bytes::from(body.to_string()))
+}
+
+async fn open_loop(
+    mut generator: Generator,
+    mut schedule: Schedule,
+    max_in_flight: Option<u32>,
+) -> u64 {
+    let permits = max_in_flight.map(|n| Arc::new(Semaphore::new(n as usize)));
+    let mut in_flight = JoinSet::new();
+    let mut sent = 0u64;
+    let load = generator.load.clone();
+    'schedule: loop {
+        if load.requests.is_some_and(|limit| sent >= limit) {
+            break;
+        }
+        let Some(offset) = schedule.next_offset() else {
+            break;
+        };
+        let intended = generator.start + offset;
+        while in_flight.try_join_next().is_some() {}
+        tokio::select! {
+            biased;
+            _ = stopped(&mut generator.stop) => break 'schedule,
+            _ = tokio::time::sleep_until(intended.into()) => {}
+        }
+        let permit = match &permits {
+            Some(semaphore) => tokio::select! {
+                biased;
+                _ = stopped(&mut generator.stop) => break 'schedule,
+                permit = semaphore.clone().acquire_owned() => permit.ok(),
+            },
+            None => None,
+        };
+        let warmup = offset < load.warmup || sent < load.warmup_requests;
+        let target = generator.target.clone();
+        let classes = generator.classes.clone();
+        let records = generator.records.clone();
+        let (seed, k) = (generator.seed, sent);
+        in_flight.spawn(async move {
+            let (class, body) = request_body(&target, &classes, seed, k);
+            let record = execute(
+                &target,
+                Job {
+                    class,
+                    intended,
+                    body,
+                    warmup,
+                },
+            )
+            .await;
+            drop(permit);
+            let _ = records.send(record).await;
+        });
+        sent += 1;
+    }
+    drain(&mut in_flight, &mut generator.stop, generator.grace).await
+}
+
+async fn closed_loop(generator: Generator, users: u32) -> u64 {
+    let counter = Arc::new(AtomicU64::new(0));
+    let generator = Arc::new(generator);
+    let mut user_tasks = JoinSet::new();
+    for _ in 0..users {
+        let generator = generator.clone();
+        let counter = counter.clone();
+        user_tasks.spawn(async move {
+            let load = &generator.load;
+            let end = load.duration.map(|d| generator.start + d);
+            loop {
+                if *generator.stop.borrow() {
+                    break;
+                }
+                let now = Instant::now();
+                if end.is_some_and(|end| now >= end) {
+                    break;
+                }
+                let k = counter.fetch_add(1, Ordering::Relaxed);
+                if load.requests.is_some_and(|limit| k >= limit) {
+                    break;
+                }
+                let warmup =
+                    now.duration_since(generator.start) < load.warmup || k < load.warmup_requests;
+                let (class, body) =
+                    request_body(&generator.target, &generator.classes, generator.seed, k);
+                let record = execute(
+                    &generator.target,
+                    Job {
+                        class,
+                        intended: Instant::now(),
+                        body,
+                        warmup,
+                    },
+                )
+                .await;
+                if generator.records.send(record).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let mut stop = generator.stop.clone();
+    drain(&mut user_tasks, &mut stop, generator.grace).await
+}
+
+/// Waits for in-flight work; after a stop, waits `grace` more, then aborts what is left and
+/// returns how many tasks were aborted.
+async fn drain(tasks: &mut JoinSet<()>, stop: &mut watch::Receiver<bool>, grace: Duration) -> u64 {
+    loop {
+        tokio::select! {
+            biased;
+            joined = tasks.join_next() => if joined.is_none() { return 0 },
+            _ = stopped(stop) => break,
+        }
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    loop {
+        tokio::select! {
+            joined = tasks.join_next() => if joined.is_none() { return 0 },
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    let aborted = tasks.len() as u64;
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    aborted
+}

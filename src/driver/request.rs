@@ -1,0 +1,343 @@
+//! The lifecycle of one request: send it, timestamp headers and every body frame as it arrives,
+//! parse SSE events or the JSON body, and classify the outcome into exactly one class.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+
+use super::client::HttpClient;
+use crate::protocol::openai::{self, ParseError};
+use crate::protocol::sse::{SseItem, SseParser};
+use crate::record::{ErrorClass, Failure, RequestRecord, TokenSource, Usage};
+use crate::redact::Redactor;
+use crate::scenario::{TargetMode, TargetPlan};
+
+/// Largest error or non-streaming body read into memory.
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Per-target state shared by every request to it.
+pub struct TargetContext {
+    pub index: usize,
+    pub client: HttpClient,
+    pub url: Uri,
+    pub plan: TargetPlan,
+    pub authorization: Option<HeaderValue>,
+    pub redactor: Redactor,
+}
+
+impl TargetContext {
+    pub fn new(
+        index: usize,
+        plan: TargetPlan,
+        base_url: &str,
+        client: HttpClient,
+        redactor: Redactor,
+    ) -> Result<Self, String> {
+        let url: Uri = format!("{base_url}/chat/completions")
+            .parse()
+            .map_err(|e| format!("target \"{}\": bad URL: {e}", plan.name))?;
+        let authorization = match &plan.api_key {
+            Some(key) => {
+                let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
+                    .map_err(|_| {
+                        format!(
+                            "target \"{}\": the key in {} has characters not allowed in a header",
+                            plan.name,
+                            plan.api_key_env.as_deref().unwrap_or("its key variable")
+                        )
+                    })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+        Ok(TargetContext {
+            index,
+            client,
+            url,
+            plan,
+            authorization,
+            redactor,
+        })
+    }
+}
+
+/// One request to send.
+pub struct Job {
+    pub class: usize,
+    pub intended: Instant,
+    pub body: Bytes,
+    pub warmup: bool,
+}
+
+/// What the body reading produced, before it becomes a record.
+#[derive(Default)]
+struct Measured {
+    headers: Option<Instant>,
+    first_event: Option<Instant>,
+    first_token: Option<Instant>,
+    token_gaps: Vec<Duration>,
+    output_chunks: u64,
+    usage: Option<Usage>,
+    estimated_tokens: Option<u64>,
+}
+
+/// Sends one request and measures it. Never panics on what the server sends.
+pub async fn execute(target: &TargetContext, job: Job) -> RequestRecord {
+    let mut measured = Measured::default();
+    let sent = Instant::now();
+    let deadline = sent + target.plan.timeout;
+    let outcome = match tokio::time::timeout_at(
+        deadline.into(),
+        exchange(target, &job, &mut measured),
+    )
+    .await
+    {
+        Ok(outcome) => outcome,
+        Err(_) => Err(Failure {
+            class: ErrorClass::Timeout,
+            status: None,
+            message: format!(
+                "no complete response within the target's timeout of {}",
+                humantime::format_duration(target.plan.timeout)
+            ),
+            retry_after: None,
+        }),
+    };
+    let done = Instant::now();
+    let outcome = outcome.map_err(|mut failure| {
+        failure.message = target.redactor.redact(&failure.message);
+        failure
+    });
+    let (output_tokens, token_source) = match (&measured.usage, measured.estimated_tokens) {
+        (Some(usage), _) => (usage.completion_tokens, TokenSource::Usage),
+        (None, Some(estimate)) => (estimate, TokenSource::Estimated),
+        (None, None) => (measured.output_chunks, TokenSource::Chunks),
+    };
+    RequestRecord {
+        target: target.index,
+        class: job.class,
+        intended: job.intended,
+        sent,
+        headers: measured.headers,
+        first_event: measured.first_event,
+        first_token: measured.first_token,
+        done,
+        token_gaps: measured.token_gaps,
+        output_tokens,
+        input_tokens: measured.usage.map(|u| u.prompt_tokens),
+        token_source,
+        warmup: job.warmup,
+        outcome,
+    }
+}
+
+fn failure(class: ErrorClass, status: Option<u16>, message: impl Into<String>) -> Failure {
+    Failure {
+        class,
+        status,
+        message: message.into(),
+        retry_after: None,
+    }
+}
+
+async fn exchange(
+    target: &TargetContext,
+    job: &Job,
+    measured: &mut Measured,
+) -> Result<(), Failure> {
+    let streaming = target.plan.mode == TargetMode::Stream;
+    let mut builder = Request::post(target.url.clone())
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(
+            header::ACCEPT,
+            if streaming {
+                "text/event-stream"
+            } else {
+                "application/json"
+            },
+        )
+        .header(header::USER_AGENT, concat!("drover/", env!("CARGO_PKG_VERSION")));
+    if let Some(auth) = &target.authorization {
+        builder = builder.header(header::AUTHORIZATION, auth.clone());
+    }
+    for (name, value) in &target.plan.headers {
+        builder = builder.header(name.clone(), value.clone());
+    }
+    let request = builder
+        .body(Full::new(job.body.clone()))
+        .map_err(|e| failure(ErrorClass::Protocol, None, format!("cannot build request: {e}")))?;
+
+    let response = target.client.request(request).await.map_err(|e| {
+        failure(
+            ErrorClass::Connect,
+            None,
+            format!("request to {} failed: {}", target.url, error_chain(&e)),
+        )
+    })?;
+    measured.headers = Some(Instant::now());
+    let status = response.status();
+    if !status.is_success() {
+        return Err(status_failure(response).await);
+    }
+    if streaming {
+        read_stream(response, measured).await
+    } else {
+        read_completion(response, measured).await
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+async fn status_failure(response: http::Response<Incoming>) -> Failure {
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    let body = http_body_util::Limited::new(response.into_body(), 64 * 1024)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let class = if status == StatusCode::TOO_MANY_REQUESTS {
+        ErrorClass::Throttled
+    } else {
+        ErrorClass::HttpStatus(status.as_u16())
+    };
+    Failure {
+        class,
+        status: Some(status.as_u16()),
+        message: format!("HTTP {}: {}", status, openai::describe_error_body(&body)),
+        retry_after,
+    }
+}
+
+async fn read_stream(
+    response: http::Response<Incoming>,
+    measured: &mut Measured,
+) -> Result<(), Failure> {
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let mut body = response.into_body();
+    if !content_type.starts_with("text/event-stream") {
+        let bytes = http_body_util::Limited::new(body, 64 * 1024)
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        return Err(failure(
+            ErrorClass::Protocol,
+            Some(200),
+            format!(
+                "expected a text/event-stream response, got \"{content_type}\": {}",
+                openai::describe_error_body(&bytes)
+            ),
+        ));
+    }
+    let mut parser = SseParser::new();
+    let mut items = Vec::new();
+    let mut last_token: Option<Instant> = None;
+    let mut saw_done = false;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            failure(
+                ErrorClass::TruncatedStream,
+                Some(200),
+                format!("stream broke after {} output chunks: {}", measured.output_chunks, error_chain(&e)),
+            )
+        })?;
+        let Ok(data) = frame.into_data() else { continue };
+        let arrived = Instant::now();
+        parser.feed(&data, &mut items);
+        for item in items.drain(..) {
+            let SseItem::Event(event) = item else { continue };
+            measured.first_event.get_or_insert(arrived);
+            if saw_done {
+                continue;
+            }
+            if event.data.trim() == "[DONE]" {
+                saw_done = true;
+                continue;
+            }
+            let chunk = openai::parse_chunk(&event.data).map_err(|e| {
+                let detail = match e {
+                    ParseError::Json(_) => format!(
+                        "{e} (event data: {})",
+                        event.data.chars().take(200).collect::<String>()
+                    ),
+                    ParseError::ServerError(_) => e.to_string(),
+                };
+                failure(ErrorClass::Protocol, Some(200), detail)
+            })?;
+            if chunk.has_output {
+                measured.output_chunks += 1;
+                match last_token {
+                    None => measured.first_token = Some(arrived),
+                    Some(previous) => measured.token_gaps.push(arrived - previous),
+                }
+                last_token = Some(arrived);
+            }
+            if chunk.usage.is_some() {
+                measured.usage = chunk.usage;
+            }
+        }
+    }
+    if !saw_done {
+        return Err(failure(
+            ErrorClass::TruncatedStream,
+            Some(200),
+            format!(
+                "stream ended without [DONE] after {} output chunks{}",
+                measured.output_chunks,
+                if parser.has_partial_event() {
+                    " (mid-event)"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    Ok(())
+}
+
+async fn read_completion(
+    response: http::Response<Incoming>,
+    measured: &mut Measured,
+) -> Result<(), Failure> {
+    let body = http_body_util::Limited::new(response.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|e| {
+            failure(
+                ErrorClass::TruncatedStream,
+                Some(200),
+                format!("response body broke: {e}"),
+            )
+        })?
+        .to_bytes();
+    let info = openai::parse_completion(&body)
+        .map_err(|e| failure(ErrorClass::Protocol, Some(200), e.to_string()))?;
+    measured.usage = info.usage;
+    if info.usage.is_none() {
+        measured.estimated_tokens = Some(info.output_chars.div_ceil(4) as u64);
+    }
+    Ok(())
+}

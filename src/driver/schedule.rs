@@ -1,0 +1,149 @@
+//! Open-loop arrival schedules: the intended send time of every request, from constant or Poisson
+//! arrivals over stepped or linearly ramped rate stages.
+//!
+//! Arrivals are placed in "count space": the k-th constant arrival is due when the expected number
+//! of arrivals, ∫rate dt, reaches k; Poisson arrivals add unit-mean exponential increments instead
+//! (time rescaling, which stays exact across ramps). Inverting ∫rate dt per stage gives the time.
+
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use crate::scenario::{Arrival, StagePlan};
+
+/// Yields intended send offsets from the start of the run, in order.
+pub struct Schedule {
+    stages: Vec<StagePlan>,
+    arrival: Arrival,
+    rng: StdRng,
+    /// Expected-arrival count at which the next request is due.
+    next_count: f64,
+    started: bool,
+}
+
+impl Schedule {
+    pub fn new(stages: Vec<StagePlan>, arrival: Arrival, seed: u64) -> Self {
+        Schedule {
+            stages,
+            arrival,
+            rng: StdRng::seed_from_u64(seed),
+            next_count: 0.0,
+            started: false,
+        }
+    }
+
+    /// The next intended offset, or `None` once it would fall past the last stage.
+    pub fn next_offset(&mut self) -> Option<Duration> {
+        match self.arrival {
+            Arrival::Constant => {
+                if self.started {
+                    self.next_count += 1.0;
+                }
+            }
+            Arrival::Poisson => {
+                // Exp(1) by inversion; 1 - u is in (0, 1].
+                let u: f64 = self.rng.random();
+                self.next_count += -(1.0 - u).ln();
+            }
+        }
+        self.started = true;
+        self.time_at_count(self.next_count).map(Duration::from_secs_f64)
+    }
+
+    /// Seconds at which ∫rate dt reaches `count`.
+    fn time_at_count(&self, count: f64) -> Option<f64> {
+        let mut stage_start_time = 0.0;
+        let mut stage_start_count = 0.0;
+        for stage in &self.stages {
+            let within = count - stage_start_count;
+            let Some(duration) = stage.duration else {
+                return Some(stage_start_time + within / stage.rate);
+            };
+            let length = duration.as_secs_f64();
+            let area = (stage.rate + stage.end_rate) / 2.0 * length;
+            if within < area {
+                let offset = if (stage.end_rate - stage.rate).abs() < f64::EPSILON {
+                    within / stage.rate
+                } else {
+                    // rate(x) = r0 + slope·x, ∫ = r0·x + slope·x²/2 = within.
+                    let slope = (stage.end_rate - stage.rate) / length;
+                    let r0 = stage.rate;
+                    (-r0 + (r0 * r0 + 2.0 * slope * within).max(0.0).sqrt()) / slope
+                };
+                return Some(stage_start_time + offset.clamp(0.0, length));
+            }
+            stage_start_time += length;
+            stage_start_count += area;
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(rate: f64, end_rate: f64, secs: u64) -> StagePlan {
+        StagePlan {
+            rate,
+            end_rate,
+            duration: Some(Duration::from_secs(secs)),
+        }
+    }
+
+    fn all(mut schedule: Schedule) -> Vec<f64> {
+        std::iter::from_fn(|| schedule.next_offset().map(|d| d.as_secs_f64())).collect()
+    }
+
+    #[test]
+    fn constant_rate_places_exactly_rate_times_duration() {
+        let times = all(Schedule::new(vec![stage(50.0, 50.0, 4)], Arrival::Constant, 1));
+        assert_eq!(times.len(), 200);
+        assert_eq!(times[0], 0.0);
+        assert!((times[1] - 0.02).abs() < 1e-9);
+        assert!((times[199] - 3.98).abs() < 1e-9);
+    }
+
+    #[test]
+    fn steps_and_ramps_follow_the_integral_of_the_rate() {
+        let times = all(Schedule::new(
+            vec![stage(10.0, 10.0, 2), stage(10.0, 30.0, 2)],
+            Arrival::Constant,
+            1,
+        ));
+        // 20 in the first stage, (10 + 30) / 2 · 2 = 40 in the ramp.
+        assert_eq!(times.len(), 60);
+        assert_eq!(times.iter().filter(|t| **t < 2.0).count(), 20);
+        // The ramp's second half carries more arrivals than its first.
+        let first_half = times.iter().filter(|t| (2.0..3.0).contains(*t)).count();
+        let second_half = times.iter().filter(|t| **t >= 3.0).count();
+        assert_eq!(first_half, 15);
+        assert_eq!(second_half, 25);
+    }
+
+    #[test]
+    fn poisson_arrivals_average_the_rate_and_are_seeded() {
+        let a = all(Schedule::new(vec![stage(100.0, 100.0, 100)], Arrival::Poisson, 9));
+        let b = all(Schedule::new(vec![stage(100.0, 100.0, 100)], Arrival::Poisson, 9));
+        assert_eq!(a, b);
+        // 10,000 expected; a Poisson count's standard deviation is 100.
+        assert!((a.len() as i64 - 10_000).abs() < 500, "{}", a.len());
+        assert!(a.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn an_open_ended_stage_never_runs_out() {
+        let mut schedule = Schedule::new(
+            vec![StagePlan {
+                rate: 1000.0,
+                end_rate: 1000.0,
+                duration: None,
+            }],
+            Arrival::Constant,
+            1,
+        );
+        let last = (0..5000).map(|_| schedule.next_offset().unwrap()).last();
+        assert_eq!(last, Some(Duration::from_secs_f64(4.999)));
+    }
+}

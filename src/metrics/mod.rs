@@ -1,0 +1,473 @@
+//! Turns [`RequestRecord`]s into HDR histograms (µs, 3 significant digits), counters and a
+//! per-second series, per target and class. Memory is fixed per group: nothing grows with the
+//! number of requests except the series (one small point per second).
+
+mod histogram;
+mod series;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+pub use histogram::{decode_histogram, encode_histogram, new_histogram, stat_ms};
+pub use series::Series;
+
+use crate::record::{ErrorClass, RequestRecord, TokenSource};
+use crate::results::{GroupResults, RequestCounts, Throughput, TokenTotals};
+
+/// The latency metrics recorded for each group, with their names in results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    Ttft,
+    TtftCorrected,
+    Ttfb,
+    TimeToFirstEvent,
+    Itl,
+    Tpot,
+    E2e,
+    E2eCorrected,
+    ScheduleLag,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 9] = [
+        Metric::Ttft,
+        Metric::TtftCorrected,
+        Metric::Ttfb,
+        Metric::TimeToFirstEvent,
+        Metric::Itl,
+        Metric::Tpot,
+        Metric::E2e,
+        Metric::E2eCorrected,
+        Metric::ScheduleLag,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Ttft => "ttft",
+            Metric::TtftCorrected => "ttft_corrected",
+            Metric::Ttfb => "ttfb",
+            Metric::TimeToFirstEvent => "time_to_first_event",
+            Metric::Itl => "itl",
+            Metric::Tpot => "tpot",
+            Metric::E2e => "e2e",
+            Metric::E2eCorrected => "e2e_corrected",
+            Metric::ScheduleLag => "schedule_lag",
+        }
+    }
+}
+
+/// Samples kept per error class.
+const ERROR_SAMPLES: usize = 3;
+/// `Retry-After` values kept per group.
+const RETRY_AFTER_SAMPLES: usize = 100;
+
+/// Histograms and counters for one group of requests (a target × class, or merged).
+#[derive(Debug, Clone)]
+pub struct GroupStats {
+    histograms: Vec<Histogram<u64>>,
+    pub sent: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub warmup_excluded: u64,
+    pub errors: BTreeMap<ErrorClass, u64>,
+    error_samples: BTreeMap<ErrorClass, Vec<String>>,
+    retry_after: Vec<f64>,
+    pub output_tokens: u64,
+    pub input_tokens: u64,
+    sources: [u64; 3],
+    first_sent: Option<Instant>,
+    last_done: Option<Instant>,
+}
+
+impl Default for GroupStats {
+    fn default() -> Self {
+        GroupStats {
+            histograms: Metric::ALL.iter().map(|_| new_histogram()).collect(),
+            sent: 0,
+            succeeded: 0,
+            failed: 0,
+            warmup_excluded: 0,
+            errors: BTreeMap::new(),
+            error_samples: BTreeMap::new(),
+            retry_after: Vec::new(),
+            output_tokens: 0,
+            input_tokens: 0,
+            sources: [0; 3],
+            first_sent: None,
+            last_done: None,
+        }
+    }
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+impl GroupStats {
+    pub fn histogram(&self, metric: Metric) -> &Histogram<u64> {
+        &self.histograms[metric as usize]
+    }
+
+    fn observe(&mut self, metric: Metric, value: Duration) {
+        self.histograms[metric as usize].saturating_record(micros(value));
+    }
+
+    /// Adds one request. Latencies are recorded for successful requests only; schedule lag for all.
+    pub fn record(&mut self, record: &RequestRecord) {
+        if record.warmup {
+            self.warmup_excluded += 1;
+            return;
+        }
+        self.sent += 1;
+        self.first_sent = Some(self.first_sent.map_or(record.sent, |t| t.min(record.sent)));
+        self.last_done = Some(self.last_done.map_or(record.done, |t| t.max(record.done)));
+        self.observe(Metric::ScheduleLag, record.schedule_lag());
+        match &record.outcome {
+            Ok(()) => {
+                self.succeeded += 1;
+                self.output_tokens += record.output_tokens;
+                self.input_tokens += record.input_tokens.unwrap_or(0);
+                let source = match record.token_source {
+                    TokenSource::Usage => 0,
+                    TokenSource::Chunks => 1,
+                    TokenSource::Estimated => 2,
+                };
+                self.sources[source] += 1;
+                let optional = [
+                    (Metric::Ttft, record.ttft()),
+                    (Metric::TtftCorrected, record.ttft_corrected()),
+                    (Metric::Ttfb, record.ttfb()),
+                    (Metric::TimeToFirstEvent, record.time_to_first_event()),
+                    (Metric::Tpot, record.tpot()),
+                ];
+                for (metric, value) in optional {
+                    if let Some(value) = value {
+                        self.observe(metric, value);
+                    }
+                }
+                self.observe(Metric::E2e, record.e2e());
+                self.observe(Metric::E2eCorrected, record.e2e_corrected());
+                for gap in &record.token_gaps {
+                    self.observe(Metric::Itl, *gap);
+                }
+            }
+            Err(failure) => {
+                self.failed += 1;
+                *self.errors.entry(failure.class).or_default() += 1;
+                let samples = self.error_samples.entry(failure.class).or_default();
+                if samples.len() < ERROR_SAMPLES && !samples.contains(&failure.message) {
+                    samples.push(failure.message.clone());
+                }
+                if let Some(seconds) = failure.retry_after {
+                    if self.retry_after.len() < RETRY_AFTER_SAMPLES {
+                        self.retry_after.push(seconds);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds another group into this one (exact: histograms merge without loss).
+    pub fn merge(&mut self, other: &GroupStats) {
+        for (mine, theirs) in self.histograms.iter_mut().zip(&other.histograms) {
+            mine.add(theirs).expect("histograms share bounds");
+        }
+        self.sent += other.sent;
+        self.succeeded += other.succeeded;
+        self.failed += other.failed;
+        self.warmup_excluded += other.warmup_excluded;
+        for (class, count) in &other.errors {
+            *self.errors.entry(*class).or_default() += count;
+        }
+        for (class, messages) in &other.error_samples {
+            let samples = self.error_samples.entry(*class).or_default();
+            for message in messages {
+                if samples.len() < ERROR_SAMPLES && !samples.contains(message) {
+                    samples.push(message.clone());
+                }
+            }
+        }
+        let room = RETRY_AFTER_SAMPLES.saturating_sub(self.retry_after.len());
+        self.retry_after
+            .extend(other.retry_after.iter().take(room).copied());
+        self.output_tokens += other.output_tokens;
+        self.input_tokens += other.input_tokens;
+        for (mine, theirs) in self.sources.iter_mut().zip(other.sources) {
+            *mine += theirs;
+        }
+        self.first_sent = match (self.first_sent, other.first_sent) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last_done = match (self.last_done, other.last_done) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    /// The measured window: first send to last completion.
+    pub fn window(&self) -> Duration {
+        match (self.first_sent, self.last_done) {
+            (Some(first), Some(last)) => last.saturating_duration_since(first),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// The results form of this group.
+    pub fn to_results(&self, aborted: u64) -> GroupResults {
+        let window = self.window().as_secs_f64();
+        let per_second = |n: u64| if window > 0.0 { n as f64 / window } else { 0.0 };
+        let mut results = GroupResults {
+            requests: RequestCounts {
+                sent: self.sent + aborted,
+                succeeded: self.succeeded,
+                failed: self.failed,
+                aborted,
+                warmup_excluded: self.warmup_excluded,
+            },
+            retry_after_s: self.retry_after.clone(),
+            tokens: TokenTotals {
+                output: self.output_tokens,
+                input: self.input_tokens,
+                source_usage: self.sources[0],
+                source_chunks: self.sources[1],
+                source_estimated: self.sources[2],
+            },
+            throughput: Throughput {
+                window_s: window,
+                requests_per_s: per_second(self.succeeded),
+                output_tokens_per_s: per_second(self.output_tokens),
+            },
+            ..GroupResults::default()
+        };
+        for (class, count) in &self.errors {
+            results.errors.insert(class.key(), *count);
+        }
+        for (class, samples) in &self.error_samples {
+            results.error_samples.insert(class.key(), samples.clone());
+        }
+        for metric in Metric::ALL {
+            let histogram = self.histogram(metric);
+            if histogram.is_empty() {
+                continue;
+            }
+            results
+                .latency_ms
+                .insert(metric.name().into(), stat_ms(histogram));
+            results
+                .histograms
+                .insert(metric.name().into(), encode_histogram(histogram));
+        }
+        results
+    }
+}
+
+/// All groups of a run: one [`GroupStats`] per target × class, plus a series per target.
+#[derive(Debug)]
+pub struct Recorder {
+    groups: Vec<Vec<GroupStats>>,
+    series: Vec<Series>,
+}
+
+impl Recorder {
+    pub fn new(targets: usize, classes: usize, start: Instant) -> Self {
+        Recorder {
+            groups: (0..targets)
+                .map(|_| (0..classes).map(|_| GroupStats::default()).collect())
+                .collect(),
+            series: (0..targets).map(|_| Series::new(start)).collect(),
+        }
+    }
+
+    pub fn record(&mut self, record: &RequestRecord) {
+        self.groups[record.target][record.class].record(record);
+        if !record.warmup {
+            self.series[record.target].record(record);
+        }
+    }
+
+    /// The stats of one target and class.
+    pub fn group(&self, target: usize, class: usize) -> &GroupStats {
+        &self.groups[target][class]
+    }
+
+    /// All classes of a target merged.
+    pub fn target_summary(&self, target: usize) -> GroupStats {
+        let mut total = GroupStats::default();
+        for group in &self.groups[target] {
+            total.merge(group);
+        }
+        total
+    }
+
+    pub fn series(&mut self, target: usize) -> Vec<crate::results::SeriesPoint> {
+        self.series[target].finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Failure;
+
+    fn record(ttft_ms: u64, outcome: Result<(), Failure>) -> RequestRecord {
+        let start = Instant::now();
+        let ms = Duration::from_millis;
+        RequestRecord {
+            target: 0,
+            class: 0,
+            intended: start,
+            sent: start + ms(5),
+            headers: Some(start + ms(6)),
+            first_event: Some(start + ms(7)),
+            first_token: Some(start + ms(5 + ttft_ms)),
+            done: start + ms(5 + ttft_ms + 30),
+            token_gaps: vec![ms(10), ms(10), ms(10)],
+            output_tokens: 4,
+            input_tokens: Some(12),
+            token_source: TokenSource::Usage,
+            warmup: false,
+            outcome,
+        }
+    }
+
+    #[test]
+    fn records_latencies_from_send_and_from_intent() {
+        let mut group = GroupStats::default();
+        group.record(&record(50, Ok(())));
+        let results = group.to_results(0);
+        let ttft = &results.latency_ms["ttft"];
+        assert!((ttft.p50 - 50.0).abs() < 0.1, "{ttft:?}");
+        assert!((results.latency_ms["ttft_corrected"].p50 - 55.0).abs() < 0.1);
+        assert!((results.latency_ms["schedule_lag"].max - 5.0).abs() < 0.1);
+        assert!((results.latency_ms["tpot"].p50 - 10.0).abs() < 0.1);
+        assert_eq!(results.latency_ms["itl"].count, 3);
+        assert_eq!(results.tokens.output, 4);
+        assert_eq!(results.tokens.source_usage, 1);
+    }
+
+    #[test]
+    fn failures_are_counted_by_class_with_samples_and_merge_exactly() {
+        let mut a = GroupStats::default();
+        let throttled = Failure {
+            class: ErrorClass::Throttled,
+            status: Some(429),
+            message: "HTTP 429".into(),
+            retry_after: Some(2.0),
+        };
+        a.record(&record(50, Err(throttled)));
+        a.record(&record(60, Ok(())));
+        let mut b = GroupStats::default();
+        b.record(&record(70, Ok(())));
+        let mut merged = GroupStats::default();
+        merged.merge(&a);
+        merged.merge(&b);
+        let results = merged.to_results(0);
+        assert_eq!(results.requests.sent, 3);
+        assert_eq!(results.requests.failed, 1);
+        assert_eq!(results.errors["throttled"], 1);
+        assert_eq!(results.retry_after_s, vec![2.0]);
+        assert_eq!(results.latency_ms["ttft"].count, 2);
+        let decoded = decode_histogram(&results.histograms["ttft"]).unwrap();
+        assert_eq!(decoded.len(), 2);
+        assert_eq!(&decoded, merged.histogram(Metric::Ttft));
+    }
+}
+
+/// Schedule lag p99 above which a run is flagged as limited by the client or its in-flight cap.
+const LAG_WARNING_MS: f64 = 10.0;
+
+impl Recorder {
+    /// Builds the results document, with warnings about the run's validity.
+    pub fn into_results(
+        mut self,
+        plan: &crate::scenario::RunPlan,
+        aborted: &[u64],
+        started_at: std::time::SystemTime,
+        ended_at: std::time::SystemTime,
+        elapsed: Duration,
+        status: crate::results::RunStatus,
+    ) -> crate::results::RunResults {
+        use crate::results::{ClassResults, RunResults, ScenarioInfo, TargetResults, SCHEMA};
+        use crate::scenario::{Endpoint, LoadShape, TargetMode};
+
+        let mut warnings = Vec::new();
+        let mut targets = Vec::new();
+        for (index, target) in plan.targets.iter().enumerate() {
+            let summary = self.target_summary(index);
+            let aborted_here = aborted.get(index).copied().unwrap_or(0);
+            let summary_results = summary.to_results(aborted_here);
+            if let LoadShape::Open { max_in_flight, .. } = &plan.load.shape {
+                if let Some(lag) = summary_results.latency_ms.get(Metric::ScheduleLag.name()) {
+                    if lag.p99 > LAG_WARNING_MS {
+                        let cause = match max_in_flight {
+                            Some(cap) => format!(
+                                "the max_in_flight cap of {cap} held requests back or the client could not keep up"
+                            ),
+                            None => "the client could not keep up with the offered rate".into(),
+                        };
+                        warnings.push(format!(
+                            "target \"{}\": requests left late (schedule lag p99 {:.1} ms, max {:.1} ms): {cause}; \
+                             *_corrected latencies include that wait",
+                            target.name, lag.p99, lag.max
+                        ));
+                    }
+                }
+            }
+            if summary.sent > 0 && summary.succeeded == 0 {
+                warnings.push(format!(
+                    "target \"{}\": every one of its {} requests failed",
+                    target.name, summary.sent
+                ));
+            }
+            if summary_results.tokens.source_chunks > 0 && target.mode == TargetMode::Stream {
+                warnings.push(format!(
+                    "target \"{}\": {} responses carried no usage; their output tokens were counted as content chunks",
+                    target.name, summary_results.tokens.source_chunks
+                ));
+            }
+            let classes = plan
+                .classes
+                .iter()
+                .enumerate()
+                .map(|(class_index, class)| ClassResults {
+                    name: class.name.clone(),
+                    results: self.group(index, class_index).to_results(0),
+                })
+                .collect();
+            targets.push(TargetResults {
+                name: target.name.clone(),
+                model: target.model.clone(),
+                mode: match target.mode {
+                    TargetMode::Stream => "stream".into(),
+                    TargetMode::Complete => "complete".into(),
+                },
+                endpoint: match &target.endpoint {
+                    Endpoint::Url(url) => url.clone(),
+                    Endpoint::Mock(_) => "embedded-mock".into(),
+                },
+                summary: summary_results,
+                classes,
+                series: self.series(index),
+            });
+        }
+        RunResults {
+            schema: SCHEMA.into(),
+            drover_version: env!("CARGO_PKG_VERSION").into(),
+            scenario: ScenarioInfo {
+                name: plan.name.clone(),
+                source: plan.source.display().to_string(),
+                seed: plan.seed,
+                as_run: plan.scenario_as_run.clone(),
+            },
+            status,
+            started_at: humantime::format_rfc3339_millis(started_at).to_string(),
+            ended_at: humantime::format_rfc3339_millis(ended_at).to_string(),
+            duration_s: elapsed.as_secs_f64(),
+            targets,
+            warnings,
+        }
+    }
+}

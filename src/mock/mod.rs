@@ -1,0 +1,201 @@
+//! The built-in mock LLM server: an OpenAI-compatible `POST /v1/chat/completions` (streaming and
+//! not) and `GET /v1/models` on hyper, with configurable, time-faithful latency.
+//!
+//! Tokens are scheduled at absolute deadlines (`start + ttft + Σ gaps`) rather than by repeated
+//! sleeps, so delays do not drift. Tests can steer single requests with `x-mock-*` headers (see
+//! [`openai`]) and pause every response in progress with [`MockHandle::pause_for`] (or
+//! `POST /mock/pause?ms=N`). It binds loopback unless told otherwise.
+
+mod latency;
+pub mod openai;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+pub use latency::LatencyModel;
+
+/// Mock behaviour.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MockConfig {
+    /// Delay from receiving the request to the first content token.
+    pub ttft: LatencyModel,
+    /// Delay between successive tokens.
+    pub itl: LatencyModel,
+    /// Tokens generated when the request's `max_tokens` does not cap them.
+    pub output_tokens: u32,
+    /// When set, a role-only chunk is sent this long after the request; otherwise the role-only
+    /// chunk goes out together with the first token.
+    pub prelude: Option<Duration>,
+    /// Seed for latency draws.
+    pub seed: u64,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        MockConfig {
+            ttft: LatencyModel::Fixed(Duration::from_millis(40)),
+            itl: LatencyModel::Fixed(Duration::from_millis(8)),
+            output_tokens: 64,
+            prelude: None,
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// Settings of the listening socket.
+#[derive(Debug, Clone)]
+pub struct MockOptions {
+    pub addr: SocketAddr,
+    /// When set, requests must carry `Authorization: Bearer <key>` or get 401.
+    pub required_key: Option<String>,
+    /// Serve HTTP/1.1 only (default: HTTP/1.1 and HTTP/2 prior knowledge).
+    pub http1_only: bool,
+}
+
+impl Default for MockOptions {
+    fn default() -> Self {
+        MockOptions {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            required_key: None,
+            http1_only: false,
+        }
+    }
+}
+
+/// A global pause: every response in progress waits until it has passed.
+#[derive(Debug, Default)]
+pub(crate) struct PauseGate {
+    until: Mutex<Option<Instant>>,
+}
+
+impl PauseGate {
+    fn pause_for(&self, duration: Duration) {
+        let mut until = self.until.lock().unwrap_or_else(|e| e.into_inner());
+        let end = Instant::now() + duration;
+        *until = Some(until.map_or(end, |u| u.max(end)));
+    }
+
+    /// Waits out a pause in force; returns how long it waited.
+    pub(crate) async fn wait(&self) -> Duration {
+        let until = *self.until.lock().unwrap_or_else(|e| e.into_inner());
+        match until {
+            Some(until) if until > Instant::now() => {
+                let start = Instant::now();
+                tokio::time::sleep_until(until.into()).await;
+                start.elapsed()
+            }
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+/// Shared state of a running mock.
+#[derive(Debug)]
+pub(crate) struct MockState {
+    pub(crate) config: MockConfig,
+    pub(crate) required_key: Option<String>,
+    pub(crate) pause: PauseGate,
+    pub(crate) requests: AtomicU64,
+    pub(crate) completions: AtomicU64,
+}
+
+/// A running mock server; dropping it stops the server and closes its connections.
+pub struct MockHandle {
+    addr: SocketAddr,
+    state: Arc<MockState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MockHandle {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Base URL for clients, e.g. `http://127.0.0.1:8089/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Holds every response in progress (and new ones) for `duration`.
+    pub fn pause_for(&self, duration: Duration) {
+        self.state.pause.pause_for(duration);
+    }
+
+    /// Chat-completion requests received so far.
+    pub fn requests_received(&self) -> u64 {
+        self.state.requests.load(Ordering::Relaxed)
+    }
+
+    /// Chat completions answered successfully so far.
+    pub fn completions_served(&self) -> u64 {
+        self.state.completions.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting and closes every connection.
+    pub fn shutdown(self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for MockHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Binds and starts serving in the background of the current tokio runtime.
+pub async fn start(config: MockConfig, options: MockOptions) -> std::io::Result<MockHandle> {
+    let listener = TcpListener::bind(options.addr).await?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(MockState {
+        config,
+        required_key: options.required_key,
+        pause: PauseGate::default(),
+        requests: AtomicU64::new(0),
+        completions: AtomicU64::new(0),
+    });
+    let task = tokio::spawn(accept_loop(listener, state.clone(), options.http1_only));
+    Ok(MockHandle { addr, state, task })
+}
+
+async fn accept_loop(listener: TcpListener, state: Arc<MockState>, http1_only: bool) {
+    // Connections live in this set so that aborting the server closes them all.
+    let mut connections = JoinSet::new();
+    let request_counter = Arc::new(AtomicU64::new(0));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let state = state.clone();
+                let counter = request_counter.clone();
+                connections.spawn(async move {
+                    let service = service_fn(move |request| {
+                        let state = state.clone();
+                        let id = counter.fetch_add(1, Ordering::Relaxed);
+                        async move { Ok::<_, Infallible>(openai::handle(request, state, id).await) }
+                    });
+                    let io = TokioIo::new(stream);
+                    if http1_only {
+                        let _ = http1::Builder::new().serve_connection(io, service).await;
+                    } else {
+                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                            .serve_connection(io, service)
+                            .await;
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}

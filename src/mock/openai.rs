@@ -1,0 +1,452 @@
+//! The mock's OpenAI-compatible endpoints.
+//!
+//! Per-request overrides (for tests), as request headers:
+//! - `x-mock-ttft-ms`, `x-mock-itl-ms`: fixed delays for this request;
+//! - `x-mock-output-tokens`: tokens to generate (still capped by `max_tokens`);
+//! - `x-mock-prelude-ms`: send a role-only chunk this long after the request;
+//! - `x-mock-status`: answer with this HTTP status and an OpenAI-style error body (429 carries
+//!   `Retry-After: 1`).
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::stream;
+use http::{header, HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use rand::SeedableRng;
+use serde_json::{json, Value};
+
+use super::{LatencyModel, MockState};
+
+type MockBody = BoxBody<Bytes, Infallible>;
+
+/// Largest request body the mock accepts.
+const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+
+/// Words the mock "generates", one token each.
+const OUTPUT_WORDS: &[&str] = &[
+    " the", " model", " is", " a", " mock", " and", " it", " streams", " one", " token", " at",
+    " time", " for", " load", " testing",
+];
+
+pub(crate) async fn handle(
+    request: Request<Incoming>,
+    state: Arc<MockState>,
+    id: u64,
+) -> Response<MockBody> {
+    let received = Instant::now();
+    let path = request.uri().path().trim_end_matches('/').to_string();
+    match (request.method().clone(), path.as_str()) {
+        (Method::POST, "/v1/chat/completions" | "/chat/completions") => {
+            state.requests.fetch_add(1, Ordering::Relaxed);
+            chat_completions(request, state, id, received).await
+        }
+        (Method::GET, "/v1/models" | "/models") => json_response(
+            StatusCode::OK,
+            json!({
+                "object": "list",
+                "data": [{ "id": "mock-llm", "object": "model", "created": 0, "owned_by": "drover" }]
+            }),
+        ),
+        (Method::POST, "/mock/pause") => {
+            let ms = request
+                .uri()
+                .query()
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("ms=")))
+                .and_then(|v| v.parse::<u64>().ok());
+            match ms {
+                Some(ms) => {
+                    state.pause.pause_for(Duration::from_millis(ms));
+                    json_response(StatusCode::OK, json!({ "paused_ms": ms }))
+                }
+                None => error_response(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    "POST /mock/pause needs ?ms=<milliseconds>",
+                ),
+            }
+        }
+        _ => error_response(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            &format!("no route for {} {}", request.method(), request.uri().path()),
+        ),
+    }
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response<MockBody> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body.to_string())).boxed())
+        .expect("static response parts are valid")
+}
+
+fn error_response(status: StatusCode, kind: &str, message: &str) -> Response<MockBody> {
+    json_response(
+        status,
+        json!({ "error": { "message": message, "type": kind, "param": null, "code": null } }),
+    )
+}
+
+fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// Counts whitespace-separated words in every message's text as the prompt's token count.
+fn count_prompt_tokens(messages: &[Value]) -> u64 {
+    let words = |text: &str| text.split_whitespace().count() as u64;
+    messages
+        .iter()
+        .map(|message| match message.get("content") {
+            Some(Value::String(text)) => words(text),
+            Some(Value::Array(parts)) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .map(words)
+                .sum(),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// The parts of a request the mock acts on.
+struct Job {
+    model: String,
+    stream: bool,
+    include_usage: bool,
+    tokens: u32,
+    finish_reason: &'static str,
+    prompt_tokens: u64,
+    /// Offset of each token from the request's arrival.
+    token_offsets: Vec<Duration>,
+    prelude: Option<Duration>,
+}
+
+async fn chat_completions(
+    request: Request<Incoming>,
+    state: Arc<MockState>,
+    id: u64,
+    received: Instant,
+) -> Response<MockBody> {
+    let headers = request.headers().clone();
+    if let Some(required) = &state.required_key {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if presented != Some(required.as_str()) {
+            return error_response(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                "Incorrect API key provided.",
+            );
+        }
+    }
+    if let Some(status) = header_u64(&headers, "x-mock-status") {
+        let status = u16::try_from(status)
+            .ok()
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = error_response(
+            status,
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                "rate_limit_exceeded"
+            } else {
+                "server_error"
+            },
+            &format!("mock error with status {}", status.as_u16()),
+        );
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+        }
+        return response;
+    }
+    let body = match http_body_util::Limited::new(request.into_body(), MAX_REQUEST_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &format!("could not read request body: {e}"),
+            )
+        }
+    };
+    let job = match plan_job(&body, &headers, &state, id) {
+        Ok(job) => job,
+        Err(message) => {
+            return error_response(StatusCode::BAD_REQUEST, "invalid_request_error", &message)
+        }
+    };
+    state.completions.fetch_add(1, Ordering::Relaxed);
+    if job.stream {
+        stream_response(job, state, id, received)
+    } else {
+        complete_response(job, state, id, received).await
+    }
+}
+
+fn plan_job(body: &[u8], headers: &HeaderMap, state: &MockState, id: u64) -> Result<Job, String> {
+    let request: Value =
+        serde_json::from_slice(body).map_err(|e| format!("request body is not valid JSON: {e}"))?;
+    let model = request
+        .get("model")
+        .and_then(Value::as_str)
+        .ok_or("you must provide a model parameter")?
+        .to_string();
+    let messages = request
+        .get("messages")
+        .and_then(Value::as_array)
+        .filter(|m| !m.is_empty())
+        .ok_or("'messages' must be a non-empty array")?;
+    let stream = request
+        .get("stream")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let include_usage = request
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let max_tokens = request
+        .get("max_completion_tokens")
+        .or_else(|| request.get("max_tokens"))
+        .and_then(Value::as_u64);
+    if max_tokens == Some(0) {
+        return Err("max_tokens must be at least 1".into());
+    }
+    let config = &state.config;
+    let wanted = header_u64(headers, "x-mock-output-tokens")
+        .map_or(config.output_tokens, |n| n.clamp(1, u32::MAX as u64) as u32);
+    let (tokens, finish_reason) = match max_tokens {
+        Some(cap) if cap < wanted as u64 => (cap as u32, "length"),
+        _ => (wanted, "stop"),
+    };
+    let fixed = |name: &str| header_u64(headers, name).map(Duration::from_millis);
+    let ttft_model = fixed("x-mock-ttft-ms").map_or(config.ttft, LatencyModel::Fixed);
+    let itl_model = fixed("x-mock-itl-ms").map_or(config.itl, LatencyModel::Fixed);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed ^ id.wrapping_mul(0x9E37_79B9));
+    let mut offset = ttft_model.sample(&mut rng);
+    let mut token_offsets = Vec::with_capacity(tokens as usize);
+    for i in 0..tokens {
+        if i > 0 {
+            offset += itl_model.sample(&mut rng);
+        }
+        token_offsets.push(offset);
+    }
+    Ok(Job {
+        model,
+        stream,
+        include_usage,
+        tokens,
+        finish_reason,
+        prompt_tokens: count_prompt_tokens(messages),
+        token_offsets,
+        prelude: fixed("x-mock-prelude-ms").or(config.prelude),
+    })
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn usage_json(job: &Job) -> Value {
+    json!({
+        "prompt_tokens": job.prompt_tokens,
+        "completion_tokens": job.tokens,
+        "total_tokens": job.prompt_tokens + job.tokens as u64,
+    })
+}
+
+async fn complete_response(
+    job: Job,
+    state: Arc<MockState>,
+    id: u64,
+    received: Instant,
+) -> Response<MockBody> {
+    let last = job.token_offsets.last().copied().unwrap_or_default();
+    let mut shift = Duration::ZERO;
+    loop {
+        tokio::time::sleep_until((received + last + shift).into()).await;
+        let waited = state.pause.wait().await;
+        if waited.is_zero() {
+            break;
+        }
+        shift += waited;
+    }
+    let content: String = (0..job.tokens as usize)
+        .map(|i| OUTPUT_WORDS[i % OUTPUT_WORDS.len()])
+        .collect();
+    json_response(
+        StatusCode::OK,
+        json!({
+            "id": format!("chatcmpl-mock-{id}"),
+            "object": "chat.completion",
+            "created": unix_now(),
+            "model": job.model,
+            "system_fingerprint": null,
+            "choices": [{
+                "index": 0,
+                "message": { "role": "assistant", "content": content, "refusal": null },
+                "logprobs": null,
+                "finish_reason": job.finish_reason,
+            }],
+            "usage": usage_json(&job),
+        }),
+    )
+}
+
+/// What the stream sends next.
+enum Step {
+    Prelude,
+    Token(usize),
+    Finish,
+    Usage,
+    Done,
+    End,
+}
+
+struct StreamState {
+    job: Job,
+    state: Arc<MockState>,
+    id: u64,
+    created: u64,
+    received: Instant,
+    /// Time added by pauses, pushing every later deadline back.
+    shift: Duration,
+    step: Step,
+}
+
+impl StreamState {
+    fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> Value {
+        let mut chunk = json!({
+            "id": format!("chatcmpl-mock-{}", self.id),
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.job.model,
+            "system_fingerprint": null,
+            "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason }],
+        });
+        if self.job.include_usage {
+            chunk["usage"] = Value::Null;
+        }
+        chunk
+    }
+
+    async fn wait_until(&mut self, offset: Duration) {
+        loop {
+            tokio::time::sleep_until((self.received + offset + self.shift).into()).await;
+            let waited = self.state.pause.wait().await;
+            if waited.is_zero() {
+                return;
+            }
+            self.shift += waited;
+        }
+    }
+
+    /// Produces the next SSE frame, or `None` at the end of the stream.
+    async fn next_frame(&mut self) -> Option<Bytes> {
+        let role_delta = json!({ "role": "assistant", "content": "", "refusal": null });
+        let payload = match self.step {
+            Step::Prelude => {
+                let at = self.job.prelude.unwrap_or_default();
+                self.wait_until(at).await;
+                self.step = if self.job.tokens > 0 {
+                    Step::Token(0)
+                } else {
+                    Step::Finish
+                };
+                self.chunk(role_delta, None).to_string()
+            }
+            Step::Token(i) => {
+                self.wait_until(self.job.token_offsets[i]).await;
+                self.step = if i + 1 < self.job.tokens as usize {
+                    Step::Token(i + 1)
+                } else {
+                    Step::Finish
+                };
+                let word = OUTPUT_WORDS[i % OUTPUT_WORDS.len()];
+                let token = self.chunk(json!({ "content": word }), None).to_string();
+                if i == 0 && self.job.prelude.is_none() {
+                    // No separate prelude: the role-only chunk goes out with the first token.
+                    let role = self.chunk(role_delta, None).to_string();
+                    return Some(Bytes::from(format!("data: {role}\n\ndata: {token}\n\n")));
+                }
+                token
+            }
+            Step::Finish => {
+                self.step = if self.job.include_usage {
+                    Step::Usage
+                } else {
+                    Step::Done
+                };
+                let finish = self.job.finish_reason;
+                self.chunk(json!({}), Some(finish)).to_string()
+            }
+            Step::Usage => {
+                self.step = Step::Done;
+                json!({
+                    "id": format!("chatcmpl-mock-{}", self.id),
+                    "object": "chat.completion.chunk",
+                    "created": self.created,
+                    "model": self.job.model,
+                    "system_fingerprint": null,
+                    "choices": [],
+                    "usage": usage_json(&self.job),
+                })
+                .to_string()
+            }
+            Step::Done => {
+                self.step = Step::End;
+                "[DONE]".to_string()
+            }
+            Step::End => return None,
+        };
+        Some(Bytes::from(format!("data: {payload}\n\n")))
+    }
+}
+
+fn stream_response(
+    job: Job,
+    state: Arc<MockState>,
+    id: u64,
+    received: Instant,
+) -> Response<MockBody> {
+    let step = if job.prelude.is_some() {
+        Step::Prelude
+    } else if job.tokens > 0 {
+        Step::Token(0)
+    } else {
+        Step::Finish
+    };
+    let stream_state = StreamState {
+        job,
+        state,
+        id,
+        created: unix_now(),
+        received,
+        shift: Duration::ZERO,
+        step,
+    };
+    let frames = stream::unfold(stream_state, |mut s| async move {
+        let frame = s.next_frame().await?;
+        Some((Ok::<_, Infallible>(Frame::data(frame)), s))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(BodyExt::boxed(StreamBody::new(frames)))
+        .expect("static response parts are valid")
+}

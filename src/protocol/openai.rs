@@ -1,0 +1,310 @@
+//! OpenAI-compatible `/v1/chat/completions`: request bodies, streamed chunk parsing and
+//! non-streaming response parsing. Only the fields drover measures are read.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::record::Usage;
+
+/// Inputs for one chat-completion request body.
+pub struct ChatRequest<'a> {
+    pub model: &'a str,
+    pub messages: &'a Value,
+    pub max_tokens: Option<u32>,
+    pub stream: bool,
+    pub include_usage: bool,
+    pub extra_body: &'a Map<String, Value>,
+}
+
+impl ChatRequest<'_> {
+    /// The JSON body: drover's fields first, then `extra_body` verbatim (it may add
+    /// `stream_options` fields or provider-specific keys such as `"mode": "batch"`).
+    pub fn to_json(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("model".into(), Value::from(self.model));
+        body.insert("messages".into(), self.messages.clone());
+        if let Some(max_tokens) = self.max_tokens {
+            body.insert("max_tokens".into(), Value::from(max_tokens));
+        }
+        body.insert("stream".into(), Value::from(self.stream));
+        if self.stream && self.include_usage {
+            body.insert(
+                "stream_options".into(),
+                serde_json::json!({ "include_usage": true }),
+            );
+        }
+        for (key, value) in self.extra_body {
+            body.insert(key.clone(), value.clone());
+        }
+        Value::Object(body)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    fn into_usage(self) -> Usage {
+        Usage {
+            prompt_tokens: self.prompt_tokens.unwrap_or(0),
+            completion_tokens: self.completion_tokens.unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct WireChunk {
+    #[serde(default)]
+    choices: Vec<WireChunkChoice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireChunkChoice {
+    #[serde(default)]
+    delta: Option<WireDelta>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct WireDelta {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    reasoning_content: Option<String>,
+    #[serde(default)]
+    reasoning: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<Value>>,
+}
+
+/// What one streamed chunk carried.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ChunkInfo {
+    /// Non-empty output of any kind: content, reasoning or tool-call text.
+    pub has_output: bool,
+    /// Non-empty `content` (the answer, as opposed to reasoning).
+    pub has_answer: bool,
+    pub finish_reason: Option<String>,
+    pub usage: Option<Usage>,
+}
+
+/// Why a response could not be read as OpenAI-compatible.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("invalid JSON in response: {0}")]
+    Json(String),
+    #[error("server sent an error: {0}")]
+    ServerError(String),
+}
+
+fn is_nonempty(text: &Option<String>) -> bool {
+    text.as_deref().is_some_and(|s| !s.is_empty())
+}
+
+/// Parses the `data` of one SSE event (not `[DONE]`).
+pub fn parse_chunk(data: &str) -> Result<ChunkInfo, ParseError> {
+    let chunk: WireChunk =
+        serde_json::from_str(data).map_err(|e| ParseError::Json(e.to_string()))?;
+    if let Some(error) = chunk.error {
+        return Err(ParseError::ServerError(error_message(&error)));
+    }
+    let mut info = ChunkInfo {
+        usage: chunk.usage.map(WireUsage::into_usage),
+        ..ChunkInfo::default()
+    };
+    for choice in chunk.choices {
+        if let Some(delta) = choice.delta {
+            let tool_text = delta.tool_calls.as_ref().is_some_and(|calls| {
+                calls.iter().any(|call| {
+                    call.pointer("/function/arguments")
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| !s.is_empty())
+                        || call
+                            .pointer("/function/name")
+                            .and_then(Value::as_str)
+                            .is_some_and(|s| !s.is_empty())
+                })
+            });
+            let answer = is_nonempty(&delta.content);
+            info.has_answer |= answer;
+            info.has_output |= answer
+                || is_nonempty(&delta.reasoning_content)
+                || is_nonempty(&delta.reasoning)
+                || tool_text;
+        }
+        if choice.finish_reason.is_some() {
+            info.finish_reason = choice.finish_reason;
+        }
+    }
+    Ok(info)
+}
+
+/// The measured parts of a non-streaming completion.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CompletionInfo {
+    pub has_output: bool,
+    /// Characters of output text (content, reasoning), for an estimate when usage is absent.
+    pub output_chars: usize,
+    pub finish_reason: Option<String>,
+    pub usage: Option<Usage>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireCompletion {
+    #[serde(default)]
+    choices: Vec<WireCompletionChoice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireCompletionChoice {
+    #[serde(default)]
+    message: Option<WireDelta>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+/// Parses a whole non-streaming response body.
+pub fn parse_completion(body: &[u8]) -> Result<CompletionInfo, ParseError> {
+    let completion: WireCompletion =
+        serde_json::from_slice(body).map_err(|e| ParseError::Json(e.to_string()))?;
+    if let Some(error) = completion.error {
+        return Err(ParseError::ServerError(error_message(&error)));
+    }
+    let first = completion.choices.into_iter().next();
+    let has_output = first
+        .as_ref()
+        .and_then(|c| c.message.as_ref())
+        .is_some_and(|m| {
+            is_nonempty(&m.content)
+                || is_nonempty(&m.reasoning_content)
+                || m.tool_calls.as_ref().is_some_and(|t| !t.is_empty())
+        });
+    let output_chars = first
+        .as_ref()
+        .and_then(|c| c.message.as_ref())
+        .map_or(0, |m| {
+            [&m.content, &m.reasoning_content, &m.reasoning]
+                .iter()
+                .map(|t| t.as_deref().map_or(0, |s| s.chars().count()))
+                .sum()
+        });
+    Ok(CompletionInfo {
+        has_output,
+        output_chars,
+        finish_reason: first.and_then(|c| c.finish_reason),
+        usage: completion.usage.map(WireUsage::into_usage),
+    })
+}
+
+/// A readable message from an OpenAI-style error object (`{"message": ..., "type": ...}`) or
+/// whatever the server put there.
+pub fn error_message(error: &Value) -> String {
+    match error {
+        Value::String(text) => text.clone(),
+        Value::Object(fields) => {
+            let message = fields.get("message").and_then(Value::as_str);
+            let kind = fields
+                .get("type")
+                .or_else(|| fields.get("code"))
+                .and_then(Value::as_str);
+            match (message, kind) {
+                (Some(m), Some(k)) => format!("{k}: {m}"),
+                (Some(m), None) => m.to_string(),
+                _ => error.to_string(),
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The error message of a non-2xx response body, or the start of the body as text.
+pub fn describe_error_body(body: &[u8]) -> String {
+    if let Ok(value) = serde_json::from_slice::<Value>(body) {
+        if let Some(error) = value.get("error") {
+            return error_message(error);
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    let trimmed = text.trim();
+    let mut short: String = trimmed.chars().take(300).collect();
+    if short.len() < trimmed.len() {
+        short.push('…');
+    }
+    short
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_only_and_empty_chunks_carry_no_output() {
+        let role = parse_chunk(r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#);
+        assert_eq!(role.unwrap(), ChunkInfo::default());
+        let empty = parse_chunk(r#"{"choices":[{"delta":{}}]}"#).unwrap();
+        assert!(!empty.has_output);
+    }
+
+    #[test]
+    fn content_reasoning_and_usage_are_seen() {
+        let content = parse_chunk(r#"{"choices":[{"delta":{"content":"hi"}}]}"#).unwrap();
+        assert!(content.has_output && content.has_answer);
+        let reasoning =
+            parse_chunk(r#"{"choices":[{"delta":{"reasoning_content":"hm"}}]}"#).unwrap();
+        assert!(reasoning.has_output && !reasoning.has_answer);
+        let usage = parse_chunk(
+            r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":9,"total_tokens":14}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            usage.usage,
+            Some(Usage {
+                prompt_tokens: 5,
+                completion_tokens: 9
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_json_and_error_events_are_errors() {
+        assert!(matches!(parse_chunk("{\"choices\": ["), Err(ParseError::Json(_))));
+        let error = parse_chunk(r#"{"error":{"message":"overloaded","type":"server_error"}}"#);
+        assert_eq!(
+            error,
+            Err(ParseError::ServerError("server_error: overloaded".into()))
+        );
+    }
+
+    #[test]
+    fn request_body_passes_extra_fields_through() {
+        let mut extra = Map::new();
+        extra.insert("mode".into(), Value::from("batch"));
+        let messages = serde_json::json!([{"role": "user", "content": "x"}]);
+        let body = ChatRequest {
+            model: "m",
+            messages: &messages,
+            max_tokens: Some(8),
+            stream: true,
+            include_usage: true,
+            extra_body: &extra,
+        }
+        .to_json();
+        assert_eq!(body["mode"], "batch");
+        assert_eq!(body["stream_options"]["include_usage"], true);
+        assert_eq!(body["max_tokens"], 8);
+    }
+}

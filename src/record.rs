@@ -1,0 +1,133 @@
+//! What one request produced: the timestamps, token counts and outcome that the driver hands to
+//! the metrics recorder. Every request ends in exactly one [`Outcome`].
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// Why a request failed. Counted by variant; the message kept alongside is only a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "class", content = "status")]
+pub enum ErrorClass {
+    /// A non-2xx response other than 429; the status is kept.
+    HttpStatus(u16),
+    /// HTTP 429 Too Many Requests.
+    Throttled,
+    /// The request did not finish within the target's timeout.
+    Timeout,
+    /// No connection could be made (refused, DNS, TLS).
+    Connect,
+    /// The response broke the protocol: malformed SSE or JSON, an error event, wrong shape.
+    Protocol,
+    /// The stream ended (or the connection dropped) before the final event.
+    TruncatedStream,
+}
+
+impl ErrorClass {
+    /// Stable name used in results and summaries (`http_500`, `throttled`, ...).
+    pub fn key(&self) -> String {
+        match self {
+            ErrorClass::HttpStatus(status) => format!("http_{status}"),
+            ErrorClass::Throttled => "throttled".into(),
+            ErrorClass::Timeout => "timeout".into(),
+            ErrorClass::Connect => "connect".into(),
+            ErrorClass::Protocol => "protocol".into(),
+            ErrorClass::TruncatedStream => "truncated_stream".into(),
+        }
+    }
+}
+
+impl fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.key())
+    }
+}
+
+/// A failed request: its class, the HTTP status if one was received, and a short message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub class: ErrorClass,
+    pub status: Option<u16>,
+    pub message: String,
+    /// `Retry-After` of a throttled response, in seconds, when the server sent one.
+    pub retry_after: Option<f64>,
+}
+
+/// Where the output token count came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenSource {
+    /// The server's `usage` object.
+    Usage,
+    /// Counted content-bearing chunks (no usage was returned).
+    Chunks,
+    /// Non-streaming response without usage: characters of output / 4.
+    Estimated,
+}
+
+/// Token usage as the server reported it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+/// Everything measured about one request.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    pub target: usize,
+    pub class: usize,
+    /// When the schedule meant it to leave (equals `sent` in closed loop).
+    pub intended: Instant,
+    /// When it was handed to the HTTP client.
+    pub sent: Instant,
+    pub headers: Option<Instant>,
+    pub first_event: Option<Instant>,
+    pub first_token: Option<Instant>,
+    pub done: Instant,
+    /// Gaps between successive output-carrying events.
+    pub token_gaps: Vec<Duration>,
+    pub output_tokens: u64,
+    pub input_tokens: Option<u64>,
+    pub token_source: TokenSource,
+    /// Whether this request falls in the warm-up and is excluded from results.
+    pub warmup: bool,
+    pub outcome: Result<(), Failure>,
+}
+
+impl RequestRecord {
+    /// E2E from the actual send.
+    pub fn e2e(&self) -> Duration {
+        self.done - self.sent
+    }
+    /// E2E from the intended send time (coordinated-omission corrected).
+    pub fn e2e_corrected(&self) -> Duration {
+        self.done - self.intended
+    }
+    /// How late the request left compared with its schedule.
+    pub fn schedule_lag(&self) -> Duration {
+        self.sent.saturating_duration_since(self.intended)
+    }
+    pub fn ttft(&self) -> Option<Duration> {
+        self.first_token.map(|t| t - self.sent)
+    }
+    pub fn ttft_corrected(&self) -> Option<Duration> {
+        self.first_token.map(|t| t - self.intended)
+    }
+    pub fn ttfb(&self) -> Option<Duration> {
+        self.headers.map(|t| t - self.sent)
+    }
+    pub fn time_to_first_event(&self) -> Option<Duration> {
+        self.first_event.map(|t| t - self.sent)
+    }
+    /// (E2E − TTFT) / (output tokens − 1); defined only with at least two output tokens.
+    pub fn tpot(&self) -> Option<Duration> {
+        let first = self.first_token?;
+        if self.output_tokens < 2 {
+            return None;
+        }
+        let tokens = u32::try_from(self.output_tokens - 1).ok()?;
+        Some((self.done - first) / tokens)
+    }
+}

@@ -1,0 +1,142 @@
+//! The results document (`drover.results/v1`): what a run measured, versioned, serializable, and
+//! self-sufficient — every later report, comparison and merge reads only this.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Schema identifier written into every results file.
+pub const SCHEMA: &str = "drover.results/v1";
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResults {
+    pub schema: String,
+    pub drover_version: String,
+    pub scenario: ScenarioInfo,
+    pub status: RunStatus,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    pub ended_at: String,
+    pub duration_s: f64,
+    pub targets: Vec<TargetResults>,
+    /// Things the user should know about the run's validity (e.g. the client fell behind).
+    pub warnings: Vec<String>,
+}
+
+/// The scenario as run (secrets never included).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub source: String,
+    pub seed: u64,
+    pub as_run: serde_json::Value,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Every scheduled request was sent and finished.
+    Completed,
+    /// Stopped early by an interrupt; the results cover what finished before it.
+    Interrupted,
+}
+
+/// One target's results: all classes together, then each class.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetResults {
+    pub name: String,
+    pub model: String,
+    pub mode: String,
+    /// `"embedded-mock"` or the base URL.
+    pub endpoint: String,
+    pub summary: GroupResults,
+    pub classes: Vec<ClassResults>,
+    /// One point per second of the run, by completion time.
+    pub series: Vec<SeriesPoint>,
+}
+
+/// One class's results within a target.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClassResults {
+    pub name: String,
+    #[serde(flatten)]
+    pub results: GroupResults,
+}
+
+/// Counters, latency statistics and histograms of a group of requests.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GroupResults {
+    pub requests: RequestCounts,
+    /// Failed requests by error class (`http_500`, `throttled`, `timeout`, ...).
+    pub errors: BTreeMap<String, u64>,
+    /// Up to three sample messages per error class (secrets scrubbed).
+    pub error_samples: BTreeMap<String, Vec<String>>,
+    /// `Retry-After` values (seconds) received with throttled responses, up to 100.
+    pub retry_after_s: Vec<f64>,
+    pub tokens: TokenTotals,
+    pub throughput: Throughput,
+    /// Statistics in milliseconds, keyed by metric name (`ttft`, `itl`, `e2e`, ...).
+    pub latency_ms: BTreeMap<String, LatencyStat>,
+    /// Each metric's HDR histogram in microseconds, V2 + deflate, base64.
+    pub histograms: BTreeMap<String, String>,
+}
+
+/// Request counts. `succeeded + failed` equals `sent` minus requests still in flight when an
+/// interrupt ended the run (`aborted`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RequestCounts {
+    pub sent: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub aborted: u64,
+    /// Requests sent during warm-up, not counted anywhere else.
+    pub warmup_excluded: u64,
+}
+
+/// Token totals over successful requests and where the counts came from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TokenTotals {
+    pub output: u64,
+    /// Input tokens as reported by the server's usage (0 when never reported).
+    pub input: u64,
+    /// How many requests' counts came from `usage`, from counting chunks, or from an estimate.
+    pub source_usage: u64,
+    pub source_chunks: u64,
+    pub source_estimated: u64,
+}
+
+/// Throughput over the measured window (first send to last completion).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Throughput {
+    pub window_s: f64,
+    pub requests_per_s: f64,
+    pub output_tokens_per_s: f64,
+}
+
+/// Summary statistics of one latency metric, in milliseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LatencyStat {
+    pub count: u64,
+    pub mean: f64,
+    pub min: f64,
+    pub max: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p99_9: f64,
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SeriesPoint {
+    /// Seconds since the run started.
+    pub second: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub output_tokens: u64,
+    pub ttft_p50_ms: Option<f64>,
+    pub ttft_p99_ms: Option<f64>,
+}

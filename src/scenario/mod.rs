@@ -1,0 +1,238 @@
+//! Scenario files: the TOML schema, its validation (errors carry `file:line:column`), defaults, and
+//! the [`RunPlan`] the driver runs. Secrets are resolved here from the environment variables the
+//! scenario names, and nowhere else.
+
+mod locate;
+pub mod schema;
+mod validate;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+
+pub use locate::{line_col, locate, KeyPath};
+pub use schema::{Arrival, HttpVersion, LoadKind, ScenarioFile, TargetMode};
+pub use validate::plan_from_file;
+
+use crate::mock::MockConfig;
+use crate::workload::PromptSource;
+
+/// An API key read from the environment. Its `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+    /// The key itself, for the `Authorization` header only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Everything the driver needs, validated, with defaults applied.
+#[derive(Debug, Clone)]
+pub struct RunPlan {
+    pub name: String,
+    pub source: PathBuf,
+    pub seed: u64,
+    pub targets: Vec<TargetPlan>,
+    pub classes: Vec<ClassPlan>,
+    pub load: LoadPlan,
+    /// The scenario as written (sensitive header values redacted), for the results file.
+    pub scenario_as_run: serde_json::Value,
+}
+
+impl RunPlan {
+    /// Every secret value in the plan, so outputs can be scrubbed of them.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets: Vec<String> = self
+            .targets
+            .iter()
+            .filter_map(|t| t.api_key.as_ref().map(|k| k.expose().to_string()))
+            .collect();
+        for target in &self.targets {
+            for (name, value) in &target.headers {
+                if is_sensitive_header(name.as_str()) {
+                    if let Ok(text) = value.to_str() {
+                        secrets.push(text.to_string());
+                    }
+                }
+            }
+        }
+        secrets.retain(|s| !s.is_empty());
+        secrets
+    }
+}
+
+/// Header names whose values are treated as secrets.
+pub fn is_sensitive_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name == "authorization"
+        || name == "proxy-authorization"
+        || name.contains("api-key")
+        || name.contains("apikey")
+        || name.contains("token")
+        || name.contains("secret")
+}
+
+/// Where a target's requests go.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// A real server; the base URL up to the API version, without a trailing slash.
+    Url(String),
+    /// The embedded mock, started on loopback for the run.
+    Mock(MockConfig),
+}
+
+/// A validated target.
+#[derive(Debug, Clone)]
+pub struct TargetPlan {
+    pub name: String,
+    pub endpoint: Endpoint,
+    pub api_key_env: Option<String>,
+    pub api_key: Option<Secret>,
+    pub model: String,
+    pub mode: TargetMode,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub extra_body: serde_json::Map<String, serde_json::Value>,
+    pub model_map: std::collections::BTreeMap<String, String>,
+    pub timeout: Duration,
+    pub http: HttpVersion,
+    pub stream_usage: bool,
+}
+
+impl TargetPlan {
+    /// The model name this target is sent for a class's logical model.
+    pub fn model_for(&self, class_model: Option<&str>) -> String {
+        match class_model {
+            Some(name) => self
+                .model_map
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| name.to_string()),
+            None => self.model.clone(),
+        }
+    }
+}
+
+/// A validated traffic class.
+#[derive(Debug, Clone)]
+pub struct ClassPlan {
+    pub name: String,
+    pub weight: f64,
+    pub prompt: PromptSource,
+    pub max_tokens: Option<u32>,
+    pub model: Option<String>,
+    pub labels: schema::Labels,
+}
+
+/// One open-loop stage: constant `rate`, or a linear ramp to `end_rate`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StagePlan {
+    pub rate: f64,
+    pub end_rate: f64,
+    /// `None` only for a single open-ended stage bounded by a request count.
+    pub duration: Option<Duration>,
+}
+
+/// The shape of the load.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoadShape {
+    Open {
+        arrival: Arrival,
+        stages: Vec<StagePlan>,
+        max_in_flight: Option<u32>,
+    },
+    Closed {
+        users: u32,
+    },
+}
+
+/// A validated load profile with its stop conditions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadPlan {
+    pub shape: LoadShape,
+    /// Stop scheduling after this long (for staged profiles: the sum of the stages).
+    pub duration: Option<Duration>,
+    /// Stop after this many requests (warm-up included).
+    pub requests: Option<u64>,
+    pub warmup: Duration,
+    pub warmup_requests: u64,
+}
+
+/// A scenario problem with its place in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioIssue {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// The key path (`load.rate`), empty for syntax errors.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        if !self.key.is_empty() {
+            write!(f, "{} ", self.key)?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+/// Why a scenario cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{path}: cannot read scenario: {source}")]
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{}", join_issues(.0))]
+    Invalid(Vec<ScenarioIssue>),
+}
+
+fn join_issues(issues: &[ScenarioIssue]) -> String {
+    issues
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Reads, parses and validates a scenario file.
+pub fn load(path: &Path) -> Result<RunPlan, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Unreadable {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Parses and validates scenario text; `path` names the file in errors and anchors datasets.
+pub fn parse(text: &str, path: &Path) -> Result<RunPlan, ScenarioError> {
+    let file: ScenarioFile = toml::from_str(text).map_err(|error| {
+        let (line, column) = error
+            .span()
+            .map_or((1, 1), |span| line_col(text, span.start));
+        ScenarioError::Invalid(vec![ScenarioIssue {
+            file: path.to_path_buf(),
+            line,
+            column,
+            key: String::new(),
+            message: error.message().trim().to_string(),
+        }])
+    })?;
+    plan_from_file(file, text, path, &|name| std::env::var(name).ok())
+}

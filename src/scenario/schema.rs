@@ -1,0 +1,354 @@
+//! The scenario file as written: serde types that mirror the TOML one to one.
+//!
+//! Every struct denies unknown keys so a typo is an error, never a silent default. Nothing here is
+//! validated beyond types; `validate` turns a [`ScenarioFile`] into a checked
+//! [`RunPlan`](super::RunPlan).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A whole scenario file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Name used in reports and result file names; defaults to the file stem.
+    pub name: Option<String>,
+    /// Free text shown in reports.
+    pub description: Option<String>,
+    /// Seed for every random choice (class mix, prompts, Poisson arrivals, mock latency).
+    pub seed: Option<u64>,
+    #[serde(default)]
+    pub targets: Vec<TargetSpec>,
+    #[serde(default)]
+    pub classes: Vec<ClassSpec>,
+    pub load: Option<LoadSpec>,
+}
+
+/// One endpoint under test.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    pub name: String,
+    /// Base URL up to and including the API version, e.g. `https://api.openai.com/v1`.
+    pub base_url: Option<String>,
+    /// Settings of the embedded mock server; used instead of `base_url`.
+    pub mock: Option<MockSpec>,
+    /// Name of the environment variable that holds the API key (never the key itself).
+    pub api_key_env: Option<String>,
+    pub model: String,
+    #[serde(default)]
+    pub mode: TargetMode,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// JSON fields merged verbatim into every request body (e.g. `mode = "batch"`).
+    #[serde(default)]
+    pub extra_body: serde_json::Map<String, serde_json::Value>,
+    /// Maps a class's logical model name to this target's model name.
+    #[serde(default)]
+    pub model_map: BTreeMap<String, String>,
+    /// Whole-request timeout; default 600 s.
+    pub timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub http: HttpVersion,
+    /// Ask for `stream_options.include_usage` when streaming (default true).
+    pub stream_usage: Option<bool>,
+}
+
+/// How a target is asked for completions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetMode {
+    /// `stream: true`, Server-Sent Events.
+    #[default]
+    Stream,
+    /// `stream: false`, one JSON response.
+    Complete,
+}
+
+/// HTTP protocol version the client speaks to a target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HttpVersion {
+    /// HTTP/1.1 for `http://`, ALPN (HTTP/2 preferred) for `https://`.
+    #[default]
+    Auto,
+    Http1,
+    /// HTTP/2 only (prior knowledge for `http://`).
+    Http2,
+}
+
+/// Latency and output settings of the embedded mock server.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MockSpec {
+    pub ttft: Option<LatencySpec>,
+    pub itl: Option<LatencySpec>,
+    pub output_tokens: Option<u32>,
+    /// Send a role-only chunk this long after the request, before the first token.
+    pub prelude: Option<HumanDuration>,
+}
+
+/// A traffic class: what is sent, and how often relative to the others.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassSpec {
+    pub name: String,
+    pub weight: Option<f64>,
+    /// Synthetic prompt of this many input tokens (fixed or a distribution).
+    pub input_tokens: Option<LengthSpec>,
+    /// JSONL file of `{"messages": [...]}` records, relative to the scenario file.
+    pub dataset: Option<PathBuf>,
+    pub max_tokens: Option<u32>,
+    /// Logical model name; targets map it through `model_map`, default is the target's model.
+    pub model: Option<String>,
+    #[serde(default)]
+    pub labels: Labels,
+}
+
+/// Routing labels carried by a class (used by later routing and SLO features).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Labels {
+    pub priority: Option<String>,
+    pub user_facing: Option<bool>,
+    pub max_latency: Option<HumanDuration>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The load profile.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadSpec {
+    pub kind: LoadKind,
+    /// Open loop: how arrivals are spaced.
+    pub arrival: Option<Arrival>,
+    /// Open loop: requests per second, for the whole duration.
+    pub rate: Option<f64>,
+    /// Open loop: successive rate steps or ramps (instead of `rate`).
+    pub stages: Option<Vec<StageSpec>>,
+    /// Open loop: cap on requests in flight; arrivals wait (and are counted late) beyond it.
+    pub max_in_flight: Option<u32>,
+    /// Closed loop: concurrent users, each sending its next request when the last one ends.
+    pub users: Option<u32>,
+    pub duration: Option<HumanDuration>,
+    pub requests: Option<u64>,
+    /// Requests scheduled during this first part of the run are sent but not measured.
+    pub warmup: Option<HumanDuration>,
+    /// The first N requests are sent but not measured.
+    pub warmup_requests: Option<u64>,
+}
+
+/// Open or closed loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoadKind {
+    Open,
+    Closed,
+}
+
+/// Arrival process of an open loop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arrival {
+    /// Evenly spaced: request k at k / rate.
+    #[default]
+    Constant,
+    /// Exponential gaps with the given mean rate.
+    Poisson,
+}
+
+/// One step of a stepped or ramped open-loop profile.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSpec {
+    pub rate: f64,
+    pub duration: HumanDuration,
+    /// Ramp linearly from `rate` to `end_rate` over the stage.
+    pub end_rate: Option<f64>,
+}
+
+/// A duration written as a human string: `"40ms"`, `"2s"`, `"1m 30s"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_duration(&text).map(HumanDuration).map_err(de::Error::custom)
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+/// Parses `"40ms"`, `"1.5s"`, `"2m"` and the forms `humantime` accepts.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    // humantime has no fractions ("1.5s"); accept a decimal number with a single unit too.
+    if let Some(duration) = parse_decimal_duration(trimmed) {
+        return Ok(duration);
+    }
+    humantime::parse_duration(trimmed).map_err(|e| {
+        format!("invalid duration \"{text}\" ({e}); write e.g. \"50ms\", \"2s\", \"1m 30s\"")
+    })
+}
+
+fn parse_decimal_duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (number, unit) = text.split_at(split);
+    if !number.contains('.') {
+        return None;
+    }
+    let value: f64 = number.parse().ok()?;
+    let seconds = match unit.trim() {
+        "us" | "µs" => value / 1e6,
+        "ms" => value / 1e3,
+        "s" => value,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+/// A latency: a fixed `"40ms"` or a distribution table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LatencySpec {
+    Fixed(HumanDuration),
+    Distribution(LatencyDistribution),
+}
+
+/// A latency distribution: `{ dist = "normal", mean = "40ms", spread = "5ms" }`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyDistribution {
+    pub dist: SpreadKind,
+    pub mean: HumanDuration,
+    /// Standard deviation (normal) or half-width (uniform).
+    pub spread: HumanDuration,
+}
+
+/// Shape of a latency distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpreadKind {
+    Normal,
+    Uniform,
+}
+
+impl<'de> Deserialize<'de> for LatencySpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LatencyVisitor;
+        impl<'de> Visitor<'de> for LatencyVisitor {
+            type Value = LatencySpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration such as \"40ms\" or a table { dist, mean, spread }")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                parse_duration(text)
+                    .map(|d| LatencySpec::Fixed(HumanDuration(d)))
+                    .map_err(E::custom)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                LatencyDistribution::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(LatencySpec::Distribution)
+            }
+        }
+        deserializer.deserialize_any(LatencyVisitor)
+    }
+}
+
+impl Serialize for LatencySpec {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            LatencySpec::Fixed(d) => d.serialize(serializer),
+            LatencySpec::Distribution(dist) => dist.serialize(serializer),
+        }
+    }
+}
+
+/// A token length: a fixed `256` or a distribution table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LengthSpec {
+    Fixed(u32),
+    Distribution(LengthDistribution),
+}
+
+/// `{ dist = "uniform", min = 100, max = 500 }`, `{ dist = "normal", mean = 256, stddev = 32 }`,
+/// `{ dist = "lognormal", mean = 256, stddev = 128 }`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LengthDistribution {
+    pub dist: LengthKind,
+    pub min: Option<u32>,
+    pub max: Option<u32>,
+    pub mean: Option<f64>,
+    pub stddev: Option<f64>,
+}
+
+/// Shape of a token-length distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LengthKind {
+    Uniform,
+    Normal,
+    Lognormal,
+}
+
+impl<'de> Deserialize<'de> for LengthSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LengthVisitor;
+        impl<'de> Visitor<'de> for LengthVisitor {
+            type Value = LengthSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a token count such as 256 or a table { dist, ... }")
+            }
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+                u32::try_from(value)
+                    .map(LengthSpec::Fixed)
+                    .map_err(|_| E::custom(format!("token count {value} is out of range")))
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+                u32::try_from(value)
+                    .map(LengthSpec::Fixed)
+                    .map_err(|_| E::custom(format!("token count {value} is out of range")))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                LengthDistribution::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(LengthSpec::Distribution)
+            }
+        }
+        deserializer.deserialize_any(LengthVisitor)
+    }
+}
+
+impl Serialize for LengthSpec {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            LengthSpec::Fixed(n) => serializer.serialize_u32(*n),
+            LengthSpec::Distribution(dist) => dist.serialize(serializer),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_common_forms() {
+        assert_eq!(parse_duration("40ms").unwrap(), Duration::from_millis(40));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("1m 30s").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("fast").unwrap_err().contains("invalid duration"));
+    }
+}

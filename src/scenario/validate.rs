@@ -1,0 +1,622 @@
+//! Checks a deserialized scenario and builds the [`RunPlan`]: ranges, required combinations,
+//! environment variables for keys, datasets. Every problem found is reported, each with its place.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+
+use super::locate::{locate, KeyPath};
+use super::schema::{
+    LatencySpec, LengthKind, LengthSpec, LoadKind, LoadSpec, MockSpec, ScenarioFile, SpreadKind,
+};
+use super::{
+    is_sensitive_header, ClassPlan, Endpoint, LoadPlan, LoadShape, RunPlan, ScenarioError,
+    ScenarioIssue, Secret, StagePlan, TargetPlan,
+};
+use crate::mock::{LatencyModel, MockConfig};
+use crate::workload::{Dataset, LengthModel, PromptSource};
+
+/// Default whole-request timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// Default seed when the scenario sets none.
+pub const DEFAULT_SEED: u64 = 0x5eed;
+
+/// Collects issues with their locations.
+struct Checker<'a> {
+    text: &'a str,
+    path: &'a Path,
+    issues: Vec<ScenarioIssue>,
+}
+
+impl Checker<'_> {
+    fn fail(&mut self, key: &KeyPath, message: impl Into<String>) {
+        let (line, column) = locate(self.text, key);
+        self.issues.push(ScenarioIssue {
+            file: self.path.to_path_buf(),
+            line,
+            column,
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn positive_rate(&mut self, key: &KeyPath, rate: f64) -> bool {
+        if rate.is_finite() && rate > 0.0 {
+            true
+        } else {
+            self.fail(key, format!("must be > 0 requests per second (got {rate})"));
+            false
+        }
+    }
+
+    fn non_zero(&mut self, key: &KeyPath, duration: Duration) {
+        if duration.is_zero() {
+            self.fail(key, "must be longer than 0");
+        }
+    }
+}
+
+/// Validates `file` (parsed from `text`, read from `path`) into a plan. `env` looks up environment
+/// variables (injected so tests do not touch the process environment).
+pub fn plan_from_file(
+    file: ScenarioFile,
+    text: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<RunPlan, ScenarioError> {
+    let mut checker = Checker {
+        text,
+        path,
+        issues: Vec::new(),
+    };
+    let root = KeyPath::root();
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    let seed = file.seed.unwrap_or(DEFAULT_SEED);
+
+    let name = match &file.name {
+        Some(name) if name.trim().is_empty() => {
+            checker.fail(&root.key("name"), "must not be empty");
+            String::new()
+        }
+        Some(name) => name.clone(),
+        None => path
+            .file_stem()
+            .map_or("scenario".into(), |s| s.to_string_lossy().into_owned()),
+    };
+
+    if file.targets.is_empty() {
+        checker.fail(
+            &root.key("targets"),
+            "is missing: add at least one [[targets]] table (base_url or mock)",
+        );
+    }
+    let mut target_names = HashSet::new();
+    let mut targets = Vec::new();
+    for (index, spec) in file.targets.iter().enumerate() {
+        let key = root.key("targets").index(index);
+        if spec.name.trim().is_empty() {
+            checker.fail(&key.key("name"), "must not be empty");
+        } else if !target_names.insert(spec.name.clone()) {
+            checker.fail(
+                &key.key("name"),
+                format!("\"{}\" is used by another target", spec.name),
+            );
+        }
+        if spec.model.trim().is_empty() {
+            checker.fail(&key.key("model"), "must not be empty");
+        }
+        let endpoint = match (&spec.base_url, &spec.mock) {
+            (Some(_), Some(_)) => {
+                checker.fail(&key.key("mock"), "set either base_url or mock, not both");
+                None
+            }
+            (None, None) => {
+                checker.fail(
+                    &key,
+                    format!(
+                        "target \"{}\" needs base_url (a real endpoint) or a [targets.mock] table",
+                        spec.name
+                    ),
+                );
+                None
+            }
+            (Some(url), None) => check_base_url(&mut checker, &key.key("base_url"), url),
+            (None, Some(mock)) => Some(Endpoint::Mock(mock_config(
+                &mut checker,
+                &key.key("mock"),
+                mock,
+                seed,
+            ))),
+        };
+        let api_key = match &spec.api_key_env {
+            Some(var) if var.trim().is_empty() => {
+                checker.fail(&key.key("api_key_env"), "must name an environment variable");
+                None
+            }
+            Some(var) => match env(var) {
+                Some(value) if !value.is_empty() => Some(Secret::new(value)),
+                _ => {
+                    checker.fail(
+                        &key.key("api_key_env"),
+                        format!(
+                            "environment variable {var} is not set (target \"{}\" reads its API key from it)",
+                            spec.name
+                        ),
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut headers = Vec::new();
+        for (header, value) in &spec.headers {
+            let header_key = key.key("headers").key(header);
+            match (
+                HeaderName::from_bytes(header.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                (Ok(name), Ok(mut value)) => {
+                    value.set_sensitive(is_sensitive_header(header));
+                    headers.push((name, value));
+                }
+                (Err(_), _) => checker.fail(&header_key, "is not a valid HTTP header name"),
+                (_, Err(_)) => checker.fail(&header_key, "is not a valid HTTP header value"),
+            }
+        }
+        for reserved in ["model", "messages", "stream", "max_tokens"] {
+            if spec.extra_body.contains_key(reserved) {
+                checker.fail(
+                    &key.key("extra_body").key(reserved),
+                    "is set by drover; use the target's model/mode or the class's max_tokens",
+                );
+            }
+        }
+        let timeout = spec.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0);
+        checker.non_zero(&key.key("timeout"), timeout);
+        if let Some(endpoint) = endpoint {
+            targets.push(TargetPlan {
+                name: spec.name.clone(),
+                endpoint,
+                api_key_env: spec.api_key_env.clone(),
+                api_key,
+                model: spec.model.clone(),
+                mode: spec.mode,
+                headers,
+                extra_body: spec.extra_body.clone(),
+                model_map: spec.model_map.clone(),
+                timeout,
+                http: spec.http,
+                stream_usage: spec.stream_usage.unwrap_or(true),
+            });
+        }
+    }
+
+    if file.classes.is_empty() {
+        checker.fail(
+            &root.key("classes"),
+            "is empty: the traffic mix needs at least one [[classes]] table",
+        );
+    }
+    let mut class_names = HashSet::new();
+    let mut classes = Vec::new();
+    for (index, spec) in file.classes.iter().enumerate() {
+        let key = root.key("classes").index(index);
+        if spec.name.trim().is_empty() {
+            checker.fail(&key.key("name"), "must not be empty");
+        } else if !class_names.insert(spec.name.clone()) {
+            checker.fail(
+                &key.key("name"),
+                format!("\"{}\" is used by another class", spec.name),
+            );
+        }
+        let weight = spec.weight.unwrap_or(1.0);
+        if !(weight.is_finite() && weight > 0.0) {
+            checker.fail(&key.key("weight"), format!("must be > 0 (got {weight})"));
+        }
+        if spec.max_tokens == Some(0) {
+            checker.fail(&key.key("max_tokens"), "must be at least 1");
+        }
+        let prompt = match (&spec.input_tokens, &spec.dataset) {
+            (Some(_), Some(_)) => {
+                checker.fail(&key.key("dataset"), "set either input_tokens or dataset, not both");
+                None
+            }
+            (None, None) => {
+                checker.fail(
+                    &key,
+                    format!(
+                        "class \"{}\" needs a prompt source: input_tokens or dataset",
+                        spec.name
+                    ),
+                );
+                None
+            }
+            (Some(lengths), None) => length_model(&mut checker, &key.key("input_tokens"), lengths)
+                .map(PromptSource::Synthetic),
+            (None, Some(dataset)) => {
+                let resolved = base_dir.join(dataset);
+                match Dataset::load(&resolved) {
+                    Ok(data) => Some(PromptSource::Dataset(Arc::new(data))),
+                    Err(error) => {
+                        checker.fail(&key.key("dataset"), error.to_string());
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(prompt) = prompt {
+            classes.push(ClassPlan {
+                name: spec.name.clone(),
+                weight,
+                prompt,
+                max_tokens: spec.max_tokens,
+                model: spec.model.clone(),
+                labels: spec.labels.clone(),
+            });
+        }
+    }
+
+    let load = match &file.load {
+        None => {
+            checker.fail(&root.key("load"), "is missing: add a [load] table");
+            None
+        }
+        Some(spec) => load_plan(&mut checker, &root.key("load"), spec),
+    };
+
+    if !checker.issues.is_empty() {
+        return Err(ScenarioError::Invalid(checker.issues));
+    }
+    let scenario_as_run = scenario_as_run(&file);
+    Ok(RunPlan {
+        name,
+        source: path.to_path_buf(),
+        seed,
+        targets,
+        classes,
+        load: load.expect("load checked above"),
+        scenario_as_run,
+    })
+}
+
+fn check_base_url(checker: &mut Checker, key: &KeyPath, url: &str) -> Option<Endpoint> {
+    let trimmed = url.trim_end_matches('/');
+    match trimmed.parse::<http::Uri>() {
+        Ok(uri)
+            if matches!(uri.scheme_str(), Some("http") | Some("https"))
+                && uri.host().is_some() =>
+        {
+            Some(Endpoint::Url(trimmed.to_string()))
+        }
+        _ => {
+            checker.fail(
+                key,
+                format!("\"{url}\" is not an http:// or https:// URL (e.g. https://api.openai.com/v1)"),
+            );
+            None
+        }
+    }
+}
+
+fn latency_model(checker: &mut Checker, key: &KeyPath, spec: &LatencySpec) -> LatencyModel {
+    match spec {
+        LatencySpec::Fixed(d) => LatencyModel::Fixed(d.0),
+        LatencySpec::Distribution(dist) => {
+            if dist.mean.0.is_zero() && !dist.spread.0.is_zero() {
+                checker.fail(&key.key("mean"), "must be > 0 when spread is set");
+            }
+            match dist.dist {
+                SpreadKind::Normal => LatencyModel::Normal {
+                    mean: dist.mean.0,
+                    stddev: dist.spread.0,
+                },
+                SpreadKind::Uniform => LatencyModel::Uniform {
+                    mean: dist.mean.0,
+                    half_width: dist.spread.0,
+                },
+            }
+        }
+    }
+}
+
+fn mock_config(checker: &mut Checker, key: &KeyPath, spec: &MockSpec, seed: u64) -> MockConfig {
+    let defaults = MockConfig::default();
+    let output_tokens = spec.output_tokens.unwrap_or(defaults.output_tokens);
+    if output_tokens == 0 {
+        checker.fail(&key.key("output_tokens"), "must be at least 1");
+    }
+    MockConfig {
+        ttft: spec
+            .ttft
+            .as_ref()
+            .map_or(defaults.ttft, |s| latency_model(checker, &key.key("ttft"), s)),
+        itl: spec
+            .itl
+            .as_ref()
+            .map_or(defaults.itl, |s| latency_model(checker, &key.key("itl"), s)),
+        output_tokens,
+        prelude: spec.prelude.map(|d| d.0),
+        seed,
+    }
+}
+
+fn length_model(checker: &mut Checker, key: &KeyPath, spec: &LengthSpec) -> Option<LengthModel> {
+    let dist = match spec {
+        LengthSpec::Fixed(0) => {
+            checker.fail(key, "must be at least 1 token");
+            return None;
+        }
+        LengthSpec::Fixed(n) => return Some(LengthModel::Fixed(*n)),
+        LengthSpec::Distribution(dist) => dist,
+    };
+    let issues_before = checker.issues.len();
+    let model = match dist.dist {
+        LengthKind::Uniform => match (dist.min, dist.max) {
+            (Some(min), Some(max)) if min >= 1 && min <= max => {
+                Some(LengthModel::Uniform { min, max })
+            }
+            (Some(_), Some(_)) => {
+                checker.fail(&key.key("min"), "must be at least 1 and not above max");
+                None
+            }
+            _ => {
+                checker.fail(key, "a uniform distribution needs min and max");
+                None
+            }
+        },
+        LengthKind::Normal | LengthKind::Lognormal => match (dist.mean, dist.stddev) {
+            (Some(mean), Some(stddev))
+                if mean.is_finite() && mean >= 1.0 && stddev.is_finite() && stddev >= 0.0 =>
+            {
+                Some(if dist.dist == LengthKind::Normal {
+                    LengthModel::Normal { mean, stddev }
+                } else {
+                    LengthModel::LogNormal { mean, stddev }
+                })
+            }
+            (Some(_), Some(_)) => {
+                checker.fail(&key.key("mean"), "mean must be >= 1 and stddev >= 0");
+                None
+            }
+            _ => {
+                checker.fail(key, "a normal or lognormal distribution needs mean and stddev");
+                None
+            }
+        },
+    };
+    if checker.issues.len() == issues_before
+        && dist.dist != LengthKind::Uniform
+        && (dist.min.is_some() || dist.max.is_some())
+    {
+        checker.fail(&key.key("min"), "min/max belong to a uniform distribution");
+        return None;
+    }
+    model
+}
+
+fn load_plan(checker: &mut Checker, key: &KeyPath, spec: &LoadSpec) -> Option<LoadPlan> {
+    let issues_before = checker.issues.len();
+    if let Some(duration) = spec.duration {
+        checker.non_zero(&key.key("duration"), duration.0);
+    }
+    if spec.requests == Some(0) {
+        checker.fail(&key.key("requests"), "must be at least 1");
+    }
+    let shape = match spec.kind {
+        LoadKind::Open => {
+            for (field, present) in [("users", spec.users.is_some())] {
+                if present {
+                    checker.fail(&key.key(field), "belongs to kind = \"closed\"");
+                }
+            }
+            if spec.max_in_flight == Some(0) {
+                checker.fail(&key.key("max_in_flight"), "must be at least 1");
+            }
+            let stages = match (&spec.rate, &spec.stages) {
+                (Some(_), Some(_)) => {
+                    checker.fail(&key.key("stages"), "set either rate or stages, not both");
+                    Vec::new()
+                }
+                (None, None) => {
+                    checker.fail(
+                        key,
+                        "an open loop needs rate (requests per second) or stages",
+                    );
+                    Vec::new()
+                }
+                (Some(rate), None) => {
+                    checker.positive_rate(&key.key("rate"), *rate);
+                    if spec.duration.is_none() && spec.requests.is_none() {
+                        checker.fail(key, "needs duration and/or requests to know when to stop");
+                    }
+                    vec![StagePlan {
+                        rate: *rate,
+                        end_rate: *rate,
+                        duration: spec.duration.map(|d| d.0),
+                    }]
+                }
+                (None, Some(stages)) => {
+                    if stages.is_empty() {
+                        checker.fail(&key.key("stages"), "must list at least one stage");
+                    }
+                    if spec.duration.is_some() {
+                        checker.fail(
+                            &key.key("duration"),
+                            "is the sum of the stages; remove it when stages are set",
+                        );
+                    }
+                    stages
+                        .iter()
+                        .enumerate()
+                        .map(|(i, stage)| {
+                            let stage_key = key.key("stages").index(i);
+                            checker.positive_rate(&stage_key.key("rate"), stage.rate);
+                            if let Some(end) = stage.end_rate {
+                                checker.positive_rate(&stage_key.key("end_rate"), end);
+                            }
+                            checker.non_zero(&stage_key.key("duration"), stage.duration.0);
+                            StagePlan {
+                                rate: stage.rate,
+                                end_rate: stage.end_rate.unwrap_or(stage.rate),
+                                duration: Some(stage.duration.0),
+                            }
+                        })
+                        .collect()
+                }
+            };
+            LoadShape::Open {
+                arrival: spec.arrival.unwrap_or_default(),
+                stages,
+                max_in_flight: spec.max_in_flight,
+            }
+        }
+        LoadKind::Closed => {
+            for (field, present) in [
+                ("rate", spec.rate.is_some()),
+                ("stages", spec.stages.is_some()),
+                ("arrival", spec.arrival.is_some()),
+                ("max_in_flight", spec.max_in_flight.is_some()),
+            ] {
+                if present {
+                    checker.fail(
+                        &key.key(field),
+                        "belongs to kind = \"open\"; a closed loop is paced by users",
+                    );
+                }
+            }
+            let users = match spec.users {
+                Some(0) => {
+                    checker.fail(&key.key("users"), "must be at least 1");
+                    0
+                }
+                Some(users) => users,
+                None => {
+                    checker.fail(key, "a closed loop needs users (concurrent users)");
+                    0
+                }
+            };
+            if spec.duration.is_none() && spec.requests.is_none() {
+                checker.fail(key, "needs duration and/or requests to know when to stop");
+            }
+            LoadShape::Closed { users }
+        }
+    };
+    let duration = match &shape {
+        LoadShape::Open { stages, .. } if spec.stages.is_some() => {
+            Some(stages.iter().filter_map(|s| s.duration).sum())
+        }
+        _ => spec.duration.map(|d| d.0),
+    };
+    let warmup = spec.warmup.map_or(Duration::ZERO, |w| w.0);
+    if let Some(total) = duration {
+        if warmup >= total && !warmup.is_zero() {
+            checker.fail(&key.key("warmup"), "must be shorter than the run's duration");
+        }
+    }
+    let warmup_requests = spec.warmup_requests.unwrap_or(0);
+    if let Some(total) = spec.requests {
+        if warmup_requests >= total {
+            checker.fail(
+                &key.key("warmup_requests"),
+                "must be smaller than requests, or nothing is measured",
+            );
+        }
+    }
+    if checker.issues.len() > issues_before {
+        return None;
+    }
+    Some(LoadPlan {
+        shape,
+        duration,
+        requests: spec.requests,
+        warmup,
+        warmup_requests,
+    })
+}
+
+/// The scenario as written, as JSON, with sensitive header values replaced.
+fn scenario_as_run(file: &ScenarioFile) -> serde_json::Value {
+    let mut copy = file.clone();
+    for target in &mut copy.targets {
+        for (name, value) in target.headers.iter_mut() {
+            if is_sensitive_header(name) {
+                *value = "<redacted>".into();
+            }
+        }
+    }
+    serde_json::to_value(&copy).unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<RunPlan, String> {
+        let file: ScenarioFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        plan_from_file(file, text, Path::new("s.toml"), env).map_err(|e| e.to_string())
+    }
+
+    const BASE: &str = r#"
+[[targets]]
+name = "m"
+model = "mock"
+[targets.mock]
+ttft = "10ms"
+
+[[classes]]
+name = "c"
+input_tokens = 16
+"#;
+
+    #[test]
+    fn a_minimal_open_loop_plans_one_stage() {
+        let text = format!("{BASE}\n[load]\nkind = \"open\"\nrate = 5\nduration = \"2s\"\n");
+        let plan = check(&text, &|_| None).unwrap();
+        assert_eq!(plan.load.duration, Some(Duration::from_secs(2)));
+        assert!(matches!(&plan.load.shape, LoadShape::Open { stages, .. } if stages.len() == 1));
+        assert_eq!(plan.name, "s");
+    }
+
+    #[test]
+    fn stage_durations_add_up() {
+        let text = format!(
+            "{BASE}\n[load]\nkind = \"open\"\nstages = [{{ rate = 1, duration = \"2s\" }}, {{ rate = 2, end_rate = 4, duration = \"3s\" }}]\n"
+        );
+        let plan = check(&text, &|_| None).unwrap();
+        assert_eq!(plan.load.duration, Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn negative_rate_points_at_the_value() {
+        let text = format!("{BASE}\n[load]\nkind = \"open\"\nrate = -1\nduration = \"2s\"\n");
+        let error = check(&text, &|_| None).unwrap_err();
+        assert_eq!(
+            error,
+            "s.toml:15:8: load.rate must be > 0 requests per second (got -1)"
+        );
+    }
+
+    #[test]
+    fn key_env_var_is_resolved_and_missing_ones_are_named() {
+        let text = format!(
+            "{}\n[load]\nkind = \"closed\"\nusers = 1\nrequests = 3\n",
+            BASE.replace("model = \"mock\"", "model = \"mock\"\napi_key_env = \"K\"")
+        );
+        let plan = check(&text, &|name| (name == "K").then(|| "sk-1".to_string())).unwrap();
+        assert_eq!(plan.targets[0].api_key.as_ref().unwrap().expose(), "sk-1");
+        assert_eq!(plan.secrets(), vec!["sk-1".to_string()]);
+        let error = check(&text, &|_| None).unwrap_err();
+        assert!(error.contains("targets[0].api_key_env environment variable K is not set"));
+        assert!(error.starts_with("s.toml:5:15:"), "{error}");
+    }
+
+    #[test]
+    fn closed_loop_rejects_open_loop_keys() {
+        let text = format!("{BASE}\n[load]\nkind = \"closed\"\nusers = 2\nrate = 3\nrequests = 5\n");
+        let error = check(&text, &|_| None).unwrap_err();
+        assert!(error.contains("load.rate belongs to kind = \"open\""), "{error}");
+    }
+}
