@@ -238,7 +238,7 @@ async fn serve_mock(args: MockArgs) -> i32 {
         required_key,
         ..MockOptions::default()
     };
-    let handle = match mock::start(config, options).await {
+    let handle = match mock::start(config, options) {
         Ok(handle) => handle,
         Err(error) => {
             eprintln!("error: cannot listen on {}: {error}", args.addr);

@@ -125,9 +125,7 @@ pub async fn run(
         let base_url = match &target.endpoint {
             Endpoint::Url(url) => url.clone(),
             Endpoint::Mock(config) => {
-                let handle = mock::start(config.clone(), MockOptions::default())
-                    .await
-                    .map_err(|source| DriverError::Mock {
+                let handle = mock::start(config.clone(), MockOptions::default()).map_err(|source| DriverError::Mock {
                         target: target.name.clone(),
                         source,
                     })?;

@@ -8,6 +8,7 @@
 
 mod latency;
 pub mod openai;
+mod timer;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -106,13 +107,55 @@ pub(crate) struct MockState {
     pub(crate) pause: PauseGate,
     pub(crate) requests: AtomicU64,
     pub(crate) completions: AtomicU64,
+    pub(crate) timing: Mutex<ProducedTiming>,
+    pub(crate) timer: timer::PreciseTimer,
+}
+
+/// Delays the mock actually produced, measured where it hands each frame to the server.
+#[derive(Debug)]
+pub(crate) struct ProducedTiming {
+    ttft: hdrhistogram::Histogram<u64>,
+    itl: hdrhistogram::Histogram<u64>,
+}
+
+impl ProducedTiming {
+    fn new() -> Self {
+        ProducedTiming {
+            ttft: crate::metrics::new_histogram(),
+            itl: crate::metrics::new_histogram(),
+        }
+    }
+}
+
+impl MockState {
+    pub(crate) fn record_first_token(&self, delay: Duration) {
+        let mut timing = self.timing.lock().unwrap_or_else(|e| e.into_inner());
+        timing.ttft.saturating_record(delay.as_micros() as u64);
+    }
+
+    pub(crate) fn record_token_gap(&self, gap: Duration) {
+        let mut timing = self.timing.lock().unwrap_or_else(|e| e.into_inner());
+        timing.itl.saturating_record(gap.as_micros() as u64);
+    }
+}
+
+/// Summary of the delays a mock produced (streaming responses only), in milliseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProducedDelays {
+    pub ttft: crate::results::LatencyStat,
+    pub itl: crate::results::LatencyStat,
 }
 
 /// A running mock server; dropping it stops the server and closes its connections.
+///
+/// The mock runs on its own tokio runtime in its own threads, so that a load generator in the same
+/// process never competes with it for a scheduler (a shared runtime delayed a burst of 200 new
+/// connections by ~250 ms; separate runtimes behave like separate processes).
 pub struct MockHandle {
     addr: SocketAddr,
     state: Arc<MockState>,
-    task: tokio::task::JoinHandle<()>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl MockHandle {
@@ -136,36 +179,104 @@ impl MockHandle {
         self.state.requests.load(Ordering::Relaxed)
     }
 
+    /// The delays actually produced so far: time from a request's arrival to its first token, and
+    /// between tokens, as the mock emitted them (pause time included).
+    pub fn produced_delays(&self) -> ProducedDelays {
+        let timing = self.state.timing.lock().unwrap_or_else(|e| e.into_inner());
+        ProducedDelays {
+            ttft: crate::metrics::stat_ms(&timing.ttft),
+            itl: crate::metrics::stat_ms(&timing.itl),
+        }
+    }
+
     /// Chat completions answered successfully so far.
     pub fn completions_served(&self) -> u64 {
         self.state.completions.load(Ordering::Relaxed)
-    }
-
-    /// Stops accepting and closes every connection.
-    pub fn shutdown(self) {
-        self.task.abort();
     }
 }
 
 impl Drop for MockHandle {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
-/// Binds and starts serving in the background of the current tokio runtime.
-pub async fn start(config: MockConfig, options: MockOptions) -> std::io::Result<MockHandle> {
-    let listener = TcpListener::bind(options.addr).await?;
-    let addr = listener.local_addr()?;
+/// Accept-queue length. The 128 that `TcpListener::bind` uses overflows when a load test opens a
+/// few hundred connections at once; dropped SYNs are retried after ~250 ms and poison the
+/// latencies measured through the mock.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Worker threads of the mock's runtime.
+const MOCK_WORKER_THREADS: usize = 2;
+
+/// Binds and starts serving on a runtime of its own; returns once the socket is listening.
+pub fn start(config: MockConfig, options: MockOptions) -> std::io::Result<MockHandle> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(MOCK_WORKER_THREADS)
+        .thread_name("drover-mock")
+        .enable_all()
+        .build()?;
     let state = Arc::new(MockState {
         config,
         required_key: options.required_key,
         pause: PauseGate::default(),
         requests: AtomicU64::new(0),
         completions: AtomicU64::new(0),
+        timing: Mutex::new(ProducedTiming::new()),
+        timer: timer::PreciseTimer::start()?,
     });
-    let task = tokio::spawn(accept_loop(listener, state.clone(), options.http1_only));
-    Ok(MockHandle { addr, state, task })
+    let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel();
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+    let served_state = state.clone();
+    let http1_only = options.http1_only;
+    let requested = options.addr;
+    // Bind inside the mock's thread: the caller may itself be inside a runtime, where blocking on
+    // another runtime is not allowed.
+    let thread = std::thread::Builder::new()
+        .name("drover-mock-main".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match bind(requested) {
+                    Ok(listener) => listener,
+                    Err(error) => {
+                        let _ = bound_tx.send(Err(error));
+                        return;
+                    }
+                };
+                let _ = bound_tx.send(listener.local_addr());
+                tokio::select! {
+                    _ = accept_loop(listener, served_state, http1_only) => {}
+                    _ = shutdown_rx => {}
+                }
+            });
+            // Open connections are dropped with the runtime, not waited for.
+            runtime.shutdown_background();
+        })?;
+    let addr = bound_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("the mock's thread ended before binding"))??;
+    Ok(MockHandle {
+        addr,
+        state,
+        shutdown: Some(shutdown),
+        thread: Some(thread),
+    })
 }
 
 async fn accept_loop(listener: TcpListener, state: Arc<MockState>, http1_only: bool) {

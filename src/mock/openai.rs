@@ -123,8 +123,9 @@ struct Job {
     tokens: u32,
     finish_reason: &'static str,
     prompt_tokens: u64,
-    /// Offset of each token from the request's arrival.
-    token_offsets: Vec<Duration>,
+    /// `delays[0]` is the time to first token; `delays[i]` the gap before token i. Each token is
+    /// due a gap after the previous one actually went out, so a gap is never shorter than drawn.
+    delays: Vec<Duration>,
     prelude: Option<Duration>,
 }
 
@@ -235,14 +236,15 @@ fn plan_job(body: &[u8], headers: &HeaderMap, state: &MockState, id: u64) -> Res
     let ttft_model = fixed("x-mock-ttft-ms").map_or(config.ttft, LatencyModel::Fixed);
     let itl_model = fixed("x-mock-itl-ms").map_or(config.itl, LatencyModel::Fixed);
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed ^ id.wrapping_mul(0x9E37_79B9));
-    let mut offset = ttft_model.sample(&mut rng);
-    let mut token_offsets = Vec::with_capacity(tokens as usize);
-    for i in 0..tokens {
-        if i > 0 {
-            offset += itl_model.sample(&mut rng);
-        }
-        token_offsets.push(offset);
-    }
+    let delays = (0..tokens)
+        .map(|i| {
+            if i == 0 {
+                ttft_model.sample(&mut rng)
+            } else {
+                itl_model.sample(&mut rng)
+            }
+        })
+        .collect();
     Ok(Job {
         model,
         stream,
@@ -250,7 +252,7 @@ fn plan_job(body: &[u8], headers: &HeaderMap, state: &MockState, id: u64) -> Res
         tokens,
         finish_reason,
         prompt_tokens: count_prompt_tokens(messages),
-        token_offsets,
+        delays,
         prelude: fixed("x-mock-prelude-ms").or(config.prelude),
     })
 }
@@ -275,16 +277,8 @@ async fn complete_response(
     id: u64,
     received: Instant,
 ) -> Response<MockBody> {
-    let last = job.token_offsets.last().copied().unwrap_or_default();
-    let mut shift = Duration::ZERO;
-    loop {
-        tokio::time::sleep_until((received + last + shift).into()).await;
-        let waited = state.pause.wait().await;
-        if waited.is_zero() {
-            break;
-        }
-        shift += waited;
-    }
+    let total: Duration = job.delays.iter().sum();
+    wait_out(&state, received + total).await;
     let content: String = (0..job.tokens as usize)
         .map(|i| OUTPUT_WORDS[i % OUTPUT_WORDS.len()])
         .collect();
@@ -307,6 +301,20 @@ async fn complete_response(
     )
 }
 
+/// Sleeps until `due`, then out any pause in force (pushing the deadline back by it). Returns the
+/// time added by pauses.
+async fn wait_out(state: &MockState, due: Instant) -> Duration {
+    let mut added = Duration::ZERO;
+    loop {
+        state.timer.sleep_until(due + added).await;
+        let waited = state.pause.wait().await;
+        if waited.is_zero() {
+            return added;
+        }
+        added += waited;
+    }
+}
+
 /// What the stream sends next.
 enum Step {
     Prelude,
@@ -318,69 +326,77 @@ enum Step {
 }
 
 struct StreamState {
+    /// `{"id":...,"choices":[{"index":0,"delta":` — the part of every chunk before the delta.
+    chunk_prefix: String,
+    /// What follows the delta when the chunk does not finish the response.
+    chunk_suffix: String,
+    last_emit: Option<Instant>,
     job: Job,
     state: Arc<MockState>,
     id: u64,
     created: u64,
     received: Instant,
-    /// Time added by pauses, pushing every later deadline back.
+    /// Time added by pauses before the first token, pushing its deadline back.
     shift: Duration,
     step: Step,
 }
 
 impl StreamState {
-    fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> Value {
-        let mut chunk = json!({
-            "id": format!("chatcmpl-mock-{}", self.id),
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.job.model,
-            "system_fingerprint": null,
-            "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason }],
-        });
-        if self.job.include_usage {
-            chunk["usage"] = Value::Null;
+    /// One chunk's JSON, from the precomputed prefix and suffix.
+    fn chunk(&self, delta: &str, finish_reason: Option<&str>) -> String {
+        match finish_reason {
+            None => format!("{}{delta}{}", self.chunk_prefix, self.chunk_suffix),
+            Some(reason) => format!(
+                "{}{delta},\"logprobs\":null,\"finish_reason\":\"{reason}\"}}]{}}}",
+                self.chunk_prefix,
+                if self.job.include_usage { ",\"usage\":null" } else { "" }
+            ),
         }
-        chunk
     }
 
-    async fn wait_until(&mut self, offset: Duration) {
-        loop {
-            tokio::time::sleep_until((self.received + offset + self.shift).into()).await;
-            let waited = self.state.pause.wait().await;
-            if waited.is_zero() {
-                return;
-            }
-            self.shift += waited;
-        }
+    /// Waits for an offset from the request's arrival, pushed back by earlier pauses.
+    async fn wait_for_offset(&mut self, offset: Duration) {
+        let due = self.received + offset + self.shift;
+        self.shift += wait_out(&self.state, due).await;
     }
 
     /// Produces the next SSE frame, or `None` at the end of the stream.
     async fn next_frame(&mut self) -> Option<Bytes> {
-        let role_delta = json!({ "role": "assistant", "content": "", "refusal": null });
+        const ROLE_DELTA: &str = r#"{"role":"assistant","content":"","refusal":null}"#;
         let payload = match self.step {
             Step::Prelude => {
                 let at = self.job.prelude.unwrap_or_default();
-                self.wait_until(at).await;
+                self.wait_for_offset(at).await;
                 self.step = if self.job.tokens > 0 {
                     Step::Token(0)
                 } else {
                     Step::Finish
                 };
-                self.chunk(role_delta, None).to_string()
+                self.chunk(ROLE_DELTA, None)
             }
             Step::Token(i) => {
-                self.wait_until(self.job.token_offsets[i]).await;
+                match self.last_emit {
+                    None => self.wait_for_offset(self.job.delays[0]).await,
+                    Some(previous) => {
+                        wait_out(&self.state, previous + self.job.delays[i]).await;
+                    }
+                }
                 self.step = if i + 1 < self.job.tokens as usize {
                     Step::Token(i + 1)
                 } else {
                     Step::Finish
                 };
+                let now = Instant::now();
+                match self.last_emit {
+                    None => self.state.record_first_token(now - self.received),
+                    Some(previous) => self.state.record_token_gap(now - previous),
+                }
+                self.last_emit = Some(now);
                 let word = OUTPUT_WORDS[i % OUTPUT_WORDS.len()];
-                let token = self.chunk(json!({ "content": word }), None).to_string();
+                let token = self.chunk(&format!(r#"{{"content":"{word}"}}"#), None);
                 if i == 0 && self.job.prelude.is_none() {
                     // No separate prelude: the role-only chunk goes out with the first token.
-                    let role = self.chunk(role_delta, None).to_string();
+                    let role = self.chunk(ROLE_DELTA, None);
                     return Some(Bytes::from(format!("data: {role}\n\ndata: {token}\n\n")));
                 }
                 token
@@ -392,7 +408,7 @@ impl StreamState {
                     Step::Done
                 };
                 let finish = self.job.finish_reason;
-                self.chunk(json!({}), Some(finish)).to_string()
+                self.chunk("{}", Some(finish))
             }
             Step::Usage => {
                 self.step = Step::Done;
@@ -430,11 +446,23 @@ fn stream_response(
     } else {
         Step::Finish
     };
+    let created = unix_now();
+    let model = serde_json::to_string(&job.model).unwrap_or_else(|_| "\"\"".into());
+    let chunk_prefix = format!(
+        r#"{{"id":"chatcmpl-mock-{id}","object":"chat.completion.chunk","created":{created},"model":{model},"system_fingerprint":null,"choices":[{{"index":0,"delta":"#
+    );
+    let chunk_suffix = format!(
+        r#","logprobs":null,"finish_reason":null}}]{}}}"#,
+        if job.include_usage { r#","usage":null"# } else { "" }
+    );
     let stream_state = StreamState {
+        chunk_prefix,
+        chunk_suffix,
+        last_emit: None,
         job,
         state,
         id,
-        created: unix_now(),
+        created,
         received,
         shift: Duration::ZERO,
         step,

@@ -595,7 +595,7 @@ input_tokens = 16
         let error = check(&text, &|_| None).unwrap_err();
         assert_eq!(
             error,
-            "s.toml:15:8: load.rate must be > 0 requests per second (got -1)"
+            "s.toml:14:8: load.rate must be > 0 requests per second (got -1)"
         );
     }
 

@@ -1,0 +1,56 @@
+//! Helpers shared by the end-to-end tests: run scenario text through the library, start the
+//! mock, run the CLI binary. Servers bind 127.0.0.1:0; nothing leaves loopback.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use drover::driver::{self, RunOptions, StopSignal};
+use drover::results::{GroupResults, LatencyStat, RunResults};
+
+/// Timing-sensitive tests hold this so they never share the two CI cores with each other.
+pub static TIMING_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Parses and runs scenario text (as if read from `dir/scenario.toml`).
+pub async fn run_scenario_in(dir: &Path, text: &str) -> RunResults {
+    let path = dir.join("scenario.toml");
+    let plan = drover::scenario::parse(text, &path).unwrap_or_else(|e| panic!("{e}"));
+    driver::run(&plan, RunOptions::default(), StopSignal::default())
+        .await
+        .expect("run starts")
+}
+
+pub async fn run_scenario(text: &str) -> RunResults {
+    run_scenario_in(Path::new("."), text).await
+}
+
+/// The all-classes results of the first target.
+pub fn summary(results: &RunResults) -> &GroupResults {
+    &results.targets[0].summary
+}
+
+pub fn stat<'a>(group: &'a GroupResults, metric: &str) -> &'a LatencyStat {
+    group
+        .latency_ms
+        .get(metric)
+        .unwrap_or_else(|| panic!("no {metric} in {:?}", group.latency_ms.keys()))
+}
+
+/// The built `drover` binary.
+pub fn drover_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_drover"))
+}
+
+/// Runs the CLI with `args` in `dir`, with extra environment variables.
+pub fn drover(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(drover_bin());
+    command.current_dir(dir).args(args);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("drover binary runs")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
