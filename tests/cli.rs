@@ -1,0 +1,320 @@
+//! The `drover` binary end to end: scenario errors with their places and exit codes, a full run
+//! writing results, secrets kept out of every output, failed and interrupted runs.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{drover, text};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const GOOD_TARGET: &str = r#"[[targets]]
+name = "mock"
+model = "m"
+[targets.mock]
+ttft = "5ms"
+itl = "1ms"
+output_tokens = 4
+"#;
+
+const GOOD_CLASS: &str = r#"[[classes]]
+name = "c"
+input_tokens = 8
+"#;
+
+const GOOD_LOAD: &str = r#"[load]
+kind = "closed"
+users = 2
+requests = 10
+"#;
+
+fn write(dir: &Path, name: &str, content: &str) {
+    std::fs::write(dir.join(name), content).unwrap();
+}
+
+/// Each malformed scenario, the exact place its error must name, and words of the message.
+#[test]
+fn malformed_scenarios_name_file_line_column_and_exit_2() {
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        (
+            "bad type",
+            format!("{GOOD_TARGET}{GOOD_CLASS}[load]\nkind = \"open\"\nrate = \"fast\"\nduration = \"2s\"\n"),
+            "s.toml:13:8:",
+            "invalid type",
+        ),
+        (
+            "unknown key",
+            format!("{GOOD_TARGET}{GOOD_CLASS}{GOOD_LOAD}concurency = 4\n"),
+            "s.toml:15:1:",
+            "unknown field `concurency`",
+        ),
+        (
+            "negative rate",
+            format!("{GOOD_TARGET}{GOOD_CLASS}[load]\nkind = \"open\"\nrate = -5\nduration = \"2s\"\n"),
+            "s.toml:13:8:",
+            "load.rate must be > 0",
+        ),
+        (
+            "missing target",
+            format!("{GOOD_CLASS}{GOOD_LOAD}"),
+            "s.toml:1:1:",
+            "targets is missing",
+        ),
+        (
+            "missing env var for the key",
+            GOOD_TARGET.replace(
+                "model = \"m\"\n",
+                "model = \"m\"\napi_key_env = \"DROVER_TEST_SURELY_UNSET\"\n",
+            ) + GOOD_CLASS + GOOD_LOAD,
+            "s.toml:4:15:",
+            "environment variable DROVER_TEST_SURELY_UNSET is not set",
+        ),
+        (
+            "unreadable dataset",
+            format!("{GOOD_TARGET}[[classes]]\nname = \"d\"\ndataset = \"no-such.jsonl\"\n{GOOD_LOAD}"),
+            "s.toml:10:11:",
+            "cannot read dataset",
+        ),
+        (
+            "empty mix",
+            format!("{GOOD_TARGET}{GOOD_LOAD}"),
+            "s.toml:1:1:",
+            "classes is empty",
+        ),
+        (
+            "bad duration",
+            format!("{GOOD_TARGET}{GOOD_CLASS}[load]\nkind = \"open\"\nrate = 5\nduration = \"10 parsecs\"\n"),
+            "s.toml:14:12:",
+            "invalid duration",
+        ),
+        (
+            "toml syntax",
+            format!("{GOOD_TARGET}{GOOD_CLASS}[load\n"),
+            "s.toml:11:",
+            "",
+        ),
+        (
+            "closed loop without users",
+            format!("{GOOD_TARGET}{GOOD_CLASS}[load]\nkind = \"closed\"\nrequests = 3\n"),
+            "s.toml:11:1:",
+            "needs users",
+        ),
+        (
+            "bad dataset record",
+            format!("{GOOD_TARGET}[[classes]]\nname = \"d\"\ndataset = \"bad.jsonl\"\n{GOOD_LOAD}"),
+            "s.toml:10:11:",
+            "bad.jsonl:2: record has no \"messages\" array",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "bad.jsonl",
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}\n{\"prompt\":\"x\"}\n",
+    );
+    for (name, scenario, place, words) in cases {
+        write(dir.path(), "s.toml", &scenario);
+        for command in ["validate", "run"] {
+            let output = drover(dir.path(), &[command, "s.toml"], &[]);
+            let stderr = text(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{name} ({command}): {stderr}");
+            assert!(
+                stderr.contains(place) && stderr.contains(words),
+                "{name} ({command}): expected {place} … {words}, got:\n{stderr}"
+            );
+            assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn a_good_scenario_validates_and_describes_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "s.toml", &format!("{GOOD_TARGET}{GOOD_CLASS}{GOOD_LOAD}"));
+    let output = drover(dir.path(), &["validate", "s.toml"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("ok: s.toml"));
+    assert!(stdout.contains("closed loop, 2 concurrent users for 10 requests"), "{stdout}");
+}
+
+#[test]
+fn the_shipped_scenarios_validate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = drover(root, &["validate", "scenarios/quickstart.toml"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = drover(
+        root,
+        &["validate", "scenarios/openai-compatible.toml"],
+        &[("OPENAI_API_KEY", "sk-placeholder-for-validation")],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+}
+
+#[test]
+fn run_prints_a_summary_and_writes_versioned_results() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "s.toml", &format!("{GOOD_TARGET}{GOOD_CLASS}{GOOD_LOAD}"));
+    let output = drover(dir.path(), &["run", "s.toml", "--out", "out"], &[]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(stdout.contains("TTFT p50") && stdout.contains("10/10"), "{stdout}");
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(stdout.contains(&format!("results: out/{}", files[0].file_name().unwrap().to_string_lossy())));
+    let results: drover::results::RunResults =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    assert_eq!(results.schema, "drover.results/v1");
+    let summary = &results.targets[0].summary;
+    assert_eq!(summary.requests.succeeded, 10);
+    let ttft = drover::metrics::decode_histogram(&summary.histograms["ttft"]).unwrap();
+    assert_eq!(ttft.len(), 10);
+    assert_eq!(results.targets[0].classes[0].name, "c");
+    assert!(!results.targets[0].series.is_empty());
+}
+
+#[tokio::test]
+async fn the_api_key_appears_in_no_output() {
+    const KEY: &str = "sk-drover-test-9f8e7d6c5b4a";
+    // One server accepts the key; the other rejects it and echoes it back, as some providers do.
+    let accepting = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(header("authorization", format!("Bearer {KEY}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("you sent {KEY}")},
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2}
+        })))
+        .mount(&accepting)
+        .await;
+    let echoing = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
+            "error": {"message": format!("Incorrect API key provided: {KEY}"), "type": "invalid_request_error"}
+        })))
+        .mount(&echoing)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = format!(
+        r#"
+[[targets]]
+name = "accepting"
+base_url = "{}/v1"
+model = "m"
+mode = "complete"
+api_key_env = "DROVER_TEST_KEY"
+
+[[targets]]
+name = "echoing"
+base_url = "{}/v1"
+model = "m"
+api_key_env = "DROVER_TEST_KEY"
+headers = {{ "x-api-key" = "{KEY}" }}
+
+[[classes]]
+name = "c"
+input_tokens = 4
+
+[load]
+kind = "closed"
+users = 1
+requests = 3
+"#,
+        accepting.uri(),
+        echoing.uri()
+    );
+    write(dir.path(), "s.toml", &scenario);
+    let run_dir = dir.path().to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        drover(&run_dir, &["run", "s.toml", "--out", "out"], &[("DROVER_TEST_KEY", KEY)])
+    })
+    .await
+    .unwrap();
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    // The echoing target failed every request, so the run is a failed run.
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stdout.contains("http_401"), "{stdout}");
+    assert!(stdout.contains("<redacted>"), "the echoed key is shown redacted: {stdout}");
+    // The key was really used: the accepting server matched it.
+    assert!(stdout.contains("accepting  (all)      3/3"), "{stdout}");
+    let mut outputs = vec![("stdout".to_string(), stdout), ("stderr".to_string(), stderr)];
+    for entry in std::fs::read_dir(dir.path().join("out")).unwrap() {
+        let path = entry.unwrap().path();
+        outputs.push((path.display().to_string(), std::fs::read_to_string(&path).unwrap()));
+    }
+    assert_eq!(outputs.len(), 3, "one results file");
+    for (name, content) in outputs {
+        assert!(!content.contains(KEY), "{name} contains the key:\n{content}");
+        assert!(!content.contains("9f8e7d6c5b4a"), "{name} contains part of the key");
+    }
+}
+
+#[test]
+fn a_run_where_every_request_fails_exits_3() {
+    // A port that was just free: connections are refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "s.toml",
+        &format!(
+            "[[targets]]\nname = \"down\"\nmodel = \"m\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\n{GOOD_CLASS}{GOOD_LOAD}"
+        ),
+    );
+    let output = drover(dir.path(), &["run", "s.toml", "--out", "out"], &[]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output.stderr));
+    assert!(stdout.contains("connect x10"), "{stdout}");
+    assert!(text(&output.stderr).contains("completed no request successfully"));
+    assert_eq!(std::fs::read_dir(dir.path().join("out")).unwrap().count(), 1);
+}
+
+#[cfg(unix)]
+#[test]
+fn an_interrupted_run_writes_what_it_measured_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "s.toml",
+        &format!("{GOOD_TARGET}{GOOD_CLASS}[load]\nkind = \"open\"\nrate = 20\nduration = \"60s\"\n"),
+    );
+    let child = std::process::Command::new(common::drover_bin())
+        .current_dir(dir.path())
+        .args(["run", "s.toml", "--out", "out", "--no-progress"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("INTERRUPTED"));
+    let file = std::fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let results: drover::results::RunResults =
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    assert_eq!(results.status, drover::results::RunStatus::Interrupted);
+    let done = results.targets[0].summary.requests.succeeded;
+    assert!((15..=40).contains(&done), "{done} requests in ~1.5 s at 20/s");
+    assert!(results.duration_s < 10.0);
+}

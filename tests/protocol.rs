@@ -1,0 +1,144 @@
+//! Request/response flows against wiremock servers: non-streaming parsing with usage, HTTP error
+//! classes with their statuses, protocol errors and truncated streams.
+
+mod common;
+
+use common::{run_scenario, summary};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn scenario(base_url: &str, mode: &str, requests: u32) -> String {
+    format!(
+        r#"
+[[targets]]
+name = "wm"
+model = "gpt-test"
+base_url = "{base_url}/v1"
+mode = "{mode}"
+
+[[classes]]
+name = "c"
+input_tokens = 8
+max_tokens = 16
+
+[load]
+kind = "closed"
+users = 1
+requests = {requests}
+"#
+    )
+}
+
+async fn server_answering(template: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(template)
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn non_streaming_completion_is_parsed_with_usage() {
+    let server = server_answering(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-test",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello there"},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+    })))
+    .await;
+    let results = run_scenario(&scenario(&server.uri(), "complete", 3)).await;
+    let all = summary(&results);
+    assert_eq!(all.requests.succeeded, 3, "{:?}", all.error_samples);
+    assert_eq!(all.tokens.output, 21);
+    assert_eq!(all.tokens.input, 33);
+    assert_eq!(all.tokens.source_usage, 3);
+    assert_eq!(all.latency_ms["e2e"].count, 3);
+    // A non-streaming response has no first token to time.
+    assert!(!all.latency_ms.contains_key("ttft"));
+
+    let received = server.received_requests().await.unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&received[0].body).unwrap();
+    assert_eq!(body["stream"], false);
+    assert_eq!(body["model"], "gpt-test");
+    assert_eq!(body["max_tokens"], 16);
+}
+
+#[tokio::test]
+async fn error_statuses_land_in_their_classes_with_the_status_kept() {
+    let cases = [
+        (401, "http_401"),
+        (429, "throttled"),
+        (500, "http_500"),
+    ];
+    for (status, class) in cases {
+        let mut template = ResponseTemplate::new(status).set_body_json(serde_json::json!({
+            "error": {"message": format!("failure {status}"), "type": "test_error"}
+        }));
+        if status == 429 {
+            template = template.insert_header("retry-after", "3");
+        }
+        let server = server_answering(template).await;
+        let results = run_scenario(&scenario(&server.uri(), "stream", 2)).await;
+        let all = summary(&results);
+        assert_eq!(all.requests.sent, 2);
+        assert_eq!(all.requests.failed, 2);
+        assert_eq!(all.errors.get(class), Some(&2), "{status}: {:?}", all.errors);
+        let sample = &all.error_samples[class][0];
+        assert!(
+            sample.contains(&status.to_string()) && sample.contains(&format!("failure {status}")),
+            "{sample}"
+        );
+        if status == 429 {
+            assert_eq!(all.retry_after_s, vec![3.0, 3.0]);
+        }
+        assert!(
+            results.warnings.iter().any(|w| w.contains("every one")),
+            "{:?}",
+            results.warnings
+        );
+    }
+}
+
+#[tokio::test]
+async fn malformed_json_in_a_stream_is_a_protocol_error() {
+    let body = "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"choices\": [\n\ndata: [DONE]\n\n";
+    let server = server_answering(
+        ResponseTemplate::new(200).set_body_raw(body.as_bytes().to_vec(), "text/event-stream"),
+    )
+    .await;
+    let results = run_scenario(&scenario(&server.uri(), "stream", 2)).await;
+    let all = summary(&results);
+    assert_eq!(all.errors.get("protocol"), Some(&2), "{:?}", all.errors);
+    assert!(all.error_samples["protocol"][0].contains("invalid JSON"));
+}
+
+#[tokio::test]
+async fn a_stream_without_done_is_truncated() {
+    let body = "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\n";
+    let server = server_answering(
+        ResponseTemplate::new(200).set_body_raw(body.as_bytes().to_vec(), "text/event-stream"),
+    )
+    .await;
+    let results = run_scenario(&scenario(&server.uri(), "stream", 1)).await;
+    let all = summary(&results);
+    assert_eq!(all.errors.get("truncated_stream"), Some(&1), "{:?}", all.errors);
+    assert!(all.error_samples["truncated_stream"][0].contains("after 2 output chunks"));
+}
+
+#[tokio::test]
+async fn a_streamed_response_without_usage_counts_chunks_and_says_so() {
+    let body = "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n: keep-alive\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\ndata: [DONE]\n\n";
+    let server = server_answering(
+        ResponseTemplate::new(200).set_body_raw(body.as_bytes().to_vec(), "text/event-stream"),
+    )
+    .await;
+    let results = run_scenario(&scenario(&server.uri(), "stream", 2)).await;
+    let all = summary(&results);
+    assert_eq!(all.requests.succeeded, 2, "{:?}", all.error_samples);
+    // The role-only, empty and keep-alive parts are not tokens.
+    assert_eq!(all.tokens.output, 4);
+    assert_eq!(all.tokens.source_chunks, 2);
+    assert!(results.warnings.iter().any(|w| w.contains("no usage")));
+}
