@@ -1,1 +1,69 @@
-fn main() {}
+//! Benchmarks of the per-event hot paths: SSE parsing, chunk JSON parsing, histogram recording
+//! and encoding. Run with `cargo bench --bench hot_paths`.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use drover::metrics::{encode_histogram, new_histogram};
+use drover::protocol::openai::parse_chunk;
+use drover::protocol::sse::SseParser;
+
+/// A 1,000-token stream in the shape an OpenAI-compatible server sends.
+fn recorded_stream() -> Vec<u8> {
+    let mut stream = String::new();
+    stream.push_str("data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n");
+    for i in 0..1000 {
+        stream.push_str(&format!(
+            "data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\" tok{i}\"}},\"finish_reason\":null}}]}}\n\n"
+        ));
+    }
+    stream.push_str("data: [DONE]\n\n");
+    stream.into_bytes()
+}
+
+fn sse(c: &mut Criterion) {
+    let stream = recorded_stream();
+    let mut group = c.benchmark_group("sse");
+    group.throughput(Throughput::Bytes(stream.len() as u64));
+    for chunk_size in [64usize, 1500, 16 * 1024] {
+        group.bench_function(format!("parse 1000 events in {chunk_size}-byte reads"), |b| {
+            b.iter(|| {
+                let mut parser = SseParser::new();
+                let mut out = Vec::new();
+                for piece in stream.chunks(chunk_size) {
+                    parser.feed(black_box(piece), &mut out);
+                }
+                assert_eq!(out.len(), 1002);
+            })
+        });
+    }
+    group.finish();
+}
+
+fn chunk_json(c: &mut Criterion) {
+    let data = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","system_fingerprint":null,"choices":[{"index":0,"delta":{"content":" hello"},"logprobs":null,"finish_reason":null}]}"#;
+    c.bench_function("parse one content chunk", |b| {
+        b.iter(|| parse_chunk(black_box(data)).unwrap())
+    });
+}
+
+fn histograms(c: &mut Criterion) {
+    c.bench_function("record 1000 latencies", |b| {
+        let mut histogram = new_histogram();
+        b.iter(|| {
+            for value in 0..1000u64 {
+                histogram.saturating_record(black_box(40_000 + value * 37));
+            }
+        })
+    });
+    let mut histogram = new_histogram();
+    for value in 0..100_000u64 {
+        histogram.saturating_record(1_000 + value * 13);
+    }
+    c.bench_function("encode a histogram (V2 + deflate + base64)", |b| {
+        b.iter(|| encode_histogram(black_box(&histogram)))
+    });
+}
+
+criterion_group!(benches, sse, chunk_json, histograms);
+criterion_main!(benches);

@@ -31,7 +31,10 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = i32>,
 {
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime.block_on(body()),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -76,7 +79,10 @@ fn describe(plan: &RunPlan) -> String {
     );
     let load = &plan.load;
     let bound = match (load.duration, load.requests) {
-        (Some(d), Some(n)) => format!("for {} or {n} requests, whichever comes first", humantime::format_duration(d)),
+        (Some(d), Some(n)) => format!(
+            "for {} or {n} requests, whichever comes first",
+            humantime::format_duration(d)
+        ),
         (Some(d), None) => format!("for {}", humantime::format_duration(d)),
         (None, Some(n)) => format!("for {n} requests"),
         (None, None) => String::new(),
@@ -89,7 +95,10 @@ fn describe(plan: &RunPlan) -> String {
         } => {
             let expected: f64 = stages
                 .iter()
-                .filter_map(|s| s.duration.map(|d| (s.rate + s.end_rate) / 2.0 * d.as_secs_f64()))
+                .filter_map(|s| {
+                    s.duration
+                        .map(|d| (s.rate + s.end_rate) / 2.0 * d.as_secs_f64())
+                })
                 .sum();
             let cap = max_in_flight.map_or(String::new(), |c| format!(", at most {c} in flight"));
             let rates = stages

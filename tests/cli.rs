@@ -119,7 +119,11 @@ fn malformed_scenarios_name_file_line_column_and_exit_2() {
         for command in ["validate", "run"] {
             let output = drover(dir.path(), &[command, "s.toml"], &[]);
             let stderr = text(&output.stderr);
-            assert_eq!(output.status.code(), Some(2), "{name} ({command}): {stderr}");
+            assert_eq!(
+                output.status.code(),
+                Some(2),
+                "{name} ({command}): {stderr}"
+            );
             assert!(
                 stderr.contains(place) && stderr.contains(words),
                 "{name} ({command}): expected {place} … {words}, got:\n{stderr}"
@@ -132,12 +136,19 @@ fn malformed_scenarios_name_file_line_column_and_exit_2() {
 #[test]
 fn a_good_scenario_validates_and_describes_itself() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "s.toml", &format!("{GOOD_TARGET}{GOOD_CLASS}{GOOD_LOAD}"));
+    write(
+        dir.path(),
+        "s.toml",
+        &format!("{GOOD_TARGET}{GOOD_CLASS}{GOOD_LOAD}"),
+    );
     let output = drover(dir.path(), &["validate", "s.toml"], &[]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
     assert!(stdout.contains("ok: s.toml"));
-    assert!(stdout.contains("closed loop, 2 concurrent users for 10 requests"), "{stdout}");
+    assert!(
+        stdout.contains("closed loop, 2 concurrent users for 10 requests"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -156,17 +167,27 @@ fn the_shipped_scenarios_validate() {
 #[test]
 fn run_prints_a_summary_and_writes_versioned_results() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "s.toml", &format!("{GOOD_TARGET}{GOOD_CLASS}{GOOD_LOAD}"));
+    write(
+        dir.path(),
+        "s.toml",
+        &format!("{GOOD_TARGET}{GOOD_CLASS}{GOOD_LOAD}"),
+    );
     let output = drover(dir.path(), &["run", "s.toml", "--out", "out"], &[]);
     let stdout = text(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    assert!(stdout.contains("TTFT p50") && stdout.contains("10/10"), "{stdout}");
+    assert!(
+        stdout.contains("TTFT p50") && stdout.contains("10/10"),
+        "{stdout}"
+    );
     let files: Vec<_> = std::fs::read_dir(dir.path().join("out"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(files.len(), 1, "{files:?}");
-    assert!(stdout.contains(&format!("results: out/{}", files[0].file_name().unwrap().to_string_lossy())));
+    assert!(stdout.contains(&format!(
+        "results: out/{}",
+        files[0].file_name().unwrap().to_string_lossy()
+    )));
     let results: drover::results::RunResults =
         serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
     assert_eq!(results.schema, "drover.results/v1");
@@ -232,7 +253,11 @@ requests = 3
     write(dir.path(), "s.toml", &scenario);
     let run_dir = dir.path().to_path_buf();
     let output = tokio::task::spawn_blocking(move || {
-        drover(&run_dir, &["run", "s.toml", "--out", "out"], &[("DROVER_TEST_KEY", KEY)])
+        drover(
+            &run_dir,
+            &["run", "s.toml", "--out", "out"],
+            &[("DROVER_TEST_KEY", KEY)],
+        )
     })
     .await
     .unwrap();
@@ -241,18 +266,33 @@ requests = 3
     // The echoing target failed every request, so the run is a failed run.
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(stdout.contains("http_401"), "{stdout}");
-    assert!(stdout.contains("<redacted>"), "the echoed key is shown redacted: {stdout}");
+    assert!(
+        stdout.contains("<redacted>"),
+        "the echoed key is shown redacted: {stdout}"
+    );
     // The key was really used: the accepting server matched it.
     assert!(stdout.contains("accepting  (all)      3/3"), "{stdout}");
-    let mut outputs = vec![("stdout".to_string(), stdout), ("stderr".to_string(), stderr)];
+    let mut outputs = vec![
+        ("stdout".to_string(), stdout),
+        ("stderr".to_string(), stderr),
+    ];
     for entry in std::fs::read_dir(dir.path().join("out")).unwrap() {
         let path = entry.unwrap().path();
-        outputs.push((path.display().to_string(), std::fs::read_to_string(&path).unwrap()));
+        outputs.push((
+            path.display().to_string(),
+            std::fs::read_to_string(&path).unwrap(),
+        ));
     }
     assert_eq!(outputs.len(), 3, "one results file");
     for (name, content) in outputs {
-        assert!(!content.contains(KEY), "{name} contains the key:\n{content}");
-        assert!(!content.contains("9f8e7d6c5b4a"), "{name} contains part of the key");
+        assert!(
+            !content.contains(KEY),
+            "{name} contains the key:\n{content}"
+        );
+        assert!(
+            !content.contains("9f8e7d6c5b4a"),
+            "{name} contains part of the key"
+        );
     }
 }
 
@@ -277,7 +317,10 @@ fn a_run_where_every_request_fails_exits_3() {
     assert_eq!(output.status.code(), Some(3), "{}", text(&output.stderr));
     assert!(stdout.contains("connect x10"), "{stdout}");
     assert!(text(&output.stderr).contains("completed no request successfully"));
-    assert_eq!(std::fs::read_dir(dir.path().join("out")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("out")).unwrap().count(),
+        1
+    );
 }
 
 #[cfg(unix)]
@@ -287,7 +330,9 @@ fn an_interrupted_run_writes_what_it_measured_and_exits_130() {
     write(
         dir.path(),
         "s.toml",
-        &format!("{GOOD_TARGET}{GOOD_CLASS}[load]\nkind = \"open\"\nrate = 20\nduration = \"60s\"\n"),
+        &format!(
+            "{GOOD_TARGET}{GOOD_CLASS}[load]\nkind = \"open\"\nrate = 20\nduration = \"60s\"\n"
+        ),
     );
     let child = std::process::Command::new(common::drover_bin())
         .current_dir(dir.path())
@@ -315,6 +360,9 @@ fn an_interrupted_run_writes_what_it_measured_and_exits_130() {
         serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
     assert_eq!(results.status, drover::results::RunStatus::Interrupted);
     let done = results.targets[0].summary.requests.succeeded;
-    assert!((15..=40).contains(&done), "{done} requests in ~1.5 s at 20/s");
+    assert!(
+        (15..=40).contains(&done),
+        "{done} requests in ~1.5 s at 20/s"
+    );
     assert!(results.duration_s < 10.0);
 }

@@ -67,11 +67,7 @@ async fn non_streaming_completion_is_parsed_with_usage() {
 
 #[tokio::test]
 async fn error_statuses_land_in_their_classes_with_the_status_kept() {
-    let cases = [
-        (401, "http_401"),
-        (429, "throttled"),
-        (500, "http_500"),
-    ];
+    let cases = [(401, "http_401"), (429, "throttled"), (500, "http_500")];
     for (status, class) in cases {
         let mut template = ResponseTemplate::new(status).set_body_json(serde_json::json!({
             "error": {"message": format!("failure {status}"), "type": "test_error"}
@@ -84,7 +80,12 @@ async fn error_statuses_land_in_their_classes_with_the_status_kept() {
         let all = summary(&results);
         assert_eq!(all.requests.sent, 2);
         assert_eq!(all.requests.failed, 2);
-        assert_eq!(all.errors.get(class), Some(&2), "{status}: {:?}", all.errors);
+        assert_eq!(
+            all.errors.get(class),
+            Some(&2),
+            "{status}: {:?}",
+            all.errors
+        );
         let sample = &all.error_samples[class][0];
         assert!(
             sample.contains(&status.to_string()) && sample.contains(&format!("failure {status}")),
@@ -123,7 +124,12 @@ async fn a_stream_without_done_is_truncated() {
     .await;
     let results = run_scenario(&scenario(&server.uri(), "stream", 1)).await;
     let all = summary(&results);
-    assert_eq!(all.errors.get("truncated_stream"), Some(&1), "{:?}", all.errors);
+    assert_eq!(
+        all.errors.get("truncated_stream"),
+        Some(&1),
+        "{:?}",
+        all.errors
+    );
     assert!(all.error_samples["truncated_stream"][0].contains("after 2 output chunks"));
 }
 

@@ -125,27 +125,36 @@ pub async fn run(
         let base_url = match &target.endpoint {
             Endpoint::Url(url) => url.clone(),
             Endpoint::Mock(config) => {
-                let handle = mock::start(config.clone(), MockOptions::default()).map_err(|source| DriverError::Mock {
-                        target: target.name.clone(),
-                        source,
+                let handle =
+                    mock::start(config.clone(), MockOptions::default()).map_err(|source| {
+                        DriverError::Mock {
+                            target: target.name.clone(),
+                            source,
+                        }
                     })?;
                 let url = handle.base_url();
                 mocks.push(handle);
                 url
             }
         };
-        let http_client = client::build(target.http, base_url.starts_with("https://")).map_err(
-            |e| DriverError::Target {
-                target: target.name.clone(),
-                message: e.to_string(),
-            },
-        )?;
-        let context =
-            TargetContext::new(index, target.clone(), &base_url, http_client, redactor.clone())
-                .map_err(|message| DriverError::Target {
+        let http_client =
+            client::build(target.http, base_url.starts_with("https://")).map_err(|e| {
+                DriverError::Target {
                     target: target.name.clone(),
-                    message,
-                })?;
+                    message: e.to_string(),
+                }
+            })?;
+        let context = TargetContext::new(
+            index,
+            target.clone(),
+            &base_url,
+            http_client,
+            redactor.clone(),
+        )
+        .map_err(|message| DriverError::Target {
+            target: target.name.clone(),
+            message,
+        })?;
         targets.push(Arc::new(context));
     }
 
@@ -222,7 +231,14 @@ pub async fn run(
     } else {
         RunStatus::Completed
     };
-    Ok(recorder.into_results(plan, &aborted, started_at, ended_at, start.elapsed(), status))
+    Ok(recorder.into_results(
+        plan,
+        &aborted,
+        started_at,
+        ended_at,
+        start.elapsed(),
+        status,
+    ))
 }
 
 /// Mixed into the scenario seed for arrival times, so they are independent of prompt choices
@@ -243,7 +259,12 @@ fn request_choice(classes: &[ClassPlan], seed: u64, k: u64) -> (usize, StdRng) {
 }
 
 /// Builds the JSON body of request `k` for this target.
-fn request_body(target: &TargetContext, classes: &[ClassPlan], seed: u64, k: u64) -> (usize, Bytes) {
+fn request_body(
+    target: &TargetContext,
+    classes: &[ClassPlan],
+    seed: u64,
+    k: u64,
+) -> (usize, Bytes) {
     let (class_index, mut rng) = request_choice(classes, seed, k);
     let class = &classes[class_index];
     let messages = class.prompt.messages(&mut rng);

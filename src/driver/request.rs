@@ -90,23 +90,20 @@ pub async fn execute(target: &TargetContext, job: Job) -> RequestRecord {
     let mut measured = Measured::default();
     let sent = Instant::now();
     let deadline = sent + target.plan.timeout;
-    let outcome = match tokio::time::timeout_at(
-        deadline.into(),
-        exchange(target, &job, &mut measured),
-    )
-    .await
-    {
-        Ok(outcome) => outcome,
-        Err(_) => Err(Failure {
-            class: ErrorClass::Timeout,
-            status: None,
-            message: format!(
-                "no complete response within the target's timeout of {}",
-                humantime::format_duration(target.plan.timeout)
-            ),
-            retry_after: None,
-        }),
-    };
+    let outcome =
+        match tokio::time::timeout_at(deadline.into(), exchange(target, &job, &mut measured)).await
+        {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Failure {
+                class: ErrorClass::Timeout,
+                status: None,
+                message: format!(
+                    "no complete response within the target's timeout of {}",
+                    humantime::format_duration(target.plan.timeout)
+                ),
+                retry_after: None,
+            }),
+        };
     let done = Instant::now();
     let outcome = outcome.map_err(|mut failure| {
         failure.message = target.redactor.redact(&failure.message);
@@ -160,16 +157,23 @@ async fn exchange(
                 "application/json"
             },
         )
-        .header(header::USER_AGENT, concat!("drover/", env!("CARGO_PKG_VERSION")));
+        .header(
+            header::USER_AGENT,
+            concat!("drover/", env!("CARGO_PKG_VERSION")),
+        );
     if let Some(auth) = &target.authorization {
         builder = builder.header(header::AUTHORIZATION, auth.clone());
     }
     for (name, value) in &target.plan.headers {
         builder = builder.header(name.clone(), value.clone());
     }
-    let request = builder
-        .body(Full::new(job.body.clone()))
-        .map_err(|e| failure(ErrorClass::Protocol, None, format!("cannot build request: {e}")))?;
+    let request = builder.body(Full::new(job.body.clone())).map_err(|e| {
+        failure(
+            ErrorClass::Protocol,
+            None,
+            format!("cannot build request: {e}"),
+        )
+    })?;
 
     let response = target.client.request(request).await.map_err(|e| {
         failure(
@@ -261,14 +265,22 @@ async fn read_stream(
             failure(
                 ErrorClass::TruncatedStream,
                 Some(200),
-                format!("stream broke after {} output chunks: {}", measured.output_chunks, error_chain(&e)),
+                format!(
+                    "stream broke after {} output chunks: {}",
+                    measured.output_chunks,
+                    error_chain(&e)
+                ),
             )
         })?;
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         let arrived = Instant::now();
         parser.feed(&data, &mut items);
         for item in items.drain(..) {
-            let SseItem::Event(event) = item else { continue };
+            let SseItem::Event(event) = item else {
+                continue;
+            };
             measured.first_event.get_or_insert(arrived);
             if saw_done {
                 continue;

@@ -48,7 +48,8 @@ impl Schedule {
             }
         }
         self.started = true;
-        self.time_at_count(self.next_count).map(Duration::from_secs_f64)
+        self.time_at_count(self.next_count)
+            .map(Duration::from_secs_f64)
     }
 
     /// Seconds at which ∫rate dt reaches `count`.
@@ -98,7 +99,11 @@ mod tests {
 
     #[test]
     fn constant_rate_places_exactly_rate_times_duration() {
-        let times = all(Schedule::new(vec![stage(50.0, 50.0, 4)], Arrival::Constant, 1));
+        let times = all(Schedule::new(
+            vec![stage(50.0, 50.0, 4)],
+            Arrival::Constant,
+            1,
+        ));
         assert_eq!(times.len(), 200);
         assert_eq!(times[0], 0.0);
         assert!((times[1] - 0.02).abs() < 1e-9);
@@ -124,8 +129,16 @@ mod tests {
 
     #[test]
     fn poisson_arrivals_average_the_rate_and_are_seeded() {
-        let a = all(Schedule::new(vec![stage(100.0, 100.0, 100)], Arrival::Poisson, 9));
-        let b = all(Schedule::new(vec![stage(100.0, 100.0, 100)], Arrival::Poisson, 9));
+        let a = all(Schedule::new(
+            vec![stage(100.0, 100.0, 100)],
+            Arrival::Poisson,
+            9,
+        ));
+        let b = all(Schedule::new(
+            vec![stage(100.0, 100.0, 100)],
+            Arrival::Poisson,
+            9,
+        ));
         assert_eq!(a, b);
         // 10,000 expected; a Poisson count's standard deviation is 100.
         assert!((a.len() as i64 - 10_000).abs() < 500, "{}", a.len());

@@ -2,6 +2,7 @@
 //! per-second series, per target and class. Memory is fixed per group: nothing grows with the
 //! number of requests except the series (one small point per second).
 
+mod assemble;
 mod histogram;
 mod series;
 
@@ -373,101 +374,5 @@ mod tests {
         let decoded = decode_histogram(&results.histograms["ttft"]).unwrap();
         assert_eq!(decoded.len(), 2);
         assert_eq!(&decoded, merged.histogram(Metric::Ttft));
-    }
-}
-
-/// Schedule lag p99 above which a run is flagged as limited by the client or its in-flight cap.
-const LAG_WARNING_MS: f64 = 10.0;
-
-impl Recorder {
-    /// Builds the results document, with warnings about the run's validity.
-    pub fn into_results(
-        mut self,
-        plan: &crate::scenario::RunPlan,
-        aborted: &[u64],
-        started_at: std::time::SystemTime,
-        ended_at: std::time::SystemTime,
-        elapsed: Duration,
-        status: crate::results::RunStatus,
-    ) -> crate::results::RunResults {
-        use crate::results::{ClassResults, RunResults, ScenarioInfo, TargetResults, SCHEMA};
-        use crate::scenario::{Endpoint, LoadShape, TargetMode};
-
-        let mut warnings = Vec::new();
-        let mut targets = Vec::new();
-        for (index, target) in plan.targets.iter().enumerate() {
-            let summary = self.target_summary(index);
-            let aborted_here = aborted.get(index).copied().unwrap_or(0);
-            let summary_results = summary.to_results(aborted_here);
-            if let LoadShape::Open { max_in_flight, .. } = &plan.load.shape {
-                if let Some(lag) = summary_results.latency_ms.get(Metric::ScheduleLag.name()) {
-                    if lag.p99 > LAG_WARNING_MS {
-                        let cause = match max_in_flight {
-                            Some(cap) => format!(
-                                "the max_in_flight cap of {cap} held requests back or the client could not keep up"
-                            ),
-                            None => "the client could not keep up with the offered rate".into(),
-                        };
-                        warnings.push(format!(
-                            "target \"{}\": requests left late (schedule lag p99 {:.1} ms, max {:.1} ms): {cause}; \
-                             *_corrected latencies include that wait",
-                            target.name, lag.p99, lag.max
-                        ));
-                    }
-                }
-            }
-            if summary.sent > 0 && summary.succeeded == 0 {
-                warnings.push(format!(
-                    "target \"{}\": every one of its {} requests failed",
-                    target.name, summary.sent
-                ));
-            }
-            if summary_results.tokens.source_chunks > 0 && target.mode == TargetMode::Stream {
-                warnings.push(format!(
-                    "target \"{}\": {} responses carried no usage; their output tokens were counted as content chunks",
-                    target.name, summary_results.tokens.source_chunks
-                ));
-            }
-            let classes = plan
-                .classes
-                .iter()
-                .enumerate()
-                .map(|(class_index, class)| ClassResults {
-                    name: class.name.clone(),
-                    results: self.group(index, class_index).to_results(0),
-                })
-                .collect();
-            targets.push(TargetResults {
-                name: target.name.clone(),
-                model: target.model.clone(),
-                mode: match target.mode {
-                    TargetMode::Stream => "stream".into(),
-                    TargetMode::Complete => "complete".into(),
-                },
-                endpoint: match &target.endpoint {
-                    Endpoint::Url(url) => url.clone(),
-                    Endpoint::Mock(_) => "embedded-mock".into(),
-                },
-                summary: summary_results,
-                classes,
-                series: self.series(index),
-            });
-        }
-        RunResults {
-            schema: SCHEMA.into(),
-            drover_version: env!("CARGO_PKG_VERSION").into(),
-            scenario: ScenarioInfo {
-                name: plan.name.clone(),
-                source: plan.source.display().to_string(),
-                seed: plan.seed,
-                as_run: plan.scenario_as_run.clone(),
-            },
-            status,
-            started_at: humantime::format_rfc3339_millis(started_at).to_string(),
-            ended_at: humantime::format_rfc3339_millis(ended_at).to_string(),
-            duration_s: elapsed.as_secs_f64(),
-            targets,
-            warnings,
-        }
     }
 }

@@ -10,8 +10,14 @@ use rand_distr::{Distribution, Normal};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LatencyModel {
     Fixed(Duration),
-    Normal { mean: Duration, stddev: Duration },
-    Uniform { mean: Duration, half_width: Duration },
+    Normal {
+        mean: Duration,
+        stddev: Duration,
+    },
+    Uniform {
+        mean: Duration,
+        half_width: Duration,
+    },
 }
 
 impl LatencyModel {

@@ -349,7 +349,11 @@ impl StreamState {
             Some(reason) => format!(
                 "{}{delta},\"logprobs\":null,\"finish_reason\":\"{reason}\"}}]{}}}",
                 self.chunk_prefix,
-                if self.job.include_usage { ",\"usage\":null" } else { "" }
+                if self.job.include_usage {
+                    ",\"usage\":null"
+                } else {
+                    ""
+                }
             ),
         }
     }
@@ -453,7 +457,11 @@ fn stream_response(
     );
     let chunk_suffix = format!(
         r#","logprobs":null,"finish_reason":null}}]{}}}"#,
-        if job.include_usage { r#","usage":null"# } else { "" }
+        if job.include_usage {
+            r#","usage":null"#
+        } else {
+            ""
+        }
     );
     let stream_state = StreamState {
         chunk_prefix,

@@ -281,7 +281,10 @@ mod tests {
 
     #[test]
     fn malformed_json_and_error_events_are_errors() {
-        assert!(matches!(parse_chunk("{\"choices\": ["), Err(ParseError::Json(_))));
+        assert!(matches!(
+            parse_chunk("{\"choices\": ["),
+            Err(ParseError::Json(_))
+        ));
         let error = parse_chunk(r#"{"error":{"message":"overloaded","type":"server_error"}}"#);
         assert_eq!(
             error,

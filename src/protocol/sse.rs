@@ -208,7 +208,11 @@ data: [DONE]\n\n";
     fn every_split_point_gives_identical_events() {
         for split in 0..=RECORDED.len() {
             let (a, b) = RECORDED.split_at(split);
-            assert_eq!(parse_in_pieces(&[a, b]), expected(), "split at byte {split}");
+            assert_eq!(
+                parse_in_pieces(&[a, b]),
+                expected(),
+                "split at byte {split}"
+            );
         }
     }
 
@@ -221,7 +225,11 @@ data: [DONE]\n\n";
                     &RECORDED[first..second],
                     &RECORDED[second..],
                 ];
-                assert_eq!(parse_in_pieces(&pieces), expected(), "splits {first},{second}");
+                assert_eq!(
+                    parse_in_pieces(&pieces),
+                    expected(),
+                    "splits {first},{second}"
+                );
             }
         }
     }

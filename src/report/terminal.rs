@@ -88,12 +88,27 @@ pub fn summary(results: &RunResults) -> String {
     out.push('\n');
     out.push_str(&table(
         &[
-            "target", "class", "ok/sent", "failed", "req/s", "out tok/s", "TTFT p50", "TTFT p99",
-            "ITL p50", "ITL p99", "TPOT p50", "E2E p50", "E2E p99", "E2E p99 corr",
+            "target",
+            "class",
+            "ok/sent",
+            "failed",
+            "req/s",
+            "out tok/s",
+            "TTFT p50",
+            "TTFT p99",
+            "ITL p50",
+            "ITL p99",
+            "TPOT p50",
+            "E2E p50",
+            "E2E p99",
+            "E2E p99 corr",
         ],
         &rows,
     ));
-    let _ = writeln!(out, "latencies in ms; \"corr\" is measured from the intended send time");
+    let _ = writeln!(
+        out,
+        "latencies in ms; \"corr\" is measured from the intended send time"
+    );
     for target in &results.targets {
         let summary = &target.summary;
         if summary.requests.aborted > 0 {

@@ -180,7 +180,9 @@ pub struct HumanDuration(pub Duration);
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        parse_duration(&text).map(HumanDuration).map_err(de::Error::custom)
+        parse_duration(&text)
+            .map(HumanDuration)
+            .map_err(de::Error::custom)
     }
 }
 
@@ -349,6 +351,8 @@ mod tests {
         assert_eq!(parse_duration("40ms").unwrap(), Duration::from_millis(40));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("1m 30s").unwrap(), Duration::from_secs(90));
-        assert!(parse_duration("fast").unwrap_err().contains("invalid duration"));
+        assert!(parse_duration("fast")
+            .unwrap_err()
+            .contains("invalid duration"));
     }
 }

@@ -221,7 +221,10 @@ pub fn plan_from_file(
         }
         let prompt = match (&spec.input_tokens, &spec.dataset) {
             (Some(_), Some(_)) => {
-                checker.fail(&key.key("dataset"), "set either input_tokens or dataset, not both");
+                checker.fail(
+                    &key.key("dataset"),
+                    "set either input_tokens or dataset, not both",
+                );
                 None
             }
             (None, None) => {
@@ -286,15 +289,16 @@ fn check_base_url(checker: &mut Checker, key: &KeyPath, url: &str) -> Option<End
     let trimmed = url.trim_end_matches('/');
     match trimmed.parse::<http::Uri>() {
         Ok(uri)
-            if matches!(uri.scheme_str(), Some("http") | Some("https"))
-                && uri.host().is_some() =>
+            if matches!(uri.scheme_str(), Some("http") | Some("https")) && uri.host().is_some() =>
         {
             Some(Endpoint::Url(trimmed.to_string()))
         }
         _ => {
             checker.fail(
                 key,
-                format!("\"{url}\" is not an http:// or https:// URL (e.g. https://api.openai.com/v1)"),
+                format!(
+                    "\"{url}\" is not an http:// or https:// URL (e.g. https://api.openai.com/v1)"
+                ),
             );
             None
         }
@@ -329,10 +333,9 @@ fn mock_config(checker: &mut Checker, key: &KeyPath, spec: &MockSpec, seed: u64)
         checker.fail(&key.key("output_tokens"), "must be at least 1");
     }
     MockConfig {
-        ttft: spec
-            .ttft
-            .as_ref()
-            .map_or(defaults.ttft, |s| latency_model(checker, &key.key("ttft"), s)),
+        ttft: spec.ttft.as_ref().map_or(defaults.ttft, |s| {
+            latency_model(checker, &key.key("ttft"), s)
+        }),
         itl: spec
             .itl
             .as_ref()
@@ -382,7 +385,10 @@ fn length_model(checker: &mut Checker, key: &KeyPath, spec: &LengthSpec) -> Opti
                 None
             }
             _ => {
-                checker.fail(key, "a normal or lognormal distribution needs mean and stddev");
+                checker.fail(
+                    key,
+                    "a normal or lognormal distribution needs mean and stddev",
+                );
                 None
             }
         },
@@ -513,7 +519,10 @@ fn load_plan(checker: &mut Checker, key: &KeyPath, spec: &LoadSpec) -> Option<Lo
     let warmup = spec.warmup.map_or(Duration::ZERO, |w| w.0);
     if let Some(total) = duration {
         if warmup >= total && !warmup.is_zero() {
-            checker.fail(&key.key("warmup"), "must be shorter than the run's duration");
+            checker.fail(
+                &key.key("warmup"),
+                "must be shorter than the run's duration",
+            );
         }
     }
     let warmup_requests = spec.warmup_requests.unwrap_or(0);
@@ -615,8 +624,12 @@ input_tokens = 16
 
     #[test]
     fn closed_loop_rejects_open_loop_keys() {
-        let text = format!("{BASE}\n[load]\nkind = \"closed\"\nusers = 2\nrate = 3\nrequests = 5\n");
+        let text =
+            format!("{BASE}\n[load]\nkind = \"closed\"\nusers = 2\nrate = 3\nrequests = 5\n");
         let error = check(&text, &|_| None).unwrap_err();
-        assert!(error.contains("load.rate belongs to kind = \"open\""), "{error}");
+        assert!(
+            error.contains("load.rate belongs to kind = \"open\""),
+            "{error}"
+        );
     }
 }

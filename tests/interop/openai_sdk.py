@@ -1,0 +1,105 @@
+"""Interop with the official `openai` Python SDK: drives `drover mock` through the SDK, streaming
+and not, and checks that the SDK parses content, usage, finish reasons, model lists and errors.
+
+Usage: python3 openai_sdk.py PATH_TO_DROVER_BINARY
+Loopback only; every call has a timeout and the mock is stopped on exit.
+"""
+
+import os
+import subprocess
+import sys
+
+import openai
+from openai import OpenAI
+
+KEY = "sk-interop-key-123456"
+
+
+def start_mock(binary):
+    env = dict(os.environ, DROVER_INTEROP_KEY=KEY)
+    proc = subprocess.Popen(
+        [binary, "mock", "--addr", "127.0.0.1:0", "--ttft", "5ms", "--itl", "1ms",
+         "--output-tokens", "12", "--api-key-env", "DROVER_INTEROP_KEY"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    line = proc.stdout.readline().strip()
+    prefix = "drover mock listening on "
+    if not line.startswith(prefix):
+        proc.kill()
+        raise SystemExit(f"drover mock did not start: {line!r} {proc.stderr.read()!r}")
+    return proc, line[len(prefix):]
+
+
+def main():
+    binary = sys.argv[1]
+    proc, base_url = start_mock(binary)
+    client = OpenAI(base_url=base_url, api_key=KEY, timeout=10, max_retries=0)
+    messages = [{"role": "user", "content": "say something about load testing"}]
+    checks = []
+
+    def check(name, condition, detail=""):
+        checks.append((name, bool(condition)))
+        print(f"{'ok  ' if condition else 'FAIL'} {name} {detail}")
+
+    try:
+        reply = client.chat.completions.create(model="mock-llm", messages=messages, max_tokens=5)
+        check("non-stream content", len(reply.choices[0].message.content.split()) == 5,
+              repr(reply.choices[0].message.content))
+        check("non-stream usage", reply.usage.completion_tokens == 5
+              and reply.usage.prompt_tokens == 5 and reply.usage.total_tokens == 10,
+              repr(reply.usage))
+        check("non-stream finish_reason", reply.choices[0].finish_reason == "length")
+
+        stream = client.chat.completions.create(
+            model="mock-llm", messages=messages, stream=True,
+            stream_options={"include_usage": True})
+        content, usage, roles, finish = "", None, [], None
+        for chunk in stream:
+            if chunk.choices:
+                delta = chunk.choices[0].delta
+                content += delta.content or ""
+                if delta.role:
+                    roles.append(delta.role)
+                finish = chunk.choices[0].finish_reason or finish
+            if chunk.usage:
+                usage = chunk.usage
+        check("stream content", len(content.split()) == 12, repr(content))
+        check("stream role prelude", roles == ["assistant"], repr(roles))
+        check("stream usage", usage is not None and usage.completion_tokens == 12, repr(usage))
+        check("stream finish_reason", finish == "stop", repr(finish))
+
+        plain = client.chat.completions.create(model="mock-llm", messages=messages, stream=True)
+        chunks = [c for c in plain]
+        check("stream without usage", all(c.usage is None for c in chunks) and len(chunks) == 14,
+              f"{len(chunks)} chunks")
+
+        models = client.models.list()
+        check("models list", any(m.id == "mock-llm" for m in models.data))
+
+        try:
+            OpenAI(base_url=base_url, api_key="sk-wrong", timeout=10, max_retries=0) \
+                .chat.completions.create(model="mock-llm", messages=messages)
+            check("wrong key is rejected", False)
+        except openai.AuthenticationError as error:
+            check("wrong key is rejected", error.status_code == 401)
+
+        try:
+            client.chat.completions.create(model="mock-llm", messages=messages,
+                                           extra_headers={"x-mock-status": "429"})
+            check("429 is a rate limit error", False)
+        except openai.RateLimitError as error:
+            check("429 is a rate limit error", error.response.headers.get("retry-after") == "1")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    passed = sum(1 for _, ok in checks if ok)
+    failed = len(checks) - passed
+    print(f"interop: {passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
