@@ -122,10 +122,15 @@ fn describe(plan: &RunPlan) -> String {
         LoadShape::Closed { users } => format!("closed loop, {users} concurrent users"),
     };
     text.push_str(&format!("load: {shape} {bound}"));
-    if !load.warmup.is_zero() || load.warmup_requests > 0 {
+    if !load.warmup.is_zero() {
         text.push_str(&format!(
-            "; warm-up {} / {} requests excluded",
-            humantime::format_duration(load.warmup),
+            "; requests scheduled in the first {} are warm-up, not measured",
+            humantime::format_duration(load.warmup)
+        ));
+    }
+    if load.warmup_requests > 0 {
+        text.push_str(&format!(
+            "; the first {} requests are warm-up, not measured",
             load.warmup_requests
         ));
     }
@@ -257,10 +262,16 @@ async fn serve_mock(args: MockArgs) -> i32 {
     println!("drover mock listening on {}", handle.base_url());
     let _ = std::io::stdout().flush();
     wait_for_interrupt().await;
+    let produced = handle.produced_delays();
     eprintln!(
-        "drover mock: served {} chat completions ({} requests received)",
+        "drover mock: served {} chat completions ({} requests received); produced delays: \
+         TTFT p50 {:.2} ms p99 {:.2} ms, inter-token p50 {:.2} ms p99 {:.2} ms",
         handle.completions_served(),
-        handle.requests_received()
+        handle.requests_received(),
+        produced.ttft.p50,
+        produced.ttft.p99,
+        produced.itl.p50,
+        produced.itl.p99,
     );
     EXIT_OK
 }
