@@ -26,16 +26,19 @@ fn sse(c: &mut Criterion) {
     let mut group = c.benchmark_group("sse");
     group.throughput(Throughput::Bytes(stream.len() as u64));
     for chunk_size in [64usize, 1500, 16 * 1024] {
-        group.bench_function(format!("parse 1000 events in {chunk_size}-byte reads"), |b| {
-            b.iter(|| {
-                let mut parser = SseParser::new();
-                let mut out = Vec::new();
-                for piece in stream.chunks(chunk_size) {
-                    parser.feed(black_box(piece), &mut out);
-                }
-                assert_eq!(out.len(), 1002);
-            })
-        });
+        group.bench_function(
+            format!("parse 1000 events in {chunk_size}-byte reads"),
+            |b| {
+                b.iter(|| {
+                    let mut parser = SseParser::new();
+                    let mut out = Vec::new();
+                    for piece in stream.chunks(chunk_size) {
+                        parser.feed(black_box(piece), &mut out);
+                    }
+                    assert_eq!(out.len(), 1002);
+                })
+            },
+        );
     }
     group.finish();
 }

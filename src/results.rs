@@ -71,6 +71,8 @@ pub struct GroupResults {
     pub requests: RequestCounts,
     /// Failed requests by error class (`http_500`, `throttled`, `timeout`, ...).
     pub errors: BTreeMap<String, u64>,
+    /// Failed requests by the HTTP status they received (`"429": 3`), where one was received.
+    pub http_statuses: BTreeMap<String, u64>,
     /// Up to three sample messages per error class (secrets scrubbed).
     pub error_samples: BTreeMap<String, Vec<String>>,
     /// `Retry-After` values (seconds) received with throttled responses, up to 100.

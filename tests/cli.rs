@@ -366,3 +366,26 @@ fn an_interrupted_run_writes_what_it_measured_and_exits_130() {
     );
     assert!(results.duration_s < 10.0);
 }
+
+#[test]
+fn run_shows_live_progress_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "s.toml",
+        &format!(
+            "{GOOD_TARGET}{GOOD_CLASS}[load]\nkind = \"open\"\nrate = 10\nduration = \"2500ms\"\n"
+        ),
+    );
+    let output = drover(dir.path(), &["run", "s.toml", "--out", "out"], &[]);
+    assert_eq!(output.status.code(), Some(0));
+    let stderr = text(&output.stderr);
+    let progress: Vec<&str> = stderr.lines().filter(|l| l.contains("] done ")).collect();
+    assert!(progress.len() >= 2, "{stderr}");
+    assert!(progress
+        .iter()
+        .all(|l| l.contains("req/s") && l.contains("failed 0")));
+    assert!(progress.last().unwrap().contains("TTFT p50"), "{stderr}");
+    // The summary goes to stdout only.
+    assert!(!stderr.contains("ok/sent"));
+}

@@ -73,6 +73,7 @@ pub struct GroupStats {
     pub failed: u64,
     pub warmup_excluded: u64,
     pub errors: BTreeMap<ErrorClass, u64>,
+    http_statuses: BTreeMap<u16, u64>,
     error_samples: BTreeMap<ErrorClass, Vec<String>>,
     retry_after: Vec<f64>,
     pub output_tokens: u64,
@@ -91,6 +92,7 @@ impl Default for GroupStats {
             failed: 0,
             warmup_excluded: 0,
             errors: BTreeMap::new(),
+            http_statuses: BTreeMap::new(),
             error_samples: BTreeMap::new(),
             retry_after: Vec::new(),
             output_tokens: 0,
@@ -157,6 +159,9 @@ impl GroupStats {
             Err(failure) => {
                 self.failed += 1;
                 *self.errors.entry(failure.class).or_default() += 1;
+                if let Some(status) = failure.status {
+                    *self.http_statuses.entry(status).or_default() += 1;
+                }
                 let samples = self.error_samples.entry(failure.class).or_default();
                 if samples.len() < ERROR_SAMPLES && !samples.contains(&failure.message) {
                     samples.push(failure.message.clone());
@@ -181,6 +186,9 @@ impl GroupStats {
         self.warmup_excluded += other.warmup_excluded;
         for (class, count) in &other.errors {
             *self.errors.entry(*class).or_default() += count;
+        }
+        for (status, count) in &other.http_statuses {
+            *self.http_statuses.entry(*status).or_default() += count;
         }
         for (class, messages) in &other.error_samples {
             let samples = self.error_samples.entry(*class).or_default();
@@ -245,6 +253,9 @@ impl GroupStats {
         };
         for (class, count) in &self.errors {
             results.errors.insert(class.key(), *count);
+        }
+        for (status, count) in &self.http_statuses {
+            results.http_statuses.insert(status.to_string(), *count);
         }
         for (class, samples) in &self.error_samples {
             results.error_samples.insert(class.key(), samples.clone());
