@@ -13,6 +13,29 @@ use common::{run_scenario, stat, summary, TIMING_LOCK};
 use drover::driver::{self, RunOptions, StopSignal};
 use drover::mock::{self, LatencyModel, MockConfig, MockOptions};
 
+/// Starts a standalone mock with fixed delays.
+fn start_mock(ttft_ms: u64, itl_ms: u64, output_tokens: u32) -> mock::MockHandle {
+    mock::start(
+        MockConfig {
+            ttft: LatencyModel::Fixed(Duration::from_millis(ttft_ms)),
+            itl: LatencyModel::Fixed(Duration::from_millis(itl_ms)),
+            output_tokens,
+            ..MockConfig::default()
+        },
+        MockOptions::default(),
+    )
+    .unwrap()
+}
+
+/// A scenario with one target at `server` and one synthetic class, under the given `[load]` body.
+fn scenario_against(server: &mock::MockHandle, load: &str) -> String {
+    format!(
+        "[[targets]]\nname = \"local\"\nmodel = \"m\"\nbase_url = \"{}\"\n\n\
+         [[classes]]\nname = \"c\"\ninput_tokens = 16\n\n[load]\n{load}",
+        server.base_url()
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_loop_measures_configured_ttft_and_itl() {
     let _serial = TIMING_LOCK.lock().await;
@@ -54,33 +77,13 @@ requests = 200
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_loop_sends_rate_times_duration() {
     let _serial = TIMING_LOCK.lock().await;
-    let server = mock::start(
-        MockConfig {
-            ttft: LatencyModel::Fixed(Duration::from_millis(5)),
-            itl: LatencyModel::Fixed(Duration::from_millis(1)),
-            output_tokens: 4,
-            ..MockConfig::default()
-        },
-        MockOptions::default(),
-    )
-    .unwrap();
-    let results = run_scenario(&format!(
-        r#"
-[[targets]]
-name = "local"
-model = "m"
-base_url = "{}"
-
-[[classes]]
-name = "c"
-input_tokens = 8
-
-[load]
-kind = "open"
+    let server = start_mock(5, 1, 4);
+    let results = run_scenario(&scenario_against(
+        &server,
+        "kind = \"open\"
 rate = 50
-duration = "4s"
-"#,
-        server.base_url()
+duration = \"4s\"
+",
     ))
     .await;
     let sent = summary(&results).requests.sent;
@@ -94,34 +97,14 @@ duration = "4s"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrected_latency_shows_requests_held_back_by_a_stall() {
     let _serial = TIMING_LOCK.lock().await;
-    let server = mock::start(
-        MockConfig {
-            ttft: LatencyModel::Fixed(Duration::from_millis(10)),
-            itl: LatencyModel::Fixed(Duration::from_millis(2)),
-            output_tokens: 8,
-            ..MockConfig::default()
-        },
-        MockOptions::default(),
-    )
-    .unwrap();
-    let text = format!(
-        r#"
-[[targets]]
-name = "local"
-model = "m"
-base_url = "{}"
-
-[[classes]]
-name = "c"
-input_tokens = 8
-
-[load]
-kind = "open"
+    let server = start_mock(10, 2, 8);
+    let text = scenario_against(
+        &server,
+        "kind = \"open\"
 rate = 50
-duration = "4s"
+duration = \"4s\"
 max_in_flight = 4
-"#,
-        server.base_url()
+",
     );
     let plan = drover::scenario::parse(&text, std::path::Path::new("co.toml")).unwrap();
     let run = driver::run(&plan, RunOptions::default(), StopSignal::default());
@@ -184,34 +167,14 @@ requests = 20
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mock_keeps_its_timing_at_200_concurrent_streams() {
     let _serial = TIMING_LOCK.lock().await;
-    let server = mock::start(
-        MockConfig {
-            ttft: LatencyModel::Fixed(Duration::from_millis(50)),
-            itl: LatencyModel::Fixed(Duration::from_millis(10)),
-            output_tokens: 20,
-            ..MockConfig::default()
-        },
-        MockOptions::default(),
-    )
-    .unwrap();
-    let results = run_scenario(&format!(
-        r#"
-[[targets]]
-name = "local"
-model = "m"
-base_url = "{}"
-
-[[classes]]
-name = "c"
-input_tokens = 16
-
-[load]
-kind = "closed"
+    let server = start_mock(50, 10, 20);
+    let results = run_scenario(&scenario_against(
+        &server,
+        "kind = \"closed\"
 users = 200
 requests = 1000
 warmup_requests = 200
-"#,
-        server.base_url()
+",
     ))
     .await;
     let all = summary(&results);
