@@ -29,6 +29,15 @@ to a target failed); 130 interrupted (partial results were written).")]
     #[command(after_help = "Example:
   drover validate scenarios/my-provider.toml")]
     Validate(ValidateArgs),
+    /// Render saved results (one run, or several side by side) as summary.md, report.html and charts.
+    #[command(after_help = "Examples:
+  drover report reports/quickstart-20261125T131503983Z/results.json
+  drover report before/results.json after/results.json --label before --label after --out compare/
+
+Reads only the results files: nothing is re-run. Exit codes: 0 ok; 2 a results file is missing,
+unreadable or not a drover.results/v1 document, or the labels do not match the inputs; 3 the
+report could not be written.")]
+    Report(ReportArgs),
     /// Serve the built-in OpenAI-compatible mock LLM server until interrupted.
     #[command(after_help = "Example:
   drover mock --addr 127.0.0.1:8089 --ttft 40ms --itl 8ms
@@ -41,12 +50,26 @@ to a target failed); 130 interrupted (partial results were written).")]
 pub struct RunArgs {
     /// The scenario file (TOML).
     pub scenario: PathBuf,
-    /// Folder for the results JSON.
+    /// Folder under which the run's report folder (results.json, summary.md, report.html,
+    /// charts/) is created.
     #[arg(long, default_value = "reports")]
     pub out: PathBuf,
     /// Do not print live progress on stderr.
     #[arg(long)]
     pub no_progress: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Results files (results.json of a run), one or more.
+    #[arg(required = true)]
+    pub results: Vec<PathBuf>,
+    /// Folder to write the report into (default: reports/report-<UTC time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// A label per input, in order (default: the input's folder name).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,7 @@ use drover::report;
 use drover::results::RunStatus;
 use drover::scenario::{self, Endpoint, LoadShape, RunPlan, ScenarioError};
 
-use crate::cli::{Cli, Command, MockArgs, RunArgs, ValidateArgs};
+use crate::cli::{Cli, Command, MockArgs, ReportArgs, RunArgs, ValidateArgs};
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_INTERNAL: i32 = 1;
@@ -21,6 +21,7 @@ pub const EXIT_INTERRUPTED: i32 = 130;
 pub fn dispatch(cli: Cli) -> i32 {
     match cli.command {
         Command::Validate(args) => validate(args),
+        Command::Report(args) => report_command(args),
         Command::Run(args) => with_runtime(|| run(args)),
         Command::Mock(args) => with_runtime(|| serve_mock(args)),
     }
@@ -174,15 +175,39 @@ async fn run(args: RunArgs) -> i32 {
     };
     let mut stdout = std::io::stdout().lock();
     let _ = write!(stdout, "{}", report::terminal::summary(&results));
-    let written = report::json::write_results(&args.out, &results);
-    match &written {
+    let dir = args.out.join(report::json::report_dir_name(&results));
+    // The measurements go to disk first; the rendered report comes after.
+    match report::json::write_results(&dir, &results) {
         Ok(path) => {
             let _ = writeln!(stdout, "results: {}", path.display());
         }
-        Err(error) => eprintln!("error: {error}"),
+        Err(error) => {
+            eprintln!("error: {error}");
+            return EXIT_RUN_FAILED;
+        }
+    }
+    let rendered = report::write_report(
+        &dir,
+        &report::Report {
+            inputs: vec![report::ReportInput {
+                label: results.scenario.name.clone(),
+                results: results.clone(),
+            }],
+        },
+    );
+    match &rendered {
+        Ok(written) => {
+            let _ = writeln!(
+                stdout,
+                "report: {} ({} charts, summary.md)",
+                written.dir.join("report.html").display(),
+                written.charts.len()
+            );
+        }
+        Err(error) => eprintln!("error: could not render the report: {error}"),
     }
     let _ = stdout.flush();
-    if written.is_err() {
+    if rendered.is_err() {
         return EXIT_RUN_FAILED;
     }
     if results.status == RunStatus::Interrupted {
@@ -200,6 +225,78 @@ async fn run(args: RunArgs) -> i32 {
         return EXIT_RUN_FAILED;
     }
     EXIT_OK
+}
+
+fn report_command(args: ReportArgs) -> i32 {
+    if !args.labels.is_empty() && args.labels.len() != args.results.len() {
+        eprintln!(
+            "error: {} --label given for {} results files; give one per file, in order, or none",
+            args.labels.len(),
+            args.results.len()
+        );
+        return EXIT_BAD_INPUT;
+    }
+    let mut inputs = Vec::new();
+    for (i, path) in args.results.iter().enumerate() {
+        let results = match report::read_results(path) {
+            Ok(results) => results,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return EXIT_BAD_INPUT;
+            }
+        };
+        let label = args
+            .labels
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| default_label(path, &results));
+        inputs.push(report::ReportInput { label, results });
+    }
+    // Labels name the lines on every chart: keep them distinct.
+    for i in 1..inputs.len() {
+        let taken = inputs[..i]
+            .iter()
+            .filter(|p| p.label == inputs[i].label)
+            .count();
+        if taken > 0 {
+            inputs[i].label = format!("{} #{}", inputs[i].label, taken + 1);
+        }
+    }
+    let out = args.out.unwrap_or_else(|| {
+        let stamp: String = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            .to_string()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        std::path::PathBuf::from("reports").join(format!("report-{stamp}"))
+    });
+    match report::write_report(&out, &report::Report { inputs }) {
+        Ok(written) => {
+            println!(
+                "report: {} ({} charts, summary.md)",
+                written.dir.join("report.html").display(),
+                written.charts.len()
+            );
+            EXIT_OK
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            EXIT_RUN_FAILED
+        }
+    }
+}
+
+/// A results file's label: its folder's name for `…/results.json`, else its file stem.
+fn default_label(path: &std::path::Path, results: &drover::results::RunResults) -> String {
+    let from_path = if path.file_name().is_some_and(|n| n == "results.json") {
+        path.parent().and_then(|p| p.file_name())
+    } else {
+        path.file_stem()
+    };
+    from_path
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| results.scenario.name.clone())
 }
 
 /// Resolves on Ctrl-C, or SIGTERM on Unix (how Kubernetes and CI stop a process).

@@ -78,6 +78,8 @@ pub struct Usage {
 pub struct RequestRecord {
     pub target: usize,
     pub class: usize,
+    /// Index of the load stage the request was scheduled in (0 without stages).
+    pub stage: usize,
     /// When the schedule meant it to leave (equals `sent` in closed loop).
     pub intended: Instant,
     /// When it was handed to the HTTP client.

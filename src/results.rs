@@ -20,6 +20,9 @@ pub struct RunResults {
     pub ended_at: String,
     pub duration_s: f64,
     pub targets: Vec<TargetResults>,
+    /// Where the run happened.
+    #[serde(default)]
+    pub environment: Environment,
     /// Things the user should know about the run's validity (e.g. the client fell behind).
     pub warnings: Vec<String>,
 }
@@ -31,6 +34,31 @@ pub struct ScenarioInfo {
     pub source: String,
     pub seed: u64,
     pub as_run: serde_json::Value,
+}
+
+/// The machine that ran the load.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Environment {
+    pub host: String,
+    pub os: String,
+    pub cores: usize,
+}
+
+impl Environment {
+    /// This machine.
+    pub fn current() -> Self {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "unknown".into());
+        Environment {
+            host,
+            os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
 }
 
 /// How the run ended.
@@ -55,6 +83,22 @@ pub struct TargetResults {
     pub classes: Vec<ClassResults>,
     /// One point per second of the run, by completion time.
     pub series: Vec<SeriesPoint>,
+    /// Per stage of a stepped or ramped open loop (empty for a single stage).
+    #[serde(default)]
+    pub stages: Vec<StageResults>,
+}
+
+/// One stage of a stepped profile: requests whose intended send time fell in it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageResults {
+    pub index: usize,
+    /// Offered rate at the start and end of the stage (equal for a step).
+    pub rate: f64,
+    pub end_rate: f64,
+    pub start_s: f64,
+    pub duration_s: f64,
+    #[serde(flatten)]
+    pub results: GroupResults,
 }
 
 /// One class's results within a target.

@@ -163,9 +163,13 @@ pub async fn run(
     let (record_tx, mut record_rx) = mpsc::channel::<RequestRecord>(16 * 1024);
     let target_count = plan.targets.len();
     let class_count = plan.classes.len();
+    let stage_count = match &plan.load.shape {
+        LoadShape::Open { stages, .. } => stages.len(),
+        LoadShape::Closed { .. } => 1,
+    };
     let show_progress = options.progress;
     let collector = tokio::spawn(async move {
-        let mut recorder = Recorder::new(target_count, class_count, start);
+        let mut recorder = Recorder::new(target_count, class_count, stage_count, start);
         let mut progress = progress::Progress::new(start, show_progress);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;
@@ -313,6 +317,7 @@ async fn open_loop(
             None => None,
         };
         let warmup = offset < load.warmup || sent < load.warmup_requests;
+        let stage = schedule.stage_of(offset);
         let target = generator.target.clone();
         let classes = generator.classes.clone();
         let records = generator.records.clone();
@@ -323,6 +328,7 @@ async fn open_loop(
                 &target,
                 Job {
                     class,
+                    stage,
                     intended,
                     body,
                     warmup,
@@ -367,6 +373,7 @@ async fn closed_loop(generator: Generator, users: u32) -> u64 {
                     &generator.target,
                     Job {
                         class,
+                        stage: 0,
                         intended: Instant::now(),
                         body,
                         warmup,

@@ -68,6 +68,7 @@ impl TargetContext {
 /// One request to send.
 pub struct Job {
     pub class: usize,
+    pub stage: usize,
     pub intended: Instant,
     pub body: Bytes,
     pub warmup: bool,
@@ -117,6 +118,7 @@ pub async fn execute(target: &TargetContext, job: Job) -> RequestRecord {
     RequestRecord {
         target: target.index,
         class: job.class,
+        stage: job.stage,
         intended: job.intended,
         sent,
         headers: measured.headers,

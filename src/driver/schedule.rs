@@ -52,6 +52,21 @@ impl Schedule {
             .map(Duration::from_secs_f64)
     }
 
+    /// The index of the stage an offset falls in (the last stage for offsets past the end).
+    pub fn stage_of(&self, offset: Duration) -> usize {
+        let mut end = Duration::ZERO;
+        for (index, stage) in self.stages.iter().enumerate() {
+            match stage.duration {
+                Some(length) => end += length,
+                None => return index,
+            }
+            if offset < end {
+                return index;
+            }
+        }
+        self.stages.len().saturating_sub(1)
+    }
+
     /// Seconds at which ∫rate dt reaches `count`.
     fn time_at_count(&self, count: f64) -> Option<f64> {
         let mut stage_start_time = 0.0;
@@ -125,6 +140,14 @@ mod tests {
         let second_half = times.iter().filter(|t| **t >= 3.0).count();
         assert_eq!(first_half, 15);
         assert_eq!(second_half, 25);
+        let schedule = Schedule::new(
+            vec![stage(10.0, 10.0, 2), stage(10.0, 30.0, 2)],
+            Arrival::Constant,
+            1,
+        );
+        assert_eq!(schedule.stage_of(Duration::from_millis(1999)), 0);
+        assert_eq!(schedule.stage_of(Duration::from_secs(2)), 1);
+        assert_eq!(schedule.stage_of(Duration::from_secs(9)), 1);
     }
 
     #[test]

@@ -4,7 +4,10 @@
 use std::time::{Duration, SystemTime};
 
 use super::{Metric, Recorder};
-use crate::results::{ClassResults, RunResults, RunStatus, ScenarioInfo, TargetResults, SCHEMA};
+use crate::results::{
+    ClassResults, Environment, RunResults, RunStatus, ScenarioInfo, StageResults, TargetResults,
+    SCHEMA,
+};
 use crate::scenario::{Endpoint, LoadShape, RunPlan, TargetMode};
 
 /// Schedule lag p99 above which a run is flagged as limited by the client or its in-flight cap.
@@ -79,6 +82,7 @@ impl Recorder {
                 summary: summary_results,
                 classes,
                 series: self.series(index),
+                stages: self.stage_results(plan, index),
             });
         }
         RunResults {
@@ -95,7 +99,31 @@ impl Recorder {
             ended_at: humantime::format_rfc3339_millis(ended_at).to_string(),
             duration_s: elapsed.as_secs_f64(),
             targets,
+            environment: Environment::current(),
             warnings,
         }
+    }
+
+    fn stage_results(&self, plan: &RunPlan, target: usize) -> Vec<StageResults> {
+        let LoadShape::Open { stages, .. } = &plan.load.shape else {
+            return Vec::new();
+        };
+        let mut start = Duration::ZERO;
+        let mut results = Vec::new();
+        for (index, stage) in stages.iter().enumerate() {
+            let length = stage.duration.unwrap_or_default();
+            if let Some(group) = self.stage_group(target, index) {
+                results.push(StageResults {
+                    index,
+                    rate: stage.rate,
+                    end_rate: stage.end_rate,
+                    start_s: start.as_secs_f64(),
+                    duration_s: length.as_secs_f64(),
+                    results: group.to_results(0),
+                });
+            }
+            start += length;
+        }
+        results
     }
 }

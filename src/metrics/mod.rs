@@ -280,14 +280,20 @@ impl GroupStats {
 #[derive(Debug)]
 pub struct Recorder {
     groups: Vec<Vec<GroupStats>>,
+    /// Per target and load stage, kept only when the profile has more than one stage.
+    stage_groups: Vec<Vec<GroupStats>>,
     series: Vec<Series>,
 }
 
 impl Recorder {
-    pub fn new(targets: usize, classes: usize, start: Instant) -> Self {
+    pub fn new(targets: usize, classes: usize, stages: usize, start: Instant) -> Self {
+        let stages = if stages > 1 { stages } else { 0 };
         Recorder {
             groups: (0..targets)
                 .map(|_| (0..classes).map(|_| GroupStats::default()).collect())
+                .collect(),
+            stage_groups: (0..targets)
+                .map(|_| (0..stages).map(|_| GroupStats::default()).collect())
                 .collect(),
             series: (0..targets).map(|_| Series::new(start)).collect(),
         }
@@ -295,6 +301,9 @@ impl Recorder {
 
     pub fn record(&mut self, record: &RequestRecord) {
         self.groups[record.target][record.class].record(record);
+        if let Some(stage) = self.stage_groups[record.target].get_mut(record.stage) {
+            stage.record(record);
+        }
         if !record.warmup {
             self.series[record.target].record(record);
         }
@@ -303,6 +312,11 @@ impl Recorder {
     /// The stats of one target and class.
     pub fn group(&self, target: usize, class: usize) -> &GroupStats {
         &self.groups[target][class]
+    }
+
+    /// The stats of one target's load stage, when stages are kept.
+    pub fn stage_group(&self, target: usize, stage: usize) -> Option<&GroupStats> {
+        self.stage_groups[target].get(stage)
     }
 
     /// All classes of a target merged.
@@ -330,6 +344,7 @@ mod tests {
         RequestRecord {
             target: 0,
             class: 0,
+            stage: 0,
             intended: start,
             sent: start + ms(5),
             headers: Some(start + ms(6)),

@@ -14,8 +14,8 @@ pub struct WriteError {
     pub source: std::io::Error,
 }
 
-/// File name for a run's results: `<scenario>-<UTC time>.json`.
-pub fn results_file_name(results: &RunResults) -> String {
+/// Folder name for a run's report: `<scenario>-<UTC start time>`.
+pub fn report_dir_name(results: &RunResults) -> String {
     let stamp: String = results
         .started_at
         .chars()
@@ -33,12 +33,12 @@ pub fn results_file_name(results: &RunResults) -> String {
             }
         })
         .collect();
-    format!("{name}-{stamp}.json")
+    format!("{name}-{stamp}")
 }
 
-/// Writes `results` into `dir` (created if needed) and returns the file's path.
+/// Writes `results` as `dir/results.json` (the folder is created if needed); returns the path.
 pub fn write_results(dir: &Path, results: &RunResults) -> Result<PathBuf, WriteError> {
-    let path = dir.join(results_file_name(results));
+    let path = dir.join("results.json");
     let text = serde_json::to_string_pretty(results).expect("results always serialize");
     write_atomically(&path, text.as_bytes())?;
     Ok(path)

@@ -1,5 +1,157 @@
-//! Rendering a [`RunResults`](crate::results::RunResults): the terminal summary and the results
-//! JSON file (written atomically).
+//! Rendering [`RunResults`]: the terminal summary, the results JSON (written atomically), and a
+//! report folder with `summary.md`, a self-contained `report.html` and charts (SVG and PNG).
+//!
+//! A report reads only results documents, so it renders a finished run, a saved one, or several
+//! side by side (before/after, provider A/B) the same way.
 
+pub mod charts;
+pub mod compare;
+pub mod format;
+pub mod html;
 pub mod json;
+pub mod markdown;
 pub mod terminal;
+
+use std::path::{Path, PathBuf};
+
+use crate::results::{RunResults, SCHEMA};
+
+/// One results document with the label it is shown under.
+#[derive(Debug, Clone)]
+pub struct ReportInput {
+    pub label: String,
+    pub results: RunResults,
+}
+
+/// Everything a report shows.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub inputs: Vec<ReportInput>,
+}
+
+impl Report {
+    /// Names each plotted line: the target, prefixed by the input's label when there are several
+    /// inputs.
+    pub fn series_name(&self, input: usize, target: usize) -> String {
+        let target_name = &self.inputs[input].results.targets[target].name;
+        if self.inputs.len() == 1 {
+            target_name.clone()
+        } else if self.inputs[input].results.targets.len() == 1 {
+            self.inputs[input].label.clone()
+        } else {
+            format!("{} · {target_name}", self.inputs[input].label)
+        }
+    }
+
+    /// `(input, target)` of every plotted line, in order.
+    pub fn series(&self) -> Vec<(usize, usize)> {
+        self.inputs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, input)| (0..input.results.targets.len()).map(move |t| (i, t)))
+            .collect()
+    }
+
+    /// The report's title: the scenario, or the labels compared.
+    pub fn title(&self) -> String {
+        if self.inputs.len() == 1 {
+            format!("drover report: {}", self.inputs[0].results.scenario.name)
+        } else {
+            format!(
+                "drover comparison: {}",
+                self.inputs
+                    .iter()
+                    .map(|i| i.label.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" vs ")
+            )
+        }
+    }
+}
+
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: cannot read results: {source}")]
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a drover results file: {message}")]
+    Invalid { path: String, message: String },
+    #[error(transparent)]
+    Write(#[from] json::WriteError),
+    #[error("cannot draw chart {chart}: {message}")]
+    Chart { chart: String, message: String },
+}
+
+/// Reads a results file, checking its schema.
+pub fn read_results(path: &Path) -> Result<RunResults, ReportError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Unreadable {
+        path: shown.clone(),
+        source,
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| ReportError::Invalid {
+            path: shown.clone(),
+            message: format!(
+                "invalid JSON at line {} column {}: {e}",
+                e.line(),
+                e.column()
+            ),
+        })?;
+    match value.get("schema").and_then(|s| s.as_str()) {
+        Some(SCHEMA) => {}
+        Some(other) => {
+            return Err(ReportError::Invalid {
+                path: shown,
+                message: format!(
+                    "schema \"{other}\" is not supported (this drover reads \"{SCHEMA}\")"
+                ),
+            })
+        }
+        None => {
+            return Err(ReportError::Invalid {
+                path: shown,
+                message: format!("no \"schema\" field (expected \"{SCHEMA}\")"),
+            })
+        }
+    }
+    serde_json::from_value(value).map_err(|e| ReportError::Invalid {
+        path: shown,
+        message: e.to_string(),
+    })
+}
+
+/// What a written report folder holds.
+#[derive(Debug, Clone)]
+pub struct WrittenReport {
+    pub dir: PathBuf,
+    pub charts: Vec<String>,
+}
+
+/// Writes `summary.md`, `report.html` and `charts/*.svg|png` into `dir`.
+pub fn write_report(dir: &Path, report: &Report) -> Result<WrittenReport, ReportError> {
+    let charts = charts::build(report)?;
+    let chart_dir = dir.join("charts");
+    for chart in &charts {
+        json::write_atomically(
+            &chart_dir.join(format!("{}.svg", chart.id)),
+            chart.svg.as_bytes(),
+        )?;
+        charts::write_png(chart, &chart_dir.join(format!("{}.png", chart.id)))?;
+    }
+    json::write_atomically(
+        &dir.join("summary.md"),
+        markdown::render(report, &charts).as_bytes(),
+    )?;
+    json::write_atomically(
+        &dir.join("report.html"),
+        html::render(report, &charts).as_bytes(),
+    )?;
+    Ok(WrittenReport {
+        dir: dir.to_path_buf(),
+        charts: charts.iter().map(|c| c.id.clone()).collect(),
+    })
+}

@@ -1,0 +1,128 @@
+//! Number formatting shared by every view (terminal, Markdown, HTML, charts), so that they never
+//! disagree: milliseconds with precision that fits their size, counts with thousands separators.
+
+use crate::results::{GroupResults, LatencyStat};
+
+/// Groups the digits of a whole number: `1234567` → `1,234,567`.
+pub fn thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Milliseconds: 3 decimals below 1 ms, 2 below 10 ms, 1 below 1 s, whole above (grouped).
+pub fn ms(value: f64) -> String {
+    if !value.is_finite() {
+        return "-".into();
+    }
+    if value < 1.0 {
+        format!("{value:.3}")
+    } else if value < 10.0 {
+        format!("{value:.2}")
+    } else if value < 1000.0 {
+        format!("{value:.1}")
+    } else {
+        thousands(value.round() as u64)
+    }
+}
+
+/// A rate (per second): 1 decimal, grouped.
+pub fn rate(value: f64) -> String {
+    if !value.is_finite() || value < 0.0 {
+        return "-".into();
+    }
+    let tenths = (value * 10.0).round() as u64;
+    format!("{}.{}", thousands(tenths / 10), tenths % 10)
+}
+
+/// A percentage with one decimal.
+pub fn percent(fraction: f64) -> String {
+    if !fraction.is_finite() {
+        return "-".into();
+    }
+    format!("{:.1}%", fraction * 100.0)
+}
+
+/// A latency statistic of a group, or `-` when the group has none (no successful request).
+pub fn stat(group: &GroupResults, metric: &str, pick: fn(&LatencyStat) -> f64) -> String {
+    group
+        .latency_ms
+        .get(metric)
+        .map_or("-".into(), |stat| ms(pick(stat)))
+}
+
+/// Failed requests as a share of finished ones.
+pub fn error_rate(group: &GroupResults) -> f64 {
+    let finished = group.requests.succeeded + group.requests.failed;
+    if finished == 0 {
+        0.0
+    } else {
+        group.requests.failed as f64 / finished as f64
+    }
+}
+
+/// The columns every summary table has, in order, with their values for one group.
+pub const SUMMARY_COLUMNS: [&str; 13] = [
+    "ok/sent",
+    "failed",
+    "req/s",
+    "out tok/s",
+    "TTFT p50",
+    "TTFT p99",
+    "ITL p50",
+    "ITL p99",
+    "TPOT p50",
+    "E2E p50",
+    "E2E p99",
+    "E2E p99 corr",
+    "err %",
+];
+
+pub fn summary_cells(group: &GroupResults) -> Vec<String> {
+    let p50 = |s: &LatencyStat| s.p50;
+    let p99 = |s: &LatencyStat| s.p99;
+    vec![
+        format!(
+            "{}/{}",
+            thousands(group.requests.succeeded),
+            thousands(group.requests.sent)
+        ),
+        thousands(group.requests.failed),
+        rate(group.throughput.requests_per_s),
+        rate(group.throughput.output_tokens_per_s),
+        stat(group, "ttft", p50),
+        stat(group, "ttft", p99),
+        stat(group, "itl", p50),
+        stat(group, "itl", p99),
+        stat(group, "tpot", p50),
+        stat(group, "e2e", p50),
+        stat(group, "e2e", p99),
+        stat(group, "e2e_corrected", p99),
+        percent(error_rate(group)),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_formatted_by_size() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(ms(0.1234), "0.123");
+        assert_eq!(ms(8.126), "8.13");
+        assert_eq!(ms(50.44), "50.4");
+        assert_eq!(ms(12345.6), "12,346");
+        assert_eq!(rate(1093.96), "1,094.0");
+        assert_eq!(percent(0.0125), "1.3%");
+    }
+}

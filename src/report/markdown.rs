@@ -1,0 +1,179 @@
+//! `summary.md`: GitHub-flavoured Markdown (fit for `$GITHUB_STEP_SUMMARY`) with the verdicts,
+//! the summary table, comparisons and errors — the same numbers as the terminal and HTML.
+
+use std::fmt::Write;
+
+use super::charts::Chart;
+use super::compare::{self, Level};
+use super::format::{self, SUMMARY_COLUMNS};
+use super::Report;
+
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+fn row(cells: &[String]) -> String {
+    format!(
+        "| {} |\n",
+        cells
+            .iter()
+            .map(|c| cell(c))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    )
+}
+
+fn header(columns: &[&str]) -> String {
+    let cells: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+    let mut out = row(&cells);
+    out.push_str(&format!(
+        "|{}\n",
+        columns
+            .iter()
+            .enumerate()
+            .map(|(i, _)| if i < 3 { "---|" } else { "---:|" })
+            .collect::<String>()
+    ));
+    out
+}
+
+/// The rows of the summary table: run label, target, class, then [`SUMMARY_COLUMNS`].
+pub fn summary_rows(report: &Report) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for input in &report.inputs {
+        for target in &input.results.targets {
+            let mut all = vec![input.label.clone(), target.name.clone(), "(all)".into()];
+            all.extend(format::summary_cells(&target.summary));
+            rows.push(all);
+            if target.classes.len() > 1 {
+                for class in &target.classes {
+                    let mut row =
+                        vec![input.label.clone(), target.name.clone(), class.name.clone()];
+                    row.extend(format::summary_cells(&class.results));
+                    rows.push(row);
+                }
+            }
+        }
+    }
+    rows
+}
+
+pub fn render(report: &Report, charts: &[Chart]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# {}\n", report.title());
+    for input in &report.inputs {
+        let r = &input.results;
+        let _ = writeln!(
+            out,
+            "- **{}**: scenario `{}`, started {}, {:.1} s, {:?}, drover {}, host {} ({} cores)",
+            input.label,
+            r.scenario.name,
+            r.started_at,
+            r.duration_s,
+            r.status,
+            r.drover_version,
+            r.environment.host,
+            r.environment.cores
+        );
+    }
+    let _ = writeln!(out, "\n## Verdicts\n");
+    for verdict in compare::verdicts(report) {
+        let mark = match verdict.level {
+            Level::Fail => "✗",
+            Level::Warn => "⚠",
+            Level::Info => "ℹ",
+        };
+        let _ = writeln!(out, "- {mark} {}", cell(&verdict.text));
+    }
+    let _ = writeln!(out, "\n## Summary\n");
+    let mut columns = vec!["run", "target", "class"];
+    columns.extend(SUMMARY_COLUMNS);
+    out.push_str(&header(&columns));
+    for cells in summary_rows(report) {
+        out.push_str(&row(&cells));
+    }
+    let _ = writeln!(
+        out,
+        "\nLatencies in ms. \"E2E p99 corr\" is measured from the intended send time (coordinated omission corrected)."
+    );
+    let comparisons = compare::comparisons(report);
+    if !comparisons.is_empty() {
+        let _ = writeln!(out, "\n## Comparison against {}\n", report.inputs[0].label);
+        for comparison in &comparisons {
+            let _ = writeln!(out, "### {}\n", comparison.target);
+            let mut columns: Vec<String> = vec!["metric".into()];
+            for (i, input) in report.inputs.iter().enumerate() {
+                columns.push(input.label.clone());
+                if i > 0 {
+                    columns.push(format!("Δ {}", input.label));
+                }
+            }
+            let column_refs: Vec<&str> = columns.iter().map(String::as_str).collect();
+            out.push_str(&header(&column_refs));
+            for delta in &comparison.rows {
+                let mut cells = vec![delta.metric.to_string()];
+                for i in 0..report.inputs.len() {
+                    cells.push(delta.shown(i));
+                    if i > 0 {
+                        cells.push(delta.shown_change(i));
+                    }
+                }
+                out.push_str(&row(&cells));
+            }
+            out.push('\n');
+        }
+    }
+    let errors = error_rows(report);
+    let _ = writeln!(out, "\n## Errors\n");
+    if errors.is_empty() {
+        let _ = writeln!(out, "No request failed.");
+    } else {
+        out.push_str(&header(&[
+            "run",
+            "target",
+            "class",
+            "count",
+            "sample message",
+        ]));
+        for cells in errors {
+            out.push_str(&row(&cells));
+        }
+    }
+    let _ = writeln!(out, "\n## Charts\n");
+    if charts.is_empty() {
+        let _ = writeln!(
+            out,
+            "No chart: no request succeeded, so there is nothing to plot."
+        );
+    }
+    for chart in charts {
+        let _ = writeln!(out, "- [{}](charts/{}.svg)", chart.title, chart.id);
+    }
+    out
+}
+
+/// Error rows: run, target, error class, count, first sample message (secrets already scrubbed).
+pub fn error_rows(report: &Report) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for input in &report.inputs {
+        for target in &input.results.targets {
+            for (class, count) in &target.summary.errors {
+                let sample = target
+                    .summary
+                    .error_samples
+                    .get(class)
+                    .and_then(|s| s.first())
+                    .cloned()
+                    .unwrap_or_default();
+                rows.push(vec![
+                    input.label.clone(),
+                    target.name.clone(),
+                    class.clone(),
+                    format::thousands(*count),
+                    sample,
+                ]);
+            }
+        }
+    }
+    rows
+}
