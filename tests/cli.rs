@@ -30,6 +30,20 @@ users = 2
 requests = 10
 "#;
 
+/// Every file below `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
 fn write(dir: &Path, name: &str, content: &str) {
     std::fs::write(dir.join(name), content).unwrap();
 }
@@ -179,15 +193,31 @@ fn run_prints_a_summary_and_writes_versioned_results() {
         stdout.contains("TTFT p50") && stdout.contains("10/10"),
         "{stdout}"
     );
-    let files: Vec<_> = std::fs::read_dir(dir.path().join("out"))
+    let folders: Vec<_> = std::fs::read_dir(dir.path().join("out"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(files.len(), 1, "{files:?}");
-    assert!(stdout.contains(&format!(
-        "results: out/{}",
-        files[0].file_name().unwrap().to_string_lossy()
-    )));
+    assert_eq!(folders.len(), 1, "{folders:?}");
+    let folder = &folders[0];
+    let name = folder.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("s-2"), "{name}");
+    assert!(
+        stdout.contains(&format!("results: out/{name}/results.json")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("report: out/{name}/report.html")),
+        "{stdout}"
+    );
+    for file in [
+        "summary.md",
+        "report.html",
+        "charts/ttft-percentiles.svg",
+        "charts/ttft-percentiles.png",
+    ] {
+        assert!(folder.join(file).is_file(), "{file} missing");
+    }
+    let files = [folder.join("results.json")];
     let results: drover::results::RunResults =
         serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
     assert_eq!(results.schema, "drover.results/v1");
@@ -276,14 +306,18 @@ requests = 3
         ("stdout".to_string(), stdout),
         ("stderr".to_string(), stderr),
     ];
-    for entry in std::fs::read_dir(dir.path().join("out")).unwrap() {
-        let path = entry.unwrap().path();
+    for path in files_under(&dir.path().join("out")) {
+        let bytes = std::fs::read(&path).unwrap();
         outputs.push((
             path.display().to_string(),
-            std::fs::read_to_string(&path).unwrap(),
+            String::from_utf8_lossy(&bytes).into_owned(),
         ));
     }
-    assert_eq!(outputs.len(), 3, "one results file");
+    assert!(
+        outputs.len() >= 6,
+        "results, summary, report and charts: {}",
+        outputs.len()
+    );
     for (name, content) in outputs {
         assert!(
             !content.contains(KEY),
@@ -355,7 +389,8 @@ fn an_interrupted_run_writes_what_it_measured_and_exits_130() {
         .next()
         .unwrap()
         .unwrap()
-        .path();
+        .path()
+        .join("results.json");
     let results: drover::results::RunResults =
         serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
     assert_eq!(results.status, drover::results::RunStatus::Interrupted);

@@ -136,7 +136,8 @@ fn cdf_panel(report: &Report, metric: &str, label: &str) -> Panel {
 
 fn over_time_panels(report: &Report) -> Vec<Panel> {
     type Pick = fn(&crate::results::SeriesPoint) -> Option<f64>;
-    let specs: [(&str, &str, Vec<(&str, Pick)>); 4] = [
+    type PanelSpec = (&'static str, &'static str, Vec<(&'static str, Pick)>);
+    let specs: [PanelSpec; 4] = [
         (
             "Completed requests per second",
             "req/s",
@@ -395,7 +396,7 @@ fn draw_panel<DB: DrawingBackend>(
             .flat_map(|l| l.points.iter().map(|p| p.1)),
     );
     let (x_low, x_high) = if panel.x_nines {
-        (0.0, x_high.min(4.0).max(1.0))
+        (0.0, x_high.clamp(1.0, 4.0))
     } else {
         (x_low, x_high)
     };

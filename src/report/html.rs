@@ -178,9 +178,9 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
         out.push_str("<p>No chart: no request succeeded, so there is nothing to plot.</p>");
     }
     for chart in charts {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<figure id=\"chart-{id}\">{svg}<figcaption>{caption} Files: <a href=\"charts/{id}.svg\">SVG</a>, <a href=\"charts/{id}.png\">PNG</a>.</figcaption></figure>\n",
+            "<figure id=\"chart-{id}\">{svg}<figcaption>{caption} Files: <a href=\"charts/{id}.svg\">SVG</a>, <a href=\"charts/{id}.png\">PNG</a>.</figcaption></figure>",
             id = escape(&chart.id),
             svg = inline_svg(&chart.svg),
             caption = escape(&chart.caption)
