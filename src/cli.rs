@@ -104,9 +104,39 @@ pub struct MockArgs {
     /// Require `Authorization: Bearer <key>` with the key read from this environment variable.
     #[arg(long)]
     pub api_key_env: Option<String>,
-    /// Seed for latency draws.
+    /// Seed for latency and fault draws.
     #[arg(long, default_value_t = 0x5eed)]
     pub seed: u64,
+    /// Inject a fault with a probability per request, e.g. `--fault http_500=0.05` (repeatable;
+    /// names as in `[targets.mock.faults]`).
+    #[arg(long = "fault", value_parser = parse_fault)]
+    pub faults: Vec<(drover::mock::Fault, f64)>,
+    /// How long a `stall` fault lasts.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub stall_for: std::time::Duration,
+    /// Interval between bytes of a `slow_drip` fault.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub drip_every: std::time::Duration,
+}
+
+fn parse_fault(text: &str) -> Result<(drover::mock::Fault, f64), String> {
+    let (name, probability) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=PROBABILITY, got \"{text}\""))?;
+    let fault = drover::mock::Fault::from_name(name.trim()).ok_or_else(|| {
+        format!(
+            "unknown fault \"{name}\"; known: {}",
+            drover::mock::Fault::ALL.map(|f| f.name()).join(", ")
+        )
+    })?;
+    let probability: f64 = probability
+        .trim()
+        .parse()
+        .map_err(|_| format!("\"{probability}\" is not a number"))?;
+    if !(0.0..=1.0).contains(&probability) {
+        return Err(format!("probability {probability} is not between 0 and 1"));
+    }
+    Ok((fault, probability))
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

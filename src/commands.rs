@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use drover::driver::{self, RunOptions, StopSignal};
-use drover::mock::{self, LatencyModel, MockConfig, MockOptions};
+use drover::mock::{self, FaultPlan, LatencyModel, MockConfig, MockOptions};
 use drover::report;
 use drover::results::RunStatus;
 use drover::scenario::{self, Endpoint, LoadShape, RunPlan, ScenarioError};
@@ -343,7 +343,18 @@ async fn serve_mock(args: MockArgs) -> i32 {
         output_tokens: args.output_tokens,
         prelude: args.prelude,
         seed: args.seed,
+        faults: FaultPlan {
+            probabilities: args.faults.clone(),
+            stall_for: args.stall_for,
+            drip_every: args.drip_every,
+            ..FaultPlan::default()
+        },
     };
+    let total: f64 = args.faults.iter().map(|(_, p)| p).sum();
+    if total > 1.0 + 1e-9 {
+        eprintln!("error: --fault probabilities add up to {total}, more than 1");
+        return EXIT_BAD_INPUT;
+    }
     let options = MockOptions {
         addr: args.addr,
         required_key,
@@ -370,5 +381,16 @@ async fn serve_mock(args: MockArgs) -> i32 {
         produced.itl.p50,
         produced.itl.p99,
     );
+    let injected = handle.faults_injected();
+    if !injected.is_empty() {
+        eprintln!(
+            "drover mock: faults injected: {}",
+            injected
+                .iter()
+                .map(|(name, count)| format!("{name} {count}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     EXIT_OK
 }

@@ -14,9 +14,9 @@ pub enum ErrorClass {
     HttpStatus(u16),
     /// HTTP 429 Too Many Requests.
     Throttled,
-    /// The request did not finish within the target's timeout.
-    Timeout,
-    /// No connection could be made (refused, DNS, TLS).
+    /// A timeout fired: connecting, waiting for headers, between body chunks, or overall.
+    Timeout(TimeoutKind),
+    /// No connection could be made (refused, DNS, TLS), or it closed before response headers.
     Connect,
     /// The response broke the protocol: malformed SSE or JSON, an error event, wrong shape.
     Protocol,
@@ -30,10 +30,35 @@ impl ErrorClass {
         match self {
             ErrorClass::HttpStatus(status) => format!("http_{status}"),
             ErrorClass::Throttled => "throttled".into(),
-            ErrorClass::Timeout => "timeout".into(),
+            ErrorClass::Timeout(kind) => format!("timeout_{}", kind.name()),
             ErrorClass::Connect => "connect".into(),
             ErrorClass::Protocol => "protocol".into(),
             ErrorClass::TruncatedStream => "truncated_stream".into(),
+        }
+    }
+}
+
+/// Which timeout fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeoutKind {
+    /// TCP (and TLS) connection set-up took longer than `connect_timeout`.
+    Connect,
+    /// No response headers within `first_byte_timeout` of sending.
+    FirstByte,
+    /// No body bytes for `idle_timeout` once the response started.
+    Idle,
+    /// The whole request took longer than `timeout`.
+    Total,
+}
+
+impl TimeoutKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TimeoutKind::Connect => "connect",
+            TimeoutKind::FirstByte => "first_byte",
+            TimeoutKind::Idle => "idle",
+            TimeoutKind::Total => "total",
         }
     }
 }

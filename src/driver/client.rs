@@ -21,11 +21,15 @@ pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 pub struct ClientError(#[from] rustls::Error);
 
 /// Builds a pooled client for one target.
-pub fn build(version: HttpVersion, is_https: bool) -> Result<HttpClient, ClientError> {
+pub fn build(
+    version: HttpVersion,
+    is_https: bool,
+    connect_timeout: Duration,
+) -> Result<HttpClient, ClientError> {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.enforce_http(false);
-    http.set_connect_timeout(Some(Duration::from_secs(30)));
+    http.set_connect_timeout(Some(connect_timeout));
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
         .https_or_http();

@@ -137,13 +137,15 @@ pub async fn run(
                 url
             }
         };
-        let http_client =
-            client::build(target.http, base_url.starts_with("https://")).map_err(|e| {
-                DriverError::Target {
-                    target: target.name.clone(),
-                    message: e.to_string(),
-                }
-            })?;
+        let http_client = client::build(
+            target.http,
+            base_url.starts_with("https://"),
+            target.timeouts.connect,
+        )
+        .map_err(|e| DriverError::Target {
+            target: target.name.clone(),
+            message: e.to_string(),
+        })?;
         let context = TargetContext::new(
             index,
             target.clone(),

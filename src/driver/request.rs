@@ -10,8 +10,8 @@ use hyper::body::Incoming;
 
 use super::client::HttpClient;
 use crate::protocol::openai::{self, ParseError};
-use crate::protocol::sse::{SseItem, SseParser};
-use crate::record::{ErrorClass, Failure, RequestRecord, TokenSource, Usage};
+use crate::protocol::sse::{SseItem, SseParser, DEFAULT_MAX_EVENT_BYTES};
+use crate::record::{ErrorClass, Failure, RequestRecord, TimeoutKind, TokenSource, Usage};
 use crate::redact::Redactor;
 use crate::scenario::{TargetMode, TargetPlan};
 
@@ -90,20 +90,20 @@ struct Measured {
 pub async fn execute(target: &TargetContext, job: Job) -> RequestRecord {
     let mut measured = Measured::default();
     let sent = Instant::now();
-    let deadline = sent + target.plan.timeout;
+    let total = target.plan.timeouts.total;
+    let deadline = sent + total;
     let outcome =
         match tokio::time::timeout_at(deadline.into(), exchange(target, &job, &mut measured)).await
         {
             Ok(outcome) => outcome,
-            Err(_) => Err(Failure {
-                class: ErrorClass::Timeout,
-                status: None,
-                message: format!(
-                    "no complete response within the target's timeout of {}",
-                    humantime::format_duration(target.plan.timeout)
+            Err(_) => Err(failure(
+                ErrorClass::Timeout(TimeoutKind::Total),
+                None,
+                format!(
+                    "no complete response within the whole-request timeout of {}",
+                    humantime::format_duration(total)
                 ),
-                retry_after: None,
-            }),
+            )),
         };
     let done = Instant::now();
     let outcome = outcome.map_err(|mut failure| {
@@ -177,22 +177,44 @@ async fn exchange(
         )
     })?;
 
-    let response = target.client.request(request).await.map_err(|e| {
-        failure(
-            ErrorClass::Connect,
-            None,
-            format!("request to {} failed: {}", target.url, error_chain(&e)),
-        )
-    })?;
+    let first_byte = target.plan.timeouts.first_byte;
+    let response = match tokio::time::timeout(first_byte, target.client.request(request)).await {
+        Err(_) => {
+            return Err(failure(
+                ErrorClass::Timeout(TimeoutKind::FirstByte),
+                None,
+                format!(
+                    "no response headers within first_byte_timeout of {}",
+                    humantime::format_duration(first_byte)
+                ),
+            ))
+        }
+        Ok(Err(e)) => {
+            let chain = error_chain(&e);
+            // hyper-util reports its own connect timeout as a connect error that "timed out".
+            let class = if e.is_connect() && chain.contains("timed out") {
+                ErrorClass::Timeout(TimeoutKind::Connect)
+            } else {
+                ErrorClass::Connect
+            };
+            return Err(failure(
+                class,
+                None,
+                format!("request to {} failed: {chain}", target.url),
+            ));
+        }
+        Ok(Ok(response)) => response,
+    };
     measured.headers = Some(Instant::now());
     let status = response.status();
     if !status.is_success() {
         return Err(status_failure(response).await);
     }
+    let idle = target.plan.timeouts.idle;
     if streaming {
-        read_stream(response, measured).await
+        read_stream(response, idle, measured).await
     } else {
-        read_completion(response, measured).await
+        read_completion(response, idle, measured).await
     }
 }
 
@@ -232,8 +254,26 @@ async fn status_failure(response: http::Response<Incoming>) -> Failure {
     }
 }
 
+/// The next body frame, or an idle-timeout failure when none comes within `idle`.
+async fn next_frame(
+    body: &mut Incoming,
+    idle: Duration,
+) -> Result<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>, Failure> {
+    tokio::time::timeout(idle, body.frame()).await.map_err(|_| {
+        failure(
+            ErrorClass::Timeout(TimeoutKind::Idle),
+            Some(200),
+            format!(
+                "no data for idle_timeout of {} in the middle of the response",
+                humantime::format_duration(idle)
+            ),
+        )
+    })
+}
+
 async fn read_stream(
     response: http::Response<Incoming>,
+    idle: Duration,
     measured: &mut Measured,
 ) -> Result<(), Failure> {
     let content_type = response
@@ -262,7 +302,7 @@ async fn read_stream(
     let mut items = Vec::new();
     let mut last_token: Option<Instant> = None;
     let mut saw_done = false;
-    while let Some(frame) = body.frame().await {
+    while let Some(frame) = next_frame(&mut body, idle).await? {
         let frame = frame.map_err(|e| {
             failure(
                 ErrorClass::TruncatedStream,
@@ -280,8 +320,19 @@ async fn read_stream(
         let arrived = Instant::now();
         parser.feed(&data, &mut items);
         for item in items.drain(..) {
-            let SseItem::Event(event) = item else {
-                continue;
+            let event = match item {
+                SseItem::Event(event) => event,
+                SseItem::Comment(_) => continue,
+                SseItem::Oversized(bytes) => {
+                    return Err(failure(
+                        ErrorClass::Protocol,
+                        Some(200),
+                        format!(
+                            "an SSE event passed the {} MiB limit ({bytes} bytes buffered)",
+                            DEFAULT_MAX_EVENT_BYTES / (1024 * 1024)
+                        ),
+                    ))
+                }
             };
             measured.first_event.get_or_insert(arrived);
             if saw_done {
@@ -290,6 +341,13 @@ async fn read_stream(
             if event.data.trim() == "[DONE]" {
                 saw_done = true;
                 continue;
+            }
+            if event.invalid_utf8 {
+                return Err(failure(
+                    ErrorClass::Protocol,
+                    Some(200),
+                    "an SSE event's data is not valid UTF-8",
+                ));
             }
             let chunk = openai::parse_chunk(&event.data).map_err(|e| {
                 let detail = match e {
@@ -334,19 +392,34 @@ async fn read_stream(
 
 async fn read_completion(
     response: http::Response<Incoming>,
+    idle: Duration,
     measured: &mut Measured,
 ) -> Result<(), Failure> {
-    let body = http_body_util::Limited::new(response.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-        .map_err(|e| {
+    let mut body = response.into_body();
+    let mut bytes = Vec::new();
+    while let Some(frame) = next_frame(&mut body, idle).await? {
+        let frame = frame.map_err(|e| {
             failure(
                 ErrorClass::TruncatedStream,
                 Some(200),
-                format!("response body broke: {e}"),
+                format!("response body broke: {}", error_chain(&e)),
             )
-        })?
-        .to_bytes();
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > MAX_BODY_BYTES {
+                return Err(failure(
+                    ErrorClass::Protocol,
+                    Some(200),
+                    format!(
+                        "response body passed {} MiB",
+                        MAX_BODY_BYTES / (1024 * 1024)
+                    ),
+                ));
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    let body = bytes;
     let info = openai::parse_completion(&body)
         .map_err(|e| failure(ErrorClass::Protocol, Some(200), e.to_string()))?;
     measured.usage = info.usage;

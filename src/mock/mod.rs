@@ -6,11 +6,11 @@
 //! [`openai`]) and pause every response in progress with [`MockHandle::pause_for`] (or
 //! `POST /mock/pause?ms=N`). It binds loopback unless told otherwise.
 
+pub mod faults;
 mod latency;
 pub mod openai;
 mod timer;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,6 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+pub use faults::{Fault, FaultPlan};
 pub use latency::LatencyModel;
 
 /// Mock behaviour.
@@ -36,8 +37,10 @@ pub struct MockConfig {
     /// When set, a role-only chunk is sent this long after the request; otherwise the role-only
     /// chunk goes out together with the first token.
     pub prelude: Option<Duration>,
-    /// Seed for latency draws.
+    /// Seed for latency and fault draws.
     pub seed: u64,
+    /// Faults to inject, with their probabilities.
+    pub faults: FaultPlan,
 }
 
 impl Default for MockConfig {
@@ -48,6 +51,7 @@ impl Default for MockConfig {
             output_tokens: 64,
             prelude: None,
             seed: 0x5eed,
+            faults: FaultPlan::default(),
         }
     }
 }
@@ -109,6 +113,7 @@ pub(crate) struct MockState {
     pub(crate) completions: AtomicU64,
     pub(crate) timing: Mutex<ProducedTiming>,
     pub(crate) timer: timer::PreciseTimer,
+    pub(crate) faults_injected: faults::FaultCounts,
 }
 
 /// Delays the mock actually produced, measured where it hands each frame to the server.
@@ -189,6 +194,11 @@ impl MockHandle {
         }
     }
 
+    /// Faults injected so far, by name (also served at `GET /mock/faults`).
+    pub fn faults_injected(&self) -> std::collections::BTreeMap<String, u64> {
+        self.state.faults_injected.snapshot()
+    }
+
     /// Chat completions answered successfully so far.
     pub fn completions_served(&self) -> u64 {
         self.state.completions.load(Ordering::Relaxed)
@@ -240,6 +250,7 @@ pub fn start(config: MockConfig, options: MockOptions) -> std::io::Result<MockHa
         completions: AtomicU64::new(0),
         timing: Mutex::new(ProducedTiming::new()),
         timer: timer::PreciseTimer::start()?,
+        faults_injected: faults::FaultCounts::default(),
     });
     let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel();
     let (bound_tx, bound_rx) = std::sync::mpsc::channel();
@@ -294,7 +305,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<MockState>, http1_only: b
                     let service = service_fn(move |request| {
                         let state = state.clone();
                         let id = counter.fetch_add(1, Ordering::Relaxed);
-                        async move { Ok::<_, Infallible>(openai::handle(request, state, id).await) }
+                        async move { openai::handle(request, state, id).await }
                     });
                     let io = TokioIo::new(stream);
                     if http1_only {

@@ -5,8 +5,10 @@
 //! - `x-mock-output-tokens`: tokens to generate (still capped by `max_tokens`);
 //! - `x-mock-prelude-ms`: send a role-only chunk this long after the request;
 //! - `x-mock-status`: answer with this HTTP status and an OpenAI-style error body (429 carries
-//!   `Retry-After: 1`).
+//!   `Retry-After: 1`);
+//! - `x-mock-fault`: inject this fault (a name from [`Fault::name`]) whatever the fault plan says.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,9 +23,15 @@ use hyper::body::{Frame, Incoming};
 use rand::SeedableRng;
 use serde_json::{json, Value};
 
+use super::faults::Fault;
 use super::{LatencyModel, MockState};
 
-type MockBody = BoxBody<Bytes, Infallible>;
+type MockBody = BoxBody<Bytes, std::io::Error>;
+
+/// Returned by the service to make hyper drop the connection without a response.
+#[derive(Debug, thiserror::Error)]
+#[error("mock fault: connection reset before headers")]
+pub(crate) struct ResetConnection;
 
 /// Largest request body the mock accepts.
 const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
@@ -38,14 +46,18 @@ pub(crate) async fn handle(
     request: Request<Incoming>,
     state: Arc<MockState>,
     id: u64,
-) -> Response<MockBody> {
+) -> Result<Response<MockBody>, ResetConnection> {
     let received = Instant::now();
     let path = request.uri().path().trim_end_matches('/').to_string();
-    match (request.method().clone(), path.as_str()) {
+    let response = match (request.method().clone(), path.as_str()) {
         (Method::POST, "/v1/chat/completions" | "/chat/completions") => {
             state.requests.fetch_add(1, Ordering::Relaxed);
-            chat_completions(request, state, id, received).await
+            return chat_completions(request, state, id, received).await;
         }
+        (Method::GET, "/mock/faults") => json_response(
+            StatusCode::OK,
+            json!({ "injected": state.faults_injected.snapshot() }),
+        ),
         (Method::GET, "/v1/models" | "/models") => json_response(
             StatusCode::OK,
             json!({
@@ -76,14 +88,19 @@ pub(crate) async fn handle(
             "invalid_request_error",
             &format!("no route for {} {}", request.method(), request.uri().path()),
         ),
-    }
+    };
+    Ok(response)
 }
 
 fn json_response(status: StatusCode, body: Value) -> Response<MockBody> {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body.to_string())).boxed())
+        .body(
+            Full::new(Bytes::from(body.to_string()))
+                .map_err(|never: Infallible| match never {})
+                .boxed(),
+        )
         .expect("static response parts are valid")
 }
 
@@ -134,19 +151,20 @@ async fn chat_completions(
     state: Arc<MockState>,
     id: u64,
     received: Instant,
-) -> Response<MockBody> {
+) -> Result<Response<MockBody>, ResetConnection> {
     let headers = request.headers().clone();
+    let presented_key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
     if let Some(required) = &state.required_key {
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if presented != Some(required.as_str()) {
-            return error_response(
+        if presented_key.as_deref() != Some(required.as_str()) {
+            return Ok(error_response(
                 StatusCode::UNAUTHORIZED,
                 "invalid_request_error",
                 "Incorrect API key provided.",
-            );
+            ));
         }
     }
     if let Some(status) = header_u64(&headers, "x-mock-status") {
@@ -168,7 +186,7 @@ async fn chat_completions(
                 .headers_mut()
                 .insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
         }
-        return response;
+        return Ok(response);
     }
     let body = match http_body_util::Limited::new(request.into_body(), MAX_REQUEST_BYTES)
         .collect()
@@ -176,25 +194,99 @@ async fn chat_completions(
     {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
-            return error_response(
+            return Ok(error_response(
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 &format!("could not read request body: {e}"),
-            )
+            ))
         }
     };
     let job = match plan_job(&body, &headers, &state, id) {
         Ok(job) => job,
         Err(message) => {
-            return error_response(StatusCode::BAD_REQUEST, "invalid_request_error", &message)
+            return Ok(error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &message,
+            ))
         }
     };
+    let fault = match headers.get("x-mock-fault").and_then(|v| v.to_str().ok()) {
+        Some(name) => match Fault::from_name(name.trim()) {
+            Some(fault) => Some(fault),
+            None => {
+                return Ok(error_response(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    &format!("x-mock-fault: unknown fault \"{name}\""),
+                ))
+            }
+        },
+        None => {
+            let mut rng =
+                rand::rngs::StdRng::seed_from_u64(state.config.seed ^ id.wrapping_mul(0xFA17));
+            state.config.faults.draw(&mut rng, job.stream)
+        }
+    };
+    if let Some(fault) = fault {
+        state.faults_injected.add(fault);
+        if let Some(response) = answer_with_fault(fault, presented_key.as_deref())? {
+            return Ok(response);
+        }
+    }
     state.completions.fetch_add(1, Ordering::Relaxed);
-    if job.stream {
-        stream_response(job, state, id, received)
+    Ok(if job.stream {
+        stream_response(job, fault, state, id, received)
     } else {
         complete_response(job, state, id, received).await
+    })
+}
+
+/// The whole answer for faults that replace the response; `None` for faults inside a stream.
+fn answer_with_fault(
+    fault: Fault,
+    presented_key: Option<&str>,
+) -> Result<Option<Response<MockBody>>, ResetConnection> {
+    let status = match fault {
+        Fault::ResetBeforeHeaders => return Err(ResetConnection),
+        Fault::Http408 => StatusCode::REQUEST_TIMEOUT,
+        Fault::Http429 => StatusCode::TOO_MANY_REQUESTS,
+        Fault::Http500 => StatusCode::INTERNAL_SERVER_ERROR,
+        Fault::Http502 => StatusCode::BAD_GATEWAY,
+        Fault::Http503 => StatusCode::SERVICE_UNAVAILABLE,
+        Fault::EchoKey => {
+            return Ok(Some(error_response(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                &format!(
+                    "Incorrect API key provided: {}. You can find your API key in your account settings.",
+                    presented_key.unwrap_or("(none)")
+                ),
+            )))
+        }
+        _ => return Ok(None),
+    };
+    let mut response = error_response(
+        status,
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            "rate_limit_exceeded"
+        } else {
+            "server_error"
+        },
+        &format!("mock fault: {}", fault.name()),
+    );
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let headers = response.headers_mut();
+        for (name, value) in [
+            ("retry-after", "1"),
+            ("x-ratelimit-limit-requests", "60"),
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", "1s"),
+        ] {
+            headers.insert(name, http::HeaderValue::from_static(value));
+        }
     }
+    Ok(Some(response))
 }
 
 fn plan_job(body: &[u8], headers: &HeaderMap, state: &MockState, id: u64) -> Result<Job, String> {
@@ -339,6 +431,11 @@ struct StreamState {
     /// Time added by pauses before the first token, pushing its deadline back.
     shift: Duration,
     step: Step,
+    /// A fault to apply inside the stream, at token `fault_at`.
+    fault: Option<Fault>,
+    fault_at: usize,
+    /// Slow drip: bytes still to send, one at a time.
+    dripping: Option<VecDeque<u8>>,
 }
 
 impl StreamState {
@@ -364,8 +461,81 @@ impl StreamState {
         self.shift += wait_out(&self.state, due).await;
     }
 
+    /// The next piece of the body: whole frames normally, single bytes while dripping, an error
+    /// to break the connection.
+    async fn next_piece(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        if self.dripping.is_none() {
+            return self.next_frame().await;
+        }
+        if self.dripping.as_ref().is_some_and(VecDeque::is_empty) {
+            let frame = match self.next_frame().await? {
+                Ok(frame) => frame,
+                Err(error) => return Some(Err(error)),
+            };
+            self.dripping.as_mut()?.extend(frame.iter().copied());
+        }
+        tokio::time::sleep(self.state.config.faults.drip_every).await;
+        let byte = self.dripping.as_mut()?.pop_front()?;
+        Some(Ok(Bytes::from(vec![byte])))
+    }
+
+    /// What a fault puts in place of the token at `fault_at`, if it replaces it.
+    async fn apply_fault(&mut self, fault: Fault) -> Option<Result<Bytes, std::io::Error>> {
+        let content_prefix = format!("{}{{\"content\":\"", self.chunk_prefix);
+        let frame: Vec<u8> = match fault {
+            Fault::DropMidStream => {
+                return Some(Err(std::io::Error::other("mock fault: drop mid-stream")))
+            }
+            Fault::Stall => {
+                let due = Instant::now() + self.state.config.faults.stall_for;
+                wait_out(&self.state, due).await;
+                return None;
+            }
+            Fault::SlowDrip => {
+                self.dripping = Some(VecDeque::new());
+                return None;
+            }
+            Fault::MalformedSse => {
+                b"data: <html><body><h1>502 Bad Gateway</h1></body></html>\n\n".to_vec()
+            }
+            Fault::InvalidJson => format!("data: {content_prefix}x\"}}\n\n").into_bytes(),
+            Fault::NonUtf8 => {
+                let mut bytes = format!("data: {content_prefix}").into_bytes();
+                bytes.extend_from_slice(b"\xff\xfe\xfd");
+                bytes.extend_from_slice(format!("\"}}{}\n\n", self.chunk_suffix).as_bytes());
+                bytes
+            }
+            Fault::OversizedEvent => {
+                let filler = "a".repeat(self.state.config.faults.oversized_bytes);
+                format!(
+                    "data: {content_prefix}{filler}\"}}{}\n\n",
+                    self.chunk_suffix
+                )
+                .into_bytes()
+            }
+            _ => return None,
+        };
+        Some(Ok(Bytes::from(frame)))
+    }
+
     /// Produces the next SSE frame, or `None` at the end of the stream.
-    async fn next_frame(&mut self) -> Option<Bytes> {
+    async fn next_frame(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        if let Step::Token(i) = self.step {
+            let mid_stream = !matches!(
+                self.fault,
+                None | Some(Fault::NoDone) | Some(Fault::WrongContentType)
+            );
+            if i == self.fault_at && mid_stream {
+                if let Some(fault) = self.fault.take() {
+                    if let Some(piece) = self.apply_fault(fault).await {
+                        return Some(piece);
+                    }
+                    if self.dripping.is_some() {
+                        return Box::pin(self.next_piece()).await;
+                    }
+                }
+            }
+        }
         const ROLE_DELTA: &str = r#"{"role":"assistant","content":"","refusal":null}"#;
         let payload = match self.step {
             Step::Prelude => {
@@ -401,7 +571,9 @@ impl StreamState {
                 if i == 0 && self.job.prelude.is_none() {
                     // No separate prelude: the role-only chunk goes out with the first token.
                     let role = self.chunk(ROLE_DELTA, None);
-                    return Some(Bytes::from(format!("data: {role}\n\ndata: {token}\n\n")));
+                    return Some(Ok(Bytes::from(format!(
+                        "data: {role}\n\ndata: {token}\n\n"
+                    ))));
                 }
                 token
             }
@@ -429,16 +601,20 @@ impl StreamState {
             }
             Step::Done => {
                 self.step = Step::End;
+                if self.fault == Some(Fault::NoDone) {
+                    return None;
+                }
                 "[DONE]".to_string()
             }
             Step::End => return None,
         };
-        Some(Bytes::from(format!("data: {payload}\n\n")))
+        Some(Ok(Bytes::from(format!("data: {payload}\n\n"))))
     }
 }
 
 fn stream_response(
     job: Job,
+    fault: Option<Fault>,
     state: Arc<MockState>,
     id: u64,
     received: Instant,
@@ -463,10 +639,18 @@ fn stream_response(
             ""
         }
     );
+    let content_type = if fault == Some(Fault::WrongContentType) {
+        "application/json"
+    } else {
+        "text/event-stream"
+    };
     let stream_state = StreamState {
         chunk_prefix,
         chunk_suffix,
         last_emit: None,
+        fault,
+        fault_at: job.tokens as usize / 2,
+        dripping: None,
         job,
         state,
         id,
@@ -476,12 +660,12 @@ fn stream_response(
         step,
     };
     let frames = stream::unfold(stream_state, |mut s| async move {
-        let frame = s.next_frame().await?;
-        Some((Ok::<_, Infallible>(Frame::data(frame)), s))
+        let piece = s.next_piece().await?;
+        Some((piece.map(Frame::data), s))
     });
     Response::builder()
         .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CONTENT_TYPE, content_type)
         .header(header::CACHE_CONTROL, "no-cache")
         .body(BodyExt::boxed(StreamBody::new(frames)))
         .expect("static response parts are valid")

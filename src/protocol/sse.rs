@@ -3,7 +3,9 @@
 //! Bytes arrive in arbitrary chunks; [`SseParser::feed`] scans each byte once (no re-scan of
 //! earlier input), accepts LF, CRLF and CR line ends (including a CRLF split across chunks), joins
 //! multi-line `data:` fields, reports `:` comments (keep-alives) separately and strips a leading
-//! byte-order mark. Invalid UTF-8 is replaced, never a panic.
+//! byte-order mark. Invalid UTF-8 is replaced (and the event flagged), never a panic. An event or
+//! line larger than the parser's limit is reported once as [`SseItem::Oversized`]; the parser
+//! then ignores the rest of the stream, so a hostile server cannot make it buffer without end.
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +16,8 @@ pub struct SseEvent {
     pub data: String,
     /// The last `id:` field seen in this event, if any.
     pub id: Option<String>,
+    /// Some `data:` bytes were not valid UTF-8 (they were replaced with U+FFFD).
+    pub invalid_utf8: bool,
 }
 
 /// What the parser produces.
@@ -22,11 +26,20 @@ pub enum SseItem {
     Event(SseEvent),
     /// A `:` comment line (servers send these as keep-alives); text after the colon.
     Comment(String),
+    /// An event or line passed the size limit (bytes buffered when it did); parsing stopped.
+    Oversized(usize),
 }
 
+/// Default limit on one event's data (and one line): 1 MiB.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 1024 * 1024;
+
 /// Streaming parser state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SseParser {
+    max_event_bytes: usize,
+    /// Set once the limit was passed: everything after is ignored.
+    stopped: bool,
+    invalid_utf8: bool,
     /// Bytes of an unfinished line carried over from earlier chunks.
     partial_line: Vec<u8>,
     /// The previous chunk ended in CR: a leading LF in the next chunk belongs to that line end.
@@ -39,13 +52,38 @@ pub struct SseParser {
     id: Option<String>,
 }
 
+impl Default for SseParser {
+    fn default() -> Self {
+        Self::with_limit(DEFAULT_MAX_EVENT_BYTES)
+    }
+}
+
 impl SseParser {
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// A parser that reports events (or lines) larger than `max_event_bytes`.
+    pub fn with_limit(max_event_bytes: usize) -> Self {
+        SseParser {
+            max_event_bytes,
+            stopped: false,
+            invalid_utf8: false,
+            partial_line: Vec::new(),
+            pending_cr: false,
+            started: false,
+            data: String::new(),
+            has_data: false,
+            event: None,
+            id: None,
+        }
+    }
+
     /// Parses `chunk`, appending complete events and comments to `out`.
     pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<SseItem>) {
+        if self.stopped {
+            return;
+        }
         if self.pending_cr {
             if let Some(rest) = chunk.strip_prefix(b"\n") {
                 chunk = rest;
@@ -74,6 +112,9 @@ impl SseParser {
     fn scan(&mut self, chunk: &[u8], out: &mut Vec<SseItem>) {
         let mut start = 0;
         while let Some(offset) = memchr::memchr2(b'\n', b'\r', &chunk[start..]) {
+            if self.stopped {
+                return;
+            }
             let end = start + offset;
             let line = &chunk[start..end];
             if self.partial_line.is_empty() {
@@ -96,7 +137,22 @@ impl SseParser {
                 }
             }
         }
+        if self.stopped {
+            return;
+        }
         self.partial_line.extend_from_slice(&chunk[start..]);
+        self.check_limit(out);
+    }
+
+    fn check_limit(&mut self, out: &mut Vec<SseItem>) {
+        let buffered = self.partial_line.len() + self.data.len();
+        if !self.stopped && buffered > self.max_event_bytes {
+            self.stopped = true;
+            self.partial_line = Vec::new();
+            self.data = String::new();
+            self.has_data = false;
+            out.push(SseItem::Oversized(buffered));
+        }
     }
 
     fn process_line(&mut self, line: &[u8], out: &mut Vec<SseItem>) {
@@ -122,8 +178,15 @@ impl SseParser {
                 if self.has_data {
                     self.data.push('\n');
                 }
-                self.data.push_str(&String::from_utf8_lossy(value));
+                match std::str::from_utf8(value) {
+                    Ok(text) => self.data.push_str(text),
+                    Err(_) => {
+                        self.invalid_utf8 = true;
+                        self.data.push_str(&String::from_utf8_lossy(value));
+                    }
+                }
                 self.has_data = true;
+                self.check_limit(out);
             }
             b"event" => self.event = Some(String::from_utf8_lossy(value).into_owned()),
             b"id" if !value.contains(&0) => {
@@ -144,6 +207,7 @@ impl SseParser {
             event,
             data: std::mem::take(&mut self.data),
             id,
+            invalid_utf8: std::mem::take(&mut self.invalid_utf8),
         }));
     }
 
@@ -182,6 +246,7 @@ data: [DONE]\n\n";
                 event: None,
                 data: data.to_string(),
                 id: None,
+                invalid_utf8: false,
             })
         };
         vec![
@@ -192,6 +257,7 @@ data: [DONE]\n\n";
                 event: Some("message".into()),
                 data: "line one\nline two".into(),
                 id: Some("7".into()),
+                invalid_utf8: false,
             }),
             SseItem::Comment("ping".into()),
             event("{\"choices\":[],\"usage\":{\"completion_tokens\":2}}"),
@@ -249,6 +315,7 @@ data: [DONE]\n\n";
                 event: None,
                 data: "x\n\ny".into(),
                 id: None,
+                invalid_utf8: false,
             })]
         );
     }
@@ -262,8 +329,28 @@ data: [DONE]\n\n";
                 event: None,
                 data: "\u{FFFD}\u{FFFD}ok".into(),
                 id: None,
+                invalid_utf8: true,
             })]
         );
+    }
+
+    #[test]
+    fn an_oversized_event_is_reported_once_and_parsing_stops() {
+        let mut parser = SseParser::with_limit(64);
+        let mut out = Vec::new();
+        parser.feed(b"data: ok\n\n", &mut out);
+        let big = format!("data: {}", "x".repeat(40));
+        for _ in 0..3 {
+            parser.feed(big.as_bytes(), &mut out);
+        }
+        parser.feed(b"\n\ndata: after\n\n", &mut out);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(matches!(out[1], SseItem::Oversized(n) if n > 64));
+        // Many complete lines that add up past the limit count too.
+        let mut parser = SseParser::with_limit(64);
+        let mut out = Vec::new();
+        parser.feed("data: 0123456789\n".repeat(10).as_bytes(), &mut out);
+        assert!(matches!(out.as_slice(), [SseItem::Oversized(_)]), "{out:?}");
     }
 
     #[test]

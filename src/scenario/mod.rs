@@ -106,7 +106,7 @@ pub struct TargetPlan {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub extra_body: serde_json::Map<String, serde_json::Value>,
     pub model_map: std::collections::BTreeMap<String, String>,
-    pub timeout: Duration,
+    pub timeouts: Timeouts,
     pub http: HttpVersion,
     pub stream_usage: bool,
 }
@@ -121,6 +121,26 @@ impl TargetPlan {
                 .cloned()
                 .unwrap_or_else(|| name.to_string()),
             None => self.model.clone(),
+        }
+    }
+}
+
+/// A target's timeouts (see [`TimeoutKind`](crate::record::TimeoutKind)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub first_byte: Duration,
+    pub idle: Duration,
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            first_byte: Duration::from_secs(120),
+            idle: Duration::from_secs(60),
+            total: Duration::from_secs(600),
         }
     }
 }

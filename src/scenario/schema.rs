@@ -53,6 +53,12 @@ pub struct TargetSpec {
     pub model_map: BTreeMap<String, String>,
     /// Whole-request timeout; default 600 s.
     pub timeout: Option<HumanDuration>,
+    /// TCP/TLS connection set-up timeout; default 10 s.
+    pub connect_timeout: Option<HumanDuration>,
+    /// Time allowed from sending to response headers; default 120 s.
+    pub first_byte_timeout: Option<HumanDuration>,
+    /// Longest silence between body chunks once the response started; default 60 s.
+    pub idle_timeout: Option<HumanDuration>,
     #[serde(default)]
     pub http: HttpVersion,
     /// Ask for `stream_options.include_usage` when streaming (default true).
@@ -91,6 +97,63 @@ pub struct MockSpec {
     pub output_tokens: Option<u32>,
     /// Send a role-only chunk this long after the request, before the first token.
     pub prelude: Option<HumanDuration>,
+    /// Faults to inject, each with a probability per request.
+    pub faults: Option<FaultsSpec>,
+}
+
+/// `[targets.mock.faults]`: a probability (0–1) per fault, and the faults' parameters.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultsSpec {
+    pub reset_before_headers: Option<f64>,
+    pub drop_mid_stream: Option<f64>,
+    pub stall: Option<f64>,
+    pub slow_drip: Option<f64>,
+    pub malformed_sse: Option<f64>,
+    pub invalid_json: Option<f64>,
+    pub no_done: Option<f64>,
+    pub http_408: Option<f64>,
+    pub http_429: Option<f64>,
+    pub http_500: Option<f64>,
+    pub http_502: Option<f64>,
+    pub http_503: Option<f64>,
+    pub wrong_content_type: Option<f64>,
+    pub non_utf8: Option<f64>,
+    pub oversized_event: Option<f64>,
+    pub echo_key: Option<f64>,
+    /// How long a `stall` lasts (default 5 s).
+    pub stall_for: Option<HumanDuration>,
+    /// Interval between bytes of a `slow_drip` (default 100 ms).
+    pub drip_every: Option<HumanDuration>,
+    /// Size of an `oversized_event` in bytes (default 2 MiB).
+    pub oversized_bytes: Option<usize>,
+}
+
+impl FaultsSpec {
+    /// Each configured fault's name and probability.
+    pub fn probabilities(&self) -> Vec<(&'static str, f64)> {
+        [
+            ("reset_before_headers", self.reset_before_headers),
+            ("drop_mid_stream", self.drop_mid_stream),
+            ("stall", self.stall),
+            ("slow_drip", self.slow_drip),
+            ("malformed_sse", self.malformed_sse),
+            ("invalid_json", self.invalid_json),
+            ("no_done", self.no_done),
+            ("http_408", self.http_408),
+            ("http_429", self.http_429),
+            ("http_500", self.http_500),
+            ("http_502", self.http_502),
+            ("http_503", self.http_503),
+            ("wrong_content_type", self.wrong_content_type),
+            ("non_utf8", self.non_utf8),
+            ("oversized_event", self.oversized_event),
+            ("echo_key", self.echo_key),
+        ]
+        .into_iter()
+        .filter_map(|(name, p)| p.map(|p| (name, p)))
+        .collect()
+    }
 }
 
 /// A traffic class: what is sent, and how often relative to the others.

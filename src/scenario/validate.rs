@@ -14,13 +14,11 @@ use super::schema::{
 };
 use super::{
     is_sensitive_header, ClassPlan, Endpoint, LoadPlan, LoadShape, RunPlan, ScenarioError,
-    ScenarioIssue, Secret, StagePlan, TargetPlan,
+    ScenarioIssue, Secret, StagePlan, TargetPlan, Timeouts,
 };
-use crate::mock::{LatencyModel, MockConfig};
+use crate::mock::{Fault, FaultPlan, LatencyModel, MockConfig};
 use crate::workload::{Dataset, LengthModel, PromptSource};
 
-/// Default whole-request timeout.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// Default seed when the scenario sets none.
 pub const DEFAULT_SEED: u64 = 0x5eed;
 
@@ -174,8 +172,22 @@ pub fn plan_from_file(
                 );
             }
         }
-        let timeout = spec.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0);
-        checker.non_zero(&key.key("timeout"), timeout);
+        let defaults = Timeouts::default();
+        let mut timeout = |name: &str, value: Option<super::schema::HumanDuration>, default| {
+            let value = value.map_or(default, |t| t.0);
+            checker.non_zero(&key.key(name), value);
+            value
+        };
+        let timeouts = Timeouts {
+            connect: timeout("connect_timeout", spec.connect_timeout, defaults.connect),
+            first_byte: timeout(
+                "first_byte_timeout",
+                spec.first_byte_timeout,
+                defaults.first_byte,
+            ),
+            idle: timeout("idle_timeout", spec.idle_timeout, defaults.idle),
+            total: timeout("timeout", spec.timeout, defaults.total),
+        };
         if let Some(endpoint) = endpoint {
             targets.push(TargetPlan {
                 name: spec.name.clone(),
@@ -187,7 +199,7 @@ pub fn plan_from_file(
                 headers,
                 extra_body: spec.extra_body.clone(),
                 model_map: spec.model_map.clone(),
-                timeout,
+                timeouts,
                 http: spec.http,
                 stream_usage: spec.stream_usage.unwrap_or(true),
             });
@@ -332,7 +344,11 @@ fn mock_config(checker: &mut Checker, key: &KeyPath, spec: &MockSpec, seed: u64)
     if output_tokens == 0 {
         checker.fail(&key.key("output_tokens"), "must be at least 1");
     }
+    let faults = spec.faults.as_ref().map_or_else(FaultPlan::default, |f| {
+        fault_plan(checker, &key.key("faults"), f)
+    });
     MockConfig {
+        faults,
         ttft: spec.ttft.as_ref().map_or(defaults.ttft, |s| {
             latency_model(checker, &key.key("ttft"), s)
         }),
@@ -343,6 +359,40 @@ fn mock_config(checker: &mut Checker, key: &KeyPath, spec: &MockSpec, seed: u64)
         output_tokens,
         prelude: spec.prelude.map(|d| d.0),
         seed,
+    }
+}
+
+fn fault_plan(checker: &mut Checker, key: &KeyPath, spec: &super::schema::FaultsSpec) -> FaultPlan {
+    let defaults = FaultPlan::default();
+    let mut probabilities = Vec::new();
+    let mut total = 0.0;
+    for (name, probability) in spec.probabilities() {
+        if !(0.0..=1.0).contains(&probability) {
+            checker.fail(
+                &key.key(name),
+                format!("must be a probability from 0 to 1 (got {probability})"),
+            );
+            continue;
+        }
+        total += probability;
+        if let Some(fault) = Fault::from_name(name) {
+            probabilities.push((fault, probability));
+        }
+    }
+    if total > 1.0 + 1e-9 {
+        checker.fail(
+            key,
+            format!("fault probabilities add up to {total}, more than 1"),
+        );
+    }
+    if spec.oversized_bytes == Some(0) {
+        checker.fail(&key.key("oversized_bytes"), "must be at least 1");
+    }
+    FaultPlan {
+        probabilities,
+        stall_for: spec.stall_for.map_or(defaults.stall_for, |d| d.0),
+        drip_every: spec.drip_every.map_or(defaults.drip_every, |d| d.0),
+        oversized_bytes: spec.oversized_bytes.unwrap_or(defaults.oversized_bytes),
     }
 }
 
