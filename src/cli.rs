@@ -23,7 +23,8 @@ pub enum Command {
 
 Exit codes: 0 ok; 2 bad input (scenario, dataset, flags, missing key variable);
 3 the run could not complete (could not start, results not written, or every request
-to a target failed); 130 interrupted (partial results were written).")]
+to a target failed); 4 preflight failed (key rejected, unknown model, endpoint unusable;
+no load was sent); 130 interrupted (partial results were written).")]
     Run(RunArgs),
     /// Check a scenario file and print what it would do; sends nothing.
     #[command(after_help = "Example:
@@ -57,6 +58,9 @@ pub struct RunArgs {
     /// Do not print live progress on stderr.
     #[arg(long)]
     pub no_progress: bool,
+    /// Skip the one-request-per-target check of key, model and mode before the load.
+    #[arg(long)]
+    pub no_preflight: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,6 @@
 //! What each subcommand does, with exit codes:
-//! 0 ok, 1 internal error, 2 bad input, 3 run could not complete, 130 interrupted.
+//! 0 ok, 1 internal error, 2 bad input, 3 run could not complete, 4 preflight failed,
+//! 130 interrupted.
 
 use std::io::Write;
 use std::time::Duration;
@@ -16,6 +17,7 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_INTERNAL: i32 = 1;
 pub const EXIT_BAD_INPUT: i32 = 2;
 pub const EXIT_RUN_FAILED: i32 = 3;
+pub const EXIT_PREFLIGHT: i32 = 4;
 pub const EXIT_INTERRUPTED: i32 = 130;
 
 pub fn dispatch(cli: Cli) -> i32 {
@@ -155,6 +157,22 @@ async fn run(args: RunArgs) -> i32 {
         Err(code) => return code,
     };
     eprintln!("{}", describe(&plan));
+    let preflight_warnings = if args.no_preflight {
+        Vec::new()
+    } else {
+        match driver::preflight(&plan).await {
+            Ok(warnings) => {
+                for warning in &warnings {
+                    eprintln!("warning: {warning}");
+                }
+                warnings
+            }
+            Err(error) => {
+                eprintln!("error: preflight: {error}");
+                return EXIT_PREFLIGHT;
+            }
+        }
+    };
     let stop = StopSignal::default();
     let handle = stop.handle();
     tokio::spawn(async move {
@@ -166,13 +184,14 @@ async fn run(args: RunArgs) -> i32 {
         progress: !args.no_progress,
         ..RunOptions::default()
     };
-    let results = match driver::run(&plan, options, stop).await {
+    let mut results = match driver::run(&plan, options, stop).await {
         Ok(results) => results,
         Err(error) => {
             eprintln!("error: {error}");
             return EXIT_RUN_FAILED;
         }
     };
+    results.warnings.extend(preflight_warnings);
     let mut stdout = std::io::stdout().lock();
     let _ = write!(stdout, "{}", report::terminal::summary(&results));
     let dir = args.out.join(report::json::report_dir_name(&results));

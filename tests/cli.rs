@@ -285,7 +285,7 @@ requests = 3
     let output = tokio::task::spawn_blocking(move || {
         drover(
             &run_dir,
-            &["run", "s.toml", "--out", "out"],
+            &["run", "s.toml", "--out", "out", "--no-preflight"],
             &[("DROVER_TEST_KEY", KEY)],
         )
     })
@@ -346,7 +346,18 @@ fn a_run_where_every_request_fails_exits_3() {
             "[[targets]]\nname = \"down\"\nmodel = \"m\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\n{GOOD_CLASS}{GOOD_LOAD}"
         ),
     );
+    // Preflight finds the endpoint down and sends no load.
     let output = drover(dir.path(), &["run", "s.toml", "--out", "out"], &[]);
+    assert_eq!(output.status.code(), Some(4), "{}", text(&output.stderr));
+    assert!(text(&output.stderr)
+        .contains("error: preflight: target \"down\": the preflight request failed (connect:"));
+    assert!(!dir.path().join("out").exists());
+    // Without preflight, the run is made and fails as a whole.
+    let output = drover(
+        dir.path(),
+        &["run", "s.toml", "--out", "out", "--no-preflight"],
+        &[],
+    );
     let stdout = text(&output.stdout);
     assert_eq!(output.status.code(), Some(3), "{}", text(&output.stderr));
     assert!(stdout.contains("connect x10"), "{stdout}");
@@ -423,4 +434,94 @@ fn run_shows_live_progress_on_stderr() {
     assert!(progress.last().unwrap().contains("TTFT p50"), "{stderr}");
     // The summary goes to stdout only.
     assert!(!stderr.contains("ok/sent"));
+}
+
+#[tokio::test]
+async fn preflight_stops_a_wrong_key_at_once_naming_the_variable() {
+    const KEY: &str = "sk-preflight-wrong-1234567890";
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
+            "error": {"message": format!("Incorrect API key provided: {KEY}"), "type": "invalid_request_error"}
+        })))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "s.toml",
+        &format!(
+            "[[targets]]\nname = \"relay\"\nmodel = \"m\"\nbase_url = \"{}/v1\"\napi_key_env = \"RELAY_KEY\"\n{GOOD_CLASS}[load]\nkind = \"open\"\nrate = 50\nduration = \"30s\"\n",
+            server.uri()
+        ),
+    );
+    let run_dir = dir.path().to_path_buf();
+    let started = std::time::Instant::now();
+    let output = tokio::task::spawn_blocking(move || {
+        drover(
+            &run_dir,
+            &["run", "s.toml", "--out", "out"],
+            &[("RELAY_KEY", KEY)],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("target \"relay\": the endpoint rejected the API key read from RELAY_KEY"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(KEY) && !text(&output.stdout).contains(KEY));
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        1,
+        "no load was sent"
+    );
+}
+
+#[tokio::test]
+async fn preflight_lists_the_models_when_the_model_is_unknown() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(serde_json::json!({
+            "error": {"message": "The model `gpt-9` does not exist or you do not have access to it.", "type": "invalid_request_error", "code": "model_not_found"}
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/models"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "object": "list",
+            "data": [{"id": "gpt-4o-mini", "object": "model"}, {"id": "gpt-4o", "object": "model"}]
+        })))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "s.toml",
+        &format!(
+            "[[targets]]\nname = \"relay\"\nmodel = \"gpt-9\"\nbase_url = \"{}/v1\"\n{GOOD_CLASS}{GOOD_LOAD}",
+            server.uri()
+        ),
+    );
+    let run_dir = dir.path().to_path_buf();
+    let output = tokio::task::spawn_blocking(move || drover(&run_dir, &["run", "s.toml"], &[]))
+        .await
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("model \"gpt-9\" is not served"), "{stderr}");
+    assert!(
+        stderr.contains("The endpoint serves: gpt-4o-mini, gpt-4o."),
+        "{stderr}"
+    );
+    assert!(stderr.contains("model_map"), "{stderr}");
 }

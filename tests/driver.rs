@@ -150,3 +150,44 @@ async fn every_target_gets_the_same_traffic() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflight_passes_a_streaming_server_and_flags_a_buffered_one() {
+    let server = drover::mock::start(
+        drover::mock::MockConfig::default(),
+        drover::mock::MockOptions::default(),
+    )
+    .unwrap();
+    let scenario = |base_url: &str| {
+        format!(
+            "[[targets]]\nname = \"t\"\nmodel = \"m\"\nbase_url = \"{base_url}\"\n\n[[classes]]\nname = \"c\"\ninput_tokens = 4\n\n[load]\nkind = \"closed\"\nusers = 1\nrequests = 1\n"
+        )
+    };
+    let plan = drover::scenario::parse(
+        &scenario(&server.base_url()),
+        std::path::Path::new("p.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        drover::driver::preflight(&plan).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(server.requests_received(), 1);
+
+    // A relay that buffers the whole stream and sends it at once.
+    let buffered = MockServer::start().await;
+    let body = "data: {\"choices\":[{\"delta\":{\"content\":\"O\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"K\"}}]}\n\ndata: [DONE]\n\n";
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(body.as_bytes().to_vec(), "text/event-stream"),
+        )
+        .mount(&buffered)
+        .await;
+    let plan = drover::scenario::parse(
+        &scenario(&format!("{}/v1", buffered.uri())),
+        std::path::Path::new("p.toml"),
+    )
+    .unwrap();
+    let warnings = drover::driver::preflight(&plan).await.unwrap();
+    assert!(warnings[0].contains("arrived in one piece"), "{warnings:?}");
+}

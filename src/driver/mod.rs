@@ -6,6 +6,7 @@
 //! (both derive from the scenario seed and k), so targets can be compared side by side.
 
 mod client;
+mod preflight;
 mod progress;
 mod request;
 mod schedule;
@@ -22,6 +23,7 @@ use rand_distr::Distribution;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
+pub use preflight::{preflight, PreflightError};
 pub use request::{execute, Job, TargetContext};
 pub use schedule::Schedule;
 
