@@ -61,6 +61,9 @@ pub struct RunArgs {
     /// Skip the one-request-per-target check of key, model and mode before the load.
     #[arg(long)]
     pub no_preflight: bool,
+    /// How often results so far are saved to results.json while the run goes on.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub checkpoint_every: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,9 @@ use std::time::Duration;
 use drover::driver::{self, RunOptions, StopSignal};
 use drover::mock::{self, FaultPlan, LatencyModel, MockConfig, MockOptions};
 use drover::report;
-use drover::results::RunStatus;
+use std::sync::Arc;
+
+use drover::results::{RunResults, RunStatus};
 use drover::scenario::{self, Endpoint, LoadShape, RunPlan, ScenarioError};
 
 use crate::cli::{Cli, Command, MockArgs, ReportArgs, RunArgs, ValidateArgs};
@@ -173,15 +175,37 @@ async fn run(args: RunArgs) -> i32 {
             }
         }
     };
+    // The folder is named when the run starts; checkpoints and the final results go there.
+    let stamp: String = humantime::format_rfc3339_millis(std::time::SystemTime::now())
+        .to_string()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let dir = args.out.join(report::json::folder_name(&plan.name, &stamp));
     let stop = StopSignal::default();
     let handle = stop.handle();
+    let checkpoint_path = dir.join("results.json");
     tokio::spawn(async move {
         wait_for_interrupt().await;
-        eprintln!("\ninterrupted: no new requests; in-flight requests get 5 s to finish, then results are written");
+        eprintln!("\ninterrupted: no new requests; in-flight requests get 5 s to finish, then results are written (interrupt again to exit at once)");
         handle.stop();
+        wait_for_interrupt().await;
+        eprintln!(
+            "second interrupt: exiting now; {} holds the last checkpoint",
+            checkpoint_path.display()
+        );
+        std::process::exit(EXIT_INTERRUPTED);
+    });
+    let checkpoint_dir = dir.clone();
+    let sink: driver::CheckpointSink = Arc::new(move |snapshot: &RunResults| {
+        if let Err(error) = report::json::write_results(&checkpoint_dir, snapshot) {
+            eprintln!("warning: checkpoint not written: {error}");
+        }
     });
     let options = RunOptions {
         progress: !args.no_progress,
+        checkpoint: Some(sink),
+        checkpoint_every: args.checkpoint_every,
         ..RunOptions::default()
     };
     let mut results = match driver::run(&plan, options, stop).await {
@@ -194,7 +218,6 @@ async fn run(args: RunArgs) -> i32 {
     results.warnings.extend(preflight_warnings);
     let mut stdout = std::io::stdout().lock();
     let _ = write!(stdout, "{}", report::terminal::summary(&results));
-    let dir = args.out.join(report::json::report_dir_name(&results));
     // The measurements go to disk first; the rendered report comes after.
     match report::json::write_results(&dir, &results) {
         Ok(path) => {

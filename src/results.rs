@@ -69,6 +69,8 @@ pub enum RunStatus {
     Completed,
     /// Stopped early by an interrupt; the results cover what finished before it.
     Interrupted,
+    /// A checkpoint written while the run was still going (what is left if it was killed).
+    InProgress,
 }
 
 /// One target's results: all classes together, then each class.

@@ -525,3 +525,64 @@ async fn preflight_lists_the_models_when_the_model_is_unknown() {
     );
     assert!(stderr.contains("model_map"), "{stderr}");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_second_interrupt_exits_at_once_leaving_a_valid_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    // Responses take 3 s, so the first interrupt's grace period is still running at the second.
+    write(
+        dir.path(),
+        "s.toml",
+        &format!(
+            "{}{GOOD_CLASS}[load]\nkind = \"open\"\nrate = 5\nduration = \"60s\"\n",
+            GOOD_TARGET.replace("ttft = \"5ms\"", "ttft = \"3s\"")
+        ),
+    );
+    let child = std::process::Command::new(common::drover_bin())
+        .current_dir(dir.path())
+        .args([
+            "run",
+            "s.toml",
+            "--out",
+            "out",
+            "--no-progress",
+            "--checkpoint-every",
+            "1s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let interrupt = |pid: u32| {
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    interrupt(child.id());
+    std::thread::sleep(Duration::from_millis(300));
+    let second = std::time::Instant::now();
+    interrupt(child.id());
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        second.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        second.elapsed()
+    );
+    assert_eq!(output.status.code(), Some(130), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("second interrupt: exiting now"));
+    let folder = std::fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let results: drover::results::RunResults =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(results.status, drover::results::RunStatus::InProgress);
+    assert_eq!(results.targets[0].name, "mock");
+}

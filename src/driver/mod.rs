@@ -35,13 +35,20 @@ use crate::redact::Redactor;
 use crate::results::{RunResults, RunStatus};
 use crate::scenario::{ClassPlan, Endpoint, LoadPlan, LoadShape, RunPlan, TargetMode};
 
+/// Receives periodic snapshots of the results while the run goes on.
+pub type CheckpointSink = Arc<dyn Fn(&RunResults) + Send + Sync>;
+
 /// How a run is driven.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunOptions {
     /// Print live progress to stderr once a second.
     pub progress: bool,
     /// In-flight requests get this long to finish after an interrupt before they are aborted.
     pub interrupt_grace: Duration,
+    /// Called at the start and then every `checkpoint_every` with results so far (status
+    /// `in_progress`), so that a killed run still leaves what it measured.
+    pub checkpoint: Option<CheckpointSink>,
+    pub checkpoint_every: Duration,
 }
 
 impl Default for RunOptions {
@@ -49,7 +56,20 @@ impl Default for RunOptions {
         RunOptions {
             progress: false,
             interrupt_grace: Duration::from_secs(5),
+            checkpoint: None,
+            checkpoint_every: Duration::from_secs(10),
         }
+    }
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("progress", &self.progress)
+            .field("interrupt_grace", &self.interrupt_grace)
+            .field("checkpoint", &self.checkpoint.is_some())
+            .field("checkpoint_every", &self.checkpoint_every)
+            .finish()
     }
 }
 
@@ -172,11 +192,31 @@ pub async fn run(
         LoadShape::Closed { .. } => 1,
     };
     let show_progress = options.progress;
+    let checkpoint = options.checkpoint.clone().map(|sink| {
+        let plan = plan.clone();
+        let zeros = vec![0; target_count];
+        move |recorder: &Recorder| {
+            let snapshot = recorder.clone().into_results(
+                &plan,
+                &zeros,
+                started_at,
+                SystemTime::now(),
+                start.elapsed(),
+                RunStatus::InProgress,
+            );
+            sink(&snapshot);
+        }
+    });
+    let checkpoint_every = options.checkpoint_every;
     let collector = tokio::spawn(async move {
         let mut recorder = Recorder::new(target_count, class_count, stage_count, start);
         let mut progress = progress::Progress::new(start, show_progress);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;
+        if let Some(write) = &checkpoint {
+            write(&recorder);
+        }
+        let mut last_checkpoint = Instant::now();
         loop {
             tokio::select! {
                 received = record_rx.recv() => match received {
@@ -186,7 +226,15 @@ pub async fn run(
                     }
                     None => break,
                 },
-                _ = tick.tick() => progress.print(),
+                _ = tick.tick() => {
+                    progress.print();
+                    if let Some(write) = &checkpoint {
+                        if last_checkpoint.elapsed() >= checkpoint_every {
+                            write(&recorder);
+                            last_checkpoint = Instant::now();
+                        }
+                    }
+                }
             }
         }
         progress.finish();

@@ -277,7 +277,7 @@ impl GroupStats {
 }
 
 /// All groups of a run: one [`GroupStats`] per target × class, plus a series per target.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Recorder {
     groups: Vec<Vec<GroupStats>>,
     /// Per target and load stage, kept only when the profile has more than one stage.

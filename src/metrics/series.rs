@@ -13,14 +13,14 @@ use crate::results::SeriesPoint;
 /// Seconds a point stays open for late records before it is reduced.
 const OPEN_SECONDS: u64 = 3;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct OpenSecond {
     point: SeriesPoint,
     ttft: Histogram<u64>,
 }
 
 /// Per-second counters and TTFT percentiles.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Series {
     start: Instant,
     open: BTreeMap<u64, OpenSecond>,

@@ -212,11 +212,18 @@ pub fn verdicts(report: &Report) -> Vec<Verdict> {
                 });
             }
         }
-        if input.results.status == RunStatus::Interrupted {
-            verdicts.push(Verdict {
+        match input.results.status {
+            RunStatus::Completed => {}
+            RunStatus::Interrupted => verdicts.push(Verdict {
                 level: Level::Warn,
                 text: format!("{run}the run was interrupted; these are partial results."),
-            });
+            }),
+            RunStatus::InProgress => verdicts.push(Verdict {
+                level: Level::Warn,
+                text: format!(
+                    "{run}this is a checkpoint of a run that never finished; it covers what completed before the checkpoint."
+                ),
+            }),
         }
         for warning in &input.results.warnings {
             verdicts.push(Verdict {

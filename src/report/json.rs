@@ -14,16 +14,10 @@ pub struct WriteError {
     pub source: std::io::Error,
 }
 
-/// Folder name for a run's report: `<scenario>-<UTC start time>`.
-pub fn report_dir_name(results: &RunResults) -> String {
-    let stamp: String = results
-        .started_at
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
-    let name: String = results
-        .scenario
-        .name
+/// Folder name for a run's report: `<scenario>-<stamp>`, with characters unsafe in file names
+/// replaced.
+pub fn folder_name(scenario: &str, stamp: &str) -> String {
+    let name: String = scenario
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {

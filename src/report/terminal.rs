@@ -43,6 +43,7 @@ pub fn summary(results: &RunResults) -> String {
     let status = match results.status {
         RunStatus::Completed => "completed",
         RunStatus::Interrupted => "INTERRUPTED (partial results)",
+        RunStatus::InProgress => "IN PROGRESS (a checkpoint of an unfinished run)",
     };
     let _ = writeln!(
         out,
