@@ -1,0 +1,63 @@
+//! Properties of the SSE parser: however a stream is cut into chunks, the events are the same,
+//! and no input, however malformed, makes it panic.
+
+use drover::protocol::sse::{SseItem, SseParser};
+use proptest::prelude::*;
+
+fn parse(chunks: &[&[u8]]) -> Vec<SseItem> {
+    let mut parser = SseParser::new();
+    let mut out = Vec::new();
+    for chunk in chunks {
+        parser.feed(chunk, &mut out);
+    }
+    out
+}
+
+/// A stream of events built from arbitrary field lines, with mixed line ends.
+fn stream() -> impl Strategy<Value = Vec<u8>> {
+    let line_end = prop_oneof![Just("\n"), Just("\r\n"), Just("\r")];
+    let field = prop_oneof![
+        "[ -~]{0,40}".prop_map(|v| format!("data: {v}")),
+        "[ -~]{0,20}".prop_map(|v| format!("data:{v}")),
+        "[a-z]{0,8}".prop_map(|v| format!("event: {v}")),
+        "[0-9]{0,4}".prop_map(|v| format!("id: {v}")),
+        "[ -~]{0,20}".prop_map(|v| format!(": {v}")),
+        Just(String::new()),
+    ];
+    proptest::collection::vec((field, line_end), 0..40).prop_map(|lines| {
+        let mut bytes = Vec::new();
+        for (field, end) in lines {
+            bytes.extend_from_slice(field.as_bytes());
+            bytes.extend_from_slice(end.as_bytes());
+        }
+        bytes.extend_from_slice(b"\n\n");
+        bytes
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn chunking_never_changes_the_events(bytes in stream(), cuts in proptest::collection::vec(any::<usize>(), 0..8)) {
+        let whole = parse(&[&bytes]);
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        points.sort_unstable();
+        let mut pieces = Vec::new();
+        let mut start = 0;
+        for point in points {
+            pieces.push(&bytes[start..point]);
+            start = point;
+        }
+        pieces.push(&bytes[start..]);
+        prop_assert_eq!(parse(&pieces), whole);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048), split in any::<usize>()) {
+        let split = split % (bytes.len() + 1);
+        let (a, b) = bytes.split_at(split);
+        let items = parse(&[a, b]);
+        prop_assert_eq!(items, parse(&[&bytes]));
+    }
+}
