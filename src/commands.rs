@@ -159,6 +159,12 @@ async fn run(args: RunArgs) -> i32 {
         Err(code) => return code,
     };
     eprintln!("{}", describe(&plan));
+    for target in plan.targets.iter().filter(|t| t.tls.insecure) {
+        eprintln!(
+            "warning: target \"{}\": TLS certificate verification is OFF (insecure_skip_verify)",
+            target.name
+        );
+    }
     let preflight_warnings = if args.no_preflight {
         Vec::new()
     } else {

@@ -163,6 +163,7 @@ pub async fn run(
             target.http,
             base_url.starts_with("https://"),
             target.timeouts.connect,
+            &target.tls,
         )
         .map_err(|e| DriverError::Target {
             target: target.name.clone(),

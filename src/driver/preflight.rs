@@ -66,6 +66,7 @@ pub async fn preflight(plan: &RunPlan) -> Result<Vec<String>, PreflightError> {
             target.http,
             base_url.starts_with("https://"),
             target.timeouts.connect,
+            &target.tls,
         )
         .map_err(|e| setup(e.to_string()))?;
         let context =

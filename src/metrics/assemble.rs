@@ -47,6 +47,12 @@ impl Recorder {
                     }
                 }
             }
+            if target.tls.insecure {
+                warnings.push(format!(
+                    "target \"{}\": TLS certificate verification was OFF (insecure_skip_verify); the endpoint's identity was not checked",
+                    target.name
+                ));
+            }
             if summary.sent > 0 && summary.succeeded == 0 {
                 warnings.push(format!(
                     "target \"{}\": every one of its {} requests failed",

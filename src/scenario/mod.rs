@@ -108,6 +108,7 @@ pub struct TargetPlan {
     pub model_map: std::collections::BTreeMap<String, String>,
     pub timeouts: Timeouts,
     pub http: HttpVersion,
+    pub tls: TlsOptions,
     pub stream_usage: bool,
 }
 
@@ -123,6 +124,15 @@ impl TargetPlan {
             None => self.model.clone(),
         }
     }
+}
+
+/// How a target's TLS certificates are checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// Certificates (DER) trusted in addition to the Mozilla roots.
+    pub extra_roots: Vec<Vec<u8>>,
+    /// Skip certificate verification entirely.
+    pub insecure: bool,
 }
 
 /// A target's timeouts (see [`TimeoutKind`](crate::record::TimeoutKind)).

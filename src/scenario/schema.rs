@@ -61,6 +61,11 @@ pub struct TargetSpec {
     pub idle_timeout: Option<HumanDuration>,
     #[serde(default)]
     pub http: HttpVersion,
+    /// PEM file of extra CA certificates to trust (besides the Mozilla roots), relative to the
+    /// scenario file.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any server certificate. Insecure: for test endpoints only; warned about.
+    pub insecure_skip_verify: Option<bool>,
     /// Ask for `stream_options.include_usage` when streaming (default true).
     pub stream_usage: Option<bool>,
 }

@@ -14,7 +14,7 @@ use super::schema::{
 };
 use super::{
     is_sensitive_header, ClassPlan, Endpoint, LoadPlan, LoadShape, RunPlan, ScenarioError,
-    ScenarioIssue, Secret, StagePlan, TargetPlan, Timeouts,
+    ScenarioIssue, Secret, StagePlan, TargetPlan, Timeouts, TlsOptions,
 };
 use crate::mock::{Fault, FaultPlan, LatencyModel, MockConfig};
 use crate::workload::{Dataset, LengthModel, PromptSource};
@@ -172,6 +172,12 @@ pub fn plan_from_file(
                 );
             }
         }
+        let tls = TlsOptions {
+            extra_roots: spec.ca_file.as_ref().map_or_else(Vec::new, |file| {
+                load_ca_file(&mut checker, &key.key("ca_file"), &base_dir.join(file))
+            }),
+            insecure: spec.insecure_skip_verify.unwrap_or(false),
+        };
         let defaults = Timeouts::default();
         let mut timeout = |name: &str, value: Option<super::schema::HumanDuration>, default| {
             let value = value.map_or(default, |t| t.0);
@@ -201,6 +207,7 @@ pub fn plan_from_file(
                 model_map: spec.model_map.clone(),
                 timeouts,
                 http: spec.http,
+                tls,
                 stream_usage: spec.stream_usage.unwrap_or(true),
             });
         }
@@ -359,6 +366,36 @@ fn mock_config(checker: &mut Checker, key: &KeyPath, spec: &MockSpec, seed: u64)
         output_tokens,
         prelude: spec.prelude.map(|d| d.0),
         seed,
+    }
+}
+
+/// Reads a PEM file of CA certificates; reports an unreadable file or one without certificates.
+fn load_ca_file(checker: &mut Checker, key: &KeyPath, path: &Path) -> Vec<Vec<u8>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            checker.fail(key, format!("cannot read {}: {error}", path.display()));
+            return Vec::new();
+        }
+    };
+    let certificates: Result<Vec<Vec<u8>>, _> = CertificateDer::pem_slice_iter(&bytes)
+        .map(|cert| cert.map(|c| c.as_ref().to_vec()))
+        .collect();
+    match certificates {
+        Ok(certificates) if !certificates.is_empty() => certificates,
+        Ok(_) => {
+            checker.fail(key, format!("{} holds no PEM certificate", path.display()));
+            Vec::new()
+        }
+        Err(error) => {
+            checker.fail(
+                key,
+                format!("{} is not valid PEM: {error:?}", path.display()),
+            );
+            Vec::new()
+        }
     }
 }
 
