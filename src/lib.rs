@@ -14,6 +14,7 @@
 //! ```
 
 pub mod driver;
+pub mod fuzzing;
 pub mod metrics;
 pub mod mock;
 pub mod protocol;

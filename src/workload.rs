@@ -259,10 +259,16 @@ impl Dataset {
     /// Reads and checks every record; the first bad one is reported with its line number.
     pub fn load(path: &Path) -> Result<Self, DatasetError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| DatasetError::Unreadable {
+        let unreadable = |source| DatasetError::Unreadable {
             path: shown.clone(),
             source,
-        })?;
+        };
+        // Only regular files: a device such as /dev/zero would never end.
+        let metadata = std::fs::metadata(path).map_err(unreadable)?;
+        if !metadata.is_file() {
+            return Err(unreadable(std::io::Error::other("not a regular file")));
+        }
+        let text = std::fs::read_to_string(path).map_err(unreadable)?;
         let mut records = Vec::new();
         for (index, line) in text.lines().enumerate() {
             if line.trim().is_empty() {

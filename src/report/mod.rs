@@ -92,8 +92,14 @@ pub fn read_results(path: &Path) -> Result<RunResults, ReportError> {
         path: shown.clone(),
         source,
     })?;
+    parse_results(&text, &shown)
+}
+
+/// Parses results text; `shown` names its source in errors.
+pub fn parse_results(text: &str, shown: &str) -> Result<RunResults, ReportError> {
+    let shown = shown.to_string();
     let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| ReportError::Invalid {
+        serde_json::from_str(text).map_err(|e| ReportError::Invalid {
             path: shown.clone(),
             message: format!(
                 "invalid JSON at line {} column {}: {e}",

@@ -252,6 +252,15 @@ pub fn load(path: &Path) -> Result<RunPlan, ScenarioError> {
 
 /// Parses and validates scenario text; `path` names the file in errors and anchors datasets.
 pub fn parse(text: &str, path: &Path) -> Result<RunPlan, ScenarioError> {
+    parse_with_env(text, path, &|name| std::env::var(name).ok())
+}
+
+/// [`parse`] with environment variables looked up through `env`.
+pub fn parse_with_env(
+    text: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<RunPlan, ScenarioError> {
     let file: ScenarioFile = toml::from_str(text).map_err(|error| {
         let (line, column) = error
             .span()
@@ -264,5 +273,5 @@ pub fn parse(text: &str, path: &Path) -> Result<RunPlan, ScenarioError> {
             message: error.message().trim().to_string(),
         }])
     })?;
-    plan_from_file(file, text, path, &|name| std::env::var(name).ok())
+    plan_from_file(file, text, path, env)
 }

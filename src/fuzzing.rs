@@ -1,0 +1,52 @@
+//! Entry points for the fuzz targets under `fuzz/` (and for `tests/fuzz_corpus.rs`, which replays
+//! their corpora on stable Rust). Each must never panic, whatever bytes it gets.
+
+use std::path::Path;
+
+use crate::protocol::openai;
+use crate::protocol::sse::{SseItem, SseParser};
+
+/// SSE parsing of arbitrary bytes: the first byte picks a split point, and parsing in two pieces
+/// must give the same items as in one; every event is then read as an OpenAI chunk.
+pub fn sse_stream(data: &[u8]) {
+    let Some((&first, stream)) = data.split_first() else {
+        return;
+    };
+    let split = first as usize % (stream.len() + 1);
+    let mut whole = Vec::new();
+    SseParser::new().feed(stream, &mut whole);
+    let mut pieces = Vec::new();
+    let mut parser = SseParser::new();
+    parser.feed(&stream[..split], &mut pieces);
+    parser.feed(&stream[split..], &mut pieces);
+    assert_eq!(whole, pieces, "chunking changed the events");
+    for item in whole {
+        if let SseItem::Event(event) = item {
+            let _ = openai::parse_chunk(&event.data);
+        }
+    }
+    let _ = openai::parse_completion(stream);
+    let _ = openai::describe_error_body(stream);
+}
+
+/// Reading a results file (as `drover report` does) and rendering its terminal summary.
+pub fn results_file(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(results) = crate::report::parse_results(text, "fuzz.json") {
+        let _ = crate::report::terminal::summary(&results);
+    }
+}
+
+/// Loading a scenario file, with no environment variables set.
+pub fn scenario_file(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Err(error) =
+        crate::scenario::parse_with_env(text, Path::new("fuzz/scenario.toml"), &|_| None)
+    {
+        let _ = error.to_string();
+    }
+}
