@@ -121,6 +121,10 @@ pub struct RequestRecord {
     /// Whether this request falls in the warm-up and is excluded from results.
     pub warmup: bool,
     pub outcome: Result<(), Failure>,
+    /// Failed attempts before the last one, by class (empty without retries). Timestamps and
+    /// latencies are those of the last attempt; `intended` is the first attempt's, so the
+    /// corrected latencies include every attempt and backoff.
+    pub retried: Vec<ErrorClass>,
 }
 
 impl RequestRecord {

@@ -123,6 +123,9 @@ pub struct GroupResults {
     pub error_samples: BTreeMap<String, Vec<String>>,
     /// `Retry-After` values (seconds) received with throttled responses, up to 100.
     pub retry_after_s: Vec<f64>,
+    /// Retries (with a retry policy): not errors, and not in the latencies of the final attempt.
+    #[serde(default)]
+    pub retries: RetryCounts,
     pub tokens: TokenTotals,
     pub throughput: Throughput,
     /// Statistics in milliseconds, keyed by metric name (`ttft`, `itl`, `e2e`, ...).
@@ -141,6 +144,15 @@ pub struct RequestCounts {
     pub aborted: u64,
     /// Requests sent during warm-up, not counted anywhere else.
     pub warmup_excluded: u64,
+}
+
+/// How often requests were tried again.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RetryCounts {
+    /// Requests that needed more than one attempt.
+    pub requests_retried: u64,
+    /// Failed attempts that were retried, by error class.
+    pub attempts_failed: BTreeMap<String, u64>,
 }
 
 /// Token totals over successful requests and where the counts came from.

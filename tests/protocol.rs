@@ -148,3 +148,66 @@ async fn a_streamed_response_without_usage_counts_chunks_and_says_so() {
     assert_eq!(all.tokens.source_chunks, 2);
     assert!(results.warnings.iter().any(|w| w.contains("no usage")));
 }
+
+#[tokio::test]
+async fn retries_recover_from_transient_failures_and_are_counted_apart() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1}
+        })))
+        .with_priority(3)
+        .mount(&server)
+        .await;
+    let text = scenario(&server.uri(), "complete", 1).replace(
+        "mode = \"complete\"",
+        "mode = \"complete\"\nretry = { max = 3, base = \"10ms\", max_backoff = \"2s\" }",
+    );
+    let results = run_scenario(&text).await;
+    let all = summary(&results);
+    assert_eq!(all.requests.succeeded, 1, "{:?}", all.error_samples);
+    assert!(all.errors.is_empty());
+    assert_eq!(all.retries.requests_retried, 1);
+    assert_eq!(all.retries.attempts_failed["http_503"], 2);
+    assert_eq!(all.retries.attempts_failed["throttled"], 1);
+    // The successful attempt's latency is its own; from the intended time it includes the
+    // failed attempts and the 1 s Retry-After.
+    assert!(
+        all.latency_ms["e2e"].max < 500.0,
+        "{:?}",
+        all.latency_ms["e2e"]
+    );
+    assert!(
+        all.latency_ms["e2e_corrected"].min >= 1000.0,
+        "{:?}",
+        all.latency_ms["e2e_corrected"]
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn retries_stop_at_their_bound_and_the_last_failure_counts() {
+    let server = server_answering(ResponseTemplate::new(502)).await;
+    let text = scenario(&server.uri(), "stream", 1).replace(
+        "mode = \"stream\"",
+        "mode = \"stream\"\nretry = { max = 2, base = \"5ms\" }",
+    );
+    let results = run_scenario(&text).await;
+    let all = summary(&results);
+    assert_eq!(all.errors.get("http_502"), Some(&1));
+    assert_eq!(all.retries.attempts_failed["http_502"], 2);
+    assert_eq!(server.received_requests().await.unwrap().len(), 3);
+}

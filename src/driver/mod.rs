@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
 pub use preflight::{preflight, PreflightError};
-pub use request::{execute, Job, TargetContext};
+pub use request::{execute, execute_with_retries, Job, TargetContext};
 pub use schedule::Schedule;
 
 use crate::metrics::Recorder;
@@ -377,7 +377,7 @@ async fn open_loop(
         let (seed, k) = (generator.seed, sent);
         in_flight.spawn(async move {
             let (class, body) = request_body(&target, &classes, seed, k);
-            let record = execute(
+            let record = execute_with_retries(
                 &target,
                 Job {
                     class,
@@ -422,7 +422,7 @@ async fn closed_loop(generator: Generator, users: u32) -> u64 {
                     now.duration_since(generator.start) < load.warmup || k < load.warmup_requests;
                 let (class, body) =
                     request_body(&generator.target, &generator.classes, generator.seed, k);
-                let record = execute(
+                let record = execute_with_retries(
                     &generator.target,
                     Job {
                         class,

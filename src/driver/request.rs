@@ -13,7 +13,7 @@ use crate::protocol::openai::{self, ParseError};
 use crate::protocol::sse::{SseItem, SseParser, DEFAULT_MAX_EVENT_BYTES};
 use crate::record::{ErrorClass, Failure, RequestRecord, TimeoutKind, TokenSource, Usage};
 use crate::redact::Redactor;
-use crate::scenario::{TargetMode, TargetPlan};
+use crate::scenario::{RetryPolicy, TargetMode, TargetPlan};
 
 /// Largest error or non-streaming body read into memory.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -131,7 +131,64 @@ pub async fn execute(target: &TargetContext, job: Job) -> RequestRecord {
         token_source,
         warmup: job.warmup,
         outcome,
+        retried: Vec::new(),
     }
+}
+
+/// Whether a failure is worth another attempt: the server said "later" or never started.
+fn retryable(failure: &Failure) -> bool {
+    match failure.class {
+        ErrorClass::Throttled | ErrorClass::Connect => true,
+        ErrorClass::Timeout(kind) => matches!(kind, TimeoutKind::Connect | TimeoutKind::FirstByte),
+        ErrorClass::HttpStatus(status) => matches!(status, 408 | 500 | 502 | 503 | 504),
+        ErrorClass::Protocol | ErrorClass::TruncatedStream => false,
+    }
+}
+
+/// Sends a request, retrying under the target's retry policy (if any).
+pub async fn execute_with_retries(target: &TargetContext, job: Job) -> RequestRecord {
+    let Some(policy) = target.plan.retry else {
+        return execute(target, job).await;
+    };
+    let (class, stage, intended, body, warmup) =
+        (job.class, job.stage, job.intended, job.body, job.warmup);
+    let mut retried = Vec::new();
+    loop {
+        let attempt = Job {
+            class,
+            stage,
+            intended,
+            body: body.clone(),
+            warmup,
+        };
+        let mut record = execute(target, attempt).await;
+        let failure = match &record.outcome {
+            Err(failure) if retryable(failure) && (retried.len() as u32) < policy.max_retries => {
+                failure.clone()
+            }
+            _ => {
+                // The record's own intended time is the first attempt's already.
+                record.retried = retried;
+                return record;
+            }
+        };
+        retried.push(failure.class);
+        tokio::time::sleep(backoff(&policy, retried.len() as u32, failure.retry_after)).await;
+    }
+}
+
+/// Full-jitter exponential backoff, at least `Retry-After` when the server sent one, at most
+/// `max_backoff`.
+fn backoff(policy: &RetryPolicy, retry: u32, retry_after: Option<f64>) -> Duration {
+    let exponential = policy
+        .base
+        .saturating_mul(1u32 << (retry - 1).min(16))
+        .min(policy.max_backoff);
+    let jittered = exponential.mul_f64(rand::random::<f64>());
+    let server = retry_after
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map_or(Duration::ZERO, Duration::from_secs_f64);
+    jittered.max(server).min(policy.max_backoff)
 }
 
 fn failure(class: ErrorClass, status: Option<u16>, message: impl Into<String>) -> Failure {

@@ -79,6 +79,8 @@ pub struct GroupStats {
     pub output_tokens: u64,
     pub input_tokens: u64,
     sources: [u64; 3],
+    requests_retried: u64,
+    retries: BTreeMap<ErrorClass, u64>,
     first_sent: Option<Instant>,
     last_done: Option<Instant>,
 }
@@ -98,6 +100,8 @@ impl Default for GroupStats {
             output_tokens: 0,
             input_tokens: 0,
             sources: [0; 3],
+            requests_retried: 0,
+            retries: BTreeMap::new(),
             first_sent: None,
             last_done: None,
         }
@@ -127,6 +131,12 @@ impl GroupStats {
         self.first_sent = Some(self.first_sent.map_or(record.sent, |t| t.min(record.sent)));
         self.last_done = Some(self.last_done.map_or(record.done, |t| t.max(record.done)));
         self.observe(Metric::ScheduleLag, record.schedule_lag());
+        if !record.retried.is_empty() {
+            self.requests_retried += 1;
+            for class in &record.retried {
+                *self.retries.entry(*class).or_default() += 1;
+            }
+        }
         match &record.outcome {
             Ok(()) => {
                 self.succeeded += 1;
@@ -206,6 +216,10 @@ impl GroupStats {
         for (mine, theirs) in self.sources.iter_mut().zip(other.sources) {
             *mine += theirs;
         }
+        self.requests_retried += other.requests_retried;
+        for (class, count) in &other.retries {
+            *self.retries.entry(*class).or_default() += count;
+        }
         self.first_sent = match (self.first_sent, other.first_sent) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -253,6 +267,10 @@ impl GroupStats {
         };
         for (class, count) in &self.errors {
             results.errors.insert(class.key(), *count);
+        }
+        results.retries.requests_retried = self.requests_retried;
+        for (class, count) in &self.retries {
+            results.retries.attempts_failed.insert(class.key(), *count);
         }
         for (status, count) in &self.http_statuses {
             results.http_statuses.insert(status.to_string(), *count);
@@ -357,6 +375,7 @@ mod tests {
             token_source: TokenSource::Usage,
             warmup: false,
             outcome,
+            retried: Vec::new(),
         }
     }
 

@@ -81,6 +81,21 @@ pub fn summary(results: &RunResults) -> String {
                 format::thousands(summary.requests.aborted)
             );
         }
+        if summary.retries.requests_retried > 0 {
+            let _ = writeln!(
+                out,
+                "retries {}: {} requests needed more than one attempt ({})",
+                target.name,
+                format::thousands(summary.retries.requests_retried),
+                summary
+                    .retries
+                    .attempts_failed
+                    .iter()
+                    .map(|(class, count)| format!("{class} x{}", format::thousands(*count)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         for (class, count) in &summary.errors {
             let sample = summary
                 .error_samples

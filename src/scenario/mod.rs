@@ -109,6 +109,7 @@ pub struct TargetPlan {
     pub timeouts: Timeouts,
     pub http: HttpVersion,
     pub tls: TlsOptions,
+    pub retry: Option<RetryPolicy>,
     pub stream_usage: bool,
 }
 
@@ -124,6 +125,14 @@ impl TargetPlan {
             None => self.model.clone(),
         }
     }
+}
+
+/// When and how failed requests are tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub max_retries: u32,
+    pub base: Duration,
+    pub max_backoff: Duration,
 }
 
 /// How a target's TLS certificates are checked.

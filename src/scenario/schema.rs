@@ -66,8 +66,23 @@ pub struct TargetSpec {
     pub ca_file: Option<PathBuf>,
     /// Accept any server certificate. Insecure: for test endpoints only; warned about.
     pub insecure_skip_verify: Option<bool>,
+    /// Retry failed requests (429, 408, 5xx, connection failures and connect/first-byte
+    /// timeouts) with exponential backoff and jitter.
+    pub retry: Option<RetrySpec>,
     /// Ask for `stream_options.include_usage` when streaming (default true).
     pub stream_usage: Option<bool>,
+}
+
+/// `retry = { max = 2, base = "250ms", max_backoff = "8s" }`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySpec {
+    /// Retries after the first attempt.
+    pub max: u32,
+    /// Backoff before the first retry; doubled for each next one (default 250 ms).
+    pub base: Option<HumanDuration>,
+    /// Longest backoff, `Retry-After` included (default 8 s).
+    pub max_backoff: Option<HumanDuration>,
 }
 
 /// How a target is asked for completions.

@@ -13,8 +13,8 @@ use super::schema::{
     LatencySpec, LengthKind, LengthSpec, LoadKind, LoadSpec, MockSpec, ScenarioFile, SpreadKind,
 };
 use super::{
-    is_sensitive_header, ClassPlan, Endpoint, LoadPlan, LoadShape, RunPlan, ScenarioError,
-    ScenarioIssue, Secret, StagePlan, TargetPlan, Timeouts, TlsOptions,
+    is_sensitive_header, ClassPlan, Endpoint, LoadPlan, LoadShape, RetryPolicy, RunPlan,
+    ScenarioError, ScenarioIssue, Secret, StagePlan, TargetPlan, Timeouts, TlsOptions,
 };
 use crate::mock::{Fault, FaultPlan, LatencyModel, MockConfig};
 use crate::workload::{Dataset, LengthModel, PromptSource};
@@ -172,6 +172,11 @@ pub fn plan_from_file(
                 );
             }
         }
+        if let Some(retry) = &spec.retry {
+            if retry.max > 10 {
+                checker.fail(&key.key("retry").key("max"), "must be at most 10");
+            }
+        }
         let tls = TlsOptions {
             extra_roots: spec.ca_file.as_ref().map_or_else(Vec::new, |file| {
                 load_ca_file(&mut checker, &key.key("ca_file"), &base_dir.join(file))
@@ -208,6 +213,11 @@ pub fn plan_from_file(
                 timeouts,
                 http: spec.http,
                 tls,
+                retry: spec.retry.as_ref().map(|r| RetryPolicy {
+                    max_retries: r.max,
+                    base: r.base.map_or(Duration::from_millis(250), |d| d.0),
+                    max_backoff: r.max_backoff.map_or(Duration::from_secs(8), |d| d.0),
+                }),
                 stream_usage: spec.stream_usage.unwrap_or(true),
             });
         }
