@@ -172,21 +172,10 @@ async fn chat_completions(
             .ok()
             .and_then(|s| StatusCode::from_u16(s).ok())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = error_response(
+        return Ok(status_response(
             status,
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                "rate_limit_exceeded"
-            } else {
-                "server_error"
-            },
             &format!("mock error with status {}", status.as_u16()),
-        );
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
-        }
-        return Ok(response);
+        ));
     }
     let body = match http_body_util::Limited::new(request.into_body(), MAX_REQUEST_BYTES)
         .collect()
@@ -266,16 +255,23 @@ fn answer_with_fault(
         }
         _ => return Ok(None),
     };
-    let mut response = error_response(
+    Ok(Some(status_response(
         status,
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            "rate_limit_exceeded"
-        } else {
-            "server_error"
-        },
         &format!("mock fault: {}", fault.name()),
-    );
-    if status == StatusCode::TOO_MANY_REQUESTS {
+    )))
+}
+
+/// An error response with `status`; a 429 carries `Retry-After: 1` and `x-ratelimit-*` headers
+/// as OpenAI sends them.
+fn status_response(status: StatusCode, message: &str) -> Response<MockBody> {
+    let throttled = status == StatusCode::TOO_MANY_REQUESTS;
+    let kind = if throttled {
+        "rate_limit_exceeded"
+    } else {
+        "server_error"
+    };
+    let mut response = error_response(status, kind, message);
+    if throttled {
         let headers = response.headers_mut();
         for (name, value) in [
             ("retry-after", "1"),
@@ -286,7 +282,7 @@ fn answer_with_fault(
             headers.insert(name, http::HeaderValue::from_static(value));
         }
     }
-    Ok(Some(response))
+    response
 }
 
 fn plan_job(body: &[u8], headers: &HeaderMap, state: &MockState, id: u64) -> Result<Job, String> {

@@ -234,14 +234,13 @@ pub fn build(report: &Report) -> Result<Vec<Chart>, ReportError> {
         .first()
         .map(|i| i.results.started_at.chars().take(10).collect::<String>())
         .unwrap_or_default();
-    let scenario = report
+    let mut scenarios: Vec<&str> = report
         .inputs
         .iter()
         .map(|i| i.results.scenario.name.as_str())
-        .collect::<Vec<_>>();
-    let mut unique = scenario.clone();
-    unique.dedup();
-    let subtitle = format!("{} · {date}", unique.join(", "));
+        .collect();
+    scenarios.dedup();
+    let subtitle = format!("{} · {date}", scenarios.join(", "));
     let candidates = vec![
         (
             "ttft-percentiles",
