@@ -135,12 +135,15 @@ pub struct GroupResults {
 }
 
 /// Request counts. `succeeded + failed` equals `sent` minus requests still in flight when an
-/// interrupt ended the run (`aborted`).
+/// interrupt ended the run (`aborted`). `failed` includes the `throttled` (429) ones, which are
+/// also counted apart so that throttling and errors can be judged separately.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RequestCounts {
     pub sent: u64,
     pub succeeded: u64,
     pub failed: u64,
+    #[serde(default)]
+    pub throttled: u64,
     pub aborted: u64,
     /// Requests sent during warm-up, not counted anywhere else.
     pub warmup_excluded: u64,

@@ -247,6 +247,11 @@ impl GroupStats {
                 sent: self.sent + aborted,
                 succeeded: self.succeeded,
                 failed: self.failed,
+                throttled: self
+                    .errors
+                    .get(&ErrorClass::Throttled)
+                    .copied()
+                    .unwrap_or(0),
                 aborted,
                 warmup_excluded: self.warmup_excluded,
             },

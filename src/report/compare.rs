@@ -28,7 +28,7 @@ struct MetricSpec {
     read: fn(&GroupResults) -> Option<f64>,
 }
 
-const COMPARED: [MetricSpec; 7] = [
+const COMPARED: [MetricSpec; 8] = [
     MetricSpec {
         name: "TTFT p50",
         unit: "ms",
@@ -64,6 +64,12 @@ const COMPARED: [MetricSpec; 7] = [
         unit: "%",
         lower_is_better: true,
         read: |g| Some(format::error_rate(g) * 100.0),
+    },
+    MetricSpec {
+        name: "throttle rate",
+        unit: "%",
+        lower_is_better: true,
+        read: |g| Some(format::throttle_rate(g) * 100.0),
     },
     MetricSpec {
         name: "cost per 1M output tokens",

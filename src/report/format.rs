@@ -57,18 +57,27 @@ pub fn stat(group: &GroupResults, metric: &str, pick: fn(&LatencyStat) -> f64) -
         .map_or("-".into(), |stat| ms(pick(stat)))
 }
 
-/// Failed requests as a share of finished ones.
+/// Failed requests other than throttled ones, as a share of finished requests.
 pub fn error_rate(group: &GroupResults) -> f64 {
+    share(group, group.requests.failed - group.requests.throttled)
+}
+
+/// Throttled (429) requests as a share of finished requests.
+pub fn throttle_rate(group: &GroupResults) -> f64 {
+    share(group, group.requests.throttled)
+}
+
+fn share(group: &GroupResults, count: u64) -> f64 {
     let finished = group.requests.succeeded + group.requests.failed;
     if finished == 0 {
         0.0
     } else {
-        group.requests.failed as f64 / finished as f64
+        count as f64 / finished as f64
     }
 }
 
 /// The columns every summary table has, in order, with their values for one group.
-pub const SUMMARY_COLUMNS: [&str; 13] = [
+pub const SUMMARY_COLUMNS: [&str; 14] = [
     "ok/sent",
     "failed",
     "req/s",
@@ -82,6 +91,7 @@ pub const SUMMARY_COLUMNS: [&str; 13] = [
     "E2E p99",
     "E2E p99 corr",
     "err %",
+    "429 %",
 ];
 
 pub fn summary_cells(group: &GroupResults) -> Vec<String> {
@@ -105,6 +115,7 @@ pub fn summary_cells(group: &GroupResults) -> Vec<String> {
         stat(group, "e2e", p99),
         stat(group, "e2e_corrected", p99),
         percent(error_rate(group)),
+        percent(throttle_rate(group)),
     ]
 }
 
