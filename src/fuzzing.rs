@@ -29,13 +29,26 @@ pub fn sse_stream(data: &[u8]) {
     let _ = openai::describe_error_body(stream);
 }
 
-/// Reading a results file (as `drover report` does) and rendering its terminal summary.
+/// Reading a results file (as `drover report` does) and rendering it: the terminal summary,
+/// the charts (as SVG), `summary.md` and `report.html`, alone and compared with itself.
 pub fn results_file(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(results) = crate::report::parse_results(text, "fuzz.json") {
-        let _ = crate::report::terminal::summary(&results);
+    let Ok(results) = crate::report::parse_results(text, "fuzz.json") else {
+        return;
+    };
+    let _ = crate::report::terminal::summary(&results);
+    let input = |label: &str| crate::report::ReportInput {
+        label: label.into(),
+        results: results.clone(),
+    };
+    for inputs in [vec![input("a")], vec![input("a"), input("b")]] {
+        let report = crate::report::Report { inputs };
+        if let Ok(charts) = crate::report::charts::build(&report) {
+            let _ = crate::report::markdown::render(&report, &charts);
+            let _ = crate::report::html::render(&report, &charts);
+        }
     }
 }
 

@@ -59,7 +59,14 @@ pub fn stat(group: &GroupResults, metric: &str, pick: fn(&LatencyStat) -> f64) -
 
 /// Failed requests other than throttled ones, as a share of finished requests.
 pub fn error_rate(group: &GroupResults) -> f64 {
-    share(group, group.requests.failed - group.requests.throttled)
+    // Saturating: a results file from elsewhere may not keep throttled <= failed.
+    share(
+        group,
+        group
+            .requests
+            .failed
+            .saturating_sub(group.requests.throttled),
+    )
 }
 
 /// Throttled (429) requests as a share of finished requests.
@@ -68,7 +75,10 @@ pub fn throttle_rate(group: &GroupResults) -> f64 {
 }
 
 fn share(group: &GroupResults, count: u64) -> f64 {
-    let finished = group.requests.succeeded + group.requests.failed;
+    let finished = group
+        .requests
+        .succeeded
+        .saturating_add(group.requests.failed);
     if finished == 0 {
         0.0
     } else {
@@ -135,5 +145,15 @@ mod tests {
         assert_eq!(ms(12345.6), "12,346");
         assert_eq!(rate(1093.96), "1,094.0");
         assert_eq!(percent(0.0126), "1.3%");
+    }
+
+    #[test]
+    fn rates_from_inconsistent_counts_do_not_underflow() {
+        let mut group = GroupResults::default();
+        group.requests.succeeded = 3;
+        group.requests.failed = 1;
+        group.requests.throttled = 5;
+        assert_eq!(error_rate(&group), 0.0);
+        assert_eq!(throttle_rate(&group), 1.25);
     }
 }
