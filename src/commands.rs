@@ -182,11 +182,7 @@ async fn run(args: RunArgs) -> i32 {
         }
     };
     // The folder is named when the run starts; checkpoints and the final results go there.
-    let stamp: String = humantime::format_rfc3339_millis(std::time::SystemTime::now())
-        .to_string()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
+    let stamp = report::json::utc_stamp(std::time::SystemTime::now());
     let dir = args.out.join(report::json::folder_name(&plan.name, &stamp));
     let stop = StopSignal::default();
     let handle = stop.handle();
@@ -311,11 +307,7 @@ fn report_command(args: ReportArgs) -> i32 {
         }
     }
     let out = args.out.unwrap_or_else(|| {
-        let stamp: String = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-            .to_string()
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .collect();
+        let stamp = report::json::utc_stamp(std::time::SystemTime::now());
         std::path::PathBuf::from("reports").join(format!("report-{stamp}"))
     });
     match report::write_report(&out, &report::Report { inputs }) {

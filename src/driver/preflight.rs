@@ -71,7 +71,7 @@ pub async fn preflight(plan: &RunPlan) -> Result<Vec<String>, PreflightError> {
         .map_err(|e| setup(e.to_string()))?;
         let context =
             TargetContext::new(index, checked, base_url, http, redactor.clone()).map_err(setup)?;
-        let record = execute(&context, probe_job(target)).await;
+        let record = execute(&context, &probe_job(target)).await;
         check(&context, base_url, record, &mut warnings).await?;
     }
     Ok(warnings)

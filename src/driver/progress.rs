@@ -41,8 +41,7 @@ impl Progress {
             Ok(()) => {
                 self.done += 1;
                 if let Some(ttft) = record.ttft() {
-                    self.ttft
-                        .saturating_record(u64::try_from(ttft.as_micros()).unwrap_or(u64::MAX));
+                    self.ttft.saturating_record(crate::metrics::micros(ttft));
                 }
             }
             Err(_) => self.failed += 1,

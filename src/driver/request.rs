@@ -66,6 +66,7 @@ impl TargetContext {
 }
 
 /// One request to send.
+#[derive(Debug, Clone)]
 pub struct Job {
     pub class: usize,
     pub stage: usize,
@@ -87,24 +88,27 @@ struct Measured {
 }
 
 /// Sends one request and measures it. Never panics on what the server sends.
-pub async fn execute(target: &TargetContext, job: Job) -> RequestRecord {
+pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
     let mut measured = Measured::default();
     let sent = Instant::now();
     let total = target.plan.timeouts.total;
     let deadline = sent + total;
-    let outcome =
-        match tokio::time::timeout_at(deadline.into(), exchange(target, &job, &mut measured)).await
-        {
-            Ok(outcome) => outcome,
-            Err(_) => Err(failure(
-                ErrorClass::Timeout(TimeoutKind::Total),
-                None,
-                format!(
-                    "no complete response within the whole-request timeout of {}",
-                    humantime::format_duration(total)
-                ),
-            )),
-        };
+    let outcome = match tokio::time::timeout_at(
+        deadline.into(),
+        exchange(target, job, &mut measured),
+    )
+    .await
+    {
+        Ok(outcome) => outcome,
+        Err(_) => Err(failure(
+            ErrorClass::Timeout(TimeoutKind::Total),
+            None,
+            format!(
+                "no complete response within the whole-request timeout of {}",
+                humantime::format_duration(total)
+            ),
+        )),
+    };
     let done = Instant::now();
     let outcome = outcome.map_err(|mut failure| {
         failure.message = target.redactor.redact(&failure.message);
@@ -148,20 +152,11 @@ fn retryable(failure: &Failure) -> bool {
 /// Sends a request, retrying under the target's retry policy (if any).
 pub async fn execute_with_retries(target: &TargetContext, job: Job) -> RequestRecord {
     let Some(policy) = target.plan.retry else {
-        return execute(target, job).await;
+        return execute(target, &job).await;
     };
-    let (class, stage, intended, body, warmup) =
-        (job.class, job.stage, job.intended, job.body, job.warmup);
     let mut retried = Vec::new();
     loop {
-        let attempt = Job {
-            class,
-            stage,
-            intended,
-            body: body.clone(),
-            warmup,
-        };
-        let mut record = execute(target, attempt).await;
+        let mut record = execute(target, &job).await;
         let failure = match &record.outcome {
             Err(failure) if retryable(failure) && (retried.len() as u32) < policy.max_retries => {
                 failure.clone()

@@ -108,7 +108,8 @@ impl Default for GroupStats {
     }
 }
 
-fn micros(duration: Duration) -> u64 {
+/// A duration in whole microseconds, the unit of every histogram (saturating).
+pub fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 

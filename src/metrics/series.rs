@@ -55,8 +55,7 @@ impl Series {
         Self::count(&mut open.point, record);
         if record.outcome.is_ok() {
             if let Some(ttft) = record.ttft() {
-                open.ttft
-                    .saturating_record(u64::try_from(ttft.as_micros()).unwrap_or(u64::MAX));
+                open.ttft.saturating_record(super::micros(ttft));
             }
         }
         let newest = *self.open.keys().next_back().unwrap_or(&0);

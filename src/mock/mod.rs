@@ -135,12 +135,12 @@ impl ProducedTiming {
 impl MockState {
     pub(crate) fn record_first_token(&self, delay: Duration) {
         let mut timing = self.timing.lock().unwrap_or_else(|e| e.into_inner());
-        timing.ttft.saturating_record(delay.as_micros() as u64);
+        timing.ttft.saturating_record(crate::metrics::micros(delay));
     }
 
     pub(crate) fn record_token_gap(&self, gap: Duration) {
         let mut timing = self.timing.lock().unwrap_or_else(|e| e.into_inner());
-        timing.itl.saturating_record(gap.as_micros() as u64);
+        timing.itl.saturating_record(crate::metrics::micros(gap));
     }
 }
 

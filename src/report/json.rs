@@ -14,6 +14,15 @@ pub struct WriteError {
     pub source: std::io::Error,
 }
 
+/// A UTC time as a compact stamp for file names: `20261125T133450374Z` (milliseconds).
+pub fn utc_stamp(time: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(time)
+        .to_string()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect()
+}
+
 /// Folder name for a run's report: `<scenario>-<stamp>`, with characters unsafe in file names
 /// replaced.
 pub fn folder_name(scenario: &str, stamp: &str) -> String {
