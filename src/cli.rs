@@ -39,6 +39,17 @@ Reads only the results files: nothing is re-run. Exit codes: 0 ok; 2 a results f
 unreadable or not a drover.results/v1 document, or the labels do not match the inputs; 3 the
 report could not be written.")]
     Report(ReportArgs),
+    /// Merge the results files of a sharded run (`run --shard K/N`) into one results file.
+    #[command(after_help = "Example:
+  drover merge results/*/results.json -o results/merged.json
+  drover report results/merged.json
+
+Histograms merge exactly; counters and tokens add; time series line up by wall-clock second.
+Missing shards are listed in the merged file and its summary. Exit codes: 0 ok; 2 the inputs
+are unreadable or not shards of one run (different scenario, shard count or start time, a shard
+given twice); 3 the merged file could not be written, or shards are missing and
+--require-all was given.")]
+    Merge(MergeArgs),
     /// Serve the built-in OpenAI-compatible mock LLM server until interrupted.
     #[command(after_help = "Example:
   drover mock --addr 127.0.0.1:8089 --ttft 40ms --itl 8ms
@@ -64,6 +75,27 @@ pub struct RunArgs {
     /// How often results so far are saved to results.json while the run goes on.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub checkpoint_every: std::time::Duration,
+    /// Send only shard K of N of the load (0-based K; e.g. 0/4 … 3/4). Without it, the shard is
+    /// taken from JOB_COMPLETION_INDEX and DROVER_SHARD_COUNT when JOB_COMPLETION_INDEX is set.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<drover::shard::Shard>,
+    /// Start the load at this time (RFC 3339 with a zone, e.g. 2026-11-25T16:00:00Z), so that
+    /// shards on different machines begin together. Preflight runs before the wait.
+    #[arg(long, value_parser = parse_start_at)]
+    pub start_at: Option<std::time::SystemTime>,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' results files (results.json of each worker).
+    #[arg(required = true)]
+    pub results: Vec<PathBuf>,
+    /// The merged results file to write.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Exit with code 3 when some of the run's shards are missing (the file is still written).
+    #[arg(long)]
+    pub require_all: bool,
 }
 
 #[derive(Debug, Args)]
@@ -144,6 +176,14 @@ fn parse_fault(text: &str) -> Result<(drover::mock::Fault, f64), String> {
         return Err(format!("probability {probability} is not between 0 and 1"));
     }
     Ok((fault, probability))
+}
+
+fn parse_shard(text: &str) -> Result<drover::shard::Shard, String> {
+    drover::shard::Shard::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_start_at(text: &str) -> Result<std::time::SystemTime, String> {
+    drover::shard::parse_start_at(text).map_err(|e| e.to_string())
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

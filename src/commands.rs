@@ -13,7 +13,7 @@ use std::sync::Arc;
 use drover::results::{RunResults, RunStatus};
 use drover::scenario::{self, Endpoint, LoadShape, RunPlan, ScenarioError};
 
-use crate::cli::{Cli, Command, MockArgs, ReportArgs, RunArgs, ValidateArgs};
+use crate::cli::{Cli, Command, MergeArgs, MockArgs, ReportArgs, RunArgs, ValidateArgs};
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_INTERNAL: i32 = 1;
@@ -28,6 +28,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Report(args) => report_command(args),
         Command::Run(args) => with_runtime(|| run(args)),
         Command::Mock(args) => with_runtime(|| serve_mock(args)),
+        Command::Merge(args) => merge_command(args),
     }
 }
 
@@ -127,6 +128,19 @@ fn describe(plan: &RunPlan) -> String {
         LoadShape::Closed { users } => format!("closed loop, {users} concurrent users"),
     };
     text.push_str(&format!("load: {shape} {bound}"));
+    let shard = plan.shard;
+    if !shard.is_whole() {
+        text.push_str(&format!(
+            "\nshard {shard}: this worker sends every {n}th request of the schedule above (global \
+             indices {k}, {k}+{n}, …), with its share of users and in-flight cap and its own \
+             dataset slice",
+            n = shard.count,
+            k = shard.index,
+        ));
+        if let LoadShape::Closed { users } = &load.shape {
+            text.push_str(&format!(" ({users} users here)"));
+        }
+    }
     if !load.warmup.is_zero() {
         text.push_str(&format!(
             "; requests scheduled in the first {} are warm-up, not measured",
@@ -158,6 +172,28 @@ async fn run(args: RunArgs) -> i32 {
         Ok(plan) => plan,
         Err(code) => return code,
     };
+    let shard = match args.shard {
+        Some(shard) => Some(shard),
+        None => match drover::shard::Shard::from_env(&|name| std::env::var(name).ok()) {
+            Ok(shard) => shard,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return EXIT_BAD_INPUT;
+            }
+        },
+    };
+    let mut plan = match drover::shard::apply(plan, shard.unwrap_or_default()) {
+        Ok(plan) => plan,
+        Err(error) => {
+            eprintln!(
+                "error: {}: --shard {}: {error}",
+                args.scenario.display(),
+                shard.unwrap_or_default()
+            );
+            return EXIT_BAD_INPUT;
+        }
+    };
+    plan.start_at = args.start_at;
     eprintln!("{}", describe(&plan));
     for target in plan.targets.iter().filter(|t| t.tls.insecure) {
         eprintln!(
@@ -181,9 +217,31 @@ async fn run(args: RunArgs) -> i32 {
             }
         }
     };
+    if let Some(start_at) = plan.start_at {
+        let now = std::time::SystemTime::now();
+        match start_at.duration_since(now) {
+            Ok(wait) => eprintln!(
+                "waiting {:.1} s for --start-at {}",
+                wait.as_secs_f64(),
+                humantime::format_rfc3339_millis(start_at)
+            ),
+            Err(late) => eprintln!(
+                "warning: --start-at {} was {:.1} s ago: starting now, not in step with other shards",
+                humantime::format_rfc3339_millis(start_at),
+                late.duration().as_secs_f64()
+            ),
+        }
+    }
     // The folder is named when the run starts; checkpoints and the final results go there.
-    let stamp = report::json::utc_stamp(std::time::SystemTime::now());
-    let dir = args.out.join(report::json::folder_name(&plan.name, &stamp));
+    let stamp = report::json::utc_stamp(plan.start_at.unwrap_or_else(std::time::SystemTime::now));
+    let mut folder = report::json::folder_name(&plan.name, &stamp);
+    if !plan.shard.is_whole() {
+        folder.push_str(&format!(
+            "-shard-{}-of-{}",
+            plan.shard.index, plan.shard.count
+        ));
+    }
+    let dir = args.out.join(folder);
     let stop = StopSignal::default();
     let handle = stop.handle();
     let checkpoint_path = dir.join("results.json");
@@ -266,6 +324,42 @@ async fn run(args: RunArgs) -> i32 {
             "error: target \"{}\" completed no request successfully ({} sent); see the errors above",
             target.name, target.summary.requests.sent
         );
+        return EXIT_RUN_FAILED;
+    }
+    EXIT_OK
+}
+
+fn merge_command(args: MergeArgs) -> i32 {
+    let mut inputs = Vec::new();
+    for path in &args.results {
+        match report::read_results(path) {
+            Ok(results) => inputs.push(drover::merge::MergeInput {
+                source: path.display().to_string(),
+                results,
+            }),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return EXIT_BAD_INPUT;
+            }
+        }
+    }
+    let merged = match drover::merge::merge(inputs) {
+        Ok(merged) => merged,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let text = serde_json::to_string_pretty(&merged).expect("results always serialize");
+    if let Err(error) = report::json::write_atomically(&args.output, text.as_bytes()) {
+        eprintln!("error: {error}");
+        return EXIT_RUN_FAILED;
+    }
+    print!("{}", report::terminal::summary(&merged));
+    println!("merged results: {}", args.output.display());
+    let missing = merged.merged.as_ref().map_or(0, |m| m.missing.len());
+    if args.require_all && missing > 0 {
+        eprintln!("error: {missing} shard(s) missing and --require-all was given");
         return EXIT_RUN_FAILED;
     }
     EXIT_OK

@@ -15,6 +15,7 @@
 
 pub mod driver;
 pub mod fuzzing;
+pub mod merge;
 pub mod metrics;
 pub mod mock;
 pub mod protocol;
@@ -23,4 +24,5 @@ pub mod redact;
 pub mod report;
 pub mod results;
 pub mod scenario;
+pub mod shard;
 pub mod workload;

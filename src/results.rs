@@ -25,6 +25,61 @@ pub struct RunResults {
     pub environment: Environment,
     /// Things the user should know about the run's validity (e.g. the client fell behind).
     pub warnings: Vec<String>,
+    /// Which shard of a sharded run this is (absent for an unsharded run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
+    /// For a file made by `drover merge`: the shards it combines and those missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<MergeInfo>,
+}
+
+/// A shard's identity (see [`crate::shard`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    /// 0-based.
+    pub index: u32,
+    pub count: u32,
+    /// The seed this shard drew prompts and classes from.
+    pub seed: u64,
+    /// The agreed start time (`--start-at`, RFC 3339), when one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<String>,
+}
+
+/// What a merged results file was made of.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MergeInfo {
+    /// Shards the run was split into.
+    pub shard_count: u32,
+    /// Indices merged, and indices of the planned shards that were not given.
+    pub present: Vec<u32>,
+    pub missing: Vec<u32>,
+    /// Each merged shard, in index order.
+    pub shards: Vec<MergedShard>,
+}
+
+/// One input of a merge, as it was.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MergedShard {
+    pub index: u32,
+    /// The file it was read from.
+    pub source: String,
+    pub host: String,
+    pub status: RunStatus,
+    pub started_at: String,
+    pub duration_s: f64,
+    /// Per target: requests sent and the rate at which this shard sent them.
+    pub targets: Vec<MergedShardTarget>,
+}
+
+/// A shard's share of one target.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MergedShardTarget {
+    pub name: String,
+    pub sent: u64,
+    pub succeeded: u64,
+    /// Requests sent per second of the shard's run.
+    pub sent_per_s: f64,
 }
 
 /// The scenario as run (secrets never included).
@@ -42,6 +97,9 @@ pub struct Environment {
     pub host: String,
     pub os: String,
     pub cores: usize,
+    /// Peak resident memory of the drover process (Linux), for a merged file the largest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
 }
 
 impl Environment {
@@ -57,15 +115,31 @@ impl Environment {
             host,
             os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            peak_rss_bytes: peak_rss_bytes(),
         }
     }
 }
 
+/// The process's peak resident set size so far (`VmHWM`), where the OS reports it.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 /// How the run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Every scheduled request was sent and finished.
+    #[default]
     Completed,
     /// Stopped early by an interrupt; the results cover what finished before it.
     Interrupted,
@@ -83,11 +157,22 @@ pub struct TargetResults {
     pub endpoint: String,
     pub summary: GroupResults,
     pub classes: Vec<ClassResults>,
-    /// One point per second of the run, by completion time.
+    /// One point per `series_step_s` seconds, by wall-clock completion time.
     pub series: Vec<SeriesPoint>,
+    /// The wall-clock second (Unix time) at which the series' second 0 starts.
+    #[serde(default)]
+    pub series_origin_unix: u64,
+    /// Seconds each series point covers: 1, doubled as often as needed to keep a long run's
+    /// series under a few thousand points.
+    #[serde(default = "one")]
+    pub series_step_s: u64,
     /// Per stage of a stepped or ramped open loop (empty for a single stage).
     #[serde(default)]
     pub stages: Vec<StageResults>,
+}
+
+fn one() -> u64 {
+    1
 }
 
 /// One stage of a stepped profile: requests whose intended send time fell in it.
@@ -174,6 +259,11 @@ pub struct TokenTotals {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Throughput {
     pub window_s: f64,
+    /// The window on the wall clock (Unix seconds), so that shards' windows can be joined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_sent_unix_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_done_unix_s: Option<f64>,
     pub requests_per_s: f64,
     pub output_tokens_per_s: f64,
 }
@@ -192,14 +282,18 @@ pub struct LatencyStat {
     pub p99_9: f64,
 }
 
-/// One second of the run.
+/// One point of the time series: the requests that completed in `[second, second + step)`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct SeriesPoint {
-    /// Seconds since the run started.
+    /// Seconds since the series origin (the wall-clock second the run started in).
     pub second: u64,
     pub completed: u64,
     pub failed: u64,
     pub output_tokens: u64,
     pub ttft_p50_ms: Option<f64>,
     pub ttft_p99_ms: Option<f64>,
+    /// The point's TTFT histogram (µs, 2 significant digits, encoded like the others), so that
+    /// merged series have exact percentiles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_histogram: Option<String>,
 }

@@ -34,6 +34,7 @@ use crate::record::RequestRecord;
 use crate::redact::Redactor;
 use crate::results::{RunResults, RunStatus};
 use crate::scenario::{ClassPlan, Endpoint, LoadPlan, LoadShape, RunPlan, TargetMode};
+use crate::shard::Shard;
 
 /// Receives periodic snapshots of the results while the run goes on.
 pub type CheckpointSink = Arc<dyn Fn(&RunResults) + Send + Sync>;
@@ -127,7 +128,11 @@ struct Generator {
     target: Arc<TargetContext>,
     classes: Arc<Vec<ClassPlan>>,
     load: LoadPlan,
+    /// The shard's seed, for prompts and class choices.
     seed: u64,
+    /// The scenario's seed, for arrival times: identical on every shard and target.
+    arrival_seed: u64,
+    shard: Shard,
     start: Instant,
     records: mpsc::Sender<RequestRecord>,
     stop: watch::Receiver<bool>,
@@ -183,6 +188,18 @@ pub async fn run(
         targets.push(Arc::new(context));
     }
 
+    if let Some(start_at) = plan.start_at {
+        // Every shard waits for the same moment; an interrupt while waiting ends the run empty.
+        let wait = start_at
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        let mut receiver = stop.sender.subscribe();
+        tokio::select! {
+            biased;
+            _ = stopped(&mut receiver) => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
     let started_at = SystemTime::now();
     let start = Instant::now();
     let (record_tx, mut record_rx) = mpsc::channel::<RequestRecord>(16 * 1024);
@@ -210,7 +227,7 @@ pub async fn run(
     });
     let checkpoint_every = options.checkpoint_every;
     let collector = tokio::spawn(async move {
-        let mut recorder = Recorder::new(target_count, class_count, stage_count, start);
+        let mut recorder = Recorder::new(target_count, class_count, stage_count, start, started_at);
         let mut progress = progress::Progress::new(start, show_progress);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;
@@ -249,7 +266,9 @@ pub async fn run(
             target: target.clone(),
             classes: classes.clone(),
             load: plan.load.clone(),
-            seed: plan.seed,
+            seed: plan.shard.seed(plan.seed),
+            arrival_seed: plan.seed,
+            shard: plan.shard,
             start,
             records: record_tx.clone(),
             stop: stop.sender.subscribe(),
@@ -263,7 +282,8 @@ pub async fn run(
                     stages,
                     max_in_flight,
                 } => {
-                    let schedule = Schedule::new(stages, arrival, generator.seed ^ ARRIVAL_SALT);
+                    let schedule =
+                        Schedule::new(stages, arrival, generator.arrival_seed ^ ARRIVAL_SALT);
                     open_loop(generator, schedule, max_in_flight).await
                 }
                 LoadShape::Closed { users } => closed_loop(generator, users).await,
@@ -345,15 +365,22 @@ async fn open_loop(
 ) -> u64 {
     let permits = max_in_flight.map(|n| Arc::new(Semaphore::new(n as usize)));
     let mut in_flight = JoinSet::new();
-    let mut sent = 0u64;
+    let shard = generator.shard;
+    // The global index of the next arrival of the scenario's schedule; this shard sends its own.
+    let mut next_arrival = 0u64;
     let load = generator.load.clone();
     'schedule: loop {
-        if load.requests.is_some_and(|limit| sent >= limit) {
-            break;
-        }
         let Some(offset) = schedule.next_offset() else {
             break;
         };
+        let k = next_arrival;
+        next_arrival += 1;
+        if load.requests.is_some_and(|limit| k >= limit) {
+            break;
+        }
+        if !shard.owns(k) {
+            continue;
+        }
         let intended = generator.start + offset;
         while in_flight.try_join_next().is_some() {}
         tokio::select! {
@@ -369,12 +396,12 @@ async fn open_loop(
             },
             None => None,
         };
-        let warmup = offset < load.warmup || sent < load.warmup_requests;
+        let warmup = offset < load.warmup || k < load.warmup_requests;
         let stage = schedule.stage_of(offset);
         let target = generator.target.clone();
         let classes = generator.classes.clone();
         let records = generator.records.clone();
-        let (seed, k) = (generator.seed, sent);
+        let seed = generator.seed;
         in_flight.spawn(async move {
             let (class, body) = request_body(&target, &classes, seed, k);
             let record = execute_with_retries(
@@ -391,7 +418,6 @@ async fn open_loop(
             drop(permit);
             let _ = records.send(record).await;
         });
-        sent += 1;
     }
     drain(&mut in_flight, &mut generator.stop, generator.grace).await
 }
@@ -414,7 +440,9 @@ async fn closed_loop(generator: Generator, users: u32) -> u64 {
                 if end.is_some_and(|end| now >= end) {
                     break;
                 }
-                let k = counter.fetch_add(1, Ordering::Relaxed);
+                let k = generator
+                    .shard
+                    .global_index(counter.fetch_add(1, Ordering::Relaxed));
                 if load.requests.is_some_and(|limit| k >= limit) {
                     break;
                 }

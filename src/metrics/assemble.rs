@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use super::{Metric, Recorder};
 use crate::results::{
-    ClassResults, Environment, RunResults, RunStatus, ScenarioInfo, StageResults, TargetResults,
-    SCHEMA,
+    ClassResults, Environment, RunResults, RunStatus, ScenarioInfo, ShardInfo, StageResults,
+    TargetResults, SCHEMA,
 };
 use crate::scenario::{Endpoint, LoadShape, RunPlan, TargetMode};
 
@@ -29,7 +29,7 @@ impl Recorder {
         for (index, target) in plan.targets.iter().enumerate() {
             let summary = self.target_summary(index);
             let aborted_here = aborted.get(index).copied().unwrap_or(0);
-            let summary_results = summary.to_results(aborted_here);
+            let summary_results = self.results_of(&summary, aborted_here);
             if let LoadShape::Open { max_in_flight, .. } = &plan.load.shape {
                 if let Some(lag) = summary_results.latency_ms.get(Metric::ScheduleLag.name()) {
                     if lag.p99 > LAG_WARNING_MS {
@@ -71,9 +71,10 @@ impl Recorder {
                 .enumerate()
                 .map(|(class_index, class)| ClassResults {
                     name: class.name.clone(),
-                    results: self.group(index, class_index).to_results(0),
+                    results: self.results_of(self.group(index, class_index), 0),
                 })
                 .collect();
+            let (series, series_origin_unix, series_step_s) = self.series(index);
             targets.push(TargetResults {
                 name: target.name.clone(),
                 model: target.model.clone(),
@@ -87,7 +88,9 @@ impl Recorder {
                 },
                 summary: summary_results,
                 classes,
-                series: self.series(index),
+                series,
+                series_origin_unix,
+                series_step_s,
                 stages: self.stage_results(plan, index),
             });
         }
@@ -107,6 +110,15 @@ impl Recorder {
             targets,
             environment: Environment::current(),
             warnings,
+            shard: (!plan.shard.is_whole()).then(|| ShardInfo {
+                index: plan.shard.index,
+                count: plan.shard.count,
+                seed: plan.shard.seed(plan.seed),
+                start_at: plan
+                    .start_at
+                    .map(|t| humantime::format_rfc3339_millis(t).to_string()),
+            }),
+            merged: None,
         }
     }
 
@@ -121,11 +133,12 @@ impl Recorder {
             if let Some(group) = self.stage_group(target, index) {
                 results.push(StageResults {
                     index,
-                    rate: stage.rate,
-                    end_rate: stage.end_rate,
+                    // A shard offers its share of the rate.
+                    rate: stage.rate / f64::from(plan.shard.count),
+                    end_rate: stage.end_rate / f64::from(plan.shard.count),
                     start_s: start.as_secs_f64(),
                     duration_s: length.as_secs_f64(),
-                    results: group.to_results(0),
+                    results: self.results_of(group, 0),
                 });
             }
             start += length;

@@ -7,12 +7,12 @@ mod histogram;
 mod series;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
 
 pub use histogram::{decode_histogram, encode_histogram, new_histogram, stat_ms};
-pub use series::Series;
+pub use series::{fill_gaps, PointSum, Series, MAX_POINTS};
 
 use crate::record::{ErrorClass, RequestRecord, TokenSource};
 use crate::results::{GroupResults, RequestCounts, Throughput, TokenTotals};
@@ -268,6 +268,7 @@ impl GroupStats {
                 window_s: window,
                 requests_per_s: per_second(self.succeeded),
                 output_tokens_per_s: per_second(self.output_tokens),
+                ..Throughput::default()
             },
             ..GroupResults::default()
         };
@@ -303,6 +304,9 @@ impl GroupStats {
 /// All groups of a run: one [`GroupStats`] per target × class, plus a series per target.
 #[derive(Debug, Clone)]
 pub struct Recorder {
+    /// The run's start on the monotonic clock and on the wall clock.
+    start: Instant,
+    started_at: SystemTime,
     groups: Vec<Vec<GroupStats>>,
     /// Per target and load stage, kept only when the profile has more than one stage.
     stage_groups: Vec<Vec<GroupStats>>,
@@ -310,16 +314,26 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(targets: usize, classes: usize, stages: usize, start: Instant) -> Self {
+    pub fn new(
+        targets: usize,
+        classes: usize,
+        stages: usize,
+        start: Instant,
+        started_at: SystemTime,
+    ) -> Self {
         let stages = if stages > 1 { stages } else { 0 };
         Recorder {
+            start,
+            started_at,
             groups: (0..targets)
                 .map(|_| (0..classes).map(|_| GroupStats::default()).collect())
                 .collect(),
             stage_groups: (0..targets)
                 .map(|_| (0..stages).map(|_| GroupStats::default()).collect())
                 .collect(),
-            series: (0..targets).map(|_| Series::new(start)).collect(),
+            series: (0..targets)
+                .map(|_| Series::new(start, started_at))
+                .collect(),
         }
     }
 
@@ -352,8 +366,29 @@ impl Recorder {
         total
     }
 
-    pub fn series(&mut self, target: usize) -> Vec<crate::results::SeriesPoint> {
-        self.series[target].finish()
+    /// A target's series points, its origin (Unix seconds) and step (seconds).
+    pub fn series(&mut self, target: usize) -> (Vec<crate::results::SeriesPoint>, u64, u64) {
+        let series = &mut self.series[target];
+        (series.finish(), series.origin_unix(), series.step())
+    }
+
+    /// Unix time (seconds) of a monotonic instant of this run.
+    fn unix_s(&self, at: Instant) -> f64 {
+        let wall = if at >= self.start {
+            self.started_at + (at - self.start)
+        } else {
+            self.started_at - (self.start - at)
+        };
+        wall.duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    }
+
+    /// The results form of a group, with its window placed on the wall clock.
+    pub fn results_of(&self, stats: &GroupStats, aborted: u64) -> GroupResults {
+        let mut results = stats.to_results(aborted);
+        results.throughput.first_sent_unix_s = stats.first_sent.map(|t| self.unix_s(t));
+        results.throughput.last_done_unix_s = stats.last_done.map(|t| self.unix_s(t));
+        results
     }
 }
 

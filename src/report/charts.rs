@@ -135,28 +135,32 @@ fn cdf_panel(report: &Report, metric: &str, label: &str) -> Panel {
 }
 
 fn over_time_panels(report: &Report) -> Vec<Panel> {
-    type Pick = fn(&crate::results::SeriesPoint) -> Option<f64>;
+    // A point covers `step` seconds: counts are divided by it to give per-second rates.
+    type Pick = fn(&crate::results::SeriesPoint, f64) -> Option<f64>;
     type PanelSpec = (&'static str, &'static str, Vec<(&'static str, Pick)>);
     let specs: [PanelSpec; 4] = [
         (
             "Completed requests per second",
             "req/s",
-            vec![("", |p| Some(p.completed as f64))],
+            vec![("", |p, step| Some(p.completed as f64 / step))],
         ),
         (
             "Output tokens per second",
             "tokens/s",
-            vec![("", |p| Some(p.output_tokens as f64))],
+            vec![("", |p, step| Some(p.output_tokens as f64 / step))],
         ),
         (
             "TTFT per second (p50, p99)",
             "ms",
-            vec![(" p50", |p| p.ttft_p50_ms), (" p99", |p| p.ttft_p99_ms)],
+            vec![
+                (" p50", |p, _| p.ttft_p50_ms),
+                (" p99", |p, _| p.ttft_p99_ms),
+            ],
         ),
         (
             "Failed requests per second",
             "errors/s",
-            vec![("", |p| Some(p.failed as f64))],
+            vec![("", |p, step| Some(p.failed as f64 / step))],
         ),
     ];
     specs
@@ -164,11 +168,13 @@ fn over_time_panels(report: &Report) -> Vec<Panel> {
         .map(|(title, unit, picks)| {
             let mut lines = Vec::new();
             for (color, (input, target)) in report.series().into_iter().enumerate() {
-                let series = &report.inputs[input].results.targets[target].series;
+                let results = &report.inputs[input].results.targets[target];
+                let step = results.series_step_s.max(1) as f64;
                 for (suffix, pick) in &picks {
-                    let points: Vec<(f64, f64)> = series
+                    let points: Vec<(f64, f64)> = results
+                        .series
                         .iter()
-                        .filter_map(|p| pick(p).map(|v| (p.second as f64, v)))
+                        .filter_map(|p| pick(p, step).map(|v| (p.second as f64, v)))
                         .collect();
                     if !points.is_empty() {
                         lines.push(Line {

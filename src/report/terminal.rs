@@ -50,6 +50,34 @@ pub fn summary(results: &RunResults) -> String {
         "drover {} | scenario {} | {status} in {:.1} s | started {}",
         results.drover_version, results.scenario.name, results.duration_s, results.started_at
     );
+    if let Some(shard) = &results.shard {
+        let _ = writeln!(
+            out,
+            "shard {}/{} of a sharded run (merge the shards with `drover merge`)",
+            shard.index, shard.count
+        );
+    }
+    if let Some(merged) = &results.merged {
+        let missing = if merged.missing.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; MISSING shard(s) {}",
+                merged
+                    .missing
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let _ = writeln!(
+            out,
+            "merged {} of {} shards{missing}",
+            merged.present.len(),
+            merged.shard_count
+        );
+    }
     let mut rows = Vec::new();
     for target in &results.targets {
         let mut row = vec![target.name.clone(), "(all)".to_string()];

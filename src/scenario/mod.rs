@@ -50,6 +50,10 @@ pub struct RunPlan {
     pub load: LoadPlan,
     /// The scenario as written (sensitive header values redacted), for the results file.
     pub scenario_as_run: serde_json::Value,
+    /// Which part of the load this worker sends ([`crate::shard::apply`]); the whole by default.
+    pub shard: crate::shard::Shard,
+    /// When the load starts (`--start-at`), so that shards begin together; `None` = at once.
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 impl RunPlan {

@@ -311,6 +311,8 @@ pub fn plan_from_file(
         classes,
         load: load.expect("load checked above"),
         scenario_as_run,
+        shard: crate::shard::Shard::WHOLE,
+        start_at: None,
     })
 }
 
