@@ -250,7 +250,8 @@ mod tests {
         assert_eq!(points.len(), 3);
         assert_eq!((points[0].completed, points[1].completed), (1, 1));
         assert_eq!(points[2].failed, 1);
-        assert_eq!(points[0].ttft_p50_ms, Some(20.0));
+        // Two significant digits: within 1% of the true 20 ms.
+        assert!((points[0].ttft_p50_ms.unwrap() - 20.0).abs() < 0.2);
         assert!(points[0].ttft_histogram.is_some());
     }
 
@@ -268,6 +269,6 @@ mod tests {
         assert_eq!(points.iter().map(|p| p.completed).sum::<u64>(), seconds);
         assert!(points.iter().all(|p| p.second % 4 == 0));
         assert_eq!(points[1].completed, 4);
-        assert_eq!(points[1].ttft_p99_ms, Some(20.0));
+        assert!((points[1].ttft_p99_ms.unwrap() - 20.0).abs() < 0.2);
     }
 }
