@@ -505,3 +505,170 @@ fn merge_environments(inputs: &[MergeInput]) -> Environment {
             .max(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::new_histogram;
+    use crate::results::{LatencyStat, RequestCounts, ScenarioInfo};
+    use rand::{RngExt, SeedableRng};
+
+    /// A shard's results whose `ttft` histogram holds `samples` (µs).
+    fn shard(index: u32, count: u32, scenario: &str, samples: &[u64]) -> MergeInput {
+        let mut histogram = new_histogram();
+        for &value in samples {
+            histogram.record(value).unwrap();
+        }
+        let n = samples.len() as u64;
+        let group = GroupResults {
+            requests: RequestCounts {
+                sent: n + 1,
+                succeeded: n,
+                failed: 1,
+                ..RequestCounts::default()
+            },
+            errors: BTreeMap::from([("http_500".to_string(), 1)]),
+            latency_ms: BTreeMap::from([("ttft".to_string(), stat_ms(&histogram))]),
+            histograms: BTreeMap::from([("ttft".to_string(), encode_histogram(&histogram))]),
+            throughput: Throughput {
+                window_s: 10.0,
+                first_sent_unix_s: Some(1000.0 + f64::from(index)),
+                last_done_unix_s: Some(1010.0 + f64::from(index)),
+                ..Throughput::default()
+            },
+            ..GroupResults::default()
+        };
+        let target = TargetResults {
+            name: "t".into(),
+            model: "m".into(),
+            mode: "stream".into(),
+            endpoint: "embedded-mock".into(),
+            summary: group.clone(),
+            classes: vec![ClassResults {
+                name: "c".into(),
+                results: group,
+            }],
+            series: vec![SeriesPoint {
+                second: 0,
+                completed: n,
+                ..SeriesPoint::default()
+            }],
+            // Shard 1 started a second after the others: its second 0 is their second 1.
+            series_origin_unix: 1000 + u64::from(index == 1),
+            series_step_s: 1,
+            stages: Vec::new(),
+        };
+        MergeInput {
+            source: format!("shard{index}.json"),
+            results: RunResults {
+                schema: crate::results::SCHEMA.into(),
+                drover_version: "0.1.0".into(),
+                scenario: ScenarioInfo {
+                    name: scenario.into(),
+                    source: "s.toml".into(),
+                    seed: 1,
+                    as_run: serde_json::json!({ "name": scenario }),
+                },
+                status: RunStatus::Completed,
+                started_at: "2026-11-25T10:00:00.000Z".into(),
+                ended_at: "2026-11-25T10:00:10.000Z".into(),
+                duration_s: 10.0,
+                targets: vec![target],
+                environment: Environment::default(),
+                warnings: Vec::new(),
+                shard: Some(ShardInfo {
+                    index,
+                    count,
+                    seed: u64::from(index),
+                    start_at: None,
+                }),
+                merged: None,
+            },
+        }
+    }
+
+    fn samples(seed: u64, n: usize) -> Vec<u64> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        // Log-spread values from 1 ms to 5 s, so the percentiles span many HDR buckets.
+        (0..n)
+            .map(|_| (1_000.0 * 5_000f64.powf(rng.random::<f64>())) as u64)
+            .collect()
+    }
+
+    #[test]
+    fn merged_histograms_equal_one_histogram_of_all_samples() {
+        let parts: Vec<Vec<u64>> = (0..4).map(|i| samples(i, 500 + 137 * i as usize)).collect();
+        let inputs: Vec<MergeInput> = (0..4)
+            .rev()
+            .map(|i| shard(i, 4, "s", &parts[i as usize]))
+            .collect();
+        let merged = merge(inputs).unwrap();
+        let mut all = new_histogram();
+        for value in parts.iter().flatten() {
+            all.record(*value).unwrap();
+        }
+        let summary = &merged.targets[0].summary;
+        let histogram = decode_histogram(&summary.histograms["ttft"]).unwrap();
+        assert_eq!(histogram, all);
+        assert_eq!(
+            histogram.len(),
+            parts.iter().map(Vec::len).sum::<usize>() as u64
+        );
+        let expected: LatencyStat = stat_ms(&all);
+        assert_eq!(summary.latency_ms["ttft"], expected);
+        assert_eq!(summary.requests.sent, all.len() + 4);
+        assert_eq!(summary.errors["http_500"], 4);
+        // The window joins the shards' windows on the wall clock: 1000 s to 1013 s.
+        assert!((summary.throughput.window_s - 13.0).abs() < 1e-9);
+        assert_eq!(
+            merged.targets[0].classes[0].results.latency_ms["ttft"],
+            expected
+        );
+        // Series line up by wall-clock second: shard 1's point lands one second later.
+        let series = &merged.targets[0].series;
+        assert_eq!(series.len(), 2);
+        assert_eq!(series[1].completed, parts[1].len() as u64);
+        let info = merged.merged.unwrap();
+        assert_eq!((info.present, info.missing), (vec![0, 1, 2, 3], vec![]));
+        assert!(merged.shard.is_none());
+    }
+
+    #[test]
+    fn a_missing_shard_is_recorded_and_warned_about() {
+        let inputs = vec![shard(0, 4, "s", &[1000]), shard(2, 4, "s", &[2000])];
+        let merged = merge(inputs).unwrap();
+        let info = merged.merged.as_ref().unwrap();
+        assert_eq!(info.missing, vec![1, 3]);
+        assert!(merged.warnings[0].starts_with("2 of 4 shards missing (index 1, 3)"));
+        let summary = crate::report::terminal::summary(&merged);
+        assert!(
+            summary.contains("merged 2 of 4 shards; MISSING shard(s) 1, 3"),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn shards_of_different_scenarios_duplicates_and_plain_runs_are_refused() {
+        let error = merge(vec![shard(0, 2, "a", &[1]), shard(1, 2, "b", &[1])]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "shard1.json: the scenario differs from shard0.json's: \"b\" vs \"a\"; merge combines \
+             shards of one scenario and run"
+        );
+        let error = merge(vec![shard(0, 2, "a", &[1]), shard(0, 2, "a", &[2])]).unwrap_err();
+        assert!(error
+            .to_string()
+            .contains("shard 0 of 2 is also in shard0.json"));
+        let error = merge(vec![shard(0, 2, "a", &[1]), shard(1, 3, "a", &[2])]).unwrap_err();
+        assert!(error.to_string().contains("the shard count differs"));
+        let mut plain = shard(0, 2, "a", &[1]);
+        plain.results.shard = None;
+        let error = merge(vec![plain]).unwrap_err();
+        assert!(error.to_string().starts_with("shard0.json: not a shard"));
+        let mut other_schema = shard(1, 2, "a", &[1]);
+        other_schema.results.schema = "drover.results/v2".into();
+        let error = merge(vec![shard(0, 2, "a", &[1]), other_schema]).unwrap_err();
+        assert!(error.to_string().contains("the schema differs"));
+        assert!(matches!(merge(Vec::new()), Err(MergeError::NoInputs)));
+    }
+}

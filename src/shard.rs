@@ -337,4 +337,61 @@ mod tests {
         assert_eq!(seeds.len(), 16);
         assert!(!seeds.contains(&42));
     }
+
+    fn plan(dir: &std::path::Path, load: &str) -> RunPlan {
+        let dataset: String = (0..10)
+            .map(|i| format!("{{\"messages\":[{{\"role\":\"user\",\"content\":\"q{i}\"}}]}}\n"))
+            .collect();
+        std::fs::write(dir.join("d.jsonl"), dataset).unwrap();
+        let text = format!(
+            "name = \"s\"\n[[targets]]\nname = \"t\"\nmodel = \"m\"\n[targets.mock]\n\
+             [[classes]]\nname = \"c\"\ndataset = \"d.jsonl\"\n[load]\n{load}\n"
+        );
+        crate::scenario::parse(&text, &dir.join("s.toml")).unwrap()
+    }
+
+    #[test]
+    fn applying_a_shard_splits_users_and_datasets_disjointly() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = plan(dir.path(), "kind = \"closed\"\nusers = 7\nrequests = 100");
+        let mut users = 0;
+        let mut prompts = Vec::new();
+        for index in 0..3 {
+            let sharded = apply(whole.clone(), Shard::new(index, 3).unwrap()).unwrap();
+            let LoadShape::Closed { users: here } = sharded.load.shape else {
+                panic!("closed loop expected");
+            };
+            users += here;
+            let PromptSource::Dataset(data) = &sharded.classes[0].prompt else {
+                panic!("dataset expected");
+            };
+            prompts.extend(data.records.iter().map(ToString::to_string));
+            assert_eq!(sharded.shard.index, index);
+        }
+        assert_eq!(users, 7);
+        let PromptSource::Dataset(data) = &whole.classes[0].prompt else {
+            panic!("dataset expected");
+        };
+        let all: Vec<String> = data.records.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            prompts, all,
+            "slices are disjoint and cover the dataset in order"
+        );
+
+        let error = apply(whole.clone(), Shard::new(0, 8).unwrap()).unwrap_err();
+        assert!(
+            error
+                .0
+                .contains("load.users = 7 cannot be split over 8 shards"),
+            "{error}"
+        );
+        let error = apply(whole, Shard::new(0, 11).unwrap()).unwrap_err();
+        assert!(error.0.contains("users"), "{error}");
+        let open = plan(
+            dir.path(),
+            "kind = \"open\"\nrate = 5\nrequests = 3\nmax_in_flight = 8",
+        );
+        let error = apply(open, Shard::new(0, 4).unwrap()).unwrap_err();
+        assert!(error.0.contains("load.requests = 3"), "{error}");
+    }
 }

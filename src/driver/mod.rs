@@ -369,10 +369,7 @@ async fn open_loop(
     // The global index of the next arrival of the scenario's schedule; this shard sends its own.
     let mut next_arrival = 0u64;
     let load = generator.load.clone();
-    'schedule: loop {
-        let Some(offset) = schedule.next_offset() else {
-            break;
-        };
+    'schedule: while let Some(offset) = schedule.next_offset() {
         let k = next_arrival;
         next_arrival += 1;
         if load.requests.is_some_and(|limit| k >= limit) {
