@@ -42,6 +42,7 @@ report could not be written.")]
     /// Merge the results files of a sharded run (`run --shard K/N`) into one results file.
     #[command(after_help = "Example:
   drover merge results/*/results.json -o results/merged.json
+  drover merge results/run-1/ -o results/run-1/merged.json
   drover report results/merged.json
 
 Histograms merge exactly; counters and tokens add; time series line up by wall-clock second.
@@ -87,7 +88,8 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// The shards' results files (results.json of each worker).
+    /// The shards' results files (results.json of each worker), or folders: a folder stands for
+    /// the results.json files in it and its immediate subfolders.
     #[arg(required = true)]
     pub results: Vec<PathBuf>,
     /// The merged results file to write.

@@ -329,9 +329,45 @@ async fn run(args: RunArgs) -> i32 {
     EXIT_OK
 }
 
+/// The results files named by merge's arguments: a file as given; a folder stands for the
+/// `results.json` files in it and in its immediate subfolders (one per worker).
+fn results_paths(arguments: &[std::path::PathBuf]) -> Result<Vec<std::path::PathBuf>, String> {
+    let mut paths = Vec::new();
+    for argument in arguments {
+        if !argument.is_dir() {
+            paths.push(argument.clone());
+            continue;
+        }
+        let entries = std::fs::read_dir(argument)
+            .map_err(|e| format!("{}: cannot list folder: {e}", argument.display()))?;
+        let mut found: Vec<std::path::PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path().join("results.json"))
+            .chain(std::iter::once(argument.join("results.json")))
+            .filter(|path| path.is_file())
+            .collect();
+        if found.is_empty() {
+            return Err(format!(
+                "{}: no results.json in this folder or its subfolders",
+                argument.display()
+            ));
+        }
+        found.sort();
+        paths.extend(found);
+    }
+    Ok(paths)
+}
+
 fn merge_command(args: MergeArgs) -> i32 {
+    let paths = match results_paths(&args.results) {
+        Ok(paths) => paths,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return EXIT_BAD_INPUT;
+        }
+    };
     let mut inputs = Vec::new();
-    for path in &args.results {
+    for path in &paths {
         match report::read_results(path) {
             Ok(results) => inputs.push(drover::merge::MergeInput {
                 source: path.display().to_string(),
