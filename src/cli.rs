@@ -76,6 +76,10 @@ pub struct RunArgs {
     /// How often results so far are saved to results.json while the run goes on.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub checkpoint_every: std::time::Duration,
+    /// Also write every finished request as a JSON line to requests.jsonl in the report folder,
+    /// streamed as requests finish (off by default: results hold histograms, not samples).
+    #[arg(long)]
+    pub export_requests: bool,
     /// Send only shard K of N of the load (0-based K; e.g. 0/4 … 3/4). Without it, the shard is
     /// taken from JOB_COMPLETION_INDEX and DROVER_SHARD_COUNT when JOB_COMPLETION_INDEX is set.
     #[arg(long, value_parser = parse_shard)]

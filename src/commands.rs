@@ -262,10 +262,30 @@ async fn run(args: RunArgs) -> i32 {
             eprintln!("warning: checkpoint not written: {error}");
         }
     });
+    let request_log = if args.export_requests {
+        let path = dir.join("requests.jsonl");
+        let created = std::fs::create_dir_all(&dir).and_then(|()| {
+            drover::export::RequestLog::create(
+                &path,
+                plan.targets.iter().map(|t| t.name.clone()).collect(),
+                plan.classes.iter().map(|c| c.name.clone()).collect(),
+            )
+        });
+        match created {
+            Ok(log) => Some(Arc::new(std::sync::Mutex::new(log))),
+            Err(error) => {
+                eprintln!("error: cannot create {}: {error}", path.display());
+                return EXIT_RUN_FAILED;
+            }
+        }
+    } else {
+        None
+    };
     let options = RunOptions {
         progress: !args.no_progress,
         checkpoint: Some(sink),
         checkpoint_every: args.checkpoint_every,
+        request_log,
         ..RunOptions::default()
     };
     let mut results = match driver::run(&plan, options, stop).await {

@@ -14,6 +14,7 @@
 //! ```
 
 pub mod driver;
+pub mod export;
 pub mod fuzzing;
 pub mod merge;
 pub mod metrics;

@@ -285,7 +285,14 @@ requests = 3
     let output = tokio::task::spawn_blocking(move || {
         drover(
             &run_dir,
-            &["run", "s.toml", "--out", "out", "--no-preflight"],
+            &[
+                "run",
+                "s.toml",
+                "--out",
+                "out",
+                "--no-preflight",
+                "--export-requests",
+            ],
             &[("DROVER_TEST_KEY", KEY)],
         )
     })
@@ -314,9 +321,29 @@ requests = 3
         ));
     }
     assert!(
-        outputs.len() >= 6,
-        "results, summary, report and charts: {}",
+        outputs.len() >= 7,
+        "results, requests, summary, report and charts: {}",
         outputs.len()
+    );
+    // The per-request export has a line per request, errors with their (scrubbed) messages.
+    let (_, export) = outputs
+        .iter()
+        .find(|(name, _)| name.ends_with("requests.jsonl"))
+        .expect("--export-requests writes requests.jsonl");
+    let lines: Vec<serde_json::Value> = export
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6);
+    let outcomes = |target: &str, outcome: &str| {
+        lines
+            .iter()
+            .filter(|l| l["target"] == target && l["outcome"] == outcome)
+            .count()
+    };
+    assert_eq!(
+        (outcomes("accepting", "ok"), outcomes("echoing", "http_401")),
+        (3, 3)
     );
     for (name, content) in outputs {
         assert!(

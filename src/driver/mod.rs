@@ -27,6 +27,7 @@ pub use preflight::{preflight, PreflightError};
 pub use request::{execute, execute_with_retries, Job, TargetContext};
 pub use schedule::Schedule;
 
+use crate::export::RequestLog;
 use crate::metrics::Recorder;
 use crate::mock::{self, MockHandle, MockOptions};
 use crate::protocol::openai::ChatRequest;
@@ -50,6 +51,8 @@ pub struct RunOptions {
     /// `in_progress`), so that a killed run still leaves what it measured.
     pub checkpoint: Option<CheckpointSink>,
     pub checkpoint_every: Duration,
+    /// Every finished request is also written here, as it arrives (`--export-requests`).
+    pub request_log: Option<Arc<std::sync::Mutex<RequestLog>>>,
 }
 
 impl Default for RunOptions {
@@ -59,6 +62,7 @@ impl Default for RunOptions {
             interrupt_grace: Duration::from_secs(5),
             checkpoint: None,
             checkpoint_every: Duration::from_secs(10),
+            request_log: None,
         }
     }
 }
@@ -70,6 +74,7 @@ impl std::fmt::Debug for RunOptions {
             .field("interrupt_grace", &self.interrupt_grace)
             .field("checkpoint", &self.checkpoint.is_some())
             .field("checkpoint_every", &self.checkpoint_every)
+            .field("request_log", &self.request_log.is_some())
             .finish()
     }
 }
@@ -226,6 +231,12 @@ pub async fn run(
         }
     });
     let checkpoint_every = options.checkpoint_every;
+    let request_log = options.request_log.clone();
+    if let Some(log) = &request_log {
+        if let Ok(mut log) = log.lock() {
+            log.start(start, started_at);
+        }
+    }
     let collector = tokio::spawn(async move {
         let mut recorder = Recorder::new(target_count, class_count, stage_count, start, started_at);
         let mut progress = progress::Progress::new(start, show_progress);
@@ -241,6 +252,11 @@ pub async fn run(
                     Some(record) => {
                         progress.observe(&record);
                         recorder.record(&record);
+                        if let Some(log) = &request_log {
+                            if let Err(error) = log.lock().map_err(|_| std::io::Error::other("poisoned")).and_then(|mut log| log.write(&record)) {
+                                eprintln!("warning: the per-request export stopped: {error}");
+                            }
+                        }
                     }
                     None => break,
                 },
@@ -256,6 +272,13 @@ pub async fn run(
             }
         }
         progress.finish();
+        if let Some(log) = &request_log {
+            if let Ok(mut log) = log.lock() {
+                if let Err(error) = log.flush() {
+                    eprintln!("warning: the per-request export is incomplete: {error}");
+                }
+            }
+        }
         recorder
     });
 

@@ -1,0 +1,209 @@
+//! The optional per-request export (`run --export-requests`): one JSON line per finished request,
+//! streamed to `requests.jsonl` as records arrive, so that it costs disk, not memory. Times are
+//! milliseconds from the run's start (and the send time also as Unix seconds, to join shards).
+//! Failure messages are the already scrubbed samples' text: no secrets.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use crate::record::RequestRecord;
+
+/// One line of `requests.jsonl`.
+#[derive(Debug, Serialize)]
+struct Line<'a> {
+    target: &'a str,
+    class: &'a str,
+    stage: usize,
+    warmup: bool,
+    sent_unix_s: f64,
+    intended_ms: f64,
+    sent_ms: f64,
+    schedule_lag_ms: f64,
+    ttfb_ms: Option<f64>,
+    ttft_ms: Option<f64>,
+    e2e_ms: f64,
+    output_tokens: u64,
+    input_tokens: Option<u64>,
+    /// `"ok"` or the error class (`http_500`, `throttled`, `timeout_idle`, ...).
+    outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    retried: Vec<String>,
+}
+
+/// Writes request records as JSON lines.
+pub struct RequestLog {
+    out: BufWriter<Box<dyn Write + Send>>,
+    targets: Vec<String>,
+    classes: Vec<String>,
+    start: Option<(Instant, SystemTime)>,
+    failed: bool,
+}
+
+impl std::fmt::Debug for RequestLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestLog").finish_non_exhaustive()
+    }
+}
+
+/// Milliseconds with microsecond resolution (the clock's useful precision), printed short.
+fn ms(duration: Duration) -> f64 {
+    duration.as_micros() as f64 / 1000.0
+}
+
+impl RequestLog {
+    /// A log into `path` (created or truncated).
+    pub fn create(
+        path: &Path,
+        targets: Vec<String>,
+        classes: Vec<String>,
+    ) -> std::io::Result<Self> {
+        let file = File::create(path)?;
+        Ok(Self::new(Box::new(file), targets, classes))
+    }
+
+    /// A log into any writer.
+    pub fn new(out: Box<dyn Write + Send>, targets: Vec<String>, classes: Vec<String>) -> Self {
+        RequestLog {
+            out: BufWriter::with_capacity(64 * 1024, out),
+            targets,
+            classes,
+            start: None,
+            failed: false,
+        }
+    }
+
+    /// Sets the run's start, from which line times are measured.
+    pub fn start(&mut self, start: Instant, started_at: SystemTime) {
+        self.start = Some((start, started_at));
+    }
+
+    /// Appends one record. After the first write error the log stops (the run goes on) and the
+    /// error is returned once.
+    pub fn write(&mut self, record: &RequestRecord) -> std::io::Result<()> {
+        if self.failed {
+            return Ok(());
+        }
+        let (start, started_at) = self.start.unwrap_or((record.intended, SystemTime::now()));
+        let since = |t: Instant| t.saturating_duration_since(start);
+        let failure = record.outcome.as_ref().err();
+        let line = Line {
+            target: self.targets.get(record.target).map_or("?", String::as_str),
+            class: self.classes.get(record.class).map_or("?", String::as_str),
+            stage: record.stage,
+            warmup: record.warmup,
+            sent_unix_s: (started_at + since(record.sent))
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_micros() as f64 / 1e6),
+            intended_ms: ms(since(record.intended)),
+            sent_ms: ms(since(record.sent)),
+            schedule_lag_ms: ms(record.schedule_lag()),
+            ttfb_ms: record.ttfb().map(ms),
+            ttft_ms: record.ttft().map(ms),
+            e2e_ms: ms(record.e2e()),
+            output_tokens: record.output_tokens,
+            input_tokens: record.input_tokens,
+            outcome: failure.map_or_else(|| "ok".to_string(), |f| f.class.key()),
+            status: failure.and_then(|f| f.status),
+            error: failure.map(|f| f.message.as_str()),
+            retried: record.retried.iter().map(|c| c.key()).collect(),
+        };
+        let result = serde_json::to_writer(&mut self.out, &line)
+            .map_err(std::io::Error::other)
+            .and_then(|()| self.out.write_all(b"\n"));
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    /// Flushes what is buffered.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        if self.failed {
+            return Ok(());
+        }
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{ErrorClass, Failure, TokenSource};
+    use std::sync::{Arc, Mutex};
+
+    /// A writer whose bytes the test can read back.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn writes_one_json_line_per_record() {
+        let start = Instant::now();
+        let buffer = Shared::default();
+        let mut log = RequestLog::new(
+            Box::new(buffer.clone()),
+            vec!["a".into()],
+            vec!["chat".into()],
+        );
+        log.start(start, SystemTime::UNIX_EPOCH + Duration::from_secs(100));
+        let ms = Duration::from_millis;
+        let mut record = RequestRecord {
+            target: 0,
+            class: 0,
+            stage: 0,
+            intended: start + ms(10),
+            sent: start + ms(12),
+            headers: Some(start + ms(20)),
+            first_event: Some(start + ms(20)),
+            first_token: Some(start + ms(52)),
+            done: start + ms(112),
+            token_gaps: Vec::new(),
+            output_tokens: 7,
+            input_tokens: Some(30),
+            token_source: TokenSource::Usage,
+            warmup: false,
+            outcome: Ok(()),
+            retried: vec![ErrorClass::Throttled],
+        };
+        log.write(&record).unwrap();
+        record.outcome = Err(Failure {
+            class: ErrorClass::HttpStatus(503),
+            status: Some(503),
+            message: "HTTP 503: busy".into(),
+            retry_after: None,
+        });
+        log.write(&record).unwrap();
+        log.flush().unwrap();
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["outcome"], "ok");
+        assert_eq!(lines[0]["class"], "chat");
+        assert!((lines[0]["ttft_ms"].as_f64().unwrap() - 40.0).abs() < 1e-6);
+        assert!((lines[0]["sent_unix_s"].as_f64().unwrap() - 100.012).abs() < 1e-6);
+        assert_eq!(lines[0]["retried"][0], "throttled");
+        assert_eq!(lines[1]["outcome"], "http_503");
+        assert_eq!(lines[1]["status"], 503);
+        assert_eq!(lines[1]["error"], "HTTP 503: busy");
+    }
+}
