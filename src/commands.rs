@@ -131,7 +131,7 @@ fn describe(plan: &RunPlan) -> String {
     let shard = plan.shard;
     if !shard.is_whole() {
         text.push_str(&format!(
-            "\nshard {shard}: this worker sends every {n}th request of the schedule above (global \
+            "\nshard {shard}: this worker sends 1 in {n} requests of the load above (global \
              indices {k}, {k}+{n}, …), with its share of users and in-flight cap and its own \
              dataset slice",
             n = shard.count,

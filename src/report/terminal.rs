@@ -77,6 +77,24 @@ pub fn summary(results: &RunResults) -> String {
             merged.present.len(),
             merged.shard_count
         );
+        for shard in &merged.shards {
+            let sent: u64 = shard.targets.iter().map(|t| t.sent).sum();
+            let rate: f64 = shard.targets.iter().map(|t| t.sent_per_s).sum();
+            let status = match shard.status {
+                RunStatus::Completed => "completed",
+                RunStatus::Interrupted => "interrupted",
+                RunStatus::InProgress => "in progress",
+            };
+            let _ = writeln!(
+                out,
+                "  shard {}/{} on {}: {status}, {} sent at {rate:.1} req/s in {:.1} s",
+                shard.index,
+                merged.shard_count,
+                shard.host,
+                format::thousands(sent),
+                shard.duration_s
+            );
+        }
     }
     let mut rows = Vec::new();
     for target in &results.targets {
