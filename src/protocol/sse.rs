@@ -84,12 +84,12 @@ impl SseParser {
         if self.stopped {
             return;
         }
-        if self.pending_cr {
+        // A CR ended the last chunk: an LF starting this one belongs to it (one CRLF), and only
+        // that one LF; an empty chunk says nothing yet.
+        if self.pending_cr && !chunk.is_empty() {
+            self.pending_cr = false;
             if let Some(rest) = chunk.strip_prefix(b"\n") {
                 chunk = rest;
-            }
-            if !chunk.is_empty() {
-                self.pending_cr = false;
             }
         }
         if !self.started {
@@ -298,6 +298,14 @@ data: [DONE]\n\n";
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_crlf_split_after_the_cr_swallows_only_its_own_lf() {
+        // Found by proptest: "\r" | "\n" | "\n" lost the blank line that ends the event.
+        let items = parse_in_pieces(&[b"data: x\r", b"\n", b"", b"\n"]);
+        assert_eq!(items.len(), 1, "{items:?}");
+        assert_eq!(parse_in_pieces(&[b"data: x\r\n\n"]), items);
     }
 
     #[test]
