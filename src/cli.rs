@@ -51,6 +51,17 @@ are unreadable or not shards of one run (different scenario, shard count or star
 given twice); 3 the merged file could not be written, or shards are missing and
 --require-all was given.")]
     Merge(MergeArgs),
+    /// Price a request log three ways (all streaming, all Batch API, routed by latency tolerance).
+    #[command(after_help = "Example:
+  drover audit requests.jsonl --batch-threshold 1h --log-days 7
+  drover audit export.jsonl --map input_tokens=meta.tokens_in --map max_wait_time=sla_ms
+
+Each line is a JSON object with model, input_tokens (or prompt_tokens, usage.prompt_tokens),
+output_tokens (or completion_tokens, usage.completion_tokens), optionally cached_input_tokens,
+max_wait_time (ms the caller can wait; without it a request is interactive) and timestamp
+(RFC 3339 or Unix seconds). Bad lines are listed with their number and skipped. Exit codes:
+0 ok; 2 the log cannot be read, or a flag or the pricing table is wrong.")]
+    Audit(AuditArgs),
     /// Serve the built-in OpenAI-compatible mock LLM server until interrupted.
     #[command(after_help = "Example:
   drover mock --addr 127.0.0.1:8089 --ttft 40ms --itl 8ms
@@ -88,6 +99,32 @@ pub struct RunArgs {
     /// shards on different machines begin together. Preflight runs before the wait.
     #[arg(long, value_parser = parse_start_at)]
     pub start_at: Option<std::time::SystemTime>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The request log (JSON lines).
+    pub log: PathBuf,
+    /// Requests that can wait at least this long are batch candidates. The Batch API promises
+    /// results within 24 h (most batches finish far sooner).
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub batch_threshold: std::time::Duration,
+    /// Read a field from another path: FIELD=PATH, dotted for nested objects (repeatable). Fields:
+    /// model, input_tokens, output_tokens, cached_input_tokens, max_wait_time, timestamp.
+    #[arg(long = "map", value_parser = parse_mapping)]
+    pub mappings: Vec<(drover::audit::Field, String)>,
+    /// Days the log covers (default: from its timestamps, else 1).
+    #[arg(long)]
+    pub log_days: Option<f64>,
+    /// A pricing table (TOML) instead of the built-in one.
+    #[arg(long)]
+    pub pricing: Option<PathBuf>,
+    /// Report costs in this currency (default: the table's).
+    #[arg(long)]
+    pub currency: Option<String>,
+    /// Units of a currency per 1 reporting-currency unit: CODE=RATE (repeatable).
+    #[arg(long = "exchange-rate", value_parser = parse_rate)]
+    pub exchange_rates: Vec<(String, f64)>,
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +219,39 @@ fn parse_fault(text: &str) -> Result<(drover::mock::Fault, f64), String> {
         return Err(format!("probability {probability} is not between 0 and 1"));
     }
     Ok((fault, probability))
+}
+
+fn parse_mapping(text: &str) -> Result<(drover::audit::Field, String), String> {
+    let (name, path) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected FIELD=PATH, got \"{text}\""))?;
+    let field = drover::audit::Field::from_name(name.trim()).ok_or_else(|| {
+        format!(
+            "unknown field \"{name}\"; known: {}",
+            drover::audit::Field::ALL.map(|f| f.name()).join(", ")
+        )
+    })?;
+    let path = path.trim();
+    if path.is_empty() || path.split('.').any(str::is_empty) {
+        return Err(format!(
+            "\"{path}\" is not a dotted path such as usage.prompt_tokens"
+        ));
+    }
+    Ok((field, path.to_string()))
+}
+
+fn parse_rate(text: &str) -> Result<(String, f64), String> {
+    let (code, rate) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected CODE=RATE, got \"{text}\""))?;
+    let rate: f64 = rate
+        .trim()
+        .parse()
+        .map_err(|_| format!("\"{rate}\" is not a number"))?;
+    if !(rate.is_finite() && rate > 0.0) {
+        return Err(format!("rate {rate} must be > 0"));
+    }
+    Ok((code.trim().to_string(), rate))
 }
 
 fn parse_shard(text: &str) -> Result<drover::shard::Shard, String> {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use drover::results::{RunResults, RunStatus};
 use drover::scenario::{self, Endpoint, LoadShape, RunPlan, ScenarioError};
 
-use crate::cli::{Cli, Command, MergeArgs, MockArgs, ReportArgs, RunArgs, ValidateArgs};
+use crate::cli::{AuditArgs, Cli, Command, MergeArgs, MockArgs, ReportArgs, RunArgs, ValidateArgs};
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_INTERNAL: i32 = 1;
@@ -29,6 +29,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Run(args) => with_runtime(|| run(args)),
         Command::Mock(args) => with_runtime(|| serve_mock(args)),
         Command::Merge(args) => merge_command(args),
+        Command::Audit(args) => audit_command(args),
     }
 }
 
@@ -376,6 +377,82 @@ fn results_paths(arguments: &[std::path::PathBuf]) -> Result<Vec<std::path::Path
         paths.extend(found);
     }
     Ok(paths)
+}
+
+fn audit_command(args: AuditArgs) -> i32 {
+    let table_text = match &args.pricing {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(error) => {
+                eprintln!(
+                    "error: {}: cannot read pricing table: {error}",
+                    path.display()
+                );
+                return EXIT_BAD_INPUT;
+            }
+        },
+        None => drover::cost::DEFAULT_TABLE.to_string(),
+    };
+    let shown = args.pricing.as_ref().map_or_else(
+        || drover::cost::DEFAULT_TABLE_NAME.to_string(),
+        |p| p.display().to_string(),
+    );
+    let table: drover::cost::PricingTable = match toml::from_str(&table_text) {
+        Ok(table) => table,
+        Err(error) => {
+            let (line, column) = error.span().map_or((1, 1), |span| {
+                drover::scenario::line_col(&table_text, span.start)
+            });
+            eprintln!("error: {shown}:{line}:{column}: {}", error.message().trim());
+            return EXIT_BAD_INPUT;
+        }
+    };
+    for (model, price) in &table.models {
+        if let Some(problem) = price.problem() {
+            eprintln!("error: {shown}: model \"{model}\": {problem}");
+            return EXIT_BAD_INPUT;
+        }
+    }
+    let file = match std::fs::File::open(&args.log) {
+        Ok(file) => file,
+        Err(error) => {
+            eprintln!("error: {}: cannot read log: {error}", args.log.display());
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let threshold_ms = args.batch_threshold.as_secs_f64() * 1000.0;
+    let options = drover::audit::AuditOptions {
+        batch_threshold_ms: threshold_ms,
+        mapping: args.mappings.into_iter().collect(),
+        log_days: args.log_days,
+        currencies: drover::cost::Currencies {
+            reporting: args.currency.unwrap_or_else(|| table.currency.clone()),
+            rates: args.exchange_rates.into_iter().collect(),
+        },
+        table,
+    };
+    if let Err(error) = options.currencies.rate(&options.table.currency) {
+        eprintln!("error: {error}");
+        return EXIT_BAD_INPUT;
+    }
+    if options
+        .log_days
+        .is_some_and(|d| !(d.is_finite() && d > 0.0))
+    {
+        eprintln!("error: --log-days must be > 0");
+        return EXIT_BAD_INPUT;
+    }
+    match drover::audit::audit(std::io::BufReader::new(file), &options) {
+        Ok(report) => {
+            println!("audit of {} (prices: {shown})", args.log.display());
+            print!("{}", report.render(threshold_ms));
+            EXIT_OK
+        }
+        Err(error) => {
+            eprintln!("error: {}: {error}", args.log.display());
+            EXIT_BAD_INPUT
+        }
+    }
 }
 
 fn merge_command(args: MergeArgs) -> i32 {

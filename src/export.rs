@@ -177,6 +177,7 @@ mod tests {
             token_gaps: Vec::new(),
             output_tokens: 7,
             input_tokens: Some(30),
+            cached_input_tokens: 0,
             token_source: TokenSource::Usage,
             warmup: false,
             outcome: Ok(()),

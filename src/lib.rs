@@ -13,6 +13,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod audit;
+pub mod cost;
 pub mod driver;
 pub mod export;
 pub mod fuzzing;

@@ -11,8 +11,9 @@ use hdrhistogram::Histogram;
 
 use crate::metrics::{decode_histogram, encode_histogram, fill_gaps, stat_ms, PointSum};
 use crate::results::{
-    ClassResults, Environment, GroupResults, MergeInfo, MergedShard, MergedShardTarget, RunResults,
-    RunStatus, SeriesPoint, ShardInfo, StageResults, TargetResults, Throughput,
+    ClassResults, CostResults, Environment, GroupResults, MergeInfo, MergedShard,
+    MergedShardTarget, RunResults, RunStatus, SeriesPoint, ShardInfo, StageResults, TargetResults,
+    Throughput,
 };
 
 /// Samples kept per error class and `Retry-After` values kept, as in a single run.
@@ -194,6 +195,7 @@ pub fn merge(mut inputs: Vec<MergeInput>) -> Result<RunResults, MergeError> {
         environment: merge_environments(&inputs),
         warnings,
         shard: None,
+        pricing: first.results.pricing.clone(),
         merged: Some(MergeInfo {
             shard_count: count,
             present,
@@ -371,6 +373,21 @@ pub fn merge_groups<'a>(
         let tokens = &mut merged.tokens;
         tokens.output += part.tokens.output;
         tokens.input += part.tokens.input;
+        tokens.cached_input += part.tokens.cached_input;
+        if let Some(cost) = &part.cost {
+            let total = merged.cost.get_or_insert_with(|| CostResults {
+                currency: cost.currency.clone(),
+                model: cost.model.clone(),
+                discount: cost.discount,
+                projection: cost.projection.clone(),
+                ..CostResults::default()
+            });
+            total.total += cost.total;
+            total.input += cost.input;
+            total.output += cost.output;
+            total.requests_priced += cost.requests_priced;
+            total.requests_estimated += cost.requests_estimated;
+        }
         tokens.source_usage += part.tokens.source_usage;
         tokens.source_chunks += part.tokens.source_chunks;
         tokens.source_estimated += part.tokens.source_estimated;
@@ -412,7 +429,35 @@ pub fn merge_groups<'a>(
             .insert(metric, encode_histogram(&histogram));
     }
     merged.throughput = merge_throughput(parts, &merged);
+    if let Some(cost) = &mut merged.cost {
+        finish_cost(cost, &merged.tokens);
+    }
     Ok(merged)
+}
+
+/// Recomputes a summed cost's ratios and projection from its totals.
+fn finish_cost(cost: &mut CostResults, tokens: &crate::results::TokenTotals) {
+    cost.per_request = if cost.requests_priced > 0 {
+        cost.total / cost.requests_priced as f64
+    } else {
+        0.0
+    };
+    cost.per_million_output_tokens = if tokens.output > 0 {
+        cost.total / tokens.output as f64 * 1e6
+    } else {
+        0.0
+    };
+    if let Some(projection) = &mut cost.projection {
+        let measured = match projection.basis.as_str() {
+            "requests_per_day" => cost.requests_priced as f64,
+            "tokens_per_day" => (tokens.input + tokens.output) as f64,
+            _ => tokens.output as f64,
+        };
+        if measured > 0.0 {
+            projection.per_day = cost.total / measured * projection.volume;
+            projection.per_month = projection.per_day * crate::cost::DAYS_PER_MONTH;
+        }
+    }
 }
 
 fn merge_throughput<'a>(
@@ -583,6 +628,7 @@ mod tests {
                     start_at: None,
                 }),
                 merged: None,
+                pricing: None,
             },
         }
     }

@@ -96,6 +96,8 @@ pub enum TokenSource {
 pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// `prompt_tokens_details.cached_tokens`: input tokens served from the provider's cache.
+    pub cached_tokens: u64,
 }
 
 /// Everything measured about one request.
@@ -117,6 +119,8 @@ pub struct RequestRecord {
     pub token_gaps: Vec<Duration>,
     pub output_tokens: u64,
     pub input_tokens: Option<u64>,
+    /// Input tokens the server reported as read from its prompt cache (part of `input_tokens`).
+    pub cached_input_tokens: u64,
     pub token_source: TokenSource,
     /// Whether this request falls in the warm-up and is excluded from results.
     pub warmup: bool,

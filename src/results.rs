@@ -31,6 +31,20 @@ pub struct RunResults {
     /// For a file made by `drover merge`: the shards it combines and those missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged: Option<MergeInfo>,
+    /// The pricing table costs were computed with (absent when no target was priced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<PricingInfo>,
+}
+
+/// Where a run's prices came from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PricingInfo {
+    /// The table file, or the built-in one.
+    pub table: String,
+    pub as_of: Option<String>,
+    pub note: Option<String>,
+    /// The reporting currency.
+    pub currency: String,
 }
 
 /// A shard's identity (see [`crate::shard`]).
@@ -217,6 +231,43 @@ pub struct GroupResults {
     pub latency_ms: BTreeMap<String, LatencyStat>,
     /// Each metric's HDR histogram in microseconds, V2 + deflate, base64.
     pub histograms: BTreeMap<String, String>,
+    /// What the successful requests cost (absent for an unpriced target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostResults>,
+}
+
+/// Cost of a group's successful requests, in the run's reporting currency.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CostResults {
+    pub currency: String,
+    /// The pricing-table entry the target was priced as.
+    pub model: String,
+    /// Fraction off the list price that was applied (mode discount or the target's own).
+    pub discount: f64,
+    pub total: f64,
+    pub input: f64,
+    pub output: f64,
+    /// Requests priced, and how many of them had token counts estimated (no usage from the
+    /// server), which makes their cost an estimate too.
+    pub requests_priced: u64,
+    pub requests_estimated: u64,
+    /// `total / requests_priced`.
+    pub per_request: f64,
+    /// `total / output tokens × 1e6` (0 without output).
+    pub per_million_output_tokens: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projection: Option<CostProjection>,
+}
+
+/// A cost scaled to a daily volume.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CostProjection {
+    /// `requests_per_day`, `output_tokens_per_day` or `tokens_per_day`.
+    pub basis: String,
+    pub volume: f64,
+    pub per_day: f64,
+    /// 30 days.
+    pub per_month: f64,
 }
 
 /// Request counts. `succeeded + failed` equals `sent` minus requests still in flight when an
@@ -249,6 +300,9 @@ pub struct TokenTotals {
     pub output: u64,
     /// Input tokens as reported by the server's usage (0 when never reported).
     pub input: u64,
+    /// Of `input`, tokens read from the provider's prompt cache.
+    #[serde(default)]
+    pub cached_input: u64,
     /// How many requests' counts came from `usage`, from counting chunks, or from an estimate.
     pub source_usage: u64,
     pub source_chunks: u64,

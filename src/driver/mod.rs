@@ -231,6 +231,8 @@ pub async fn run(
         }
     });
     let checkpoint_every = options.checkpoint_every;
+    let prices: Vec<_> = plan.targets.iter().map(|t| t.price.clone()).collect();
+    let projection = plan.cost.projection;
     let request_log = options.request_log.clone();
     if let Some(log) = &request_log {
         if let Ok(mut log) = log.lock() {
@@ -238,7 +240,8 @@ pub async fn run(
         }
     }
     let collector = tokio::spawn(async move {
-        let mut recorder = Recorder::new(target_count, class_count, stage_count, start, started_at);
+        let mut recorder = Recorder::new(target_count, class_count, stage_count, start, started_at)
+            .with_cost(prices, projection);
         let mut progress = progress::Progress::new(start, show_progress);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;

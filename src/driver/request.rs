@@ -132,6 +132,7 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
         token_gaps: measured.token_gaps,
         output_tokens,
         input_tokens: measured.usage.map(|u| u.prompt_tokens),
+        cached_input_tokens: measured.usage.map_or(0, |u| u.cached_tokens),
         token_source,
         warmup: job.warmup,
         outcome,

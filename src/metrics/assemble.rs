@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use super::{Metric, Recorder};
 use crate::results::{
-    ClassResults, Environment, RunResults, RunStatus, ScenarioInfo, ShardInfo, StageResults,
-    TargetResults, SCHEMA,
+    ClassResults, Environment, PricingInfo, RunResults, RunStatus, ScenarioInfo, ShardInfo,
+    StageResults, TargetResults, SCHEMA,
 };
 use crate::scenario::{Endpoint, LoadShape, RunPlan, TargetMode};
 
@@ -29,7 +29,7 @@ impl Recorder {
         for (index, target) in plan.targets.iter().enumerate() {
             let summary = self.target_summary(index);
             let aborted_here = aborted.get(index).copied().unwrap_or(0);
-            let summary_results = self.results_of(&summary, aborted_here);
+            let summary_results = self.results_of(index, &summary, aborted_here);
             if let LoadShape::Open { max_in_flight, .. } = &plan.load.shape {
                 if let Some(lag) = summary_results.latency_ms.get(Metric::ScheduleLag.name()) {
                     if lag.p99 > LAG_WARNING_MS {
@@ -71,7 +71,7 @@ impl Recorder {
                 .enumerate()
                 .map(|(class_index, class)| ClassResults {
                     name: class.name.clone(),
-                    results: self.results_of(self.group(index, class_index), 0),
+                    results: self.results_of(index, self.group(index, class_index), 0),
                 })
                 .collect();
             let (series, series_origin_unix, series_step_s) = self.series(index);
@@ -119,6 +119,16 @@ impl Recorder {
                     .map(|t| humantime::format_rfc3339_millis(t).to_string()),
             }),
             merged: None,
+            pricing: plan
+                .targets
+                .iter()
+                .any(|t| t.price.is_some())
+                .then(|| PricingInfo {
+                    table: plan.cost.table.clone(),
+                    as_of: plan.cost.as_of.clone(),
+                    note: plan.cost.note.clone(),
+                    currency: plan.cost.currency.clone(),
+                }),
         }
     }
 
@@ -138,7 +148,7 @@ impl Recorder {
                     end_rate: stage.end_rate / f64::from(plan.shard.count),
                     start_s: start.as_secs_f64(),
                     duration_s: length.as_secs_f64(),
-                    results: self.results_of(group, 0),
+                    results: self.results_of(target, group, 0),
                 });
             }
             start += length;

@@ -14,8 +14,11 @@ use hdrhistogram::Histogram;
 pub use histogram::{decode_histogram, encode_histogram, new_histogram, stat_ms};
 pub use series::{fill_gaps, PointSum, Series, MAX_POINTS};
 
+use crate::cost::{Cost, Price, Projection, TokenUsage, DAYS_PER_MONTH};
 use crate::record::{ErrorClass, RequestRecord, TokenSource};
-use crate::results::{GroupResults, RequestCounts, Throughput, TokenTotals};
+use crate::results::{
+    CostProjection, CostResults, GroupResults, RequestCounts, Throughput, TokenTotals,
+};
 
 /// The latency metrics recorded for each group, with their names in results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +81,12 @@ pub struct GroupStats {
     retry_after: Vec<f64>,
     pub output_tokens: u64,
     pub input_tokens: u64,
+    pub cached_input_tokens: u64,
     sources: [u64; 3],
+    /// Cost of the successful requests, when the target is priced.
+    cost: Cost,
+    requests_priced: u64,
+    requests_cost_estimated: u64,
     requests_retried: u64,
     retries: BTreeMap<ErrorClass, u64>,
     first_sent: Option<Instant>,
@@ -99,7 +107,11 @@ impl Default for GroupStats {
             retry_after: Vec::new(),
             output_tokens: 0,
             input_tokens: 0,
+            cached_input_tokens: 0,
             sources: [0; 3],
+            cost: Cost::default(),
+            requests_priced: 0,
+            requests_cost_estimated: 0,
             requests_retried: 0,
             retries: BTreeMap::new(),
             first_sent: None,
@@ -124,6 +136,11 @@ impl GroupStats {
 
     /// Adds one request. Latencies are recorded for successful requests only; schedule lag for all.
     pub fn record(&mut self, record: &RequestRecord) {
+        self.record_priced(record, None);
+    }
+
+    /// [`record`](Self::record), with the request's cost when its target is priced.
+    pub fn record_priced(&mut self, record: &RequestRecord, cost: Option<Cost>) {
         if record.warmup {
             self.warmup_excluded += 1;
             return;
@@ -143,6 +160,14 @@ impl GroupStats {
                 self.succeeded += 1;
                 self.output_tokens += record.output_tokens;
                 self.input_tokens += record.input_tokens.unwrap_or(0);
+                self.cached_input_tokens += record.cached_input_tokens;
+                if let Some(cost) = cost {
+                    self.cost += cost;
+                    self.requests_priced += 1;
+                    if record.token_source != TokenSource::Usage || record.input_tokens.is_none() {
+                        self.requests_cost_estimated += 1;
+                    }
+                }
                 let source = match record.token_source {
                     TokenSource::Usage => 0,
                     TokenSource::Chunks => 1,
@@ -214,6 +239,10 @@ impl GroupStats {
             .extend(other.retry_after.iter().take(room).copied());
         self.output_tokens += other.output_tokens;
         self.input_tokens += other.input_tokens;
+        self.cached_input_tokens += other.cached_input_tokens;
+        self.cost += other.cost;
+        self.requests_priced += other.requests_priced;
+        self.requests_cost_estimated += other.requests_cost_estimated;
         for (mine, theirs) in self.sources.iter_mut().zip(other.sources) {
             *mine += theirs;
         }
@@ -260,6 +289,7 @@ impl GroupStats {
             tokens: TokenTotals {
                 output: self.output_tokens,
                 input: self.input_tokens,
+                cached_input: self.cached_input_tokens,
                 source_usage: self.sources[0],
                 source_chunks: self.sources[1],
                 source_estimated: self.sources[2],
@@ -301,12 +331,56 @@ impl GroupStats {
     }
 }
 
+/// A group's cost in results form.
+pub fn cost_results(
+    price: &Price,
+    projection: Option<Projection>,
+    cost: Cost,
+    requests_priced: u64,
+    requests_estimated: u64,
+    usage: &TokenUsage,
+) -> CostResults {
+    let total = cost.total();
+    CostResults {
+        currency: price.currency.clone(),
+        model: price.model.clone(),
+        discount: price.discount,
+        total,
+        input: cost.input,
+        output: cost.output,
+        requests_priced,
+        requests_estimated,
+        per_request: if requests_priced > 0 {
+            total / requests_priced as f64
+        } else {
+            0.0
+        },
+        per_million_output_tokens: if usage.output > 0 {
+            total / usage.output as f64 * 1e6
+        } else {
+            0.0
+        },
+        projection: projection.and_then(|p| {
+            p.per_day(total, requests_priced, usage)
+                .map(|per_day| CostProjection {
+                    basis: p.basis.name().into(),
+                    volume: p.volume,
+                    per_day,
+                    per_month: per_day * DAYS_PER_MONTH,
+                })
+        }),
+    }
+}
+
 /// All groups of a run: one [`GroupStats`] per target × class, plus a series per target.
 #[derive(Debug, Clone)]
 pub struct Recorder {
     /// The run's start on the monotonic clock and on the wall clock.
     start: Instant,
     started_at: SystemTime,
+    /// Each target's price (`None` = unpriced) and the projection, for cost.
+    prices: Vec<Option<Price>>,
+    projection: Option<Projection>,
     groups: Vec<Vec<GroupStats>>,
     /// Per target and load stage, kept only when the profile has more than one stage.
     stage_groups: Vec<Vec<GroupStats>>,
@@ -325,6 +399,8 @@ impl Recorder {
         Recorder {
             start,
             started_at,
+            prices: vec![None; targets],
+            projection: None,
             groups: (0..targets)
                 .map(|_| (0..classes).map(|_| GroupStats::default()).collect())
                 .collect(),
@@ -337,10 +413,25 @@ impl Recorder {
         }
     }
 
+    /// Prices each target's requests (by index; `None` leaves one unpriced) and projects costs.
+    pub fn with_cost(mut self, prices: Vec<Option<Price>>, projection: Option<Projection>) -> Self {
+        self.prices = prices;
+        self.projection = projection;
+        self
+    }
+
     pub fn record(&mut self, record: &RequestRecord) {
-        self.groups[record.target][record.class].record(record);
+        let cost = match (&record.outcome, self.prices.get(record.target)) {
+            (Ok(()), Some(Some(price))) => Some(price.cost(&TokenUsage {
+                input: record.input_tokens.unwrap_or(0),
+                cached_input: record.cached_input_tokens,
+                output: record.output_tokens,
+            })),
+            _ => None,
+        };
+        self.groups[record.target][record.class].record_priced(record, cost);
         if let Some(stage) = self.stage_groups[record.target].get_mut(record.stage) {
-            stage.record(record);
+            stage.record_priced(record, cost);
         }
         if !record.warmup {
             self.series[record.target].record(record);
@@ -383,9 +474,24 @@ impl Recorder {
             .map_or(0.0, |d| d.as_secs_f64())
     }
 
-    /// The results form of a group, with its window placed on the wall clock.
-    pub fn results_of(&self, stats: &GroupStats, aborted: u64) -> GroupResults {
+    /// The results form of a target's group, with its window placed on the wall clock and its
+    /// cost when the target is priced.
+    pub fn results_of(&self, target: usize, stats: &GroupStats, aborted: u64) -> GroupResults {
         let mut results = stats.to_results(aborted);
+        if let Some(Some(price)) = self.prices.get(target) {
+            results.cost = Some(cost_results(
+                price,
+                self.projection,
+                stats.cost,
+                stats.requests_priced,
+                stats.requests_cost_estimated,
+                &TokenUsage {
+                    input: stats.input_tokens,
+                    cached_input: stats.cached_input_tokens,
+                    output: stats.output_tokens,
+                },
+            ));
+        }
         results.throughput.first_sent_unix_s = stats.first_sent.map(|t| self.unix_s(t));
         results.throughput.last_done_unix_s = stats.last_done.map(|t| self.unix_s(t));
         results
@@ -413,6 +519,7 @@ mod tests {
             token_gaps: vec![ms(10), ms(10), ms(10)],
             output_tokens: 4,
             input_tokens: Some(12),
+            cached_input_tokens: 0,
             token_source: TokenSource::Usage,
             warmup: false,
             outcome,

@@ -219,6 +219,7 @@ mod tests {
             token_gaps: Vec::new(),
             output_tokens: 2,
             input_tokens: None,
+            cached_input_tokens: 0,
             token_source: TokenSource::Chunks,
             warmup: false,
             outcome: if ok {

@@ -104,6 +104,71 @@ pub const SUMMARY_COLUMNS: [&str; 14] = [
     "429 %",
 ];
 
+/// A money amount with enough digits to be read at any size (`12,345.67`, `0.0123`,
+/// `0.000042`).
+pub fn money(value: f64) -> String {
+    if !value.is_finite() {
+        return "-".into();
+    }
+    let magnitude = value.abs();
+    if magnitude >= 1000.0 {
+        let whole = value.trunc() as u64;
+        format!(
+            "{}.{:02}",
+            thousands(whole),
+            ((value.fract() * 100.0).round() as u64).min(99)
+        )
+    } else if magnitude >= 1.0 || magnitude == 0.0 {
+        format!("{value:.2}")
+    } else {
+        // Three significant digits below 1.
+        let digits = (-magnitude.log10()).floor() as usize + 3;
+        format!("{value:.digits$}")
+    }
+}
+
+/// Header of [`cost_cells`].
+pub const COST_COLUMNS: [&str; 7] = [
+    "priced as",
+    "discount",
+    "cost",
+    "per request",
+    "per 1M out",
+    "per day",
+    "per month",
+];
+
+/// The cost cells of a group's summary row (`-` where there is nothing to show).
+pub fn cost_cells(group: &GroupResults) -> Vec<String> {
+    let Some(cost) = &group.cost else {
+        return vec![
+            "unpriced".into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+        ];
+    };
+    let estimated = if cost.requests_estimated > 0 { "~" } else { "" };
+    let (per_day, per_month) = cost
+        .projection
+        .as_ref()
+        .map_or(("-".into(), "-".into()), |p| {
+            (money(p.per_day), money(p.per_month))
+        });
+    vec![
+        cost.model.clone(),
+        percent(cost.discount),
+        format!("{estimated}{}", money(cost.total)),
+        money(cost.per_request),
+        money(cost.per_million_output_tokens),
+        per_day,
+        per_month,
+    ]
+}
+
 pub fn summary_cells(group: &GroupResults) -> Vec<String> {
     let p50 = |s: &LatencyStat| s.p50;
     let p99 = |s: &LatencyStat| s.p99;

@@ -36,6 +36,64 @@ fn table(header: &[&str], rows: &[Vec<String>], label_columns: usize) -> String 
     out
 }
 
+/// Cost per target (and class, when there are several), in the reporting currency.
+fn cost_section(results: &RunResults) -> String {
+    let mut rows = Vec::new();
+    let mut currency = None;
+    let mut projection = None;
+    let mut estimated = false;
+    for target in &results.targets {
+        let groups = std::iter::once(("(all)", &target.summary)).chain(
+            target
+                .classes
+                .iter()
+                .filter(|_| target.classes.len() > 1)
+                .map(|c| (c.name.as_str(), &c.results)),
+        );
+        for (class, group) in groups {
+            if let Some(cost) = &group.cost {
+                currency.get_or_insert_with(|| cost.currency.clone());
+                projection = projection.or(cost.projection.clone());
+                estimated |= cost.requests_estimated > 0;
+            }
+            let mut row = vec![target.name.clone(), class.to_string()];
+            row.extend(format::cost_cells(group));
+            rows.push(row);
+        }
+    }
+    let mut header = vec!["target", "class"];
+    header.extend(format::COST_COLUMNS);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\ncost in {} of the successful requests{}",
+        currency.unwrap_or_default(),
+        results.pricing.as_ref().map_or(String::new(), |p| format!(
+            " (prices: {}{}; they change)",
+            p.table,
+            p.as_of
+                .as_deref()
+                .map_or(String::new(), |d| format!(" as of {d}"))
+        ))
+    );
+    out.push_str(&table(&header, &rows, 2));
+    if let Some(projection) = projection {
+        let _ = writeln!(
+            out,
+            "per day/month: projected to {} {} (30-day month)",
+            format::thousands(projection.volume.round() as u64),
+            projection.basis.replace('_', " ")
+        );
+    }
+    if estimated {
+        let _ = writeln!(
+            out,
+            "~: some token counts were estimated (the server sent no usage), so is the cost"
+        );
+    }
+    out
+}
+
 /// The summary: one row per target (all classes) and per class when there are several, then
 /// errors with sample messages and warnings.
 pub fn summary(results: &RunResults) -> String {
@@ -155,6 +213,9 @@ pub fn summary(results: &RunResults) -> String {
                 format::thousands(*count)
             );
         }
+    }
+    if results.targets.iter().any(|t| t.summary.cost.is_some()) {
+        out.push_str(&cost_section(results));
     }
     for warning in &results.warnings {
         let _ = writeln!(out, "warning: {warning}");

@@ -54,6 +54,20 @@ pub struct RunPlan {
     pub shard: crate::shard::Shard,
     /// When the load starts (`--start-at`), so that shards begin together; `None` = at once.
     pub start_at: Option<std::time::SystemTime>,
+    /// The reporting currency, the pricing table used and the projection.
+    pub cost: CostPlan,
+}
+
+/// Run-wide cost settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostPlan {
+    /// The reporting currency.
+    pub currency: String,
+    /// The pricing table's file (or the built-in one), its date and note.
+    pub table: String,
+    pub as_of: Option<String>,
+    pub note: Option<String>,
+    pub projection: Option<crate::cost::Projection>,
 }
 
 impl RunPlan {
@@ -115,6 +129,8 @@ pub struct TargetPlan {
     pub tls: TlsOptions,
     pub retry: Option<RetryPolicy>,
     pub stream_usage: bool,
+    /// How its tokens are priced; `None` = unpriced (model not in the pricing table).
+    pub price: Option<crate::cost::Price>,
 }
 
 impl TargetPlan {

@@ -27,6 +27,51 @@ pub struct ScenarioFile {
     #[serde(default)]
     pub classes: Vec<ClassSpec>,
     pub load: Option<LoadSpec>,
+    /// Pricing, currencies and cost projection.
+    pub cost: Option<CostSpec>,
+}
+
+/// `[cost]`: which pricing table, the reporting currency, exchange rates, overrides, projection.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostSpec {
+    /// A pricing table file (TOML), relative to the scenario; default: the built-in table.
+    pub pricing: Option<PathBuf>,
+    /// The currency costs are reported in; default: the table's.
+    pub currency: Option<String>,
+    /// Units of each currency per one unit of the reporting currency, e.g. `{ CNY = 7.3 }`.
+    #[serde(default)]
+    pub exchange_rates: BTreeMap<String, f64>,
+    /// Models added to the table or replacing its entries.
+    #[serde(default)]
+    pub models: BTreeMap<String, crate::cost::ModelPrice>,
+    /// Project each target's cost to a daily volume (one of the three).
+    pub projection: Option<ProjectionSpec>,
+}
+
+/// `projection = { output_tokens_per_day = 10_000_000 }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectionSpec {
+    pub requests_per_day: Option<f64>,
+    pub output_tokens_per_day: Option<f64>,
+    /// Input plus output tokens per day.
+    pub tokens_per_day: Option<f64>,
+}
+
+/// A target's `pricing = { model = "gpt-4.1", bill_currency = "CNY", bill_rate = 1.0 }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetPricingSpec {
+    /// The pricing-table entry (default: the target's model).
+    pub model: Option<String>,
+    /// The currency the provider bills in (default: the table's).
+    pub bill_currency: Option<String>,
+    /// Units of the bill currency charged per unit of list price (a relay billing ¥1 per $1 of
+    /// list price: `bill_currency = "CNY", bill_rate = 1.0`); default: the market rate.
+    pub bill_rate: Option<f64>,
+    /// Fraction off the list price for this target (default: the table's discount for its mode).
+    pub discount: Option<f64>,
 }
 
 /// One endpoint under test.
@@ -71,6 +116,8 @@ pub struct TargetSpec {
     pub retry: Option<RetrySpec>,
     /// Ask for `stream_options.include_usage` when streaming (default true).
     pub stream_usage: Option<bool>,
+    /// How this target's tokens are priced (see `[cost]`).
+    pub pricing: Option<TargetPricingSpec>,
 }
 
 /// `retry = { max = 2, base = "250ms", max_backoff = "8s" }`.

@@ -10,12 +10,14 @@ use http::{HeaderName, HeaderValue};
 
 use super::locate::{locate, KeyPath};
 use super::schema::{
-    LatencySpec, LengthKind, LengthSpec, LoadKind, LoadSpec, MockSpec, ScenarioFile, SpreadKind,
+    CostSpec, LatencySpec, LengthKind, LengthSpec, LoadKind, LoadSpec, MockSpec, ScenarioFile,
+    SpreadKind,
 };
 use super::{
-    is_sensitive_header, ClassPlan, Endpoint, LoadPlan, LoadShape, RetryPolicy, RunPlan,
+    is_sensitive_header, ClassPlan, CostPlan, Endpoint, LoadPlan, LoadShape, RetryPolicy, RunPlan,
     ScenarioError, ScenarioIssue, Secret, StagePlan, TargetPlan, Timeouts, TlsOptions,
 };
+use crate::cost::{Currencies, PricedMode, PricingTable, TargetPricing};
 use crate::mock::{Fault, FaultPlan, LatencyModel, MockConfig};
 use crate::workload::{Dataset, LengthModel, PromptSource};
 
@@ -91,6 +93,12 @@ pub fn plan_from_file(
             "is missing: add at least one [[targets]] table (base_url or mock)",
         );
     }
+    let (cost, table, currencies) = cost_setup(
+        &mut checker,
+        &root.key("cost"),
+        file.cost.as_ref(),
+        base_dir,
+    );
     let mut target_names = HashSet::new();
     let mut targets = Vec::new();
     for (index, spec) in file.targets.iter().enumerate() {
@@ -199,6 +207,7 @@ pub fn plan_from_file(
             idle: timeout("idle_timeout", spec.idle_timeout, defaults.idle),
             total: timeout("timeout", spec.timeout, defaults.total),
         };
+        let price = target_price(&mut checker, &key.key("pricing"), &table, &currencies, spec);
         if let Some(endpoint) = endpoint {
             targets.push(TargetPlan {
                 name: spec.name.clone(),
@@ -219,6 +228,7 @@ pub fn plan_from_file(
                     max_backoff: r.max_backoff.map_or(Duration::from_secs(8), |d| d.0),
                 }),
                 stream_usage: spec.stream_usage.unwrap_or(true),
+                price,
             });
         }
     }
@@ -313,7 +323,168 @@ pub fn plan_from_file(
         scenario_as_run,
         shard: crate::shard::Shard::WHOLE,
         start_at: None,
+        cost,
     })
+}
+
+/// Reads the pricing table (the scenario's or the built-in one), applies `[cost.models]`, and
+/// checks currencies and the projection.
+fn cost_setup(
+    checker: &mut Checker,
+    key: &KeyPath,
+    spec: Option<&CostSpec>,
+    base_dir: &Path,
+) -> (CostPlan, PricingTable, Currencies) {
+    let default_spec = CostSpec::default();
+    let spec = spec.unwrap_or(&default_spec);
+    let builtin = || -> PricingTable {
+        toml::from_str(crate::cost::DEFAULT_TABLE).expect("the built-in pricing table parses")
+    };
+    let (mut table, source) = match &spec.pricing {
+        None => (builtin(), crate::cost::DEFAULT_TABLE_NAME.to_string()),
+        Some(file) => {
+            let path = base_dir.join(file);
+            let shown = path.display().to_string();
+            let parsed = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read pricing table {shown}: {e}"))
+                .and_then(|text| {
+                    toml::from_str::<PricingTable>(&text).map_err(|e| {
+                        let (line, column) = e
+                            .span()
+                            .map_or((1, 1), |span| super::line_col(&text, span.start));
+                        format!("{shown}:{line}:{column}: {}", e.message().trim())
+                    })
+                });
+            match parsed {
+                Ok(table) => (table, shown),
+                Err(message) => {
+                    checker.fail(&key.key("pricing"), message);
+                    (builtin(), shown)
+                }
+            }
+        }
+    };
+    for (model, price) in &table.models {
+        if let Some(problem) = price.problem() {
+            checker.fail(
+                &key.key("pricing"),
+                format!("{source}: model \"{model}\": {problem}"),
+            );
+        }
+    }
+    for (model, price) in &spec.models {
+        if let Some(problem) = price.problem() {
+            checker.fail(&key.key("models").key(model), problem);
+        }
+        table.models.insert(model.clone(), price.clone());
+    }
+    let currency = spec
+        .currency
+        .clone()
+        .unwrap_or_else(|| table.currency.clone());
+    if currency.trim().is_empty() {
+        checker.fail(&key.key("currency"), "must name a currency (e.g. \"USD\")");
+    }
+    for (name, rate) in &spec.exchange_rates {
+        if !(rate.is_finite() && *rate > 0.0) {
+            checker.fail(
+                &key.key("exchange_rates").key(name),
+                format!("must be > 0 units of {name} per 1 {currency} (got {rate})"),
+            );
+        }
+    }
+    let projection = spec.projection.as_ref().and_then(|p| {
+        use crate::cost::{Projection, ProjectionBasis};
+        let given: Vec<(ProjectionBasis, f64)> = [
+            (ProjectionBasis::RequestsPerDay, p.requests_per_day),
+            (ProjectionBasis::OutputTokensPerDay, p.output_tokens_per_day),
+            (ProjectionBasis::TokensPerDay, p.tokens_per_day),
+        ]
+        .into_iter()
+        .filter_map(|(basis, volume)| volume.map(|v| (basis, v)))
+        .collect();
+        match given.as_slice() {
+            [(basis, volume)] if volume.is_finite() && *volume > 0.0 => Some(Projection {
+                basis: *basis,
+                volume: *volume,
+            }),
+            [(basis, volume)] => {
+                checker.fail(
+                    &key.key("projection").key(basis.name()),
+                    format!("must be > 0 (got {volume})"),
+                );
+                None
+            }
+            _ => {
+                checker.fail(
+                    &key.key("projection"),
+                    "set exactly one of requests_per_day, output_tokens_per_day, tokens_per_day",
+                );
+                None
+            }
+        }
+    });
+    let currencies = Currencies {
+        reporting: currency.clone(),
+        rates: spec.exchange_rates.clone(),
+    };
+    let plan = CostPlan {
+        currency,
+        table: source,
+        as_of: table.as_of.clone(),
+        note: table.note.clone(),
+        projection,
+    };
+    (plan, table, currencies)
+}
+
+/// A target's price from the table, its `pricing` choices and its mode.
+fn target_price(
+    checker: &mut Checker,
+    key: &KeyPath,
+    table: &PricingTable,
+    currencies: &Currencies,
+    spec: &super::schema::TargetSpec,
+) -> Option<crate::cost::Price> {
+    let pricing = spec.pricing.clone().unwrap_or_default();
+    if let Some(rate) = pricing.bill_rate {
+        if !(rate.is_finite() && rate > 0.0) {
+            checker.fail(&key.key("bill_rate"), format!("must be > 0 (got {rate})"));
+            return None;
+        }
+    }
+    if let Some(discount) = pricing.discount {
+        if !(0.0..=1.0).contains(&discount) {
+            checker.fail(
+                &key.key("discount"),
+                format!("must be a fraction between 0 and 1 (got {discount})"),
+            );
+            return None;
+        }
+    }
+    let mode = if spec.extra_body.get("mode").and_then(|m| m.as_str()) == Some("batch") {
+        PricedMode::BatchMode
+    } else {
+        PricedMode::Standard
+    };
+    let choices = TargetPricing {
+        model: pricing.model.clone(),
+        bill_currency: pricing.bill_currency.clone(),
+        bill_rate: pricing.bill_rate,
+        discount: pricing.discount,
+    };
+    match crate::cost::resolve(table, currencies, &spec.model, &choices, mode) {
+        Ok(price) => price,
+        Err(error) => {
+            let at = if pricing.model.is_some() && error.0.contains("not in the pricing table") {
+                key.key("model")
+            } else {
+                key.clone()
+            };
+            checker.fail(&at, error.0);
+            None
+        }
+    }
 }
 
 fn check_base_url(checker: &mut Checker, key: &KeyPath, url: &str) -> Option<Endpoint> {

@@ -1,0 +1,218 @@
+//! Cost end to end: a priced run's results and summary, a relay billing in another currency, the
+//! pricing errors a scenario can make, and `drover audit` from the command line.
+
+mod common;
+
+use std::path::Path;
+
+use common::{drover, run_scenario_in, text};
+
+fn scenario(pricing: &str, cost: &str) -> String {
+    format!(
+        r#"
+name = "priced"
+[[targets]]
+name = "official"
+model = "mock-llm"
+mode = "complete"
+pricing = {{ model = "gpt-4.1" }}
+[targets.mock]
+ttft = "1ms"
+itl = "1ms"
+output_tokens = 20
+
+[[targets]]
+name = "relay"
+model = "mock-llm"
+mode = "stream"
+{pricing}
+[targets.mock]
+ttft = "1ms"
+itl = "1ms"
+output_tokens = 20
+
+[[targets]]
+name = "unpriced"
+model = "mock-llm"
+[targets.mock]
+ttft = "1ms"
+itl = "1ms"
+output_tokens = 20
+
+[[classes]]
+name = "c"
+input_tokens = 100
+max_tokens = 20
+
+[load]
+kind = "closed"
+users = 2
+requests = 10
+{cost}
+"#
+    )
+}
+
+#[tokio::test]
+async fn priced_targets_cost_their_usage_at_list_and_relay_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = scenario(
+        r#"pricing = { model = "gpt-4.1", bill_currency = "CNY", bill_rate = 1.0 }"#,
+        "[cost]\nexchange_rates = { CNY = 7.3 }\nprojection = { requests_per_day = 1000 }",
+    );
+    let results = run_scenario_in(dir.path(), &text).await;
+    let official = &results.targets[0].summary;
+    let cost = official.cost.as_ref().expect("priced");
+    assert_eq!(official.requests.succeeded, 10);
+    assert_eq!(official.tokens.source_usage, 10, "the mock reports usage");
+    // GPT-4.1 list prices: $2 per 1M input, $8 per 1M output.
+    let expected = (official.tokens.input as f64 * 2.0 + official.tokens.output as f64 * 8.0) / 1e6;
+    assert!(official.tokens.input > 0 && official.tokens.output == 200);
+    assert!(
+        (cost.total - expected).abs() < 1e-12,
+        "{} vs {expected}",
+        cost.total
+    );
+    assert_eq!(cost.currency, "USD");
+    assert_eq!(cost.requests_priced, 10);
+    assert!((cost.per_request - expected / 10.0).abs() < 1e-12);
+    let projection = cost.projection.as_ref().unwrap();
+    assert!((projection.per_day - expected / 10.0 * 1000.0).abs() < 1e-9);
+    assert!((projection.per_month - projection.per_day * 30.0).abs() < 1e-9);
+    // The relay bills ¥1 per $1 of list price; at ¥7.3 per $1 that is a 7.3th of the list.
+    let relay = &results.targets[1].summary;
+    let relay_expected =
+        (relay.tokens.input as f64 * 2.0 + relay.tokens.output as f64 * 8.0) / 1e6 / 7.3;
+    let relay_cost = relay.cost.as_ref().unwrap().total;
+    assert!((relay_cost - relay_expected).abs() < 1e-12, "{relay_cost}");
+    // Class totals add up to the target's.
+    let class_cost = results.targets[0].classes[0].results.cost.as_ref().unwrap();
+    assert!((class_cost.total - cost.total).abs() < 1e-12);
+    // Without an entry in the table and without pricing.model, a target is unpriced.
+    assert!(results.targets[2].summary.cost.is_none());
+    let pricing = results.pricing.as_ref().unwrap();
+    assert!(pricing.as_of.is_some() && pricing.table.contains("default.toml"));
+    let summary = drover::report::terminal::summary(&results);
+    assert!(
+        summary.contains("cost in USD of the successful requests"),
+        "{summary}"
+    );
+    assert!(summary.contains("unpriced"), "{summary}");
+    assert!(
+        summary.contains("per day/month: projected to 1,000 requests per day"),
+        "{summary}"
+    );
+}
+
+fn error_of(dir: &Path, text: &str) -> String {
+    std::fs::write(dir.join("s.toml"), text).unwrap();
+    let output = drover(dir, &["validate", "s.toml"], &[]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        common::text(&output.stdout)
+    );
+    common::text(&output.stderr)
+}
+
+#[test]
+fn pricing_mistakes_name_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let unknown = error_of(
+        dir.path(),
+        &scenario(r#"pricing = { model = "gpt-9" }"#, ""),
+    );
+    assert!(
+        unknown.contains("s.toml:17:21:")
+            && unknown.contains("targets[1].pricing.model")
+            && unknown.contains("\"gpt-9\" is not in the pricing table"),
+        "{unknown}"
+    );
+    let no_rate = error_of(
+        dir.path(),
+        &scenario(
+            r#"pricing = { model = "gpt-4.1", bill_currency = "CNY" }"#,
+            "",
+        ),
+    );
+    assert!(no_rate.contains("no exchange rate for CNY"), "{no_rate}");
+    let bad_discount = error_of(
+        dir.path(),
+        &scenario(r#"pricing = { model = "gpt-4.1", discount = 1.5 }"#, ""),
+    );
+    assert!(
+        bad_discount.contains("targets[1].pricing.discount must be a fraction"),
+        "{bad_discount}"
+    );
+    let two_bases = error_of(
+        dir.path(),
+        &scenario(
+            "",
+            "[cost]\nprojection = { requests_per_day = 1, tokens_per_day = 2 }",
+        ),
+    );
+    assert!(
+        two_bases.contains("cost.projection set exactly one of"),
+        "{two_bases}"
+    );
+    std::fs::write(
+        dir.path().join("prices.toml"),
+        "currency = \"USD\"\n[models.x]\ninput = \"cheap\"\n",
+    )
+    .unwrap();
+    let bad_table = error_of(
+        dir.path(),
+        &scenario("", "[cost]\npricing = \"prices.toml\""),
+    );
+    assert!(
+        bad_table.contains("prices.toml:3:9: invalid type"),
+        "{bad_table}"
+    );
+}
+
+#[test]
+fn audit_prices_the_fixture_log_and_lists_bad_lines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = drover(
+        root,
+        &[
+            "audit",
+            "tests/fixtures/audit-log.jsonl",
+            "--batch-threshold",
+            "1h",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    for expected in [
+        "9 lines: 4 priced, 1 unpriced, 4 malformed (skipped)",
+        "batch candidates (can wait ≥ 1h): 2 requests; streaming: 2",
+        "log covers 1.00 days (timestamps)",
+        "routing saves 0.450 per month (2.0% of all-streaming)",
+        "line 4: invalid JSON",
+        "line 9: \"output_tokens\" is not a whole number of tokens (-5)",
+        "unpriced: 1 requests for model \"mystery-model\"",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    let output = drover(root, &["audit", "no-such-log.jsonl"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("no-such-log.jsonl: cannot read log"));
+    let output = drover(
+        root,
+        &[
+            "audit",
+            "tests/fixtures/audit-log.jsonl",
+            "--currency",
+            "EUR",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("no exchange rate for USD"));
+}
