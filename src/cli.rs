@@ -199,6 +199,27 @@ pub struct MockArgs {
     /// Interval between bytes of a `slow_drip` fault.
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     pub drip_every: std::time::Duration,
+    /// Batch API: time from creating a batch to `completed`.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub batch_processing_time: std::time::Duration,
+    /// Batch API: fraction of requests that fail (0–1).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
+    pub batch_failure_rate: f64,
+    /// `"mode": "batch"` chat completions: inter-token delay divided by this.
+    #[arg(long, default_value_t = 2.0)]
+    pub batch_mode_speedup: f64,
+}
+
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("\"{text}\" is not a number"))?;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{value} is not between 0 and 1"))
+    }
 }
 
 fn parse_fault(text: &str) -> Result<(drover::mock::Fault, f64), String> {

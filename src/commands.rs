@@ -616,7 +616,16 @@ async fn serve_mock(args: MockArgs) -> i32 {
             drip_every: args.drip_every,
             ..FaultPlan::default()
         },
+        batch: drover::mock::BatchMockConfig {
+            processing_time: args.batch_processing_time,
+            failure_rate: args.batch_failure_rate,
+        },
+        batch_mode_speedup: args.batch_mode_speedup,
     };
+    if !(args.batch_mode_speedup.is_finite() && args.batch_mode_speedup > 0.0) {
+        eprintln!("error: --batch-mode-speedup must be > 0");
+        return EXIT_BAD_INPUT;
+    }
     let total: f64 = args.faults.iter().map(|(_, p)| p).sum();
     if total > 1.0 + 1e-9 {
         eprintln!("error: --fault probabilities add up to {total}, more than 1");

@@ -6,6 +6,7 @@
 //! [`openai`]) and pause every response in progress with [`MockHandle::pause_for`] (or
 //! `POST /mock/pause?ms=N`). It binds loopback unless told otherwise.
 
+pub mod batch;
 pub mod faults;
 mod latency;
 pub mod openai;
@@ -22,6 +23,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+pub use batch::BatchMockConfig;
 pub use faults::{Fault, FaultPlan};
 pub use latency::LatencyModel;
 
@@ -41,6 +43,10 @@ pub struct MockConfig {
     pub seed: u64,
     /// Faults to inject, with their probabilities.
     pub faults: FaultPlan,
+    /// The Batch API's processing time and failure fraction.
+    pub batch: BatchMockConfig,
+    /// How much faster tokens come for `"mode": "batch"` requests (inter-token delay divided by it).
+    pub batch_mode_speedup: f64,
 }
 
 impl Default for MockConfig {
@@ -52,6 +58,8 @@ impl Default for MockConfig {
             prelude: None,
             seed: 0x5eed,
             faults: FaultPlan::default(),
+            batch: BatchMockConfig::default(),
+            batch_mode_speedup: 2.0,
         }
     }
 }
@@ -114,6 +122,7 @@ pub(crate) struct MockState {
     pub(crate) timing: Mutex<ProducedTiming>,
     pub(crate) timer: timer::PreciseTimer,
     pub(crate) faults_injected: faults::FaultCounts,
+    pub(crate) batches: batch::BatchStore,
 }
 
 /// Delays the mock actually produced, measured where it hands each frame to the server.
@@ -194,6 +203,11 @@ impl MockHandle {
         }
     }
 
+    /// Every `custom_id` the Batch API failed on purpose so far.
+    pub fn batch_failed_ids(&self) -> Vec<String> {
+        self.state.batches.failed_ids()
+    }
+
     /// Faults injected so far, by name (also served at `GET /mock/faults`).
     pub fn faults_injected(&self) -> std::collections::BTreeMap<String, u64> {
         self.state.faults_injected.snapshot()
@@ -251,6 +265,7 @@ pub fn start(config: MockConfig, options: MockOptions) -> std::io::Result<MockHa
         timing: Mutex::new(ProducedTiming::new()),
         timer: timer::PreciseTimer::start()?,
         faults_injected: faults::FaultCounts::default(),
+        batches: batch::BatchStore::default(),
     });
     let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel();
     let (bound_tx, bound_rx) = std::sync::mpsc::channel();

@@ -37,7 +37,7 @@ pub(crate) struct ResetConnection;
 const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 
 /// Words the mock "generates", one token each.
-const OUTPUT_WORDS: &[&str] = &[
+pub(crate) const OUTPUT_WORDS: &[&str] = &[
     " the", " model", " is", " a", " mock", " and", " it", " streams", " one", " token", " at",
     " time", " for", " load", " testing",
 ];
@@ -53,6 +53,9 @@ pub(crate) async fn handle(
         (Method::POST, "/v1/chat/completions" | "/chat/completions") => {
             state.requests.fetch_add(1, Ordering::Relaxed);
             return chat_completions(request, state, id, received).await;
+        }
+        (method, path) if path.starts_with("/v1/files") || path.starts_with("/v1/batches") => {
+            return Ok(batch_api(request, method, path.to_string(), state).await);
         }
         (Method::GET, "/mock/faults") => json_response(
             StatusCode::OK,
@@ -92,6 +95,86 @@ pub(crate) async fn handle(
     Ok(response)
 }
 
+/// The Batch API routes (see [`super::batch`]).
+async fn batch_api(
+    request: Request<Incoming>,
+    method: Method,
+    path: String,
+    state: Arc<MockState>,
+) -> Response<MockBody> {
+    if let Some(required) = &state.required_key {
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if presented != Some(required.as_str()) {
+            return error_response(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                "Incorrect API key provided.",
+            );
+        }
+    }
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let body = match http_body_util::Limited::new(request.into_body(), MAX_UPLOAD_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &format!("could not read request body: {e}"),
+            )
+        }
+    };
+    let store = &state.batches;
+    let config = &state.config;
+    let finish = (&config.batch, config.seed, config.output_tokens);
+    let segments: Vec<&str> = path.trim_start_matches("/v1/").split('/').collect();
+    let answer = match (method, segments.as_slice()) {
+        (Method::POST, ["files"]) => store.upload(&content_type, &body),
+        (Method::GET, ["files", id, "content"]) => {
+            return match store.content(id) {
+                Ok(bytes) => Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, "application/octet-stream")
+                    .body(
+                        Full::new(bytes)
+                            .map_err(|never: Infallible| match never {})
+                            .boxed(),
+                    )
+                    .expect("static response parts are valid"),
+                Err(answer) => json_response(
+                    StatusCode::from_u16(answer.status).unwrap_or(StatusCode::NOT_FOUND),
+                    answer.body,
+                ),
+            }
+        }
+        (Method::POST, ["batches"]) => store.create(&body, finish),
+        (Method::GET, ["batches", id]) => store.retrieve(id, finish),
+        (Method::POST, ["batches", id, "cancel"]) => store.cancel(id, finish),
+        (method, _) => super::batch::Answer {
+            status: 404,
+            body: json!({ "error": { "message": format!("no route for {method} {path}"), "type": "invalid_request_error" } }),
+        },
+    };
+    json_response(
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        answer.body,
+    )
+}
+
+/// Largest file upload the mock's Batch API accepts (OpenAI's limit is 200 MB).
+const MAX_UPLOAD_BYTES: usize = 200 * 1024 * 1024;
+
 fn json_response(status: StatusCode, body: Value) -> Response<MockBody> {
     Response::builder()
         .status(status)
@@ -116,7 +199,7 @@ fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
 }
 
 /// Counts whitespace-separated words in every message's text as the prompt's token count.
-fn count_prompt_tokens(messages: &[Value]) -> u64 {
+pub(crate) fn count_prompt_tokens(messages: &[Value]) -> u64 {
     let words = |text: &str| text.split_whitespace().count() as u64;
     messages
         .iter()
@@ -306,6 +389,11 @@ fn plan_job(body: &[u8], headers: &HeaderMap, state: &MockState, id: u64) -> Res
         .pointer("/stream_options/include_usage")
         .and_then(Value::as_bool)
         .unwrap_or(false);
+    // A relay's batch mode on chat completions: one JSON answer, tokens produced faster.
+    let batch_mode = request.get("mode").and_then(Value::as_str) == Some("batch");
+    if batch_mode && stream {
+        return Err("\"mode\": \"batch\" does not stream: send \"stream\": false".into());
+    }
     let max_tokens = request
         .get("max_completion_tokens")
         .or_else(|| request.get("max_tokens"))
@@ -323,13 +411,18 @@ fn plan_job(body: &[u8], headers: &HeaderMap, state: &MockState, id: u64) -> Res
     let fixed = |name: &str| header_u64(headers, name).map(Duration::from_millis);
     let ttft_model = fixed("x-mock-ttft-ms").map_or(config.ttft, LatencyModel::Fixed);
     let itl_model = fixed("x-mock-itl-ms").map_or(config.itl, LatencyModel::Fixed);
+    let speedup = if batch_mode {
+        config.batch_mode_speedup
+    } else {
+        1.0
+    };
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed ^ id.wrapping_mul(0x9E37_79B9));
     let delays = (0..tokens)
         .map(|i| {
             if i == 0 {
                 ttft_model.sample(&mut rng)
             } else {
-                itl_model.sample(&mut rng)
+                itl_model.sample(&mut rng).div_f64(speedup)
             }
         })
         .collect();

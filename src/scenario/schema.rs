@@ -166,6 +166,12 @@ pub struct MockSpec {
     pub prelude: Option<HumanDuration>,
     /// Faults to inject, each with a probability per request.
     pub faults: Option<FaultsSpec>,
+    /// Batch API: time from creating a batch to `completed` (default 2 s).
+    pub batch_processing_time: Option<HumanDuration>,
+    /// Batch API: fraction of requests that fail (default 0).
+    pub batch_failure_rate: Option<f64>,
+    /// `"mode": "batch"` requests: inter-token delay divided by this (default 2).
+    pub batch_mode_speedup: Option<f64>,
 }
 
 /// `[targets.mock.faults]`: a probability (0–1) per fault, and the faults' parameters.

@@ -549,6 +549,33 @@ fn mock_config(checker: &mut Checker, key: &KeyPath, spec: &MockSpec, seed: u64)
         output_tokens,
         prelude: spec.prelude.map(|d| d.0),
         seed,
+        batch: crate::mock::BatchMockConfig {
+            processing_time: spec
+                .batch_processing_time
+                .map_or(defaults.batch.processing_time, |d| d.0),
+            failure_rate: match spec.batch_failure_rate {
+                Some(rate) if !(0.0..=1.0).contains(&rate) => {
+                    checker.fail(
+                        &key.key("batch_failure_rate"),
+                        format!("must be a fraction between 0 and 1 (got {rate})"),
+                    );
+                    0.0
+                }
+                Some(rate) => rate,
+                None => defaults.batch.failure_rate,
+            },
+        },
+        batch_mode_speedup: match spec.batch_mode_speedup {
+            Some(speedup) if !(speedup.is_finite() && speedup > 0.0) => {
+                checker.fail(
+                    &key.key("batch_mode_speedup"),
+                    format!("must be > 0 (got {speedup})"),
+                );
+                1.0
+            }
+            Some(speedup) => speedup,
+            None => defaults.batch_mode_speedup,
+        },
     }
 }
 
