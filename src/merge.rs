@@ -325,6 +325,10 @@ fn merge_target(
         series_origin_unix,
         series_step_s,
         stages,
+        batches: parts
+            .iter()
+            .flat_map(|t| t.batches.iter().cloned())
+            .collect(),
     })
 }
 
@@ -602,6 +606,7 @@ mod tests {
             series_origin_unix: 1000 + u64::from(index == 1),
             series_step_s: 1,
             stages: Vec::new(),
+            batches: Vec::new(),
         };
         MergeInput {
             source: format!("shard{index}.json"),

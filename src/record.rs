@@ -22,6 +22,39 @@ pub enum ErrorClass {
     Protocol,
     /// The stream ended (or the connection dropped) before the final event.
     TruncatedStream,
+    /// A Batch API request that got no successful answer, and why.
+    Batch(BatchFailure),
+}
+
+/// Why a request submitted through the Batch API has no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchFailure {
+    /// Its line in the error file carried an `error` object and no response.
+    LineError,
+    /// The batch failed (e.g. validation), so none of its requests ran.
+    Failed,
+    /// The batch expired before this request was done.
+    Expired,
+    /// The batch was cancelled before this request was done.
+    Cancelled,
+    /// Neither the output nor the error file had a (valid) line for it.
+    Missing,
+    /// The Batch API calls themselves failed (upload, create, poll or download).
+    Api,
+}
+
+impl BatchFailure {
+    pub fn name(self) -> &'static str {
+        match self {
+            BatchFailure::LineError => "line_error",
+            BatchFailure::Failed => "failed",
+            BatchFailure::Expired => "expired",
+            BatchFailure::Cancelled => "cancelled",
+            BatchFailure::Missing => "missing",
+            BatchFailure::Api => "api",
+        }
+    }
 }
 
 impl ErrorClass {
@@ -34,6 +67,7 @@ impl ErrorClass {
             ErrorClass::Connect => "connect".into(),
             ErrorClass::Protocol => "protocol".into(),
             ErrorClass::TruncatedStream => "truncated_stream".into(),
+            ErrorClass::Batch(kind) => format!("batch_{}", kind.name()),
         }
     }
 }

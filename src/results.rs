@@ -183,6 +183,39 @@ pub struct TargetResults {
     /// Per stage of a stepped or ramped open loop (empty for a single stage).
     #[serde(default)]
     pub stages: Vec<StageResults>,
+    /// A `batch-api` target's batches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<BatchResults>,
+}
+
+/// One batch submitted through the Batch API.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BatchResults {
+    /// The provider's batch id (absent when it could not be created).
+    pub id: Option<String>,
+    pub requests: u64,
+    /// Last status seen: `completed`, `failed`, `expired`, `cancelled`, … or `not_created`.
+    pub status: String,
+    /// Upload plus create, seconds.
+    pub submit_s: f64,
+    /// When each status was first seen, seconds after the submission started.
+    pub status_times_s: BTreeMap<String, f64>,
+    /// Submission start to results downloaded, seconds (when the batch ended).
+    pub turnaround_s: Option<f64>,
+    /// The batch's `request_counts` as last reported.
+    pub reported_completed: u64,
+    pub reported_failed: u64,
+    /// What drover matched from the output and error files.
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Requests with no (valid) line in either file.
+    pub missing: u64,
+    /// Output or error lines whose `custom_id` was not one of this batch's.
+    pub unknown_custom_ids: u64,
+    /// Output or error lines that could not be read.
+    pub malformed_lines: u64,
+    /// Up to five messages about the above, and the batch's own errors.
+    pub problems: Vec<String>,
 }
 
 fn one() -> u64 {

@@ -5,6 +5,7 @@
 //! Each target gets the same traffic: request k carries the same class and prompt on every target
 //! (both derive from the scenario seed and k), so targets can be compared side by side.
 
+mod batch;
 mod client;
 mod preflight;
 mod progress;
@@ -23,6 +24,7 @@ use rand_distr::Distribution;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
+pub use client::HttpClient;
 pub use preflight::{preflight, PreflightError};
 pub use request::{execute, execute_with_retries, Job, TargetContext};
 pub use schedule::Schedule;
@@ -301,7 +303,12 @@ pub async fn run(
             grace: options.interrupt_grace,
         };
         let index = target.index;
+        let batch_api = target.plan.mode == TargetMode::BatchApi;
         generators.spawn(async move {
+            if batch_api {
+                let (aborted, reports) = batch::run(generator).await;
+                return (index, aborted, reports);
+            }
             let aborted = match generator.load.shape.clone() {
                 LoadShape::Open {
                     arrival,
@@ -314,14 +321,16 @@ pub async fn run(
                 }
                 LoadShape::Closed { users } => closed_loop(generator, users).await,
             };
-            (index, aborted)
+            (index, aborted, Vec::new())
         });
     }
     drop(record_tx);
     let mut aborted = vec![0u64; target_count];
+    let mut batches = vec![Vec::new(); target_count];
     while let Some(joined) = generators.join_next().await {
-        if let Ok((index, count)) = joined {
+        if let Ok((index, count, reports)) = joined {
             aborted[index] = count;
+            batches[index] = reports;
         }
     }
     let interrupted = *stop.sender.borrow();
@@ -334,14 +343,38 @@ pub async fn run(
     } else {
         RunStatus::Completed
     };
-    Ok(recorder.into_results(
+    let mut results = recorder.into_results(
         plan,
         &aborted,
         started_at,
         ended_at,
         start.elapsed(),
         status,
-    ))
+    );
+    for (target, reports) in results.targets.iter_mut().zip(batches) {
+        for report in &reports {
+            let id = report.id.as_deref().unwrap_or("(not created)");
+            if report.unknown_custom_ids > 0 || report.malformed_lines > 0 {
+                results.warnings.push(format!(
+                    "target \"{}\": batch {id}: {} output line(s) with an unknown custom_id and {} malformed line(s) were skipped",
+                    target.name, report.unknown_custom_ids, report.malformed_lines
+                ));
+            }
+            if !matches!(report.status.as_str(), "completed") {
+                results.warnings.push(format!(
+                    "target \"{}\": batch {id} ended {}{}",
+                    target.name,
+                    report.status,
+                    report
+                        .problems
+                        .first()
+                        .map_or(String::new(), |p| format!(": {p}"))
+                ));
+            }
+        }
+        target.batches = reports;
+    }
+    Ok(results)
 }
 
 /// Mixed into the scenario seed for arrival times, so they are independent of prompt choices

@@ -23,6 +23,8 @@ pub struct TargetContext {
     pub index: usize,
     pub client: HttpClient,
     pub url: Uri,
+    /// The base URL up to the API version, without a trailing slash.
+    pub base_url: String,
     pub plan: TargetPlan,
     pub authorization: Option<HeaderValue>,
     pub redactor: Redactor,
@@ -58,6 +60,7 @@ impl TargetContext {
             index,
             client,
             url,
+            base_url: base_url.to_string(),
             plan,
             authorization,
             redactor,
@@ -146,7 +149,7 @@ fn retryable(failure: &Failure) -> bool {
         ErrorClass::Throttled | ErrorClass::Connect => true,
         ErrorClass::Timeout(kind) => matches!(kind, TimeoutKind::Connect | TimeoutKind::FirstByte),
         ErrorClass::HttpStatus(status) => matches!(status, 408 | 500 | 502 | 503 | 504),
-        ErrorClass::Protocol | ErrorClass::TruncatedStream => false,
+        ErrorClass::Protocol | ErrorClass::TruncatedStream | ErrorClass::Batch(_) => false,
     }
 }
 

@@ -81,6 +81,7 @@ impl Recorder {
                 mode: match target.mode {
                     TargetMode::Stream => "stream".into(),
                     TargetMode::Complete => "complete".into(),
+                    TargetMode::BatchApi => "batch-api".into(),
                 },
                 endpoint: match &target.endpoint {
                     Endpoint::Url(url) => url.clone(),
@@ -92,6 +93,7 @@ impl Recorder {
                 series_origin_unix,
                 series_step_s,
                 stages: self.stage_results(plan, index),
+                batches: Vec::new(),
             });
         }
         RunResults {

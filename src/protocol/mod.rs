@@ -1,5 +1,7 @@
-//! Wire formats: the OpenAI-compatible chat-completions API and the Server-Sent Events stream it
-//! uses. Building requests and parsing responses only; sending and timing live in `driver`.
+//! Wire formats: the OpenAI-compatible chat-completions API, the Server-Sent Events stream it
+//! uses, and the asynchronous Batch API (whose few calls are made here; the timing of chat
+//! requests lives in `driver`).
 
+pub mod batch;
 pub mod openai;
 pub mod sse;

@@ -56,17 +56,36 @@ fn cost_section(results: &RunResults) -> String {
                 projection = projection.or(cost.projection.clone());
                 estimated |= cost.requests_estimated > 0;
             }
-            let mut row = vec![target.name.clone(), class.to_string()];
+            let mut row = vec![target.name.clone(), class.to_string(), target.mode.clone()];
+            for (metric, pick) in [
+                (
+                    "ttft",
+                    (|s| s.p50) as fn(&crate::results::LatencyStat) -> f64,
+                ),
+                ("e2e", |s| s.p50),
+                ("e2e", |s| s.p99),
+            ] {
+                row.push(format::stat(group, metric, pick));
+            }
+            row.push(format::rate(group.throughput.output_tokens_per_s));
             row.extend(format::cost_cells(group));
             rows.push(row);
         }
     }
-    let mut header = vec!["target", "class"];
+    let mut header = vec![
+        "target",
+        "class",
+        "mode",
+        "TTFT p50",
+        "E2E p50",
+        "E2E p99",
+        "out tok/s",
+    ];
     header.extend(format::COST_COLUMNS);
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\ncost in {} of the successful requests{}",
+        "\nlatency, speed and cost side by side; cost in {} of the successful requests{}",
         currency.unwrap_or_default(),
         results.pricing.as_ref().map_or(String::new(), |p| format!(
             " (prices: {}{}; they change)",
@@ -76,7 +95,7 @@ fn cost_section(results: &RunResults) -> String {
                 .map_or(String::new(), |d| format!(" as of {d}"))
         ))
     );
-    out.push_str(&table(&header, &rows, 2));
+    out.push_str(&table(&header, &rows, 3));
     if let Some(projection) = projection {
         let _ = writeln!(
             out,
@@ -198,6 +217,30 @@ pub fn summary(results: &RunResults) -> String {
                     .map(|(class, count)| format!("{class} x{}", format::thousands(*count)))
                     .collect::<Vec<_>>()
                     .join(", ")
+            );
+        }
+        for batch in &target.batches {
+            let mut seen: Vec<(&String, &f64)> = batch.status_times_s.iter().collect();
+            seen.sort_by(|a, b| a.1.total_cmp(b.1));
+            let times = seen
+                .iter()
+                .map(|(status, at)| format!("{status} {at:.1}s"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(
+                out,
+                "batch {} {}: {} requests, {}{}; submitted in {:.2} s; seen: {times}; {} ok, {} failed, {} missing",
+                target.name,
+                batch.id.as_deref().unwrap_or("(not created)"),
+                format::thousands(batch.requests),
+                batch.status,
+                batch
+                    .turnaround_s
+                    .map_or(String::new(), |t| format!(" after {t:.1} s")),
+                batch.submit_s,
+                format::thousands(batch.succeeded),
+                format::thousands(batch.failed),
+                format::thousands(batch.missing),
             );
         }
         for (class, count) in &summary.errors {

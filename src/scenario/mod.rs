@@ -131,6 +131,32 @@ pub struct TargetPlan {
     pub stream_usage: bool,
     /// How its tokens are priced; `None` = unpriced (model not in the pricing table).
     pub price: Option<crate::cost::Price>,
+    /// Batch API settings (used by `mode = "batch-api"`).
+    pub batch: BatchOptions,
+}
+
+/// How a `batch-api` target submits and polls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchOptions {
+    pub poll: Duration,
+    pub max_poll: Duration,
+    pub max_requests: u64,
+    pub max_bytes: u64,
+    pub completion_window: String,
+    pub timeout: Duration,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions {
+            poll: Duration::from_secs(1),
+            max_poll: Duration::from_secs(30),
+            max_requests: 50_000,
+            max_bytes: 200 * 1024 * 1024,
+            completion_window: "24h".into(),
+            timeout: Duration::from_secs(25 * 3600),
+        }
+    }
 }
 
 impl TargetPlan {

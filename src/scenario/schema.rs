@@ -118,6 +118,26 @@ pub struct TargetSpec {
     pub stream_usage: Option<bool>,
     /// How this target's tokens are priced (see `[cost]`).
     pub pricing: Option<TargetPricingSpec>,
+    /// Batch API settings for `mode = "batch-api"`.
+    pub batch: Option<BatchSpec>,
+}
+
+/// `batch = { poll = "1s", max_poll = "30s", max_requests = 50000, ... }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchSpec {
+    /// First wait between status reads; doubled after each read up to `max_poll` (default 1 s).
+    pub poll: Option<HumanDuration>,
+    /// Longest wait between status reads (default 30 s).
+    pub max_poll: Option<HumanDuration>,
+    /// Most requests per batch (default 50,000, OpenAI's limit).
+    pub max_requests: Option<u64>,
+    /// Largest input file per batch in bytes (default 200 MB, OpenAI's limit).
+    pub max_bytes: Option<u64>,
+    /// `completion_window` sent (default "24h").
+    pub completion_window: Option<String>,
+    /// Give up (and cancel) a batch not finished after this long (default 25 h).
+    pub timeout: Option<HumanDuration>,
 }
 
 /// `retry = { max = 2, base = "250ms", max_backoff = "8s" }`.
@@ -141,6 +161,8 @@ pub enum TargetMode {
     Stream,
     /// `stream: false`, one JSON response.
     Complete,
+    /// The asynchronous OpenAI Batch API: every request in JSONL batches, polled until done.
+    BatchApi,
 }
 
 /// HTTP protocol version the client speaks to a target.

@@ -11,11 +11,12 @@ use http::{HeaderName, HeaderValue};
 use super::locate::{locate, KeyPath};
 use super::schema::{
     CostSpec, LatencySpec, LengthKind, LengthSpec, LoadKind, LoadSpec, MockSpec, ScenarioFile,
-    SpreadKind,
+    SpreadKind, TargetMode,
 };
 use super::{
-    is_sensitive_header, ClassPlan, CostPlan, Endpoint, LoadPlan, LoadShape, RetryPolicy, RunPlan,
-    ScenarioError, ScenarioIssue, Secret, StagePlan, TargetPlan, Timeouts, TlsOptions,
+    is_sensitive_header, BatchOptions, ClassPlan, CostPlan, Endpoint, LoadPlan, LoadShape,
+    RetryPolicy, RunPlan, ScenarioError, ScenarioIssue, Secret, StagePlan, TargetPlan, Timeouts,
+    TlsOptions,
 };
 use crate::cost::{Currencies, PricedMode, PricingTable, TargetPricing};
 use crate::mock::{Fault, FaultPlan, LatencyModel, MockConfig};
@@ -207,6 +208,7 @@ pub fn plan_from_file(
             idle: timeout("idle_timeout", spec.idle_timeout, defaults.idle),
             total: timeout("timeout", spec.timeout, defaults.total),
         };
+        let batch = batch_options(&mut checker, &key.key("batch"), spec);
         let price = target_price(&mut checker, &key.key("pricing"), &table, &currencies, spec);
         if let Some(endpoint) = endpoint {
             targets.push(TargetPlan {
@@ -229,6 +231,7 @@ pub fn plan_from_file(
                 }),
                 stream_usage: spec.stream_usage.unwrap_or(true),
                 price,
+                batch,
             });
         }
     }
@@ -309,6 +312,19 @@ pub fn plan_from_file(
         Some(spec) => load_plan(&mut checker, &root.key("load"), spec),
     };
 
+    if let Some(plan) = &load {
+        let unknown_count =
+            matches!(plan.shape, LoadShape::Closed { .. }) && plan.requests.is_none();
+        for (index, spec) in file.targets.iter().enumerate() {
+            if spec.mode == TargetMode::BatchApi && unknown_count {
+                checker.fail(
+                    &root.key("targets").index(index).key("mode"),
+                    "\"batch-api\" submits every request at once, so it needs to know how many: \
+                     set load.requests (a closed loop's duration does not tell)",
+                );
+            }
+        }
+    }
     if !checker.issues.is_empty() {
         return Err(ScenarioError::Invalid(checker.issues));
     }
@@ -438,6 +454,47 @@ fn cost_setup(
     (plan, table, currencies)
 }
 
+/// A target's Batch API settings, checked.
+fn batch_options(
+    checker: &mut Checker,
+    key: &KeyPath,
+    spec: &super::schema::TargetSpec,
+) -> BatchOptions {
+    let defaults = BatchOptions::default();
+    let Some(batch) = &spec.batch else {
+        return defaults;
+    };
+    if spec.mode != TargetMode::BatchApi {
+        checker.fail(key, "is only used with mode = \"batch-api\"");
+    }
+    let mut duration = |name: &str, value: Option<super::schema::HumanDuration>, default| {
+        let value = value.map_or(default, |d| d.0);
+        checker.non_zero(&key.key(name), value);
+        value
+    };
+    let options = BatchOptions {
+        poll: duration("poll", batch.poll, defaults.poll),
+        max_poll: duration("max_poll", batch.max_poll, defaults.max_poll),
+        timeout: duration("timeout", batch.timeout, defaults.timeout),
+        max_requests: batch.max_requests.unwrap_or(defaults.max_requests),
+        max_bytes: batch.max_bytes.unwrap_or(defaults.max_bytes),
+        completion_window: batch
+            .completion_window
+            .clone()
+            .unwrap_or(defaults.completion_window),
+    };
+    if options.max_requests == 0 {
+        checker.fail(&key.key("max_requests"), "must be at least 1");
+    }
+    if options.max_bytes < 1024 {
+        checker.fail(&key.key("max_bytes"), "must be at least 1024");
+    }
+    if options.max_poll < options.poll {
+        checker.fail(&key.key("max_poll"), "must not be shorter than poll");
+    }
+    options
+}
+
 /// A target's price from the table, its `pricing` choices and its mode.
 fn target_price(
     checker: &mut Checker,
@@ -462,7 +519,9 @@ fn target_price(
             return None;
         }
     }
-    let mode = if spec.extra_body.get("mode").and_then(|m| m.as_str()) == Some("batch") {
+    let mode = if spec.mode == TargetMode::BatchApi {
+        PricedMode::BatchApi
+    } else if spec.extra_body.get("mode").and_then(|m| m.as_str()) == Some("batch") {
         PricedMode::BatchMode
     } else {
         PricedMode::Standard

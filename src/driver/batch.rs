@@ -1,0 +1,466 @@
+//! Runs a `batch-api` target: the same requests the scenario would send live (request k has the
+//! same class and prompt as on every other target), submitted at the start as JSONL batches split
+//! to the provider's limits, polled with backoff until each batch ends, then matched back to their
+//! requests by `custom_id`. Every request becomes one [`RequestRecord`] whose end-to-end latency
+//! is its batch's turnaround (submission start to results downloaded).
+//!
+//! An interrupt cancels every batch still running (`POST /batches/{id}/cancel`), or prints the
+//! command that does, and counts its requests as aborted.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::schedule::Schedule;
+use super::{request_body, stopped, Generator, ARRIVAL_SALT};
+use crate::protocol::batch::{input_line, parse_line, BatchApiError, BatchClient, LineOutcome};
+use crate::record::{BatchFailure, ErrorClass, Failure, RequestRecord, TokenSource};
+use crate::results::BatchResults;
+use crate::scenario::LoadShape;
+
+/// Messages kept per batch about unknown or malformed lines.
+const PROBLEMS_KEPT: usize = 5;
+
+/// One request of a batch.
+struct Pending {
+    k: u64,
+    class: usize,
+    stage: usize,
+    warmup: bool,
+}
+
+/// The requests this target (and shard) would send: global index, stage and warm-up flag.
+fn requests_of(generator: &Generator) -> Vec<(u64, usize, bool)> {
+    let load = &generator.load;
+    let shard = generator.shard;
+    let mut requests = Vec::new();
+    match &load.shape {
+        LoadShape::Open {
+            arrival, stages, ..
+        } => {
+            let mut schedule = Schedule::new(
+                stages.clone(),
+                *arrival,
+                generator.arrival_seed ^ ARRIVAL_SALT,
+            );
+            let mut k = 0u64;
+            while let Some(offset) = schedule.next_offset() {
+                if load.requests.is_some_and(|limit| k >= limit)
+                    || load.duration.is_some_and(|d| offset >= d)
+                {
+                    break;
+                }
+                if shard.owns(k) {
+                    let warmup = offset < load.warmup || k < load.warmup_requests;
+                    requests.push((k, schedule.stage_of(offset), warmup));
+                }
+                k += 1;
+            }
+        }
+        LoadShape::Closed { .. } => {
+            // Validation makes sure a batch-api target's closed loop has a request count.
+            let limit = load.requests.unwrap_or(0);
+            let mut local = 0;
+            loop {
+                let k = shard.global_index(local);
+                if k >= limit {
+                    break;
+                }
+                requests.push((k, 0, k < load.warmup_requests));
+                local += 1;
+            }
+        }
+    }
+    requests
+}
+
+fn custom_id(k: u64) -> String {
+    format!("drover-{k}")
+}
+
+/// A batch's input, split off the whole.
+struct Chunk {
+    pending: Vec<Pending>,
+    jsonl: Vec<u8>,
+}
+
+/// Splits the input lines into batches of at most `max_requests` lines and `max_bytes` bytes.
+fn chunks(lines: Vec<(Pending, String)>, max_requests: u64, max_bytes: u64) -> Vec<Chunk> {
+    let mut chunks: Vec<Chunk> = Vec::new();
+    for (pending, line) in lines {
+        let size = line.len() as u64 + 1;
+        let fits = chunks.last().is_some_and(|c| {
+            (c.pending.len() as u64) < max_requests && c.jsonl.len() as u64 + size <= max_bytes
+        });
+        if !fits {
+            chunks.push(Chunk {
+                pending: Vec::new(),
+                jsonl: Vec::new(),
+            });
+        }
+        let chunk = chunks.last_mut().expect("just pushed");
+        chunk.jsonl.extend_from_slice(line.as_bytes());
+        chunk.jsonl.push(b'\n');
+        chunk.pending.push(pending);
+    }
+    chunks
+}
+
+/// Runs the target's batches; returns how many requests were aborted by an interrupt.
+pub(super) async fn run(mut generator: Generator) -> (u64, Vec<BatchResults>) {
+    let target = generator.target.clone();
+    let options = target.plan.batch.clone();
+    let lines: Vec<(Pending, String)> = requests_of(&generator)
+        .into_iter()
+        .map(|(k, stage, warmup)| {
+            let (class, body) = request_body(&target, &generator.classes, generator.seed, k);
+            let body: serde_json::Value =
+                serde_json::from_slice(&body).expect("drover's own request bodies are JSON");
+            let line = input_line(&custom_id(k), "/v1/chat/completions", &body);
+            (
+                Pending {
+                    k,
+                    class,
+                    stage,
+                    warmup,
+                },
+                line,
+            )
+        })
+        .collect();
+    let client = BatchClient {
+        client: &target.client,
+        base_url: &target.base_url,
+        authorization: target.authorization.as_ref(),
+        headers: &target.plan.headers,
+        redactor: &target.redactor,
+        timeout: target.plan.timeouts.total,
+    };
+    let mut reports = Vec::new();
+    let mut aborted = 0;
+    let mut running = Vec::new();
+    for (number, chunk) in chunks(lines, options.max_requests, options.max_bytes)
+        .into_iter()
+        .enumerate()
+    {
+        let submitted = Instant::now();
+        let created = async {
+            let file = client
+                .upload(
+                    &format!("drover-{}-{number}.jsonl", target.plan.name),
+                    Bytes::from(chunk.jsonl.clone()),
+                )
+                .await?;
+            client.create(&file, &options.completion_window).await
+        };
+        let created = tokio::select! {
+            biased;
+            _ = stopped(&mut generator.stop) => None,
+            created = created => Some(created),
+        };
+        let mut report = BatchResults {
+            requests: chunk.pending.len() as u64,
+            submit_s: submitted.elapsed().as_secs_f64(),
+            ..BatchResults::default()
+        };
+        match created {
+            None => {
+                aborted += chunk.pending.len() as u64;
+                report.status = "not_created".into();
+                report
+                    .problems
+                    .push("interrupted before the batch was created".into());
+                reports.push(report);
+            }
+            Some(Err(error)) => {
+                report.status = "not_created".into();
+                report.problems.push(error.to_string());
+                let done = Instant::now();
+                for pending in &chunk.pending {
+                    let failure = Failure {
+                        class: ErrorClass::Batch(BatchFailure::Api),
+                        status: match &error {
+                            BatchApiError::Status { status, .. } => Some(*status),
+                            _ => None,
+                        },
+                        message: error.to_string(),
+                        retry_after: None,
+                    };
+                    send(&generator, pending, submitted, done, Err(failure)).await;
+                }
+                reports.push(report);
+            }
+            Some(Ok(batch)) => {
+                report.id = Some(batch.id.clone());
+                report.status = batch.status.clone();
+                report
+                    .status_times_s
+                    .insert(batch.status.clone(), report.submit_s);
+                running.push((batch, chunk.pending, report, submitted));
+            }
+        }
+    }
+
+    // Poll every running batch until it ends, with one backoff for all.
+    let mut wait = options.poll;
+    let deadline = Instant::now() + options.timeout;
+    while running.iter().any(|(batch, ..)| !batch.is_terminal()) {
+        let interrupted = tokio::select! {
+            biased;
+            _ = stopped(&mut generator.stop) => true,
+            _ = tokio::time::sleep(wait) => false,
+        };
+        if interrupted || Instant::now() >= deadline {
+            for (batch, pending, report, _) in running.iter_mut().filter(|(b, ..)| !b.is_terminal())
+            {
+                let why = if interrupted {
+                    "interrupted"
+                } else {
+                    "batch timeout reached"
+                };
+                match client.cancel(&batch.id).await {
+                    Ok(cancelled) => {
+                        eprintln!(
+                            "{why}: cancelled batch {} of target \"{}\" (status now {})",
+                            batch.id, target.plan.name, cancelled.status
+                        );
+                        report.status = cancelled.status;
+                    }
+                    Err(error) => {
+                        eprintln!(
+                            "{why}: could not cancel batch {} of target \"{}\" ({error}); cancel it with:\n  \
+                             curl -X POST {}/batches/{}/cancel -H \"Authorization: Bearer ${}\"",
+                            batch.id,
+                            target.plan.name,
+                            target.base_url,
+                            batch.id,
+                            target.plan.api_key_env.as_deref().unwrap_or("API_KEY")
+                        );
+                        report.problems.push(error.to_string());
+                    }
+                }
+                report
+                    .problems
+                    .push(format!("{why}: batch cancelled before it ended"));
+                if interrupted {
+                    aborted += pending.len() as u64;
+                    pending.clear();
+                } else {
+                    batch.status = "cancelled".into();
+                }
+            }
+            if interrupted {
+                for (_, _, report, _) in running {
+                    reports.push(report);
+                }
+                return (aborted, reports);
+            }
+            break;
+        }
+        for (batch, _, report, submitted) in running.iter_mut().filter(|(b, ..)| !b.is_terminal()) {
+            match client.retrieve(&batch.id).await {
+                Ok(now) => {
+                    report
+                        .status_times_s
+                        .entry(now.status.clone())
+                        .or_insert_with(|| submitted.elapsed().as_secs_f64());
+                    *batch = now;
+                }
+                // A failed status read is retried at the next poll; it is noted once.
+                Err(error) => {
+                    if report.problems.len() < PROBLEMS_KEPT {
+                        report.problems.push(error.to_string());
+                    }
+                }
+            }
+        }
+        wait = (wait * 2).min(options.max_poll);
+    }
+
+    for (batch, pending, mut report, submitted) in running {
+        finish(&generator, &client, &batch, pending, &mut report, submitted).await;
+        reports.push(report);
+    }
+    (aborted, reports)
+}
+
+/// Downloads an ended batch's files, matches their lines to its requests and records each one.
+async fn finish(
+    generator: &Generator,
+    client: &BatchClient<'_>,
+    batch: &crate::protocol::batch::BatchObject,
+    pending: Vec<Pending>,
+    report: &mut BatchResults,
+    submitted: Instant,
+) {
+    report.status = batch.status.clone();
+    if let Some(counts) = batch.request_counts {
+        report.reported_completed = counts.completed;
+        report.reported_failed = counts.failed;
+    }
+    report.problems.extend(batch.error_messages());
+    let mut outcomes: HashMap<String, LineOutcome> = HashMap::new();
+    let files = [batch.output_file_id.as_ref(), batch.error_file_id.as_ref()];
+    let known: HashMap<String, ()> = pending.iter().map(|p| (custom_id(p.k), ())).collect();
+    for file in files.into_iter().flatten() {
+        match client.content(file).await {
+            Ok(bytes) => {
+                for (number, line) in String::from_utf8_lossy(&bytes).lines().enumerate() {
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    match parse_line(line) {
+                        Ok((id, outcome)) if known.contains_key(&id) => {
+                            outcomes.insert(id, outcome);
+                        }
+                        Ok((id, _)) => {
+                            report.unknown_custom_ids += 1;
+                            if report.problems.len() < PROBLEMS_KEPT {
+                                report.problems.push(format!(
+                                    "file {file} line {}: unknown custom_id \"{id}\"",
+                                    number + 1
+                                ));
+                            }
+                        }
+                        Err(message) => {
+                            report.malformed_lines += 1;
+                            if report.problems.len() < PROBLEMS_KEPT {
+                                report
+                                    .problems
+                                    .push(format!("file {file} line {}: {message}", number + 1));
+                            }
+                        }
+                    }
+                }
+            }
+            Err(error) => report.problems.push(error.to_string()),
+        }
+    }
+    let done = Instant::now();
+    report.turnaround_s = Some(done.duration_since(submitted).as_secs_f64());
+    let unanswered = match batch.status.as_str() {
+        "failed" => BatchFailure::Failed,
+        "expired" => BatchFailure::Expired,
+        "cancelled" => BatchFailure::Cancelled,
+        _ => BatchFailure::Missing,
+    };
+    for request in &pending {
+        let outcome = match outcomes.remove(&custom_id(request.k)) {
+            Some(LineOutcome::Success {
+                usage,
+                output_chars,
+            }) => {
+                report.succeeded += 1;
+                Ok((usage, output_chars))
+            }
+            Some(LineOutcome::Failure { status, message }) => {
+                report.failed += 1;
+                Err(Failure {
+                    class: match status {
+                        Some(429) => ErrorClass::Throttled,
+                        Some(status) => ErrorClass::HttpStatus(status),
+                        None => ErrorClass::Batch(BatchFailure::LineError),
+                    },
+                    status,
+                    message: generator.target.redactor.redact(&message),
+                    retry_after: None,
+                })
+            }
+            None => {
+                report.missing += 1;
+                Err(Failure {
+                    class: ErrorClass::Batch(unanswered),
+                    status: None,
+                    message: format!(
+                        "batch {} ended {}: no line for {} in its output or error file",
+                        batch.id,
+                        batch.status,
+                        custom_id(request.k)
+                    ),
+                    retry_after: None,
+                })
+            }
+        };
+        send(generator, request, submitted, done, outcome).await;
+    }
+}
+
+/// Hands one request's record to the recorder.
+async fn send(
+    generator: &Generator,
+    request: &Pending,
+    submitted: Instant,
+    done: Instant,
+    outcome: Result<(Option<crate::record::Usage>, usize), Failure>,
+) {
+    let (usage, output_chars, outcome) = match outcome {
+        Ok((usage, chars)) => (usage, chars, Ok(())),
+        Err(failure) => (None, 0, Err(failure)),
+    };
+    let (output_tokens, token_source) = match usage {
+        Some(usage) => (usage.completion_tokens, TokenSource::Usage),
+        None => ((output_chars as u64).div_ceil(4), TokenSource::Estimated),
+    };
+    let record = RequestRecord {
+        target: generator.target.index,
+        class: request.class,
+        stage: request.stage,
+        intended: submitted,
+        sent: submitted,
+        headers: None,
+        first_event: None,
+        first_token: None,
+        done,
+        token_gaps: Vec::new(),
+        output_tokens,
+        input_tokens: usage.map(|u| u.prompt_tokens),
+        cached_input_tokens: usage.map_or(0, |u| u.cached_tokens),
+        token_source,
+        warmup: request.warmup,
+        outcome,
+        retried: Vec::new(),
+    };
+    let _ = generator.records.send(record).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_split_by_count_and_by_bytes() {
+        let lines = |n: u64, size: usize| -> Vec<(Pending, String)> {
+            (0..n)
+                .map(|k| {
+                    (
+                        Pending {
+                            k,
+                            class: 0,
+                            stage: 0,
+                            warmup: false,
+                        },
+                        "x".repeat(size),
+                    )
+                })
+                .collect()
+        };
+        let by_count = chunks(lines(10, 9), 4, 1_000_000);
+        assert_eq!(
+            by_count.iter().map(|c| c.pending.len()).collect::<Vec<_>>(),
+            vec![4, 4, 2]
+        );
+        // Lines of 9 bytes plus a newline: three fit in 30 bytes, not four.
+        let by_bytes = chunks(lines(10, 9), 100, 30);
+        assert_eq!(
+            by_bytes.iter().map(|c| c.pending.len()).collect::<Vec<_>>(),
+            vec![3, 3, 3, 1]
+        );
+        assert!(by_bytes.iter().all(|c| c.jsonl.len() <= 30));
+        let ids: Vec<u64> = by_bytes
+            .iter()
+            .flat_map(|c| c.pending.iter().map(|p| p.k))
+            .collect();
+        assert_eq!(ids, (0..10).collect::<Vec<_>>());
+    }
+}
