@@ -15,6 +15,8 @@ use crate::record::RequestRecord;
 /// One line of `requests.jsonl`.
 #[derive(Debug, Serialize)]
 struct Line<'a> {
+    /// The request's global index: the same request on every target and shard.
+    request: u64,
     target: &'a str,
     class: &'a str,
     stage: usize,
@@ -95,6 +97,7 @@ impl RequestLog {
         let since = |t: Instant| t.saturating_duration_since(start);
         let failure = record.outcome.as_ref().err();
         let line = Line {
+            request: record.index,
             target: self.targets.get(record.target).map_or("?", String::as_str),
             class: self.classes.get(record.class).map_or("?", String::as_str),
             stage: record.stage,
@@ -165,6 +168,7 @@ mod tests {
         log.start(start, SystemTime::UNIX_EPOCH + Duration::from_secs(100));
         let ms = Duration::from_millis;
         let mut record = RequestRecord {
+            index: 0,
             target: 0,
             class: 0,
             stage: 0,

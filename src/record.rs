@@ -137,6 +137,9 @@ pub struct Usage {
 /// Everything measured about one request.
 #[derive(Debug, Clone)]
 pub struct RequestRecord {
+    /// The request's global index k in the scenario (the same request on every target and
+    /// shard; a Batch API request's `custom_id` is `drover-k`).
+    pub index: u64,
     pub target: usize,
     pub class: usize,
     /// Index of the load stage the request was scheduled in (0 without stages).

@@ -170,6 +170,8 @@ fn the_shipped_scenarios_validate() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let output = drover(root, &["validate", "scenarios/quickstart.toml"], &[]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = drover(root, &["validate", "scenarios/batch-vs-stream.toml"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     let output = drover(
         root,
         &["validate", "scenarios/openai-compatible.toml"],

@@ -216,3 +216,64 @@ fn audit_prices_the_fixture_log_and_lists_bad_lines() {
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output.stderr).contains("no exchange rate for USD"));
 }
+
+#[test]
+fn the_batch_vs_stream_scenario_compares_three_modes_in_one_table() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tempfile::tempdir().unwrap();
+    let output = drover(
+        root,
+        &[
+            "run",
+            "scenarios/batch-vs-stream.toml",
+            "--no-progress",
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let table_start = stdout
+        .find("latency, speed and cost side by side")
+        .unwrap_or_else(|| panic!("no comparison table in:\n{stdout}"));
+    let table = &stdout[table_start..];
+    let results_path = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().path().join("results.json"))
+        .find(|p| p.exists())
+        .unwrap();
+    let results: drover::results::RunResults =
+        serde_json::from_str(&std::fs::read_to_string(results_path).unwrap()).unwrap();
+    let mut costs = Vec::new();
+    for (name, mode, discount) in [
+        ("stream", "stream", "0.0%"),
+        ("relay-batch", "complete", "20.0%"),
+        ("batch-api", "batch-api", "50.0%"),
+    ] {
+        let target = results.targets.iter().find(|t| t.name == name).unwrap();
+        assert_eq!(target.mode, mode);
+        let summary = &target.summary;
+        assert_eq!(summary.requests.sent, 300, "{name}");
+        let cost = summary.cost.as_ref().unwrap();
+        costs.push(cost.per_million_output_tokens);
+        // The row printed for the target carries the results file's numbers.
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")) && l.contains("(all)"))
+            .unwrap_or_else(|| panic!("no row for {name} in:\n{table}"));
+        for cell in [
+            mode.to_string(),
+            discount.to_string(),
+            drover::report::format::money(cost.total),
+            drover::report::format::money(cost.per_million_output_tokens),
+            drover::report::format::rate(summary.throughput.output_tokens_per_s),
+            drover::report::format::ms(summary.latency_ms["e2e"].p50),
+        ] {
+            assert!(row.contains(&cell), "{cell} not in {row}");
+        }
+    }
+    // Per output token, the Batch API is the cheapest and streaming the dearest.
+    assert!(costs[2] < costs[1] && costs[1] < costs[0], "{costs:?}");
+    assert!(!results.targets[2].batches.is_empty());
+}

@@ -403,6 +403,7 @@ async fn send(
         None => ((output_chars as u64).div_ceil(4), TokenSource::Estimated),
     };
     let record = RequestRecord {
+        index: request.k,
         target: generator.target.index,
         class: request.class,
         stage: request.stage,

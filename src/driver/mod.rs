@@ -463,6 +463,7 @@ async fn open_loop(
             let record = execute_with_retries(
                 &target,
                 Job {
+                    index: k,
                     class,
                     stage,
                     intended,
@@ -509,6 +510,7 @@ async fn closed_loop(generator: Generator, users: u32) -> u64 {
                 let record = execute_with_retries(
                     &generator.target,
                     Job {
+                        index: k,
                         class,
                         stage: 0,
                         intended: Instant::now(),

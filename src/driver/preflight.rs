@@ -89,6 +89,7 @@ fn probe_job(target: &TargetPlan) -> Job {
     }
     .to_json();
     Job {
+        index: 0,
         class: 0,
         stage: 0,
         intended: std::time::Instant::now(),

@@ -71,6 +71,8 @@ impl TargetContext {
 /// One request to send.
 #[derive(Debug, Clone)]
 pub struct Job {
+    /// The request's global index (see [`RequestRecord::index`]).
+    pub index: u64,
     pub class: usize,
     pub stage: usize,
     pub intended: Instant,
@@ -123,6 +125,7 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
         (None, None) => (measured.output_chunks, TokenSource::Chunks),
     };
     RequestRecord {
+        index: job.index,
         target: target.index,
         class: job.class,
         stage: job.stage,

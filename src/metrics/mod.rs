@@ -507,6 +507,7 @@ mod tests {
         let start = Instant::now();
         let ms = Duration::from_millis;
         RequestRecord {
+            index: 0,
             target: 0,
             class: 0,
             stage: 0,

@@ -207,6 +207,7 @@ mod tests {
     fn done_at(start: Instant, done: Duration, ok: bool) -> RequestRecord {
         let ms = Duration::from_millis;
         RequestRecord {
+            index: 0,
             target: 0,
             class: 0,
             stage: 0,
