@@ -28,4 +28,5 @@ pub mod report;
 pub mod results;
 pub mod scenario;
 pub mod shard;
+pub mod tokenizer;
 pub mod workload;

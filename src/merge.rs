@@ -395,6 +395,7 @@ pub fn merge_groups<'a>(
         tokens.source_usage += part.tokens.source_usage;
         tokens.source_chunks += part.tokens.source_chunks;
         tokens.source_estimated += part.tokens.source_estimated;
+        tokens.source_tokenizer += part.tokens.source_tokenizer;
         for metric in part.latency_ms.keys() {
             if !part.histograms.contains_key(metric) {
                 return Err(MergeError::Unreadable {

@@ -123,6 +123,8 @@ pub enum TokenSource {
     Chunks,
     /// Non-streaming response without usage: characters of output / 4.
     Estimated,
+    /// No usage: counted with the offline tokenizer (an estimate for other vocabularies).
+    Tokenizer,
 }
 
 /// Token usage as the server reported it.

@@ -340,6 +340,9 @@ pub struct TokenTotals {
     pub source_usage: u64,
     pub source_chunks: u64,
     pub source_estimated: u64,
+    /// Requests whose counts came from the offline tokenizer (the server sent no usage).
+    #[serde(default)]
+    pub source_tokenizer: u64,
 }
 
 /// Throughput over the measured window (first send to last completion).

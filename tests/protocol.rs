@@ -134,8 +134,9 @@ async fn a_stream_without_done_is_truncated() {
 }
 
 #[tokio::test]
-async fn a_streamed_response_without_usage_counts_chunks_and_says_so() {
-    let body = "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n: keep-alive\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\ndata: [DONE]\n\n";
+async fn a_streamed_response_without_usage_is_counted_with_the_tokenizer_and_says_so() {
+    // "The quick brown fox" in two chunks: four o200k_base tokens, though only two chunks.
+    let body = "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n: keep-alive\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"The quick\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\" brown fox\"}}]}\n\ndata: [DONE]\n\n";
     let server = server_answering(
         ResponseTemplate::new(200).set_body_raw(body.as_bytes().to_vec(), "text/event-stream"),
     )
@@ -143,10 +144,21 @@ async fn a_streamed_response_without_usage_counts_chunks_and_says_so() {
     let results = run_scenario(&scenario(&server.uri(), "stream", 2)).await;
     let all = summary(&results);
     assert_eq!(all.requests.succeeded, 2, "{:?}", all.error_samples);
-    // The role-only, empty and keep-alive parts are not tokens.
-    assert_eq!(all.tokens.output, 4);
-    assert_eq!(all.tokens.source_chunks, 2);
-    assert!(results.warnings.iter().any(|w| w.contains("no usage")));
+    // The role-only, empty and keep-alive parts are not tokens; the text is counted offline.
+    assert_eq!(all.tokens.output, 8);
+    assert_eq!(all.tokens.source_tokenizer, 2);
+    assert_eq!(
+        all.latency_ms["itl"].count, 2,
+        "one gap per request between its two chunks"
+    );
+    // The input is counted from the request's messages too: the chat format's 3 + 3 tokens,
+    // "user", and the prompt's 8 words (one token each).
+    let per_request = 3 + 3 + 1 + 8;
+    assert_eq!(all.tokens.input, 2 * per_request);
+    assert!(results
+        .warnings
+        .iter()
+        .any(|w| w.contains("no usage") && w.contains("o200k_base")));
 }
 
 #[tokio::test]

@@ -347,12 +347,9 @@ async fn finish(
     };
     for request in &pending {
         let outcome = match outcomes.remove(&custom_id(request.k)) {
-            Some(LineOutcome::Success {
-                usage,
-                output_chars,
-            }) => {
+            Some(LineOutcome::Success { usage, text }) => {
                 report.succeeded += 1;
-                Ok((usage, output_chars))
+                Ok((usage, text))
             }
             Some(LineOutcome::Failure { status, message }) => {
                 report.failed += 1;
@@ -392,15 +389,18 @@ async fn send(
     request: &Pending,
     submitted: Instant,
     done: Instant,
-    outcome: Result<(Option<crate::record::Usage>, usize), Failure>,
+    outcome: Result<(Option<crate::record::Usage>, String), Failure>,
 ) {
-    let (usage, output_chars, outcome) = match outcome {
-        Ok((usage, chars)) => (usage, chars, Ok(())),
-        Err(failure) => (None, 0, Err(failure)),
+    let (usage, text, outcome) = match outcome {
+        Ok((usage, text)) => (usage, text, Ok(())),
+        Err(failure) => (None, String::new(), Err(failure)),
     };
     let (output_tokens, token_source) = match usage {
         Some(usage) => (usage.completion_tokens, TokenSource::Usage),
-        None => ((output_chars as u64).div_ceil(4), TokenSource::Estimated),
+        None => (
+            generator.target.plan.tokenizer.count(&text),
+            TokenSource::Tokenizer,
+        ),
     };
     let record = RequestRecord {
         index: request.k,

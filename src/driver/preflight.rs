@@ -108,7 +108,7 @@ async fn check(
     let failure = match record.outcome {
         Ok(()) => {
             if target.mode == TargetMode::Stream
-                && record.output_tokens >= 2
+                && !record.token_gaps.is_empty()
                 && record.token_gaps.iter().all(|g| g.is_zero())
             {
                 warnings.push(format!(

@@ -89,7 +89,8 @@ struct Measured {
     token_gaps: Vec<Duration>,
     output_chunks: u64,
     usage: Option<Usage>,
-    estimated_tokens: Option<u64>,
+    /// Output text, counted with the tokenizer when no usage arrives.
+    output_text: String,
 }
 
 /// Sends one request and measures it. Never panics on what the server sends.
@@ -119,10 +120,22 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
         failure.message = target.redactor.redact(&failure.message);
         failure
     });
-    let (output_tokens, token_source) = match (&measured.usage, measured.estimated_tokens) {
-        (Some(usage), _) => (usage.completion_tokens, TokenSource::Usage),
-        (None, Some(estimate)) => (estimate, TokenSource::Estimated),
-        (None, None) => (measured.output_chunks, TokenSource::Chunks),
+    // Without usage, both counts come from the offline tokenizer: output from the text
+    // received, input from the request's messages (only for a successful request).
+    let tokenizer = target.plan.tokenizer;
+    let (output_tokens, token_source) = match &measured.usage {
+        Some(usage) => (usage.completion_tokens, TokenSource::Usage),
+        None => (
+            tokenizer.count(&measured.output_text),
+            TokenSource::Tokenizer,
+        ),
+    };
+    let input_tokens = match &measured.usage {
+        Some(usage) => Some(usage.prompt_tokens),
+        None if outcome.is_ok() => serde_json::from_slice::<serde_json::Value>(&job.body)
+            .ok()
+            .map(|body| tokenizer.count_messages(&body["messages"])),
+        None => None,
     };
     RequestRecord {
         index: job.index,
@@ -137,7 +150,7 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
         done,
         token_gaps: measured.token_gaps,
         output_tokens,
-        input_tokens: measured.usage.map(|u| u.prompt_tokens),
+        input_tokens,
         cached_input_tokens: measured.usage.map_or(0, |u| u.cached_tokens),
         token_source,
         warmup: job.warmup,
@@ -429,6 +442,7 @@ async fn read_stream(
             if chunk.usage.is_some() {
                 measured.usage = chunk.usage;
             }
+            measured.output_text.push_str(&chunk.text);
         }
     }
     if !saw_done {
@@ -483,7 +497,7 @@ async fn read_completion(
         .map_err(|e| failure(ErrorClass::Protocol, Some(200), e.to_string()))?;
     measured.usage = info.usage;
     if info.usage.is_none() {
-        measured.estimated_tokens = Some(info.output_chars.div_ceil(4) as u64);
+        measured.output_text = info.text;
     }
     Ok(())
 }

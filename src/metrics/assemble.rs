@@ -59,10 +59,12 @@ impl Recorder {
                     target.name, summary.sent
                 ));
             }
-            if summary_results.tokens.source_chunks > 0 && target.mode == TargetMode::Stream {
+            if summary_results.tokens.source_tokenizer > 0 {
                 warnings.push(format!(
-                    "target \"{}\": {} responses carried no usage; their output tokens were counted as content chunks",
-                    target.name, summary_results.tokens.source_chunks
+                    "target \"{}\": {} responses carried no usage; their tokens were counted with the offline {} tokenizer (exact for OpenAI models that use it, an estimate for others), and so was their cost",
+                    target.name,
+                    summary_results.tokens.source_tokenizer,
+                    target.tokenizer.name()
                 ));
             }
             let classes = plan

@@ -82,7 +82,7 @@ pub struct GroupStats {
     pub output_tokens: u64,
     pub input_tokens: u64,
     pub cached_input_tokens: u64,
-    sources: [u64; 3],
+    sources: [u64; 4],
     /// Cost of the successful requests, when the target is priced.
     cost: Cost,
     requests_priced: u64,
@@ -108,7 +108,7 @@ impl Default for GroupStats {
             output_tokens: 0,
             input_tokens: 0,
             cached_input_tokens: 0,
-            sources: [0; 3],
+            sources: [0; 4],
             cost: Cost::default(),
             requests_priced: 0,
             requests_cost_estimated: 0,
@@ -172,6 +172,7 @@ impl GroupStats {
                     TokenSource::Usage => 0,
                     TokenSource::Chunks => 1,
                     TokenSource::Estimated => 2,
+                    TokenSource::Tokenizer => 3,
                 };
                 self.sources[source] += 1;
                 let optional = [
@@ -293,6 +294,7 @@ impl GroupStats {
                 source_usage: self.sources[0],
                 source_chunks: self.sources[1],
                 source_estimated: self.sources[2],
+                source_tokenizer: self.sources[3],
             },
             throughput: Throughput {
                 window_s: window,

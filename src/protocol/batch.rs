@@ -97,10 +97,7 @@ pub enum BatchApiError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum LineOutcome {
     /// A 2xx response with a readable completion.
-    Success {
-        usage: Option<Usage>,
-        output_chars: usize,
-    },
+    Success { usage: Option<Usage>, text: String },
     /// A non-2xx response, an unreadable completion or an `error` object.
     Failure {
         status: Option<u16>,
@@ -166,7 +163,7 @@ pub fn parse_line(line: &str) -> Result<(String, LineOutcome), String> {
         match openai::parse_completion(&bytes) {
             Ok(info) => LineOutcome::Success {
                 usage: info.usage,
-                output_chars: info.output_chars,
+                text: info.text,
             },
             Err(error) => LineOutcome::Failure {
                 status: Some(status),
@@ -379,7 +376,7 @@ mod tests {
                     completion_tokens: 2,
                     cached_tokens: 0
                 }),
-                output_chars: 2
+                text: "hi".into()
             }
         );
         let failed = r#"{"custom_id":"drover-4","response":{"status_code":500,"body":{"error":{"message":"boom"}}},"error":null}"#;

@@ -108,6 +108,8 @@ pub struct ChunkInfo {
     pub has_answer: bool,
     pub finish_reason: Option<String>,
     pub usage: Option<Usage>,
+    /// The chunk's output text (content, then reasoning), for counting tokens without usage.
+    pub text: String,
 }
 
 /// Why a response could not be read as OpenAI-compatible.
@@ -153,6 +155,16 @@ pub fn parse_chunk(data: &str) -> Result<ChunkInfo, ParseError> {
                 || is_nonempty(&delta.reasoning_content)
                 || is_nonempty(&delta.reasoning)
                 || tool_text;
+            for text in [delta.content, delta.reasoning_content, delta.reasoning]
+                .into_iter()
+                .flatten()
+            {
+                if info.text.is_empty() {
+                    info.text = text;
+                } else {
+                    info.text.push_str(&text);
+                }
+            }
         }
         if choice.finish_reason.is_some() {
             info.finish_reason = choice.finish_reason;
@@ -169,6 +181,8 @@ pub struct CompletionInfo {
     pub output_chars: usize,
     pub finish_reason: Option<String>,
     pub usage: Option<Usage>,
+    /// The output text (content, reasoning), for counting tokens without usage.
+    pub text: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,20 +219,21 @@ pub fn parse_completion(body: &[u8]) -> Result<CompletionInfo, ParseError> {
                 || is_nonempty(&m.reasoning_content)
                 || m.tool_calls.as_ref().is_some_and(|t| !t.is_empty())
         });
-    let output_chars = first
+    let text: String = first
         .as_ref()
         .and_then(|c| c.message.as_ref())
-        .map_or(0, |m| {
+        .map_or(String::new(), |m| {
             [&m.content, &m.reasoning_content, &m.reasoning]
                 .iter()
-                .map(|t| t.as_deref().map_or(0, |s| s.chars().count()))
-                .sum()
+                .filter_map(|t| t.as_deref())
+                .collect()
         });
     Ok(CompletionInfo {
         has_output,
-        output_chars,
+        output_chars: text.chars().count(),
         finish_reason: first.and_then(|c| c.finish_reason),
         usage: completion.usage.map(WireUsage::into_usage),
+        text,
     })
 }
 

@@ -133,6 +133,8 @@ pub struct TargetPlan {
     pub price: Option<crate::cost::Price>,
     /// Batch API settings (used by `mode = "batch-api"`).
     pub batch: BatchOptions,
+    /// Counts tokens when the server sends no usage.
+    pub tokenizer: crate::tokenizer::Encoding,
 }
 
 /// How a `batch-api` target submits and polls.

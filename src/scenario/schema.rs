@@ -120,6 +120,8 @@ pub struct TargetSpec {
     pub pricing: Option<TargetPricingSpec>,
     /// Batch API settings for `mode = "batch-api"`.
     pub batch: Option<BatchSpec>,
+    /// Vocabulary for counting tokens when the server sends no usage (default `o200k_base`).
+    pub tokenizer: Option<crate::tokenizer::Encoding>,
 }
 
 /// `batch = { poll = "1s", max_poll = "30s", max_requests = 50000, ... }`.

@@ -232,6 +232,7 @@ pub fn plan_from_file(
                 stream_usage: spec.stream_usage.unwrap_or(true),
                 price,
                 batch,
+                tokenizer: spec.tokenizer.unwrap_or_default(),
             });
         }
     }
