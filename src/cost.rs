@@ -115,6 +115,8 @@ pub struct TokenUsage {
 pub struct Cost {
     pub input: f64,
     pub output: f64,
+    /// What the same tokens cost before any discount (bill rate and currency applied).
+    pub list: f64,
 }
 
 impl Cost {
@@ -127,6 +129,7 @@ impl std::ops::AddAssign for Cost {
     fn add_assign(&mut self, other: Cost) {
         self.input += other.input;
         self.output += other.output;
+        self.list += other.list;
     }
 }
 
@@ -136,12 +139,26 @@ impl Price {
         let cached = usage.cached_input.min(usage.input);
         let uncached = usage.input - cached;
         let cached_price = self.list.cached_input.unwrap_or(self.list.input);
-        let factor = (1.0 - self.discount) * self.bill_rate * self.to_reporting / 1e6;
+        let list_factor = self.bill_rate * self.to_reporting / 1e6;
+        let factor = (1.0 - self.discount) * list_factor;
+        let input = uncached as f64 * self.list.input + cached as f64 * cached_price;
+        let output = usage.output as f64 * self.list.output;
         Cost {
-            input: (uncached as f64 * self.list.input + cached as f64 * cached_price) * factor,
-            output: usage.output as f64 * self.list.output * factor,
+            input: input * factor,
+            output: output * factor,
+            list: (input + output) * list_factor,
         }
     }
+}
+
+/// The discount a cost got against its list price, `1 − total / list`, with float noise removed
+/// (`fallback` when nothing was priced).
+pub fn effective_discount(total: f64, list: f64, fallback: f64) -> f64 {
+    if list <= 0.0 {
+        return fallback;
+    }
+    let discount = ((1.0 - total / list) * 1e9).round() / 1e9;
+    discount.clamp(0.0, 1.0) + 0.0
 }
 
 /// The volume a cost is projected to.

@@ -186,6 +186,7 @@ mod tests {
             warmup: false,
             outcome: Ok(()),
             retried: vec![ErrorClass::Throttled],
+            via_batch_api: false,
         };
         log.write(&record).unwrap();
         record.outcome = Err(Failure {

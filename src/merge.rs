@@ -297,6 +297,7 @@ fn merge_target(
     let mut classes = Vec::new();
     for (c, class) in first.classes.iter().enumerate() {
         classes.push(ClassResults {
+            route: class.route.clone(),
             name: class.name.clone(),
             results: merge_groups(parts.iter().map(|t| &t.classes[c].results), inputs)?,
         });
@@ -387,6 +388,7 @@ pub fn merge_groups<'a>(
                 ..CostResults::default()
             });
             total.total += cost.total;
+            total.list += cost.list;
             total.input += cost.input;
             total.output += cost.output;
             total.requests_priced += cost.requests_priced;
@@ -442,6 +444,7 @@ pub fn merge_groups<'a>(
 
 /// Recomputes a summed cost's ratios and projection from its totals.
 fn finish_cost(cost: &mut CostResults, tokens: &crate::results::TokenTotals) {
+    cost.discount = crate::cost::effective_discount(cost.total, cost.list, cost.discount);
     cost.per_request = if cost.requests_priced > 0 {
         cost.total / cost.requests_priced as f64
     } else {
@@ -595,6 +598,7 @@ mod tests {
             endpoint: "embedded-mock".into(),
             summary: group.clone(),
             classes: vec![ClassResults {
+                route: None,
                 name: "c".into(),
                 results: group,
             }],

@@ -168,6 +168,8 @@ pub struct RequestRecord {
     /// latencies are those of the last attempt; `intended` is the first attempt's, so the
     /// corrected latencies include every attempt and backoff.
     pub retried: Vec<ErrorClass>,
+    /// Sent through the Batch API (priced at its discount).
+    pub via_batch_api: bool,
 }
 
 impl RequestRecord {

@@ -239,6 +239,9 @@ pub struct StageResults {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClassResults {
     pub name: String,
+    /// For a routed target: where this class's requests went (`batch-api`, or the live mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
     #[serde(flatten)]
     pub results: GroupResults,
 }
@@ -275,9 +278,13 @@ pub struct CostResults {
     pub currency: String,
     /// The pricing-table entry the target was priced as.
     pub model: String,
-    /// Fraction off the list price that was applied (mode discount or the target's own).
+    /// Fraction off the list price that was applied: `1 − total / list` (for a routed target, a
+    /// blend of its live and Batch API parts).
     pub discount: f64,
     pub total: f64,
+    /// The same requests at list price (no discount).
+    #[serde(default)]
+    pub list: f64,
     pub input: f64,
     pub output: f64,
     /// Requests priced, and how many of them had token counts estimated (no usage from the

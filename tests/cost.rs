@@ -218,7 +218,7 @@ fn audit_prices_the_fixture_log_and_lists_bad_lines() {
 }
 
 #[test]
-fn the_batch_vs_stream_scenario_compares_three_modes_in_one_table() {
+fn the_batch_vs_stream_scenario_compares_modes_and_a_routed_policy_in_one_table() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = tempfile::tempdir().unwrap();
     let output = drover(
@@ -276,4 +276,46 @@ fn the_batch_vs_stream_scenario_compares_three_modes_in_one_table() {
     // Per output token, the Batch API is the cheapest and streaming the dearest.
     assert!(costs[2] < costs[1] && costs[1] < costs[0], "{costs:?}");
     assert!(!results.targets[2].batches.is_empty());
+
+    // The routed policy: its rules send the class that is not user-facing through the Batch
+    // API and stream the other; each part is priced as its mode, and the blend lies between.
+    let routed = results.targets.iter().find(|t| t.name == "routed").unwrap();
+    assert_eq!(routed.mode, "routed (stream + batch-api)");
+    let route = |name: &str| {
+        routed
+            .classes
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no class {name}"))
+    };
+    assert_eq!(route("summarize").route.as_deref(), Some("batch-api"));
+    assert_eq!(route("classify").route.as_deref(), Some("stream"));
+    assert_eq!(
+        route("summarize").results.cost.as_ref().unwrap().discount,
+        0.5
+    );
+    assert_eq!(
+        route("classify").results.cost.as_ref().unwrap().discount,
+        0.0
+    );
+    assert!(route("classify").results.latency_ms.contains_key("ttft"));
+    assert!(!route("summarize").results.latency_ms.contains_key("ttft"));
+    assert_eq!(
+        routed.batches.iter().map(|b| b.requests).sum::<u64>(),
+        route("summarize").results.requests.sent
+    );
+    assert_eq!(routed.summary.requests.sent, 300);
+    let routed_cost = routed.summary.cost.as_ref().unwrap();
+    let class_sum: f64 = routed
+        .classes
+        .iter()
+        .map(|c| c.results.cost.as_ref().unwrap().total)
+        .sum();
+    assert!((routed_cost.total - class_sum).abs() < 1e-9);
+    assert!(routed_cost.discount > 0.0 && routed_cost.discount < 0.5);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("routed ") && l.contains("summarize"))
+        .unwrap();
+    assert!(row.contains("batch-api") && row.contains("50.0%"), "{row}");
 }

@@ -113,12 +113,21 @@ pub(super) async fn run(mut generator: Generator) -> (u64, Vec<BatchResults>) {
     let options = target.plan.batch.clone();
     let lines: Vec<(Pending, String)> = requests_of(&generator)
         .into_iter()
-        .map(|(k, stage, warmup)| {
+        .filter_map(|(k, stage, warmup)| {
             let (class, body) = request_body(&target, &generator.classes, generator.seed, k);
-            let body: serde_json::Value =
+            // A routed target sends only the classes its rules pick through the Batch API.
+            if !target.plan.class_via_batch(class) {
+                return None;
+            }
+            let mut body: serde_json::Value =
                 serde_json::from_slice(&body).expect("drover's own request bodies are JSON");
+            // A routed target's own mode may be streaming; a batch line never streams.
+            if let Some(fields) = body.as_object_mut() {
+                fields.insert("stream".into(), serde_json::Value::Bool(false));
+                fields.remove("stream_options");
+            }
             let line = input_line(&custom_id(k), "/v1/chat/completions", &body);
-            (
+            Some((
                 Pending {
                     k,
                     class,
@@ -126,7 +135,7 @@ pub(super) async fn run(mut generator: Generator) -> (u64, Vec<BatchResults>) {
                     warmup,
                 },
                 line,
-            )
+            ))
         })
         .collect();
     let client = BatchClient {
@@ -421,6 +430,7 @@ async fn send(
         warmup: request.warmup,
         outcome,
         retried: Vec::new(),
+        via_batch_api: true,
     };
     let _ = generator.records.send(record).await;
 }

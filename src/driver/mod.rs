@@ -234,6 +234,7 @@ pub async fn run(
     });
     let checkpoint_every = options.checkpoint_every;
     let prices: Vec<_> = plan.targets.iter().map(|t| t.price.clone()).collect();
+    let batch_prices: Vec<_> = plan.targets.iter().map(|t| t.batch_price.clone()).collect();
     let projection = plan.cost.projection;
     let request_log = options.request_log.clone();
     if let Some(log) = &request_log {
@@ -243,7 +244,7 @@ pub async fn run(
     }
     let collector = tokio::spawn(async move {
         let mut recorder = Recorder::new(target_count, class_count, stage_count, start, started_at)
-            .with_cost(prices, projection);
+            .with_cost(prices, batch_prices, projection);
         let mut progress = progress::Progress::new(start, show_progress);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;
@@ -290,7 +291,7 @@ pub async fn run(
     let classes = Arc::new(plan.classes.clone());
     let mut generators = JoinSet::new();
     for target in &targets {
-        let generator = Generator {
+        let generator = || Generator {
             target: target.clone(),
             classes: classes.clone(),
             load: plan.load.clone(),
@@ -303,6 +304,15 @@ pub async fn run(
             grace: options.interrupt_grace,
         };
         let index = target.index;
+        if target.plan.is_routed() {
+            // The classes routed to the Batch API go there; the live loop below skips them.
+            let batch_part = generator();
+            generators.spawn(async move {
+                let (aborted, reports) = batch::run(batch_part).await;
+                (index, aborted, reports)
+            });
+        }
+        let generator = generator();
         let batch_api = target.plan.mode == TargetMode::BatchApi;
         generators.spawn(async move {
             if batch_api {
@@ -329,8 +339,8 @@ pub async fn run(
     let mut batches = vec![Vec::new(); target_count];
     while let Some(joined) = generators.join_next().await {
         if let Ok((index, count, reports)) = joined {
-            aborted[index] = count;
-            batches[index] = reports;
+            aborted[index] += count;
+            batches[index].extend(reports);
         }
     }
     let interrupted = *stop.sender.borrow();
@@ -394,6 +404,13 @@ fn request_choice(classes: &[ClassPlan], seed: u64, k: u64) -> (usize, StdRng) {
     (class, rng)
 }
 
+/// Whether request `k` of a routed target goes through the Batch API (and not the live loop).
+fn routed_away(generator: &Generator, k: u64) -> bool {
+    let plan = &generator.target.plan;
+    plan.is_routed()
+        && plan.class_via_batch(request_choice(&generator.classes, generator.seed, k).0)
+}
+
 /// Builds the JSON body of request `k` for this target.
 fn request_body(
     target: &TargetContext,
@@ -434,7 +451,7 @@ async fn open_loop(
         if load.requests.is_some_and(|limit| k >= limit) {
             break;
         }
-        if !shard.owns(k) {
+        if !shard.owns(k) || routed_away(&generator, k) {
             continue;
         }
         let intended = generator.start + offset;
@@ -502,6 +519,9 @@ async fn closed_loop(generator: Generator, users: u32) -> u64 {
                     .global_index(counter.fetch_add(1, Ordering::Relaxed));
                 if load.requests.is_some_and(|limit| k >= limit) {
                     break;
+                }
+                if routed_away(&generator, k) {
+                    continue;
                 }
                 let warmup =
                     now.duration_since(generator.start) < load.warmup || k < load.warmup_requests;

@@ -156,6 +156,7 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
         warmup: job.warmup,
         outcome,
         retried: Vec::new(),
+        via_batch_api: false,
     }
 }
 

@@ -67,11 +67,23 @@ impl Recorder {
                     target.tokenizer.name()
                 ));
             }
+            let live_mode = match target.mode {
+                TargetMode::Stream => "stream",
+                TargetMode::Complete => "complete",
+                TargetMode::BatchApi => "batch-api",
+            };
             let classes = plan
                 .classes
                 .iter()
                 .enumerate()
                 .map(|(class_index, class)| ClassResults {
+                    route: target.is_routed().then(|| {
+                        if target.class_via_batch(class_index) {
+                            "batch-api".to_string()
+                        } else {
+                            live_mode.to_string()
+                        }
+                    }),
                     name: class.name.clone(),
                     results: self.results_of(index, self.group(index, class_index), 0),
                 })
@@ -80,10 +92,10 @@ impl Recorder {
             targets.push(TargetResults {
                 name: target.name.clone(),
                 model: target.model.clone(),
-                mode: match target.mode {
-                    TargetMode::Stream => "stream".into(),
-                    TargetMode::Complete => "complete".into(),
-                    TargetMode::BatchApi => "batch-api".into(),
+                mode: if target.is_routed() {
+                    format!("routed ({live_mode} + batch-api)")
+                } else {
+                    live_mode.to_string()
                 },
                 endpoint: match &target.endpoint {
                     Endpoint::Url(url) => url.clone(),

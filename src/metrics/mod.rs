@@ -346,8 +346,9 @@ pub fn cost_results(
     CostResults {
         currency: price.currency.clone(),
         model: price.model.clone(),
-        discount: price.discount,
+        discount: crate::cost::effective_discount(total, cost.list, price.discount),
         total,
+        list: cost.list,
         input: cost.input,
         output: cost.output,
         requests_priced,
@@ -382,6 +383,8 @@ pub struct Recorder {
     started_at: SystemTime,
     /// Each target's price (`None` = unpriced) and the projection, for cost.
     prices: Vec<Option<Price>>,
+    /// Prices of requests a routed target sent through the Batch API.
+    batch_prices: Vec<Option<Price>>,
     projection: Option<Projection>,
     groups: Vec<Vec<GroupStats>>,
     /// Per target and load stage, kept only when the profile has more than one stage.
@@ -402,6 +405,7 @@ impl Recorder {
             start,
             started_at,
             prices: vec![None; targets],
+            batch_prices: vec![None; targets],
             projection: None,
             groups: (0..targets)
                 .map(|_| (0..classes).map(|_| GroupStats::default()).collect())
@@ -416,15 +420,30 @@ impl Recorder {
     }
 
     /// Prices each target's requests (by index; `None` leaves one unpriced) and projects costs.
-    pub fn with_cost(mut self, prices: Vec<Option<Price>>, projection: Option<Projection>) -> Self {
+    pub fn with_cost(
+        mut self,
+        prices: Vec<Option<Price>>,
+        batch_prices: Vec<Option<Price>>,
+        projection: Option<Projection>,
+    ) -> Self {
         self.prices = prices;
+        self.batch_prices = batch_prices;
         self.projection = projection;
         self
     }
 
     pub fn record(&mut self, record: &RequestRecord) {
-        let cost = match (&record.outcome, self.prices.get(record.target)) {
-            (Ok(()), Some(Some(price))) => Some(price.cost(&TokenUsage {
+        let own = self.prices.get(record.target).and_then(Option::as_ref);
+        let price = if record.via_batch_api {
+            self.batch_prices
+                .get(record.target)
+                .and_then(Option::as_ref)
+                .or(own)
+        } else {
+            own
+        };
+        let cost = match (&record.outcome, price) {
+            (Ok(()), Some(price)) => Some(price.cost(&TokenUsage {
                 input: record.input_tokens.unwrap_or(0),
                 cached_input: record.cached_input_tokens,
                 output: record.output_tokens,
@@ -527,6 +546,7 @@ mod tests {
             warmup: false,
             outcome,
             retried: Vec::new(),
+            via_batch_api: false,
         }
     }
 

@@ -234,6 +234,7 @@ mod tests {
                 })
             },
             retried: Vec::new(),
+            via_batch_api: false,
         }
     }
 

@@ -43,20 +43,26 @@ fn cost_section(results: &RunResults) -> String {
     let mut projection = None;
     let mut estimated = false;
     for target in &results.targets {
-        let groups = std::iter::once(("(all)", &target.summary)).chain(
+        let groups = std::iter::once(("(all)", &target.summary, target.mode.as_str())).chain(
             target
                 .classes
                 .iter()
                 .filter(|_| target.classes.len() > 1)
-                .map(|c| (c.name.as_str(), &c.results)),
+                .map(|c| {
+                    (
+                        c.name.as_str(),
+                        &c.results,
+                        c.route.as_deref().unwrap_or(target.mode.as_str()),
+                    )
+                }),
         );
-        for (class, group) in groups {
+        for (class, group, mode) in groups {
             if let Some(cost) = &group.cost {
                 currency.get_or_insert_with(|| cost.currency.clone());
                 projection = projection.or(cost.projection.clone());
                 estimated |= cost.requests_estimated > 0;
             }
-            let mut row = vec![target.name.clone(), class.to_string(), target.mode.clone()];
+            let mut row = vec![target.name.clone(), class.to_string(), mode.to_string()];
             for (metric, pick) in [
                 (
                     "ttft",

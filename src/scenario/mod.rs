@@ -135,6 +135,23 @@ pub struct TargetPlan {
     pub batch: BatchOptions,
     /// Counts tokens when the server sends no usage.
     pub tokenizer: crate::tokenizer::Encoding,
+    /// Per class (by index): whether its requests go through the Batch API (all of them for
+    /// `mode = "batch-api"`, those its routing rules pick otherwise).
+    pub batch_classes: Vec<bool>,
+    /// The price of requests sent through the Batch API by routing (the Batch API discount).
+    pub batch_price: Option<crate::cost::Price>,
+}
+
+impl TargetPlan {
+    /// Whether some but not all of the traffic goes through the Batch API.
+    pub fn is_routed(&self) -> bool {
+        self.mode != TargetMode::BatchApi && self.batch_classes.iter().any(|b| *b)
+    }
+
+    /// Whether requests of this class go through the Batch API.
+    pub fn class_via_batch(&self, class: usize) -> bool {
+        self.batch_classes.get(class).copied().unwrap_or(false)
+    }
 }
 
 /// How a `batch-api` target submits and polls.

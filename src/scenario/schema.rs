@@ -122,6 +122,56 @@ pub struct TargetSpec {
     pub batch: Option<BatchSpec>,
     /// Vocabulary for counting tokens when the server sends no usage (default `o200k_base`).
     pub tokenizer: Option<crate::tokenizer::Encoding>,
+    /// Rules that send some classes through the Batch API instead (a hybrid router).
+    pub routing: Option<Vec<RouteSpec>>,
+}
+
+/// `{ when = { user_facing = false }, to = "batch-api" }`: the first rule whose `when` matches a
+/// class's labels decides; a rule without `when` matches every class; no match means live.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    pub when: Option<RouteWhen>,
+    pub to: RouteTo,
+}
+
+/// Conditions on a class's labels; all given ones must hold.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteWhen {
+    pub priority: Option<String>,
+    pub user_facing: Option<bool>,
+    /// The class's `max_latency` label is at least this long.
+    pub max_latency_at_least: Option<HumanDuration>,
+    /// Each of these tags has this value.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Where a routing rule sends a class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RouteTo {
+    /// The target's own mode (stream or complete).
+    Live,
+    /// The asynchronous Batch API.
+    BatchApi,
+}
+
+impl RouteWhen {
+    /// Whether a class with these labels matches.
+    pub fn matches(&self, labels: &Labels) -> bool {
+        self.priority
+            .as_ref()
+            .is_none_or(|p| labels.priority.as_ref() == Some(p))
+            && self
+                .user_facing
+                .is_none_or(|u| labels.user_facing == Some(u))
+            && self
+                .max_latency_at_least
+                .is_none_or(|min| labels.max_latency.is_some_and(|l| l.0 >= min.0))
+            && self.tags.iter().all(|(k, v)| labels.tags.get(k) == Some(v))
+    }
 }
 
 /// `batch = { poll = "1s", max_poll = "30s", max_requests = 50000, ... }`.

@@ -209,6 +209,35 @@ pub fn plan_from_file(
             total: timeout("timeout", spec.timeout, defaults.total),
         };
         let batch = batch_options(&mut checker, &key.key("batch"), spec);
+        let batch_price = match &spec.routing {
+            Some(_) if spec.mode == TargetMode::BatchApi => {
+                checker.fail(
+                    &key.key("routing"),
+                    "is for stream or complete targets (a batch-api target sends everything through the Batch API)",
+                );
+                None
+            }
+            Some(_) => {
+                // Routed requests are priced at the Batch API discount; errors were reported
+                // for the target's own price already.
+                let choices = TargetPricing {
+                    model: spec.pricing.as_ref().and_then(|p| p.model.clone()),
+                    bill_currency: spec.pricing.as_ref().and_then(|p| p.bill_currency.clone()),
+                    bill_rate: spec.pricing.as_ref().and_then(|p| p.bill_rate),
+                    discount: None,
+                };
+                crate::cost::resolve(
+                    &table,
+                    &currencies,
+                    &spec.model,
+                    &choices,
+                    PricedMode::BatchApi,
+                )
+                .ok()
+                .flatten()
+            }
+            None => None,
+        };
         let price = target_price(&mut checker, &key.key("pricing"), &table, &currencies, spec);
         if let Some(endpoint) = endpoint {
             targets.push(TargetPlan {
@@ -233,6 +262,8 @@ pub fn plan_from_file(
                 price,
                 batch,
                 tokenizer: spec.tokenizer.unwrap_or_default(),
+                batch_classes: Vec::new(),
+                batch_price,
             });
         }
     }
@@ -313,10 +344,40 @@ pub fn plan_from_file(
         Some(spec) => load_plan(&mut checker, &root.key("load"), spec),
     };
 
+    // Which classes each target sends through the Batch API.
+    for (target, spec) in targets.iter_mut().zip(&file.targets) {
+        target.batch_classes = classes
+            .iter()
+            .map(|class| match spec.mode {
+                TargetMode::BatchApi => true,
+                _ => spec.routing.as_ref().is_some_and(|rules| {
+                    rules
+                        .iter()
+                        .find(|rule| {
+                            rule.when
+                                .as_ref()
+                                .is_none_or(|when| when.matches(&class.labels))
+                        })
+                        .is_some_and(|rule| rule.to == super::schema::RouteTo::BatchApi)
+                }),
+            })
+            .collect();
+    }
     if let Some(plan) = &load {
         let unknown_count =
             matches!(plan.shape, LoadShape::Closed { .. }) && plan.requests.is_none();
         for (index, spec) in file.targets.iter().enumerate() {
+            let routed_to_batch = targets
+                .iter()
+                .find(|t| t.name == spec.name)
+                .is_some_and(|t| t.is_routed());
+            if routed_to_batch && unknown_count {
+                checker.fail(
+                    &root.key("targets").index(index).key("routing"),
+                    "sends classes through the Batch API, which submits every request at once and \
+                     needs to know how many: set load.requests",
+                );
+            }
             if spec.mode == TargetMode::BatchApi && unknown_count {
                 checker.fail(
                     &root.key("targets").index(index).key("mode"),
@@ -465,8 +526,11 @@ fn batch_options(
     let Some(batch) = &spec.batch else {
         return defaults;
     };
-    if spec.mode != TargetMode::BatchApi {
-        checker.fail(key, "is only used with mode = \"batch-api\"");
+    if spec.mode != TargetMode::BatchApi && spec.routing.is_none() {
+        checker.fail(
+            key,
+            "is only used with mode = \"batch-api\" or with routing rules",
+        );
     }
     let mut duration = |name: &str, value: Option<super::schema::HumanDuration>, default| {
         let value = value.map_or(default, |d| d.0);
@@ -936,6 +1000,65 @@ ttft = "10ms"
 name = "c"
 input_tokens = 16
 "#;
+
+    #[test]
+    fn routing_rules_pick_classes_by_label_in_order() {
+        let text = r#"
+[[targets]]
+name = "r"
+model = "m"
+routing = [
+  { when = { priority = "low", tags = { team = "search" } }, to = "batch-api" },
+  { when = { user_facing = true }, to = "live" },
+  { when = { max_latency_at_least = "1h" }, to = "batch-api" },
+]
+[targets.mock]
+[[classes]]
+name = "low-search"
+input_tokens = 4
+labels = { priority = "low", tags = { team = "search" } }
+[[classes]]
+name = "low-other"
+input_tokens = 4
+labels = { priority = "low", tags = { team = "ads" } }
+[[classes]]
+name = "facing-but-patient"
+input_tokens = 4
+labels = { user_facing = true, max_latency = "2h" }
+[[classes]]
+name = "patient"
+input_tokens = 4
+labels = { max_latency = "2h" }
+[[classes]]
+name = "unlabelled"
+input_tokens = 4
+[load]
+kind = "closed"
+users = 1
+requests = 10
+"#;
+        let plan = check(text, &|_| None).unwrap();
+        assert_eq!(
+            plan.targets[0].batch_classes,
+            vec![true, false, false, true, false]
+        );
+        assert!(plan.targets[0].is_routed());
+        let endless = text.replace("requests = 10", "duration = \"5s\"");
+        let error = check(&endless, &|_| None).unwrap_err();
+        assert!(
+            error.contains("targets[0].routing sends classes through the Batch API"),
+            "{error}"
+        );
+        let on_batch = text.replace(
+            "model = \"m\"\nrouting",
+            "model = \"m\"\nmode = \"batch-api\"\nrouting",
+        );
+        let error = check(&on_batch, &|_| None).unwrap_err();
+        assert!(
+            error.contains("routing is for stream or complete targets"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn a_minimal_open_loop_plans_one_stage() {
