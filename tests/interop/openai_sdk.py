@@ -1,13 +1,17 @@
 """Interop with the official `openai` Python SDK: drives `drover mock` through the SDK, streaming
-and not, and checks that the SDK parses content, usage, finish reasons, model lists and errors.
+and not, and checks that the SDK parses content, usage, finish reasons, model lists and errors,
+and that its Batch API calls (file upload, batch create, retrieve, file content) work.
 
 Usage: python3 openai_sdk.py PATH_TO_DROVER_BINARY
 Loopback only; every call has a timeout and the mock is stopped on exit.
 """
 
+import io
+import json
 import os
 import subprocess
 import sys
+import time
 
 import openai
 from openai import OpenAI
@@ -19,7 +23,8 @@ def start_mock(binary):
     env = dict(os.environ, DROVER_INTEROP_KEY=KEY)
     proc = subprocess.Popen(
         [binary, "mock", "--addr", "127.0.0.1:0", "--ttft", "5ms", "--itl", "1ms",
-         "--output-tokens", "12", "--api-key-env", "DROVER_INTEROP_KEY"],
+         "--output-tokens", "12", "--api-key-env", "DROVER_INTEROP_KEY",
+         "--batch-processing-time", "300ms"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     line = proc.stdout.readline().strip()
     prefix = "drover mock listening on "
@@ -88,6 +93,32 @@ def main():
             check("429 is a rate limit error", False)
         except openai.RateLimitError as error:
             check("429 is a rate limit error", error.response.headers.get("retry-after") == "1")
+
+        lines = "".join(
+            json.dumps({"custom_id": f"req-{i}", "method": "POST", "url": "/v1/chat/completions",
+                        "body": {"model": "mock-llm", "messages": messages, "max_tokens": 3}}) + "\n"
+            for i in range(3))
+        uploaded = client.files.create(file=("input.jsonl", io.BytesIO(lines.encode())),
+                                       purpose="batch")
+        check("batch file upload", uploaded.id.startswith("file-") and uploaded.purpose == "batch",
+              repr(uploaded.id))
+        batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
+                                      completion_window="24h")
+        check("batch create", batch.status == "validating" and batch.request_counts.total == 3,
+              repr(batch.status))
+        deadline = time.monotonic() + 10
+        while batch.status not in ("completed", "failed", "expired", "cancelled") \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+            batch = client.batches.retrieve(batch.id)
+        check("batch completes", batch.status == "completed" and batch.completed_at is not None
+              and batch.request_counts.completed == 3, repr(batch.status))
+        output = client.files.content(batch.output_file_id).text
+        results = [json.loads(line) for line in output.splitlines() if line.strip()]
+        check("batch output lines", sorted(r["custom_id"] for r in results)
+              == ["req-0", "req-1", "req-2"]
+              and all(r["response"]["body"]["usage"]["completion_tokens"] == 3 for r in results),
+              repr(output[:200]))
     finally:
         proc.terminate()
         try:
