@@ -690,6 +690,40 @@ mod tests {
     }
 
     #[test]
+    fn costs_add_up_and_their_ratios_are_recomputed() {
+        let priced = |index: u32, total: f64, list: f64, output: u64| {
+            let mut input = shard(index, 2, "s", &[1000]);
+            let summary = &mut input.results.targets[0].summary;
+            summary.tokens.output = output;
+            summary.cost = Some(CostResults {
+                currency: "USD".into(),
+                model: "gpt-4.1".into(),
+                discount: 1.0 - total / list,
+                total,
+                list,
+                requests_priced: 1,
+                projection: Some(crate::results::CostProjection {
+                    basis: "requests_per_day".into(),
+                    volume: 100.0,
+                    per_day: total * 100.0,
+                    per_month: total * 3000.0,
+                }),
+                ..CostResults::default()
+            });
+            input
+        };
+        // A streamed shard at list price and a Batch API shard at half price.
+        let merged = merge(vec![priced(0, 3.0, 3.0, 1000), priced(1, 1.0, 2.0, 3000)]).unwrap();
+        let cost = merged.targets[0].summary.cost.as_ref().unwrap();
+        assert_eq!((cost.total, cost.list, cost.requests_priced), (4.0, 5.0, 2));
+        assert!((cost.discount - 0.2).abs() < 1e-9);
+        assert_eq!(cost.per_request, 2.0);
+        assert_eq!(cost.per_million_output_tokens, 1000.0);
+        let projection = cost.projection.as_ref().unwrap();
+        assert_eq!((projection.per_day, projection.per_month), (200.0, 6000.0));
+    }
+
+    #[test]
     fn a_missing_shard_is_recorded_and_warned_about() {
         let inputs = vec![shard(0, 4, "s", &[1000]), shard(2, 4, "s", &[2000])];
         let merged = merge(inputs).unwrap();
