@@ -183,6 +183,7 @@ pub fn merge(mut inputs: Vec<MergeInput>) -> Result<RunResults, MergeError> {
         })
         .collect();
 
+    let spend = crate::results::RunSpend::of(&targets);
     Ok(RunResults {
         schema: first.results.schema.clone(),
         drover_version: first.results.drover_version.clone(),
@@ -196,6 +197,7 @@ pub fn merge(mut inputs: Vec<MergeInput>) -> Result<RunResults, MergeError> {
         warnings,
         shard: None,
         pricing: first.results.pricing.clone(),
+        spend,
         merged: Some(MergeInfo {
             shard_count: count,
             present,
@@ -639,6 +641,7 @@ mod tests {
                 }),
                 merged: None,
                 pricing: None,
+                spend: None,
             },
         }
     }
@@ -721,6 +724,7 @@ mod tests {
         assert_eq!(cost.per_million_output_tokens, 1000.0);
         let projection = cost.projection.as_ref().unwrap();
         assert_eq!((projection.per_day, projection.per_month), (200.0, 6000.0));
+        assert_eq!(merged.spend.as_ref().unwrap().total, 4.0);
     }
 
     #[test]

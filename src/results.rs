@@ -34,6 +34,35 @@ pub struct RunResults {
     /// The pricing table costs were computed with (absent when no target was priced).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pricing: Option<PricingInfo>,
+    /// What the whole run spent, over all priced targets (absent when none was priced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend: Option<RunSpend>,
+}
+
+/// The run's spend in the reporting currency.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunSpend {
+    pub currency: String,
+    pub total: f64,
+    pub targets_priced: usize,
+    pub targets_unpriced: usize,
+}
+
+impl RunSpend {
+    /// The sum over targets' summaries; `None` when no target is priced.
+    pub fn of(targets: &[TargetResults]) -> Option<RunSpend> {
+        let priced: Vec<&CostResults> = targets
+            .iter()
+            .filter_map(|t| t.summary.cost.as_ref())
+            .collect();
+        let first = priced.first()?;
+        Some(RunSpend {
+            currency: first.currency.clone(),
+            total: priced.iter().map(|c| c.total).sum(),
+            targets_priced: priced.len(),
+            targets_unpriced: targets.len() - priced.len(),
+        })
+    }
 }
 
 /// Where a run's prices came from.

@@ -90,6 +90,9 @@ async fn priced_targets_cost_their_usage_at_list_and_relay_rates() {
     assert!((class_cost.total - cost.total).abs() < 1e-12);
     // Without an entry in the table and without pricing.model, a target is unpriced.
     assert!(results.targets[2].summary.cost.is_none());
+    let spend = results.spend.as_ref().unwrap();
+    assert!((spend.total - (cost.total + relay_cost)).abs() < 1e-12);
+    assert_eq!((spend.targets_priced, spend.targets_unpriced), (2, 1));
     let pricing = results.pricing.as_ref().unwrap();
     assert!(pricing.as_of.is_some() && pricing.table.contains("default.toml"));
     let summary = drover::report::terminal::summary(&results);
@@ -98,6 +101,11 @@ async fn priced_targets_cost_their_usage_at_list_and_relay_rates() {
         "{summary}"
     );
     assert!(summary.contains("unpriced"), "{summary}");
+    assert!(
+        summary.contains("the whole run spent")
+            && summary.contains("over 2 priced target(s) (1 unpriced)"),
+        "{summary}"
+    );
     assert!(
         summary.contains("per day/month: projected to 1,000 requests per day"),
         "{summary}"

@@ -110,7 +110,9 @@ impl Recorder {
                 batches: Vec::new(),
             });
         }
+        let spend = crate::results::RunSpend::of(&targets);
         RunResults {
+            spend,
             schema: SCHEMA.into(),
             drover_version: env!("CARGO_PKG_VERSION").into(),
             scenario: ScenarioInfo {

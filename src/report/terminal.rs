@@ -110,6 +110,20 @@ fn cost_section(results: &RunResults) -> String {
             projection.basis.replace('_', " ")
         );
     }
+    if let Some(spend) = &results.spend {
+        let unpriced = if spend.targets_unpriced > 0 {
+            format!(" ({} unpriced)", spend.targets_unpriced)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "the whole run spent {} {} over {} priced target(s){unpriced}",
+            format::money(spend.total),
+            spend.currency,
+            spend.targets_priced
+        );
+    }
     if estimated {
         let _ = writeln!(
             out,
