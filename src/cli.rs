@@ -24,7 +24,9 @@ pub enum Command {
 Exit codes: 0 ok; 2 bad input (scenario, dataset, flags, missing key variable);
 3 the run could not complete (could not start, results not written, or every request
 to a target failed); 4 preflight failed (key rejected, unknown model, endpoint unusable;
-no load was sent); 130 interrupted (partial results were written).")]
+no load was sent); 5 refused by the spend guard (the projection exceeds a budget, or a
+target is unpriced under a budget; nothing was sent); 6 stopped at a budget (results were
+written, status budget_exhausted); 130 interrupted (partial results were written).")]
     Run(RunArgs),
     /// Check a scenario file and print what it would do; sends nothing.
     #[command(after_help = "Example:
@@ -95,6 +97,15 @@ pub struct RunArgs {
     /// taken from JOB_COMPLETION_INDEX and DROVER_SHARD_COUNT when JOB_COMPLETION_INDEX is set.
     #[arg(long, value_parser = parse_shard)]
     pub shard: Option<drover::shard::Shard>,
+    /// Spend cap for the whole run in the reporting currency (overrides `[cost] budget`).
+    #[arg(long)]
+    pub budget: Option<f64>,
+    /// Start even though the projected cost exceeds a budget (the cap still stops the run).
+    #[arg(long)]
+    pub allow_over_budget: bool,
+    /// Run with a budget although some target is unpriced (its spend is not counted).
+    #[arg(long)]
+    pub allow_unpriced: bool,
     /// Start the load at this time (RFC 3339 with a zone, e.g. 2026-11-25T16:00:00Z), so that
     /// shards on different machines begin together. Preflight runs before the wait.
     #[arg(long, value_parser = parse_start_at)]

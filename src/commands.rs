@@ -1,6 +1,6 @@
 //! What each subcommand does, with exit codes:
 //! 0 ok, 1 internal error, 2 bad input, 3 run could not complete, 4 preflight failed,
-//! 130 interrupted.
+//! 5 refused by the spend guard, 6 stopped at a budget, 130 interrupted.
 
 use std::io::Write;
 use std::time::Duration;
@@ -20,6 +20,8 @@ pub const EXIT_INTERNAL: i32 = 1;
 pub const EXIT_BAD_INPUT: i32 = 2;
 pub const EXIT_RUN_FAILED: i32 = 3;
 pub const EXIT_PREFLIGHT: i32 = 4;
+pub const EXIT_OVER_BUDGET: i32 = 5;
+pub const EXIT_BUDGET_EXHAUSTED: i32 = 6;
 pub const EXIT_INTERRUPTED: i32 = 130;
 
 pub fn dispatch(cli: Cli) -> i32 {
@@ -162,6 +164,17 @@ fn validate(args: ValidateArgs) -> i32 {
         Ok(plan) => {
             println!("ok: {}", args.scenario.display());
             println!("{}", describe(&plan));
+            match drover::spend::project(&plan) {
+                Ok(projection) => println!("{}", projection.describe()),
+                Err(why) => println!("projection: none ({why})"),
+            }
+            if let Some(budget) = plan.cost.budget {
+                println!(
+                    "budget: {} {}",
+                    report::format::money(budget),
+                    plan.cost.currency
+                );
+            }
             EXIT_OK
         }
         Err(code) => code,
@@ -195,7 +208,18 @@ async fn run(args: RunArgs) -> i32 {
         }
     };
     plan.start_at = args.start_at;
+    if let Some(budget) = args.budget {
+        if !(budget.is_finite() && budget > 0.0) {
+            eprintln!("error: --budget must be > 0 (got {budget})");
+            return EXIT_BAD_INPUT;
+        }
+        plan.cost.budget = Some(budget);
+    }
+
     eprintln!("{}", describe(&plan));
+    if let Err(code) = spend_check(&plan, &args) {
+        return code;
+    }
     for target in plan.targets.iter().filter(|t| t.tls.insecure) {
         eprintln!(
             "warning: target \"{}\": TLS certificate verification is OFF (insecure_skip_verify)",
@@ -336,6 +360,10 @@ async fn run(args: RunArgs) -> i32 {
     if results.status == RunStatus::Interrupted {
         return EXIT_INTERRUPTED;
     }
+    if results.status == RunStatus::BudgetExhausted {
+        eprintln!("stopped at the budget: see the spend line above");
+        return EXIT_BUDGET_EXHAUSTED;
+    }
     let failed_target = results
         .targets
         .iter()
@@ -377,6 +405,77 @@ fn results_paths(arguments: &[std::path::PathBuf]) -> Result<Vec<std::path::Path
         paths.extend(found);
     }
     Ok(paths)
+}
+
+/// Prints the projection and refuses a run whose projection exceeds a budget, or that has an
+/// unpriced target under a budget, unless told to go on.
+fn spend_check(plan: &RunPlan, args: &RunArgs) -> Result<(), i32> {
+    let budgeted = plan.cost.budget.is_some() || plan.targets.iter().any(|t| t.budget.is_some());
+    let projection = match drover::spend::project(plan) {
+        Ok(projection) => projection,
+        Err(why) => {
+            if budgeted {
+                eprintln!(
+                    "projection: none ({why}); the budget is still enforced as responses arrive"
+                );
+            }
+            return Ok(());
+        }
+    };
+    eprintln!("{}", projection.describe());
+    if !budgeted {
+        return Ok(());
+    }
+    let currency = &plan.cost.currency;
+    let unpriced = projection.unpriced();
+    let allowed = args.allow_unpriced || plan.cost.allow_unpriced;
+    if !unpriced.is_empty() && !allowed {
+        eprintln!(
+            "error: a budget is set but target(s) {} are unpriced, so their spend cannot be counted: add pricing = {{ model = \"...\" }} to them, or pass --allow-unpriced (or set [cost] allow_unpriced = true) to run anyway",
+            unpriced.join(", ")
+        );
+        return Err(EXIT_OVER_BUDGET);
+    }
+    let mut over = Vec::new();
+    if let Some(cap) = plan.cost.budget {
+        if projection.total() > cap {
+            over.push(format!(
+                "the run is projected at {} {currency}, over its budget of {} {currency}",
+                report::format::money(projection.total()),
+                report::format::money(cap)
+            ));
+        }
+    }
+    for (target, projected) in plan.targets.iter().zip(&projection.targets) {
+        if let (Some(cap), Some(cost)) = (target.budget, projected.cost) {
+            if cost > cap {
+                over.push(format!(
+                    "target \"{}\" is projected at {} {currency}, over its budget of {} {currency}",
+                    target.name,
+                    report::format::money(cost),
+                    report::format::money(cap)
+                ));
+            }
+        }
+    }
+    if over.is_empty() {
+        return Ok(());
+    }
+    if args.allow_over_budget {
+        for line in &over {
+            eprintln!(
+                "warning: {line}; starting anyway (--allow-over-budget): the run stops at the cap"
+            );
+        }
+        return Ok(());
+    }
+    for line in &over {
+        eprintln!("error: {line}");
+    }
+    eprintln!(
+        "nothing was sent. Raise the budget ([cost] budget or --budget), lower the load, or pass --allow-over-budget to start and stop when the cap is reached"
+    );
+    Err(EXIT_OVER_BUDGET)
 }
 
 fn audit_command(args: AuditArgs) -> i32 {

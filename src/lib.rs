@@ -28,5 +28,6 @@ pub mod report;
 pub mod results;
 pub mod scenario;
 pub mod shard;
+pub mod spend;
 pub mod tokenizer;
 pub mod workload;

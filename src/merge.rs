@@ -109,6 +109,10 @@ pub fn merge(mut inputs: Vec<MergeInput>) -> Result<RunResults, MergeError> {
                 "shard {}/{count} is a checkpoint of a worker that did not finish",
                 shard.index
             )),
+            RunStatus::BudgetExhausted => warnings.push(format!(
+                "shard {}/{count} stopped at its spend cap",
+                shard.index
+            )),
         }
         for warning in &input.results.warnings {
             warnings.push(format!("shard {}/{count}: {warning}", shard.index));
@@ -130,6 +134,11 @@ pub fn merge(mut inputs: Vec<MergeInput>) -> Result<RunResults, MergeError> {
         .any(|i| i.results.status == RunStatus::InProgress)
     {
         RunStatus::InProgress
+    } else if inputs
+        .iter()
+        .any(|i| i.results.status == RunStatus::BudgetExhausted)
+    {
+        RunStatus::BudgetExhausted
     } else if inputs
         .iter()
         .any(|i| i.results.status == RunStatus::Interrupted)

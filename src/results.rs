@@ -46,6 +46,17 @@ pub struct RunSpend {
     pub total: f64,
     pub targets_priced: usize,
     pub targets_unpriced: usize,
+    /// The run's spend cap, and targets' own caps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<f64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub target_budgets: BTreeMap<String, f64>,
+    /// Alert fractions of the budget that spend passed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts_crossed: Vec<f64>,
+    /// A cap stopped requests from starting.
+    #[serde(default)]
+    pub exhausted: bool,
 }
 
 impl RunSpend {
@@ -61,6 +72,7 @@ impl RunSpend {
             total: priced.iter().map(|c| c.total).sum(),
             targets_priced: priced.len(),
             targets_unpriced: targets.len() - priced.len(),
+            ..RunSpend::default()
         })
     }
 }
@@ -188,6 +200,8 @@ pub enum RunStatus {
     Interrupted,
     /// A checkpoint written while the run was still going (what is left if it was killed).
     InProgress,
+    /// A spend cap was reached: no new request started, those in flight finished.
+    BudgetExhausted,
 }
 
 /// One target's results: all classes together, then each class.

@@ -18,6 +18,7 @@ use crate::protocol::batch::{input_line, parse_line, BatchApiError, BatchClient,
 use crate::record::{BatchFailure, ErrorClass, Failure, RequestRecord, TokenSource};
 use crate::results::BatchResults;
 use crate::scenario::LoadShape;
+use crate::spend::Reservation;
 
 /// Messages kept per batch about unknown or malformed lines.
 const PROBLEMS_KEPT: usize = 5;
@@ -28,6 +29,19 @@ struct Pending {
     class: usize,
     stage: usize,
     warmup: bool,
+    /// Its projected cost, reserved under the spend caps.
+    reservation: Option<Reservation>,
+}
+
+/// Gives back the reservations of requests that were never answered.
+fn release(generator: &Generator, pending: &mut [Pending]) {
+    if let Some(guard) = &generator.guard {
+        for request in pending {
+            if let Some(reservation) = request.reservation.take() {
+                guard.settle(reservation, 0.0);
+            }
+        }
+    }
 }
 
 /// The requests this target (and shard) would send: global index, stage and warm-up flag.
@@ -111,14 +125,31 @@ fn chunks(lines: Vec<(Pending, String)>, max_requests: u64, max_bytes: u64) -> V
 pub(super) async fn run(mut generator: Generator) -> (u64, Vec<BatchResults>) {
     let target = generator.target.clone();
     let options = target.plan.batch.clone();
+    // Under a spend cap, a batch holds only the requests whose projected cost still fits.
+    let mut budget_left = true;
     let lines: Vec<(Pending, String)> = requests_of(&generator)
         .into_iter()
         .filter_map(|(k, stage, warmup)| {
             let (class, body) = request_body(&target, &generator.classes, generator.seed, k);
             // A routed target sends only the classes its rules pick through the Batch API.
-            if !target.plan.class_via_batch(class) {
+            if !target.plan.class_via_batch(class) || !budget_left {
                 return None;
             }
+            let reservation = match &generator.guard {
+                Some(guard) => {
+                    let (_, usage) = generator.sizer.size(&generator.classes, generator.seed, k);
+                    let estimate = crate::spend::price_for(&target.plan, class)
+                        .map_or(0.0, |p| p.cost(&usage).total());
+                    match guard.try_reserve(target.index, estimate) {
+                        Some(reservation) => Some(reservation),
+                        None => {
+                            budget_left = false;
+                            return None;
+                        }
+                    }
+                }
+                None => None,
+            };
             let mut body: serde_json::Value =
                 serde_json::from_slice(&body).expect("drover's own request bodies are JSON");
             // A routed target's own mode may be streaming; a batch line never streams.
@@ -133,6 +164,7 @@ pub(super) async fn run(mut generator: Generator) -> (u64, Vec<BatchResults>) {
                     class,
                     stage,
                     warmup,
+                    reservation,
                 },
                 line,
             ))
@@ -173,9 +205,11 @@ pub(super) async fn run(mut generator: Generator) -> (u64, Vec<BatchResults>) {
             submit_s: submitted.elapsed().as_secs_f64(),
             ..BatchResults::default()
         };
+        let mut chunk = chunk;
         match created {
             None => {
                 aborted += chunk.pending.len() as u64;
+                release(&generator, &mut chunk.pending);
                 report.status = "not_created".into();
                 report
                     .problems
@@ -186,7 +220,7 @@ pub(super) async fn run(mut generator: Generator) -> (u64, Vec<BatchResults>) {
                 report.status = "not_created".into();
                 report.problems.push(error.to_string());
                 let done = Instant::now();
-                for pending in &chunk.pending {
+                for pending in &mut chunk.pending {
                     let failure = Failure {
                         class: ErrorClass::Batch(BatchFailure::Api),
                         status: match &error {
@@ -254,6 +288,7 @@ pub(super) async fn run(mut generator: Generator) -> (u64, Vec<BatchResults>) {
                     .push(format!("{why}: batch cancelled before it ended"));
                 if interrupted {
                     aborted += pending.len() as u64;
+                    release(&generator, pending);
                     pending.clear();
                 } else {
                     batch.status = "cancelled".into();
@@ -299,7 +334,7 @@ async fn finish(
     generator: &Generator,
     client: &BatchClient<'_>,
     batch: &crate::protocol::batch::BatchObject,
-    pending: Vec<Pending>,
+    mut pending: Vec<Pending>,
     report: &mut BatchResults,
     submitted: Instant,
 ) {
@@ -354,7 +389,7 @@ async fn finish(
         "cancelled" => BatchFailure::Cancelled,
         _ => BatchFailure::Missing,
     };
-    for request in &pending {
+    for request in &mut pending {
         let outcome = match outcomes.remove(&custom_id(request.k)) {
             Some(LineOutcome::Success { usage, text }) => {
                 report.succeeded += 1;
@@ -395,7 +430,7 @@ async fn finish(
 /// Hands one request's record to the recorder.
 async fn send(
     generator: &Generator,
-    request: &Pending,
+    request: &mut Pending,
     submitted: Instant,
     done: Instant,
     outcome: Result<(Option<crate::record::Usage>, String), Failure>,
@@ -432,6 +467,12 @@ async fn send(
         retried: Vec::new(),
         via_batch_api: true,
     };
+    super::settle(
+        generator.guard.as_deref(),
+        request.reservation.take(),
+        &generator.target,
+        &record,
+    );
     let _ = generator.records.send(record).await;
 }
 
@@ -450,6 +491,7 @@ mod tests {
                             class: 0,
                             stage: 0,
                             warmup: false,
+                            reservation: None,
                         },
                         "x".repeat(size),
                     )

@@ -38,6 +38,7 @@ use crate::redact::Redactor;
 use crate::results::{RunResults, RunStatus};
 use crate::scenario::{ClassPlan, Endpoint, LoadPlan, LoadShape, RunPlan, TargetMode};
 use crate::shard::Shard;
+use crate::spend::{price_for, Caps, RequestSizer, Reservation, SpendGuard};
 
 /// Receives periodic snapshots of the results while the run goes on.
 pub type CheckpointSink = Arc<dyn Fn(&RunResults) + Send + Sync>;
@@ -144,6 +145,54 @@ struct Generator {
     records: mpsc::Sender<RequestRecord>,
     stop: watch::Receiver<bool>,
     grace: Duration,
+    /// Spend caps, when the run has any.
+    guard: Option<Arc<SpendGuard>>,
+    sizer: Arc<RequestSizer>,
+}
+
+impl Generator {
+    /// Reserves request `k`'s projected cost under the spend caps; `Err(())` when the caps are
+    /// reached (no new request may start), `Ok(None)` without caps.
+    async fn reserve(&self, k: u64) -> Result<Option<Reservation>, ()> {
+        let Some(guard) = &self.guard else {
+            return Ok(None);
+        };
+        let (class, usage) = self.sizer.size(&self.classes, self.seed, k);
+        let estimate = price_for(&self.target.plan, class).map_or(0.0, |p| p.cost(&usage).total());
+        guard
+            .reserve(self.target.index, estimate)
+            .await
+            .map(Some)
+            .ok_or(())
+    }
+}
+
+/// Settles a request's reservation with what its record cost.
+fn settle(
+    guard: Option<&SpendGuard>,
+    reservation: Option<Reservation>,
+    target: &TargetContext,
+    record: &RequestRecord,
+) {
+    if let (Some(guard), Some(reservation)) = (guard, reservation) {
+        guard.settle(reservation, actual_cost(&target.plan, record));
+    }
+}
+
+/// What a finished request cost (0 for a failure or an unpriced target).
+pub(crate) fn actual_cost(plan: &crate::scenario::TargetPlan, record: &RequestRecord) -> f64 {
+    if record.outcome.is_err() {
+        return 0.0;
+    }
+    price_for(plan, record.class).map_or(0.0, |price| {
+        price
+            .cost(&crate::cost::TokenUsage {
+                input: record.input_tokens.unwrap_or(0),
+                cached_input: record.cached_input_tokens,
+                output: record.output_tokens,
+            })
+            .total()
+    })
 }
 
 /// Runs the plan to completion (or until stopped) and returns its results.
@@ -289,8 +338,21 @@ pub async fn run(
     });
 
     let classes = Arc::new(plan.classes.clone());
+    let caps = Caps {
+        run: plan.cost.budget,
+        targets: plan.targets.iter().map(|t| t.budget).collect(),
+    };
+    let guard = (caps.run.is_some() || caps.targets.iter().any(Option::is_some)).then(|| {
+        Arc::new(SpendGuard::new(
+            caps,
+            plan.cost.alerts.clone(),
+            plan.cost.currency.clone(),
+            target_count,
+        ))
+    });
     let mut generators = JoinSet::new();
     for target in &targets {
+        let sizer = Arc::new(RequestSizer::new(&plan.classes, target.plan.tokenizer));
         let generator = || Generator {
             target: target.clone(),
             classes: classes.clone(),
@@ -302,6 +364,8 @@ pub async fn run(
             records: record_tx.clone(),
             stop: stop.sender.subscribe(),
             grace: options.interrupt_grace,
+            guard: guard.clone(),
+            sizer: sizer.clone(),
         };
         let index = target.index;
         if target.plan.is_routed() {
@@ -348,8 +412,11 @@ pub async fn run(
     let ended_at = SystemTime::now();
     drop(mocks);
 
+    let budget_stopped = guard.as_ref().is_some_and(|g| g.exhausted());
     let status = if interrupted {
         RunStatus::Interrupted
+    } else if budget_stopped {
+        RunStatus::BudgetExhausted
     } else {
         RunStatus::Completed
     };
@@ -384,15 +451,61 @@ pub async fn run(
         }
         target.batches = reports;
     }
+    if let Some(guard) = &guard {
+        let mut spend = results
+            .spend
+            .clone()
+            .unwrap_or_else(|| crate::results::RunSpend {
+                currency: plan.cost.currency.clone(),
+                targets_unpriced: results.targets.len(),
+                ..Default::default()
+            });
+        // The money the guard counted: warm-up requests are billed too.
+        spend.total = guard.spent().0;
+        spend.budget = guard.caps().run;
+        spend.target_budgets = plan
+            .targets
+            .iter()
+            .filter_map(|t| t.budget.map(|b| (t.name.clone(), b)))
+            .collect();
+        spend.alerts_crossed = guard.alerts_crossed();
+        spend.exhausted = guard.exhausted();
+        for alert in &spend.alerts_crossed {
+            results
+                .warnings
+                .push(format!("spend passed {:.0}% of the budget", alert * 100.0));
+        }
+        if spend.exhausted {
+            let money = crate::report::format::money;
+            let mut caps: Vec<String> = spend
+                .budget
+                .map(|cap| format!("the run's {}", money(cap)))
+                .into_iter()
+                .collect();
+            caps.extend(
+                spend
+                    .target_budgets
+                    .iter()
+                    .map(|(name, cap)| format!("target \"{name}\"'s {}", money(*cap))),
+            );
+            results.warnings.push(format!(
+                "the budget was reached: requests stopped starting at {} {} spent (caps: {})",
+                money(spend.total),
+                spend.currency,
+                caps.join(", ")
+            ));
+        }
+        results.spend = Some(spend);
+    }
     Ok(results)
 }
 
 /// Mixed into the scenario seed for arrival times, so they are independent of prompt choices
 /// (and identical on every target).
-const ARRIVAL_SALT: u64 = 0xA5A5_0A11_5EED_0001;
+pub(crate) const ARRIVAL_SALT: u64 = 0xA5A5_0A11_5EED_0001;
 
 /// The class and prompt seed of request `k`: a pure function of the scenario seed and `k`.
-fn request_choice(classes: &[ClassPlan], seed: u64, k: u64) -> (usize, StdRng) {
+pub(crate) fn request_choice(classes: &[ClassPlan], seed: u64, k: u64) -> (usize, StdRng) {
     let mut rng = StdRng::seed_from_u64(seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let class = if classes.len() == 1 {
         0
@@ -469,12 +582,22 @@ async fn open_loop(
             },
             None => None,
         };
+        let mut stop = generator.stop.clone();
+        let reservation = tokio::select! {
+            biased;
+            _ = stopped(&mut stop) => break 'schedule,
+            reserved = generator.reserve(k) => match reserved {
+                Ok(reservation) => reservation,
+                Err(()) => break 'schedule,
+            },
+        };
         let warmup = offset < load.warmup || k < load.warmup_requests;
         let stage = schedule.stage_of(offset);
         let target = generator.target.clone();
         let classes = generator.classes.clone();
         let records = generator.records.clone();
         let seed = generator.seed;
+        let guard = generator.guard.clone();
         in_flight.spawn(async move {
             let (class, body) = request_body(&target, &classes, seed, k);
             let record = execute_with_retries(
@@ -490,6 +613,7 @@ async fn open_loop(
             )
             .await;
             drop(permit);
+            settle(guard.as_deref(), reservation, &target, &record);
             let _ = records.send(record).await;
         });
     }
@@ -523,6 +647,15 @@ async fn closed_loop(generator: Generator, users: u32) -> u64 {
                 if routed_away(&generator, k) {
                     continue;
                 }
+                let mut stop = generator.stop.clone();
+                let reservation = tokio::select! {
+                    biased;
+                    _ = stopped(&mut stop) => break,
+                    reserved = generator.reserve(k) => match reserved {
+                        Ok(reservation) => reservation,
+                        Err(()) => break,
+                    },
+                };
                 let warmup =
                     now.duration_since(generator.start) < load.warmup || k < load.warmup_requests;
                 let (class, body) =
@@ -539,6 +672,12 @@ async fn closed_loop(generator: Generator, users: u32) -> u64 {
                     },
                 )
                 .await;
+                settle(
+                    generator.guard.as_deref(),
+                    reservation,
+                    &generator.target,
+                    &record,
+                );
                 if generator.records.send(record).await.is_err() {
                     break;
                 }

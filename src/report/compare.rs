@@ -230,6 +230,12 @@ pub fn verdicts(report: &Report) -> Vec<Verdict> {
                     "{run}this is a checkpoint of a run that never finished; it covers what completed before the checkpoint."
                 ),
             }),
+            RunStatus::BudgetExhausted => verdicts.push(Verdict {
+                level: Level::Warn,
+                text: format!(
+                    "{run}the run stopped at its spend cap; it covers the requests sent before the cap."
+                ),
+            }),
         }
         for warning in &input.results.warnings {
             verdicts.push(Verdict {

@@ -121,8 +121,8 @@ pub fn money(value: f64) -> String {
     } else if magnitude >= 1.0 || magnitude == 0.0 {
         format!("{value:.2}")
     } else {
-        // Three significant digits below 1.
-        let digits = (-magnitude.log10()).floor() as usize + 3;
+        // Three significant digits below 1 (0.100, 0.0573, 0.000614).
+        let digits = (2.0 - magnitude.log10().floor()) as usize;
         format!("{value:.digits$}")
     }
 }
@@ -210,6 +210,17 @@ mod tests {
         assert_eq!(ms(12345.6), "12,346");
         assert_eq!(rate(1093.96), "1,094.0");
         assert_eq!(percent(0.0126), "1.3%");
+        for (value, shown) in [
+            (0.1, "0.100"),
+            (0.0573, "0.0573"),
+            (0.000614, "0.000614"),
+            (0.246, "0.246"),
+            (0.0, "0.00"),
+            (7.5, "7.50"),
+            (12345.678, "12,345.68"),
+        ] {
+            assert_eq!(money(value), shown, "{value}");
+        }
     }
 
     #[test]

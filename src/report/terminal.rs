@@ -116,9 +116,17 @@ fn cost_section(results: &RunResults) -> String {
         } else {
             String::new()
         };
+        let budget = spend.budget.map_or(String::new(), |cap| {
+            format!(
+                "; budget {} ({:.0}% used{})",
+                format::money(cap),
+                spend.total / cap * 100.0,
+                if spend.exhausted { ", reached" } else { "" }
+            )
+        });
         let _ = writeln!(
             out,
-            "the whole run spent {} {} over {} priced target(s){unpriced}",
+            "the whole run spent {} {} over {} priced target(s){unpriced}{budget}",
             format::money(spend.total),
             spend.currency,
             spend.targets_priced
@@ -141,6 +149,9 @@ pub fn summary(results: &RunResults) -> String {
         RunStatus::Completed => "completed",
         RunStatus::Interrupted => "INTERRUPTED (partial results)",
         RunStatus::InProgress => "IN PROGRESS (a checkpoint of an unfinished run)",
+        RunStatus::BudgetExhausted => {
+            "STOPPED AT THE BUDGET (requests stopped starting at a spend cap)"
+        }
     };
     let _ = writeln!(
         out,
@@ -181,6 +192,7 @@ pub fn summary(results: &RunResults) -> String {
                 RunStatus::Completed => "completed",
                 RunStatus::Interrupted => "interrupted",
                 RunStatus::InProgress => "in progress",
+                RunStatus::BudgetExhausted => "stopped at the budget",
             };
             let _ = writeln!(
                 out,

@@ -68,6 +68,11 @@ pub struct CostPlan {
     pub as_of: Option<String>,
     pub note: Option<String>,
     pub projection: Option<crate::cost::Projection>,
+    /// Spend cap of the whole run (`[cost] budget` or `--budget`).
+    pub budget: Option<f64>,
+    /// Fractions of the budget that warn when passed.
+    pub alerts: Vec<f64>,
+    pub allow_unpriced: bool,
 }
 
 impl RunPlan {
@@ -140,6 +145,8 @@ pub struct TargetPlan {
     pub batch_classes: Vec<bool>,
     /// The price of requests sent through the Batch API by routing (the Batch API discount).
     pub batch_price: Option<crate::cost::Price>,
+    /// This target's own spend cap.
+    pub budget: Option<f64>,
 }
 
 impl TargetPlan {

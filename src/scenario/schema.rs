@@ -47,6 +47,12 @@ pub struct CostSpec {
     pub models: BTreeMap<String, crate::cost::ModelPrice>,
     /// Project each target's cost to a daily volume (one of the three).
     pub projection: Option<ProjectionSpec>,
+    /// Spend cap for the whole run, in the reporting currency.
+    pub budget: Option<f64>,
+    /// Fractions of the budget that print a warning when passed (default 0.5 and 0.8).
+    pub alerts: Option<Vec<f64>>,
+    /// Run with a budget even though some target is unpriced (its spend is not counted).
+    pub allow_unpriced: Option<bool>,
 }
 
 /// `projection = { output_tokens_per_day = 10_000_000 }`.
@@ -72,6 +78,8 @@ pub struct TargetPricingSpec {
     pub bill_rate: Option<f64>,
     /// Fraction off the list price for this target (default: the table's discount for its mode).
     pub discount: Option<f64>,
+    /// Spend cap for this target, in the reporting currency.
+    pub budget: Option<f64>,
 }
 
 /// One endpoint under test.

@@ -264,6 +264,7 @@ pub fn plan_from_file(
                 tokenizer: spec.tokenizer.unwrap_or_default(),
                 batch_classes: Vec::new(),
                 batch_price,
+                budget: spec.pricing.as_ref().and_then(|p| p.budget),
             });
         }
     }
@@ -506,12 +507,29 @@ fn cost_setup(
         reporting: currency.clone(),
         rates: spec.exchange_rates.clone(),
     };
+    if let Some(budget) = spec.budget {
+        if !(budget.is_finite() && budget > 0.0) {
+            checker.fail(&key.key("budget"), format!("must be > 0 (got {budget})"));
+        }
+    }
+    let alerts = spec.alerts.clone().unwrap_or_else(|| vec![0.5, 0.8]);
+    for (index, alert) in alerts.iter().enumerate() {
+        if !(*alert > 0.0 && *alert <= 1.0) {
+            checker.fail(
+                &key.key("alerts").index(index),
+                format!("must be a fraction of the budget in (0, 1] (got {alert})"),
+            );
+        }
+    }
     let plan = CostPlan {
         currency,
         table: source,
         as_of: table.as_of.clone(),
         note: table.note.clone(),
         projection,
+        budget: spec.budget,
+        alerts,
+        allow_unpriced: spec.allow_unpriced.unwrap_or(false),
     };
     (plan, table, currencies)
 }
@@ -569,6 +587,11 @@ fn target_price(
     spec: &super::schema::TargetSpec,
 ) -> Option<crate::cost::Price> {
     let pricing = spec.pricing.clone().unwrap_or_default();
+    if let Some(budget) = pricing.budget {
+        if !(budget.is_finite() && budget > 0.0) {
+            checker.fail(&key.key("budget"), format!("must be > 0 (got {budget})"));
+        }
+    }
     if let Some(rate) = pricing.bill_rate {
         if !(rate.is_finite() && rate > 0.0) {
             checker.fail(&key.key("bill_rate"), format!("must be > 0 (got {rate})"));

@@ -1,0 +1,540 @@
+//! The spend guard: what a run will cost before it starts, and a cap it cannot pass.
+//!
+//! **Projection** replays the scenario's requests without sending them: the same request indices,
+//! classes and prompt lengths the driver will draw (all seeded), each request's input tokens
+//! counted as the chat format counts them (the prompt plus 3 tokens per message and 3 to prime the
+//! reply: 7 for one synthetic user message) and its output at the class's `max_tokens` (an upper
+//! bound; 1,024 assumed when a class sets none), priced with the target's price.
+//!
+//! **Enforcement** reserves each request's projected cost before it is sent and settles the
+//! reservation with the actual cost (from the response's usage) when it ends. A request whose
+//! reservation would take spend past a cap waits while other requests are still in flight (their
+//! settlements free room); when none is, the cap is reached: no new request starts, those in
+//! flight finish, and the run ends `budget_exhausted`. Actual spend therefore stays under the cap
+//! and within one request's projected cost of it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use rand::RngExt;
+
+use crate::cost::{Price, TokenUsage};
+use crate::scenario::{ClassPlan, RunPlan, TargetPlan};
+use crate::workload::PromptSource;
+
+/// Output tokens assumed for a class that sets no `max_tokens`.
+pub const ASSUMED_OUTPUT_TOKENS: u64 = 1024;
+/// Tokens the chat format adds around one user message (3 + 1 for the role + 3 to prime).
+const ONE_MESSAGE_OVERHEAD: u64 = 7;
+
+/// Token sizes of requests, drawn exactly as the driver draws them.
+#[derive(Debug, Clone)]
+pub struct RequestSizer {
+    classes: Vec<ClassSizer>,
+}
+
+#[derive(Debug, Clone)]
+struct ClassSizer {
+    prompt: PromptSize,
+    output: u64,
+}
+
+#[derive(Debug, Clone)]
+enum PromptSize {
+    Synthetic(crate::workload::LengthModel),
+    /// Tokens of each dataset record's messages.
+    Dataset(Vec<u64>),
+}
+
+impl RequestSizer {
+    pub fn new(classes: &[ClassPlan], tokenizer: crate::tokenizer::Encoding) -> Self {
+        RequestSizer {
+            classes: classes
+                .iter()
+                .map(|class| ClassSizer {
+                    prompt: match &class.prompt {
+                        PromptSource::Synthetic(lengths) => PromptSize::Synthetic(lengths.clone()),
+                        PromptSource::Dataset(dataset) => PromptSize::Dataset(
+                            dataset
+                                .records
+                                .iter()
+                                .map(|messages| tokenizer.count_messages(messages))
+                                .collect(),
+                        ),
+                    },
+                    output: class.max_tokens.map_or(ASSUMED_OUTPUT_TOKENS, u64::from),
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether some class's output size is assumed (no `max_tokens`).
+    pub fn assumes_output(classes: &[ClassPlan]) -> bool {
+        classes.iter().any(|c| c.max_tokens.is_none())
+    }
+
+    /// The class and token sizes of request `k` (input exact for synthetic prompts; output the
+    /// class's cap).
+    pub fn size(&self, classes: &[ClassPlan], seed: u64, k: u64) -> (usize, TokenUsage) {
+        let (class, mut rng) = crate::driver::request_choice(classes, seed, k);
+        let sizer = &self.classes[class];
+        let input = match &sizer.prompt {
+            PromptSize::Synthetic(lengths) => {
+                u64::from(lengths.sample(&mut rng)) + ONE_MESSAGE_OVERHEAD
+            }
+            PromptSize::Dataset(tokens) => tokens[rng.random_range(0..tokens.len())],
+        };
+        (
+            class,
+            TokenUsage {
+                input,
+                cached_input: 0,
+                output: sizer.output,
+            },
+        )
+    }
+}
+
+/// A target's price for a request of a class (its Batch API price when routing sends the class
+/// there).
+pub fn price_for(target: &TargetPlan, class: usize) -> Option<&Price> {
+    if target.is_routed() && target.class_via_batch(class) {
+        target.batch_price.as_ref().or(target.price.as_ref())
+    } else {
+        target.price.as_ref()
+    }
+}
+
+/// What one target is projected to send and cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetProjection {
+    pub target: String,
+    pub requests: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// `None` when the target is unpriced.
+    pub cost: Option<f64>,
+    /// The cheapest and dearest 5% of single requests (p5, p95), when priced.
+    pub request_cost_p5_p95: Option<(f64, f64)>,
+}
+
+/// What a run is projected to cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunProjection {
+    pub currency: String,
+    pub targets: Vec<TargetProjection>,
+    /// Some class has no `max_tokens`, so its output size is assumed.
+    pub output_assumed: bool,
+}
+
+impl RunProjection {
+    /// The sum over priced targets.
+    pub fn total(&self) -> f64 {
+        self.targets.iter().filter_map(|t| t.cost).sum()
+    }
+
+    pub fn unpriced(&self) -> Vec<&str> {
+        self.targets
+            .iter()
+            .filter(|t| t.cost.is_none())
+            .map(|t| t.target.as_str())
+            .collect()
+    }
+
+    /// Lines for the terminal.
+    pub fn describe(&self) -> String {
+        use crate::report::format::{money, thousands};
+        let mut lines = Vec::new();
+        for t in &self.targets {
+            let cost = match (t.cost, t.request_cost_p5_p95) {
+                (Some(cost), Some((p5, p95))) => format!(
+                    "{} {} (a request {}–{} p5–p95)",
+                    money(cost),
+                    self.currency,
+                    money(p5),
+                    money(p95)
+                ),
+                (Some(cost), None) => format!("{} {}", money(cost), self.currency),
+                (None, _) => "unpriced (its model is not in the pricing table)".into(),
+            };
+            lines.push(format!(
+                "projection \"{}\": {} requests, {} input + {} output tokens{}: {cost}",
+                t.target,
+                thousands(t.requests),
+                thousands(t.input_tokens),
+                thousands(t.output_tokens),
+                if self.output_assumed {
+                    " (outputs at max_tokens, 1,024 where unset)"
+                } else {
+                    " (outputs at max_tokens)"
+                },
+            ));
+        }
+        lines.push(format!(
+            "projection total: {} {} (an upper bound: responses are projected at their max_tokens)",
+            money(self.total()),
+            self.currency
+        ));
+        lines.join("\n")
+    }
+}
+
+/// Why a run cannot be projected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProjectionError(pub String);
+
+/// The global indices of the requests a target will send (this shard's), in order; `None` for a
+/// closed loop bounded only by time.
+pub fn request_indices(plan: &RunPlan) -> Option<Vec<u64>> {
+    use crate::scenario::LoadShape;
+    let load = &plan.load;
+    let shard = plan.shard;
+    let mut indices = Vec::new();
+    match &load.shape {
+        LoadShape::Open {
+            arrival, stages, ..
+        } => {
+            let mut schedule = crate::driver::Schedule::new(
+                stages.clone(),
+                *arrival,
+                plan.seed ^ crate::driver::ARRIVAL_SALT,
+            );
+            let mut k = 0u64;
+            while let Some(offset) = schedule.next_offset() {
+                if load.requests.is_some_and(|limit| k >= limit)
+                    || load.duration.is_some_and(|d| offset >= d)
+                {
+                    break;
+                }
+                if shard.owns(k) {
+                    indices.push(k);
+                }
+                k += 1;
+            }
+        }
+        LoadShape::Closed { .. } => {
+            let limit = load.requests?;
+            let mut local = 0;
+            loop {
+                let k = shard.global_index(local);
+                if k >= limit {
+                    break;
+                }
+                indices.push(k);
+                local += 1;
+            }
+        }
+    }
+    Some(indices)
+}
+
+/// Projects every target's requests, tokens and cost.
+pub fn project(plan: &RunPlan) -> Result<RunProjection, ProjectionError> {
+    let indices = request_indices(plan).ok_or_else(|| {
+        ProjectionError(
+            "a closed loop bounded only by load.duration cannot be projected: its request count \
+             depends on the server's speed (set load.requests)"
+                .into(),
+        )
+    })?;
+    let seed = plan.shard.seed(plan.seed);
+    let mut targets = Vec::new();
+    for target in &plan.targets {
+        let sizer = RequestSizer::new(&plan.classes, target.tokenizer);
+        let mut projection = TargetProjection {
+            target: target.name.clone(),
+            requests: indices.len() as u64,
+            input_tokens: 0,
+            output_tokens: 0,
+            cost: target.price.as_ref().map(|_| 0.0),
+            request_cost_p5_p95: None,
+        };
+        let mut costs = Vec::new();
+        for &k in &indices {
+            let (class, usage) = sizer.size(&plan.classes, seed, k);
+            projection.input_tokens += usage.input;
+            projection.output_tokens += usage.output;
+            if let (Some(total), Some(price)) = (&mut projection.cost, price_for(target, class)) {
+                let cost = price.cost(&usage).total();
+                *total += cost;
+                costs.push(cost);
+            }
+        }
+        if !costs.is_empty() {
+            costs.sort_by(f64::total_cmp);
+            let at = |q: f64| costs[((costs.len() - 1) as f64 * q).round() as usize];
+            projection.request_cost_p5_p95 = Some((at(0.05), at(0.95)));
+        }
+        targets.push(projection);
+    }
+    Ok(RunProjection {
+        currency: plan.cost.currency.clone(),
+        targets,
+        output_assumed: RequestSizer::assumes_output(&plan.classes),
+    })
+}
+
+/// Spend caps, in the reporting currency.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Caps {
+    pub run: Option<f64>,
+    /// Per target, by index.
+    pub targets: Vec<Option<f64>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    spent_run: f64,
+    spent: Vec<f64>,
+    reserved_run: f64,
+    reserved: Vec<f64>,
+    /// Reservations not yet settled.
+    outstanding: usize,
+    alerts_crossed: Vec<f64>,
+}
+
+/// A request's reserved cost, to settle when it ends.
+#[derive(Debug)]
+#[must_use = "a reservation must be settled"]
+pub struct Reservation {
+    target: usize,
+    amount: f64,
+}
+
+/// Tracks spend against caps while a run goes on.
+#[derive(Debug)]
+pub struct SpendGuard {
+    caps: Caps,
+    /// Fractions of the run cap that print a warning when passed (e.g. 0.5, 0.8).
+    alerts: Vec<f64>,
+    currency: String,
+    state: Mutex<State>,
+    settled: tokio::sync::Notify,
+    /// The run cap was reached (every target stops), or a target's own cap (that one stops).
+    run_exhausted: AtomicBool,
+    target_exhausted: Vec<AtomicBool>,
+}
+
+impl SpendGuard {
+    pub fn new(caps: Caps, alerts: Vec<f64>, currency: String, targets: usize) -> Self {
+        SpendGuard {
+            caps,
+            alerts,
+            currency,
+            state: Mutex::new(State {
+                spent: vec![0.0; targets],
+                reserved: vec![0.0; targets],
+                ..State::default()
+            }),
+            settled: tokio::sync::Notify::new(),
+            run_exhausted: AtomicBool::new(false),
+            target_exhausted: (0..targets).map(|_| AtomicBool::new(false)).collect(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `amount` more for `target` fits under the run cap and under the target's cap.
+    fn fits(&self, state: &State, target: usize, amount: f64) -> (bool, bool) {
+        let run_ok = self
+            .caps
+            .run
+            .is_none_or(|cap| state.spent_run + state.reserved_run + amount <= cap);
+        let target_ok = self
+            .caps
+            .targets
+            .get(target)
+            .copied()
+            .flatten()
+            .is_none_or(|cap| state.spent[target] + state.reserved[target] + amount <= cap);
+        (run_ok, target_ok)
+    }
+
+    /// Records which cap stopped a request.
+    fn mark_exhausted(&self, target: usize, (run_ok, _): (bool, bool)) {
+        if run_ok {
+            if let Some(flag) = self.target_exhausted.get(target) {
+                flag.store(true, Ordering::Relaxed);
+            }
+        } else {
+            self.run_exhausted.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether requests to `target` may no longer start.
+    fn stopped(&self, target: usize) -> bool {
+        self.run_exhausted.load(Ordering::Relaxed)
+            || self
+                .target_exhausted
+                .get(target)
+                .is_some_and(|f| f.load(Ordering::Relaxed))
+    }
+
+    fn take(&self, state: &mut State, target: usize, amount: f64) -> Reservation {
+        state.reserved_run += amount;
+        state.reserved[target] += amount;
+        state.outstanding += 1;
+        Reservation { target, amount }
+    }
+
+    /// Reserves `amount` for a request to `target` without waiting; `None` when it does not fit.
+    pub fn try_reserve(&self, target: usize, amount: f64) -> Option<Reservation> {
+        let mut state = self.state();
+        if self.stopped(target) {
+            return None;
+        }
+        let fits = self.fits(&state, target, amount);
+        if fits == (true, true) {
+            Some(self.take(&mut state, target, amount))
+        } else {
+            self.mark_exhausted(target, fits);
+            None
+        }
+    }
+
+    /// Reserves `amount`, waiting for requests in flight to settle while it does not fit;
+    /// `None` once it cannot fit even with nothing in flight (the cap is reached).
+    pub async fn reserve(&self, target: usize, amount: f64) -> Option<Reservation> {
+        loop {
+            let notified = self.settled.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut state = self.state();
+                if self.stopped(target) {
+                    return None;
+                }
+                let fits = self.fits(&state, target, amount);
+                if fits == (true, true) {
+                    return Some(self.take(&mut state, target, amount));
+                }
+                if state.outstanding == 0 {
+                    self.mark_exhausted(target, fits);
+                    self.settled.notify_waiters();
+                    return None;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Replaces a reservation by what the request actually cost.
+    pub fn settle(&self, reservation: Reservation, actual: f64) {
+        let crossed = {
+            let mut state = self.state();
+            let t = reservation.target;
+            state.reserved_run -= reservation.amount;
+            state.reserved[t] -= reservation.amount;
+            state.outstanding -= 1;
+            state.spent_run += actual;
+            state.spent[t] += actual;
+            let mut crossed = Vec::new();
+            if let Some(cap) = self.caps.run {
+                for &alert in &self.alerts {
+                    if state.spent_run >= cap * alert && !state.alerts_crossed.contains(&alert) {
+                        state.alerts_crossed.push(alert);
+                        crossed.push((alert, state.spent_run, cap));
+                    }
+                }
+            }
+            crossed
+        };
+        for (alert, spent, cap) in crossed {
+            eprintln!(
+                "warning: spend passed {:.0}% of the budget: {} of {} {}",
+                alert * 100.0,
+                crate::report::format::money(spent),
+                crate::report::format::money(cap),
+                self.currency
+            );
+        }
+        self.settled.notify_waiters();
+    }
+
+    /// Whether a cap stopped requests from starting.
+    pub fn exhausted(&self) -> bool {
+        self.run_exhausted.load(Ordering::Relaxed)
+            || self
+                .target_exhausted
+                .iter()
+                .any(|f| f.load(Ordering::Relaxed))
+    }
+
+    /// Spend so far, per target and in total.
+    pub fn spent(&self) -> (f64, Vec<f64>) {
+        let state = self.state();
+        (state.spent_run, state.spent.clone())
+    }
+
+    /// Alert thresholds passed so far.
+    pub fn alerts_crossed(&self) -> Vec<f64> {
+        self.state().alerts_crossed.clone()
+    }
+
+    pub fn caps(&self) -> &Caps {
+        &self.caps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reservations_stop_at_the_cap_and_wait_for_settlements() {
+        let guard = std::sync::Arc::new(SpendGuard::new(
+            Caps {
+                run: Some(1.0),
+                targets: vec![None],
+            },
+            vec![0.5],
+            "USD".into(),
+            1,
+        ));
+        let a = guard.reserve(0, 0.4).await.unwrap();
+        let b = guard.reserve(0, 0.4).await.unwrap();
+        // 0.8 reserved: a third 0.4 does not fit yet, but waits for a settlement.
+        let waiting = {
+            let guard = guard.clone();
+            tokio::spawn(async move { guard.reserve(0, 0.4).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        // a cost less than reserved: 0.1 spent + 0.4 reserved (b) + 0.4 fits under 1.
+        guard.settle(a, 0.1);
+        let c = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("the waiting reservation is woken by the settlement")
+            .unwrap()
+            .expect("0.1 + 0.4 + 0.4 ≤ 1");
+        guard.settle(b, 0.4);
+        guard.settle(c, 0.2);
+        assert_eq!(guard.alerts_crossed(), vec![0.5]);
+        // 0.7 spent, nothing in flight: 0.4 can never fit.
+        assert!(guard.reserve(0, 0.4).await.is_none());
+        assert!(guard.exhausted());
+        assert!((guard.spent().0 - 0.7).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_target_cap_holds_that_target_only() {
+        let guard = SpendGuard::new(
+            Caps {
+                run: None,
+                targets: vec![Some(0.5), None],
+            },
+            Vec::new(),
+            "USD".into(),
+            2,
+        );
+        let r = guard.try_reserve(0, 0.5).unwrap();
+        assert!(guard.try_reserve(0, 0.01).is_none());
+        assert!(guard.exhausted());
+        let other = guard.try_reserve(1, 100.0).unwrap();
+        guard.settle(r, 0.5);
+        guard.settle(other, 100.0);
+    }
+}
