@@ -102,7 +102,7 @@ async fn priced_targets_cost_their_usage_at_list_and_relay_rates() {
     );
     assert!(summary.contains("unpriced"), "{summary}");
     assert!(
-        summary.contains("the whole run spent")
+        summary.contains("the measured requests cost")
             && summary.contains("over 2 priced target(s) (1 unpriced)"),
         "{summary}"
     );

@@ -124,9 +124,17 @@ fn cost_section(results: &RunResults) -> String {
                 if spend.exhausted { ", reached" } else { "" }
             )
         });
+        // Under a budget the guard counted every request, warm-up included; otherwise the total
+        // is the targets' cost, which covers the measured requests.
+        let guarded = spend.budget.is_some() || !spend.target_budgets.is_empty();
         let _ = writeln!(
             out,
-            "the whole run spent {} {} over {} priced target(s){unpriced}{budget}",
+            "{} {} {} over {} priced target(s){unpriced}{budget}",
+            if guarded {
+                "the whole run spent (warm-up included)"
+            } else {
+                "the measured requests cost"
+            },
             format::money(spend.total),
             spend.currency,
             spend.targets_priced
