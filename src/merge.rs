@@ -9,16 +9,15 @@ use std::time::SystemTime;
 
 use hdrhistogram::Histogram;
 
-use crate::metrics::{decode_histogram, encode_histogram, fill_gaps, stat_ms, PointSum};
+use crate::metrics::{
+    decode_histogram, encode_histogram, fill_gaps, finish_cost, stat_ms, PointSum, ERROR_SAMPLES,
+    RETRY_AFTER_SAMPLES,
+};
 use crate::results::{
     ClassResults, CostResults, Environment, GroupResults, MergeInfo, MergedShard,
     MergedShardTarget, RunResults, RunStatus, SeriesPoint, ShardInfo, StageResults, TargetResults,
     Throughput,
 };
-
-/// Samples kept per error class and `Retry-After` values kept, as in a single run.
-const ERROR_SAMPLES: usize = 3;
-const RETRY_AFTER_SAMPLES: usize = 100;
 
 /// One results file to merge and where it came from (for messages).
 #[derive(Debug, Clone)]
@@ -448,35 +447,9 @@ pub fn merge_groups<'a>(
     }
     merged.throughput = merge_throughput(parts, &merged);
     if let Some(cost) = &mut merged.cost {
-        finish_cost(cost, &merged.tokens);
+        finish_cost(cost, merged.tokens.input, merged.tokens.output);
     }
     Ok(merged)
-}
-
-/// Recomputes a summed cost's ratios and projection from its totals.
-fn finish_cost(cost: &mut CostResults, tokens: &crate::results::TokenTotals) {
-    cost.discount = crate::cost::effective_discount(cost.total, cost.list, cost.discount);
-    cost.per_request = if cost.requests_priced > 0 {
-        cost.total / cost.requests_priced as f64
-    } else {
-        0.0
-    };
-    cost.per_million_output_tokens = if tokens.output > 0 {
-        cost.total / tokens.output as f64 * 1e6
-    } else {
-        0.0
-    };
-    if let Some(projection) = &mut cost.projection {
-        let measured = match projection.basis.as_str() {
-            "requests_per_day" => cost.requests_priced as f64,
-            "tokens_per_day" => (tokens.input + tokens.output) as f64,
-            _ => tokens.output as f64,
-        };
-        if measured > 0.0 {
-            projection.per_day = cost.total / measured * projection.volume;
-            projection.per_month = projection.per_day * crate::cost::DAYS_PER_MONTH;
-        }
-    }
 }
 
 fn merge_throughput<'a>(

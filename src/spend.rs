@@ -105,6 +105,26 @@ pub fn price_for(target: &TargetPlan, class: usize) -> Option<&Price> {
     }
 }
 
+/// What a finished request cost at its target's prices — the Batch API price when it went
+/// through the Batch API — or `None` for a failure or an unpriced target.
+pub fn record_cost(
+    price: Option<&Price>,
+    batch_price: Option<&Price>,
+    record: &crate::record::RequestRecord,
+) -> Option<crate::cost::Cost> {
+    record.outcome.as_ref().ok()?;
+    let price = if record.via_batch_api {
+        batch_price.or(price)
+    } else {
+        price
+    }?;
+    Some(price.cost(&TokenUsage {
+        input: record.input_tokens.unwrap_or(0),
+        cached_input: record.cached_input_tokens,
+        output: record.output_tokens,
+    }))
+}
+
 /// What one target is projected to send and cost.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TargetProjection {
@@ -184,60 +204,18 @@ impl RunProjection {
 #[error("{0}")]
 pub struct ProjectionError(pub String);
 
-/// The global indices of the requests a target will send (this shard's), in order; `None` for a
-/// closed loop bounded only by time.
-pub fn request_indices(plan: &RunPlan) -> Option<Vec<u64>> {
-    use crate::scenario::LoadShape;
-    let load = &plan.load;
-    let shard = plan.shard;
-    let mut indices = Vec::new();
-    match &load.shape {
-        LoadShape::Open {
-            arrival, stages, ..
-        } => {
-            let mut schedule = crate::driver::Schedule::new(
-                stages.clone(),
-                *arrival,
-                plan.seed ^ crate::driver::ARRIVAL_SALT,
-            );
-            let mut k = 0u64;
-            while let Some(offset) = schedule.next_offset() {
-                if load.requests.is_some_and(|limit| k >= limit)
-                    || load.duration.is_some_and(|d| offset >= d)
-                {
-                    break;
-                }
-                if shard.owns(k) {
-                    indices.push(k);
-                }
-                k += 1;
-            }
-        }
-        LoadShape::Closed { .. } => {
-            let limit = load.requests?;
-            let mut local = 0;
-            loop {
-                let k = shard.global_index(local);
-                if k >= limit {
-                    break;
-                }
-                indices.push(k);
-                local += 1;
-            }
-        }
-    }
-    Some(indices)
-}
-
 /// Projects every target's requests, tokens and cost.
 pub fn project(plan: &RunPlan) -> Result<RunProjection, ProjectionError> {
-    let indices = request_indices(plan).ok_or_else(|| {
-        ProjectionError(
+    let planned = crate::driver::planned_requests(&plan.load, plan.shard, plan.seed);
+    let indices: Vec<u64> = planned
+        .map(|requests| requests.into_iter().map(|(k, ..)| k).collect())
+        .ok_or_else(|| {
+            ProjectionError(
             "a closed loop bounded only by load.duration cannot be projected: its request count \
              depends on the server's speed (set load.requests)"
                 .into(),
         )
-    })?;
+        })?;
     let seed = plan.shard.seed(plan.seed);
     let mut targets = Vec::new();
     for target in &plan.targets {

@@ -12,12 +12,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::schedule::Schedule;
-use super::{request_body, stopped, Generator, ARRIVAL_SALT};
+use super::schedule::planned_requests;
+use super::{request_body, stopped, Generator};
 use crate::protocol::batch::{input_line, parse_line, BatchApiError, BatchClient, LineOutcome};
 use crate::record::{BatchFailure, ErrorClass, Failure, RequestRecord, TokenSource};
 use crate::results::BatchResults;
-use crate::scenario::LoadShape;
 use crate::spend::Reservation;
 
 /// Messages kept per batch about unknown or malformed lines.
@@ -42,51 +41,6 @@ fn release(generator: &Generator, pending: &mut [Pending]) {
             }
         }
     }
-}
-
-/// The requests this target (and shard) would send: global index, stage and warm-up flag.
-fn requests_of(generator: &Generator) -> Vec<(u64, usize, bool)> {
-    let load = &generator.load;
-    let shard = generator.shard;
-    let mut requests = Vec::new();
-    match &load.shape {
-        LoadShape::Open {
-            arrival, stages, ..
-        } => {
-            let mut schedule = Schedule::new(
-                stages.clone(),
-                *arrival,
-                generator.arrival_seed ^ ARRIVAL_SALT,
-            );
-            let mut k = 0u64;
-            while let Some(offset) = schedule.next_offset() {
-                if load.requests.is_some_and(|limit| k >= limit)
-                    || load.duration.is_some_and(|d| offset >= d)
-                {
-                    break;
-                }
-                if shard.owns(k) {
-                    let warmup = offset < load.warmup || k < load.warmup_requests;
-                    requests.push((k, schedule.stage_of(offset), warmup));
-                }
-                k += 1;
-            }
-        }
-        LoadShape::Closed { .. } => {
-            // Validation makes sure a batch-api target's closed loop has a request count.
-            let limit = load.requests.unwrap_or(0);
-            let mut local = 0;
-            loop {
-                let k = shard.global_index(local);
-                if k >= limit {
-                    break;
-                }
-                requests.push((k, 0, k < load.warmup_requests));
-                local += 1;
-            }
-        }
-    }
-    requests
 }
 
 fn custom_id(k: u64) -> String {
@@ -127,7 +81,10 @@ pub(super) async fn run(mut generator: Generator) -> (u64, Vec<BatchResults>) {
     let options = target.plan.batch.clone();
     // Under a spend cap, a batch holds only the requests whose projected cost still fits.
     let mut budget_left = true;
-    let lines: Vec<(Pending, String)> = requests_of(&generator)
+    // Validation makes sure a batch's closed loop has a request count, so the plan is known.
+    let planned = planned_requests(&generator.load, generator.shard, generator.arrival_seed)
+        .unwrap_or_default();
+    let lines: Vec<(Pending, String)> = planned
         .into_iter()
         .filter_map(|(k, stage, warmup)| {
             let (class, body) = request_body(&target, &generator.classes, generator.seed, k);
@@ -135,9 +92,9 @@ pub(super) async fn run(mut generator: Generator) -> (u64, Vec<BatchResults>) {
             if !target.plan.class_via_batch(class) || !budget_left {
                 return None;
             }
-            let reservation = match &generator.guard {
-                Some(guard) => {
-                    let (_, usage) = generator.sizer.size(&generator.classes, generator.seed, k);
+            let reservation = match (&generator.guard, &generator.sizer) {
+                (Some(guard), Some(sizer)) => {
+                    let (_, usage) = sizer.size(&generator.classes, generator.seed, k);
                     let estimate = crate::spend::price_for(&target.plan, class)
                         .map_or(0.0, |p| p.cost(&usage).total());
                     match guard.try_reserve(target.index, estimate) {
@@ -148,7 +105,7 @@ pub(super) async fn run(mut generator: Generator) -> (u64, Vec<BatchResults>) {
                         }
                     }
                 }
-                None => None,
+                _ => None,
             };
             let mut body: serde_json::Value =
                 serde_json::from_slice(&body).expect("drover's own request bodies are JSON");

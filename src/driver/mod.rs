@@ -27,6 +27,7 @@ use tokio::task::JoinSet;
 pub use client::HttpClient;
 pub use preflight::{preflight, PreflightError};
 pub use request::{execute, execute_with_retries, Job, TargetContext};
+pub(crate) use schedule::planned_requests;
 pub use schedule::Schedule;
 
 use crate::export::RequestLog;
@@ -147,17 +148,18 @@ struct Generator {
     grace: Duration,
     /// Spend caps, when the run has any.
     guard: Option<Arc<SpendGuard>>,
-    sizer: Arc<RequestSizer>,
+    /// Projects each request's cost for the guard (built only when there is one).
+    sizer: Option<Arc<RequestSizer>>,
 }
 
 impl Generator {
     /// Reserves request `k`'s projected cost under the spend caps; `Err(())` when the caps are
     /// reached (no new request may start), `Ok(None)` without caps.
     async fn reserve(&self, k: u64) -> Result<Option<Reservation>, ()> {
-        let Some(guard) = &self.guard else {
+        let (Some(guard), Some(sizer)) = (&self.guard, &self.sizer) else {
             return Ok(None);
         };
-        let (class, usage) = self.sizer.size(&self.classes, self.seed, k);
+        let (class, usage) = sizer.size(&self.classes, self.seed, k);
         let estimate = price_for(&self.target.plan, class).map_or(0.0, |p| p.cost(&usage).total());
         guard
             .reserve(self.target.index, estimate)
@@ -180,19 +182,9 @@ fn settle(
 }
 
 /// What a finished request cost (0 for a failure or an unpriced target).
-pub(crate) fn actual_cost(plan: &crate::scenario::TargetPlan, record: &RequestRecord) -> f64 {
-    if record.outcome.is_err() {
-        return 0.0;
-    }
-    price_for(plan, record.class).map_or(0.0, |price| {
-        price
-            .cost(&crate::cost::TokenUsage {
-                input: record.input_tokens.unwrap_or(0),
-                cached_input: record.cached_input_tokens,
-                output: record.output_tokens,
-            })
-            .total()
-    })
+fn actual_cost(plan: &crate::scenario::TargetPlan, record: &RequestRecord) -> f64 {
+    crate::spend::record_cost(plan.price.as_ref(), plan.batch_price.as_ref(), record)
+        .map_or(0.0, |cost| cost.total())
 }
 
 /// Runs the plan to completion (or until stopped) and returns its results.
@@ -352,7 +344,9 @@ pub async fn run(
     });
     let mut generators = JoinSet::new();
     for target in &targets {
-        let sizer = Arc::new(RequestSizer::new(&plan.classes, target.plan.tokenizer));
+        let sizer = guard
+            .as_ref()
+            .map(|_| Arc::new(RequestSizer::new(&plan.classes, target.plan.tokenizer)));
         let generator = || Generator {
             target: target.clone(),
             classes: classes.clone(),

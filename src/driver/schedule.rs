@@ -10,7 +10,53 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use crate::scenario::{Arrival, StagePlan};
+use crate::scenario::{Arrival, LoadPlan, LoadShape, StagePlan};
+use crate::shard::Shard;
+
+/// Every request a shard of this load will send, in order, without sending any: its global
+/// index, stage and whether it is warm-up. `None` for a closed loop bounded only by time, whose
+/// count depends on the server's speed. (The live loops follow the same rules as they go.)
+pub fn planned_requests(
+    load: &LoadPlan,
+    shard: Shard,
+    arrival_seed: u64,
+) -> Option<Vec<(u64, usize, bool)>> {
+    let mut requests = Vec::new();
+    match &load.shape {
+        LoadShape::Open {
+            arrival, stages, ..
+        } => {
+            let mut schedule =
+                Schedule::new(stages.clone(), *arrival, arrival_seed ^ super::ARRIVAL_SALT);
+            let mut k = 0u64;
+            while let Some(offset) = schedule.next_offset() {
+                if load.requests.is_some_and(|limit| k >= limit)
+                    || load.duration.is_some_and(|d| offset >= d)
+                {
+                    break;
+                }
+                if shard.owns(k) {
+                    let warmup = offset < load.warmup || k < load.warmup_requests;
+                    requests.push((k, schedule.stage_of(offset), warmup));
+                }
+                k += 1;
+            }
+        }
+        LoadShape::Closed { .. } => {
+            let limit = load.requests?;
+            let mut local = 0;
+            loop {
+                let k = shard.global_index(local);
+                if k >= limit {
+                    break;
+                }
+                requests.push((k, 0, k < load.warmup_requests));
+                local += 1;
+            }
+        }
+    }
+    Some(requests)
+}
 
 /// Yields intended send offsets from the start of the run, in order.
 pub struct Schedule {

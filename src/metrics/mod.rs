@@ -14,7 +14,7 @@ use hdrhistogram::Histogram;
 pub use histogram::{decode_histogram, encode_histogram, new_histogram, stat_ms};
 pub use series::{fill_gaps, PointSum, Series, MAX_POINTS};
 
-use crate::cost::{Cost, Price, Projection, TokenUsage, DAYS_PER_MONTH};
+use crate::cost::{Cost, Price, Projection, ProjectionBasis, TokenUsage, DAYS_PER_MONTH};
 use crate::record::{ErrorClass, RequestRecord, TokenSource};
 use crate::results::{
     CostProjection, CostResults, GroupResults, RequestCounts, Throughput, TokenTotals,
@@ -63,9 +63,9 @@ impl Metric {
 }
 
 /// Samples kept per error class.
-const ERROR_SAMPLES: usize = 3;
+pub const ERROR_SAMPLES: usize = 3;
 /// `Retry-After` values kept per group.
-const RETRY_AFTER_SAMPLES: usize = 100;
+pub const RETRY_AFTER_SAMPLES: usize = 100;
 
 /// Histograms and counters for one group of requests (a target × class, or merged).
 #[derive(Debug, Clone)]
@@ -342,37 +342,65 @@ pub fn cost_results(
     requests_estimated: u64,
     usage: &TokenUsage,
 ) -> CostResults {
-    let total = cost.total();
-    CostResults {
+    let mut results = CostResults {
         currency: price.currency.clone(),
         model: price.model.clone(),
-        discount: crate::cost::effective_discount(total, cost.list, price.discount),
-        total,
+        discount: price.discount,
+        total: cost.total(),
         list: cost.list,
         input: cost.input,
         output: cost.output,
         requests_priced,
         requests_estimated,
-        per_request: if requests_priced > 0 {
-            total / requests_priced as f64
-        } else {
-            0.0
-        },
-        per_million_output_tokens: if usage.output > 0 {
-            total / usage.output as f64 * 1e6
-        } else {
-            0.0
-        },
-        projection: projection.and_then(|p| {
-            p.per_day(total, requests_priced, usage)
-                .map(|per_day| CostProjection {
-                    basis: p.basis.name().into(),
-                    volume: p.volume,
-                    per_day,
-                    per_month: per_day * DAYS_PER_MONTH,
-                })
+        projection: projection.map(|p| CostProjection {
+            basis: p.basis.name().into(),
+            volume: p.volume,
+            ..CostProjection::default()
         }),
-    }
+        ..CostResults::default()
+    };
+    finish_cost(&mut results, usage.input, usage.output);
+    results
+}
+
+/// Fills in a cost's discount obtained, ratios and projection from its totals (for a run's
+/// groups and for merged shards alike). A projection with nothing of its basis measured is
+/// dropped.
+pub fn finish_cost(cost: &mut CostResults, input_tokens: u64, output_tokens: u64) {
+    cost.discount = crate::cost::effective_discount(cost.total, cost.list, cost.discount);
+    cost.per_request = if cost.requests_priced > 0 {
+        cost.total / cost.requests_priced as f64
+    } else {
+        0.0
+    };
+    cost.per_million_output_tokens = if output_tokens > 0 {
+        cost.total / output_tokens as f64 * 1e6
+    } else {
+        0.0
+    };
+    let usage = TokenUsage {
+        input: input_tokens,
+        cached_input: 0,
+        output: output_tokens,
+    };
+    let (total, requests) = (cost.total, cost.requests_priced);
+    cost.projection = cost.projection.take().and_then(|mut projection| {
+        let basis = [
+            ProjectionBasis::RequestsPerDay,
+            ProjectionBasis::OutputTokensPerDay,
+            ProjectionBasis::TokensPerDay,
+        ]
+        .into_iter()
+        .find(|b| b.name() == projection.basis)?;
+        let per_day = Projection {
+            basis,
+            volume: projection.volume,
+        }
+        .per_day(total, requests, &usage)?;
+        projection.per_day = per_day;
+        projection.per_month = per_day * DAYS_PER_MONTH;
+        Some(projection)
+    });
 }
 
 /// All groups of a run: one [`GroupStats`] per target × class, plus a series per target.
@@ -433,23 +461,13 @@ impl Recorder {
     }
 
     pub fn record(&mut self, record: &RequestRecord) {
-        let own = self.prices.get(record.target).and_then(Option::as_ref);
-        let price = if record.via_batch_api {
+        let cost = crate::spend::record_cost(
+            self.prices.get(record.target).and_then(Option::as_ref),
             self.batch_prices
                 .get(record.target)
-                .and_then(Option::as_ref)
-                .or(own)
-        } else {
-            own
-        };
-        let cost = match (&record.outcome, price) {
-            (Ok(()), Some(price)) => Some(price.cost(&TokenUsage {
-                input: record.input_tokens.unwrap_or(0),
-                cached_input: record.cached_input_tokens,
-                output: record.output_tokens,
-            })),
-            _ => None,
-        };
+                .and_then(Option::as_ref),
+            record,
+        );
         self.groups[record.target][record.class].record_priced(record, cost);
         if let Some(stage) = self.stage_groups[record.target].get_mut(record.stage) {
             stage.record_priced(record, cost);
