@@ -204,44 +204,47 @@ impl RunProjection {
 #[error("{0}")]
 pub struct ProjectionError(pub String);
 
-/// Projects every target's requests, tokens and cost.
+/// Projects every target's requests, tokens and cost, in constant memory.
 pub fn project(plan: &RunPlan) -> Result<RunProjection, ProjectionError> {
-    let planned = crate::driver::planned_requests(&plan.load, plan.shard, plan.seed);
-    let indices: Vec<u64> = planned
-        .map(|requests| requests.into_iter().map(|(k, ..)| k).collect())
-        .ok_or_else(|| {
-            ProjectionError(
-            "a closed loop bounded only by load.duration cannot be projected: its request count \
-             depends on the server's speed (set load.requests)"
-                .into(),
-        )
-        })?;
     let seed = plan.shard.seed(plan.seed);
     let mut targets = Vec::new();
     for target in &plan.targets {
         let sizer = RequestSizer::new(&plan.classes, target.tokenizer);
         let mut projection = TargetProjection {
             target: target.name.clone(),
-            requests: indices.len() as u64,
+            requests: 0,
             input_tokens: 0,
             output_tokens: 0,
             cost: target.price.as_ref().map(|_| 0.0),
             request_cost_p5_p95: None,
         };
-        let mut costs = Vec::new();
-        for &k in &indices {
-            let (class, usage) = sizer.size(&plan.classes, seed, k);
-            projection.input_tokens += usage.input;
-            projection.output_tokens += usage.output;
-            if let (Some(total), Some(price)) = (&mut projection.cost, price_for(target, class)) {
-                let cost = price.cost(&usage).total();
-                *total += cost;
-                costs.push(cost);
-            }
+        // Single requests' costs in billionths, two significant digits, for the p5–p95 range.
+        // (up to a million per request).
+        let mut costs =
+            hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1_000_000_000_000_000, 2)
+                .expect("static bounds");
+        let plannable =
+            crate::driver::planned_requests(&plan.load, plan.shard, plan.seed, |k, _, _| {
+                let (class, usage) = sizer.size(&plan.classes, seed, k);
+                projection.requests += 1;
+                projection.input_tokens += usage.input;
+                projection.output_tokens += usage.output;
+                if let (Some(total), Some(price)) = (&mut projection.cost, price_for(target, class))
+                {
+                    let cost = price.cost(&usage).total();
+                    *total += cost;
+                    costs.saturating_record(((cost * 1e9).round() as u64).max(1));
+                }
+            });
+        if !plannable {
+            return Err(ProjectionError(
+                "a closed loop bounded only by load.duration cannot be projected: its request \
+                 count depends on the server's speed (set load.requests)"
+                    .into(),
+            ));
         }
         if !costs.is_empty() {
-            costs.sort_by(f64::total_cmp);
-            let at = |q: f64| costs[((costs.len() - 1) as f64 * q).round() as usize];
+            let at = |q: f64| costs.value_at_quantile(q) as f64 / 1e9;
             projection.request_cost_p5_p95 = Some((at(0.05), at(0.95)));
         }
         targets.push(projection);

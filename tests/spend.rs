@@ -76,10 +76,14 @@ fn a_projection_with_fixed_lengths_equals_the_hand_computed_cost() {
         "{}",
         projection.total()
     );
-    assert_eq!(
-        target.request_cost_p5_p95,
-        Some((PROJECTED_PER_REQUEST, PROJECTED_PER_REQUEST))
-    );
+    // Every request costs the same; the range is read from a 2-digit histogram (within 1%).
+    let (p5, p95) = target.request_cost_p5_p95.unwrap();
+    for value in [p5, p95] {
+        assert!(
+            (value / PROJECTED_PER_REQUEST - 1.0).abs() < 0.01,
+            "{value}"
+        );
+    }
     // `validate` prints it.
     write(dir.path(), &scenario("", ""));
     let output = drover(dir.path(), &["validate", "s.toml"], &[]);

@@ -82,8 +82,13 @@ pub(super) async fn run(mut generator: Generator) -> (u64, Vec<BatchResults>) {
     // Under a spend cap, a batch holds only the requests whose projected cost still fits.
     let mut budget_left = true;
     // Validation makes sure a batch's closed loop has a request count, so the plan is known.
-    let planned = planned_requests(&generator.load, generator.shard, generator.arrival_seed)
-        .unwrap_or_default();
+    let mut planned = Vec::new();
+    planned_requests(
+        &generator.load,
+        generator.shard,
+        generator.arrival_seed,
+        |k, stage, warmup| planned.push((k, stage, warmup)),
+    );
     let lines: Vec<(Pending, String)> = planned
         .into_iter()
         .filter_map(|(k, stage, warmup)| {

@@ -13,15 +13,17 @@ use rand::{RngExt, SeedableRng};
 use crate::scenario::{Arrival, LoadPlan, LoadShape, StagePlan};
 use crate::shard::Shard;
 
-/// Every request a shard of this load will send, in order, without sending any: its global
-/// index, stage and whether it is warm-up. `None` for a closed loop bounded only by time, whose
-/// count depends on the server's speed. (The live loops follow the same rules as they go.)
+/// Visits every request a shard of this load will send, in order, without sending any: its
+/// global index, stage and whether it is warm-up. Returns `false` (visiting nothing) for a closed
+/// loop bounded only by time, whose count depends on the server's speed. Nothing is stored, so a
+/// run of millions of requests is planned in constant memory. (The live loops follow the same
+/// rules as they go.)
 pub fn planned_requests(
     load: &LoadPlan,
     shard: Shard,
     arrival_seed: u64,
-) -> Option<Vec<(u64, usize, bool)>> {
-    let mut requests = Vec::new();
+    mut visit: impl FnMut(u64, usize, bool),
+) -> bool {
     match &load.shape {
         LoadShape::Open {
             arrival, stages, ..
@@ -37,25 +39,27 @@ pub fn planned_requests(
                 }
                 if shard.owns(k) {
                     let warmup = offset < load.warmup || k < load.warmup_requests;
-                    requests.push((k, schedule.stage_of(offset), warmup));
+                    visit(k, schedule.stage_of(offset), warmup);
                 }
                 k += 1;
             }
         }
         LoadShape::Closed { .. } => {
-            let limit = load.requests?;
+            let Some(limit) = load.requests else {
+                return false;
+            };
             let mut local = 0;
             loop {
                 let k = shard.global_index(local);
                 if k >= limit {
                     break;
                 }
-                requests.push((k, 0, k < load.warmup_requests));
+                visit(k, 0, k < load.warmup_requests);
                 local += 1;
             }
         }
     }
-    Some(requests)
+    true
 }
 
 /// Yields intended send offsets from the start of the run, in order.
