@@ -61,15 +61,11 @@ impl PointSum {
     }
 
     fn add_record(&mut self, record: &RequestRecord) {
-        match record.outcome {
-            Ok(()) => {
-                self.point.completed += 1;
-                self.point.output_tokens += record.output_tokens;
-                if let Some(ttft) = record.ttft() {
-                    self.ttft.saturating_record(super::micros(ttft));
-                }
+        count(&mut self.point, record);
+        if record.outcome.is_ok() {
+            if let Some(ttft) = record.ttft() {
+                self.ttft.saturating_record(super::micros(ttft));
             }
-            Err(_) => self.point.failed += 1,
         }
     }
 
@@ -83,6 +79,17 @@ impl PointSum {
             point.ttft_histogram = Some(encode_histogram(&self.ttft));
         }
         point
+    }
+}
+
+/// Counts one record into a point: completed (with its output tokens) or failed.
+fn count(point: &mut SeriesPoint, record: &RequestRecord) {
+    match record.outcome {
+        Ok(()) => {
+            point.completed += 1;
+            point.output_tokens += record.output_tokens;
+        }
+        Err(_) => point.failed += 1,
     }
 }
 
@@ -146,13 +153,7 @@ impl Series {
         let key = elapsed.as_secs() / self.step * self.step;
         if let Some(point) = self.closed.get_mut(&key) {
             // A late arrival for a reduced point: counts still add up, percentiles stay.
-            match record.outcome {
-                Ok(()) => {
-                    point.completed += 1;
-                    point.output_tokens += record.output_tokens;
-                }
-                Err(_) => point.failed += 1,
-            }
+            count(point, record);
             return;
         }
         self.open
