@@ -219,6 +219,13 @@ pub struct MockArgs {
     /// `"mode": "batch"` chat completions: inter-token delay divided by this.
     #[arg(long, default_value_t = 2.0)]
     pub batch_mode_speedup: f64,
+    /// Probability (0–1) that a response stops before its max_tokens (unless ignore_eos).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
+    pub early_stop: f64,
+    /// Simulate a prompt cache: a request whose earlier messages were seen before reports them
+    /// as cached tokens and gets this time to first token.
+    #[arg(long, value_parser = parse_duration)]
+    pub cache_ttft: Option<std::time::Duration>,
 }
 
 fn parse_fraction(text: &str) -> Result<f64, String> {

@@ -86,6 +86,13 @@ fn describe(plan: &RunPlan) -> String {
             .collect::<Vec<_>>()
             .join(", "),
     );
+    for class in &plan.classes {
+        text.push_str(&format!(
+            "class {}: {}\n",
+            class.name,
+            drover::workload::describe_class(class)
+        ));
+    }
     let load = &plan.load;
     let bound = match (load.duration, load.requests) {
         (Some(d), Some(n)) => format!(
@@ -129,6 +136,21 @@ fn describe(plan: &RunPlan) -> String {
             format!("open loop, {arrival:?} arrivals at {rates}{cap}{expected}")
         }
         LoadShape::Closed { users } => format!("closed loop, {users} concurrent users"),
+        LoadShape::Trace {
+            trace,
+            speed,
+            max_in_flight,
+        } => {
+            let cap = max_in_flight.map_or(String::new(), |c| format!(", at most {c} in flight"));
+            format!(
+                "trace replay of {} ({} requests over {} at {speed}x speed{cap})",
+                trace.path.display(),
+                trace.entries.len(),
+                humantime::format_duration(Duration::from_millis(
+                    trace.span(*speed).as_millis() as u64
+                ))
+            )
+        }
     };
     text.push_str(&format!("load: {shape} {bound}"));
     let shard = plan.shard;
@@ -720,6 +742,8 @@ async fn serve_mock(args: MockArgs) -> i32 {
             failure_rate: args.batch_failure_rate,
         },
         batch_mode_speedup: args.batch_mode_speedup,
+        early_stop: args.early_stop,
+        cache_ttft: args.cache_ttft.map(LatencyModel::Fixed),
     };
     if !(args.batch_mode_speedup.is_finite() && args.batch_mode_speedup > 0.0) {
         eprintln!("error: --batch-mode-speedup must be > 0");

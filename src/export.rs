@@ -187,6 +187,8 @@ mod tests {
             outcome: Ok(()),
             retried: vec![ErrorClass::Throttled],
             via_batch_api: false,
+            shape: Default::default(),
+            answer: None,
         };
         log.write(&record).unwrap();
         record.outcome = Err(Failure {

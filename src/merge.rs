@@ -15,8 +15,8 @@ use crate::metrics::{
 };
 use crate::results::{
     ClassResults, CostResults, Environment, GroupResults, MergeInfo, MergedShard,
-    MergedShardTarget, RunResults, RunStatus, SeriesPoint, ShardInfo, StageResults, TargetResults,
-    Throughput,
+    MergedShardTarget, OutputLength, RunResults, RunStatus, SeriesPoint, SessionCounts, ShardInfo,
+    SharedPrefixCounts, StageResults, TargetResults, Throughput,
 };
 
 /// One results file to merge and where it came from (for messages).
@@ -404,6 +404,25 @@ pub fn merge_groups<'a>(
             total.requests_priced += cost.requests_priced;
             total.requests_estimated += cost.requests_estimated;
         }
+        if let Some(theirs) = &part.output_length {
+            merged
+                .output_length
+                .get_or_insert_with(OutputLength::default)
+                .add(theirs);
+        }
+        if let Some(theirs) = &part.shared_prefix {
+            merged
+                .shared_prefix
+                .get_or_insert_with(SharedPrefixCounts::default)
+                .add(theirs);
+        }
+        if let Some(theirs) = &part.sessions {
+            merged
+                .sessions
+                .get_or_insert_with(SessionCounts::default)
+                .add(theirs);
+        }
+        let tokens = &mut merged.tokens;
         tokens.source_usage += part.tokens.source_usage;
         tokens.source_chunks += part.tokens.source_chunks;
         tokens.source_estimated += part.tokens.source_estimated;

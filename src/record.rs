@@ -170,6 +170,39 @@ pub struct RequestRecord {
     pub retried: Vec<ErrorClass>,
     /// Sent through the Batch API (priced at its discount).
     pub via_batch_api: bool,
+    /// What the request asked for, beyond its prompt.
+    pub shape: RequestShape,
+    /// The answer's text, kept only when a later turn of its session needs it.
+    pub answer: Option<String>,
+}
+
+/// What a request asked for that the results compare with what it got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestShape {
+    /// The `max_tokens` sent, if any.
+    pub max_tokens: Option<u32>,
+    /// Its place in a multi-turn session.
+    pub turn: Option<Turn>,
+    /// Whether it started with one of its class's shared prefixes.
+    pub shared_prefix: bool,
+}
+
+/// Turn `index` (0-based) of a session of `of` turns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Turn {
+    pub index: u32,
+    pub of: u32,
+}
+
+impl RequestRecord {
+    /// Whether a successful request produced fewer tokens than the `max_tokens` it asked for.
+    pub fn stopped_early(&self) -> bool {
+        self.outcome.is_ok()
+            && self
+                .shape
+                .max_tokens
+                .is_some_and(|cap| self.output_tokens < u64::from(cap))
+    }
 }
 
 impl RequestRecord {

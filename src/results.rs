@@ -313,6 +313,134 @@ pub struct GroupResults {
     /// What the successful requests cost (absent for an unpriced target).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<CostResults>,
+    /// Requested versus produced output length, for requests that sent `max_tokens`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_length: Option<OutputLength>,
+    /// Requests that started with a shared prefix, and how many the server served from cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_prefix: Option<SharedPrefixCounts>,
+    /// Multi-turn sessions (TTFT per turn is in `latency_ms` as `ttft_turn_1`, `ttft_turn_2`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<SessionCounts>,
+}
+
+/// Output length asked for (`max_tokens`) versus produced, over successful requests that sent a
+/// cap. A request "stopped early" when it produced fewer tokens than its cap.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct OutputLength {
+    pub requests: u64,
+    /// Sums over those requests.
+    pub requested_tokens: u64,
+    pub produced_tokens: u64,
+    pub stopped_early: u64,
+    pub requested_mean: f64,
+    pub produced_mean: f64,
+    /// `stopped_early / requests`.
+    pub stopped_early_share: f64,
+}
+
+impl OutputLength {
+    /// Recomputes the means and the share from the sums.
+    pub fn finish(&mut self) {
+        let per = |n: u64| {
+            if self.requests > 0 {
+                n as f64 / self.requests as f64
+            } else {
+                0.0
+            }
+        };
+        self.requested_mean = per(self.requested_tokens);
+        self.produced_mean = per(self.produced_tokens);
+        self.stopped_early_share = per(self.stopped_early);
+    }
+
+    pub fn add(&mut self, other: &OutputLength) {
+        self.requests += other.requests;
+        self.requested_tokens += other.requested_tokens;
+        self.produced_tokens += other.produced_tokens;
+        self.stopped_early += other.stopped_early;
+        self.finish();
+    }
+}
+
+/// Successful requests that started with a shared prefix; `cache_hits` of them reported cached
+/// input tokens (their TTFT is `ttft_cache_hit` in `latency_ms`, the others' `ttft_cache_miss`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SharedPrefixCounts {
+    pub requests: u64,
+    pub cache_hits: u64,
+    /// Cached input tokens those requests reported.
+    pub cached_input_tokens: u64,
+}
+
+impl SharedPrefixCounts {
+    pub fn add(&mut self, other: &SharedPrefixCounts) {
+        self.requests += other.requests;
+        self.cache_hits += other.cache_hits;
+        self.cached_input_tokens += other.cached_input_tokens;
+    }
+}
+
+/// Multi-turn sessions: a session starts with its first turn's request and completes when its
+/// last turn succeeds (a failed turn ends it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionCounts {
+    pub started: u64,
+    pub completed: u64,
+    /// Per turn (1-based): requests sent and succeeded.
+    pub turns: Vec<TurnCounts>,
+}
+
+/// One turn index's requests.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TurnCounts {
+    pub turn: u32,
+    pub sent: u64,
+    pub succeeded: u64,
+}
+
+impl SessionCounts {
+    /// Counts one request of turn `index` (0-based) of `of`.
+    pub fn count(&mut self, index: u32, of: u32, succeeded: bool) {
+        if index == 0 {
+            self.started += 1;
+        }
+        if succeeded && index + 1 == of {
+            self.completed += 1;
+        }
+        let turn = index + 1;
+        let at = match self.turns.iter().position(|t| t.turn == turn) {
+            Some(at) => at,
+            None => {
+                self.turns.push(TurnCounts {
+                    turn,
+                    ..TurnCounts::default()
+                });
+                self.turns.sort_by_key(|t| t.turn);
+                self.turns
+                    .iter()
+                    .position(|t| t.turn == turn)
+                    .expect("just added")
+            }
+        };
+        self.turns[at].sent += 1;
+        self.turns[at].succeeded += u64::from(succeeded);
+    }
+
+    pub fn add(&mut self, other: &SessionCounts) {
+        self.started += other.started;
+        self.completed += other.completed;
+        for theirs in &other.turns {
+            match self.turns.iter_mut().find(|t| t.turn == theirs.turn) {
+                Some(mine) => {
+                    mine.sent += theirs.sent;
+                    mine.succeeded += theirs.succeeded;
+                }
+                None => self.turns.push(theirs.clone()),
+            }
+        }
+        self.turns.sort_by_key(|t| t.turn);
+    }
 }
 
 /// Cost of a group's successful requests, in the run's reporting currency.

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::scenario::{Endpoint, LoadShape, RunPlan};
-use crate::workload::PromptSource;
+use crate::workload::{DatasetSource, PromptSource};
 
 /// Environment variable a Kubernetes Indexed Job sets to each pod's index.
 pub const INDEX_ENV: &str = "JOB_COMPLETION_INDEX";
@@ -207,7 +207,7 @@ pub fn apply(mut plan: RunPlan, shard: Shard) -> Result<RunPlan, ShardError> {
             }
             *users = shard.share(u64::from(*users)) as u32;
         }
-        LoadShape::Open { max_in_flight, .. } => {
+        LoadShape::Open { max_in_flight, .. } | LoadShape::Trace { max_in_flight, .. } => {
             if let Some(cap) = max_in_flight {
                 if *cap < n {
                     return Err(ShardError(format!(
@@ -228,7 +228,8 @@ pub fn apply(mut plan: RunPlan, shard: Shard) -> Result<RunPlan, ShardError> {
         }
     }
     for class in &mut plan.classes {
-        if let PromptSource::Dataset(dataset) = &class.prompt {
+        if let PromptSource::Dataset(source) = &class.prompt {
+            let dataset = &source.data;
             let range = shard.slice(dataset.records.len());
             if range.is_empty() {
                 return Err(ShardError(format!(
@@ -240,7 +241,12 @@ pub fn apply(mut plan: RunPlan, shard: Shard) -> Result<RunPlan, ShardError> {
             }
             let mut slice = (**dataset).clone();
             slice.records = dataset.records[range].to_vec();
-            class.prompt = PromptSource::Dataset(Arc::new(slice));
+            // A shuffle permutes the shard's own slice, from the shard's seed.
+            class.prompt = PromptSource::Dataset(DatasetSource::new(
+                Arc::new(slice),
+                source.sampling,
+                shard.seed(plan.seed),
+            ));
         }
     }
     let seed = shard.seed(plan.seed);
@@ -365,14 +371,19 @@ mod tests {
             let PromptSource::Dataset(data) = &sharded.classes[0].prompt else {
                 panic!("dataset expected");
             };
-            prompts.extend(data.records.iter().map(ToString::to_string));
+            prompts.extend(data.data.records.iter().map(|r| r.messages[0].to_string()));
             assert_eq!(sharded.shard.index, index);
         }
         assert_eq!(users, 7);
         let PromptSource::Dataset(data) = &whole.classes[0].prompt else {
             panic!("dataset expected");
         };
-        let all: Vec<String> = data.records.iter().map(ToString::to_string).collect();
+        let all: Vec<String> = data
+            .data
+            .records
+            .iter()
+            .map(|r| r.messages[0].to_string())
+            .collect();
         assert_eq!(
             prompts, all,
             "slices are disjoint and cover the dataset in order"

@@ -16,53 +16,35 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use rand::RngExt;
-
 use crate::cost::{Price, TokenUsage};
 use crate::scenario::{ClassPlan, RunPlan, TargetPlan};
-use crate::workload::PromptSource;
+use crate::workload::{self, PromptDraw, PromptSource, Trace};
 
 /// Output tokens assumed for a class that sets no `max_tokens`.
 pub const ASSUMED_OUTPUT_TOKENS: u64 = 1024;
-/// Tokens the chat format adds around one user message (3 + 1 for the role + 3 to prime).
-const ONE_MESSAGE_OVERHEAD: u64 = 7;
 
 /// Token sizes of requests, drawn exactly as the driver draws them.
 #[derive(Debug, Clone)]
 pub struct RequestSizer {
-    classes: Vec<ClassSizer>,
-}
-
-#[derive(Debug, Clone)]
-struct ClassSizer {
-    prompt: PromptSize,
-    output: u64,
-}
-
-#[derive(Debug, Clone)]
-enum PromptSize {
-    Synthetic(crate::workload::LengthModel),
-    /// Tokens of each dataset record's messages.
-    Dataset(Vec<u64>),
+    tokenizer: crate::tokenizer::Encoding,
+    /// Per class: each dataset record's input tokens, counted once.
+    record_tokens: Vec<Vec<u64>>,
 }
 
 impl RequestSizer {
     pub fn new(classes: &[ClassPlan], tokenizer: crate::tokenizer::Encoding) -> Self {
         RequestSizer {
-            classes: classes
+            tokenizer,
+            record_tokens: classes
                 .iter()
-                .map(|class| ClassSizer {
-                    prompt: match &class.prompt {
-                        PromptSource::Synthetic(lengths) => PromptSize::Synthetic(lengths.clone()),
-                        PromptSource::Dataset(dataset) => PromptSize::Dataset(
-                            dataset
-                                .records
-                                .iter()
-                                .map(|messages| tokenizer.count_messages(messages))
-                                .collect(),
-                        ),
-                    },
-                    output: class.max_tokens.map_or(ASSUMED_OUTPUT_TOKENS, u64::from),
+                .map(|class| match &class.prompt {
+                    PromptSource::Dataset(source) => source
+                        .data
+                        .records
+                        .iter()
+                        .map(|record| record.input_tokens(tokenizer))
+                        .collect(),
+                    _ => Vec::new(),
                 })
                 .collect(),
         }
@@ -73,23 +55,30 @@ impl RequestSizer {
         classes.iter().any(|c| c.max_tokens.is_none())
     }
 
-    /// The class and token sizes of request `k` (input exact for synthetic prompts; output the
-    /// class's cap).
-    pub fn size(&self, classes: &[ClassPlan], seed: u64, k: u64) -> (usize, TokenUsage) {
-        let (class, mut rng) = crate::driver::request_choice(classes, seed, k);
-        let sizer = &self.classes[class];
-        let input = match &sizer.prompt {
-            PromptSize::Synthetic(lengths) => {
-                u64::from(lengths.sample(&mut rng)) + ONE_MESSAGE_OVERHEAD
+    /// The class and token sizes of request `k`: input exact (synthetic prompts are exact by
+    /// construction, records are counted), output the request's cap. A multi-turn class counts
+    /// its first turn.
+    pub fn size(
+        &self,
+        classes: &[ClassPlan],
+        trace: Option<&Trace>,
+        seed: u64,
+        shard_count: u32,
+        k: u64,
+    ) -> (usize, TokenUsage) {
+        let drawn = workload::draw(classes, trace, seed, shard_count, k);
+        let input = match drawn.prompt {
+            PromptDraw::Record(index) if drawn.prefix.is_none() => {
+                self.record_tokens[drawn.class][index]
             }
-            PromptSize::Dataset(tokens) => tokens[rng.random_range(0..tokens.len())],
+            _ => workload::input_tokens(classes, trace, &drawn, self.tokenizer),
         };
         (
-            class,
+            drawn.class,
             TokenUsage {
                 input,
                 cached_input: 0,
-                output: sizer.output,
+                output: drawn.max_tokens.map_or(ASSUMED_OUTPUT_TOKENS, u64::from),
             },
         )
     }
@@ -199,6 +188,21 @@ impl RunProjection {
     }
 }
 
+/// The requests and tokens of a whole session whose first turn has `first`'s size: turn t sends
+/// t + 1 prompts of that size and the t answers before it (each at the output cap).
+fn session_usage(class: &ClassPlan, first: TokenUsage) -> (u64, TokenUsage) {
+    let turns = class.session.map_or(1, |s| u64::from(s.turns));
+    let history_turns = turns * (turns - 1) / 2;
+    (
+        turns,
+        TokenUsage {
+            input: first.input * (turns + history_turns) + first.output * history_turns,
+            cached_input: 0,
+            output: first.output * turns,
+        },
+    )
+}
+
 /// Why a run cannot be projected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -225,8 +229,10 @@ pub fn project(plan: &RunPlan) -> Result<RunProjection, ProjectionError> {
                 .expect("static bounds");
         let plannable =
             crate::driver::planned_requests(&plan.load, plan.shard, plan.seed, |k, _, _| {
-                let (class, usage) = sizer.size(&plan.classes, seed, k);
-                projection.requests += 1;
+                let trace = plan.load.shape.trace();
+                let (class, first) = sizer.size(&plan.classes, trace, seed, plan.shard.count, k);
+                let (requests, usage) = session_usage(&plan.classes[class], first);
+                projection.requests += requests;
                 projection.input_tokens += usage.input;
                 projection.output_tokens += usage.output;
                 if let (Some(total), Some(price)) = (&mut projection.cost, price_for(target, class))

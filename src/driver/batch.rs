@@ -13,7 +13,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::schedule::planned_requests;
-use super::{request_body, stopped, Generator};
+use super::{single_request_body, stopped, Generator};
 use crate::protocol::batch::{input_line, parse_line, BatchApiError, BatchClient, LineOutcome};
 use crate::record::{BatchFailure, ErrorClass, Failure, RequestRecord, TokenSource};
 use crate::results::BatchResults;
@@ -28,6 +28,8 @@ struct Pending {
     class: usize,
     stage: usize,
     warmup: bool,
+    /// The `max_tokens` it asked for.
+    max_tokens: Option<u32>,
     /// Its projected cost, reserved under the spend caps.
     reservation: Option<Reservation>,
 }
@@ -92,14 +94,20 @@ pub(super) async fn run(mut generator: Generator) -> (u64, Vec<BatchResults>) {
     let lines: Vec<(Pending, String)> = planned
         .into_iter()
         .filter_map(|(k, stage, warmup)| {
-            let (class, body) = request_body(&target, &generator.classes, generator.seed, k);
+            let (class, max_tokens, body) = single_request_body(&generator, k);
             // A routed target sends only the classes its rules pick through the Batch API.
             if !target.plan.class_via_batch(class) || !budget_left {
                 return None;
             }
             let reservation = match (&generator.guard, &generator.sizer) {
                 (Some(guard), Some(sizer)) => {
-                    let (_, usage) = sizer.size(&generator.classes, generator.seed, k);
+                    let (_, usage) = sizer.size(
+                        &generator.classes,
+                        generator.trace.as_deref(),
+                        generator.seed,
+                        generator.shard.count,
+                        k,
+                    );
                     let estimate = crate::spend::price_for(&target.plan, class)
                         .map_or(0.0, |p| p.cost(&usage).total());
                     match guard.try_reserve(target.index, estimate) {
@@ -126,6 +134,7 @@ pub(super) async fn run(mut generator: Generator) -> (u64, Vec<BatchResults>) {
                     class,
                     stage,
                     warmup,
+                    max_tokens,
                     reservation,
                 },
                 line,
@@ -428,6 +437,11 @@ async fn send(
         outcome,
         retried: Vec::new(),
         via_batch_api: true,
+        shape: crate::record::RequestShape {
+            max_tokens: request.max_tokens,
+            ..Default::default()
+        },
+        answer: None,
     };
     super::settle(
         generator.guard.as_deref(),
@@ -453,6 +467,7 @@ mod tests {
                             class: 0,
                             stage: 0,
                             warmup: false,
+                            max_tokens: None,
                             reservation: None,
                         },
                         "x".repeat(size),

@@ -17,10 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use rand::rngs::StdRng;
-use rand::SeedableRng;
-use rand_distr::weighted::WeightedIndex;
-use rand_distr::Distribution;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
@@ -34,12 +30,14 @@ use crate::export::RequestLog;
 use crate::metrics::Recorder;
 use crate::mock::{self, MockHandle, MockOptions};
 use crate::protocol::openai::ChatRequest;
-use crate::record::RequestRecord;
+use crate::record::{RequestRecord, RequestShape, Turn};
 use crate::redact::Redactor;
 use crate::results::{RunResults, RunStatus};
 use crate::scenario::{ClassPlan, Endpoint, LoadPlan, LoadShape, RunPlan, TargetMode};
 use crate::shard::Shard;
 use crate::spend::{price_for, Caps, RequestSizer, Reservation, SpendGuard};
+use crate::workload::{self, Trace};
+use serde_json::{json, Value};
 
 /// Receives periodic snapshots of the results while the run goes on.
 pub type CheckpointSink = Arc<dyn Fn(&RunResults) + Send + Sync>;
@@ -150,6 +148,8 @@ struct Generator {
     guard: Option<Arc<SpendGuard>>,
     /// Projects each request's cost for the guard (built only when there is one).
     sizer: Option<Arc<RequestSizer>>,
+    /// The replayed trace, for a trace load.
+    trace: Option<Arc<Trace>>,
 }
 
 impl Generator {
@@ -159,13 +159,166 @@ impl Generator {
         let (Some(guard), Some(sizer)) = (&self.guard, &self.sizer) else {
             return Ok(None);
         };
-        let (class, usage) = sizer.size(&self.classes, self.seed, k);
+        let (class, usage) = sizer.size(
+            &self.classes,
+            self.trace.as_deref(),
+            self.seed,
+            self.shard.count,
+            k,
+        );
         let estimate = price_for(&self.target.plan, class).map_or(0.0, |p| p.cost(&usage).total());
         guard
             .reserve(self.target.index, estimate)
             .await
             .map(Some)
             .ok_or(())
+    }
+
+    /// What every request task needs, to move into it.
+    fn requester(&self) -> Requester {
+        Requester {
+            target: self.target.clone(),
+            classes: self.classes.clone(),
+            trace: self.trace.clone(),
+            seed: self.seed,
+            shard_count: self.shard.count,
+            records: self.records.clone(),
+            guard: self.guard.clone(),
+            stop: self.stop.clone(),
+        }
+    }
+}
+
+/// Sends the requests (or sessions) a generator schedules.
+#[derive(Clone)]
+struct Requester {
+    target: Arc<TargetContext>,
+    classes: Arc<Vec<ClassPlan>>,
+    trace: Option<Arc<Trace>>,
+    seed: u64,
+    shard_count: u32,
+    records: mpsc::Sender<RequestRecord>,
+    guard: Option<Arc<SpendGuard>>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Requester {
+    /// Sends request `k` (all turns of its session, for a multi-turn class), settling its
+    /// reservation and handing every record to the recorder. Returns `false` once the recorder
+    /// is gone.
+    async fn send(
+        &self,
+        k: u64,
+        stage: usize,
+        intended: Instant,
+        warmup: bool,
+        reservation: Option<Reservation>,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> bool {
+        let first = workload::draw(
+            &self.classes,
+            self.trace.as_deref(),
+            self.seed,
+            self.shard_count,
+            k,
+        );
+        let session = self.classes[first.class].session;
+        let turns = session.map_or(1, |s| s.turns);
+        let mut history = Vec::new();
+        let mut reservation = reservation;
+        let mut intended = intended;
+        let mut drawn = first;
+        for turn in 0..turns {
+            let mut messages =
+                match workload::messages(&self.classes, self.trace.as_deref(), &drawn) {
+                    Value::Array(list) => list,
+                    _ => Vec::new(),
+                };
+            if turn > 0 {
+                let mut sent = history.clone();
+                sent.append(&mut messages);
+                messages = sent;
+            }
+            let shape = RequestShape {
+                max_tokens: drawn.max_tokens,
+                turn: session.map(|_| Turn {
+                    index: turn,
+                    of: turns,
+                }),
+                shared_prefix: drawn.prefix.is_some(),
+            };
+            let last_turn = turn + 1 == turns;
+            let body = request_body(&self.target, &self.classes[drawn.class], &drawn, &messages);
+            let mut record = execute_with_retries(
+                &self.target,
+                Job {
+                    index: k,
+                    class: drawn.class,
+                    stage,
+                    intended,
+                    body,
+                    warmup,
+                    shape,
+                    keep_answer: !last_turn,
+                },
+            )
+            .await;
+            settle(
+                self.guard.as_deref(),
+                reservation.take(),
+                &self.target,
+                &record,
+            );
+            let answer = record.answer.take();
+            let succeeded = record.outcome.is_ok();
+            let done = record.done;
+            if self.records.send(record).await.is_err() {
+                return false;
+            }
+            let Some(session) = session.filter(|_| succeeded && !last_turn) else {
+                break;
+            };
+            // The next turn carries everything so far: this turn's messages and the answer.
+            history = messages;
+            history.push(json!({ "role": "assistant", "content": answer.unwrap_or_default() }));
+            intended = done + session.think_time;
+            let mut stop = self.stop.clone();
+            tokio::select! {
+                biased;
+                _ = stopped(&mut stop) => break,
+                _ = tokio::time::sleep_until(intended.into()) => {}
+            }
+            if let Some(guard) = &self.guard {
+                // Later turns are reserved at the first turn's projected price of a request.
+                let estimate = price_for(&self.target.plan, drawn.class).map_or(0.0, |p| {
+                    p.cost(&crate::cost::TokenUsage {
+                        input: workload::input_tokens(
+                            &self.classes,
+                            self.trace.as_deref(),
+                            &drawn,
+                            self.target.plan.tokenizer,
+                        ),
+                        cached_input: 0,
+                        output: drawn
+                            .max_tokens
+                            .map_or(crate::spend::ASSUMED_OUTPUT_TOKENS, u64::from),
+                    })
+                    .total()
+                });
+                let mut stop = self.stop.clone();
+                reservation = tokio::select! {
+                    biased;
+                    _ = stopped(&mut stop) => break,
+                    reserved = guard.reserve(self.target.index, estimate) => match reserved {
+                        Some(reservation) => Some(reservation),
+                        None => break,
+                    },
+                };
+            }
+            drawn = workload::draw_turn(&self.classes, drawn.class, self.seed, k, turn + 1);
+        }
+        drop(permit);
+        true
     }
 }
 
@@ -201,7 +354,7 @@ pub async fn run(
             Endpoint::Url(url) => url.clone(),
             Endpoint::Mock(config) => {
                 let handle =
-                    mock::start(config.clone(), MockOptions::default()).map_err(|source| {
+                    mock::start((**config).clone(), MockOptions::default()).map_err(|source| {
                         DriverError::Mock {
                             target: target.name.clone(),
                             source,
@@ -255,7 +408,7 @@ pub async fn run(
     let class_count = plan.classes.len();
     let stage_count = match &plan.load.shape {
         LoadShape::Open { stages, .. } => stages.len(),
-        LoadShape::Closed { .. } => 1,
+        LoadShape::Closed { .. } | LoadShape::Trace { .. } => 1,
     };
     let show_progress = options.progress;
     let checkpoint = options.checkpoint.clone().map(|sink| {
@@ -360,6 +513,7 @@ pub async fn run(
             grace: options.interrupt_grace,
             guard: guard.clone(),
             sizer: sizer.clone(),
+            trace: plan.load.shape.trace().map(|t| Arc::new(t.clone())),
         };
         let index = target.index;
         if target.plan.is_routed() {
@@ -388,6 +542,14 @@ pub async fn run(
                     open_loop(generator, schedule, max_in_flight).await
                 }
                 LoadShape::Closed { users } => closed_loop(generator, users).await,
+                LoadShape::Trace {
+                    trace,
+                    speed,
+                    max_in_flight,
+                } => {
+                    let schedule = Schedule::replay(&trace, speed);
+                    open_loop(generator, schedule, max_in_flight).await
+                }
             };
             (index, aborted, Vec::new())
         });
@@ -498,47 +660,71 @@ pub async fn run(
 /// (and identical on every target).
 pub(crate) const ARRIVAL_SALT: u64 = 0xA5A5_0A11_5EED_0001;
 
-/// The class and prompt seed of request `k`: a pure function of the scenario seed and `k`.
-pub(crate) fn request_choice(classes: &[ClassPlan], seed: u64, k: u64) -> (usize, StdRng) {
-    let mut rng = StdRng::seed_from_u64(seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let class = if classes.len() == 1 {
-        0
-    } else {
-        WeightedIndex::new(classes.iter().map(|c| c.weight))
-            .map(|w| w.sample(&mut rng))
-            .unwrap_or(0)
-    };
-    (class, rng)
-}
-
 /// Whether request `k` of a routed target goes through the Batch API (and not the live loop).
 fn routed_away(generator: &Generator, k: u64) -> bool {
     let plan = &generator.target.plan;
     plan.is_routed()
-        && plan.class_via_batch(request_choice(&generator.classes, generator.seed, k).0)
+        && plan.class_via_batch(
+            workload::draw(
+                &generator.classes,
+                generator.trace.as_deref(),
+                generator.seed,
+                generator.shard.count,
+                k,
+            )
+            .class,
+        )
 }
 
-/// Builds the JSON body of request `k` for this target.
+/// The JSON body of a drawn request for this target.
 fn request_body(
     target: &TargetContext,
-    classes: &[ClassPlan],
-    seed: u64,
-    k: u64,
-) -> (usize, Bytes) {
-    let (class_index, mut rng) = request_choice(classes, seed, k);
-    let class = &classes[class_index];
-    let messages = class.prompt.messages(&mut rng);
+    class: &ClassPlan,
+    drawn: &workload::Draw,
+    messages: &[Value],
+) -> Bytes {
     let model = target.plan.model_for(class.model.as_deref());
-    let body = ChatRequest {
+    let messages = Value::Array(messages.to_vec());
+    let mut body = ChatRequest {
         model: &model,
         messages: &messages,
-        max_tokens: class.max_tokens,
+        max_tokens: drawn.max_tokens,
         stream: target.plan.mode == TargetMode::Stream,
         include_usage: target.plan.stream_usage,
         extra_body: &target.plan.extra_body,
     }
     .to_json();
-    (class_index, Bytes::from(body.to_string()))
+    if let Some(fields) = body.as_object_mut() {
+        if let Some(min_tokens) = class.min_tokens {
+            fields.insert("min_tokens".into(), Value::from(min_tokens));
+        }
+        if let Some(ignore_eos) = class.ignore_eos {
+            fields.insert("ignore_eos".into(), Value::from(ignore_eos));
+        }
+    }
+    Bytes::from(body.to_string())
+}
+
+/// The class, output cap and body of single request `k`, for the Batch API.
+fn single_request_body(generator: &Generator, k: u64) -> (usize, Option<u32>, Bytes) {
+    let drawn = workload::draw(
+        &generator.classes,
+        generator.trace.as_deref(),
+        generator.seed,
+        generator.shard.count,
+        k,
+    );
+    let messages = match workload::messages(&generator.classes, generator.trace.as_deref(), &drawn)
+    {
+        Value::Array(list) => list,
+        _ => Vec::new(),
+    };
+    let class = &generator.classes[drawn.class];
+    (
+        drawn.class,
+        drawn.max_tokens,
+        request_body(&generator.target, class, &drawn, &messages),
+    )
 }
 
 async fn open_loop(
@@ -587,28 +773,11 @@ async fn open_loop(
         };
         let warmup = offset < load.warmup || k < load.warmup_requests;
         let stage = schedule.stage_of(offset);
-        let target = generator.target.clone();
-        let classes = generator.classes.clone();
-        let records = generator.records.clone();
-        let seed = generator.seed;
-        let guard = generator.guard.clone();
+        let requester = generator.requester();
         in_flight.spawn(async move {
-            let (class, body) = request_body(&target, &classes, seed, k);
-            let record = execute_with_retries(
-                &target,
-                Job {
-                    index: k,
-                    class,
-                    stage,
-                    intended,
-                    body,
-                    warmup,
-                },
-            )
-            .await;
-            drop(permit);
-            settle(guard.as_deref(), reservation, &target, &record);
-            let _ = records.send(record).await;
+            requester
+                .send(k, stage, intended, warmup, reservation, permit)
+                .await;
         });
     }
     drain(&mut in_flight, &mut generator.stop, generator.grace).await
@@ -622,6 +791,7 @@ async fn closed_loop(generator: Generator, users: u32) -> u64 {
         let generator = generator.clone();
         let counter = counter.clone();
         user_tasks.spawn(async move {
+            let requester = generator.requester();
             let load = &generator.load;
             let end = load.duration.map(|d| generator.start + d);
             loop {
@@ -652,27 +822,10 @@ async fn closed_loop(generator: Generator, users: u32) -> u64 {
                 };
                 let warmup =
                     now.duration_since(generator.start) < load.warmup || k < load.warmup_requests;
-                let (class, body) =
-                    request_body(&generator.target, &generator.classes, generator.seed, k);
-                let record = execute_with_retries(
-                    &generator.target,
-                    Job {
-                        index: k,
-                        class,
-                        stage: 0,
-                        intended: Instant::now(),
-                        body,
-                        warmup,
-                    },
-                )
-                .await;
-                settle(
-                    generator.guard.as_deref(),
-                    reservation,
-                    &generator.target,
-                    &record,
-                );
-                if generator.records.send(record).await.is_err() {
+                if !requester
+                    .send(k, 0, Instant::now(), warmup, reservation, None)
+                    .await
+                {
                     break;
                 }
             }

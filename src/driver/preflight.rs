@@ -95,6 +95,8 @@ fn probe_job(target: &TargetPlan) -> Job {
         intended: std::time::Instant::now(),
         body: Bytes::from(body.to_string()),
         warmup: true,
+        shape: Default::default(),
+        keep_answer: false,
     }
 }
 

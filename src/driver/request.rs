@@ -11,7 +11,9 @@ use hyper::body::Incoming;
 use super::client::HttpClient;
 use crate::protocol::openai::{self, ParseError};
 use crate::protocol::sse::{SseItem, SseParser, DEFAULT_MAX_EVENT_BYTES};
-use crate::record::{ErrorClass, Failure, RequestRecord, TimeoutKind, TokenSource, Usage};
+use crate::record::{
+    ErrorClass, Failure, RequestRecord, RequestShape, TimeoutKind, TokenSource, Usage,
+};
 use crate::redact::Redactor;
 use crate::scenario::{RetryPolicy, TargetMode, TargetPlan};
 
@@ -78,6 +80,10 @@ pub struct Job {
     pub intended: Instant,
     pub body: Bytes,
     pub warmup: bool,
+    /// What it asks for, carried into its record.
+    pub shape: RequestShape,
+    /// Keep the answer's text in the record (a later turn of the session sends it back).
+    pub keep_answer: bool,
 }
 
 /// What the body reading produced, before it becomes a record.
@@ -157,6 +163,8 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
         outcome,
         retried: Vec::new(),
         via_batch_api: false,
+        shape: job.shape,
+        answer: job.keep_answer.then_some(measured.output_text),
     }
 }
 

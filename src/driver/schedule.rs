@@ -44,6 +44,22 @@ pub fn planned_requests(
                 k += 1;
             }
         }
+        LoadShape::Trace { trace, speed, .. } => {
+            let mut schedule = Schedule::replay(trace, *speed);
+            let mut k = 0u64;
+            while let Some(offset) = schedule.next_offset() {
+                if load.requests.is_some_and(|limit| k >= limit)
+                    || load.duration.is_some_and(|d| offset >= d)
+                {
+                    break;
+                }
+                if shard.owns(k) {
+                    let warmup = offset < load.warmup || k < load.warmup_requests;
+                    visit(k, 0, warmup);
+                }
+                k += 1;
+            }
+        }
         LoadShape::Closed { .. } => {
             let Some(limit) = load.requests else {
                 return false;
@@ -70,6 +86,8 @@ pub struct Schedule {
     /// Expected-arrival count at which the next request is due.
     next_count: f64,
     started: bool,
+    /// A replayed trace's offsets (already divided by the speed) and the next one's index.
+    replay: Option<(Vec<Duration>, usize)>,
 }
 
 impl Schedule {
@@ -80,11 +98,29 @@ impl Schedule {
             rng: StdRng::seed_from_u64(seed),
             next_count: 0.0,
             started: false,
+            replay: None,
         }
+    }
+
+    /// A trace's own times, `speed` times faster (one stage).
+    pub fn replay(trace: &crate::workload::Trace, speed: f64) -> Self {
+        let mut schedule = Schedule::new(Vec::new(), Arrival::Constant, 0);
+        let offsets = trace
+            .entries
+            .iter()
+            .map(|e| e.offset.div_f64(speed))
+            .collect();
+        schedule.replay = Some((offsets, 0));
+        schedule
     }
 
     /// The next intended offset, or `None` once it would fall past the last stage.
     pub fn next_offset(&mut self) -> Option<Duration> {
+        if let Some((offsets, next)) = &mut self.replay {
+            let offset = offsets.get(*next).copied();
+            *next += 1;
+            return offset;
+        }
         match self.arrival {
             Arrival::Constant => {
                 if self.started {

@@ -30,7 +30,9 @@ impl Recorder {
             let summary = self.target_summary(index);
             let aborted_here = aborted.get(index).copied().unwrap_or(0);
             let summary_results = self.results_of(index, &summary, aborted_here);
-            if let LoadShape::Open { max_in_flight, .. } = &plan.load.shape {
+            if let LoadShape::Open { max_in_flight, .. } | LoadShape::Trace { max_in_flight, .. } =
+                &plan.load.shape
+            {
                 if let Some(lag) = summary_results.latency_ms.get(Metric::ScheduleLag.name()) {
                     if lag.p99 > LAG_WARNING_MS {
                         let cause = match max_in_flight {
@@ -72,7 +74,7 @@ impl Recorder {
                 TargetMode::Complete => "complete",
                 TargetMode::BatchApi => "batch-api",
             };
-            let classes = plan
+            let classes: Vec<ClassResults> = plan
                 .classes
                 .iter()
                 .enumerate()
@@ -88,6 +90,7 @@ impl Recorder {
                     results: self.results_of(index, self.group(index, class_index), 0),
                 })
                 .collect();
+            warnings.extend(early_stop_warnings(&target.name, &classes));
             let (series, series_origin_unix, series_step_s) = self.series(index);
             targets.push(TargetResults {
                 name: target.name.clone(),
@@ -173,4 +176,29 @@ impl Recorder {
         }
         results
     }
+}
+
+/// Share of a class's capped requests that may stop short of `max_tokens` before the results
+/// warn: above it, throughput and cost per request describe shorter answers than were asked for.
+pub const EARLY_STOP_WARNING_SHARE: f64 = 0.05;
+
+/// A warning per class whose requests often produced fewer tokens than their `max_tokens`.
+pub fn early_stop_warnings(target: &str, classes: &[ClassResults]) -> Vec<String> {
+    classes
+        .iter()
+        .filter_map(|class| {
+            let length = class.results.output_length.as_ref()?;
+            (length.stopped_early_share > EARLY_STOP_WARNING_SHARE).then(|| {
+                format!(
+                    "target \"{target}\", class \"{}\": {:.0}% of requests ({} of {}) stopped before their max_tokens (asked {:.1} tokens on average, produced {:.1}); tokens/s and cost per request describe shorter answers than asked for (send ignore_eos or min_tokens where the server supports them)",
+                    class.name,
+                    length.stopped_early_share * 100.0,
+                    length.stopped_early,
+                    length.requests,
+                    length.requested_mean,
+                    length.produced_mean
+                )
+            })
+        })
+        .collect()
 }

@@ -17,7 +17,8 @@ pub use series::{fill_gaps, PointSum, Series, MAX_POINTS};
 use crate::cost::{Cost, Price, Projection, ProjectionBasis, TokenUsage, DAYS_PER_MONTH};
 use crate::record::{ErrorClass, RequestRecord, TokenSource};
 use crate::results::{
-    CostProjection, CostResults, GroupResults, RequestCounts, Throughput, TokenTotals,
+    CostProjection, CostResults, GroupResults, OutputLength, RequestCounts, SessionCounts,
+    SharedPrefixCounts, Throughput, TokenTotals,
 };
 
 /// The latency metrics recorded for each group, with their names in results.
@@ -91,6 +92,11 @@ pub struct GroupStats {
     retries: BTreeMap<ErrorClass, u64>,
     first_sent: Option<Instant>,
     last_done: Option<Instant>,
+    /// Histograms that exist only for some workloads (`ttft_cache_hit`, `ttft_turn_2`, …).
+    extra: BTreeMap<String, Histogram<u64>>,
+    output_length: Option<OutputLength>,
+    shared_prefix: Option<SharedPrefixCounts>,
+    sessions: Option<SessionCounts>,
 }
 
 impl Default for GroupStats {
@@ -116,6 +122,10 @@ impl Default for GroupStats {
             retries: BTreeMap::new(),
             first_sent: None,
             last_done: None,
+            extra: BTreeMap::new(),
+            output_length: None,
+            shared_prefix: None,
+            sessions: None,
         }
     }
 }
@@ -134,6 +144,54 @@ impl GroupStats {
         self.histograms[metric as usize].saturating_record(micros(value));
     }
 
+    fn observe_extra(&mut self, name: String, value: Duration) {
+        self.extra
+            .entry(name)
+            .or_insert_with(new_histogram)
+            .saturating_record(micros(value));
+    }
+
+    /// Output length, shared-prefix and session counts of one measured request.
+    fn record_workload(&mut self, record: &RequestRecord) {
+        let succeeded = record.outcome.is_ok();
+        let shape = record.shape;
+        if let Some(turn) = shape.turn {
+            self.sessions
+                .get_or_insert_with(SessionCounts::default)
+                .count(turn.index, turn.of, succeeded);
+        }
+        if !succeeded {
+            return;
+        }
+        if let Some(cap) = shape.max_tokens {
+            let length = self.output_length.get_or_insert_with(OutputLength::default);
+            length.requests += 1;
+            length.requested_tokens += u64::from(cap);
+            length.produced_tokens += record.output_tokens;
+            length.stopped_early += u64::from(record.stopped_early());
+        }
+        if shape.shared_prefix {
+            let prefix = self
+                .shared_prefix
+                .get_or_insert_with(SharedPrefixCounts::default);
+            prefix.requests += 1;
+            prefix.cache_hits += u64::from(record.cached_input_tokens > 0);
+            prefix.cached_input_tokens += record.cached_input_tokens;
+        }
+        if let Some(ttft) = record.ttft() {
+            // A request that could have hit a cache: a shared prefix or a later turn's history.
+            let could_hit = shape.shared_prefix || shape.turn.is_some_and(|t| t.index > 0);
+            if record.cached_input_tokens > 0 {
+                self.observe_extra("ttft_cache_hit".into(), ttft);
+            } else if could_hit {
+                self.observe_extra("ttft_cache_miss".into(), ttft);
+            }
+            if let Some(turn) = shape.turn {
+                self.observe_extra(format!("ttft_turn_{}", turn.index + 1), ttft);
+            }
+        }
+    }
+
     /// Adds one request. Latencies are recorded for successful requests only; schedule lag for all.
     pub fn record(&mut self, record: &RequestRecord) {
         self.record_priced(record, None);
@@ -146,6 +204,7 @@ impl GroupStats {
             return;
         }
         self.sent += 1;
+        self.record_workload(record);
         self.first_sent = Some(self.first_sent.map_or(record.sent, |t| t.min(record.sent)));
         self.last_done = Some(self.last_done.map_or(record.done, |t| t.max(record.done)));
         self.observe(Metric::ScheduleLag, record.schedule_lag());
@@ -259,6 +318,28 @@ impl GroupStats {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
+        for (name, theirs) in &other.extra {
+            self.extra
+                .entry(name.clone())
+                .or_insert_with(new_histogram)
+                .add(theirs)
+                .expect("histograms share bounds");
+        }
+        if let Some(theirs) = &other.output_length {
+            self.output_length
+                .get_or_insert_with(OutputLength::default)
+                .add(theirs);
+        }
+        if let Some(theirs) = &other.shared_prefix {
+            self.shared_prefix
+                .get_or_insert_with(SharedPrefixCounts::default)
+                .add(theirs);
+        }
+        if let Some(theirs) = &other.sessions {
+            self.sessions
+                .get_or_insert_with(SessionCounts::default)
+                .add(theirs);
+        }
     }
 
     /// The measured window: first send to last completion.
@@ -329,6 +410,18 @@ impl GroupStats {
                 .histograms
                 .insert(metric.name().into(), encode_histogram(histogram));
         }
+        for (name, histogram) in &self.extra {
+            results.latency_ms.insert(name.clone(), stat_ms(histogram));
+            results
+                .histograms
+                .insert(name.clone(), encode_histogram(histogram));
+        }
+        results.output_length = self.output_length.clone().map(|mut length| {
+            length.finish();
+            length
+        });
+        results.shared_prefix = self.shared_prefix.clone();
+        results.sessions = self.sessions.clone();
         results
     }
 }
@@ -565,6 +658,8 @@ mod tests {
             outcome,
             retried: Vec::new(),
             via_batch_api: false,
+            shape: Default::default(),
+            answer: None,
         }
     }
 

@@ -236,6 +236,8 @@ mod tests {
             },
             retried: Vec::new(),
             via_batch_api: false,
+            shape: Default::default(),
+            answer: None,
         }
     }
 

@@ -47,6 +47,13 @@ pub struct MockConfig {
     pub batch: BatchMockConfig,
     /// How much faster tokens come for `"mode": "batch"` requests (inter-token delay divided by it).
     pub batch_mode_speedup: f64,
+    /// Probability that a response stops (finish reason `stop`) before its `max_tokens`, at a
+    /// uniformly drawn length, unless the request sets `ignore_eos` (`min_tokens` is respected).
+    pub early_stop: f64,
+    /// The prompt cache: when set, a request whose messages before the last one were seen before
+    /// (as a request's prefix, or as a request plus its answer) reports them as cached tokens and
+    /// gets this time to first token.
+    pub cache_ttft: Option<LatencyModel>,
 }
 
 impl Default for MockConfig {
@@ -60,6 +67,8 @@ impl Default for MockConfig {
             faults: FaultPlan::default(),
             batch: BatchMockConfig::default(),
             batch_mode_speedup: 2.0,
+            early_stop: 0.0,
+            cache_ttft: None,
         }
     }
 }
@@ -123,6 +132,45 @@ pub(crate) struct MockState {
     pub(crate) timer: timer::PreciseTimer,
     pub(crate) faults_injected: faults::FaultCounts,
     pub(crate) batches: batch::BatchStore,
+    pub(crate) prompt_cache: PromptCache,
+}
+
+/// Hashes of message prefixes the mock has seen, for its simulated prompt cache.
+#[derive(Debug, Default)]
+pub(crate) struct PromptCache {
+    seen: Mutex<std::collections::HashSet<u64>>,
+}
+
+/// Entries kept before the cache is emptied (as if evicted).
+const PROMPT_CACHE_ENTRIES: usize = 100_000;
+
+impl PromptCache {
+    /// A hash of chat messages by role and content.
+    pub(crate) fn key(messages: &[serde_json::Value]) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        for message in messages {
+            message.get("role").map(|r| r.to_string()).hash(&mut hasher);
+            match message.get("content") {
+                Some(serde_json::Value::String(text)) => text.hash(&mut hasher),
+                other => other.map(|c| c.to_string()).hash(&mut hasher),
+            }
+        }
+        hasher.finish()
+    }
+
+    /// Whether `key` was seen; records it either way.
+    pub(crate) fn check_and_insert(&self, key: u64) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= PROMPT_CACHE_ENTRIES {
+            seen.clear();
+        }
+        !seen.insert(key)
+    }
+
+    pub(crate) fn insert(&self, key: u64) {
+        self.check_and_insert(key);
+    }
 }
 
 /// Delays the mock actually produced, measured where it hands each frame to the server.
@@ -266,6 +314,7 @@ pub fn start(config: MockConfig, options: MockOptions) -> std::io::Result<MockHa
         timer: timer::PreciseTimer::start()?,
         faults_injected: faults::FaultCounts::default(),
         batches: batch::BatchStore::default(),
+        prompt_cache: PromptCache::default(),
     });
     let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel();
     let (bound_tx, bound_rx) = std::sync::mpsc::channel();

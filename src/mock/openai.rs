@@ -223,6 +223,8 @@ struct Job {
     tokens: u32,
     finish_reason: &'static str,
     prompt_tokens: u64,
+    /// Of `prompt_tokens`, those served from the simulated prompt cache (`None`: no cache).
+    cached_tokens: Option<u64>,
     /// `delays[0]` is the time to first token; `delays[i]` the gap before token i. Each token is
     /// due a gap after the previous one actually went out, so a gap is never shorter than drawn.
     delays: Vec<Duration>,
@@ -404,19 +406,60 @@ fn plan_job(body: &[u8], headers: &HeaderMap, state: &MockState, id: u64) -> Res
     let config = &state.config;
     let wanted = header_u64(headers, "x-mock-output-tokens")
         .map_or(config.output_tokens, |n| n.clamp(1, u32::MAX as u64) as u32);
-    let (tokens, finish_reason) = match max_tokens {
+    let min_tokens = request
+        .get("min_tokens")
+        .and_then(Value::as_u64)
+        .map_or(0, |n| n.min(u32::MAX as u64) as u32);
+    let ignore_eos = request
+        .get("ignore_eos")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let wanted = wanted.max(min_tokens);
+    let (mut tokens, mut finish_reason) = match max_tokens {
         Some(cap) if cap < wanted as u64 => (cap as u32, "length"),
         _ => (wanted, "stop"),
     };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed ^ id.wrapping_mul(0x9E37_79B9));
+    if config.early_stop > 0.0 && !ignore_eos {
+        use rand::RngExt;
+        let shortest = min_tokens.max(1);
+        if rng.random::<f64>() < config.early_stop && tokens > shortest {
+            tokens = rng.random_range(shortest..tokens);
+            finish_reason = "stop";
+        }
+    }
+    // The prompt cache: the messages before the last are a prefix a earlier request may have
+    // warmed (as its own prefix, or as its messages plus the answer it got).
+    let cached_tokens = config.cache_ttft.map(|_| {
+        let prefix = &messages[..messages.len() - 1];
+        let hit = !prefix.is_empty()
+            && state
+                .prompt_cache
+                .check_and_insert(super::PromptCache::key(prefix));
+        let mut answered = messages.clone();
+        answered.push(json!({ "role": "assistant", "content": output_text(tokens) }));
+        state
+            .prompt_cache
+            .insert(super::PromptCache::key(&answered));
+        if hit {
+            count_prompt_tokens(prefix)
+        } else {
+            0
+        }
+    });
     let fixed = |name: &str| header_u64(headers, name).map(Duration::from_millis);
-    let ttft_model = fixed("x-mock-ttft-ms").map_or(config.ttft, LatencyModel::Fixed);
+    let cache_hit = cached_tokens.is_some_and(|n| n > 0);
+    let ttft_model = match (fixed("x-mock-ttft-ms"), config.cache_ttft) {
+        (Some(ms), _) => LatencyModel::Fixed(ms),
+        (None, Some(cached)) if cache_hit => cached,
+        _ => config.ttft,
+    };
     let itl_model = fixed("x-mock-itl-ms").map_or(config.itl, LatencyModel::Fixed);
     let speedup = if batch_mode {
         config.batch_mode_speedup
     } else {
         1.0
     };
-    let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed ^ id.wrapping_mul(0x9E37_79B9));
     let delays = (0..tokens)
         .map(|i| {
             if i == 0 {
@@ -433,6 +476,7 @@ fn plan_job(body: &[u8], headers: &HeaderMap, state: &MockState, id: u64) -> Res
         tokens,
         finish_reason,
         prompt_tokens: count_prompt_tokens(messages),
+        cached_tokens,
         delays,
         prelude: fixed("x-mock-prelude-ms").or(config.prelude),
     })
@@ -445,11 +489,22 @@ fn unix_now() -> u64 {
 }
 
 fn usage_json(job: &Job) -> Value {
-    json!({
+    let mut usage = json!({
         "prompt_tokens": job.prompt_tokens,
         "completion_tokens": job.tokens,
         "total_tokens": job.prompt_tokens + job.tokens as u64,
-    })
+    });
+    if let Some(cached) = job.cached_tokens {
+        usage["prompt_tokens_details"] = json!({ "cached_tokens": cached });
+    }
+    usage
+}
+
+/// The text of an answer of `tokens` tokens, as streamed and as returned whole.
+fn output_text(tokens: u32) -> String {
+    (0..tokens as usize)
+        .map(|i| OUTPUT_WORDS[i % OUTPUT_WORDS.len()])
+        .collect()
 }
 
 async fn complete_response(
@@ -460,9 +515,7 @@ async fn complete_response(
 ) -> Response<MockBody> {
     let total: Duration = job.delays.iter().sum();
     wait_out(&state, received + total).await;
-    let content: String = (0..job.tokens as usize)
-        .map(|i| OUTPUT_WORDS[i % OUTPUT_WORDS.len()])
-        .collect();
+    let content = output_text(job.tokens);
     json_response(
         StatusCode::OK,
         json!({

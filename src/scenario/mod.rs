@@ -114,7 +114,7 @@ pub enum Endpoint {
     /// A real server; the base URL up to the API version, without a trailing slash.
     Url(String),
     /// The embedded mock, started on loopback for the run.
-    Mock(MockConfig),
+    Mock(Box<MockConfig>),
 }
 
 /// A validated target.
@@ -242,7 +242,13 @@ pub struct ClassPlan {
     pub name: String,
     pub weight: f64,
     pub prompt: PromptSource,
-    pub max_tokens: Option<u32>,
+    /// Output cap sent as `max_tokens`, drawn per request.
+    pub max_tokens: Option<crate::workload::LengthModel>,
+    pub min_tokens: Option<u32>,
+    pub ignore_eos: Option<bool>,
+    pub shared_prefix: Option<crate::workload::SharedPrefix>,
+    /// Multi-turn conversations; `None` = one request each.
+    pub session: Option<crate::workload::SessionPlan>,
     pub model: Option<String>,
     pub labels: schema::Labels,
 }
@@ -267,6 +273,22 @@ pub enum LoadShape {
     Closed {
         users: u32,
     },
+    /// Replay of a timestamped trace: request k at entry k's offset divided by `speed`.
+    Trace {
+        trace: std::sync::Arc<crate::workload::Trace>,
+        speed: f64,
+        max_in_flight: Option<u32>,
+    },
+}
+
+impl LoadShape {
+    /// The replayed trace, for a trace load.
+    pub fn trace(&self) -> Option<&crate::workload::Trace> {
+        match self {
+            LoadShape::Trace { trace, .. } => Some(trace),
+            _ => None,
+        }
+    }
 }
 
 /// A validated load profile with its stop conditions.

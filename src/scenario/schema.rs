@@ -254,6 +254,10 @@ pub struct MockSpec {
     pub batch_failure_rate: Option<f64>,
     /// `"mode": "batch"` requests: inter-token delay divided by this (default 2).
     pub batch_mode_speedup: Option<f64>,
+    /// Probability (0–1) that a response stops before its max_tokens (default 0).
+    pub early_stop: Option<f64>,
+    /// Turns on the simulated prompt cache: the TTFT of a request whose prefix is cached.
+    pub cache_ttft: Option<LatencySpec>,
 }
 
 /// `[targets.mock.faults]`: a probability (0–1) per fault, and the faults' parameters.
@@ -319,13 +323,56 @@ pub struct ClassSpec {
     pub weight: Option<f64>,
     /// Synthetic prompt of this many input tokens (fixed or a distribution).
     pub input_tokens: Option<LengthSpec>,
-    /// JSONL file of `{"messages": [...]}` records, relative to the scenario file.
+    /// `false`: every request of the same length sends the same synthetic text (on purpose
+    /// repeated, e.g. to measure a prompt cache). Default `true`.
+    pub unique_prompts: Option<bool>,
+    /// Dataset of prompts, relative to the scenario file.
     pub dataset: Option<PathBuf>,
-    pub max_tokens: Option<u32>,
+    /// `chat`, `sharegpt`, `batch` or `text`; default: told from the file.
+    pub dataset_format: Option<String>,
+    /// How the dataset is walked: `random` (default), `sequential` or `shuffle`.
+    pub sampling: Option<SamplingSpec>,
+    /// Keep only dataset records with at least / at most this many input tokens.
+    pub min_input_tokens: Option<u64>,
+    pub max_input_tokens: Option<u64>,
+    /// Tokenizer for dataset filters and empirical lengths (default `o200k_base`).
+    pub tokenizer: Option<crate::tokenizer::Encoding>,
+    /// Output cap sent as `max_tokens`: fixed or a distribution.
+    pub max_tokens: Option<LengthSpec>,
+    /// Passed through for servers that honour them (vLLM, SGLang, TGI).
+    pub min_tokens: Option<u32>,
+    pub ignore_eos: Option<bool>,
+    /// Start a fraction of requests with one of K shared system prompts.
+    pub shared_prefix: Option<SharedPrefixSpec>,
+    /// Multi-turn sessions: requests per conversation (default 1).
+    pub turns: Option<u32>,
+    /// Pause between a turn's answer and the next turn (default 0).
+    pub think_time: Option<HumanDuration>,
     /// Logical model name; targets map it through `model_map`, default is the target's model.
     pub model: Option<String>,
     #[serde(default)]
     pub labels: Labels,
+}
+
+/// How a class walks its dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SamplingSpec {
+    Random,
+    Sequential,
+    Shuffle,
+}
+
+/// `shared_prefix = { prompts = 4, tokens = 1024, fraction = 0.8 }`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedPrefixSpec {
+    /// How many different prefixes (K).
+    pub prompts: u32,
+    /// Tokens in each (N).
+    pub tokens: u32,
+    /// Share of the class's requests that start with one (default 1).
+    pub fraction: Option<f64>,
 }
 
 /// Routing labels carried by a class (used by later routing and SLO features).
@@ -360,6 +407,10 @@ pub struct LoadSpec {
     pub warmup: Option<HumanDuration>,
     /// The first N requests are sent but not measured.
     pub warmup_requests: Option<u64>,
+    /// Trace replay: the JSONL trace, relative to the scenario file.
+    pub trace: Option<PathBuf>,
+    /// Trace replay: 2 sends the trace twice as fast, 0.5 at half speed (default 1).
+    pub speed: Option<f64>,
 }
 
 /// Open or closed loop.
@@ -368,6 +419,8 @@ pub struct LoadSpec {
 pub enum LoadKind {
     Open,
     Closed,
+    /// Replay a timestamped trace.
+    Trace,
 }
 
 /// Arrival process of an open loop.
@@ -513,6 +566,10 @@ pub struct LengthDistribution {
     pub max: Option<u32>,
     pub mean: Option<f64>,
     pub stddev: Option<f64>,
+    /// `empirical`: the dataset whose prompt lengths are drawn from.
+    pub dataset: Option<PathBuf>,
+    /// `empirical`: the dataset's format (default: told from the file).
+    pub format: Option<String>,
 }
 
 /// Shape of a token-length distribution.
@@ -522,6 +579,8 @@ pub enum LengthKind {
     Uniform,
     Normal,
     Lognormal,
+    /// The lengths of a dataset's prompts.
+    Empirical,
 }
 
 impl<'de> Deserialize<'de> for LengthSpec {

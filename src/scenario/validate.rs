@@ -10,8 +10,8 @@ use http::{HeaderName, HeaderValue};
 
 use super::locate::{locate, KeyPath};
 use super::schema::{
-    CostSpec, LatencySpec, LengthKind, LengthSpec, LoadKind, LoadSpec, MockSpec, ScenarioFile,
-    SpreadKind, TargetMode,
+    CostSpec, LatencySpec, LengthKind, LengthSpec, LoadKind, LoadSpec, MockSpec, SamplingSpec,
+    ScenarioFile, SpreadKind, TargetMode,
 };
 use super::{
     is_sensitive_header, BatchOptions, ClassPlan, CostPlan, Endpoint, LoadPlan, LoadShape,
@@ -20,7 +20,10 @@ use super::{
 };
 use crate::cost::{Currencies, PricedMode, PricingTable, TargetPricing};
 use crate::mock::{Fault, FaultPlan, LatencyModel, MockConfig};
-use crate::workload::{Dataset, LengthModel, PromptSource};
+use crate::workload::{
+    Dataset, DatasetFormat, DatasetSource, InputFilter, LengthModel, PromptSource, Sampling,
+    SessionPlan, SharedPrefix, Trace, TracePrompt,
+};
 
 /// Default seed when the scenario sets none.
 pub const DEFAULT_SEED: u64 = 0x5eed;
@@ -131,12 +134,12 @@ pub fn plan_from_file(
                 None
             }
             (Some(url), None) => check_base_url(&mut checker, &key.key("base_url"), url),
-            (None, Some(mock)) => Some(Endpoint::Mock(mock_config(
+            (None, Some(mock)) => Some(Endpoint::Mock(Box::new(mock_config(
                 &mut checker,
                 &key.key("mock"),
                 mock,
                 seed,
-            ))),
+            )))),
         };
         let api_key = match &spec.api_key_env {
             Some(var) if var.trim().is_empty() => {
@@ -291,9 +294,11 @@ pub fn plan_from_file(
         if !(weight.is_finite() && weight > 0.0) {
             checker.fail(&key.key("weight"), format!("must be > 0 (got {weight})"));
         }
-        if spec.max_tokens == Some(0) {
-            checker.fail(&key.key("max_tokens"), "must be at least 1");
-        }
+        let is_trace = file
+            .load
+            .as_ref()
+            .is_some_and(|l| l.kind == LoadKind::Trace);
+        let tokenizer = spec.tokenizer.unwrap_or_default();
         let prompt = match (&spec.input_tokens, &spec.dataset) {
             (Some(_), Some(_)) => {
                 checker.fail(
@@ -302,6 +307,7 @@ pub fn plan_from_file(
                 );
                 None
             }
+            (None, None) if is_trace => Some(PromptSource::TraceOnly),
             (None, None) => {
                 checker.fail(
                     &key,
@@ -312,12 +318,49 @@ pub fn plan_from_file(
                 );
                 None
             }
-            (Some(lengths), None) => length_model(&mut checker, &key.key("input_tokens"), lengths)
-                .map(PromptSource::Synthetic),
+            (Some(lengths), None) => length_model(
+                &mut checker,
+                &key.key("input_tokens"),
+                lengths,
+                base_dir,
+                tokenizer,
+            )
+            .map(|lengths| PromptSource::Synthetic {
+                lengths,
+                unique: spec.unique_prompts.unwrap_or(true),
+            }),
             (None, Some(dataset)) => {
-                let resolved = base_dir.join(dataset);
-                match Dataset::load(&resolved) {
-                    Ok(data) => Some(PromptSource::Dataset(Arc::new(data))),
+                let format = dataset_format(
+                    &mut checker,
+                    &key.key("dataset_format"),
+                    spec.dataset_format.as_deref(),
+                );
+                let filter = InputFilter {
+                    min_tokens: spec.min_input_tokens,
+                    max_tokens: spec.max_input_tokens,
+                    tokenizer,
+                };
+                if let (Some(min), Some(max)) = (filter.min_tokens, filter.max_tokens) {
+                    if min > max {
+                        checker.fail(
+                            &key.key("min_input_tokens"),
+                            format!("{min} is above max_input_tokens {max}"),
+                        );
+                    }
+                }
+                match Dataset::load(&base_dir.join(dataset), format, filter) {
+                    Ok(data) => {
+                        let sampling = match spec.sampling.unwrap_or(SamplingSpec::Random) {
+                            SamplingSpec::Random => Sampling::Random,
+                            SamplingSpec::Sequential => Sampling::Sequential,
+                            SamplingSpec::Shuffle => Sampling::Shuffle,
+                        };
+                        Some(PromptSource::Dataset(DatasetSource::new(
+                            Arc::new(data),
+                            sampling,
+                            seed,
+                        )))
+                    }
                     Err(error) => {
                         checker.fail(&key.key("dataset"), error.to_string());
                         None
@@ -325,12 +368,90 @@ pub fn plan_from_file(
                 }
             }
         };
+        if spec.dataset.is_none() {
+            for (field, present) in [
+                ("dataset_format", spec.dataset_format.is_some()),
+                ("sampling", spec.sampling.is_some()),
+                ("min_input_tokens", spec.min_input_tokens.is_some()),
+                ("max_input_tokens", spec.max_input_tokens.is_some()),
+            ] {
+                if present {
+                    checker.fail(&key.key(field), "applies to a dataset: set dataset too");
+                }
+            }
+        }
+        if spec.unique_prompts.is_some() && spec.input_tokens.is_none() {
+            checker.fail(
+                &key.key("unique_prompts"),
+                "applies to synthetic prompts: set input_tokens too",
+            );
+        }
+        let max_tokens = spec.max_tokens.as_ref().and_then(|lengths| {
+            length_model(
+                &mut checker,
+                &key.key("max_tokens"),
+                lengths,
+                base_dir,
+                tokenizer,
+            )
+        });
+        if spec.min_tokens == Some(0) {
+            checker.fail(&key.key("min_tokens"), "must be at least 1");
+        }
+        let shared_prefix = spec.shared_prefix.as_ref().and_then(|shared| {
+            let prefix_key = key.key("shared_prefix");
+            let fraction = shared.fraction.unwrap_or(1.0);
+            let before = checker.issues.len();
+            if shared.prompts == 0 {
+                checker.fail(&prefix_key.key("prompts"), "must be at least 1");
+            }
+            if shared.tokens == 0 {
+                checker.fail(&prefix_key.key("tokens"), "must be at least 1");
+            }
+            if !(0.0..=1.0).contains(&fraction) {
+                checker.fail(
+                    &prefix_key.key("fraction"),
+                    format!("must be between 0 and 1 (got {fraction})"),
+                );
+            }
+            (checker.issues.len() == before)
+                .then(|| SharedPrefix::new(&spec.name, shared.prompts, shared.tokens, fraction))
+        });
+        let session = match spec.turns {
+            Some(0) => {
+                checker.fail(&key.key("turns"), "must be at least 1");
+                None
+            }
+            Some(turns) if turns > 1 => Some(SessionPlan {
+                turns,
+                think_time: spec.think_time.map_or(Duration::ZERO, |d| d.0),
+            }),
+            _ => {
+                if spec.think_time.is_some() {
+                    checker.fail(
+                        &key.key("think_time"),
+                        "is the pause between turns: set turns above 1",
+                    );
+                }
+                None
+            }
+        };
+        if session.is_some() && is_trace {
+            checker.fail(
+                &key.key("turns"),
+                "a trace replays single requests; multi-turn sessions need an open or closed load",
+            );
+        }
         if let Some(prompt) = prompt {
             classes.push(ClassPlan {
                 name: spec.name.clone(),
                 weight,
                 prompt,
-                max_tokens: spec.max_tokens,
+                max_tokens,
+                min_tokens: spec.min_tokens,
+                ignore_eos: spec.ignore_eos,
+                shared_prefix,
+                session,
                 model: spec.model.clone(),
                 labels: spec.labels.clone(),
             });
@@ -342,8 +463,30 @@ pub fn plan_from_file(
             checker.fail(&root.key("load"), "is missing: add a [load] table");
             None
         }
-        Some(spec) => load_plan(&mut checker, &root.key("load"), spec),
+        Some(spec) => {
+            let names: Vec<String> = classes.iter().map(|c| c.name.clone()).collect();
+            load_plan(&mut checker, &root.key("load"), spec, base_dir, &names)
+        }
     };
+    if let Some(trace) = load.as_ref().and_then(|l| l.shape.trace()) {
+        // A line without a prompt draws from its class, which must have a prompt source.
+        for entry in &trace.entries {
+            let (class, line) = (&classes[entry.class], entry.line);
+            if entry.prompt == TracePrompt::FromClass
+                && matches!(class.prompt, PromptSource::TraceOnly)
+            {
+                checker.fail(
+                    &root.key("load").key("trace"),
+                    format!(
+                        "{}:{line}: the line has neither messages nor input_tokens, and its class \"{}\" has no prompt source (input_tokens or dataset)",
+                        trace.path.display(),
+                        class.name
+                    ),
+                );
+                break;
+            }
+        }
+    }
 
     // Which classes each target sends through the Batch API.
     for (target, spec) in targets.iter_mut().zip(&file.targets) {
@@ -363,6 +506,23 @@ pub fn plan_from_file(
                 }),
             })
             .collect();
+    }
+    for (index, target) in targets.iter().enumerate() {
+        for (class_index, class) in classes.iter().enumerate() {
+            if class.session.is_some() && target.class_via_batch(class_index) {
+                checker.fail(
+                    &root.key("targets").index(index).key(if target.mode == TargetMode::BatchApi {
+                        "mode"
+                    } else {
+                        "routing"
+                    }),
+                    format!(
+                        "would send class \"{}\" through the Batch API, but its turns each need the answer to the one before: send multi-turn classes live",
+                        class.name
+                    ),
+                );
+            }
+        }
     }
     if let Some(plan) = &load {
         let unknown_count =
@@ -723,6 +883,21 @@ fn mock_config(checker: &mut Checker, key: &KeyPath, spec: &MockSpec, seed: u64)
             Some(speedup) => speedup,
             None => defaults.batch_mode_speedup,
         },
+        early_stop: match spec.early_stop {
+            Some(p) if !(0.0..=1.0).contains(&p) => {
+                checker.fail(
+                    &key.key("early_stop"),
+                    format!("must be a probability between 0 and 1 (got {p})"),
+                );
+                0.0
+            }
+            Some(p) => p,
+            None => defaults.early_stop,
+        },
+        cache_ttft: spec
+            .cache_ttft
+            .as_ref()
+            .map(|s| latency_model(checker, &key.key("cache_ttft"), s)),
     }
 }
 
@@ -790,7 +965,29 @@ fn fault_plan(checker: &mut Checker, key: &KeyPath, spec: &super::schema::Faults
     }
 }
 
-fn length_model(checker: &mut Checker, key: &KeyPath, spec: &LengthSpec) -> Option<LengthModel> {
+fn dataset_format(
+    checker: &mut Checker,
+    key: &KeyPath,
+    name: Option<&str>,
+) -> Option<DatasetFormat> {
+    let name = name?;
+    let format = DatasetFormat::parse(name);
+    if format.is_none() {
+        checker.fail(
+            key,
+            format!("\"{name}\" is not a dataset format; use chat, sharegpt, batch or text"),
+        );
+    }
+    format
+}
+
+fn length_model(
+    checker: &mut Checker,
+    key: &KeyPath,
+    spec: &LengthSpec,
+    base_dir: &Path,
+    tokenizer: crate::tokenizer::Encoding,
+) -> Option<LengthModel> {
     let dist = match spec {
         LengthSpec::Fixed(0) => {
             checker.fail(key, "must be at least 1 token");
@@ -800,7 +997,47 @@ fn length_model(checker: &mut Checker, key: &KeyPath, spec: &LengthSpec) -> Opti
         LengthSpec::Distribution(dist) => dist,
     };
     let issues_before = checker.issues.len();
+    if dist.dist != LengthKind::Empirical && (dist.dataset.is_some() || dist.format.is_some()) {
+        checker.fail(&key.key("dataset"), "belongs to dist = \"empirical\"");
+    }
     let model = match dist.dist {
+        LengthKind::Empirical => {
+            let format = dataset_format(checker, &key.key("format"), dist.format.as_deref());
+            match &dist.dataset {
+                None => {
+                    checker.fail(
+                        key,
+                        "an empirical distribution needs dataset (whose prompt lengths it draws)",
+                    );
+                    None
+                }
+                Some(file) => {
+                    match Dataset::load(&base_dir.join(file), format, InputFilter::default()) {
+                        Ok(data) => {
+                            // Content tokens of each prompt, the quantity input_tokens asks for.
+                            let lengths = data
+                                .records
+                                .iter()
+                                .map(|r| {
+                                    let content: u64 = r
+                                        .messages
+                                        .iter()
+                                        .filter_map(|m| m.get("content").and_then(|c| c.as_str()))
+                                        .map(|text| tokenizer.count(text))
+                                        .sum();
+                                    u32::try_from(content.max(1)).unwrap_or(u32::MAX)
+                                })
+                                .collect();
+                            Some(LengthModel::Empirical(Arc::new(lengths)))
+                        }
+                        Err(error) => {
+                            checker.fail(&key.key("dataset"), error.to_string());
+                            None
+                        }
+                    }
+                }
+            }
+        }
         LengthKind::Uniform => match (dist.min, dist.max) {
             (Some(min), Some(max)) if min >= 1 && min <= max => {
                 Some(LengthModel::Uniform { min, max })
@@ -847,8 +1084,24 @@ fn length_model(checker: &mut Checker, key: &KeyPath, spec: &LengthSpec) -> Opti
     model
 }
 
-fn load_plan(checker: &mut Checker, key: &KeyPath, spec: &LoadSpec) -> Option<LoadPlan> {
+fn load_plan(
+    checker: &mut Checker,
+    key: &KeyPath,
+    spec: &LoadSpec,
+    base_dir: &Path,
+    class_names: &[String],
+) -> Option<LoadPlan> {
     let issues_before = checker.issues.len();
+    if spec.kind != LoadKind::Trace {
+        for (field, present) in [
+            ("trace", spec.trace.is_some()),
+            ("speed", spec.speed.is_some()),
+        ] {
+            if present {
+                checker.fail(&key.key(field), "belongs to kind = \"trace\"");
+            }
+        }
+    }
     if let Some(duration) = spec.duration {
         checker.non_zero(&key.key("duration"), duration.0);
     }
@@ -952,6 +1205,52 @@ fn load_plan(checker: &mut Checker, key: &KeyPath, spec: &LoadSpec) -> Option<Lo
                 checker.fail(key, "needs duration and/or requests to know when to stop");
             }
             LoadShape::Closed { users }
+        }
+        LoadKind::Trace => {
+            for (field, present) in [
+                ("rate", spec.rate.is_some()),
+                ("stages", spec.stages.is_some()),
+                ("arrival", spec.arrival.is_some()),
+                ("users", spec.users.is_some()),
+            ] {
+                if present {
+                    checker.fail(
+                        &key.key(field),
+                        "does not apply to kind = \"trace\"; the trace's timestamps pace it",
+                    );
+                }
+            }
+            if spec.max_in_flight == Some(0) {
+                checker.fail(&key.key("max_in_flight"), "must be at least 1");
+            }
+            let speed = spec.speed.unwrap_or(1.0);
+            if !(speed.is_finite() && speed > 0.0) {
+                checker.fail(&key.key("speed"), format!("must be > 0 (got {speed})"));
+            }
+            let trace = match &spec.trace {
+                None => {
+                    checker.fail(
+                        key,
+                        "a trace load needs trace (a JSONL file of timestamped requests)",
+                    );
+                    None
+                }
+                Some(file) => match Trace::load(&base_dir.join(file), class_names) {
+                    Ok(trace) => Some(Arc::new(trace)),
+                    Err(error) => {
+                        checker.fail(&key.key("trace"), error.to_string());
+                        None
+                    }
+                },
+            };
+            match trace {
+                Some(trace) => LoadShape::Trace {
+                    trace,
+                    speed,
+                    max_in_flight: spec.max_in_flight,
+                },
+                None => return None,
+            }
         }
     };
     let duration = match &shape {

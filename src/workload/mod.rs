@@ -1,0 +1,532 @@
+//! What each request carries: its prompt (synthetic of an exact token length, or a record of a
+//! dataset or trace), its output cap, an optional shared prefix, and for multi-turn sessions the
+//! next user message. Every choice is a pure function of the seed and the request's index, so
+//! request k carries the same prompt on every target and every run of the scenario.
+//!
+//! Drawing is split in two: [`draw`] decides cheaply *what* request k is (class, prompt length or
+//! record, output cap, prefix), and [`messages`] builds its text. The spend projection sizes
+//! millions of requests from the draw alone.
+
+mod dataset;
+mod synthetic;
+mod trace;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, RngExt, SeedableRng};
+use rand_distr::weighted::WeightedIndex;
+use rand_distr::{Distribution, LogNormal, Normal};
+use serde_json::{json, Value};
+
+pub use dataset::{Dataset, DatasetError, DatasetFormat, DatasetRecord, InputFilter};
+pub use synthetic::synthetic_prompt;
+pub use trace::{Trace, TraceEntry, TraceError, TracePrompt};
+
+use crate::scenario::ClassPlan;
+use crate::tokenizer::Encoding;
+
+/// A distribution of token lengths, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LengthModel {
+    Fixed(u32),
+    Uniform {
+        min: u32,
+        max: u32,
+    },
+    Normal {
+        mean: f64,
+        stddev: f64,
+    },
+    LogNormal {
+        mean: f64,
+        stddev: f64,
+    },
+    /// Lengths measured from a dataset's prompts, drawn uniformly (with their repeats, so the
+    /// dataset's distribution is reproduced).
+    Empirical(Arc<Vec<u32>>),
+}
+
+impl LengthModel {
+    /// Draws one length, at least 1.
+    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> u32 {
+        let value = match self {
+            LengthModel::Fixed(n) => return (*n).max(1),
+            LengthModel::Uniform { min, max } => return rng.random_range(*min..=*max).max(1),
+            LengthModel::Empirical(lengths) => {
+                return lengths[rng.random_range(0..lengths.len())].max(1)
+            }
+            LengthModel::Normal { mean, stddev } => Normal::new(*mean, *stddev)
+                .map(|d| d.sample(rng))
+                .unwrap_or(*mean),
+            LengthModel::LogNormal { mean, stddev } => {
+                // Parameters of the underlying normal from the desired mean and deviation.
+                let sigma2 = (1.0 + (stddev * stddev) / (mean * mean)).ln();
+                let mu = mean.ln() - sigma2 / 2.0;
+                LogNormal::new(mu, sigma2.sqrt())
+                    .map(|d| d.sample(rng))
+                    .unwrap_or(*mean)
+            }
+        };
+        value.round().clamp(1.0, u32::MAX as f64) as u32
+    }
+}
+
+/// How a class walks its dataset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Sampling {
+    /// Any record for any request, with replacement.
+    #[default]
+    Random,
+    /// Records in file order (request position modulo the record count).
+    Sequential,
+    /// A seeded permutation: every record once before any repeats.
+    Shuffle,
+}
+
+/// Where a class's prompts come from.
+#[derive(Debug, Clone)]
+pub enum PromptSource {
+    /// A user message of a drawn number of tokens. Unique per request unless `unique` is false,
+    /// in which case every request of the same length carries the same text.
+    Synthetic {
+        lengths: LengthModel,
+        unique: bool,
+    },
+    Dataset(DatasetSource),
+    /// Prompts come only from the replayed trace's lines.
+    TraceOnly,
+}
+
+/// A dataset with the order the class samples it in.
+#[derive(Debug, Clone)]
+pub struct DatasetSource {
+    pub data: Arc<Dataset>,
+    pub sampling: Sampling,
+    /// For [`Sampling::Shuffle`]: the seeded permutation of record indices.
+    order: Arc<Vec<u32>>,
+}
+
+impl DatasetSource {
+    /// A dataset sampled as asked; `seed` fixes a shuffle's permutation.
+    pub fn new(data: Arc<Dataset>, sampling: Sampling, seed: u64) -> Self {
+        let mut order: Vec<u32> = Vec::new();
+        if sampling == Sampling::Shuffle {
+            order = (0..data.records.len() as u32).collect();
+            let mut rng = StdRng::seed_from_u64(seed ^ 0x5AFF_1E00);
+            // Fisher–Yates.
+            for i in (1..order.len()).rev() {
+                let j = rng.random_range(0..=i);
+                order.swap(i, j);
+            }
+        }
+        DatasetSource {
+            data,
+            sampling,
+            order: Arc::new(order),
+        }
+    }
+
+    /// The record for a request at shard-local `position`, drawing from `rng` when random.
+    fn pick<R: Rng + ?Sized>(&self, position: u64, rng: &mut R) -> usize {
+        let n = self.data.records.len();
+        match self.sampling {
+            Sampling::Random => rng.random_range(0..n),
+            Sampling::Sequential => (position % n as u64) as usize,
+            Sampling::Shuffle => self.order[(position % n as u64) as usize] as usize,
+        }
+    }
+}
+
+/// K shared system prompts of N tokens, one of which a fraction of a class's requests start with
+/// (to exercise a provider's prompt cache on purpose).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedPrefix {
+    pub tokens: u32,
+    pub fraction: f64,
+    /// The K prompts, built once from the class's name so every run sends the same ones.
+    pub texts: Arc<Vec<String>>,
+}
+
+impl SharedPrefix {
+    pub fn new(class_name: &str, count: u32, tokens: u32, fraction: f64) -> Self {
+        let base = class_name
+            .bytes()
+            .fold(0xCBF2_9CE4_8422_2325u64, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01B3)
+            });
+        let texts = (0..count)
+            .map(|i| {
+                let mut rng = StdRng::seed_from_u64(base ^ u64::from(i).wrapping_mul(0x9E37));
+                synthetic_prompt(tokens, &mut rng)
+            })
+            .collect();
+        SharedPrefix {
+            tokens,
+            fraction,
+            texts: Arc::new(texts),
+        }
+    }
+}
+
+/// A class's conversations: each session sends `turns` requests, every one with the history so
+/// far (user messages and the server's answers) plus a new user message, `think_time` apart.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SessionPlan {
+    pub turns: u32,
+    pub think_time: Duration,
+}
+
+/// What request k is, decided without building its text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Draw {
+    pub class: usize,
+    pub prompt: PromptDraw,
+    /// The output cap sent (`max_tokens`), if any.
+    pub max_tokens: Option<u32>,
+    /// Which shared prefix it starts with, if any.
+    pub prefix: Option<usize>,
+}
+
+/// The prompt of a [`Draw`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum PromptDraw {
+    /// A synthetic user message of `tokens` tokens, built from `text_seed`.
+    Synthetic { tokens: u32, text_seed: u64 },
+    /// A record of the class's dataset.
+    Record(usize),
+    /// The messages of trace entry k.
+    Trace(usize),
+}
+
+/// The class and prompt generator of request `k`: a pure function of the seed and `k`.
+pub fn request_choice(classes: &[ClassPlan], seed: u64, k: u64) -> (usize, StdRng) {
+    let mut rng = StdRng::seed_from_u64(seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let class = if classes.len() == 1 {
+        0
+    } else {
+        WeightedIndex::new(classes.iter().map(|c| c.weight))
+            .map(|w| w.sample(&mut rng))
+            .unwrap_or(0)
+    };
+    (class, rng)
+}
+
+/// Decides request `k`: its class (or the trace entry's), prompt, output cap and prefix.
+/// `shard_count` turns `k` into the shard-local position that sequential sampling walks.
+pub fn draw(
+    classes: &[ClassPlan],
+    trace: Option<&Trace>,
+    seed: u64,
+    shard_count: u32,
+    k: u64,
+) -> Draw {
+    let entry = trace.and_then(|t| t.entries.get(k as usize));
+    let (class_index, mut rng) = match entry {
+        Some(entry) => (
+            entry.class,
+            StdRng::seed_from_u64(seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        ),
+        None => request_choice(classes, seed, k),
+    };
+    let class = &classes[class_index];
+    let position = k / u64::from(shard_count.max(1));
+    let prompt = match entry.map(|e| &e.prompt) {
+        Some(TracePrompt::Messages(_)) => PromptDraw::Trace(k as usize),
+        Some(TracePrompt::Tokens(tokens)) => PromptDraw::Synthetic {
+            tokens: *tokens,
+            text_seed: rng.random(),
+        },
+        Some(TracePrompt::FromClass) | None => class_prompt(class, class_index, position, &mut rng),
+    };
+    let record_cap = match (&prompt, &class.prompt) {
+        (PromptDraw::Record(index), PromptSource::Dataset(source)) => {
+            source.data.records[*index].max_tokens
+        }
+        _ => None,
+    };
+    let class_cap = class
+        .max_tokens
+        .as_ref()
+        .map(|lengths| lengths.sample(&mut rng));
+    let max_tokens = entry
+        .and_then(|e| e.output_tokens)
+        .or(class_cap)
+        .or(record_cap);
+    let prefix = class.shared_prefix.as_ref().and_then(|shared| {
+        let chosen = rng.random::<f64>() < shared.fraction;
+        let which = rng.random_range(0..shared.texts.len());
+        chosen.then_some(which)
+    });
+    Draw {
+        class: class_index,
+        prompt,
+        max_tokens,
+        prefix,
+    }
+}
+
+/// The new user message of turn `turn` (1-based beyond the first) of session `k`.
+pub fn draw_turn(classes: &[ClassPlan], class_index: usize, seed: u64, k: u64, turn: u32) -> Draw {
+    let mut rng = StdRng::seed_from_u64(
+        seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(turn).wrapping_mul(0xD6E8_FEB8),
+    );
+    let class = &classes[class_index];
+    let prompt = class_prompt(class, class_index, k, &mut rng);
+    let max_tokens = class
+        .max_tokens
+        .as_ref()
+        .map(|lengths| lengths.sample(&mut rng));
+    Draw {
+        class: class_index,
+        prompt,
+        max_tokens,
+        prefix: None,
+    }
+}
+
+fn class_prompt(
+    class: &ClassPlan,
+    class_index: usize,
+    position: u64,
+    rng: &mut StdRng,
+) -> PromptDraw {
+    match &class.prompt {
+        PromptSource::Synthetic { lengths, unique } => {
+            let tokens = lengths.sample(rng);
+            let text_seed = if *unique {
+                rng.random()
+            } else {
+                // The same text for every request of this length in this class.
+                0x0005_EED0_0000_0000 ^ class_index as u64
+            };
+            PromptDraw::Synthetic { tokens, text_seed }
+        }
+        PromptSource::Dataset(source) => PromptDraw::Record(source.pick(position, rng)),
+        // Validation refuses trace lines without a prompt for such a class; an empty user
+        // message would be the server's to reject.
+        PromptSource::TraceOnly => PromptDraw::Synthetic {
+            tokens: 0,
+            text_seed: 0,
+        },
+    }
+}
+
+/// The chat `messages` of a drawn request.
+pub fn messages(classes: &[ClassPlan], trace: Option<&Trace>, draw: &Draw) -> Value {
+    let class = &classes[draw.class];
+    let mut list = match &draw.prompt {
+        PromptDraw::Synthetic { tokens, text_seed } => {
+            let mut rng = StdRng::seed_from_u64(*text_seed);
+            vec![json!({ "role": "user", "content": synthetic_prompt(*tokens, &mut rng) })]
+        }
+        PromptDraw::Record(index) => match &class.prompt {
+            PromptSource::Dataset(source) => source.data.records[*index].messages.clone(),
+            PromptSource::Synthetic { .. } | PromptSource::TraceOnly => Vec::new(),
+        },
+        PromptDraw::Trace(k) => match trace.and_then(|t| t.entries.get(*k)).map(|e| &e.prompt) {
+            Some(TracePrompt::Messages(messages)) => messages.clone(),
+            _ => Vec::new(),
+        },
+    };
+    if let (Some(which), Some(shared)) = (draw.prefix, &class.shared_prefix) {
+        list.insert(
+            0,
+            json!({ "role": "system", "content": shared.texts[which].as_str() }),
+        );
+    }
+    Value::Array(list)
+}
+
+/// Chat-format input tokens of a drawn request by `tokenizer`, computed without building
+/// synthetic text (which is exact by construction): the prompt, 3 tokens per message plus the
+/// role, and 3 to prime the reply.
+pub fn input_tokens(
+    classes: &[ClassPlan],
+    trace: Option<&Trace>,
+    draw: &Draw,
+    tokenizer: Encoding,
+) -> u64 {
+    let class = &classes[draw.class];
+    let prefix = match (draw.prefix, &class.shared_prefix) {
+        (Some(_), Some(shared)) => u64::from(shared.tokens) + SYSTEM_MESSAGE_OVERHEAD,
+        _ => 0,
+    };
+    let prompt = match &draw.prompt {
+        PromptDraw::Synthetic { tokens, .. } => u64::from(*tokens) + USER_MESSAGE_OVERHEAD,
+        PromptDraw::Record(index) => match &class.prompt {
+            PromptSource::Dataset(source) => source.data.records[*index].input_tokens(tokenizer),
+            PromptSource::Synthetic { .. } | PromptSource::TraceOnly => 0,
+        },
+        PromptDraw::Trace(_) => tokenizer.count_messages(&messages(classes, trace, draw)),
+    };
+    prompt + prefix
+}
+
+/// One line about what a class sends, for `drover validate` and the start of a run.
+pub fn describe_class(class: &ClassPlan) -> String {
+    let mut parts = vec![match &class.prompt {
+        PromptSource::Synthetic { lengths, unique } => format!(
+            "synthetic prompts of {} tokens{}",
+            describe_lengths(lengths),
+            if *unique { "" } else { ", repeated" }
+        ),
+        PromptSource::Dataset(source) => format!(
+            "{} dataset {} ({} records{}, {} sampling)",
+            source.data.format.name(),
+            source.data.path.display(),
+            source.data.records.len(),
+            if source.data.filtered_out > 0 {
+                format!(
+                    ", {} filtered out by input length",
+                    source.data.filtered_out
+                )
+            } else {
+                String::new()
+            },
+            match source.sampling {
+                Sampling::Random => "random",
+                Sampling::Sequential => "sequential",
+                Sampling::Shuffle => "shuffled",
+            }
+        ),
+        PromptSource::TraceOnly => "prompts from the trace".into(),
+    }];
+    if let Some(lengths) = &class.max_tokens {
+        parts.push(format!("max_tokens {}", describe_lengths(lengths)));
+    }
+    if let Some(shared) = &class.shared_prefix {
+        parts.push(format!(
+            "{:.0}% start with one of {} shared {}-token system prompts",
+            shared.fraction * 100.0,
+            shared.texts.len(),
+            shared.tokens
+        ));
+    }
+    if let Some(session) = &class.session {
+        parts.push(format!(
+            "sessions of {} turns, {} think time",
+            session.turns,
+            humantime::format_duration(session.think_time)
+        ));
+    }
+    parts.join("; ")
+}
+
+fn describe_lengths(lengths: &LengthModel) -> String {
+    match lengths {
+        LengthModel::Fixed(n) => n.to_string(),
+        LengthModel::Uniform { min, max } => format!("{min}-{max} (uniform)"),
+        LengthModel::Normal { mean, stddev } => format!("~{mean} ± {stddev} (normal)"),
+        LengthModel::LogNormal { mean, stddev } => format!("~{mean} ± {stddev} (lognormal)"),
+        LengthModel::Empirical(lengths) => {
+            let mean = lengths.iter().map(|n| f64::from(*n)).sum::<f64>() / lengths.len() as f64;
+            format!("~{mean:.0} (empirical, {} lengths)", lengths.len())
+        }
+    }
+}
+
+/// Tokens the chat format adds around one user message: 3 per message, 1 for the role, 3 to
+/// prime the reply.
+const USER_MESSAGE_OVERHEAD: u64 = 7;
+/// Around an added system message: 3 per message and 1 for the role.
+const SYSTEM_MESSAGE_OVERHEAD: u64 = 4;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::schema::Labels;
+
+    fn class(prompt: PromptSource) -> ClassPlan {
+        ClassPlan {
+            name: "c".into(),
+            weight: 1.0,
+            prompt,
+            max_tokens: None,
+            min_tokens: None,
+            ignore_eos: None,
+            shared_prefix: None,
+            session: None,
+            model: None,
+            labels: Labels::default(),
+        }
+    }
+
+    #[test]
+    fn length_models_respect_their_bounds() {
+        let mut rng = StdRng::seed_from_u64(2);
+        let uniform = LengthModel::Uniform { min: 10, max: 20 };
+        assert!((0..1000).all(|_| (10..=20).contains(&uniform.sample(&mut rng))));
+        let lognormal = LengthModel::LogNormal {
+            mean: 200.0,
+            stddev: 50.0,
+        };
+        let mean = (0..20_000)
+            .map(|_| lognormal.sample(&mut rng) as f64)
+            .sum::<f64>()
+            / 20_000.0;
+        assert!((mean - 200.0).abs() < 3.0, "mean {mean}");
+        let empirical = LengthModel::Empirical(Arc::new(vec![5, 5, 9]));
+        let fives = (0..3000)
+            .filter(|_| empirical.sample(&mut rng) == 5)
+            .count();
+        assert!((1800..2200).contains(&fives), "{fives} of 3000 drew 5");
+    }
+
+    #[test]
+    fn synthetic_input_size_matches_the_tokenizer_on_the_built_messages() {
+        let mut plan = class(PromptSource::Synthetic {
+            lengths: LengthModel::Uniform { min: 20, max: 300 },
+            unique: true,
+        });
+        plan.shared_prefix = Some(SharedPrefix::new("c", 2, 100, 0.5));
+        let classes = vec![plan];
+        for k in 0..40 {
+            let drawn = draw(&classes, None, 9, 1, k);
+            let built = messages(&classes, None, &drawn);
+            for encoding in [Encoding::O200kBase, Encoding::Cl100kBase] {
+                assert_eq!(
+                    input_tokens(&classes, None, &drawn, encoding),
+                    encoding.count_messages(&built),
+                    "request {k}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn repeated_prompts_are_identical_and_unique_ones_differ() {
+        let lengths = LengthModel::Fixed(50);
+        let unique = vec![class(PromptSource::Synthetic {
+            lengths: lengths.clone(),
+            unique: true,
+        })];
+        let repeated = vec![class(PromptSource::Synthetic {
+            lengths,
+            unique: false,
+        })];
+        let text =
+            |classes: &[ClassPlan], k| messages(classes, None, &draw(classes, None, 1, 1, k));
+        assert_ne!(text(&unique, 0), text(&unique, 1));
+        assert_eq!(text(&repeated, 0), text(&repeated, 1));
+    }
+
+    #[test]
+    fn shared_prefixes_go_to_the_asked_fraction_as_a_system_message() {
+        let mut plan = class(PromptSource::Synthetic {
+            lengths: LengthModel::Fixed(10),
+            unique: true,
+        });
+        plan.shared_prefix = Some(SharedPrefix::new("c", 3, 40, 0.25));
+        let classes = vec![plan];
+        let drawn: Vec<Draw> = (0..4000).map(|k| draw(&classes, None, 3, 1, k)).collect();
+        let with = drawn.iter().filter(|d| d.prefix.is_some()).count();
+        assert!((850..1150).contains(&with), "{with} of 4000 have a prefix");
+        let first = drawn.iter().find(|d| d.prefix.is_some()).unwrap();
+        let built = messages(&classes, None, first);
+        assert_eq!(built[0]["role"], "system");
+        assert_eq!(built[0]["content"].as_str().unwrap().split(' ').count(), 40);
+        assert_eq!(built[1]["role"], "user");
+    }
+}
