@@ -29,5 +29,6 @@ pub mod results;
 pub mod scenario;
 pub mod shard;
 pub mod spend;
+mod timer;
 pub mod tokenizer;
 pub mod workload;

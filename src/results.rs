@@ -319,7 +319,7 @@ pub struct GroupResults {
     /// Requests that started with a shared prefix, and how many the server served from cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_prefix: Option<SharedPrefixCounts>,
-    /// Multi-turn sessions (TTFT per turn is in `latency_ms` as `ttft_turn_1`, `ttft_turn_2`, …).
+    /// Multi-turn sessions (latency per turn is in `latency_ms` as `ttft_turn_1`, `e2e_turn_1`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sessions: Option<SessionCounts>,
 }

@@ -179,11 +179,15 @@ impl RunProjection {
                 },
             ));
         }
-        lines.push(format!(
-            "projection total: {} {} (an upper bound: responses are projected at their max_tokens)",
-            money(self.total()),
-            self.currency
-        ));
+        if self.targets.iter().any(|t| t.cost.is_some()) {
+            lines.push(format!(
+                "projection total: {} {} (an upper bound: responses are projected at their max_tokens)",
+                money(self.total()),
+                self.currency
+            ));
+        } else {
+            lines.push("projection total: no target is priced".into());
+        }
         lines.join("\n")
     }
 }
@@ -469,6 +473,22 @@ impl SpendGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_projects_every_turn_with_its_history() {
+        let plan = crate::scenario::parse(
+            "[[targets]]\nname = \"t\"\nmodel = \"m\"\n[targets.mock]\n\n[[classes]]\nname = \"c\"\ninput_tokens = 93\nmax_tokens = 50\nturns = 3\n\n[load]\nkind = \"closed\"\nusers = 1\nrequests = 2\n",
+            std::path::Path::new("s.toml"),
+        )
+        .unwrap();
+        let projection = project(&plan).unwrap();
+        let target = &projection.targets[0];
+        // A turn-1 prompt is 93 + 7 = 100 tokens. Turn 1 sends 100; turn 2 100 + 50 + 100; turn 3
+        // 100 + 50 + 100 + 50 + 100: 750 input and 3 × 50 output per session, two sessions.
+        assert_eq!(target.requests, 6);
+        assert_eq!(target.input_tokens, 1500);
+        assert_eq!(target.output_tokens, 300);
+    }
 
     #[tokio::test]
     async fn reservations_stop_at_the_cap_and_wait_for_settlements() {

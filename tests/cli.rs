@@ -168,16 +168,43 @@ fn a_good_scenario_validates_and_describes_itself() {
 #[test]
 fn the_shipped_scenarios_validate() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let output = drover(root, &["validate", "scenarios/quickstart.toml"], &[]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    let output = drover(root, &["validate", "scenarios/batch-vs-stream.toml"], &[]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    let output = drover(
-        root,
-        &["validate", "scenarios/openai-compatible.toml"],
-        &[("OPENAI_API_KEY", "sk-placeholder-for-validation")],
-    );
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(root.join("scenarios")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let name = format!("scenarios/{}", path.file_name().unwrap().to_string_lossy());
+        let output = drover(
+            root,
+            &["validate", &name],
+            &[("OPENAI_API_KEY", "sk-placeholder-for-validation")],
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{name}: {}",
+            text(&output.stderr)
+        );
+        checked.push(name);
+    }
+    checked.sort();
+    // One example per workload kind, besides the first scenarios.
+    for name in [
+        "quickstart",
+        "batch-vs-stream",
+        "openai-compatible",
+        "datasets",
+        "exact-lengths",
+        "prompt-cache",
+        "multi-turn",
+        "trace-replay",
+    ] {
+        assert!(
+            checked.contains(&format!("scenarios/{name}.toml")),
+            "{name} missing from {checked:?}"
+        );
+    }
 }
 
 #[test]

@@ -191,3 +191,43 @@ warmup_requests = 200
     assert!(ttft.p50 >= produced.ttft.p50 - 0.1, "TTFT {ttft:?}");
     assert!(itl.p50 >= 10.0, "ITL {itl:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_entry_trace_replays_on_time() {
+    let _serial = TIMING_LOCK.lock().await;
+    let server = start_mock(2, 1, 4);
+    let dir = tempfile::tempdir().unwrap();
+    // 1,000 requests 5 ms apart (200 req/s), with a little jitter as a real trace has, recorded
+    // at half speed and replayed at 2x.
+    let mut trace = String::new();
+    for k in 0..1000u64 {
+        let jitter = (k * 7919 % 5) as f64 * 0.4;
+        let stamp = (k as f64 * 5.0 + jitter) * 2.0;
+        trace.push_str(&format!(
+            "{{\"timestamp_ms\": {stamp}, \"input_tokens\": 16, \"output_tokens\": 4}}\n"
+        ));
+    }
+    std::fs::write(dir.path().join("trace.jsonl"), trace).unwrap();
+    let scenario = format!(
+        "[[targets]]\nname = \"local\"\nmodel = \"m\"\nbase_url = \"{}\"\n\n\
+         [[classes]]\nname = \"c\"\ninput_tokens = 16\n\n\
+         [load]\nkind = \"trace\"\ntrace = \"trace.jsonl\"\nspeed = 2.0\n",
+        server.base_url()
+    );
+    let started = std::time::Instant::now();
+    let results = common::run_scenario_in(dir.path(), &scenario).await;
+    let elapsed = started.elapsed();
+    let all = summary(&results);
+    assert_eq!(all.requests.sent, 1000);
+    assert_eq!(all.requests.failed, 0, "{:?}", all.error_samples);
+    assert_eq!(server.requests_received(), 1000);
+    // The last entry is due at 4.995 s (9,990 ms recorded, 2x speed).
+    assert!(
+        elapsed >= Duration::from_millis(4995) && elapsed < Duration::from_secs(7),
+        "took {elapsed:?}"
+    );
+    let lag = stat(all, "schedule_lag");
+    assert!(lag.p99 <= 2.0, "schedule lag {lag:?}");
+    let output = all.output_length.as_ref().expect("trace caps are sent");
+    assert_eq!((output.requests, output.requested_mean), (1000, 4.0));
+}

@@ -738,6 +738,9 @@ async fn open_loop(
     // The global index of the next arrival of the scenario's schedule; this shard sends its own.
     let mut next_arrival = 0u64;
     let load = generator.load.clone();
+    // Sends leave at their intended time to well under a millisecond (tokio's own timer rounds
+    // every sleep up to its next millisecond tick); tokio's timer if no thread can be started.
+    let timer = crate::timer::PreciseTimer::start().ok();
     'schedule: while let Some(offset) = schedule.next_offset() {
         let k = next_arrival;
         next_arrival += 1;
@@ -749,10 +752,16 @@ async fn open_loop(
         }
         let intended = generator.start + offset;
         while in_flight.try_join_next().is_some() {}
+        let due = async {
+            match &timer {
+                Some(timer) => timer.sleep_until(intended).await,
+                None => tokio::time::sleep_until(intended.into()).await,
+            }
+        };
         tokio::select! {
             biased;
             _ = stopped(&mut generator.stop) => break 'schedule,
-            _ = tokio::time::sleep_until(intended.into()) => {}
+            _ = due => {}
         }
         let permit = match &permits {
             Some(semaphore) => tokio::select! {

@@ -505,8 +505,7 @@ async fn read_completion(
     let info = openai::parse_completion(&body)
         .map_err(|e| failure(ErrorClass::Protocol, Some(200), e.to_string()))?;
     measured.usage = info.usage;
-    if info.usage.is_none() {
-        measured.output_text = info.text;
-    }
+    // Counted when no usage came, and sent back by the next turn of a session.
+    measured.output_text = info.text;
     Ok(())
 }

@@ -255,6 +255,22 @@ mod tests {
     }
 
     #[test]
+    fn a_trace_replays_its_offsets_divided_by_the_speed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        std::fs::write(
+            &path,
+            "{\"timestamp_ms\": 1000}\n{\"timestamp_ms\": 1100}\n{\"timestamp_ms\": 1400}\n",
+        )
+        .unwrap();
+        let trace = crate::workload::Trace::load(&path, &["c".into()]).unwrap();
+        assert_eq!(all(Schedule::replay(&trace, 1.0)), vec![0.0, 0.1, 0.4]);
+        let fast = all(Schedule::replay(&trace, 4.0));
+        assert_eq!(fast.len(), 3);
+        assert!((fast[2] - 0.1).abs() < 1e-9, "{fast:?}");
+    }
+
+    #[test]
     fn an_open_ended_stage_never_runs_out() {
         let mut schedule = Schedule::new(
             vec![StagePlan {

@@ -178,6 +178,9 @@ impl GroupStats {
             prefix.cache_hits += u64::from(record.cached_input_tokens > 0);
             prefix.cached_input_tokens += record.cached_input_tokens;
         }
+        if let Some(turn) = shape.turn {
+            self.observe_extra(format!("e2e_turn_{}", turn.index + 1), record.e2e());
+        }
         if let Some(ttft) = record.ttft() {
             // A request that could have hit a cache: a shared prefix or a later turn's history.
             let could_hit = shape.shared_prefix || shape.turn.is_some_and(|t| t.index > 0);

@@ -10,7 +10,6 @@ pub mod batch;
 pub mod faults;
 mod latency;
 pub mod openai;
-mod timer;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -129,7 +128,7 @@ pub(crate) struct MockState {
     pub(crate) requests: AtomicU64,
     pub(crate) completions: AtomicU64,
     pub(crate) timing: Mutex<ProducedTiming>,
-    pub(crate) timer: timer::PreciseTimer,
+    pub(crate) timer: crate::timer::PreciseTimer,
     pub(crate) faults_injected: faults::FaultCounts,
     pub(crate) batches: batch::BatchStore,
     pub(crate) prompt_cache: PromptCache,
@@ -311,7 +310,7 @@ pub fn start(config: MockConfig, options: MockOptions) -> std::io::Result<MockHa
         requests: AtomicU64::new(0),
         completions: AtomicU64::new(0),
         timing: Mutex::new(ProducedTiming::new()),
-        timer: timer::PreciseTimer::start()?,
+        timer: crate::timer::PreciseTimer::start()?,
         faults_injected: faults::FaultCounts::default(),
         batches: batch::BatchStore::default(),
         prompt_cache: PromptCache::default(),

@@ -110,6 +110,8 @@ pub fn money(value: f64) -> String {
     if !value.is_finite() {
         return "-".into();
     }
+    // An empty sum of floats is -0.0; money is never shown as "-0.00".
+    let value = value + 0.0;
     let magnitude = value.abs();
     if magnitude >= 1000.0 {
         let whole = value.trunc() as u64;

@@ -512,6 +512,60 @@ mod tests {
         assert_eq!(text(&repeated, 0), text(&repeated, 1));
     }
 
+    fn dataset_class(records: usize, sampling: Sampling) -> ClassPlan {
+        let data = Dataset {
+            path: "d.jsonl".into(),
+            format: DatasetFormat::Chat,
+            records: (0..records)
+                .map(|i| DatasetRecord {
+                    messages: vec![json!({ "role": "user", "content": format!("record {i}") })],
+                    max_tokens: None,
+                    line: i + 1,
+                })
+                .collect(),
+            filtered_out: 0,
+        };
+        class(PromptSource::Dataset(DatasetSource::new(
+            Arc::new(data),
+            sampling,
+            11,
+        )))
+    }
+
+    fn records_drawn(classes: &[ClassPlan], shard_count: u32, ks: &[u64]) -> Vec<usize> {
+        ks.iter()
+            .map(|k| match draw(classes, None, 5, shard_count, *k).prompt {
+                PromptDraw::Record(index) => index,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sequential_sampling_walks_the_file_in_order_and_wraps() {
+        let classes = vec![dataset_class(4, Sampling::Sequential)];
+        let ks: Vec<u64> = (0..6).collect();
+        assert_eq!(records_drawn(&classes, 1, &ks), vec![0, 1, 2, 3, 0, 1]);
+        // Shard 1 of 2 sends k = 1, 3, 5, …: its own positions 0, 1, 2 of its slice.
+        assert_eq!(records_drawn(&classes, 2, &[1, 3, 5]), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn shuffled_sampling_uses_every_record_once_before_repeating() {
+        let classes = vec![dataset_class(50, Sampling::Shuffle)];
+        let ks: Vec<u64> = (0..100).collect();
+        let drawn = records_drawn(&classes, 1, &ks);
+        let mut first: Vec<usize> = drawn[..50].to_vec();
+        assert_ne!(first, (0..50).collect::<Vec<_>>(), "shuffled");
+        first.sort_unstable();
+        assert_eq!(first, (0..50).collect::<Vec<_>>());
+        assert_eq!(drawn[..50], drawn[50..], "the same order again");
+        // Random sampling repeats records within the first pass (birthday bound at 50 of 50).
+        let random = records_drawn(&[dataset_class(50, Sampling::Random)], 1, &ks[..50]);
+        let distinct: std::collections::BTreeSet<_> = random.iter().collect();
+        assert!(distinct.len() < 50);
+    }
+
     #[test]
     fn shared_prefixes_go_to_the_asked_fraction_as_a_system_message() {
         let mut plan = class(PromptSource::Synthetic {

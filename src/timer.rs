@@ -1,10 +1,10 @@
-//! A sub-millisecond timer for the mock's token deadlines.
+//! A sub-millisecond timer, for the mock's token deadlines and the open loop's send times.
 //!
 //! tokio's timer fires at the first millisecond tick at or after a deadline, which makes every
-//! delay 0–1 ms long (0.5 ms on average) plus the scheduler's lateness. The mock's job is to
-//! produce the configured delays, so one thread keeps every pending deadline in a heap and sleeps
-//! on a futex with a precise timeout until the earliest is due (Linux wakes it within tens of
-//! microseconds), then wakes the waiting task.
+//! delay 0–1 ms long (0.5 ms on average) plus the scheduler's lateness. The mock must produce the
+//! configured delays and the driver must send at the intended times, so one thread keeps every
+//! pending deadline in a heap and sleeps on a futex with a precise timeout until the earliest is
+//! due (Linux wakes it within tens of microseconds), then wakes the waiting task.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
