@@ -353,6 +353,19 @@ requests = 400
         stdout.contains("stopped before their max_tokens"),
         "{stdout}"
     );
+    // The Markdown and HTML reports carry the same line.
+    let folder = std::fs::read_dir(dir.path().join("first"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let markdown = std::fs::read_to_string(folder.join("summary.md")).unwrap();
+    assert!(markdown.contains("## Workload"), "{markdown}");
+    assert!(markdown.contains("output mock/capped: asked 64.0 tokens on average"));
+    let html = std::fs::read_to_string(folder.join("report.html")).unwrap();
+    assert!(html.contains("<section id=\"workload\"><h2>Workload</h2>"));
+    assert!(html.contains("output mock/capped: asked 64.0 tokens on average"));
 
     // ignore_eos asks the server not to stop early; the mock honours it, so no warning.
     std::fs::write(
@@ -537,4 +550,49 @@ requests = 6
     assert!(!class.latency_ms.contains_key("ttft_cache_miss"));
     assert!(stat(class, "ttft_turn_1").p50 >= 40.0);
     assert!(stat(class, "ttft_turn_2").p50 < 20.0);
+}
+
+#[tokio::test]
+async fn the_fixture_trace_replays_each_line_and_a_duration_cuts_it() {
+    let server = counting_server().await;
+    let dir = fixtures();
+    let load = |bound: &str| {
+        wire_scenario(
+            &server,
+            &format!(
+                "\n[[classes]]\nname = \"chat\"\ninput_tokens = 7\n\n[[classes]]\nname = \"long\"\n\n[load]\nkind = \"trace\"\ntrace = \"trace.jsonl\"\n{bound}\n"
+            ),
+        )
+    };
+    let results = run_scenario_in(&dir, &load("")).await;
+    let target = &results.targets[0];
+    assert_eq!(target.summary.requests.succeeded, 4);
+    assert_eq!(
+        target
+            .classes
+            .iter()
+            .map(|c| c.results.requests.sent)
+            .collect::<Vec<_>>(),
+        vec![3, 1]
+    );
+    let sent = received_messages(&server).await;
+    let mut tokens: Vec<u64> = sent
+        .iter()
+        .map(|m| Encoding::O200kBase.count(m[0]["content"].as_str().unwrap()))
+        .collect();
+    tokens.sort_unstable();
+    // Lines: 120 tokens, "Hello there." (3 tokens), 300 tokens, and one drawn from class chat (7).
+    assert_eq!(tokens, vec![3, 7, 120, 300]);
+    let caps = target.summary.output_length.as_ref().unwrap();
+    assert_eq!((caps.requests, caps.requested_tokens), (4, 16 + 8 + 32 + 4));
+
+    server.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(CountingResponder)
+        .mount(&server)
+        .await;
+    // The last line is due at 95.5 ms; a 50 ms duration leaves it out.
+    let results = run_scenario_in(&dir, &load("duration = \"50ms\"")).await;
+    assert_eq!(results.targets[0].summary.requests.sent, 3);
 }

@@ -744,7 +744,10 @@ async fn open_loop(
     'schedule: while let Some(offset) = schedule.next_offset() {
         let k = next_arrival;
         next_arrival += 1;
-        if load.requests.is_some_and(|limit| k >= limit) {
+        // Stages end at the duration themselves; a replayed trace may be cut short by it.
+        if load.requests.is_some_and(|limit| k >= limit)
+            || load.duration.is_some_and(|d| offset >= d)
+        {
             break;
         }
         if !shard.owns(k) || routed_away(&generator, k) {

@@ -196,6 +196,72 @@ pub fn summary_cells(group: &GroupResults) -> Vec<String> {
     ]
 }
 
+/// Per class: output length asked for versus produced, shared-prefix cache hits, sessions (for the
+/// terminal, Markdown and HTML alike).
+pub fn workload_lines(results: &crate::results::RunResults) -> Vec<String> {
+    let mut out = Vec::new();
+    let p50 = |group: &crate::results::GroupResults, metric: &str| {
+        group
+            .latency_ms
+            .get(metric)
+            .map_or("-".to_string(), |s| format!("{:.1} ms", s.p50))
+    };
+    for target in &results.targets {
+        for class in &target.classes {
+            let group = &class.results;
+            let name = format!("{}/{}", target.name, class.name);
+            if let Some(length) = &group.output_length {
+                out.push(format!(
+                    "output {name}: asked {:.1} tokens on average (max_tokens), produced {:.1}; {:.0}% stopped early ({} of {})",
+                    length.requested_mean,
+                    length.produced_mean,
+                    length.stopped_early_share * 100.0,
+                    thousands(length.stopped_early),
+                    thousands(length.requests)
+                ));
+            }
+            if let Some(prefix) = &group.shared_prefix {
+                out.push(format!(
+                    "prefix cache {name}: {} of {} requests with a shared prefix read {} cached input tokens; TTFT p50 cached {} vs uncached {}",
+                    thousands(prefix.cache_hits),
+                    thousands(prefix.requests),
+                    thousands(prefix.cached_input_tokens),
+                    p50(group, "ttft_cache_hit"),
+                    p50(group, "ttft_cache_miss")
+                ));
+            }
+            if let Some(sessions) = &group.sessions {
+                // Streams have a TTFT per turn; whole responses only their E2E.
+                let metric = if group.latency_ms.contains_key("ttft_turn_1") {
+                    "ttft"
+                } else {
+                    "e2e"
+                };
+                let turns = sessions
+                    .turns
+                    .iter()
+                    .map(|t| {
+                        format!(
+                            "{}: {} ({} ok)",
+                            t.turn,
+                            p50(group, &format!("{metric}_turn_{}", t.turn)),
+                            thousands(t.succeeded)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                out.push(format!(
+                    "sessions {name}: {} of {} completed every turn; {} p50 by turn {turns}",
+                    thousands(sessions.completed),
+                    thousands(sessions.started),
+                    metric.to_uppercase()
+                ));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -139,6 +139,23 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
     table(&mut out, &columns, &summary_rows(report), 3);
     out.push_str("<p class=\"meta\">Latencies in ms. “E2E p99 corr” is measured from the intended send time (coordinated omission corrected).</p></section>\n");
 
+    let workload: Vec<String> = report
+        .inputs
+        .iter()
+        .flat_map(|input| {
+            super::format::workload_lines(&input.results)
+                .into_iter()
+                .map(move |line| format!("{}: {line}", input.label))
+        })
+        .collect();
+    if !workload.is_empty() {
+        out.push_str("<section id=\"workload\"><h2>Workload</h2><ul>");
+        for line in &workload {
+            let _ = write!(out, "<li>{}</li>", escape(line));
+        }
+        out.push_str("</ul></section>\n");
+    }
+
     if !comparisons.is_empty() {
         let _ = write!(
             out,

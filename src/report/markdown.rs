@@ -96,6 +96,21 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
         out,
         "\nLatencies in ms. \"E2E p99 corr\" is measured from the intended send time (coordinated omission corrected)."
     );
+    let workload: Vec<(String, String)> = report
+        .inputs
+        .iter()
+        .flat_map(|input| {
+            format::workload_lines(&input.results)
+                .into_iter()
+                .map(|line| (input.label.clone(), line))
+        })
+        .collect();
+    if !workload.is_empty() {
+        let _ = writeln!(out, "\n## Workload\n");
+        for (label, line) in workload {
+            let _ = writeln!(out, "- {}: {}", cell(&label), cell(&line));
+        }
+    }
     let comparisons = compare::comparisons(report);
     if !comparisons.is_empty() {
         let _ = writeln!(out, "\n## Comparison against {}\n", report.inputs[0].label);

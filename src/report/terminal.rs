@@ -149,77 +149,6 @@ fn cost_section(results: &RunResults) -> String {
     out
 }
 
-/// Per class: output length asked for versus produced, shared-prefix cache hits, sessions.
-fn workload_section(results: &RunResults) -> String {
-    let mut out = String::new();
-    let p50 = |group: &crate::results::GroupResults, metric: &str| {
-        group
-            .latency_ms
-            .get(metric)
-            .map_or("-".to_string(), |s| format!("{:.1} ms", s.p50))
-    };
-    for target in &results.targets {
-        for class in &target.classes {
-            let group = &class.results;
-            let name = format!("{}/{}", target.name, class.name);
-            if let Some(length) = &group.output_length {
-                let _ = writeln!(
-                    out,
-                    "output {name}: asked {:.1} tokens on average (max_tokens), produced {:.1}; {:.0}% stopped early ({} of {})",
-                    length.requested_mean,
-                    length.produced_mean,
-                    length.stopped_early_share * 100.0,
-                    format::thousands(length.stopped_early),
-                    format::thousands(length.requests)
-                );
-            }
-            if let Some(prefix) = &group.shared_prefix {
-                let _ = writeln!(
-                    out,
-                    "prefix cache {name}: {} of {} requests with a shared prefix read {} cached input tokens; TTFT p50 cached {} vs uncached {}",
-                    format::thousands(prefix.cache_hits),
-                    format::thousands(prefix.requests),
-                    format::thousands(prefix.cached_input_tokens),
-                    p50(group, "ttft_cache_hit"),
-                    p50(group, "ttft_cache_miss")
-                );
-            }
-            if let Some(sessions) = &group.sessions {
-                // Streams have a TTFT per turn; whole responses only their E2E.
-                let metric = if group.latency_ms.contains_key("ttft_turn_1") {
-                    "ttft"
-                } else {
-                    "e2e"
-                };
-                let turns = sessions
-                    .turns
-                    .iter()
-                    .map(|t| {
-                        format!(
-                            "{}: {} ({} ok)",
-                            t.turn,
-                            p50(group, &format!("{metric}_turn_{}", t.turn)),
-                            format::thousands(t.succeeded)
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let _ = writeln!(
-                    out,
-                    "sessions {name}: {} of {} completed every turn; {} p50 by turn {turns}",
-                    format::thousands(sessions.completed),
-                    format::thousands(sessions.started),
-                    metric.to_uppercase()
-                );
-            }
-        }
-    }
-    if !out.is_empty() {
-        out.insert(0, '\n');
-    }
-    out
-}
-
 /// The summary: one row per target (all classes) and per class when there are several, then
 /// errors with sample messages and warnings.
 pub fn summary(results: &RunResults) -> String {
@@ -368,7 +297,13 @@ pub fn summary(results: &RunResults) -> String {
             );
         }
     }
-    out.push_str(&workload_section(results));
+    let workload = format::workload_lines(results);
+    if !workload.is_empty() {
+        out.push('\n');
+        for line in workload {
+            let _ = writeln!(out, "{line}");
+        }
+    }
     if results.targets.iter().any(|t| t.summary.cost.is_some()) {
         out.push_str(&cost_section(results));
     }
