@@ -64,6 +64,14 @@ max_wait_time (ms the caller can wait; without it a request is interactive) and 
 (RFC 3339 or Unix seconds). Bad lines are listed with their number and skipped. Exit codes:
 0 ok; 2 the log cannot be read, or a flag or the pricing table is wrong.")]
     Audit(AuditArgs),
+    /// Measure this machine's floor: the latency drover itself adds, and the mock's precision.
+    #[command(after_help = "Examples:
+  drover calibrate
+  drover calibrate --rates 100,1000 --duration 10s --streams 1,100
+
+Runs only against embedded mocks on 127.0.0.1. Exit codes: 0 ok; 2 bad flags; 3 a measurement
+could not run (a mock could not start, or every request failed).")]
+    Calibrate(CalibrateArgs),
     /// Serve the built-in OpenAI-compatible mock LLM server until interrupted.
     #[command(after_help = "Example:
   drover mock --addr 127.0.0.1:8089 --ttft 40ms --itl 8ms
@@ -110,6 +118,33 @@ pub struct RunArgs {
     /// shards on different machines begin together. Preflight runs before the wait.
     #[arg(long, value_parser = parse_start_at)]
     pub start_at: Option<std::time::SystemTime>,
+}
+
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// Open-loop rates (requests per second) at which to measure the floor, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![10.0, 100.0, 1000.0], value_parser = parse_requests_per_second)]
+    pub rates: Vec<f64>,
+    /// How long each rate runs (the first tenth is warm-up).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub duration: std::time::Duration,
+    /// Concurrent streams at which to measure the mock's precision, comma-separated (0 skips it).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1u32, 100, 1000])]
+    pub streams: Vec<u32>,
+}
+
+fn parse_requests_per_second(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("\"{text}\" is not a number"))?;
+    if value.is_finite() && value > 0.0 && value <= 100_000.0 {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{value} is not a rate between 0 and 100,000 requests per second"
+        ))
+    }
 }
 
 #[derive(Debug, Args)]

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use drover::results::{RunResults, RunStatus};
 use drover::scenario::{self, Endpoint, LoadShape, RunPlan, ScenarioError};
 
-use crate::cli::{AuditArgs, Cli, Command, MergeArgs, MockArgs, ReportArgs, RunArgs, ValidateArgs};
+use crate::cli::{
+    AuditArgs, CalibrateArgs, Cli, Command, MergeArgs, MockArgs, ReportArgs, RunArgs, ValidateArgs,
+};
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_INTERNAL: i32 = 1;
@@ -32,6 +34,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Mock(args) => with_runtime(|| serve_mock(args)),
         Command::Merge(args) => merge_command(args),
         Command::Audit(args) => audit_command(args),
+        Command::Calibrate(args) => with_runtime(|| calibrate_command(args)),
     }
 }
 
@@ -792,4 +795,34 @@ async fn serve_mock(args: MockArgs) -> i32 {
         );
     }
     EXIT_OK
+}
+
+/// `drover calibrate`: the harness floor and the mock's precision on this machine.
+async fn calibrate_command(args: CalibrateArgs) -> i32 {
+    if args.duration < Duration::from_millis(100) {
+        eprintln!("error: --duration must be at least 100ms");
+        return EXIT_BAD_INPUT;
+    }
+    let options = drover::calibrate::CalibrateOptions {
+        rates: args.rates,
+        duration: args.duration,
+        streams: args.streams.into_iter().filter(|s| *s > 0).collect(),
+        ..Default::default()
+    };
+    println!(
+        "calibrating: {} rate(s) for {} each, then the mock at {} concurrency level(s)",
+        options.rates.len(),
+        humantime::format_duration(options.duration),
+        options.streams.len()
+    );
+    match drover::calibrate::calibrate(&options).await {
+        Ok(calibration) => {
+            print!("{}", calibration.describe());
+            0
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            EXIT_RUN_FAILED
+        }
+    }
 }

@@ -14,6 +14,7 @@
 //! ```
 
 pub mod audit;
+pub mod calibrate;
 pub mod cost;
 pub mod driver;
 pub mod export;

@@ -642,3 +642,56 @@ fn a_second_interrupt_exits_at_once_leaving_a_valid_checkpoint() {
     assert_eq!(results.status, drover::results::RunStatus::InProgress);
     assert_eq!(results.targets[0].name, "mock");
 }
+
+#[test]
+fn calibrate_prints_the_floor_and_the_mock_precision() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = drover(
+        dir.path(),
+        &[
+            "calibrate",
+            "--rates",
+            "50,200",
+            "--duration",
+            "1s",
+            "--streams",
+            "25",
+        ],
+        &[],
+    );
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+    for line in [
+        "harness floor: open loop against an embedded mock with zero configured delay",
+        "at 50 req/s this machine adds",
+        "at 200 req/s this machine adds",
+        "cannot be resolved on this machine at this rate",
+        "mock precision: configured TTFT 50 ms and inter-token delay 10 ms",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing from {stdout}");
+    }
+    // One row per rate (45 and 180 measured after the warm-up tenth) and per stream count.
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .collect();
+    assert_eq!(rows.len(), 3, "{stdout}");
+    assert!(
+        rows[0].split_whitespace().nth(1) == Some("45"),
+        "{}",
+        rows[0]
+    );
+    assert!(
+        rows[1].split_whitespace().nth(1) == Some("180"),
+        "{}",
+        rows[1]
+    );
+    let bad = drover(dir.path(), &["calibrate", "--rates", "0"], &[]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("is not a rate between 0 and 100,000"));
+}
