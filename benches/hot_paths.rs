@@ -1,5 +1,6 @@
-//! Benchmarks of the per-event hot paths: SSE parsing, chunk JSON parsing, histogram recording
-//! and encoding. Run with `cargo bench --bench hot_paths`.
+//! Benchmarks of the per-event and per-request hot paths: SSE parsing, chunk JSON parsing,
+//! histogram recording and encoding, and building a request (its draw, prompt and JSON body).
+//! Run with `cargo bench --bench hot_paths`.
 
 use std::hint::black_box;
 
@@ -68,5 +69,25 @@ fn histograms(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, sse, chunk_json, histograms);
+fn request_building(c: &mut Criterion) {
+    let mut group = c.benchmark_group("request body");
+    for tokens in [16u32, 2048] {
+        let text = format!(
+            "[[targets]]\nname = \"t\"\nmodel = \"m\"\nbase_url = \"http://127.0.0.1:9/v1\"\n\n\
+             [[classes]]\nname = \"c\"\ninput_tokens = {tokens}\nmax_tokens = 64\n\n\
+             [load]\nkind = \"closed\"\nusers = 1\nrequests = 1\n"
+        );
+        let plan = drover::scenario::parse(&text, std::path::Path::new("bench.toml")).unwrap();
+        let mut k = 0u64;
+        group.bench_function(format!("draw and build a {tokens}-token request"), |b| {
+            b.iter(|| {
+                k += 1;
+                drover::driver::request_bytes(black_box(&plan), 0, k)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, sse, chunk_json, histograms, request_building);
 criterion_main!(benches);

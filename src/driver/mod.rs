@@ -248,7 +248,12 @@ impl Requester {
                 shared_prefix: drawn.prefix.is_some(),
             };
             let last_turn = turn + 1 == turns;
-            let body = request_body(&self.target, &self.classes[drawn.class], &drawn, &messages);
+            let body = request_body(
+                &self.target.plan,
+                &self.classes[drawn.class],
+                &drawn,
+                &messages,
+            );
             let mut record = execute_with_retries(
                 &self.target,
                 Job {
@@ -678,20 +683,20 @@ fn routed_away(generator: &Generator, k: u64) -> bool {
 
 /// The JSON body of a drawn request for this target.
 fn request_body(
-    target: &TargetContext,
+    target: &crate::scenario::TargetPlan,
     class: &ClassPlan,
     drawn: &workload::Draw,
     messages: &[Value],
 ) -> Bytes {
-    let model = target.plan.model_for(class.model.as_deref());
+    let model = target.model_for(class.model.as_deref());
     let messages = Value::Array(messages.to_vec());
     let mut body = ChatRequest {
         model: &model,
         messages: &messages,
         max_tokens: drawn.max_tokens,
-        stream: target.plan.mode == TargetMode::Stream,
-        include_usage: target.plan.stream_usage,
-        extra_body: &target.plan.extra_body,
+        stream: target.mode == TargetMode::Stream,
+        include_usage: target.stream_usage,
+        extra_body: &target.extra_body,
     }
     .to_json();
     if let Some(fields) = body.as_object_mut() {
@@ -703,6 +708,24 @@ fn request_body(
         }
     }
     Bytes::from(body.to_string())
+}
+
+/// The JSON body request `k` of a plan sends to target `target` (its first turn), built as a run
+/// builds it: for benchmarks and tools.
+pub fn request_bytes(plan: &RunPlan, target: usize, k: u64) -> Bytes {
+    let trace = plan.load.shape.trace();
+    let seed = plan.shard.seed(plan.seed);
+    let drawn = workload::draw(&plan.classes, trace, seed, plan.shard.count, k);
+    let messages = match workload::messages(&plan.classes, trace, &drawn) {
+        Value::Array(list) => list,
+        _ => Vec::new(),
+    };
+    request_body(
+        &plan.targets[target],
+        &plan.classes[drawn.class],
+        &drawn,
+        &messages,
+    )
 }
 
 /// The class, output cap and body of single request `k`, for the Batch API.
@@ -723,7 +746,7 @@ fn single_request_body(generator: &Generator, k: u64) -> (usize, Option<u32>, By
     (
         drawn.class,
         drawn.max_tokens,
-        request_body(&generator.target, class, &drawn, &messages),
+        request_body(&generator.target.plan, class, &drawn, &messages),
     )
 }
 
