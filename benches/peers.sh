@@ -4,6 +4,7 @@
 #
 #   bash benches/peers.sh            # 10 s per run, 2 rounds, connections 16 64 256
 #   QUICK=1 bash benches/peers.sh    # 3 s per run, 1 round (a smoke test of the script)
+#   CASES="json" CONNECTIONS=64 ROUNDS=3 DURATION=5 bash benches/peers.sh
 #
 # Installs what is missing: wrk and nginx from Debian's packages (apt-get), oha from crates.io
 # (cargo install oha --locked). Everything listens on 127.0.0.1 and every run is bounded in time.
@@ -23,6 +24,7 @@ ROOT=$(pwd)
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-2}
 CONNECTIONS=${CONNECTIONS:-"16 64 256"}
+CASES=${CASES:-"json sse mock"}
 if [[ -n "${QUICK:-}" ]]; then
   DURATION=3
   ROUNDS=1
@@ -195,14 +197,20 @@ echo "machine: $(nproc) cores, $(uname -srm); $(date -u +%Y-%m-%dT%H:%MZ); ${DUR
 for round in $(seq "$ROUNDS"); do
   for c in $CONNECTIONS; do
     echo "round $round, $c connections" >&2
-    run_wrk json "http://127.0.0.1:$PORT/v1/chat/completions" "$BODY" "$c"
-    run_oha json "http://127.0.0.1:$PORT/v1/chat/completions" "$BODY" "$c"
-    run_drover json "http://127.0.0.1:$PORT/v1" complete "$c"
-    run_wrk sse "http://127.0.0.1:$PORT/sse/v1/chat/completions" "$SSE_BODY" "$c"
-    run_oha sse "http://127.0.0.1:$PORT/sse/v1/chat/completions" "$SSE_BODY" "$c"
-    run_drover sse "http://127.0.0.1:$PORT/sse/v1" stream "$c"
-    run_wrk mock "http://127.0.0.1:$MOCK_PORT/v1/chat/completions" "$BODY" "$c"
-    run_drover mock "http://127.0.0.1:$MOCK_PORT/v1" complete "$c"
+    if [[ " $CASES " == *" json "* ]]; then
+      run_wrk json "http://127.0.0.1:$PORT/v1/chat/completions" "$BODY" "$c"
+      run_oha json "http://127.0.0.1:$PORT/v1/chat/completions" "$BODY" "$c"
+      run_drover json "http://127.0.0.1:$PORT/v1" complete "$c"
+    fi
+    if [[ " $CASES " == *" sse "* ]]; then
+      run_wrk sse "http://127.0.0.1:$PORT/sse/v1/chat/completions" "$SSE_BODY" "$c"
+      run_oha sse "http://127.0.0.1:$PORT/sse/v1/chat/completions" "$SSE_BODY" "$c"
+      run_drover sse "http://127.0.0.1:$PORT/sse/v1" stream "$c"
+    fi
+    if [[ " $CASES " == *" mock "* ]]; then
+      run_wrk mock "http://127.0.0.1:$MOCK_PORT/v1/chat/completions" "$BODY" "$c"
+      run_drover mock "http://127.0.0.1:$MOCK_PORT/v1" complete "$c"
+    fi
   done
 done
 

@@ -689,25 +689,19 @@ fn request_body(
     messages: &[Value],
 ) -> Bytes {
     let model = target.model_for(class.model.as_deref());
-    let messages = Value::Array(messages.to_vec());
-    let mut body = ChatRequest {
-        model: &model,
-        messages: &messages,
-        max_tokens: drawn.max_tokens,
-        stream: target.mode == TargetMode::Stream,
-        include_usage: target.stream_usage,
-        extra_body: &target.extra_body,
-    }
-    .to_json();
-    if let Some(fields) = body.as_object_mut() {
-        if let Some(min_tokens) = class.min_tokens {
-            fields.insert("min_tokens".into(), Value::from(min_tokens));
+    Bytes::from(
+        ChatRequest {
+            model: &model,
+            messages,
+            max_tokens: drawn.max_tokens,
+            stream: target.mode == TargetMode::Stream,
+            include_usage: target.stream_usage,
+            extra_body: &target.extra_body,
+            min_tokens: class.min_tokens,
+            ignore_eos: class.ignore_eos,
         }
-        if let Some(ignore_eos) = class.ignore_eos {
-            fields.insert("ignore_eos".into(), Value::from(ignore_eos));
-        }
-    }
-    Bytes::from(body.to_string())
+        .to_bytes(),
+    )
 }
 
 /// The JSON body request `k` of a plan sends to target `target` (its first turn), built as a run

@@ -78,7 +78,7 @@ pub async fn preflight(plan: &RunPlan) -> Result<Vec<String>, PreflightError> {
 }
 
 fn probe_job(target: &TargetPlan) -> Job {
-    let messages = json!([{ "role": "user", "content": "Reply with the word OK." }]);
+    let messages = [json!({ "role": "user", "content": "Reply with the word OK." })];
     let body = ChatRequest {
         model: &target.model,
         messages: &messages,
@@ -86,14 +86,16 @@ fn probe_job(target: &TargetPlan) -> Job {
         stream: target.mode == TargetMode::Stream,
         include_usage: target.stream_usage,
         extra_body: &target.extra_body,
+        min_tokens: None,
+        ignore_eos: None,
     }
-    .to_json();
+    .to_bytes();
     Job {
         index: 0,
         class: 0,
         stage: 0,
         intended: std::time::Instant::now(),
-        body: Bytes::from(body.to_string()),
+        body: Bytes::from(body),
         warmup: true,
         shape: Default::default(),
         keep_answer: false,

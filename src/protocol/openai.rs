@@ -9,34 +9,71 @@ use crate::record::Usage;
 /// Inputs for one chat-completion request body.
 pub struct ChatRequest<'a> {
     pub model: &'a str,
-    pub messages: &'a Value,
+    pub messages: &'a [Value],
     pub max_tokens: Option<u32>,
     pub stream: bool,
     pub include_usage: bool,
     pub extra_body: &'a Map<String, Value>,
+    /// Sent for servers that honour them (vLLM, SGLang, TGI).
+    pub min_tokens: Option<u32>,
+    pub ignore_eos: Option<bool>,
 }
 
 impl ChatRequest<'_> {
-    /// The JSON body: drover's fields first, then `extra_body` verbatim (it may add
-    /// `stream_options` fields or provider-specific keys such as `"mode": "batch"`).
+    /// The JSON body as bytes, written straight from the borrowed parts (no copy of the
+    /// messages): drover's fields, then `extra_body` (which may replace `stream_options` or add
+    /// provider keys such as `"mode": "batch"`), then `min_tokens` and `ignore_eos`, which win
+    /// over the same keys in `extra_body`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Room for the prompt text up front, so a long prompt is not copied as the buffer grows.
+        let text: usize = self
+            .messages
+            .iter()
+            .filter_map(|m| m.get("content").and_then(Value::as_str))
+            .map(str::len)
+            .sum();
+        let mut body = Vec::with_capacity(text + 256);
+        // Serializing borrowed strings and JSON values to memory cannot fail.
+        serde_json::to_writer(&mut body, self).expect("a request body serializes");
+        body
+    }
+
+    /// The JSON body as a value.
     pub fn to_json(&self) -> Value {
-        let mut body = Map::new();
-        body.insert("model".into(), Value::from(self.model));
-        body.insert("messages".into(), self.messages.clone());
+        serde_json::from_slice(&self.to_bytes()).expect("a request body is JSON")
+    }
+}
+
+impl serde::Serialize for ChatRequest<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("model", self.model)?;
+        map.serialize_entry("messages", self.messages)?;
         if let Some(max_tokens) = self.max_tokens {
-            body.insert("max_tokens".into(), Value::from(max_tokens));
+            map.serialize_entry("max_tokens", &max_tokens)?;
         }
-        body.insert("stream".into(), Value::from(self.stream));
-        if self.stream && self.include_usage {
-            body.insert(
-                "stream_options".into(),
-                serde_json::json!({ "include_usage": true }),
-            );
+        map.serialize_entry("stream", &self.stream)?;
+        if self.stream && self.include_usage && !self.extra_body.contains_key("stream_options") {
+            map.serialize_entry(
+                "stream_options",
+                &serde_json::json!({ "include_usage": true }),
+            )?;
         }
         for (key, value) in self.extra_body {
-            body.insert(key.clone(), value.clone());
+            let replaced = (key == "min_tokens" && self.min_tokens.is_some())
+                || (key == "ignore_eos" && self.ignore_eos.is_some());
+            if !replaced {
+                map.serialize_entry(key, value)?;
+            }
         }
-        Value::Object(body)
+        if let Some(min_tokens) = self.min_tokens {
+            map.serialize_entry("min_tokens", &min_tokens)?;
+        }
+        if let Some(ignore_eos) = self.ignore_eos {
+            map.serialize_entry("ignore_eos", &ignore_eos)?;
+        }
+        map.end()
     }
 }
 
@@ -325,18 +362,39 @@ mod tests {
     fn request_body_passes_extra_fields_through() {
         let mut extra = Map::new();
         extra.insert("mode".into(), Value::from("batch"));
-        let messages = serde_json::json!([{"role": "user", "content": "x"}]);
-        let body = ChatRequest {
+        extra.insert("ignore_eos".into(), Value::from(false));
+        let messages = [serde_json::json!({"role": "user", "content": "x \"quoted\""})];
+        let request = ChatRequest {
             model: "m",
             messages: &messages,
             max_tokens: Some(8),
             stream: true,
             include_usage: true,
             extra_body: &extra,
-        }
-        .to_json();
+            min_tokens: Some(4),
+            ignore_eos: Some(true),
+        };
+        let body = request.to_json();
         assert_eq!(body["mode"], "batch");
         assert_eq!(body["stream_options"]["include_usage"], true);
         assert_eq!(body["max_tokens"], 8);
+        assert_eq!(body["messages"][0]["content"], "x \"quoted\"");
+        assert_eq!(body["min_tokens"], 4);
+        // The class's ignore_eos replaces extra_body's; the key appears once.
+        assert_eq!(body["ignore_eos"], true);
+        let text = String::from_utf8(request.to_bytes()).unwrap();
+        assert_eq!(text.matches("ignore_eos").count(), 1, "{text}");
+        // extra_body's own stream_options replaces drover's.
+        let mut with_options = extra.clone();
+        with_options.insert(
+            "stream_options".into(),
+            serde_json::json!({"include_usage": false}),
+        );
+        let body = ChatRequest {
+            extra_body: &with_options,
+            ..request
+        }
+        .to_json();
+        assert_eq!(body["stream_options"]["include_usage"], false);
     }
 }
