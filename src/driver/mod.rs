@@ -518,7 +518,10 @@ pub async fn run(
             grace: options.interrupt_grace,
             guard: guard.clone(),
             sizer: sizer.clone(),
-            trace: plan.load.shape.trace().map(|t| Arc::new(t.clone())),
+            trace: match &plan.load.shape {
+                LoadShape::Trace { trace, .. } => Some(trace.clone()),
+                _ => None,
+            },
         };
         let index = target.index;
         if target.plan.is_routed() {
