@@ -539,24 +539,14 @@ pub async fn run(
                 let (aborted, reports) = batch::run(generator).await;
                 return (index, aborted, reports);
             }
-            let aborted = match generator.load.shape.clone() {
-                LoadShape::Open {
-                    arrival,
-                    stages,
-                    max_in_flight,
-                } => {
-                    let schedule =
-                        Schedule::new(stages, arrival, generator.arrival_seed ^ ARRIVAL_SALT);
-                    open_loop(generator, schedule, max_in_flight).await
-                }
-                LoadShape::Closed { users } => closed_loop(generator, users).await,
-                LoadShape::Trace {
-                    trace,
-                    speed,
-                    max_in_flight,
-                } => {
-                    let schedule = Schedule::replay(&trace, speed);
-                    open_loop(generator, schedule, max_in_flight).await
+            let aborted = if let LoadShape::Closed { users } = generator.load.shape {
+                closed_loop(generator, users).await
+            } else {
+                let max_in_flight = generator.load.shape.max_in_flight();
+                match Schedule::of(&generator.load.shape, generator.arrival_seed) {
+                    Some(schedule) => open_loop(generator, schedule, max_in_flight).await,
+                    // Only a closed loop has no schedule.
+                    None => 0,
                 }
             };
             (index, aborted, Vec::new())

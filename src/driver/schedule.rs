@@ -24,56 +24,34 @@ pub fn planned_requests(
     arrival_seed: u64,
     mut visit: impl FnMut(u64, usize, bool),
 ) -> bool {
-    match &load.shape {
-        LoadShape::Open {
-            arrival, stages, ..
-        } => {
-            let mut schedule =
-                Schedule::new(stages.clone(), *arrival, arrival_seed ^ super::ARRIVAL_SALT);
-            let mut k = 0u64;
-            while let Some(offset) = schedule.next_offset() {
-                if load.requests.is_some_and(|limit| k >= limit)
-                    || load.duration.is_some_and(|d| offset >= d)
-                {
-                    break;
-                }
-                if shard.owns(k) {
-                    let warmup = offset < load.warmup || k < load.warmup_requests;
-                    visit(k, schedule.stage_of(offset), warmup);
-                }
-                k += 1;
+    let Some(mut schedule) = Schedule::of(&load.shape, arrival_seed) else {
+        // A closed loop: its requests have no times, only a count.
+        let Some(limit) = load.requests else {
+            return false;
+        };
+        let mut local = 0;
+        loop {
+            let k = shard.global_index(local);
+            if k >= limit {
+                break;
             }
+            visit(k, 0, k < load.warmup_requests);
+            local += 1;
         }
-        LoadShape::Trace { trace, speed, .. } => {
-            let mut schedule = Schedule::replay(trace, *speed);
-            let mut k = 0u64;
-            while let Some(offset) = schedule.next_offset() {
-                if load.requests.is_some_and(|limit| k >= limit)
-                    || load.duration.is_some_and(|d| offset >= d)
-                {
-                    break;
-                }
-                if shard.owns(k) {
-                    let warmup = offset < load.warmup || k < load.warmup_requests;
-                    visit(k, 0, warmup);
-                }
-                k += 1;
-            }
+        return true;
+    };
+    let mut k = 0u64;
+    while let Some(offset) = schedule.next_offset() {
+        if load.requests.is_some_and(|limit| k >= limit)
+            || load.duration.is_some_and(|d| offset >= d)
+        {
+            break;
         }
-        LoadShape::Closed { .. } => {
-            let Some(limit) = load.requests else {
-                return false;
-            };
-            let mut local = 0;
-            loop {
-                let k = shard.global_index(local);
-                if k >= limit {
-                    break;
-                }
-                visit(k, 0, k < load.warmup_requests);
-                local += 1;
-            }
+        if shard.owns(k) {
+            let warmup = offset < load.warmup || k < load.warmup_requests;
+            visit(k, schedule.stage_of(offset), warmup);
         }
+        k += 1;
     }
     true
 }
@@ -99,6 +77,22 @@ impl Schedule {
             next_count: 0.0,
             started: false,
             replay: None,
+        }
+    }
+
+    /// The send times of an open loop (its stages and arrival process, seeded) or of a replayed
+    /// trace; `None` for a closed loop, which has none.
+    pub fn of(shape: &LoadShape, arrival_seed: u64) -> Option<Schedule> {
+        match shape {
+            LoadShape::Open {
+                arrival, stages, ..
+            } => Some(Schedule::new(
+                stages.clone(),
+                *arrival,
+                arrival_seed ^ super::ARRIVAL_SALT,
+            )),
+            LoadShape::Trace { trace, speed, .. } => Some(Schedule::replay(trace, *speed)),
+            LoadShape::Closed { .. } => None,
         }
     }
 

@@ -289,6 +289,16 @@ impl LoadShape {
             _ => None,
         }
     }
+
+    /// The cap on requests in flight of an open loop or trace.
+    pub fn max_in_flight(&self) -> Option<u32> {
+        match self {
+            LoadShape::Open { max_in_flight, .. } | LoadShape::Trace { max_in_flight, .. } => {
+                *max_in_flight
+            }
+            LoadShape::Closed { .. } => None,
+        }
+    }
 }
 
 /// A validated load profile with its stop conditions.
