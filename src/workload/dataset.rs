@@ -269,8 +269,11 @@ fn detect(path: &Path, text: &str) -> Result<DatasetFormat, String> {
     }
 }
 
-/// Checks a chat `messages` array; `field` names it in errors.
-fn checked_messages(messages: Option<&Value>, field: &str) -> Result<Vec<Value>, String> {
+/// Checks a chat `messages` array (datasets and traces); `field` names it in errors.
+pub(crate) fn checked_messages(
+    messages: Option<&Value>,
+    field: &str,
+) -> Result<Vec<Value>, String> {
     let messages = messages.ok_or_else(|| format!("record has no \"{field}\" array"))?;
     let list = messages
         .as_array()

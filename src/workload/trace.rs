@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::dataset::{jsonl_lines, read_regular_file};
+use super::dataset::{checked_messages, jsonl_lines, read_regular_file};
 
 /// A trace's prompt for one request.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,21 +124,9 @@ impl Trace {
                         "set either \"messages\" or \"input_tokens\", not both".into()
                     ))
                 }
-                (Some(messages), None) => {
-                    let list = messages
-                        .as_array()
-                        .filter(|l| !l.is_empty())
-                        .ok_or_else(|| bad("\"messages\" must be a non-empty array".into()))?;
-                    for (i, message) in list.iter().enumerate() {
-                        if message.get("role").and_then(Value::as_str).is_none() {
-                            return Err(bad(format!("messages[{i}] has no string \"role\"")));
-                        }
-                        if message.get("content").is_none() {
-                            return Err(bad(format!("messages[{i}] has no \"content\"")));
-                        }
-                    }
-                    TracePrompt::Messages(list.clone())
-                }
+                (Some(messages), None) => TracePrompt::Messages(
+                    checked_messages(Some(messages), "messages").map_err(bad)?,
+                ),
                 (None, Some(tokens)) => TracePrompt::Tokens(tokens),
                 (None, None) => TracePrompt::FromClass,
             };
@@ -217,6 +205,13 @@ mod tests {
         let error = load("{\"timestamp_ms\": 1, \"class\": \"nope\"}\n").unwrap_err();
         assert!(
             error.contains("t.jsonl:1: \"class\" is \"nope\""),
+            "{error}"
+        );
+        let error =
+            load("{\"timestamp_ms\": 1, \"messages\": [{\"role\": \"user\", \"content\": 7}]}\n")
+                .unwrap_err();
+        assert!(
+            error.ends_with("t.jsonl:1: messages[0].content must be a string or an array of parts"),
             "{error}"
         );
         let error = load("{\"timestamp_ms\": 1, \"output_tokens\": 0}\n").unwrap_err();
