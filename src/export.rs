@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::record::RequestRecord;
+use crate::record::{ConnectionUse, RequestRecord};
 
 /// One line of `requests.jsonl`.
 #[derive(Debug, Serialize)]
@@ -25,6 +25,15 @@ struct Line<'a> {
     intended_ms: f64,
     sent_ms: f64,
     schedule_lag_ms: f64,
+    /// `"reused"`, `"opened"` or `"unknown"` (Batch API requests).
+    connection: &'static str,
+    /// Set-up of the connection this request opened: before `sent_ms`, not part of TTFT.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dns_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcp_connect_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_handshake_ms: Option<f64>,
     ttfb_ms: Option<f64>,
     ttft_ms: Option<f64>,
     e2e_ms: f64,
@@ -96,6 +105,10 @@ impl RequestLog {
         let (start, started_at) = self.start.unwrap_or((record.intended, SystemTime::now()));
         let since = |t: Instant| t.saturating_duration_since(start);
         let failure = record.outcome.as_ref().err();
+        let setup = match record.connection {
+            ConnectionUse::Opened(setup) => Some(setup),
+            ConnectionUse::Reused | ConnectionUse::Unknown => None,
+        };
         let line = Line {
             request: record.index,
             target: self.targets.get(record.target).map_or("?", String::as_str),
@@ -108,6 +121,14 @@ impl RequestLog {
             intended_ms: ms(since(record.intended)),
             sent_ms: ms(since(record.sent)),
             schedule_lag_ms: ms(record.schedule_lag()),
+            connection: match record.connection {
+                ConnectionUse::Unknown => "unknown",
+                ConnectionUse::Reused => "reused",
+                ConnectionUse::Opened(_) => "opened",
+            },
+            dns_ms: setup.map(|s| ms(s.dns)),
+            tcp_connect_ms: setup.map(|s| ms(s.tcp)),
+            tls_handshake_ms: setup.and_then(|s| s.tls).map(ms),
             ttfb_ms: record.ttfb().map(ms),
             ttft_ms: record.ttft().map(ms),
             e2e_ms: ms(record.e2e()),
@@ -173,10 +194,16 @@ mod tests {
             class: 0,
             stage: 0,
             intended: start + ms(10),
+            started: start + ms(12),
             sent: start + ms(12),
+            connection: Default::default(),
             headers: Some(start + ms(20)),
             first_event: Some(start + ms(20)),
             first_token: Some(start + ms(52)),
+            first_answer: None,
+            empty_preludes: 0,
+            keepalive_comments: 0,
+            reasoning_first: false,
             done: start + ms(112),
             token_gaps: Vec::new(),
             output_tokens: 7,

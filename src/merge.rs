@@ -14,9 +14,9 @@ use crate::metrics::{
     RETRY_AFTER_SAMPLES,
 };
 use crate::results::{
-    ClassResults, CostResults, Environment, GroupResults, MergeInfo, MergedShard,
+    ClassResults, ConnectionCounts, CostResults, Environment, GroupResults, MergeInfo, MergedShard,
     MergedShardTarget, OutputLength, RunResults, RunStatus, SeriesPoint, SessionCounts, ShardInfo,
-    SharedPrefixCounts, StageResults, TargetResults, Throughput,
+    SharedPrefixCounts, StageResults, StreamPreamble, TargetResults, Throughput,
 };
 
 /// One results file to merge and where it came from (for messages).
@@ -420,6 +420,18 @@ pub fn merge_groups<'a>(
             merged
                 .sessions
                 .get_or_insert_with(SessionCounts::default)
+                .add(theirs);
+        }
+        if let Some(theirs) = &part.connections {
+            merged
+                .connections
+                .get_or_insert_with(ConnectionCounts::default)
+                .add(theirs);
+        }
+        if let Some(theirs) = &part.stream_preamble {
+            merged
+                .stream_preamble
+                .get_or_insert_with(StreamPreamble::default)
                 .add(theirs);
         }
         let tokens = &mut merged.tokens;

@@ -148,11 +148,26 @@ pub struct RequestRecord {
     pub stage: usize,
     /// When the schedule meant it to leave (equals `sent` in closed loop).
     pub intended: Instant,
-    /// When it was handed to the HTTP client.
+    /// When the driver began it: before a connection was taken or opened. Schedule lag is
+    /// measured to here, so the time spent opening a connection is not the client's lateness.
+    pub started: Instant,
+    /// When its first byte was written: on a connection ready for it. TTFT, TTFB and E2E start
+    /// here, so DNS, TCP and TLS set-up (in `connection`) are never part of them.
     pub sent: Instant,
+    /// Whether it reused a connection or opened one, and what opening it took.
+    pub connection: ConnectionUse,
     pub headers: Option<Instant>,
     pub first_event: Option<Instant>,
     pub first_token: Option<Instant>,
+    /// The first event with non-empty `content`: later than `first_token` when a model streams
+    /// reasoning first.
+    pub first_answer: Option<Instant>,
+    /// Events before the first token that carried no output (a role-only or empty prelude).
+    pub empty_preludes: u32,
+    /// `:` comment lines (keep-alives) in the stream; never tokens.
+    pub keepalive_comments: u32,
+    /// Its first token was not answer text (reasoning, or a tool call).
+    pub reasoning_first: bool,
     pub done: Instant,
     /// Gaps between successive output-carrying events.
     pub token_gaps: Vec<Duration>,
@@ -174,6 +189,33 @@ pub struct RequestRecord {
     pub shape: RequestShape,
     /// The answer's text, kept only when a later turn of its session needs it.
     pub answer: Option<String>,
+}
+
+/// How a request got its connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ConnectionUse {
+    /// Not known (e.g. a Batch API request, whose HTTP calls are not per request).
+    #[default]
+    Unknown,
+    /// An open connection was reused: no DNS, TCP or TLS set-up.
+    Reused,
+    /// The request opened a new connection, taking this long to set it up.
+    Opened(ConnectionSetup),
+}
+
+/// What opening one connection took, phase by phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionSetup {
+    pub dns: Duration,
+    pub tcp: Duration,
+    /// The TLS handshake (`None` for cleartext).
+    pub tls: Option<Duration>,
+}
+
+impl ConnectionSetup {
+    pub fn total(&self) -> Duration {
+        self.dns + self.tcp + self.tls.unwrap_or_default()
+    }
 }
 
 /// What a request asked for that the results compare with what it got.
@@ -216,7 +258,11 @@ impl RequestRecord {
     }
     /// How late the request left compared with its schedule.
     pub fn schedule_lag(&self) -> Duration {
-        self.sent.saturating_duration_since(self.intended)
+        self.started.saturating_duration_since(self.intended)
+    }
+    /// From the first token to the first answer token (0 when the answer came first).
+    pub fn time_to_first_answer(&self) -> Option<Duration> {
+        self.first_answer.map(|t| t - self.sent)
     }
     pub fn ttft(&self) -> Option<Duration> {
         self.first_token.map(|t| t - self.sent)

@@ -322,6 +322,68 @@ pub struct GroupResults {
     /// Multi-turn sessions (latency per turn is in `latency_ms` as `ttft_turn_1`, `e2e_turn_1`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sessions: Option<SessionCounts>,
+    /// How requests got their connections (set-up times are in `latency_ms` as `dns`,
+    /// `tcp_connect`, `tls_handshake` and `connection_setup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<ConnectionCounts>,
+    /// What streams sent that was not a token (time to the first answer token, after any
+    /// reasoning, is in `latency_ms` as `time_to_first_answer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_preamble: Option<StreamPreamble>,
+}
+
+/// Requests that opened a connection versus reused one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ConnectionCounts {
+    pub opened: u64,
+    pub reused: u64,
+    /// Of the opened ones, those that made a TLS handshake.
+    pub tls_handshakes: u64,
+    /// `reused / (opened + reused)`.
+    pub reuse_rate: f64,
+}
+
+impl ConnectionCounts {
+    pub fn add(&mut self, other: &ConnectionCounts) {
+        self.opened += other.opened;
+        self.reused += other.reused;
+        self.tls_handshakes += other.tls_handshakes;
+        self.finish();
+    }
+
+    /// Recomputes the reuse rate from the counts.
+    pub fn finish(&mut self) {
+        let total = self.opened + self.reused;
+        self.reuse_rate = if total > 0 {
+            self.reused as f64 / total as f64
+        } else {
+            0.0
+        };
+    }
+}
+
+/// Over successful streamed requests: events and comments that were not tokens.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StreamPreamble {
+    pub requests: u64,
+    /// Events before the first token that carried no output (role-only or empty deltas).
+    pub empty_preludes: u64,
+    /// Requests that had at least one such prelude event.
+    pub requests_with_prelude: u64,
+    /// `:` keep-alive comment lines.
+    pub keepalive_comments: u64,
+    /// Requests whose first token was reasoning, with the answer (`content`) coming later.
+    pub reasoning_first: u64,
+}
+
+impl StreamPreamble {
+    pub fn add(&mut self, other: &StreamPreamble) {
+        self.requests += other.requests;
+        self.empty_preludes += other.empty_preludes;
+        self.requests_with_prelude += other.requests_with_prelude;
+        self.keepalive_comments += other.keepalive_comments;
+        self.reasoning_first += other.reasoning_first;
+    }
 }
 
 /// Output length asked for (`max_tokens`) versus produced, over successful requests that sent a

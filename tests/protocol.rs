@@ -223,3 +223,33 @@ async fn retries_stop_at_their_bound_and_the_last_failure_counts() {
     assert_eq!(all.retries.attempts_failed["http_502"], 2);
     assert_eq!(server.received_requests().await.unwrap().len(), 3);
 }
+
+#[tokio::test]
+async fn preludes_and_keepalives_are_flagged_and_the_first_answer_follows_reasoning() {
+    // A role-only prelude and a keep-alive before anything; reasoning first, then the answer.
+    let body = "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n: keep-alive\n\ndata: {\"choices\":[{\"delta\":{\"reasoning_content\":\"Let me think\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"Yes.\"}}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":4}}\n\ndata: [DONE]\n\n";
+    let server = server_answering(
+        ResponseTemplate::new(200).set_body_raw(body.as_bytes().to_vec(), "text/event-stream"),
+    )
+    .await;
+    let results = run_scenario(&scenario(&server.uri(), "stream", 3)).await;
+    let all = summary(&results);
+    assert_eq!(all.requests.succeeded, 3, "{:?}", all.error_samples);
+    let preamble = all
+        .stream_preamble
+        .as_ref()
+        .expect("stream preamble counts");
+    assert_eq!(preamble.requests, 3);
+    assert_eq!(
+        preamble.empty_preludes, 3,
+        "the role-only event, once per stream"
+    );
+    assert_eq!(preamble.requests_with_prelude, 3);
+    assert_eq!(preamble.keepalive_comments, 3);
+    assert_eq!(preamble.reasoning_first, 3);
+    assert_eq!(all.latency_ms["time_to_first_answer"].count, 3);
+    // The reasoning chunk is the first token; the answer is one more output event.
+    assert_eq!(all.latency_ms["itl"].count, 3);
+    let connections = all.connections.as_ref().expect("connection counts");
+    assert_eq!((connections.opened, connections.reused), (1, 2));
+}

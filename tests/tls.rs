@@ -1,6 +1,7 @@
 //! TLS: certificates are verified by default, a scenario can trust an extra CA, and skipping
-//! verification works only when asked for and is warned about. The server is a self-signed
-//! TLS endpoint on 127.0.0.1 started by the test.
+//! verification works only when asked for and is warned about; a slow handshake is attributed to
+//! TLS in the timing breakdown, not to the server's TTFT. The server is a self-signed TLS
+//! endpoint on 127.0.0.1 started by the test.
 
 mod common;
 
@@ -19,6 +20,11 @@ const STREAM: &str = "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n
 /// Starts an HTTPS server with a fresh self-signed certificate for 127.0.0.1; returns its port
 /// and the certificate in PEM.
 async fn start_tls_server() -> (u16, String) {
+    start_tls_server_holding_handshakes(std::time::Duration::ZERO).await
+}
+
+/// [`start_tls_server`], holding each TLS handshake for `hold` after the TCP accept.
+async fn start_tls_server_holding_handshakes(hold: std::time::Duration) -> (u16, String) {
     let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
         certified.signing_key.serialize_der(),
@@ -42,6 +48,7 @@ async fn start_tls_server() -> (u16, String) {
             };
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
+                tokio::time::sleep(hold).await;
                 let Ok(tls) = acceptor.accept(stream).await else {
                     return;
                 };
@@ -105,6 +112,40 @@ async fn skipping_verification_is_explicit_and_warned_about() {
         "{:?}",
         results.warnings
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_tls_handshake_is_attributed_to_tls_and_a_reused_connection_has_none() {
+    let hold = std::time::Duration::from_millis(200);
+    let (port, pem) = start_tls_server_holding_handshakes(hold).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), pem).unwrap();
+    // One user: the first request opens the connection, the next two reuse it.
+    let text = scenario(port, "ca_file = \"ca.pem\"")
+        .replace("users = 2", "users = 1")
+        .replace("requests = 6", "requests = 3");
+    let results = run_scenario_in(dir.path(), &text).await;
+    let all = summary(&results);
+    assert_eq!(all.requests.succeeded, 3, "{:?}", all.error_samples);
+    let connections = all.connections.as_ref().expect("connection counts");
+    assert_eq!(
+        (
+            connections.opened,
+            connections.reused,
+            connections.tls_handshakes
+        ),
+        (1, 2, 1)
+    );
+    let tls = common::stat(all, "tls_handshake");
+    assert_eq!(tls.count, 1, "one handshake, on the first request only");
+    assert!(tls.min >= 200.0 && tls.max < 2_000.0, "{tls:?}");
+    let setup = common::stat(all, "connection_setup");
+    assert!(setup.min >= tls.min, "{setup:?} vs {tls:?}");
+    // The server answers at once: TTFT and E2E start once the connection is ready.
+    let ttft = common::stat(all, "ttft");
+    assert_eq!(ttft.count, 3);
+    assert!(ttft.max < 150.0, "the handshake leaked into TTFT: {ttft:?}");
+    assert!(common::stat(all, "e2e").max < 150.0);
 }
 
 #[test]

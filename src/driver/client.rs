@@ -79,7 +79,7 @@ impl ServerCertVerifier for NoCertificateVerification {
     }
 }
 
-fn tls_config(tls: &TlsOptions) -> Result<ClientConfig, ClientError> {
+pub(crate) fn tls_config(tls: &TlsOptions) -> Result<ClientConfig, ClientError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;

@@ -7,6 +7,7 @@
 
 mod batch;
 mod client;
+mod connection;
 mod preflight;
 mod progress;
 mod request;

@@ -4,15 +4,17 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Request, StatusCode, Uri};
+use http::{header, HeaderMap, HeaderValue, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 use super::client::HttpClient;
+use super::connection::{ConnectError, ConnectionPool, SendError};
 use crate::protocol::openai::{self, ParseError};
 use crate::protocol::sse::{SseItem, SseParser, DEFAULT_MAX_EVENT_BYTES};
 use crate::record::{
-    ErrorClass, Failure, RequestRecord, RequestShape, TimeoutKind, TokenSource, Usage,
+    ConnectionUse, ErrorClass, Failure, RequestRecord, RequestShape, TimeoutKind, TokenSource,
+    Usage,
 };
 use crate::redact::Redactor;
 use crate::scenario::{RetryPolicy, TargetMode, TargetPlan};
@@ -23,12 +25,17 @@ const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// Per-target state shared by every request to it.
 pub struct TargetContext {
     pub index: usize,
+    /// A generic pooled client, for the Batch API's calls.
     pub client: HttpClient,
+    /// The connections that measured requests go over.
+    pub connections: ConnectionPool,
     pub url: Uri,
     /// The base URL up to the API version, without a trailing slash.
     pub base_url: String,
     pub plan: TargetPlan,
     pub authorization: Option<HeaderValue>,
+    /// The headers of every request to it: built once, cloned per request.
+    pub headers: HeaderMap,
     pub redactor: Redactor,
 }
 
@@ -43,6 +50,8 @@ impl TargetContext {
         let url: Uri = format!("{base_url}/chat/completions")
             .parse()
             .map_err(|e| format!("target \"{}\": bad URL: {e}", plan.name))?;
+        let connections = ConnectionPool::new(&url, plan.http, plan.timeouts.connect, &plan.tls)
+            .map_err(|e| format!("target \"{}\": {e}", plan.name))?;
         let authorization = match &plan.api_key {
             Some(key) => {
                 let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
@@ -58,9 +67,34 @@ impl TargetContext {
             }
             None => None,
         };
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static(if plan.mode == TargetMode::Stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            }),
+        );
+        headers.insert(
+            header::USER_AGENT,
+            HeaderValue::from_static(concat!("drover/", env!("CARGO_PKG_VERSION"))),
+        );
+        if let Some(auth) = &authorization {
+            headers.insert(header::AUTHORIZATION, auth.clone());
+        }
+        for (name, value) in &plan.headers {
+            headers.append(name.clone(), value.clone());
+        }
         Ok(TargetContext {
             index,
             client,
+            connections,
+            headers,
             url,
             base_url: base_url.to_string(),
             plan,
@@ -89,9 +123,16 @@ pub struct Job {
 /// What the body reading produced, before it becomes a record.
 #[derive(Default)]
 struct Measured {
+    /// When the request's first byte was written (`None`: it never was).
+    sent: Option<Instant>,
+    connection: ConnectionUse,
     headers: Option<Instant>,
     first_event: Option<Instant>,
     first_token: Option<Instant>,
+    first_answer: Option<Instant>,
+    empty_preludes: u32,
+    keepalive_comments: u32,
+    reasoning_first: bool,
     token_gaps: Vec<Duration>,
     output_chunks: u64,
     usage: Option<Usage>,
@@ -102,9 +143,9 @@ struct Measured {
 /// Sends one request and measures it. Never panics on what the server sends.
 pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
     let mut measured = Measured::default();
-    let sent = Instant::now();
+    let started = Instant::now();
     let total = target.plan.timeouts.total;
-    let deadline = sent + total;
+    let deadline = started + total;
     let outcome = match tokio::time::timeout_at(
         deadline.into(),
         exchange(target, job, &mut measured),
@@ -149,10 +190,16 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
         class: job.class,
         stage: job.stage,
         intended: job.intended,
-        sent,
+        started,
+        sent: measured.sent.unwrap_or(started),
+        connection: measured.connection,
         headers: measured.headers,
         first_event: measured.first_event,
         first_token: measured.first_token,
+        first_answer: measured.first_answer,
+        empty_preludes: measured.empty_preludes,
+        keepalive_comments: measured.keepalive_comments,
+        reasoning_first: measured.reasoning_first,
         done,
         token_gaps: measured.token_gaps,
         output_tokens,
@@ -230,36 +277,14 @@ async fn exchange(
     measured: &mut Measured,
 ) -> Result<(), Failure> {
     let streaming = target.plan.mode == TargetMode::Stream;
-    let mut builder = Request::post(target.url.clone())
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(
-            header::ACCEPT,
-            if streaming {
-                "text/event-stream"
-            } else {
-                "application/json"
-            },
-        )
-        .header(
-            header::USER_AGENT,
-            concat!("drover/", env!("CARGO_PKG_VERSION")),
-        );
-    if let Some(auth) = &target.authorization {
-        builder = builder.header(header::AUTHORIZATION, auth.clone());
-    }
-    for (name, value) in &target.plan.headers {
-        builder = builder.header(name.clone(), value.clone());
-    }
-    let request = builder.body(Full::new(job.body.clone())).map_err(|e| {
-        failure(
-            ErrorClass::Protocol,
-            None,
-            format!("cannot build request: {e}"),
-        )
-    })?;
+    let mut request = Request::new(Full::new(job.body.clone()));
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = target.url.clone();
+    *request.headers_mut() = target.headers.clone();
 
     let first_byte = target.plan.timeouts.first_byte;
-    let response = match tokio::time::timeout(first_byte, target.client.request(request)).await {
+    let sending = target.connections.send(request);
+    let (response, lease, written) = match tokio::time::timeout(first_byte, sending).await {
         Err(_) => {
             return Err(failure(
                 ErrorClass::Timeout(TimeoutKind::FirstByte),
@@ -271,32 +296,39 @@ async fn exchange(
             ))
         }
         Ok(Err(e)) => {
-            let chain = error_chain(&e);
-            // hyper-util reports its own connect timeout as a connect error that "timed out".
-            let class = if e.is_connect() && chain.contains("timed out") {
-                ErrorClass::Timeout(TimeoutKind::Connect)
-            } else {
-                ErrorClass::Connect
+            let class = match e {
+                SendError::Connect(ConnectError::Timeout(_)) => {
+                    ErrorClass::Timeout(TimeoutKind::Connect)
+                }
+                _ => ErrorClass::Connect,
             };
             return Err(failure(
                 class,
                 None,
-                format!("request to {} failed: {chain}", target.url),
+                format!("request to {} failed: {}", target.url, error_chain(&e)),
             ));
         }
-        Ok(Ok(response)) => response,
+        Ok(Ok(sent)) => sent,
     };
     measured.headers = Some(Instant::now());
+    measured.sent = Some(written);
+    measured.connection = match lease.opened {
+        Some(setup) => ConnectionUse::Opened(setup),
+        None => ConnectionUse::Reused,
+    };
     let status = response.status();
     if !status.is_success() {
         return Err(status_failure(response).await);
     }
     let idle = target.plan.timeouts.idle;
     if streaming {
-        read_stream(response, idle, measured).await
+        read_stream(response, idle, measured).await?;
     } else {
-        read_completion(response, idle, measured).await
+        read_completion(response, idle, measured).await?;
     }
+    // Read to the end: the connection can carry the next request.
+    target.connections.give_back(lease);
+    Ok(())
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {
@@ -403,7 +435,10 @@ async fn read_stream(
         for item in items.drain(..) {
             let event = match item {
                 SseItem::Event(event) => event,
-                SseItem::Comment(_) => continue,
+                SseItem::Comment(_) => {
+                    measured.keepalive_comments += 1;
+                    continue;
+                }
                 SseItem::Oversized(bytes) => {
                     return Err(failure(
                         ErrorClass::Protocol,
@@ -440,10 +475,19 @@ async fn read_stream(
                 };
                 failure(ErrorClass::Protocol, Some(200), detail)
             })?;
+            if chunk.has_answer && measured.first_answer.is_none() {
+                measured.first_answer = Some(arrived);
+            }
+            if !chunk.has_output && last_token.is_none() {
+                measured.empty_preludes += 1;
+            }
             if chunk.has_output {
                 measured.output_chunks += 1;
                 match last_token {
-                    None => measured.first_token = Some(arrived),
+                    None => {
+                        measured.first_token = Some(arrived);
+                        measured.reasoning_first = !chunk.has_answer;
+                    }
                     Some(previous) => measured.token_gaps.push(arrived - previous),
                 }
                 last_token = Some(arrived);

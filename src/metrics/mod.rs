@@ -15,10 +15,10 @@ pub use histogram::{decode_histogram, encode_histogram, new_histogram, stat_ms};
 pub use series::{fill_gaps, PointSum, Series, MAX_POINTS};
 
 use crate::cost::{Cost, Price, Projection, ProjectionBasis, TokenUsage, DAYS_PER_MONTH};
-use crate::record::{ErrorClass, RequestRecord, TokenSource};
+use crate::record::{ConnectionUse, ErrorClass, RequestRecord, TokenSource};
 use crate::results::{
-    CostProjection, CostResults, GroupResults, OutputLength, RequestCounts, SessionCounts,
-    SharedPrefixCounts, Throughput, TokenTotals,
+    ConnectionCounts, CostProjection, CostResults, GroupResults, OutputLength, RequestCounts,
+    SessionCounts, SharedPrefixCounts, StreamPreamble, Throughput, TokenTotals,
 };
 
 /// The latency metrics recorded for each group, with their names in results.
@@ -97,6 +97,8 @@ pub struct GroupStats {
     output_length: Option<OutputLength>,
     shared_prefix: Option<SharedPrefixCounts>,
     sessions: Option<SessionCounts>,
+    connections: Option<ConnectionCounts>,
+    stream_preamble: Option<StreamPreamble>,
 }
 
 impl Default for GroupStats {
@@ -126,6 +128,8 @@ impl Default for GroupStats {
             output_length: None,
             shared_prefix: None,
             sessions: None,
+            connections: None,
+            stream_preamble: None,
         }
     }
 }
@@ -195,6 +199,45 @@ impl GroupStats {
         }
     }
 
+    /// How the request got its connection, and what its stream sent that was not a token.
+    fn record_connection(&mut self, record: &RequestRecord) {
+        match record.connection {
+            ConnectionUse::Unknown => {}
+            ConnectionUse::Reused => {
+                self.connections
+                    .get_or_insert_with(ConnectionCounts::default)
+                    .reused += 1;
+            }
+            ConnectionUse::Opened(setup) => {
+                let counts = self
+                    .connections
+                    .get_or_insert_with(ConnectionCounts::default);
+                counts.opened += 1;
+                counts.tls_handshakes += u64::from(setup.tls.is_some());
+                self.observe_extra("dns".into(), setup.dns);
+                self.observe_extra("tcp_connect".into(), setup.tcp);
+                if let Some(tls) = setup.tls {
+                    self.observe_extra("tls_handshake".into(), tls);
+                }
+                self.observe_extra("connection_setup".into(), setup.total());
+            }
+        }
+        if record.outcome.is_err() || record.first_event.is_none() {
+            return;
+        }
+        let preamble = self
+            .stream_preamble
+            .get_or_insert_with(StreamPreamble::default);
+        preamble.requests += 1;
+        preamble.empty_preludes += u64::from(record.empty_preludes);
+        preamble.requests_with_prelude += u64::from(record.empty_preludes > 0);
+        preamble.keepalive_comments += u64::from(record.keepalive_comments);
+        preamble.reasoning_first += u64::from(record.reasoning_first);
+        if let Some(answer) = record.time_to_first_answer() {
+            self.observe_extra("time_to_first_answer".into(), answer);
+        }
+    }
+
     /// Adds one request. Latencies are recorded for successful requests only; schedule lag for all.
     pub fn record(&mut self, record: &RequestRecord) {
         self.record_priced(record, None);
@@ -208,6 +251,7 @@ impl GroupStats {
         }
         self.sent += 1;
         self.record_workload(record);
+        self.record_connection(record);
         self.first_sent = Some(self.first_sent.map_or(record.sent, |t| t.min(record.sent)));
         self.last_done = Some(self.last_done.map_or(record.done, |t| t.max(record.done)));
         self.observe(Metric::ScheduleLag, record.schedule_lag());
@@ -343,6 +387,16 @@ impl GroupStats {
                 .get_or_insert_with(SessionCounts::default)
                 .add(theirs);
         }
+        if let Some(theirs) = &other.connections {
+            self.connections
+                .get_or_insert_with(ConnectionCounts::default)
+                .add(theirs);
+        }
+        if let Some(theirs) = &other.stream_preamble {
+            self.stream_preamble
+                .get_or_insert_with(StreamPreamble::default)
+                .add(theirs);
+        }
     }
 
     /// The measured window: first send to last completion.
@@ -425,6 +479,11 @@ impl GroupStats {
         });
         results.shared_prefix = self.shared_prefix.clone();
         results.sessions = self.sessions.clone();
+        results.connections = self.connections.clone().map(|mut counts| {
+            counts.finish();
+            counts
+        });
+        results.stream_preamble = self.stream_preamble.clone();
         results
     }
 }
@@ -647,10 +706,16 @@ mod tests {
             class: 0,
             stage: 0,
             intended: start,
+            started: start + ms(5),
             sent: start + ms(5),
+            connection: Default::default(),
             headers: Some(start + ms(6)),
             first_event: Some(start + ms(7)),
             first_token: Some(start + ms(5 + ttft_ms)),
+            first_answer: None,
+            empty_preludes: 0,
+            keepalive_comments: 0,
+            reasoning_first: false,
             done: start + ms(5 + ttft_ms + 30),
             token_gaps: vec![ms(10), ms(10), ms(10)],
             output_tokens: 4,

@@ -196,8 +196,9 @@ pub fn summary_cells(group: &GroupResults) -> Vec<String> {
     ]
 }
 
-/// Per class: output length asked for versus produced, shared-prefix cache hits, sessions (for the
-/// terminal, Markdown and HTML alike).
+/// Per target: connections opened and reused with their set-up times, and what streams sent
+/// before their first token. Per class: output length asked for versus produced, shared-prefix
+/// cache hits, sessions. For the terminal, Markdown and HTML alike.
 pub fn workload_lines(results: &crate::results::RunResults) -> Vec<String> {
     let mut out = Vec::new();
     let p50 = |group: &crate::results::GroupResults, metric: &str| {
@@ -206,6 +207,60 @@ pub fn workload_lines(results: &crate::results::RunResults) -> Vec<String> {
             .get(metric)
             .map_or("-".to_string(), |s| format!("{:.1} ms", s.p50))
     };
+    let p50_precise = |group: &crate::results::GroupResults, metric: &str| {
+        group
+            .latency_ms
+            .get(metric)
+            .map(|s| format!("{metric} {:.3} ms", s.p50))
+    };
+    for target in &results.targets {
+        let group = &target.summary;
+        if let Some(connections) = &group.connections {
+            let setup = ["dns", "tcp_connect", "tls_handshake", "connection_setup"]
+                .iter()
+                .filter_map(|metric| p50_precise(group, metric))
+                .collect::<Vec<_>>();
+            let setup = if setup.is_empty() {
+                String::new()
+            } else {
+                format!("; set-up p50: {} (not part of TTFT)", setup.join(", "))
+            };
+            out.push(format!(
+                "connections {}: {} opened ({} with TLS), {} reused ({:.1}% reuse){setup}",
+                target.name,
+                thousands(connections.opened),
+                thousands(connections.tls_handshakes),
+                thousands(connections.reused),
+                connections.reuse_rate * 100.0
+            ));
+        }
+        if let Some(preamble) = &group.stream_preamble {
+            if preamble.requests_with_prelude
+                + preamble.keepalive_comments
+                + preamble.reasoning_first
+                > 0
+            {
+                let answer = if preamble.reasoning_first > 0 {
+                    format!(
+                        "; {} reasoned before answering: time to first answer p50 {} vs TTFT p50 {}",
+                        thousands(preamble.reasoning_first),
+                        p50(group, "time_to_first_answer"),
+                        p50(group, "ttft")
+                    )
+                } else {
+                    String::new()
+                };
+                out.push(format!(
+                    "stream {}: {} of {} streams began with {} empty or role-only event(s), {} keep-alive comment(s); none counted as a token{answer}",
+                    target.name,
+                    thousands(preamble.requests_with_prelude),
+                    thousands(preamble.requests),
+                    thousands(preamble.empty_preludes),
+                    thousands(preamble.keepalive_comments)
+                ));
+            }
+        }
+    }
     for target in &results.targets {
         for class in &target.classes {
             let group = &class.results;

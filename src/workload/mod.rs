@@ -14,7 +14,7 @@ mod trace;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::rngs::StdRng;
+use rand::rngs::SmallRng;
 use rand::{Rng, RngExt, SeedableRng};
 use rand_distr::weighted::WeightedIndex;
 use rand_distr::{Distribution, LogNormal, Normal};
@@ -114,7 +114,7 @@ impl DatasetSource {
         let mut order: Vec<u32> = Vec::new();
         if sampling == Sampling::Shuffle {
             order = (0..data.records.len() as u32).collect();
-            let mut rng = StdRng::seed_from_u64(seed ^ 0x5AFF_1E00);
+            let mut rng = SmallRng::seed_from_u64(seed ^ 0x5AFF_1E00);
             // Fisher–Yates.
             for i in (1..order.len()).rev() {
                 let j = rng.random_range(0..=i);
@@ -158,7 +158,7 @@ impl SharedPrefix {
             });
         let texts = (0..count)
             .map(|i| {
-                let mut rng = StdRng::seed_from_u64(base ^ u64::from(i).wrapping_mul(0x9E37));
+                let mut rng = SmallRng::seed_from_u64(base ^ u64::from(i).wrapping_mul(0x9E37));
                 synthetic_prompt(tokens, &mut rng)
             })
             .collect();
@@ -201,8 +201,8 @@ pub enum PromptDraw {
 }
 
 /// The class and prompt generator of request `k`: a pure function of the seed and `k`.
-pub fn request_choice(classes: &[ClassPlan], seed: u64, k: u64) -> (usize, StdRng) {
-    let mut rng = StdRng::seed_from_u64(seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+pub fn request_choice(classes: &[ClassPlan], seed: u64, k: u64) -> (usize, SmallRng) {
+    let mut rng = SmallRng::seed_from_u64(seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let class = if classes.len() == 1 {
         0
     } else {
@@ -226,7 +226,7 @@ pub fn draw(
     let (class_index, mut rng) = match entry {
         Some(entry) => (
             entry.class,
-            StdRng::seed_from_u64(seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            SmallRng::seed_from_u64(seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
         ),
         None => request_choice(classes, seed, k),
     };
@@ -269,7 +269,7 @@ pub fn draw(
 
 /// The new user message of turn `turn` (1-based beyond the first) of session `k`.
 pub fn draw_turn(classes: &[ClassPlan], class_index: usize, seed: u64, k: u64, turn: u32) -> Draw {
-    let mut rng = StdRng::seed_from_u64(
+    let mut rng = SmallRng::seed_from_u64(
         seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(turn).wrapping_mul(0xD6E8_FEB8),
     );
     let class = &classes[class_index];
@@ -290,7 +290,7 @@ fn class_prompt(
     class: &ClassPlan,
     class_index: usize,
     position: u64,
-    rng: &mut StdRng,
+    rng: &mut SmallRng,
 ) -> PromptDraw {
     match &class.prompt {
         PromptSource::Synthetic { lengths, unique } => {
@@ -318,7 +318,7 @@ pub fn messages(classes: &[ClassPlan], trace: Option<&Trace>, draw: &Draw) -> Va
     let class = &classes[draw.class];
     let mut list = match &draw.prompt {
         PromptDraw::Synthetic { tokens, text_seed } => {
-            let mut rng = StdRng::seed_from_u64(*text_seed);
+            let mut rng = SmallRng::seed_from_u64(*text_seed);
             vec![json!({ "role": "user", "content": synthetic_prompt(*tokens, &mut rng) })]
         }
         PromptDraw::Record(index) => match &class.prompt {
@@ -455,7 +455,7 @@ mod tests {
 
     #[test]
     fn length_models_respect_their_bounds() {
-        let mut rng = StdRng::seed_from_u64(2);
+        let mut rng = SmallRng::seed_from_u64(2);
         let uniform = LengthModel::Uniform { min: 10, max: 20 };
         assert!((0..1000).all(|_| (10..=20).contains(&uniform.sample(&mut rng))));
         let lognormal = LengthModel::LogNormal {
