@@ -24,6 +24,7 @@ pub const EXIT_RUN_FAILED: i32 = 3;
 pub const EXIT_PREFLIGHT: i32 = 4;
 pub const EXIT_OVER_BUDGET: i32 = 5;
 pub const EXIT_BUDGET_EXHAUSTED: i32 = 6;
+pub const EXIT_SLO_FAILED: i32 = 7;
 pub const EXIT_INTERRUPTED: i32 = 130;
 
 pub fn dispatch(cli: Cli) -> i32 {
@@ -346,6 +347,9 @@ async fn run(args: RunArgs) -> i32 {
         }
     };
     results.warnings.extend(preflight_warnings);
+    if let Some(slo) = &plan.slo {
+        results.slo = Some(drover::compare::slo::evaluate(slo, &results));
+    }
     let mut stdout = std::io::stdout().lock();
     let _ = write!(stdout, "{}", report::terminal::summary(&results));
     // The measurements go to disk first; the rendered report comes after.
@@ -399,6 +403,13 @@ async fn run(args: RunArgs) -> i32 {
             target.name, target.summary.requests.sent
         );
         return EXIT_RUN_FAILED;
+    }
+    if let Some(slo) = results.slo.as_ref().filter(|slo| slo.failed()) {
+        eprintln!(
+            "SLO verdict: {}; see the SLO lines above",
+            slo.verdict.name()
+        );
+        return EXIT_SLO_FAILED;
     }
     EXIT_OK
 }

@@ -15,6 +15,7 @@
 
 pub mod audit;
 pub mod calibrate;
+pub mod compare;
 pub mod cost;
 pub mod driver;
 pub mod export;

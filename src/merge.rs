@@ -206,6 +206,7 @@ pub fn merge(mut inputs: Vec<MergeInput>) -> Result<RunResults, MergeError> {
         shard: None,
         pricing: first.results.pricing.clone(),
         spend,
+        slo: None,
         merged: Some(MergeInfo {
             shard_count: count,
             present,
@@ -476,7 +477,19 @@ pub fn merge_groups<'a>(
             .histograms
             .insert(metric, encode_histogram(&histogram));
     }
+    let good: Option<u64> = parts
+        .clone()
+        .filter_map(|p| p.goodput.as_ref().map(|g| g.good))
+        .reduce(|a, b| a + b);
     merged.throughput = merge_throughput(parts, &merged);
+    merged.goodput = good.map(|good| {
+        let mut goodput = crate::results::Goodput {
+            good,
+            ..Default::default()
+        };
+        goodput.finish(&merged.requests, merged.throughput.window_s);
+        goodput
+    });
     if let Some(cost) = &mut merged.cost {
         finish_cost(cost, merged.tokens.input, merged.tokens.output);
     }
@@ -655,6 +668,7 @@ mod tests {
                 merged: None,
                 pricing: None,
                 spend: None,
+                slo: None,
             },
         }
     }

@@ -37,6 +37,9 @@ pub struct RunResults {
     /// What the whole run spent, over all priced targets (absent when none was priced).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spend: Option<RunSpend>,
+    /// The scenario's SLO assertions, evaluated (absent without `[slo]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<crate::compare::SloResults>,
 }
 
 /// The run's spend in the reporting currency.
@@ -330,6 +333,37 @@ pub struct GroupResults {
     /// reasoning, is in `latency_ms` as `time_to_first_answer`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_preamble: Option<StreamPreamble>,
+    /// Requests that met every latency criterion of the scenario's SLOs (present when the
+    /// scenario has latency assertions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goodput: Option<Goodput>,
+}
+
+/// Goodput: successful requests within every latency criterion; failures count against it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Goodput {
+    pub good: u64,
+    /// `good / (succeeded + failed)`.
+    pub good_fraction: f64,
+    /// `good` per second of the measured window.
+    pub good_per_s: f64,
+}
+
+impl Goodput {
+    /// Recomputes the fraction and rate from `good`, the group's requests and window.
+    pub fn finish(&mut self, requests: &RequestCounts, window_s: f64) {
+        let finished = requests.succeeded + requests.failed;
+        self.good_fraction = if finished > 0 {
+            self.good as f64 / finished as f64
+        } else {
+            0.0
+        };
+        self.good_per_s = if window_s > 0.0 {
+            self.good as f64 / window_s
+        } else {
+            0.0
+        };
+    }
 }
 
 /// Requests that opened a connection versus reused one.

@@ -436,6 +436,22 @@ pub async fn run(
     let prices: Vec<_> = plan.targets.iter().map(|t| t.price.clone()).collect();
     let batch_prices: Vec<_> = plan.targets.iter().map(|t| t.batch_price.clone()).collect();
     let projection = plan.cost.projection;
+    let goodput = match &plan.slo {
+        Some(slo) => crate::compare::GoodputJudge::new(
+            &slo.good_criteria(),
+            &plan
+                .targets
+                .iter()
+                .map(|t| t.name.clone())
+                .collect::<Vec<_>>(),
+            &plan
+                .classes
+                .iter()
+                .map(|c| c.name.clone())
+                .collect::<Vec<_>>(),
+        ),
+        None => crate::compare::GoodputJudge::default(),
+    };
     let request_log = options.request_log.clone();
     if let Some(log) = &request_log {
         if let Ok(mut log) = log.lock() {
@@ -444,7 +460,8 @@ pub async fn run(
     }
     let collector = tokio::spawn(async move {
         let mut recorder = Recorder::new(target_count, class_count, stage_count, start, started_at)
-            .with_cost(prices, batch_prices, projection);
+            .with_cost(prices, batch_prices, projection)
+            .with_goodput(goodput);
         let mut progress = progress::Progress::new(start, show_progress);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;

@@ -116,6 +116,7 @@ impl Recorder {
         let spend = crate::results::RunSpend::of(&targets);
         RunResults {
             spend,
+            slo: None,
             schema: SCHEMA.into(),
             drover_version: env!("CARGO_PKG_VERSION").into(),
             scenario: ScenarioInfo {

@@ -17,8 +17,8 @@ pub use series::{fill_gaps, PointSum, Series, MAX_POINTS};
 use crate::cost::{Cost, Price, Projection, ProjectionBasis, TokenUsage, DAYS_PER_MONTH};
 use crate::record::{ConnectionUse, ErrorClass, RequestRecord, TokenSource};
 use crate::results::{
-    ConnectionCounts, CostProjection, CostResults, GroupResults, OutputLength, RequestCounts,
-    SessionCounts, SharedPrefixCounts, StreamPreamble, Throughput, TokenTotals,
+    ConnectionCounts, CostProjection, CostResults, Goodput, GroupResults, OutputLength,
+    RequestCounts, SessionCounts, SharedPrefixCounts, StreamPreamble, Throughput, TokenTotals,
 };
 
 /// The latency metrics recorded for each group, with their names in results.
@@ -99,6 +99,8 @@ pub struct GroupStats {
     sessions: Option<SessionCounts>,
     connections: Option<ConnectionCounts>,
     stream_preamble: Option<StreamPreamble>,
+    /// Requests that met every goodput criterion (`None`: goodput is not tracked).
+    good: Option<u64>,
 }
 
 impl Default for GroupStats {
@@ -130,6 +132,7 @@ impl Default for GroupStats {
             sessions: None,
             connections: None,
             stream_preamble: None,
+            good: None,
         }
     }
 }
@@ -235,6 +238,13 @@ impl GroupStats {
         preamble.reasoning_first += u64::from(record.reasoning_first);
         if let Some(answer) = record.time_to_first_answer() {
             self.observe_extra("time_to_first_answer".into(), answer);
+        }
+    }
+
+    /// Counts a measured request toward goodput when it was good.
+    pub fn count_good(&mut self, record: &RequestRecord, good: bool) {
+        if !record.warmup {
+            *self.good.get_or_insert(0) += u64::from(good);
         }
     }
 
@@ -397,6 +407,9 @@ impl GroupStats {
                 .get_or_insert_with(StreamPreamble::default)
                 .add(theirs);
         }
+        if let Some(theirs) = other.good {
+            *self.good.get_or_insert(0) += theirs;
+        }
     }
 
     /// The measured window: first send to last completion.
@@ -484,6 +497,14 @@ impl GroupStats {
             counts
         });
         results.stream_preamble = self.stream_preamble.clone();
+        results.goodput = self.good.map(|good| {
+            let mut goodput = Goodput {
+                good,
+                ..Goodput::default()
+            };
+            goodput.finish(&results.requests, window);
+            goodput
+        });
         results
     }
 }
@@ -573,6 +594,8 @@ pub struct Recorder {
     /// Per target and load stage, kept only when the profile has more than one stage.
     stage_groups: Vec<Vec<GroupStats>>,
     series: Vec<Series>,
+    /// Decides which requests count toward goodput (inactive without latency SLOs).
+    goodput: crate::compare::GoodputJudge,
 }
 
 impl Recorder {
@@ -599,7 +622,14 @@ impl Recorder {
             series: (0..targets)
                 .map(|_| Series::new(start, started_at))
                 .collect(),
+            goodput: crate::compare::GoodputJudge::default(),
         }
+    }
+
+    /// Tracks goodput with these per-request criteria.
+    pub fn with_goodput(mut self, judge: crate::compare::GoodputJudge) -> Self {
+        self.goodput = judge;
+        self
     }
 
     /// Prices each target's requests (by index; `None` leaves one unpriced) and projects costs.
@@ -626,6 +656,13 @@ impl Recorder {
         self.groups[record.target][record.class].record_priced(record, cost);
         if let Some(stage) = self.stage_groups[record.target].get_mut(record.stage) {
             stage.record_priced(record, cost);
+        }
+        if self.goodput.is_active() {
+            let good = self.goodput.is_good(record);
+            self.groups[record.target][record.class].count_good(record, good);
+            if let Some(stage) = self.stage_groups[record.target].get_mut(record.stage) {
+                stage.count_good(record, good);
+            }
         }
         if !record.warmup {
             self.series[record.target].record(record);

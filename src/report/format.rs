@@ -196,6 +196,98 @@ pub fn summary_cells(group: &GroupResults) -> Vec<String> {
     ]
 }
 
+/// The SLO verdict, one line per evaluated assertion, and goodput per target (for the terminal,
+/// Markdown and HTML alike). Empty without `[slo]`.
+pub fn slo_lines(results: &crate::results::RunResults) -> Vec<String> {
+    use crate::compare::Verdict;
+    let Some(slo) = &results.slo else {
+        return Vec::new();
+    };
+    let count = |verdict: Verdict| {
+        slo.assertions
+            .iter()
+            .filter(|a| a.verdict == verdict)
+            .count()
+    };
+    let mut out = vec![format!(
+        "SLO verdict: {} ({} pass, {} fail, {} inconclusive; intervals at {}% confidence{})",
+        slo.verdict.name().to_uppercase(),
+        count(Verdict::Pass),
+        count(Verdict::Fail),
+        count(Verdict::Inconclusive),
+        slo.confidence * 100.0,
+        if slo.fail_on_inconclusive {
+            "; inconclusive fails the run"
+        } else {
+            ""
+        }
+    )];
+    for result in &slo.assertions {
+        let value = |v: f64| slo_value(v, &result.unit);
+        let measured = result.measured.map_or("nothing measured".to_string(), |v| {
+            format!("measured {}", value(v))
+        });
+        let interval = match result.interval {
+            Some((lower, upper)) => format!(
+                " ({}% CI {} to {})",
+                slo.confidence * 100.0,
+                lower.map_or("-inf".to_string(), value),
+                upper.map_or("+inf".to_string(), value)
+            ),
+            None => String::new(),
+        };
+        let needed = match (result.verdict, result.samples_needed) {
+            (Verdict::Inconclusive, Some(n)) => {
+                format!("; about {} samples would decide", thousands(n))
+            }
+            (Verdict::Inconclusive, None) => {
+                "; no sample size would decide at the measured value".to_string()
+            }
+            _ => String::new(),
+        };
+        let note = if result.note.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", result.note)
+        };
+        let scope = match &result.class {
+            Some(class) => format!("{}/{class}", result.target),
+            None => result.target.clone(),
+        };
+        let text = result
+            .assertion
+            .split_once(':')
+            .map_or(result.assertion.as_str(), |(_, body)| body.trim());
+        out.push(format!(
+            "{:<12} {scope}: {text}: {measured}{interval}, n={}{needed}{note}",
+            result.verdict.name(),
+            thousands(result.samples)
+        ));
+    }
+    for target in &results.targets {
+        if let Some(goodput) = &target.summary.goodput {
+            let finished = target.summary.requests.succeeded + target.summary.requests.failed;
+            out.push(format!(
+                "goodput {}: {} of {} requests met every latency criterion ({:.1}%), {:.1} good requests/s",
+                target.name,
+                thousands(goodput.good),
+                thousands(finished),
+                goodput.good_fraction * 100.0,
+                goodput.good_per_s
+            ));
+        }
+    }
+    out
+}
+
+fn slo_value(value: f64, unit: &str) -> String {
+    match unit {
+        "ms" => format!("{value:.2} ms"),
+        "fraction" => format!("{:.2}%", value * 100.0),
+        _ => format!("{value:.2} {unit}"),
+    }
+}
+
 /// Per target: connections opened and reused with their set-up times, and what streams sent
 /// before their first token. Per class: output length asked for versus produced, shared-prefix
 /// cache hits, sessions. For the terminal, Markdown and HTML alike.

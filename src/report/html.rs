@@ -156,6 +156,23 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
         out.push_str("</ul></section>\n");
     }
 
+    let slo: Vec<String> = report
+        .inputs
+        .iter()
+        .flat_map(|input| {
+            super::format::slo_lines(&input.results)
+                .into_iter()
+                .map(move |line| format!("{}: {line}", input.label))
+        })
+        .collect();
+    if !slo.is_empty() {
+        out.push_str("<section id=\"slo\"><h2>SLOs</h2><ul>");
+        for line in &slo {
+            let _ = write!(out, "<li>{}</li>", escape(line));
+        }
+        out.push_str("</ul></section>\n");
+    }
+
     if !comparisons.is_empty() {
         let _ = write!(
             out,

@@ -111,6 +111,15 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
             let _ = writeln!(out, "- {}: {}", cell(&label), cell(&line));
         }
     }
+    for input in &report.inputs {
+        let slo = format::slo_lines(&input.results);
+        if !slo.is_empty() {
+            let _ = writeln!(out, "\n## SLOs: {}\n", cell(&input.label));
+            for line in slo {
+                let _ = writeln!(out, "- {}", cell(&line));
+            }
+        }
+    }
     let comparisons = compare::comparisons(report);
     if !comparisons.is_empty() {
         let _ = writeln!(out, "\n## Comparison against {}\n", report.inputs[0].label);

@@ -304,6 +304,13 @@ pub fn summary(results: &RunResults) -> String {
             let _ = writeln!(out, "{line}");
         }
     }
+    let slo = format::slo_lines(results);
+    if !slo.is_empty() {
+        out.push('\n');
+        for line in slo {
+            let _ = writeln!(out, "{line}");
+        }
+    }
     if results.targets.iter().any(|t| t.summary.cost.is_some()) {
         out.push_str(&cost_section(results));
     }

@@ -56,6 +56,8 @@ pub struct RunPlan {
     pub start_at: Option<std::time::SystemTime>,
     /// The reporting currency, the pricing table used and the projection.
     pub cost: CostPlan,
+    /// SLO assertions to evaluate after the run (`[slo]`).
+    pub slo: Option<crate::compare::SloPlan>,
 }
 
 /// Run-wide cost settings.

@@ -29,6 +29,21 @@ pub struct ScenarioFile {
     pub load: Option<LoadSpec>,
     /// Pricing, currencies and cost projection.
     pub cost: Option<CostSpec>,
+    /// SLO assertions checked after the run.
+    pub slo: Option<SloSpec>,
+}
+
+/// `[slo]`: assertions such as `"ttft.p99 < 200ms"`, the confidence of their intervals, and
+/// whether an inconclusive one fails the run.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloSpec {
+    #[serde(default)]
+    pub assert: Vec<String>,
+    /// Two-sided confidence, between 0.5 and 0.9999 (default 0.95).
+    pub confidence: Option<f64>,
+    /// Exit non-zero on `inconclusive` as well as `fail` (default false).
+    pub fail_on_inconclusive: Option<bool>,
 }
 
 /// `[cost]`: which pricing table, the reporting currency, exchange rates, overrides, projection.
