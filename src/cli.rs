@@ -26,7 +26,8 @@ Exit codes: 0 ok; 2 bad input (scenario, dataset, flags, missing key variable);
 to a target failed); 4 preflight failed (key rejected, unknown model, endpoint unusable;
 no load was sent); 5 refused by the spend guard (the projection exceeds a budget, or a
 target is unpriced under a budget; nothing was sent); 6 stopped at a budget (results were
-written, status budget_exhausted); 130 interrupted (partial results were written).")]
+written, status budget_exhausted); 7 an [slo] assertion failed (or was inconclusive with
+fail_on_inconclusive); 130 interrupted (partial results were written).")]
     Run(RunArgs),
     /// Check a scenario file and print what it would do; sends nothing.
     #[command(after_help = "Example:
@@ -41,6 +42,21 @@ Reads only the results files: nothing is re-run. Exit codes: 0 ok; 2 a results f
 unreadable or not a drover.results/v1 document, or the labels do not match the inputs; 3 the
 report could not be written.")]
     Report(ReportArgs),
+    /// Compare a run with a baseline run of the same scenario: a CI gate for regressions.
+    #[command(after_help = "Examples:
+  drover compare scenarios/baselines/ci-gate.json reports/ci-gate-*/results.json
+  drover compare base.json now.json --threshold ttft.p99=20% --threshold error_rate=0.005 \\
+    --markdown \"$GITHUB_STEP_SUMMARY\" --junit compare.xml
+
+Per target, class and metric (ttft/itl/tpot/e2e p50, p90, p99; error and throttle rates;
+requests/s and output tokens/s; cost per 1M output tokens): a metric regressed when it moved the
+wrong way beyond its threshold (default: latency and throughput 10%, rates 1 percentage point,
+cost 5%) AND a noise test says the move is real (latency: the two runs' distribution-free
+quantile intervals do not overlap; rates: two-proportion z-test). Beyond the threshold but
+within noise is inconclusive. Exit codes: 0 nothing regressed; 8 something regressed; 2 the
+inputs are unusable (unreadable, different scenarios or schemas, no common target) or a flag
+is wrong; 3 an output file could not be written.")]
+    Compare(CompareArgs),
     /// Merge the results files of a sharded run (`run --shard K/N`) into one results file.
     #[command(after_help = "Example:
   drover merge results/*/results.json -o results/merged.json
@@ -201,6 +217,27 @@ pub struct ReportArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The baseline's results.json.
+    pub baseline: PathBuf,
+    /// The current run's results.json.
+    pub current: PathBuf,
+    /// A threshold for a metric (ttft.p99, error_rate, …) or a kind (latency, throughput, rate,
+    /// cost): NAME=10% (relative), NAME=5ms or NAME=0.01 (absolute). Repeatable.
+    #[arg(long = "threshold", value_name = "NAME=VALUE")]
+    pub thresholds: Vec<String>,
+    /// Confidence of the noise tests.
+    #[arg(long, default_value_t = 0.95)]
+    pub confidence: f64,
+    /// Also write the comparison as Markdown (e.g. to $GITHUB_STEP_SUMMARY; appended to).
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Also write JUnit XML: one test case per checked metric.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// The scenario file (TOML).
     pub scenario: PathBuf,
@@ -261,6 +298,10 @@ pub struct MockArgs {
     /// as cached tokens and gets this time to first token.
     #[arg(long, value_parser = parse_duration)]
     pub cache_ttft: Option<std::time::Duration>,
+    /// Capacity model: at most this many requests generate at once; the rest queue, and their
+    /// time to first token includes the wait.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub decode_slots: Option<u32>,
 }
 
 fn parse_fraction(text: &str) -> Result<f64, String> {

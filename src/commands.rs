@@ -14,7 +14,8 @@ use drover::results::{RunResults, RunStatus};
 use drover::scenario::{self, Endpoint, LoadShape, RunPlan, ScenarioError};
 
 use crate::cli::{
-    AuditArgs, CalibrateArgs, Cli, Command, MergeArgs, MockArgs, ReportArgs, RunArgs, ValidateArgs,
+    AuditArgs, CalibrateArgs, Cli, Command, CompareArgs, MergeArgs, MockArgs, ReportArgs, RunArgs,
+    ValidateArgs,
 };
 
 pub const EXIT_OK: i32 = 0;
@@ -25,6 +26,7 @@ pub const EXIT_PREFLIGHT: i32 = 4;
 pub const EXIT_OVER_BUDGET: i32 = 5;
 pub const EXIT_BUDGET_EXHAUSTED: i32 = 6;
 pub const EXIT_SLO_FAILED: i32 = 7;
+pub const EXIT_REGRESSED: i32 = 8;
 pub const EXIT_INTERRUPTED: i32 = 130;
 
 pub fn dispatch(cli: Cli) -> i32 {
@@ -34,6 +36,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Run(args) => with_runtime(|| run(args)),
         Command::Mock(args) => with_runtime(|| serve_mock(args)),
         Command::Merge(args) => merge_command(args),
+        Command::Compare(args) => compare_command(args),
         Command::Audit(args) => audit_command(args),
         Command::Calibrate(args) => with_runtime(|| calibrate_command(args)),
     }
@@ -182,6 +185,29 @@ fn describe(plan: &RunPlan) -> String {
             load.warmup_requests
         ));
     }
+    if let Some(sweep) = &plan.sweep {
+        let values: Vec<String> = sweep.values.iter().map(|v| v.to_string()).collect();
+        text.push_str(&format!(
+            "\nsweep: {} in {} steps of {} ({}); the load above is replaced at each step",
+            sweep.over.name(),
+            values.len(),
+            humantime::format_duration(sweep.step_duration),
+            values.join(", ")
+        ));
+    }
+    if let Some(slo) = &plan.slo {
+        let assertions: Vec<&str> = slo.assertions.iter().map(|a| a.text.as_str()).collect();
+        text.push_str(&format!(
+            "\nslo: {} at {}% confidence{}",
+            assertions.join(", "),
+            slo.confidence * 100.0,
+            if slo.fail_on_inconclusive {
+                "; inconclusive fails the run"
+            } else {
+                ""
+            }
+        ));
+    }
     text
 }
 
@@ -307,6 +333,9 @@ async fn run(args: RunArgs) -> i32 {
         );
         std::process::exit(EXIT_INTERRUPTED);
     });
+    if plan.sweep.is_some() {
+        return run_sweep(&plan, &dir, stop).await;
+    }
     let checkpoint_dir = dir.clone();
     let sink: driver::CheckpointSink = Arc::new(move |snapshot: &RunResults| {
         if let Err(error) = report::json::write_results(&checkpoint_dir, snapshot) {
@@ -412,6 +441,48 @@ async fn run(args: RunArgs) -> i32 {
         return EXIT_SLO_FAILED;
     }
     EXIT_OK
+}
+
+/// Runs a scenario's `[sweep]`: one run per load value, each with its results folder, then
+/// `sweep.json` and the knee.
+async fn run_sweep(
+    plan: &drover::scenario::RunPlan,
+    dir: &std::path::Path,
+    stop: StopSignal,
+) -> i32 {
+    let over = plan.sweep.as_ref().map_or("load", |s| s.over.name());
+    let write = |folder: &std::path::Path, results: &RunResults| {
+        report::json::write_results(folder, results).map_err(|e| e.to_string())
+    };
+    let mut progress = |step: &drover::sweep::SweepStep| {
+        println!("{}", drover::sweep::step_line(over, step));
+    };
+    let results = match drover::sweep::run(plan, dir, stop, &write, &mut progress).await {
+        Ok(results) => results,
+        Err(error) => {
+            eprintln!("error: sweep: {error}");
+            return EXIT_RUN_FAILED;
+        }
+    };
+    println!("{}", drover::sweep::knee_line(&results));
+    let path = dir.join("sweep.json");
+    if let Err(error) = std::fs::create_dir_all(dir) {
+        eprintln!("error: cannot create {}: {error}", dir.display());
+        return EXIT_RUN_FAILED;
+    }
+    let text = serde_json::to_string_pretty(&results).expect("sweep results serialize");
+    if let Err(error) = report::json::write_atomically(&path, text.as_bytes()) {
+        eprintln!("error: {error}");
+        return EXIT_RUN_FAILED;
+    }
+    println!("sweep: {}", path.display());
+    if results.interrupted {
+        EXIT_INTERRUPTED
+    } else if results.knee.is_none() {
+        EXIT_SLO_FAILED
+    } else {
+        EXIT_OK
+    }
 }
 
 /// The results files named by merge's arguments: a file as given; a folder stands for the
@@ -633,6 +704,89 @@ fn merge_command(args: MergeArgs) -> i32 {
     EXIT_OK
 }
 
+fn compare_command(args: CompareArgs) -> i32 {
+    use drover::compare::baseline::{self, CompareOptions, Threshold};
+    if !(0.5..=0.9999).contains(&args.confidence) {
+        eprintln!(
+            "error: --confidence must be between 0.5 and 0.9999 (got {})",
+            args.confidence
+        );
+        return EXIT_BAD_INPUT;
+    }
+    let mut options = CompareOptions {
+        confidence: args.confidence,
+        ..CompareOptions::default()
+    };
+    for flag in &args.thresholds {
+        let Some((name, value)) = flag.split_once('=') else {
+            eprintln!(
+                "error: --threshold {flag}: write NAME=VALUE, e.g. ttft.p99=20% or latency=5ms"
+            );
+            return EXIT_BAD_INPUT;
+        };
+        match Threshold::parse(value) {
+            Ok(threshold) => {
+                options
+                    .thresholds
+                    .insert(name.trim().to_string(), threshold);
+            }
+            Err(error) => {
+                eprintln!("error: --threshold {flag}: {error}");
+                return EXIT_BAD_INPUT;
+            }
+        }
+    }
+    let mut runs = Vec::new();
+    for path in [&args.baseline, &args.current] {
+        match report::read_results(path) {
+            Ok(results) => runs.push(results),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return EXIT_BAD_INPUT;
+            }
+        }
+    }
+    let comparison = match baseline::compare(&runs[0], &runs[1], &options) {
+        Ok(comparison) => comparison,
+        Err(error) => {
+            eprintln!(
+                "error: cannot compare {} with {}: {error}",
+                args.current.display(),
+                args.baseline.display()
+            );
+            return EXIT_BAD_INPUT;
+        }
+    };
+    print!("{}", baseline::terminal(&comparison));
+    if let Some(path) = &args.markdown {
+        // Appended: $GITHUB_STEP_SUMMARY collects every step's summary in one file.
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut file| {
+                std::io::Write::write_all(&mut file, baseline::markdown(&comparison).as_bytes())
+            });
+        if let Err(error) = written {
+            eprintln!("error: cannot write {}: {error}", path.display());
+            return EXIT_RUN_FAILED;
+        }
+    }
+    if let Some(path) = &args.junit {
+        if let Err(error) =
+            report::json::write_atomically(path, baseline::junit(&comparison).as_bytes())
+        {
+            eprintln!("error: {error}");
+            return EXIT_RUN_FAILED;
+        }
+    }
+    if comparison.regressed() {
+        EXIT_REGRESSED
+    } else {
+        EXIT_OK
+    }
+}
+
 fn report_command(args: ReportArgs) -> i32 {
     if !args.labels.is_empty() && args.labels.len() != args.results.len() {
         eprintln!(
@@ -758,6 +912,7 @@ async fn serve_mock(args: MockArgs) -> i32 {
         batch_mode_speedup: args.batch_mode_speedup,
         early_stop: args.early_stop,
         cache_ttft: args.cache_ttft.map(LatencyModel::Fixed),
+        decode_slots: args.decode_slots,
     };
     if !(args.batch_mode_speedup.is_finite() && args.batch_mode_speedup > 0.0) {
         eprintln!("error: --batch-mode-speedup must be > 0");

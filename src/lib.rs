@@ -31,6 +31,7 @@ pub mod results;
 pub mod scenario;
 pub mod shard;
 pub mod spend;
+pub mod sweep;
 mod timer;
 pub mod tokenizer;
 pub mod workload;

@@ -218,3 +218,58 @@ fn the_dockerfile_is_multi_stage_and_runs_as_non_root() {
         .iter()
         .any(|l| l.starts_with("ENTRYPOINT") && l.contains("drover")));
 }
+
+#[test]
+fn the_ci_recipe_runs_the_scenario_and_gates_on_the_committed_baseline() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("docs/ci/perf-gate.yml")).unwrap();
+    let workflow = &YamlLoader::load_from_str(&text).expect("valid YAML")[0];
+    let scenario = str_of(&workflow["env"]["SCENARIO"]);
+    let baseline = str_of(&workflow["env"]["BASELINE"]);
+    assert!(
+        root.join(scenario).is_file(),
+        "{scenario} is in the repository"
+    );
+    assert!(root.join(baseline).is_file(), "{baseline} is committed");
+    let steps = list(&workflow["jobs"]["perf-gate"]["steps"]);
+    let run_lines: Vec<&str> = steps.iter().filter_map(|s| s["run"].as_str()).collect();
+    let position = |needle: &str| {
+        run_lines
+            .iter()
+            .position(|r| r.contains(needle))
+            .unwrap_or_else(|| panic!("no step runs {needle}: {run_lines:?}"))
+    };
+    let (build, run, compare) = (
+        position("cargo build --release"),
+        position("drover run \"$SCENARIO\""),
+        position("drover compare \"$BASELINE\""),
+    );
+    assert!(build < run && run < compare);
+    let compare_line = run_lines[compare];
+    assert!(compare_line.contains("--markdown \"$GITHUB_STEP_SUMMARY\""));
+    assert!(compare_line.contains("--junit"));
+    // The key comes from a secret, never from the file.
+    let run_step = steps
+        .iter()
+        .find(|s| s["run"].as_str().is_some_and(|r| r.contains("drover run")))
+        .unwrap();
+    assert_eq!(
+        str_of(&run_step["env"]["LLM_API_KEY"]),
+        "${{ secrets.LLM_API_KEY }}"
+    );
+    // The report is uploaded whatever the verdict.
+    let upload = steps
+        .iter()
+        .find(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("actions/upload-artifact"))
+        })
+        .expect("an upload step");
+    assert_eq!(str_of(&upload["if"]), "always()");
+    // The baseline is a results file of the scenario the workflow runs.
+    let baseline: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join(baseline)).unwrap()).unwrap();
+    assert_eq!(baseline["schema"], "drover.results/v1");
+    assert_eq!(baseline["scenario"]["name"], "ci-gate");
+}

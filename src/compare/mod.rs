@@ -1,6 +1,7 @@
-//! Verdicts about runs: SLO assertions with confidence intervals and goodput ([`slo`]), and the
-//! statistics they rest on ([`stats`]).
+//! Verdicts about runs: SLO assertions with confidence intervals and goodput ([`slo`]), a run
+//! against a baseline for CI gates ([`baseline`]), and the statistics they rest on ([`stats`]).
 
+pub mod baseline;
 pub mod slo;
 pub mod stats;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use super::stats::{quantile_ranks, wilson_interval};
+use super::stats::{quantile_ranks, value_at_rank, wilson_interval};
 use crate::metrics::decode_histogram;
 use crate::record::RequestRecord;
 use crate::results::{GroupResults, RunResults};
@@ -587,18 +587,6 @@ fn point_verdict(
     if result.note.is_empty() {
         result.note = "a point value over the measured window (no interval)".into();
     }
-}
-
-/// The value (ms) of the `rank`-th smallest sample (1-based) of a µs histogram.
-fn value_at_rank(histogram: &Histogram<u64>, rank: u64) -> f64 {
-    let mut seen = 0u64;
-    for bucket in histogram.iter_recorded() {
-        seen += bucket.count_since_last_iteration();
-        if seen >= rank {
-            return histogram.highest_equivalent(bucket.value_iterated_to()) as f64 / 1000.0;
-        }
-    }
-    histogram.max() as f64 / 1000.0
 }
 
 /// Whether the bound decides the assertion: an upper bound meeting `value < T` passes it, a lower

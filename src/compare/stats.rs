@@ -159,6 +159,19 @@ fn erfc(x: f64) -> f64 {
     }
 }
 
+/// The value in milliseconds of the `rank`-th smallest sample (1-based) of a histogram of
+/// microseconds (its bucket's highest equivalent value).
+pub fn value_at_rank(histogram: &hdrhistogram::Histogram<u64>, rank: u64) -> f64 {
+    let mut seen = 0u64;
+    for bucket in histogram.iter_recorded() {
+        seen += bucket.count_since_last_iteration();
+        if seen >= rank {
+            return histogram.highest_equivalent(bucket.value_iterated_to()) as f64 / 1000.0;
+        }
+    }
+    histogram.max() as f64 / 1000.0
+}
+
 /// The Wilson score interval of a proportion `successes / n` at `confidence`, two-sided.
 pub fn wilson_interval(successes: u64, n: u64, confidence: f64) -> (f64, f64) {
     if n == 0 {

@@ -104,8 +104,9 @@ impl StopHandle {
     }
 }
 
-/// A run's stop switch: create it, hand out [`StopHandle`]s, then pass it to [`run`].
-#[derive(Debug)]
+/// A run's stop switch: create it, hand out [`StopHandle`]s, then pass it to [`run`]. Clones
+/// share the switch (a sweep passes one to each of its runs).
+#[derive(Debug, Clone)]
 pub struct StopSignal {
     sender: Arc<watch::Sender<bool>>,
 }
@@ -121,6 +122,11 @@ impl Default for StopSignal {
 impl StopSignal {
     pub fn handle(&self) -> StopHandle {
         StopHandle(self.sender.clone())
+    }
+
+    /// Whether a stop was requested.
+    pub fn is_stopped(&self) -> bool {
+        *self.sender.borrow()
     }
 }
 

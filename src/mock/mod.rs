@@ -53,6 +53,10 @@ pub struct MockConfig {
     /// (as a request's prefix, or as a request plus its answer) reports them as cached tokens and
     /// gets this time to first token.
     pub cache_ttft: Option<LatencyModel>,
+    /// The capacity model: at most this many requests generate at once; the others queue
+    /// (first come, first served) and their time to first token includes the wait, so latency
+    /// rises with load past capacity. `None`: unlimited.
+    pub decode_slots: Option<u32>,
 }
 
 impl Default for MockConfig {
@@ -68,6 +72,7 @@ impl Default for MockConfig {
             batch_mode_speedup: 2.0,
             early_stop: 0.0,
             cache_ttft: None,
+            decode_slots: None,
         }
     }
 }
@@ -132,6 +137,8 @@ pub(crate) struct MockState {
     pub(crate) faults_injected: faults::FaultCounts,
     pub(crate) batches: batch::BatchStore,
     pub(crate) prompt_cache: PromptCache,
+    /// The decode slots of the capacity model (`None`: unlimited).
+    pub(crate) slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// Hashes of message prefixes the mock has seen, for its simulated prompt cache.
@@ -303,6 +310,9 @@ pub fn start(config: MockConfig, options: MockOptions) -> std::io::Result<MockHa
         .thread_name("drover-mock")
         .enable_all()
         .build()?;
+    let config_slots = config
+        .decode_slots
+        .map(|slots| Arc::new(tokio::sync::Semaphore::new(slots.max(1) as usize)));
     let state = Arc::new(MockState {
         config,
         required_key: options.required_key,
@@ -314,6 +324,7 @@ pub fn start(config: MockConfig, options: MockOptions) -> std::io::Result<MockHa
         faults_injected: faults::FaultCounts::default(),
         batches: batch::BatchStore::default(),
         prompt_cache: PromptCache::default(),
+        slots: config_slots,
     });
     let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel();
     let (bound_tx, bound_rx) = std::sync::mpsc::channel();

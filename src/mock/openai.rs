@@ -309,10 +309,20 @@ async fn chat_completions(
         }
     }
     state.completions.fetch_add(1, Ordering::Relaxed);
+    // The capacity model: wait for a decode slot, and time the answer from when one is free.
+    let (slot, received) = match &state.slots {
+        Some(slots) => match slots.clone().acquire_owned().await {
+            Ok(permit) => (Some(permit), Instant::now()),
+            Err(_) => (None, received),
+        },
+        None => (None, received),
+    };
     Ok(if job.stream {
-        stream_response(job, fault, state, id, received)
+        stream_response(job, fault, state, id, received, slot)
     } else {
-        complete_response(job, state, id, received).await
+        let response = complete_response(job, state, id, received).await;
+        drop(slot);
+        response
     })
 }
 
@@ -578,6 +588,8 @@ struct StreamState {
     fault_at: usize,
     /// Slow drip: bytes still to send, one at a time.
     dripping: Option<VecDeque<u8>>,
+    /// The decode slot this answer holds until its stream is dropped (capacity model).
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl StreamState {
@@ -760,6 +772,7 @@ fn stream_response(
     state: Arc<MockState>,
     id: u64,
     received: Instant,
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Response<MockBody> {
     let step = if job.prelude.is_some() {
         Step::Prelude
@@ -793,6 +806,7 @@ fn stream_response(
         fault,
         fault_at: job.tokens as usize / 2,
         dripping: None,
+        _slot: slot,
         job,
         state,
         id,

@@ -58,6 +58,61 @@ pub struct RunPlan {
     pub cost: CostPlan,
     /// SLO assertions to evaluate after the run (`[slo]`).
     pub slo: Option<crate::compare::SloPlan>,
+    /// A sweep to find the highest load that meets the SLOs (`[sweep]`).
+    pub sweep: Option<SweepPlan>,
+}
+
+/// What a sweep varies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SweepOver {
+    /// An open loop's arrival rate (requests per second).
+    Rate,
+    /// A closed loop's concurrent users.
+    Users,
+}
+
+impl SweepOver {
+    pub fn name(self) -> &'static str {
+        match self {
+            SweepOver::Rate => "rate",
+            SweepOver::Users => "users",
+        }
+    }
+}
+
+/// A validated `[sweep]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepPlan {
+    pub over: SweepOver,
+    pub values: Vec<f64>,
+    pub step_duration: Duration,
+    pub stop_at_first_failure: bool,
+}
+
+impl RunPlan {
+    /// This plan with its load set to one step of its sweep: `value` requests per second (open
+    /// loop) or users (closed loop) for `duration`.
+    pub fn at_sweep_step(&self, over: SweepOver, value: f64, duration: Duration) -> RunPlan {
+        let mut plan = self.clone();
+        plan.sweep = None;
+        plan.load.duration = Some(duration);
+        plan.load.requests = None;
+        match (&mut plan.load.shape, over) {
+            (LoadShape::Open { stages, .. }, SweepOver::Rate) => {
+                *stages = vec![StagePlan {
+                    rate: value,
+                    end_rate: value,
+                    duration: Some(duration),
+                }];
+            }
+            (LoadShape::Closed { users }, SweepOver::Users) => {
+                *users = value.round().max(1.0) as u32;
+            }
+            // Validation pairs rate with an open loop and users with a closed one.
+            _ => {}
+        }
+        plan
+    }
 }
 
 /// Run-wide cost settings.

@@ -31,6 +31,22 @@ pub struct ScenarioFile {
     pub cost: Option<CostSpec>,
     /// SLO assertions checked after the run.
     pub slo: Option<SloSpec>,
+    /// Find the limit: run the load at rising rates or user counts.
+    pub sweep: Option<SweepSpec>,
+}
+
+/// `[sweep]`: the load values to step through and how long each step runs.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    /// `"rate"` (an open loop's requests per second) or `"users"` (a closed loop's).
+    pub over: String,
+    /// The values, rising.
+    pub values: Vec<f64>,
+    /// How long each step runs.
+    pub step_duration: HumanDuration,
+    /// Stop after the first step that fails its SLOs (default true).
+    pub stop_at_first_failure: Option<bool>,
 }
 
 /// `[slo]`: assertions such as `"ttft.p99 < 200ms"`, the confidence of their intervals, and
@@ -273,6 +289,8 @@ pub struct MockSpec {
     pub early_stop: Option<f64>,
     /// Turns on the simulated prompt cache: the TTFT of a request whose prefix is cached.
     pub cache_ttft: Option<LatencySpec>,
+    /// Capacity model: requests generating at once; the rest queue.
+    pub decode_slots: Option<u32>,
 }
 
 /// `[targets.mock.faults]`: a probability (0–1) per fault, and the faults' parameters.

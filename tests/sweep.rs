@@ -1,0 +1,91 @@
+//! The sweep finds the knee: the mock's capacity model (4 decode slots, 40 ms per answer) keeps
+//! TTFT flat up to 4 closed-loop users and queues beyond, so `ttft.p90 < 35ms` holds up to 4
+//! users and fails from 6. (A p90, not a p99: a 2 s step at 2 users has about 100 samples, enough
+//! to bound a p90 from above, not a p99, which needs 368.) Holds the timing lock: the verdicts rest on the mock's delays.
+
+mod common;
+
+use common::{drover, text, TIMING_LOCK};
+
+const SCENARIO: &str = r#"
+name = "knee"
+
+[[targets]]
+name = "mock"
+model = "m"
+[targets.mock]
+ttft = "20ms"
+itl = "2ms"
+output_tokens = 10
+decode_slots = 4
+
+[[classes]]
+name = "c"
+input_tokens = 8
+
+[load]
+kind = "closed"
+users = 1
+duration = "1s"
+
+[slo]
+assert = ["ttft.p90 < 35ms"]
+
+[sweep]
+over = "users"
+values = [2, 4, 6, 8]
+step_duration = "2s"
+"#;
+
+#[tokio::test]
+async fn the_sweep_finds_the_knee_of_a_mock_with_four_decode_slots() {
+    let _timing = TIMING_LOCK.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.toml"), SCENARIO).unwrap();
+    let output = drover(
+        dir.path(),
+        &["run", "s.toml", "--out", "out", "--no-progress"],
+        &[],
+    );
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+    let run_dir = std::fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let sweep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("sweep.json")).unwrap())
+            .unwrap();
+    assert_eq!(sweep["over"], "users");
+    assert_eq!(sweep["knee"], 4.0, "{sweep:#}");
+    assert_eq!(sweep["first_miss"], 6.0);
+    let steps = sweep["steps"].as_array().unwrap();
+    // It stops at the first miss; every step ran and kept its own results file.
+    assert_eq!(steps.len(), 3);
+    let verdicts: Vec<&str> = steps
+        .iter()
+        .map(|s| s["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["pass", "pass", "fail"]);
+    for step in steps {
+        let results = run_dir.join(step["results"].as_str().unwrap());
+        let results: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(results).unwrap()).unwrap();
+        assert_eq!(results["slo"]["verdict"], step["verdict"]);
+        assert!(step["sent"].as_u64().unwrap() > 0);
+    }
+    // Below capacity TTFT stays at the mock's 20 ms; past it requests queue for a slot.
+    let p99 = |i: usize| steps[i]["ttft_p99_ms"].as_f64().unwrap();
+    assert!(p99(1) < 35.0 && p99(2) > 35.0, "{steps:#?}");
+    assert!(
+        stdout.contains("knee: 4 users is the highest load that met every SLO"),
+        "{stdout}"
+    );
+}
