@@ -706,19 +706,51 @@ fn request_body(
     messages: &[Value],
 ) -> Bytes {
     let model = target.model_for(class.model.as_deref());
-    Bytes::from(
-        ChatRequest {
-            model: &model,
-            messages,
-            max_tokens: drawn.max_tokens,
-            stream: target.mode == TargetMode::Stream,
-            include_usage: target.stream_usage,
-            extra_body: &target.extra_body,
-            min_tokens: class.min_tokens,
-            ignore_eos: class.ignore_eos,
-        }
-        .to_bytes(),
+    chat_body(
+        target,
+        &model,
+        messages,
+        drawn.max_tokens,
+        class.min_tokens,
+        class.ignore_eos,
     )
+}
+
+/// The body asking `target` for an answer to `messages`, in the target's API.
+pub(crate) fn chat_body(
+    target: &crate::scenario::TargetPlan,
+    model: &str,
+    messages: &[Value],
+    max_tokens: Option<u32>,
+    min_tokens: Option<u32>,
+    ignore_eos: Option<bool>,
+) -> Bytes {
+    let stream = target.mode == TargetMode::Stream;
+    match target.api {
+        crate::scenario::Api::OpenAi => Bytes::from(
+            ChatRequest {
+                model,
+                messages,
+                max_tokens,
+                stream,
+                include_usage: target.stream_usage,
+                extra_body: &target.extra_body,
+                min_tokens,
+                ignore_eos,
+            }
+            .to_bytes(),
+        ),
+        crate::scenario::Api::Anthropic => Bytes::from(
+            crate::protocol::anthropic::request_body(
+                model,
+                messages,
+                max_tokens,
+                stream,
+                &target.extra_body,
+            )
+            .to_string(),
+        ),
+    }
 }
 
 /// The JSON body request `k` of a plan sends to target `target` (its first turn), built as a run

@@ -5,13 +5,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, Request};
+use http::Request;
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 
 use super::client;
 use super::request::{execute, Job, TargetContext};
-use crate::protocol::openai::ChatRequest;
 use crate::record::{ErrorClass, RequestRecord};
 use crate::redact::Redactor;
 use crate::scenario::{Endpoint, RunPlan, TargetMode, TargetPlan, Timeouts};
@@ -79,23 +78,13 @@ pub async fn preflight(plan: &RunPlan) -> Result<Vec<String>, PreflightError> {
 
 fn probe_job(target: &TargetPlan) -> Job {
     let messages = [json!({ "role": "user", "content": "Reply with the word OK." })];
-    let body = ChatRequest {
-        model: &target.model,
-        messages: &messages,
-        max_tokens: Some(8),
-        stream: target.mode == TargetMode::Stream,
-        include_usage: target.stream_usage,
-        extra_body: &target.extra_body,
-        min_tokens: None,
-        ignore_eos: None,
-    }
-    .to_bytes();
+    let body = super::chat_body(target, &target.model, &messages, Some(8), None, None);
     Job {
         index: 0,
         class: 0,
         stage: 0,
         intended: std::time::Instant::now(),
-        body: Bytes::from(body),
+        body,
         warmup: true,
         shape: Default::default(),
         keep_answer: false,
@@ -168,10 +157,7 @@ async fn check(
 /// `GET {base}/models`, returning the model ids.
 async fn list_models(context: &TargetContext, base_url: &str) -> Result<Vec<String>, String> {
     let mut request = Request::get(format!("{base_url}/models"));
-    if let Some(auth) = &context.authorization {
-        request = request.header(header::AUTHORIZATION, auth.clone());
-    }
-    for (name, value) in &context.plan.headers {
+    for (name, value) in context.api_headers() {
         request = request.header(name.clone(), value.clone());
     }
     let request = request

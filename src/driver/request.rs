@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Request, StatusCode, Uri};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
@@ -17,7 +17,7 @@ use crate::record::{
     Usage,
 };
 use crate::redact::Redactor;
-use crate::scenario::{RetryPolicy, TargetMode, TargetPlan};
+use crate::scenario::{Api, RetryPolicy, TargetMode, TargetPlan};
 
 /// Largest error or non-streaming body read into memory.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -36,6 +36,8 @@ pub struct TargetContext {
     pub authorization: Option<HeaderValue>,
     /// The headers of every request to it: built once, cloned per request.
     pub headers: HeaderMap,
+    /// Its authentication, API version and scenario headers (for calls besides completions).
+    api_headers: Vec<(http::HeaderName, HeaderValue)>,
     pub redactor: Redactor,
 }
 
@@ -47,21 +49,28 @@ impl TargetContext {
         client: HttpClient,
         redactor: Redactor,
     ) -> Result<Self, String> {
-        let url: Uri = format!("{base_url}/chat/completions")
+        let path = match plan.api {
+            Api::OpenAi => "chat/completions",
+            Api::Anthropic => "messages",
+        };
+        let url: Uri = format!("{base_url}/{path}")
             .parse()
             .map_err(|e| format!("target \"{}\": bad URL: {e}", plan.name))?;
         let connections = ConnectionPool::new(&url, plan.http, plan.timeouts.connect, &plan.tls)
             .map_err(|e| format!("target \"{}\": {e}", plan.name))?;
         let authorization = match &plan.api_key {
             Some(key) => {
-                let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
-                    .map_err(|_| {
-                        format!(
-                            "target \"{}\": the key in {} has characters not allowed in a header",
-                            plan.name,
-                            plan.api_key_env.as_deref().unwrap_or("its key variable")
-                        )
-                    })?;
+                let text = match plan.api {
+                    Api::OpenAi => format!("Bearer {}", key.expose()),
+                    Api::Anthropic => key.expose().to_string(),
+                };
+                let mut value = HeaderValue::from_str(&text).map_err(|_| {
+                    format!(
+                        "target \"{}\": the key in {} has characters not allowed in a header",
+                        plan.name,
+                        plan.api_key_env.as_deref().unwrap_or("its key variable")
+                    )
+                })?;
                 value.set_sensitive(true);
                 Some(value)
             }
@@ -84,23 +93,48 @@ impl TargetContext {
             header::USER_AGENT,
             HeaderValue::from_static(concat!("drover/", env!("CARGO_PKG_VERSION"))),
         );
-        if let Some(auth) = &authorization {
-            headers.insert(header::AUTHORIZATION, auth.clone());
+        let mut api_headers = Vec::new();
+        match plan.api {
+            Api::OpenAi => {
+                if let Some(auth) = &authorization {
+                    api_headers.push((header::AUTHORIZATION, auth.clone()));
+                }
+            }
+            Api::Anthropic => {
+                if let Some(key) = &authorization {
+                    api_headers.push((HeaderName::from_static("x-api-key"), key.clone()));
+                }
+                api_headers.push((
+                    HeaderName::from_static("anthropic-version"),
+                    HeaderValue::from_static(crate::protocol::anthropic::API_VERSION),
+                ));
+            }
         }
-        for (name, value) in &plan.headers {
+        api_headers.extend(plan.headers.iter().cloned());
+        for (name, value) in &api_headers {
             headers.append(name.clone(), value.clone());
         }
+        // The Batch API (OpenAI only) authorizes with the bearer token.
+        let authorization = authorization.filter(|_| plan.api == Api::OpenAi);
         Ok(TargetContext {
             index,
             client,
             connections,
             headers,
+            api_headers,
             url,
             base_url: base_url.to_string(),
             plan,
             authorization,
             redactor,
         })
+    }
+}
+
+impl TargetContext {
+    /// The authentication, API version and scenario headers every call to the target carries.
+    pub fn api_headers(&self) -> impl Iterator<Item = (http::HeaderName, HeaderValue)> + '_ {
+        self.api_headers.iter().cloned()
     }
 }
 
@@ -321,10 +355,11 @@ async fn exchange(
         return Err(status_failure(response).await);
     }
     let idle = target.plan.timeouts.idle;
+    let api = target.plan.api;
     if streaming {
-        read_stream(response, idle, measured).await?;
+        read_stream(response, idle, api, measured).await?;
     } else {
-        read_completion(response, idle, measured).await?;
+        read_completion(response, idle, api, measured).await?;
     }
     // Read to the end: the connection can carry the next request.
     target.connections.give_back(lease);
@@ -387,6 +422,7 @@ async fn next_frame(
 async fn read_stream(
     response: http::Response<Incoming>,
     idle: Duration,
+    api: Api,
     measured: &mut Measured,
 ) -> Result<(), Failure> {
     let content_type = response
@@ -415,6 +451,7 @@ async fn read_stream(
     let mut items = Vec::new();
     let mut last_token: Option<Instant> = None;
     let mut saw_done = false;
+    let mut anthropic_usage = crate::protocol::anthropic::StreamUsage::default();
     while let Some(frame) = next_frame(&mut body, idle).await? {
         let frame = frame.map_err(|e| {
             failure(
@@ -454,7 +491,7 @@ async fn read_stream(
             if saw_done {
                 continue;
             }
-            if event.data.trim() == "[DONE]" {
+            if api == Api::OpenAi && event.data.trim() == "[DONE]" {
                 saw_done = true;
                 continue;
             }
@@ -465,7 +502,22 @@ async fn read_stream(
                     "an SSE event's data is not valid UTF-8",
                 ));
             }
-            let chunk = openai::parse_chunk(&event.data).map_err(|e| {
+            let mut ping = false;
+            let parsed = match api {
+                Api::OpenAi => openai::parse_chunk(&event.data),
+                Api::Anthropic => crate::protocol::anthropic::parse_event(
+                    event.event.as_deref(),
+                    &event.data,
+                    &mut anthropic_usage,
+                )
+                .map(|parsed| {
+                    // `message_stop` ends the stream as `[DONE]` does; a ping is a keep-alive.
+                    saw_done |= parsed.stop;
+                    ping = parsed.ping;
+                    parsed.chunk
+                }),
+            };
+            let chunk = parsed.map_err(|e| {
                 let detail = match e {
                     ParseError::Json(_) => format!(
                         "{e} (event data: {})",
@@ -475,6 +527,10 @@ async fn read_stream(
                 };
                 failure(ErrorClass::Protocol, Some(200), detail)
             })?;
+            if ping {
+                measured.keepalive_comments += 1;
+                continue;
+            }
             if chunk.has_answer && measured.first_answer.is_none() {
                 measured.first_answer = Some(arrived);
             }
@@ -503,7 +559,11 @@ async fn read_stream(
             ErrorClass::TruncatedStream,
             Some(200),
             format!(
-                "stream ended without [DONE] after {} output chunks{}",
+                "stream ended without {} after {} output chunks{}",
+                match api {
+                    Api::OpenAi => "[DONE]",
+                    Api::Anthropic => "message_stop",
+                },
                 measured.output_chunks,
                 if parser.has_partial_event() {
                     " (mid-event)"
@@ -519,6 +579,7 @@ async fn read_stream(
 async fn read_completion(
     response: http::Response<Incoming>,
     idle: Duration,
+    api: Api,
     measured: &mut Measured,
 ) -> Result<(), Failure> {
     let mut body = response.into_body();
@@ -546,8 +607,11 @@ async fn read_completion(
         }
     }
     let body = bytes;
-    let info = openai::parse_completion(&body)
-        .map_err(|e| failure(ErrorClass::Protocol, Some(200), e.to_string()))?;
+    let info = match api {
+        Api::OpenAi => openai::parse_completion(&body),
+        Api::Anthropic => crate::protocol::anthropic::parse_message(&body),
+    }
+    .map_err(|e| failure(ErrorClass::Protocol, Some(200), e.to_string()))?;
     measured.usage = info.usage;
     // Counted when no usage came, and sent back by the next turn of a session.
     measured.output_text = info.text;

@@ -1,5 +1,7 @@
-//! The built-in mock LLM server: an OpenAI-compatible `POST /v1/chat/completions` (streaming and
-//! not) and `GET /v1/models` on hyper, with configurable, time-faithful latency.
+//! The built-in mock LLM server: an OpenAI-compatible `POST /v1/chat/completions`, the Anthropic
+//! Messages API's `POST /v1/messages` (each streaming and not), the Batch API and
+//! `GET /v1/models` on hyper, with configurable, time-faithful latency and an optional capacity
+//! model (decode slots).
 //!
 //! Tokens are scheduled at absolute deadlines (`start + ttft + Σ gaps`) rather than by repeated
 //! sleeps, so delays do not drift. Tests can steer single requests with `x-mock-*` headers (see

@@ -1,4 +1,5 @@
-//! The mock's OpenAI-compatible endpoints.
+//! The mock's completion endpoints: OpenAI-compatible chat completions, and the same answers in
+//! the Anthropic Messages API's format at `/v1/messages`.
 //!
 //! Per-request overrides (for tests), as request headers:
 //! - `x-mock-ttft-ms`, `x-mock-itl-ms`: fixed delays for this request;
@@ -52,7 +53,11 @@ pub(crate) async fn handle(
     let response = match (request.method().clone(), path.as_str()) {
         (Method::POST, "/v1/chat/completions" | "/chat/completions") => {
             state.requests.fetch_add(1, Ordering::Relaxed);
-            return chat_completions(request, state, id, received).await;
+            return chat_completions(request, state, id, received, Format::OpenAi).await;
+        }
+        (Method::POST, "/v1/messages" | "/messages") => {
+            state.requests.fetch_add(1, Ordering::Relaxed);
+            return chat_completions(request, state, id, received, Format::Anthropic).await;
         }
         (method, path) if path.starts_with("/v1/files") || path.starts_with("/v1/batches") => {
             return Ok(batch_api(request, method, path.to_string(), state).await);
@@ -216,7 +221,17 @@ pub(crate) fn count_prompt_tokens(messages: &[Value]) -> u64 {
 }
 
 /// The parts of a request the mock acts on.
+/// The wire format an answer is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// OpenAI chat completions: `data:` chunks, `[DONE]`.
+    OpenAi,
+    /// The Anthropic Messages API: `event:`-typed SSE, usage in `message_start`/`message_delta`.
+    Anthropic,
+}
+
 struct Job {
+    format: Format,
     model: String,
     stream: bool,
     include_usage: bool,
@@ -236,13 +251,24 @@ async fn chat_completions(
     state: Arc<MockState>,
     id: u64,
     received: Instant,
+    format: Format,
 ) -> Result<Response<MockBody>, ResetConnection> {
     let headers = request.headers().clone();
-    let presented_key = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_string);
+    let presented_key = match format {
+        Format::OpenAi => headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ")),
+        Format::Anthropic => headers.get("x-api-key").and_then(|v| v.to_str().ok()),
+    }
+    .map(str::to_string);
+    if format == Format::Anthropic && !headers.contains_key("anthropic-version") {
+        return Ok(anthropic_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "anthropic-version: header is required",
+        ));
+    }
     if let Some(required) = &state.required_key {
         if presented_key.as_deref() != Some(required.as_str()) {
             return Ok(error_response(
@@ -275,7 +301,7 @@ async fn chat_completions(
             ))
         }
     };
-    let job = match plan_job(&body, &headers, &state, id) {
+    let job = match plan_job(&body, &headers, &state, id, format) {
         Ok(job) => job,
         Err(message) => {
             return Ok(error_response(
@@ -380,7 +406,13 @@ fn status_response(status: StatusCode, message: &str) -> Response<MockBody> {
     response
 }
 
-fn plan_job(body: &[u8], headers: &HeaderMap, state: &MockState, id: u64) -> Result<Job, String> {
+fn plan_job(
+    body: &[u8],
+    headers: &HeaderMap,
+    state: &MockState,
+    id: u64,
+    format: Format,
+) -> Result<Job, String> {
     let request: Value =
         serde_json::from_slice(body).map_err(|e| format!("request body is not valid JSON: {e}"))?;
     let model = request
@@ -410,6 +442,9 @@ fn plan_job(body: &[u8], headers: &HeaderMap, state: &MockState, id: u64) -> Res
         .get("max_completion_tokens")
         .or_else(|| request.get("max_tokens"))
         .and_then(Value::as_u64);
+    if format == Format::Anthropic && max_tokens.is_none() {
+        return Err("max_tokens: Field required".into());
+    }
     if max_tokens == Some(0) {
         return Err("max_tokens must be at least 1".into());
     }
@@ -479,17 +514,56 @@ fn plan_job(body: &[u8], headers: &HeaderMap, state: &MockState, id: u64) -> Res
             }
         })
         .collect();
+    // The Messages API's top-level system prompt counts like a system message.
+    let system_tokens = match request.get("system") {
+        Some(system) if format == Format::Anthropic => {
+            count_prompt_tokens(&[json!({ "role": "system", "content": system })]) - 3
+        }
+        _ => 0,
+    };
     Ok(Job {
+        format,
         model,
         stream,
-        include_usage,
+        // The Messages API always reports usage.
+        include_usage: include_usage || format == Format::Anthropic,
         tokens,
         finish_reason,
-        prompt_tokens: count_prompt_tokens(messages),
+        prompt_tokens: count_prompt_tokens(messages) + system_tokens,
         cached_tokens,
         delays,
         prelude: fixed("x-mock-prelude-ms").or(config.prelude),
     })
+}
+
+/// The Messages API's name for a finish reason.
+fn anthropic_stop_reason(finish_reason: &str) -> &'static str {
+    match finish_reason {
+        "length" => "max_tokens",
+        _ => "end_turn",
+    }
+}
+
+/// Messages API usage: `input_tokens` excludes cache reads, which are counted apart.
+fn anthropic_usage(job: &Job, output_tokens: Option<u32>) -> Value {
+    let cached = job.cached_tokens.unwrap_or(0);
+    let mut usage = json!({
+        "input_tokens": job.prompt_tokens - cached.min(job.prompt_tokens),
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": cached,
+    });
+    if let Some(output) = output_tokens {
+        usage["output_tokens"] = json!(output);
+    }
+    usage
+}
+
+/// An error in the Messages API's shape.
+fn anthropic_error(status: StatusCode, kind: &str, message: &str) -> Response<MockBody> {
+    json_response(
+        status,
+        json!({ "type": "error", "error": { "type": kind, "message": message } }),
+    )
 }
 
 fn unix_now() -> u64 {
@@ -526,6 +600,21 @@ async fn complete_response(
     let total: Duration = job.delays.iter().sum();
     wait_out(&state, received + total).await;
     let content = output_text(job.tokens);
+    if job.format == Format::Anthropic {
+        return json_response(
+            StatusCode::OK,
+            json!({
+                "id": format!("msg_mock_{id}"),
+                "type": "message",
+                "role": "assistant",
+                "model": job.model,
+                "content": [{ "type": "text", "text": content }],
+                "stop_reason": anthropic_stop_reason(job.finish_reason),
+                "stop_sequence": null,
+                "usage": anthropic_usage(&job, Some(job.tokens)),
+            }),
+        );
+    }
     json_response(
         StatusCode::OK,
         json!({
@@ -690,6 +779,9 @@ impl StreamState {
                 }
             }
         }
+        if self.job.format == Format::Anthropic {
+            return self.next_anthropic_frame().await;
+        }
         const ROLE_DELTA: &str = r#"{"role":"assistant","content":"","refusal":null}"#;
         let payload = match self.step {
             Step::Prelude => {
@@ -763,6 +855,96 @@ impl StreamState {
             Step::End => return None,
         };
         Some(Ok(Bytes::from(format!("data: {payload}\n\n"))))
+    }
+}
+
+impl StreamState {
+    /// The opening of a Messages API stream: the message with its input usage, the text block,
+    /// and a ping.
+    fn anthropic_opening(&self) -> String {
+        let start = json!({
+            "type": "message_start",
+            "message": {
+                "id": format!("msg_mock_{}", self.id),
+                "type": "message",
+                "role": "assistant",
+                "model": self.job.model,
+                "content": [],
+                "stop_reason": null,
+                "stop_sequence": null,
+                "usage": anthropic_usage(&self.job, Some(1)),
+            }
+        });
+        format!(
+            "event: message_start\ndata: {start}\n\nevent: content_block_start\ndata: {{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{{\"type\":\"text\",\"text\":\"\"}}}}\n\nevent: ping\ndata: {{\"type\": \"ping\"}}\n\n"
+        )
+    }
+
+    /// The next frame of a Messages API stream (the same schedule as the OpenAI one).
+    async fn next_anthropic_frame(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        let frame = match self.step {
+            Step::Prelude => {
+                let at = self.job.prelude.unwrap_or_default();
+                self.wait_for_offset(at).await;
+                self.step = if self.job.tokens > 0 {
+                    Step::Token(0)
+                } else {
+                    Step::Finish
+                };
+                self.anthropic_opening()
+            }
+            Step::Token(i) => {
+                match self.last_emit {
+                    None => self.wait_for_offset(self.job.delays[0]).await,
+                    Some(previous) => {
+                        wait_out(&self.state, previous + self.job.delays[i]).await;
+                    }
+                }
+                self.step = if i + 1 < self.job.tokens as usize {
+                    Step::Token(i + 1)
+                } else {
+                    Step::Finish
+                };
+                let now = Instant::now();
+                match self.last_emit {
+                    None => self.state.record_first_token(now - self.received),
+                    Some(previous) => self.state.record_token_gap(now - previous),
+                }
+                self.last_emit = Some(now);
+                let word = OUTPUT_WORDS[i % OUTPUT_WORDS.len()];
+                let delta = format!(
+                    "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{word}\"}}}}\n\n"
+                );
+                if i == 0 && self.job.prelude.is_none() {
+                    format!("{}{delta}", self.anthropic_opening())
+                } else {
+                    delta
+                }
+            }
+            Step::Finish => {
+                self.step = Step::Done;
+                let delta = json!({
+                    "type": "message_delta",
+                    "delta": {
+                        "stop_reason": anthropic_stop_reason(self.job.finish_reason),
+                        "stop_sequence": null,
+                    },
+                    "usage": { "output_tokens": self.job.tokens },
+                });
+                format!(
+                    "event: content_block_stop\ndata: {{\"type\":\"content_block_stop\",\"index\":0}}\n\nevent: message_delta\ndata: {delta}\n\n"
+                )
+            }
+            Step::Usage | Step::Done => {
+                self.step = Step::End;
+                if self.fault == Some(Fault::NoDone) {
+                    return None;
+                }
+                "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n".to_string()
+            }
+            Step::End => return None,
+        };
+        Some(Ok(Bytes::from(frame)))
     }
 }
 

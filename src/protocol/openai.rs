@@ -137,7 +137,7 @@ struct WireDelta {
 }
 
 /// What one streamed chunk carried.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChunkInfo {
     /// Non-empty output of any kind: content, reasoning or tool-call text.
     pub has_output: bool,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 
 pub use locate::{line_col, locate, KeyPath};
-pub use schema::{Arrival, HttpVersion, LoadKind, ScenarioFile, TargetMode};
+pub use schema::{Api, Arrival, HttpVersion, LoadKind, ScenarioFile, TargetMode};
 pub use validate::plan_from_file;
 
 use crate::mock::MockConfig;
@@ -182,6 +182,7 @@ pub struct TargetPlan {
     pub api_key_env: Option<String>,
     pub api_key: Option<Secret>,
     pub model: String,
+    pub api: Api,
     pub mode: TargetMode,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub extra_body: serde_json::Map<String, serde_json::Value>,

@@ -125,6 +125,9 @@ pub struct TargetSpec {
     /// Name of the environment variable that holds the API key (never the key itself).
     pub api_key_env: Option<String>,
     pub model: String,
+    /// The API the endpoint speaks: OpenAI chat completions (default) or Anthropic Messages.
+    #[serde(default)]
+    pub api: Api,
     #[serde(default)]
     pub mode: TargetMode,
     #[serde(default)]
@@ -241,6 +244,27 @@ pub struct RetrySpec {
     pub base: Option<HumanDuration>,
     /// Longest backoff, `Retry-After` included (default 8 s).
     pub max_backoff: Option<HumanDuration>,
+}
+
+/// The API a target speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum Api {
+    /// `POST {base_url}/chat/completions`, `Authorization: Bearer`, `data:` chunks until `[DONE]`.
+    #[default]
+    #[serde(rename = "openai")]
+    OpenAi,
+    /// `POST {base_url}/messages`, `x-api-key` and `anthropic-version`, event-typed SSE.
+    #[serde(rename = "anthropic")]
+    Anthropic,
+}
+
+impl Api {
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::OpenAi => "openai",
+            Api::Anthropic => "anthropic",
+        }
+    }
 }
 
 /// How a target is asked for completions.

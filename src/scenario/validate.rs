@@ -212,6 +212,20 @@ pub fn plan_from_file(
             total: timeout("timeout", spec.timeout, defaults.total),
         };
         let batch = batch_options(&mut checker, &key.key("batch"), spec);
+        if spec.api == crate::scenario::Api::Anthropic {
+            if spec.mode == TargetMode::BatchApi {
+                checker.fail(
+                    &key.key("mode"),
+                    "\"batch-api\" is OpenAI's Batch API; an api = \"anthropic\" target streams or completes live",
+                );
+            }
+            if spec.routing.is_some() {
+                checker.fail(
+                    &key.key("routing"),
+                    "routes to OpenAI's Batch API, which an api = \"anthropic\" target does not speak",
+                );
+            }
+        }
         let batch_price = match &spec.routing {
             Some(_) if spec.mode == TargetMode::BatchApi => {
                 checker.fail(
@@ -249,6 +263,7 @@ pub fn plan_from_file(
                 api_key_env: spec.api_key_env.clone(),
                 api_key,
                 model: spec.model.clone(),
+                api: spec.api,
                 mode: spec.mode,
                 headers,
                 extra_body: spec.extra_body.clone(),
