@@ -442,17 +442,8 @@ pub fn evaluate(plan: &SloPlan, results: &RunResults) -> SloResults {
             let mut result = match group {
                 Some(group) => evaluate_one(assertion, group, plan.confidence),
                 None => AssertionResult {
-                    assertion: assertion.text.clone(),
-                    target: String::new(),
-                    class: None,
-                    measured: None,
-                    unit: String::new(),
-                    threshold: assertion.threshold,
-                    samples: 0,
-                    interval: None,
-                    verdict: Verdict::Fail,
-                    samples_needed: None,
                     note: "the class sent no request to this target".into(),
+                    ..AssertionResult::failed(assertion)
                 },
             };
             result.target = target.name.clone();
@@ -475,20 +466,27 @@ pub fn evaluate(plan: &SloPlan, results: &RunResults) -> SloResults {
     }
 }
 
+impl AssertionResult {
+    /// A failed result with nothing measured yet; evaluation fills it in.
+    fn failed(assertion: &Assertion) -> AssertionResult {
+        AssertionResult {
+            assertion: assertion.text.clone(),
+            target: String::new(),
+            class: None,
+            measured: None,
+            unit: String::new(),
+            threshold: assertion.threshold,
+            samples: 0,
+            interval: None,
+            verdict: Verdict::Fail,
+            samples_needed: None,
+            note: String::new(),
+        }
+    }
+}
+
 fn evaluate_one(assertion: &Assertion, group: &GroupResults, confidence: f64) -> AssertionResult {
-    let mut result = AssertionResult {
-        assertion: assertion.text.clone(),
-        target: String::new(),
-        class: None,
-        measured: None,
-        unit: String::new(),
-        threshold: assertion.threshold,
-        samples: 0,
-        interval: None,
-        verdict: Verdict::Fail,
-        samples_needed: None,
-        note: String::new(),
-    };
+    let mut result = AssertionResult::failed(assertion);
     let finished = group.requests.succeeded + group.requests.failed;
     if group.requests.succeeded == 0 {
         result.note = "no successful request: a run that served nothing never passes".into();

@@ -698,6 +698,39 @@ impl StreamState {
         }
     }
 
+    /// Waits for the prelude's time and moves on to the first token.
+    async fn pass_prelude(&mut self) {
+        let at = self.job.prelude.unwrap_or_default();
+        self.wait_for_offset(at).await;
+        self.step = if self.job.tokens > 0 {
+            Step::Token(0)
+        } else {
+            Step::Finish
+        };
+    }
+
+    /// Waits until token `i` is due, records when it went out, and moves on to the next step
+    /// (the same schedule whatever the wire format).
+    async fn emit_token(&mut self, i: usize) {
+        match self.last_emit {
+            None => self.wait_for_offset(self.job.delays[0]).await,
+            Some(previous) => {
+                wait_out(&self.state, previous + self.job.delays[i]).await;
+            }
+        }
+        self.step = if i + 1 < self.job.tokens as usize {
+            Step::Token(i + 1)
+        } else {
+            Step::Finish
+        };
+        let now = Instant::now();
+        match self.last_emit {
+            None => self.state.record_first_token(now - self.received),
+            Some(previous) => self.state.record_token_gap(now - previous),
+        }
+        self.last_emit = Some(now);
+    }
+
     /// Waits for an offset from the request's arrival, pushed back by earlier pauses.
     async fn wait_for_offset(&mut self, offset: Duration) {
         let due = self.received + offset + self.shift;
@@ -785,33 +818,11 @@ impl StreamState {
         const ROLE_DELTA: &str = r#"{"role":"assistant","content":"","refusal":null}"#;
         let payload = match self.step {
             Step::Prelude => {
-                let at = self.job.prelude.unwrap_or_default();
-                self.wait_for_offset(at).await;
-                self.step = if self.job.tokens > 0 {
-                    Step::Token(0)
-                } else {
-                    Step::Finish
-                };
+                self.pass_prelude().await;
                 self.chunk(ROLE_DELTA, None)
             }
             Step::Token(i) => {
-                match self.last_emit {
-                    None => self.wait_for_offset(self.job.delays[0]).await,
-                    Some(previous) => {
-                        wait_out(&self.state, previous + self.job.delays[i]).await;
-                    }
-                }
-                self.step = if i + 1 < self.job.tokens as usize {
-                    Step::Token(i + 1)
-                } else {
-                    Step::Finish
-                };
-                let now = Instant::now();
-                match self.last_emit {
-                    None => self.state.record_first_token(now - self.received),
-                    Some(previous) => self.state.record_token_gap(now - previous),
-                }
-                self.last_emit = Some(now);
+                self.emit_token(i).await;
                 let word = OUTPUT_WORDS[i % OUTPUT_WORDS.len()];
                 let token = self.chunk(&format!(r#"{{"content":"{word}"}}"#), None);
                 if i == 0 && self.job.prelude.is_none() {
@@ -884,33 +895,11 @@ impl StreamState {
     async fn next_anthropic_frame(&mut self) -> Option<Result<Bytes, std::io::Error>> {
         let frame = match self.step {
             Step::Prelude => {
-                let at = self.job.prelude.unwrap_or_default();
-                self.wait_for_offset(at).await;
-                self.step = if self.job.tokens > 0 {
-                    Step::Token(0)
-                } else {
-                    Step::Finish
-                };
+                self.pass_prelude().await;
                 self.anthropic_opening()
             }
             Step::Token(i) => {
-                match self.last_emit {
-                    None => self.wait_for_offset(self.job.delays[0]).await,
-                    Some(previous) => {
-                        wait_out(&self.state, previous + self.job.delays[i]).await;
-                    }
-                }
-                self.step = if i + 1 < self.job.tokens as usize {
-                    Step::Token(i + 1)
-                } else {
-                    Step::Finish
-                };
-                let now = Instant::now();
-                match self.last_emit {
-                    None => self.state.record_first_token(now - self.received),
-                    Some(previous) => self.state.record_token_gap(now - previous),
-                }
-                self.last_emit = Some(now);
+                self.emit_token(i).await;
                 let word = OUTPUT_WORDS[i % OUTPUT_WORDS.len()];
                 let delta = format!(
                     "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{word}\"}}}}\n\n"
