@@ -253,3 +253,18 @@ async fn preludes_and_keepalives_are_flagged_and_the_first_answer_follows_reason
     let connections = all.connections.as_ref().expect("connection counts");
     assert_eq!((connections.opened, connections.reused), (1, 2));
 }
+
+#[tokio::test]
+async fn error_answers_read_to_the_end_leave_the_connection_reusable() {
+    let server = server_answering(
+        ResponseTemplate::new(429)
+            .set_body_string(r#"{"error":{"message":"slow down","type":"rate_limit"}}"#),
+    )
+    .await;
+    let results = run_scenario(&scenario(&server.uri(), "stream", 5)).await;
+    let all = summary(&results);
+    assert_eq!(all.requests.throttled, 5);
+    // One user: the first request opens the connection, the next four reuse it.
+    let connections = all.connections.as_ref().expect("connection counts");
+    assert_eq!((connections.opened, connections.reused), (1, 4));
+}

@@ -352,7 +352,13 @@ async fn exchange(
     };
     let status = response.status();
     if !status.is_success() {
-        return Err(status_failure(response).await);
+        let (failure, read_whole) = status_failure(response).await;
+        if read_whole {
+            // An error answer read to its end leaves the connection usable (a 429 storm must
+            // not turn into a connection storm).
+            target.connections.give_back(lease);
+        }
+        return Err(failure);
     }
     let idle = target.plan.timeouts.idle;
     let api = target.plan.api;
@@ -377,29 +383,32 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-async fn status_failure(response: http::Response<Incoming>) -> Failure {
+/// The failure a non-2xx response stands for, and whether its body was read to the end.
+async fn status_failure(response: http::Response<Incoming>) -> (Failure, bool) {
     let status = response.status();
     let retry_after = response
         .headers()
         .get(header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok());
-    let body = http_body_util::Limited::new(response.into_body(), 64 * 1024)
+    let collected = http_body_util::Limited::new(response.into_body(), 64 * 1024)
         .collect()
         .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
+        .map(|c| c.to_bytes());
+    let read_whole = collected.is_ok();
+    let body = collected.unwrap_or_default();
     let class = if status == StatusCode::TOO_MANY_REQUESTS {
         ErrorClass::Throttled
     } else {
         ErrorClass::HttpStatus(status.as_u16())
     };
-    Failure {
+    let failure = Failure {
         class,
         status: Some(status.as_u16()),
         message: format!("HTTP {}: {}", status, openai::describe_error_body(&body)),
         retry_after,
-    }
+    };
+    (failure, read_whole)
 }
 
 /// The next body frame, or an idle-timeout failure when none comes within `idle`.
