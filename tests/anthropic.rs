@@ -66,6 +66,29 @@ async fn non_streamed_messages_are_measured_too() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_system_prompt_reaches_the_mock_as_the_system_field_and_is_counted() {
+    // The mock counts input words: "Be brief." (2, in `system`) + "Say hi" (2).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("prompts.jsonl"),
+        "{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", \"content\": \"Say hi\"}]}\n",
+    )
+    .unwrap();
+    for mode in ["stream", "complete"] {
+        let scenario =
+            mock_scenario(mode).replace("input_tokens = 32", "dataset = \"prompts.jsonl\"");
+        let results = run_scenario_in(dir.path(), &scenario).await;
+        let all = summary(&results);
+        assert_eq!(
+            all.requests.succeeded, 10,
+            "{mode}: {:?}",
+            all.error_samples
+        );
+        assert_eq!(all.tokens.input, 10 * 4, "{mode}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_request_has_the_messages_api_headers_body_and_no_bearer_token() {
     let server = MockServer::start().await;
     let stream = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-x\",\"usage\":{\"input_tokens\":9,\"output_tokens\":1}}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"OK\"}}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":1}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";

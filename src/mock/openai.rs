@@ -514,10 +514,11 @@ fn plan_job(
             }
         })
         .collect();
-    // The Messages API's top-level system prompt counts like a system message.
+    // The Messages API's top-level system prompt (a string or text blocks) counts like a
+    // system message's content.
     let system_tokens = match request.get("system") {
         Some(system) if format == Format::Anthropic => {
-            count_prompt_tokens(&[json!({ "role": "system", "content": system })]) - 3
+            count_prompt_tokens(&[json!({ "role": "system", "content": system })])
         }
         _ => 0,
     };
