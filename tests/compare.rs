@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{drover, text, TIMING_LOCK};
+use common::{drover, only_run_dir, text, TIMING_LOCK};
 
 fn scenario(seed: u64, ttft_ms: u64) -> String {
     format!(
@@ -47,13 +47,7 @@ fn run(dir: &Path, name: &str, text_: &str) -> PathBuf {
         &[],
     );
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    let run_dir = std::fs::read_dir(folder.join("out"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    run_dir.join("results.json")
+    only_run_dir(&folder.join("out")).join("results.json")
 }
 
 fn compare(dir: &Path, baseline: &Path, current: &Path) -> (Option<i32>, String) {

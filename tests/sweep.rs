@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{drover, text, TIMING_LOCK};
+use common::{drover, only_run_dir, text, TIMING_LOCK};
 
 const SCENARIO: &str = r#"
 name = "knee"
@@ -54,12 +54,7 @@ async fn the_sweep_finds_the_knee_of_a_mock_with_four_decode_slots() {
         "{stdout}{}",
         text(&output.stderr)
     );
-    let run_dir = std::fs::read_dir(dir.path().join("out"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run_dir = only_run_dir(&dir.path().join("out"));
     let sweep: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("sweep.json")).unwrap())
             .unwrap();

@@ -55,13 +55,18 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// The results.json of the single run written under `out` (`drover run --out out`).
-pub fn only_results(out: &Path) -> serde_json::Value {
+/// The folder of the single run written under `out` (`drover run --out out`).
+pub fn only_run_dir(out: &Path) -> PathBuf {
     let folders: Vec<PathBuf> = std::fs::read_dir(out)
         .unwrap_or_else(|e| panic!("{}: {e}", out.display()))
         .map(|entry| entry.unwrap().path())
         .collect();
     assert_eq!(folders.len(), 1, "{folders:?}");
-    let text = std::fs::read_to_string(folders[0].join("results.json")).unwrap();
+    folders.into_iter().next().unwrap()
+}
+
+/// The results.json of the single run written under `out` (`drover run --out out`).
+pub fn only_results(out: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(only_run_dir(out).join("results.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
