@@ -187,8 +187,20 @@ pub struct RequestRecord {
     pub via_batch_api: bool,
     /// What the request asked for, beyond its prompt.
     pub shape: RequestShape,
-    /// The answer's text, kept only when a later turn of its session needs it.
-    pub answer: Option<String>,
+    /// The answer, kept only when something needs it: a later turn of its session, or the
+    /// comparison of a shadow pair.
+    pub answer: Option<Answer>,
+}
+
+/// What a response said, beyond its timing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Answer {
+    /// The output text (answer, then reasoning or tool input).
+    pub text: String,
+    /// The finish (stop) reason, as the API named it.
+    pub finish_reason: Option<String>,
+    /// The `model` the response named.
+    pub model: Option<String>,
 }
 
 /// How a request got its connection.

@@ -8,7 +8,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::stats::{normal_quantile, quantile_ranks, standard_normal_cdf, value_at_rank};
+use super::stats::{
+    normal_quantile, quantile_ranks, two_proportion_test, value_at_rank,
+};
 use crate::metrics::decode_histogram;
 use crate::results::{GroupResults, RunResults, SeriesPoint, TargetResults};
 
@@ -559,14 +561,9 @@ fn series_noise(
 
 /// Two-proportion z-test (pooled), two-sided.
 fn proportion_noise(base_k: u64, base_n: u64, now_k: u64, now_n: u64, confidence: f64) -> Noise {
-    let (p1, p2) = (base_k as f64 / base_n as f64, now_k as f64 / now_n as f64);
-    let pooled = (base_k + now_k) as f64 / (base_n + now_n) as f64;
-    let se = (pooled * (1.0 - pooled) * (1.0 / base_n as f64 + 1.0 / now_n as f64)).sqrt();
-    if se == 0.0 {
+    let Some((z, p_value)) = two_proportion_test(base_k, base_n, now_k, now_n) else {
         return Noise::NotSignificant("no variation in either run".into());
-    }
-    let z = (p2 - p1) / se;
-    let p_value = 2.0 * (1.0 - standard_normal_cdf(z.abs()));
+    };
     let critical = normal_quantile(1.0 - (1.0 - confidence) / 2.0);
     let text = format!("two-proportion z = {z:.2}, p = {p_value:.3}");
     if z.abs() > critical {

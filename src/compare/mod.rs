@@ -2,6 +2,7 @@
 //! against a baseline for CI gates ([`baseline`]), and the statistics they rest on ([`stats`]).
 
 pub mod baseline;
+pub mod paired;
 pub mod slo;
 pub mod stats;
 

@@ -186,9 +186,95 @@ pub fn wilson_interval(successes: u64, n: u64, confidence: f64) -> (f64, f64) {
     ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
+/// The pooled two-proportion z-test of `k1 / n1` against `k2 / n2`: `(z, two-sided p)`, with
+/// `z > 0` when the second proportion is higher. `None` when a side is empty or neither side
+/// varies (both 0% or both 100%).
+pub fn two_proportion_test(k1: u64, n1: u64, k2: u64, n2: u64) -> Option<(f64, f64)> {
+    if n1 == 0 || n2 == 0 {
+        return None;
+    }
+    let (p1, p2) = (k1 as f64 / n1 as f64, k2 as f64 / n2 as f64);
+    let pooled = (k1 + k2) as f64 / (n1 + n2) as f64;
+    let se = (pooled * (1.0 - pooled) * (1.0 / n1 as f64 + 1.0 / n2 as f64)).sqrt();
+    if se == 0.0 {
+        return None;
+    }
+    let z = (p2 - p1) / se;
+    Some((z, 2.0 * (1.0 - standard_normal_cdf(z.abs()))))
+}
+
+/// The Wilcoxon signed-rank test that paired differences are centred on zero: `(z, two-sided
+/// p)` by the normal approximation, with zero differences dropped (Wilcoxon's convention),
+/// average ranks for ties, the tie correction of the variance and a continuity correction.
+/// `z > 0` when positive differences dominate. `None` with fewer than 10 non-zero differences,
+/// where the normal approximation is too rough.
+pub fn wilcoxon_signed_rank(differences: &[f64]) -> Option<(f64, f64)> {
+    let mut nonzero: Vec<f64> = differences
+        .iter()
+        .copied()
+        .filter(|d| *d != 0.0 && d.is_finite())
+        .collect();
+    let n = nonzero.len();
+    if n < 10 {
+        return None;
+    }
+    nonzero.sort_by(|a, b| a.abs().total_cmp(&b.abs()));
+    let mut positive_rank_sum = 0.0;
+    let mut tie_correction = 0.0;
+    let mut start = 0;
+    while start < n {
+        let mut end = start + 1;
+        while end < n && nonzero[end].abs() == nonzero[start].abs() {
+            end += 1;
+        }
+        // Ranks start+1 ..= end share their average.
+        let rank = (start + 1 + end) as f64 / 2.0;
+        let tied = (end - start) as f64;
+        tie_correction += tied * tied * tied - tied;
+        positive_rank_sum += rank * nonzero[start..end].iter().filter(|d| **d > 0.0).count() as f64;
+        start = end;
+    }
+    let n = n as f64;
+    let mean = n * (n + 1.0) / 4.0;
+    let variance = n * (n + 1.0) * (2.0 * n + 1.0) / 24.0 - tie_correction / 48.0;
+    if variance <= 0.0 {
+        return None;
+    }
+    let offset = positive_rank_sum - mean;
+    let corrected = (offset.abs() - 0.5).max(0.0) * offset.signum();
+    let z = corrected / variance.sqrt();
+    Some((z, 2.0 * (1.0 - standard_normal_cdf(z.abs()))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_proportions_match_a_worked_example() {
+        // 30/1000 against 10/1000: pooled 0.02, se 0.00626, z = 3.194, p = 0.0014.
+        let (z, p) = two_proportion_test(10, 1000, 30, 1000).unwrap();
+        assert!((z - 3.194).abs() < 1e-3, "{z}");
+        assert!((p - 0.0014).abs() < 1e-4, "{p}");
+        assert_eq!(two_proportion_test(0, 100, 0, 100), None);
+        assert_eq!(two_proportion_test(1, 0, 0, 100), None);
+    }
+
+    #[test]
+    fn wilcoxon_matches_a_textbook_example() {
+        // Differences 1..=10 with signs - + + - + + + + + +: negative ranks 1 and 4, so
+        // W+ = 55 - 5 = 50; mean 27.5, variance 96.25, z = (50 - 27.5 - 0.5) / 9.811 = 2.242.
+        let d = [-1.0, 2.0, 3.0, -4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0];
+        let (z, p) = wilcoxon_signed_rank(&d).unwrap();
+        assert!((z - 2.242).abs() < 1e-3, "{z}");
+        assert!((p - 0.025).abs() < 1e-3, "{p}");
+        // Symmetric differences: no evidence either way.
+        let symmetric: Vec<f64> = (1..=20).map(|i| if i % 2 == 0 { i as f64 } else { -(i as f64) }).collect();
+        let (_, p) = wilcoxon_signed_rank(&symmetric).unwrap();
+        assert!(p > 0.5, "{p}");
+        // Zeros are dropped; too few left gives no answer.
+        assert_eq!(wilcoxon_signed_rank(&[0.0; 30]), None);
+    }
 
     #[test]
     fn normal_quantiles_match_the_tables() {

@@ -292,7 +292,7 @@ impl Requester {
             };
             // The next turn carries everything so far: this turn's messages and the answer.
             history = messages;
-            history.push(json!({ "role": "assistant", "content": answer.unwrap_or_default() }));
+            history.push(json!({ "role": "assistant", "content": answer.map(|a| a.text).unwrap_or_default() }));
             intended = done + session.think_time;
             let mut stop = self.stop.clone();
             tokio::select! {

@@ -13,6 +13,7 @@ use super::connection::{ConnectError, ConnectionPool, SendError};
 use crate::protocol::openai::{self, ParseError};
 use crate::protocol::sse::{SseItem, SseParser, DEFAULT_MAX_EVENT_BYTES};
 use crate::record::{
+    Answer,
     ConnectionUse, ErrorClass, Failure, RequestRecord, RequestShape, TimeoutKind, TokenSource,
     Usage,
 };
@@ -150,7 +151,8 @@ pub struct Job {
     pub warmup: bool,
     /// What it asks for, carried into its record.
     pub shape: RequestShape,
-    /// Keep the answer's text in the record (a later turn of the session sends it back).
+    /// Keep the answer in the record (a later turn of the session sends it back; a shadow pair
+    /// compares it).
     pub keep_answer: bool,
 }
 
@@ -172,6 +174,8 @@ struct Measured {
     usage: Option<Usage>,
     /// Output text, counted with the tokenizer when no usage arrives.
     output_text: String,
+    finish_reason: Option<String>,
+    model: Option<String>,
 }
 
 /// Sends one request and measures it. Never panics on what the server sends.
@@ -245,7 +249,11 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
         retried: Vec::new(),
         via_batch_api: false,
         shape: job.shape,
-        answer: job.keep_answer.then_some(measured.output_text),
+        answer: job.keep_answer.then(|| Answer {
+            text: measured.output_text,
+            finish_reason: measured.finish_reason,
+            model: measured.model,
+        }),
     }
 }
 
@@ -560,6 +568,12 @@ async fn read_stream(
             if chunk.usage.is_some() {
                 measured.usage = chunk.usage;
             }
+            if chunk.finish_reason.is_some() {
+                measured.finish_reason = chunk.finish_reason;
+            }
+            if chunk.model.is_some() && measured.model.is_none() {
+                measured.model = chunk.model;
+            }
             measured.output_text.push_str(&chunk.text);
         }
     }
@@ -622,6 +636,8 @@ async fn read_completion(
     }
     .map_err(|e| failure(ErrorClass::Protocol, Some(200), e.to_string()))?;
     measured.usage = info.usage;
+    measured.finish_reason = info.finish_reason;
+    measured.model = info.model;
     // Counted when no usage came, and sent back by the next turn of a session.
     measured.output_text = info.text;
     Ok(())

@@ -217,6 +217,7 @@ pub fn parse_event(
                 if let Some(wire) = &message.usage {
                     usage.absorb(wire);
                 }
+                out.chunk.model = message.model.clone();
             }
         }
         "content_block_delta" => {
@@ -301,6 +302,7 @@ pub fn parse_message(body: &[u8]) -> Result<CompletionInfo, ParseError> {
         has_output: !text.is_empty(),
         output_chars: text.chars().count(),
         finish_reason: message.stop_reason,
+        model: message.model,
         usage,
         text,
     })

@@ -109,6 +109,8 @@ impl WireUsage {
 #[derive(Debug, Deserialize)]
 struct WireChunk {
     #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
     choices: Vec<WireChunkChoice>,
     #[serde(default)]
     usage: Option<WireUsage>,
@@ -144,6 +146,8 @@ pub struct ChunkInfo {
     /// Non-empty `content` (the answer, as opposed to reasoning).
     pub has_answer: bool,
     pub finish_reason: Option<String>,
+    /// The `model` the chunk names (what answered).
+    pub model: Option<String>,
     pub usage: Option<Usage>,
     /// The chunk's output text (content, then reasoning), for counting tokens without usage.
     pub text: String,
@@ -171,6 +175,7 @@ pub fn parse_chunk(data: &str) -> Result<ChunkInfo, ParseError> {
     }
     let mut info = ChunkInfo {
         usage: chunk.usage.map(WireUsage::into_usage),
+        model: chunk.model,
         ..ChunkInfo::default()
     };
     for choice in chunk.choices {
@@ -217,6 +222,8 @@ pub struct CompletionInfo {
     /// Characters of output text (content, reasoning), for an estimate when usage is absent.
     pub output_chars: usize,
     pub finish_reason: Option<String>,
+    /// The `model` the response names (what answered).
+    pub model: Option<String>,
     pub usage: Option<Usage>,
     /// The output text (content, reasoning), for counting tokens without usage.
     pub text: String,
@@ -224,6 +231,8 @@ pub struct CompletionInfo {
 
 #[derive(Debug, Deserialize)]
 struct WireCompletion {
+    #[serde(default)]
+    model: Option<String>,
     #[serde(default)]
     choices: Vec<WireCompletionChoice>,
     #[serde(default)]
@@ -269,6 +278,7 @@ pub fn parse_completion(body: &[u8]) -> Result<CompletionInfo, ParseError> {
         has_output,
         output_chars: text.chars().count(),
         finish_reason: first.and_then(|c| c.finish_reason),
+        model: completion.model,
         usage: completion.usage.map(WireUsage::into_usage),
         text,
     })
