@@ -1,6 +1,7 @@
 //! What each subcommand does, with exit codes:
 //! 0 ok, 1 internal error, 2 bad input, 3 run could not complete, 4 preflight failed,
-//! 5 refused by the spend guard, 6 stopped at a budget, 130 interrupted.
+//! 5 refused by the spend guard, 6 stopped at a budget, 7 SLOs failed, 8 regressed against a
+//! baseline, 9 a migration's gate failed (rollback), 130 interrupted.
 
 use std::io::Write;
 use std::time::Duration;
@@ -27,6 +28,7 @@ pub const EXIT_OVER_BUDGET: i32 = 5;
 pub const EXIT_BUDGET_EXHAUSTED: i32 = 6;
 pub const EXIT_SLO_FAILED: i32 = 7;
 pub const EXIT_REGRESSED: i32 = 8;
+pub const EXIT_ROLLBACK: i32 = 9;
 pub const EXIT_INTERRUPTED: i32 = 130;
 
 pub fn dispatch(cli: Cli) -> i32 {
@@ -336,6 +338,9 @@ async fn run(args: RunArgs) -> i32 {
     if plan.sweep.is_some() {
         return run_sweep(&plan, &dir, stop).await;
     }
+    if plan.migration.is_some() {
+        return run_migration(&plan, &dir, stop).await;
+    }
     let checkpoint_dir = dir.clone();
     let sink: driver::CheckpointSink = Arc::new(move |snapshot: &RunResults| {
         if let Err(error) = report::json::write_results(&checkpoint_dir, snapshot) {
@@ -398,6 +403,7 @@ async fn run(args: RunArgs) -> i32 {
                 label: results.scenario.name.clone(),
                 results: results.clone(),
             }],
+            rollout: None,
         },
     );
     match &rendered {
@@ -482,6 +488,77 @@ async fn run_sweep(
         EXIT_SLO_FAILED
     } else {
         EXIT_OK
+    }
+}
+
+/// Runs a scenario's `[migration]`: one run per phase (each with its results and report), the
+/// gates after each, then `migration.json`, a report over every phase, and the verdict.
+async fn run_migration(
+    plan: &drover::scenario::RunPlan,
+    dir: &std::path::Path,
+    stop: StopSignal,
+) -> i32 {
+    let write = |folder: &std::path::Path, results: &RunResults| {
+        let path = report::json::write_results(folder, results).map_err(|e| e.to_string())?;
+        report::write_report(
+            folder,
+            &report::Report {
+                inputs: vec![report::ReportInput {
+                    label: results.scenario.name.clone(),
+                    results: results.clone(),
+                }],
+                rollout: None,
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(path)
+    };
+    let mut phases = Vec::new();
+    let mut progress = |outcome: &drover::rollout::PhaseOutcome, results: &RunResults| {
+        println!("{}", drover::rollout::phase_line(outcome));
+        for line in report::format::paired_lines(results).iter().skip(1) {
+            println!("  {line}");
+        }
+        phases.push(report::ReportInput {
+            label: outcome.name.clone(),
+            results: results.clone(),
+        });
+    };
+    let rollout = match drover::rollout::run(plan, dir, stop, &write, &mut progress).await {
+        Ok(rollout) => rollout,
+        Err(error) => {
+            eprintln!("error: migration: {error}");
+            return EXIT_RUN_FAILED;
+        }
+    };
+    println!("{}", drover::rollout::verdict_line(&rollout));
+    let path = dir.join("migration.json");
+    let text = serde_json::to_string_pretty(&rollout).expect("migration results serialize");
+    if let Err(error) = report::json::write_atomically(&path, text.as_bytes()) {
+        eprintln!("error: {error}");
+        return EXIT_RUN_FAILED;
+    }
+    println!("migration: {}", path.display());
+    if !phases.is_empty() {
+        let rendered = report::write_report(
+            dir,
+            &report::Report {
+                inputs: phases,
+                rollout: Some(rollout.clone()),
+            },
+        );
+        match rendered {
+            Ok(written) => println!("report: {}", written.dir.join("report.html").display()),
+            Err(error) => {
+                eprintln!("error: could not render the report: {error}");
+                return EXIT_RUN_FAILED;
+            }
+        }
+    }
+    match rollout.verdict {
+        drover::rollout::RolloutVerdict::Promote => EXIT_OK,
+        drover::rollout::RolloutVerdict::Rollback => EXIT_ROLLBACK,
+        drover::rollout::RolloutVerdict::Interrupted => EXIT_INTERRUPTED,
     }
 }
 
@@ -826,7 +903,13 @@ fn report_command(args: ReportArgs) -> i32 {
         let stamp = report::json::utc_stamp(std::time::SystemTime::now());
         std::path::PathBuf::from("reports").join(format!("report-{stamp}"))
     });
-    match report::write_report(&out, &report::Report { inputs }) {
+    match report::write_report(
+        &out,
+        &report::Report {
+            inputs,
+            rollout: None,
+        },
+    ) {
         Ok(written) => {
             println!(
                 "report: {} ({} charts, summary.md)",

@@ -44,7 +44,10 @@ pub fn results_file(data: &[u8]) {
         results: results.clone(),
     };
     for inputs in [vec![input("a")], vec![input("a"), input("b")]] {
-        let report = crate::report::Report { inputs };
+        let report = crate::report::Report {
+            inputs,
+            rollout: None,
+        };
         if let Ok(charts) = crate::report::charts::build(&report) {
             let _ = crate::report::markdown::render(&report, &charts);
             let _ = crate::report::html::render(&report, &charts);

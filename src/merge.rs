@@ -207,6 +207,8 @@ pub fn merge(mut inputs: Vec<MergeInput>) -> Result<RunResults, MergeError> {
         pricing: first.results.pricing.clone(),
         spend,
         slo: None,
+        paired: None,
+        phase: None,
         merged: Some(MergeInfo {
             shard_count: count,
             present,
@@ -669,6 +671,8 @@ mod tests {
                 pricing: None,
                 spend: None,
                 slo: None,
+                paired: None,
+                phase: None,
             },
         }
     }

@@ -40,6 +40,12 @@ pub struct RunResults {
     /// The scenario's SLO assertions, evaluated (absent without `[slo]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo: Option<crate::compare::SloResults>,
+    /// Shadow pairs compared, request by request (a `[migration]` run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paired: Option<crate::compare::paired::PairedComparison>,
+    /// The migration phase this run was, and its gates evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<crate::rollout::PhaseOutcome>,
 }
 
 /// The run's spend in the reporting currency.

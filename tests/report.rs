@@ -23,6 +23,7 @@ fn single(results: RunResults) -> Report {
             label: results.scenario.name.clone(),
             results,
         }],
+        rollout: None,
     }
 }
 

@@ -8,9 +8,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::stats::{
-    normal_quantile, quantile_ranks, two_proportion_test, value_at_rank,
-};
+use super::stats::{normal_quantile, quantile_ranks, two_proportion_test, value_at_rank};
 use crate::metrics::decode_histogram;
 use crate::results::{GroupResults, RunResults, SeriesPoint, TargetResults};
 

@@ -131,9 +131,9 @@ pub fn normalised_finish(reason: &str) -> &str {
 /// Whether a response's `model` names what was asked for (or a dated snapshot of it).
 pub fn model_matches(asked: &str, answered: &str) -> bool {
     answered == asked
-        || answered
-            .strip_prefix(asked)
-            .is_some_and(|rest| rest.starts_with('-') && rest[1..].starts_with(|c: char| c.is_ascii_digit()))
+        || answered.strip_prefix(asked).is_some_and(|rest| {
+            rest.starts_with('-') && rest[1..].starts_with(|c: char| c.is_ascii_digit())
+        })
 }
 
 /// The paired comparison of a run, as results keep it.
@@ -376,9 +376,8 @@ fn group(class: &str, pairs: &[&PairSample]) -> PairedGroup {
             similarity_mean: similarity.iter().sum::<f64>() / n,
             similarity_p10: quantile(&similarity, 0.1),
             length_ratio_median: (!ratios.is_empty()).then(|| quantile(&ratios, 0.5)),
-            finish_reason_agreement: (!finishes.is_empty()).then(|| {
-                finishes.iter().filter(|f| **f).count() as f64 / finishes.len() as f64
-            }),
+            finish_reason_agreement: (!finishes.is_empty())
+                .then(|| finishes.iter().filter(|f| **f).count() as f64 / finishes.len() as f64),
         }
     });
     let cost_difference = match (primary.cost, candidate.cost) {
@@ -444,7 +443,11 @@ mod tests {
         let a = Agreement::of(ANSWER, reworded, Some("stop"), Some("stop"));
         assert!(!a.exact);
         // 11 words against 12, sharing 11 (all but "river"): F1 = 22 / 23.
-        assert!((a.similarity - 22.0 / 23.0).abs() < 1e-9, "{}", a.similarity);
+        assert!(
+            (a.similarity - 22.0 / 23.0).abs() < 1e-9,
+            "{}",
+            a.similarity
+        );
         // A different answer shares only "the" and "capital": 2·2 / (11 + 8).
         let different = "Berlin has been the German capital since 1990.";
         assert!((token_f1(ANSWER, different) - 4.0 / 19.0).abs() < 1e-9);
@@ -463,7 +466,11 @@ mod tests {
         // The first 5 of 11 words: F1 = 2·5 / (11 + 5).
         let truncated = "The capital of France is";
         let a = Agreement::of(ANSWER, truncated, Some("stop"), Some("length"));
-        assert!((a.similarity - 10.0 / 16.0).abs() < 1e-9, "{}", a.similarity);
+        assert!(
+            (a.similarity - 10.0 / 16.0).abs() < 1e-9,
+            "{}",
+            a.similarity
+        );
         assert_eq!(a.finish_agrees, Some(false));
         // Anthropic's max_tokens is OpenAI's length.
         assert_eq!(
@@ -522,7 +529,10 @@ mod tests {
         assert!(ttft.median_ci_low.unwrap() >= 19.0 && ttft.median_ci_high.unwrap() <= 21.0);
         assert_eq!(ttft.candidate_faster, 0.0);
         assert!(ttft.wilcoxon_p.unwrap() < 1e-6);
-        assert_eq!(ttft.histogram.counts.iter().sum::<u64>() + ttft.histogram.below + ttft.histogram.above, 95);
+        assert_eq!(
+            ttft.histogram.counts.iter().sum::<u64>() + ttft.histogram.below + ttft.histogram.above,
+            95
+        );
         assert_eq!(all.candidate.error_rate, 0.05);
         assert_eq!(all.primary.error_rate, 0.0);
         assert!(all.error_rate_p_value.unwrap() < 0.05);

@@ -269,7 +269,9 @@ mod tests {
         assert!((z - 2.242).abs() < 1e-3, "{z}");
         assert!((p - 0.025).abs() < 1e-3, "{p}");
         // Symmetric differences: no evidence either way.
-        let symmetric: Vec<f64> = (1..=20).map(|i| if i % 2 == 0 { i as f64 } else { -(i as f64) }).collect();
+        let symmetric: Vec<f64> = (1..=20)
+            .map(|i| if i % 2 == 0 { i as f64 } else { -(i as f64) })
+            .collect();
         let (_, p) = wilcoxon_signed_rank(&symmetric).unwrap();
         assert!(p > 0.5, "{p}");
         // Zeros are dropped; too few left gives no answer.

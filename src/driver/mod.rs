@@ -27,6 +27,9 @@ pub use request::{execute, execute_with_retries, Job, TargetContext};
 pub(crate) use schedule::planned_requests;
 pub use schedule::Schedule;
 
+use crate::compare::paired::{
+    compare_pairs, model_matches, Agreement, PairSample, SideOutcome, SideSample,
+};
 use crate::export::RequestLog;
 use crate::metrics::Recorder;
 use crate::mock::{self, MockHandle, MockOptions};
@@ -34,7 +37,7 @@ use crate::protocol::openai::ChatRequest;
 use crate::record::{RequestRecord, RequestShape, Turn};
 use crate::redact::Redactor;
 use crate::results::{RunResults, RunStatus};
-use crate::scenario::{ClassPlan, Endpoint, LoadPlan, LoadShape, RunPlan, TargetMode};
+use crate::scenario::{ClassPlan, Endpoint, LoadPlan, LoadShape, RunPlan, ShadowPlan, TargetMode};
 use crate::shard::Shard;
 use crate::spend::{price_for, Caps, RequestSizer, Reservation, SpendGuard};
 use crate::workload::{self, Trace};
@@ -157,6 +160,40 @@ struct Generator {
     sizer: Option<Arc<RequestSizer>>,
     /// The replayed trace, for a trace load.
     trace: Option<Arc<Trace>>,
+    /// In a migration phase: the candidate this (primary's) generator also sends to.
+    mirror: Option<Arc<Mirror>>,
+}
+
+/// The other side of shadow pairs: where a phase sends the candidate's share and the mirrored
+/// copies, and where the pairs go.
+struct Mirror {
+    plan: ShadowPlan,
+    candidate: Arc<TargetContext>,
+    pairs: Arc<std::sync::Mutex<Vec<PairSample>>>,
+}
+
+/// Mixed into the seed for the draw that decides which side serves a request.
+const SHARE_SALT: u64 = 0x5A4E_0000_0000_0001;
+/// ... and for the draw that decides whether it is mirrored to the other side.
+const MIRROR_SALT: u64 = 0x5A4E_0000_0000_0002;
+
+/// A uniform number in [0, 1) from `seed`, `k` and `salt` (SplitMix64), the same on every run.
+fn unit_draw(seed: u64, k: u64, salt: u64) -> f64 {
+    let mut z = seed ^ salt ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Which sides request `k` goes to: `(primary, candidate)`.
+fn sides_of(plan: &ShadowPlan, seed: u64, k: u64) -> (bool, bool) {
+    let served_by_candidate = unit_draw(seed, k, SHARE_SALT) < plan.share;
+    let mirrored = unit_draw(seed, k, MIRROR_SALT) < plan.mirror;
+    (
+        !served_by_candidate || mirrored,
+        served_by_candidate || mirrored,
+    )
 }
 
 impl Generator {
@@ -192,6 +229,7 @@ impl Generator {
             records: self.records.clone(),
             guard: self.guard.clone(),
             stop: self.stop.clone(),
+            mirror: self.mirror.clone(),
         }
     }
 }
@@ -207,6 +245,7 @@ struct Requester {
     records: mpsc::Sender<RequestRecord>,
     guard: Option<Arc<SpendGuard>>,
     stop: watch::Receiver<bool>,
+    mirror: Option<Arc<Mirror>>,
 }
 
 impl Requester {
@@ -222,6 +261,13 @@ impl Requester {
         reservation: Option<Reservation>,
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> bool {
+        if let Some(mirror) = &self.mirror {
+            let sent = self
+                .send_pair(mirror, k, stage, intended, warmup, reservation)
+                .await;
+            drop(permit);
+            return sent;
+        }
         let first = workload::draw(
             &self.classes,
             self.trace.as_deref(),
@@ -302,21 +348,12 @@ impl Requester {
             }
             if let Some(guard) = &self.guard {
                 // Later turns are reserved at the first turn's projected price of a request.
-                let estimate = price_for(&self.target.plan, drawn.class).map_or(0.0, |p| {
-                    p.cost(&crate::cost::TokenUsage {
-                        input: workload::input_tokens(
-                            &self.classes,
-                            self.trace.as_deref(),
-                            &drawn,
-                            self.target.plan.tokenizer,
-                        ),
-                        cached_input: 0,
-                        output: drawn
-                            .max_tokens
-                            .map_or(crate::spend::ASSUMED_OUTPUT_TOKENS, u64::from),
-                    })
-                    .total()
-                });
+                let estimate = estimated_cost(
+                    &self.target.plan,
+                    &self.classes,
+                    self.trace.as_deref(),
+                    &drawn,
+                );
                 let mut stop = self.stop.clone();
                 reservation = tokio::select! {
                     biased;
@@ -332,6 +369,200 @@ impl Requester {
         drop(permit);
         true
     }
+}
+
+impl Requester {
+    /// Sends request `k` of a migration phase to the side that serves it and, when mirrored,
+    /// to the other side at the same moment; both records go to the recorder, and a pair (both
+    /// sides sent, outside warm-up) to the phase's pairs.
+    async fn send_pair(
+        &self,
+        mirror: &Mirror,
+        k: u64,
+        stage: usize,
+        intended: Instant,
+        warmup: bool,
+        primary_reservation: Option<Reservation>,
+    ) -> bool {
+        let drawn = workload::draw(
+            &self.classes,
+            self.trace.as_deref(),
+            self.seed,
+            self.shard_count,
+            k,
+        );
+        let messages = match workload::messages(&self.classes, self.trace.as_deref(), &drawn) {
+            Value::Array(list) => list,
+            _ => Vec::new(),
+        };
+        let class = &self.classes[drawn.class];
+        let (to_primary, mut to_candidate) = sides_of(&mirror.plan, self.seed, k);
+        let mut candidate_reservation = None;
+        if let (true, Some(guard)) = (to_candidate, &self.guard) {
+            let estimate = estimated_cost(
+                &mirror.candidate.plan,
+                &self.classes,
+                self.trace.as_deref(),
+                &drawn,
+            );
+            candidate_reservation = guard.try_reserve(mirror.candidate.index, estimate);
+            // Past the candidate's cap its copies stop; the primary still serves.
+            to_candidate = candidate_reservation.is_some();
+        }
+        let job = |target: &TargetContext| Job {
+            index: k,
+            class: drawn.class,
+            stage,
+            intended,
+            body: request_body(&target.plan, class, &drawn, &messages),
+            warmup,
+            shape: RequestShape {
+                max_tokens: drawn.max_tokens,
+                turn: None,
+                shared_prefix: drawn.prefix.is_some(),
+            },
+            keep_answer: true,
+        };
+        let primary = async {
+            if to_primary {
+                Some(execute_with_retries(&self.target, job(&self.target)).await)
+            } else {
+                None
+            }
+        };
+        let candidate = async {
+            if to_candidate {
+                Some(execute_with_retries(&mirror.candidate, job(&mirror.candidate)).await)
+            } else {
+                None
+            }
+        };
+        let (primary, candidate) = tokio::join!(primary, candidate);
+        match &primary {
+            Some(record) => settle(
+                self.guard.as_deref(),
+                primary_reservation,
+                &self.target,
+                record,
+            ),
+            None => {
+                if let (Some(guard), Some(reservation)) = (&self.guard, primary_reservation) {
+                    guard.settle(reservation, 0.0);
+                }
+            }
+        }
+        if let Some(record) = &candidate {
+            settle(
+                self.guard.as_deref(),
+                candidate_reservation,
+                &mirror.candidate,
+                record,
+            );
+        }
+        if let (Some(p), Some(c), false) = (&primary, &candidate, warmup) {
+            let asked = |target: &TargetContext| target.plan.model_for(class.model.as_deref());
+            let sample = pair_sample(
+                p,
+                c,
+                &asked(&self.target),
+                &asked(&mirror.candidate),
+                actual_cost_if_priced(&self.target.plan, p),
+                actual_cost_if_priced(&mirror.candidate.plan, c),
+            );
+            if let Ok(mut pairs) = mirror.pairs.lock() {
+                pairs.push(sample);
+            }
+        }
+        for mut record in [primary, candidate].into_iter().flatten() {
+            record.answer = None;
+            if self.records.send(record).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// A pair of records of the same request, reduced to what the paired comparison needs.
+fn pair_sample(
+    primary: &RequestRecord,
+    candidate: &RequestRecord,
+    primary_model: &str,
+    candidate_model: &str,
+    primary_cost: Option<f64>,
+    candidate_cost: Option<f64>,
+) -> PairSample {
+    let side = |record: &RequestRecord, asked: &str, cost: Option<f64>| {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let outcome = match &record.outcome {
+            Ok(()) => SideOutcome::Succeeded,
+            Err(f) if f.class == crate::record::ErrorClass::Throttled => SideOutcome::Throttled,
+            Err(_) => SideOutcome::Failed,
+        };
+        let ok = outcome == SideOutcome::Succeeded;
+        SideSample {
+            outcome,
+            ttft_ms: record.ttft().filter(|_| ok).map(ms),
+            e2e_ms: ok.then(|| ms(record.e2e())),
+            output_tokens: if ok { record.output_tokens } else { 0 },
+            cost,
+            model_matches: record
+                .answer
+                .as_ref()
+                .and_then(|a| a.model.as_deref())
+                .filter(|_| ok)
+                .map(|answered| model_matches(asked, answered)),
+        }
+    };
+    let agreement = match (
+        &primary.outcome,
+        &candidate.outcome,
+        &primary.answer,
+        &candidate.answer,
+    ) {
+        (Ok(()), Ok(()), Some(p), Some(c)) => Some(Agreement::of(
+            &p.text,
+            &c.text,
+            p.finish_reason.as_deref(),
+            c.finish_reason.as_deref(),
+        )),
+        _ => None,
+    };
+    PairSample {
+        class: primary.class,
+        primary: side(primary, primary_model, primary_cost),
+        candidate: side(candidate, candidate_model, candidate_cost),
+        agreement,
+    }
+}
+
+/// What a request cost, or `None` for an unpriced target.
+fn actual_cost_if_priced(
+    plan: &crate::scenario::TargetPlan,
+    record: &RequestRecord,
+) -> Option<f64> {
+    plan.price.as_ref()?;
+    Some(actual_cost(plan, record))
+}
+
+/// The projected cost of a drawn request on `target` (its input tokens, and its output cap or
+/// the assumed output), for the spend guard.
+fn estimated_cost(
+    target: &crate::scenario::TargetPlan,
+    classes: &[ClassPlan],
+    trace: Option<&Trace>,
+    drawn: &workload::Draw,
+) -> f64 {
+    price_for(target, drawn.class).map_or(0.0, |p| {
+        p.cost(&crate::cost::TokenUsage {
+            input: workload::input_tokens(classes, trace, drawn, target.tokenizer),
+            cached_input: 0,
+            output: drawn
+                .max_tokens
+                .map_or(crate::spend::ASSUMED_OUTPUT_TOKENS, u64::from),
+        })
+        .total()
+    })
 }
 
 /// Settles a request's reservation with what its record cost.
@@ -524,8 +755,24 @@ pub async fn run(
             target_count,
         ))
     });
+    let pairs = Arc::new(std::sync::Mutex::new(Vec::new()));
+    // In a migration phase only the primary's generator runs: it sends each request to the
+    // side that serves it and mirrors copies to the other side.
+    let mirror = plan.shadow.map(|shadow| {
+        Arc::new(Mirror {
+            plan: shadow,
+            candidate: targets[shadow.candidate].clone(),
+            pairs: pairs.clone(),
+        })
+    });
     let mut generators = JoinSet::new();
     for target in &targets {
+        if plan
+            .shadow
+            .is_some_and(|shadow| shadow.primary != target.index)
+        {
+            continue;
+        }
         let sizer = guard
             .as_ref()
             .map(|_| Arc::new(RequestSizer::new(&plan.classes, target.plan.tokenizer)));
@@ -546,6 +793,7 @@ pub async fn run(
                 LoadShape::Trace { trace, .. } => Some(trace.clone()),
                 _ => None,
             },
+            mirror: mirror.clone(),
         };
         let index = target.index;
         if target.plan.is_routed() {
@@ -577,6 +825,7 @@ pub async fn run(
         });
     }
     drop(record_tx);
+    drop(mirror);
     let mut aborted = vec![0u64; target_count];
     let mut batches = vec![Vec::new(); target_count];
     while let Some(joined) = generators.join_next().await {
@@ -606,6 +855,19 @@ pub async fn run(
         start.elapsed(),
         status,
     );
+    if let Some(shadow) = plan.shadow {
+        let pairs = pairs
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default();
+        let classes: Vec<String> = plan.classes.iter().map(|c| c.name.clone()).collect();
+        results.paired = Some(compare_pairs(
+            &pairs,
+            &plan.targets[shadow.primary].name,
+            &plan.targets[shadow.candidate].name,
+            &classes,
+        ));
+    }
     for (target, reports) in results.targets.iter_mut().zip(batches) {
         for report in &reports {
             let id = report.id.as_deref().unwrap_or("(not created)");

@@ -13,9 +13,8 @@ use super::connection::{ConnectError, ConnectionPool, SendError};
 use crate::protocol::openai::{self, ParseError};
 use crate::protocol::sse::{SseItem, SseParser, DEFAULT_MAX_EVENT_BYTES};
 use crate::record::{
-    Answer,
-    ConnectionUse, ErrorClass, Failure, RequestRecord, RequestShape, TimeoutKind, TokenSource,
-    Usage,
+    Answer, ConnectionUse, ErrorClass, Failure, RequestRecord, RequestShape, TimeoutKind,
+    TokenSource, Usage,
 };
 use crate::redact::Redactor;
 use crate::scenario::{Api, RetryPolicy, TargetMode, TargetPlan};

@@ -117,6 +117,8 @@ impl Recorder {
         RunResults {
             spend,
             slo: None,
+            paired: None,
+            phase: None,
             schema: SCHEMA.into(),
             drover_version: env!("CARGO_PKG_VERSION").into(),
             scenario: ScenarioInfo {

@@ -448,3 +448,132 @@ mod tests {
         assert_eq!(throttle_rate(&group), 1.25);
     }
 }
+
+/// A signed difference in milliseconds: `+20.1 ms`.
+fn signed_ms(value: f64) -> String {
+    if value >= 0.0 {
+        format!("+{} ms", ms(value))
+    } else {
+        format!("-{} ms", ms(-value))
+    }
+}
+
+/// A p-value, with very small ones shown as a bound.
+fn p_value(p: f64) -> String {
+    if p < 0.001 {
+        "p < 0.001".into()
+    } else {
+        format!("p = {p:.3}")
+    }
+}
+
+/// One paired difference: `median +20.1 ms (95% CI +19.8 ms to +20.4 ms), p10 …, p90 …;
+/// candidate faster in 0.0% of 200 pairs; Wilcoxon p < 0.001`.
+fn difference_text(d: &crate::compare::paired::PairedDifference) -> String {
+    let ci = match (d.median_ci_low, d.median_ci_high) {
+        (Some(low), Some(high)) => format!(" (95% CI {} to {})", signed_ms(low), signed_ms(high)),
+        _ => " (too few pairs for an interval)".into(),
+    };
+    format!(
+        "median {}{ci}, p10 {}, p90 {}; candidate faster in {} of {} pairs{}",
+        signed_ms(d.median),
+        signed_ms(d.p10),
+        signed_ms(d.p90),
+        percent(d.candidate_faster),
+        thousands(d.pairs),
+        d.wilcoxon_p.map_or(String::new(), |p| format!(
+            "; Wilcoxon signed-rank {}",
+            p_value(p)
+        ))
+    )
+}
+
+/// The paired comparison of a shadow run, a few lines per group (for the terminal, Markdown and
+/// HTML alike). Empty without pairs.
+pub fn paired_lines(results: &crate::results::RunResults) -> Vec<String> {
+    let Some(paired) = &results.paired else {
+        return Vec::new();
+    };
+    let mut out = vec![format!(
+        "Shadow pairs: candidate \"{}\" against primary \"{}\" (differences are candidate − primary, per request)",
+        paired.candidate, paired.primary
+    )];
+    for group in &paired.groups {
+        out.push(format!(
+            "{}: {} pairs, {} with both sides answering",
+            group.class,
+            thousands(group.pairs),
+            thousands(group.both_succeeded)
+        ));
+        if let Some(d) = &group.ttft_difference_ms {
+            out.push(format!("  TTFT difference: {}", difference_text(d)));
+        }
+        if let Some(d) = &group.e2e_difference_ms {
+            out.push(format!("  E2E difference: {}", difference_text(d)));
+        }
+        let test = |p: Option<f64>| {
+            p.map_or(String::new(), |p| {
+                format!(" (two-proportion {})", p_value(p))
+            })
+        };
+        out.push(format!(
+            "  errors: primary {}, candidate {}{}; 429s: primary {}, candidate {}{}",
+            percent(group.primary.error_rate),
+            percent(group.candidate.error_rate),
+            test(group.error_rate_p_value),
+            percent(group.primary.throttle_rate),
+            percent(group.candidate.throttle_rate),
+            test(group.throttle_rate_p_value),
+        ));
+        if let Some(a) = &group.agreement {
+            let model = |rate: Option<f64>| rate.map_or("-".to_string(), percent);
+            out.push(format!(
+                "  agreement over {} answered pairs: {} exact, token F1 mean {:.3} (p10 {:.3}), length ratio {}, finish reasons agree {}; model as asked: primary {}, candidate {}",
+                thousands(a.compared),
+                percent(a.exact_match_rate),
+                a.similarity_mean,
+                a.similarity_p10,
+                a.length_ratio_median.map_or("-".into(), |r| format!("{r:.2}")),
+                a.finish_reason_agreement.map_or("-".into(), percent),
+                model(group.primary.model_match_rate),
+                model(group.candidate.model_match_rate),
+            ));
+        }
+        if let (Some(p), Some(c)) = (group.primary.cost, group.candidate.cost) {
+            out.push(format!(
+                "  cost of the pairs: primary {}, candidate {} ({}{})",
+                money(p),
+                money(c),
+                if c >= p { "+" } else { "-" },
+                money((c - p).abs())
+            ));
+        }
+    }
+    out
+}
+
+/// A migration phase's gates: a heading line, then one line per gate. Empty outside a migration.
+pub fn phase_lines(results: &crate::results::RunResults) -> Vec<String> {
+    let Some(phase) = &results.phase else {
+        return Vec::new();
+    };
+    let mut out = vec![format!(
+        "Migration phase {} \"{}\": candidate share {}, mirror {}: gates {}",
+        phase.index,
+        phase.name,
+        percent(phase.share),
+        percent(phase.mirror),
+        if phase.passed { "PASS" } else { "FAIL" }
+    )];
+    if phase.gates.is_empty() {
+        out.push("no gates set".into());
+    }
+    for gate in &phase.gates {
+        out.push(format!(
+            "{} {}",
+            if gate.passed { "pass" } else { "FAIL" },
+            gate.describe()
+        ));
+    }
+    out
+}

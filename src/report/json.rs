@@ -26,8 +26,13 @@ pub fn utc_stamp(time: std::time::SystemTime) -> String {
 /// Folder name for a run's report: `<scenario>-<stamp>`, with characters unsafe in file names
 /// replaced.
 pub fn folder_name(scenario: &str, stamp: &str) -> String {
-    let name: String = scenario
-        .chars()
+    format!("{}-{stamp}", slug(scenario))
+}
+
+/// A name made safe for a file name: characters other than ASCII letters, digits, `-` and `_`
+/// become `_`.
+pub fn slug(name: &str) -> String {
+    name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
                 c
@@ -35,8 +40,7 @@ pub fn folder_name(scenario: &str, stamp: &str) -> String {
                 '_'
             }
         })
-        .collect();
-    format!("{name}-{stamp}")
+        .collect()
 }
 
 /// Writes `results` as `dir/results.json` (the folder is created if needed); returns the path.

@@ -27,6 +27,8 @@ pub struct ReportInput {
 #[derive(Debug, Clone)]
 pub struct Report {
     pub inputs: Vec<ReportInput>,
+    /// A migration's verdict and phases, when the inputs are its phases.
+    pub rollout: Option<crate::rollout::RolloutResults>,
 }
 
 impl Report {

@@ -311,6 +311,14 @@ pub fn summary(results: &RunResults) -> String {
             let _ = writeln!(out, "{line}");
         }
     }
+    for lines in [format::paired_lines(results), format::phase_lines(results)] {
+        if !lines.is_empty() {
+            out.push('\n');
+            for line in lines {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+    }
     if results.targets.iter().any(|t| t.summary.cost.is_some()) {
         out.push_str(&cost_section(results));
     }

@@ -60,6 +60,95 @@ pub struct RunPlan {
     pub slo: Option<crate::compare::SloPlan>,
     /// A sweep to find the highest load that meets the SLOs (`[sweep]`).
     pub sweep: Option<SweepPlan>,
+    /// A shadow comparison and phased rollout (`[migration]`).
+    pub migration: Option<MigrationPlan>,
+    /// How this run splits and pairs traffic between a primary and a candidate (set for each
+    /// phase of a migration); `None`: every target gets every request on its own schedule.
+    pub shadow: Option<ShadowPlan>,
+}
+
+/// A validated `[migration]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MigrationPlan {
+    /// Target indices.
+    pub primary: usize,
+    pub candidate: usize,
+    pub phases: Vec<PhasePlan>,
+}
+
+/// One phase of a rollout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhasePlan {
+    pub name: String,
+    /// The candidate's share of served traffic.
+    pub share: f64,
+    /// Fraction of requests also sent to the side that does not serve them.
+    pub mirror: f64,
+    pub duration: Option<Duration>,
+    pub requests: Option<u64>,
+    pub gates: GatePlan,
+}
+
+/// A phase's gates (see [`crate::scenario::schema::GatesSpec`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GatePlan {
+    pub max_error_rate: Option<f64>,
+    pub max_throttle_rate: Option<f64>,
+    pub max_regression: Vec<RegressionGate>,
+    pub min_agreement: Option<f64>,
+    pub max_cost_ratio: Option<f64>,
+    pub max_cost: Option<f64>,
+}
+
+/// The candidate's latency percentile may exceed the primary's by at most `max` (relative).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegressionGate {
+    /// As written: `ttft.p99`.
+    pub key: String,
+    /// `ttft` or `e2e`.
+    pub metric: String,
+    /// `p50`, `p90`, `p95`, `p99` or `p99_9` (a [`crate::results::LatencyStat`] field).
+    pub percentile: String,
+    pub max: f64,
+}
+
+/// What the driver needs to split and pair one phase's traffic.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShadowPlan {
+    pub primary: usize,
+    pub candidate: usize,
+    /// Request k is served by the candidate when its draw is below `share`.
+    pub share: f64,
+    /// ... and also sent to the other side when a second draw is below `mirror`.
+    pub mirror: f64,
+}
+
+impl RunPlan {
+    /// This plan set to run phase `index` of its migration: the phase's length replaces the
+    /// load's, and traffic is split and paired as the phase says.
+    pub fn at_phase(&self, index: usize) -> Option<RunPlan> {
+        let migration = self.migration.as_ref()?;
+        let phase = migration.phases.get(index)?;
+        let mut plan = self.clone();
+        if phase.duration.is_some() || phase.requests.is_some() {
+            plan.load.duration = phase.duration;
+            plan.load.requests = phase.requests;
+            // Validation allows a migration a single stage, which the phase's length bounds.
+            if let LoadShape::Open { stages, .. } = &mut plan.load.shape {
+                stages.truncate(1);
+                if let Some(stage) = stages.first_mut() {
+                    stage.duration = phase.duration;
+                }
+            }
+        }
+        plan.shadow = Some(ShadowPlan {
+            primary: migration.primary,
+            candidate: migration.candidate,
+            share: phase.share,
+            mirror: phase.mirror,
+        });
+        Some(plan)
+    }
 }
 
 /// What a sweep varies.
@@ -95,6 +184,7 @@ impl RunPlan {
     pub fn at_sweep_step(&self, over: SweepOver, value: f64, duration: Duration) -> RunPlan {
         let mut plan = self.clone();
         plan.sweep = None;
+        plan.shadow = None;
         plan.load.duration = Some(duration);
         plan.load.requests = None;
         match (&mut plan.load.shape, over) {

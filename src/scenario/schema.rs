@@ -33,6 +33,62 @@ pub struct ScenarioFile {
     pub slo: Option<SloSpec>,
     /// Find the limit: run the load at rising rates or user counts.
     pub sweep: Option<SweepSpec>,
+    /// Shadow traffic and a phased migration from a primary target to a candidate.
+    pub migration: Option<MigrationSpec>,
+}
+
+/// `[migration]`: which target serves now (`primary`), which one may replace it
+/// (`candidate`), how much traffic is paired, the phases of the rollout and their gates.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationSpec {
+    pub primary: String,
+    pub candidate: String,
+    /// Fraction of requests also sent to the side that does not serve them, so that they can
+    /// be paired (default 1: every request goes to both).
+    pub mirror: Option<f64>,
+    /// Gates every phase checks unless it sets its own value for the same gate.
+    pub gates: Option<GatesSpec>,
+    /// The rollout, in order. Without phases the run is one shadow phase over `[load]`.
+    #[serde(default)]
+    pub phases: Vec<PhaseSpec>,
+}
+
+/// One phase of a rollout.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseSpec {
+    /// Shown in reports; default `phase N`.
+    pub name: Option<String>,
+    /// The candidate's share of the served traffic: 0 (shadow only) to 1.
+    pub share: f64,
+    /// How long the phase runs (or `requests`).
+    pub duration: Option<HumanDuration>,
+    /// How many requests the phase sends (or `duration`).
+    pub requests: Option<u64>,
+    /// This phase's mirror fraction (default: the migration's).
+    pub mirror: Option<f64>,
+    pub gates: Option<GatesSpec>,
+}
+
+/// The gates that decide whether a rollout goes on. Every one is optional.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatesSpec {
+    /// The candidate's failures other than 429, over its finished requests (0.01 = 1%).
+    pub max_error_rate: Option<f64>,
+    /// The candidate's 429s over its finished requests.
+    pub max_throttle_rate: Option<f64>,
+    /// Latency percentiles (`"ttft.p99"`, `"e2e.p50"`, …) the candidate may exceed the primary's
+    /// by, relatively: `{ "ttft.p99" = 0.25 }` allows 25% slower.
+    #[serde(default)]
+    pub max_regression: BTreeMap<String, f64>,
+    /// The lowest mean output similarity (token F1, 0 to 1) of paired answers.
+    pub min_agreement: Option<f64>,
+    /// The candidate's cost per request over the primary's (1.2 = at most 20% dearer).
+    pub max_cost_ratio: Option<f64>,
+    /// The most the candidate may cost over the phase, in the reporting currency.
+    pub max_cost: Option<f64>,
 }
 
 /// `[sweep]`: the load values to step through and how long each step runs.

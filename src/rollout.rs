@@ -1,0 +1,493 @@
+//! Phased migration from a primary target to a candidate: run each phase of `[migration]` (the
+//! candidate's share of traffic rising, shadow copies paired with the primary's answers),
+//! evaluate the phase's gates on what it measured, and stop with `rollback` at the first failed
+//! gate — naming the gate, the measured value and the threshold — or end with `promote`.
+//! Every phase keeps its results file; `migration.json` holds the verdict and each phase's
+//! numbers.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::driver::{self, DriverError, RunOptions, StopSignal};
+use crate::results::{GroupResults, LatencyStat, RunResults, RunStatus};
+use crate::scenario::{GatePlan, RunPlan};
+
+/// One gate checked after a phase.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GateResult {
+    /// `max_error_rate`, `max_regression.ttft.p99`, `min_agreement`, …
+    pub gate: String,
+    /// What the phase measured (`None`: nothing to measure, which fails the gate).
+    pub measured: Option<f64>,
+    pub threshold: f64,
+    pub passed: bool,
+    /// How the value was measured, or why it could not be.
+    pub detail: String,
+}
+
+impl GateResult {
+    /// `max_error_rate: measured 3.1% > 1.0%`.
+    pub fn describe(&self) -> String {
+        let show = |v: f64| format_gate_value(&self.gate, v);
+        let relation = if self.passed {
+            if self.gate.starts_with("min_") {
+                "≥"
+            } else {
+                "≤"
+            }
+        } else if self.gate.starts_with("min_") {
+            "<"
+        } else {
+            ">"
+        };
+        match self.measured {
+            Some(value) => format!(
+                "{}: measured {} {relation} {} ({})",
+                self.gate,
+                show(value),
+                show(self.threshold),
+                self.detail
+            ),
+            None => format!(
+                "{}: not measured, threshold {} ({})",
+                self.gate,
+                show(self.threshold),
+                self.detail
+            ),
+        }
+    }
+}
+
+/// A gate's value as people read it: rates and regressions in percent, costs in currency
+/// units, ratios and similarities as plain numbers.
+fn format_gate_value(gate: &str, value: f64) -> String {
+    if gate.ends_with("_rate") || gate.starts_with("max_regression") {
+        format!("{:.2}%", value * 100.0)
+    } else if gate == "max_cost" {
+        crate::report::format::money(value)
+    } else {
+        format!("{value:.3}")
+    }
+}
+
+/// What one phase was and how its gates came out (kept in the phase's results and in
+/// `migration.json`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PhaseOutcome {
+    /// 1-based.
+    pub index: usize,
+    pub name: String,
+    pub share: f64,
+    pub mirror: f64,
+    pub primary: String,
+    pub candidate: String,
+    /// Requests each side finished (warm-up excluded).
+    pub primary_requests: u64,
+    pub candidate_requests: u64,
+    pub pairs: u64,
+    /// Median candidate − primary TTFT and E2E over the pairs, in ms.
+    pub ttft_difference_ms: Option<f64>,
+    pub e2e_difference_ms: Option<f64>,
+    pub gates: Vec<GateResult>,
+    pub passed: bool,
+    /// The phase's results file, relative to the migration's folder (set once written).
+    #[serde(default)]
+    pub results: String,
+}
+
+/// The end of a rollout.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutVerdict {
+    /// Every phase passed its gates.
+    Promote,
+    /// A gate failed: go back to the primary.
+    Rollback,
+    /// Interrupted before every phase ran: no verdict.
+    Interrupted,
+}
+
+impl RolloutVerdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            RolloutVerdict::Promote => "promote",
+            RolloutVerdict::Rollback => "rollback",
+            RolloutVerdict::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// A whole migration, as `migration.json` keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RolloutResults {
+    pub scenario: String,
+    pub primary: String,
+    pub candidate: String,
+    pub verdict: RolloutVerdict,
+    /// One line on why.
+    pub reason: String,
+    /// The phase that failed, and its first failed gate (for `rollback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_phase: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_gate: Option<GateResult>,
+    /// Phases planned; `phases` holds those that ran.
+    pub phases_planned: usize,
+    pub phases: Vec<PhaseOutcome>,
+}
+
+/// Why a migration could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RolloutError {
+    #[error("the scenario has no [migration]")]
+    NoMigration,
+    #[error("phase \"{phase}\": {source}")]
+    Phase { phase: String, source: DriverError },
+    #[error("phase \"{phase}\": the results could not be written: {message}")]
+    Write { phase: String, message: String },
+}
+
+fn percentile(stat: &LatencyStat, name: &str) -> f64 {
+    match name {
+        "p50" => stat.p50,
+        "p90" => stat.p90,
+        "p95" => stat.p95,
+        "p99" => stat.p99,
+        _ => stat.p99_9,
+    }
+}
+
+fn rate_gate(gate: &str, threshold: f64, count: u64, finished: u64, what: &str) -> GateResult {
+    if finished == 0 {
+        return GateResult {
+            gate: gate.into(),
+            measured: None,
+            threshold,
+            passed: false,
+            detail: "the candidate finished no request".into(),
+        };
+    }
+    let measured = count as f64 / finished as f64;
+    let (low, high) = crate::compare::stats::wilson_interval(count, finished, 0.95);
+    GateResult {
+        gate: gate.into(),
+        measured: Some(measured),
+        threshold,
+        passed: measured <= threshold,
+        detail: format!(
+            "{count} of {finished} candidate requests {what}; 95% CI {:.2}% to {:.2}%",
+            low * 100.0,
+            high * 100.0
+        ),
+    }
+}
+
+/// Evaluates a phase's gates on its results: rates and costs are the candidate's, regressions
+/// compare the candidate's percentile with the primary's over the phase, agreement is over the
+/// pairs where both answered. A gate with nothing to measure fails.
+pub fn evaluate_gates(
+    gates: &GatePlan,
+    results: &RunResults,
+    primary: usize,
+    candidate: usize,
+) -> Vec<GateResult> {
+    let mut out = Vec::new();
+    let (Some(p), Some(c)) = (results.targets.get(primary), results.targets.get(candidate)) else {
+        return out;
+    };
+    let (ps, cs): (&GroupResults, &GroupResults) = (&p.summary, &c.summary);
+    let finished = cs.requests.succeeded + cs.requests.failed;
+    let throttled = cs.requests.throttled.min(cs.requests.failed);
+    if let Some(max) = gates.max_error_rate {
+        out.push(rate_gate(
+            "max_error_rate",
+            max,
+            cs.requests.failed - throttled,
+            finished,
+            "failed (429s counted apart)",
+        ));
+    }
+    if let Some(max) = gates.max_throttle_rate {
+        out.push(rate_gate(
+            "max_throttle_rate",
+            max,
+            throttled,
+            finished,
+            "were throttled (429)",
+        ));
+    }
+    for gate in &gates.max_regression {
+        let name = format!("max_regression.{}", gate.key);
+        let (Some(cstat), Some(pstat)) = (
+            cs.latency_ms.get(&gate.metric),
+            ps.latency_ms.get(&gate.metric),
+        ) else {
+            out.push(GateResult {
+                gate: name,
+                measured: None,
+                threshold: gate.max,
+                passed: false,
+                detail: format!(
+                    "no {} measured on {}",
+                    gate.metric,
+                    if cs.latency_ms.contains_key(&gate.metric) {
+                        "the primary"
+                    } else {
+                        "the candidate"
+                    }
+                ),
+            });
+            continue;
+        };
+        let (cv, pv) = (
+            percentile(cstat, &gate.percentile),
+            percentile(pstat, &gate.percentile),
+        );
+        let measured = if pv > 0.0 { cv / pv - 1.0 } else { 0.0 };
+        out.push(GateResult {
+            gate: name,
+            measured: Some(measured),
+            threshold: gate.max,
+            passed: measured <= gate.max,
+            detail: format!(
+                "candidate {cv:.2} ms against primary {pv:.2} ms ({} and {} requests)",
+                cstat.count, pstat.count
+            ),
+        });
+    }
+    if let Some(min) = gates.min_agreement {
+        let agreement = results
+            .paired
+            .as_ref()
+            .and_then(|p| p.overall())
+            .and_then(|g| g.agreement.as_ref());
+        out.push(match agreement {
+            Some(a) => GateResult {
+                gate: "min_agreement".into(),
+                measured: Some(a.similarity_mean),
+                threshold: min,
+                passed: a.similarity_mean >= min,
+                detail: format!(
+                    "mean token F1 over {} pairs; {:.1}% exact matches",
+                    a.compared,
+                    a.exact_match_rate * 100.0
+                ),
+            },
+            None => GateResult {
+                gate: "min_agreement".into(),
+                measured: None,
+                threshold: min,
+                passed: false,
+                detail: "no pair where both sides answered".into(),
+            },
+        });
+    }
+    if let Some(max) = gates.max_cost_ratio {
+        out.push(match (&cs.cost, &ps.cost) {
+            (Some(cc), Some(pc)) if pc.per_request > 0.0 => {
+                let ratio = cc.per_request / pc.per_request;
+                GateResult {
+                    gate: "max_cost_ratio".into(),
+                    measured: Some(ratio),
+                    threshold: max,
+                    passed: ratio <= max,
+                    detail: format!(
+                        "{} against {} {} per request",
+                        crate::report::format::money(cc.per_request),
+                        crate::report::format::money(pc.per_request),
+                        cc.currency
+                    ),
+                }
+            }
+            _ => GateResult {
+                gate: "max_cost_ratio".into(),
+                measured: None,
+                threshold: max,
+                passed: false,
+                detail: "no priced request on one side".into(),
+            },
+        });
+    }
+    if let Some(max) = gates.max_cost {
+        out.push(match &cs.cost {
+            Some(cost) => GateResult {
+                gate: "max_cost".into(),
+                measured: Some(cost.total),
+                threshold: max,
+                passed: cost.total <= max,
+                detail: format!(
+                    "{} {} over {} priced requests",
+                    crate::report::format::money(cost.total),
+                    cost.currency,
+                    cost.requests_priced
+                ),
+            },
+            None => GateResult {
+                gate: "max_cost".into(),
+                measured: None,
+                threshold: max,
+                passed: false,
+                detail: "the candidate is not priced".into(),
+            },
+        });
+    }
+    out
+}
+
+/// What phase `index` (0-based) of `plan` measured, with its gates evaluated.
+pub fn phase_outcome(plan: &RunPlan, index: usize, results: &RunResults) -> Option<PhaseOutcome> {
+    let migration = plan.migration.as_ref()?;
+    let phase = migration.phases.get(index)?;
+    let gates = evaluate_gates(
+        &phase.gates,
+        results,
+        migration.primary,
+        migration.candidate,
+    );
+    let finished = |i: usize| {
+        results.targets.get(i).map_or(0, |t| {
+            t.summary.requests.succeeded + t.summary.requests.failed
+        })
+    };
+    let overall = results.paired.as_ref().and_then(|p| p.overall());
+    Some(PhaseOutcome {
+        index: index + 1,
+        name: phase.name.clone(),
+        share: phase.share,
+        mirror: phase.mirror,
+        primary: plan.targets[migration.primary].name.clone(),
+        candidate: plan.targets[migration.candidate].name.clone(),
+        primary_requests: finished(migration.primary),
+        candidate_requests: finished(migration.candidate),
+        pairs: overall.map_or(0, |g| g.pairs),
+        ttft_difference_ms: overall
+            .and_then(|g| g.ttft_difference_ms.as_ref())
+            .map(|d| d.median),
+        e2e_difference_ms: overall
+            .and_then(|g| g.e2e_difference_ms.as_ref())
+            .map(|d| d.median),
+        passed: gates.iter().all(|g| g.passed),
+        gates,
+        results: String::new(),
+    })
+}
+
+/// Runs every phase of `plan`'s migration in order, writing each phase's results under `dir`
+/// through `write` (which returns the file it wrote) and reporting each phase through
+/// `progress`. Stops at the first phase with a failed gate.
+pub async fn run(
+    plan: &RunPlan,
+    dir: &Path,
+    stop: StopSignal,
+    write: &dyn Fn(&Path, &RunResults) -> Result<PathBuf, String>,
+    progress: &mut dyn FnMut(&PhaseOutcome, &RunResults),
+) -> Result<RolloutResults, RolloutError> {
+    let migration = plan.migration.as_ref().ok_or(RolloutError::NoMigration)?;
+    let mut rollout = RolloutResults {
+        scenario: plan.name.clone(),
+        primary: plan.targets[migration.primary].name.clone(),
+        candidate: plan.targets[migration.candidate].name.clone(),
+        verdict: RolloutVerdict::Promote,
+        reason: String::new(),
+        failed_phase: None,
+        failed_gate: None,
+        phases_planned: migration.phases.len(),
+        phases: Vec::new(),
+    };
+    for (index, phase) in migration.phases.iter().enumerate() {
+        if stop.is_stopped() {
+            rollout.verdict = RolloutVerdict::Interrupted;
+            break;
+        }
+        let phase_plan = plan.at_phase(index).ok_or(RolloutError::NoMigration)?;
+        let mut results = driver::run(&phase_plan, RunOptions::default(), stop.clone())
+            .await
+            .map_err(|source| RolloutError::Phase {
+                phase: phase.name.clone(),
+                source,
+            })?;
+        if let Some(slo) = &plan.slo {
+            results.slo = Some(crate::compare::slo::evaluate(slo, &results));
+        }
+        let mut outcome = phase_outcome(plan, index, &results).ok_or(RolloutError::NoMigration)?;
+        let folder = dir.join(format!(
+            "phase-{:02}-{}",
+            index + 1,
+            crate::report::json::slug(&phase.name)
+        ));
+        results.phase = Some(outcome.clone());
+        let written = write(&folder, &results).map_err(|message| RolloutError::Write {
+            phase: phase.name.clone(),
+            message,
+        })?;
+        outcome.results = written
+            .strip_prefix(dir)
+            .unwrap_or(&written)
+            .display()
+            .to_string();
+        progress(&outcome, &results);
+        let interrupted = results.status == RunStatus::Interrupted;
+        let failed = outcome.gates.iter().find(|g| !g.passed).cloned();
+        rollout.phases.push(outcome);
+        if interrupted {
+            rollout.verdict = RolloutVerdict::Interrupted;
+            break;
+        }
+        if let Some(gate) = failed {
+            rollout.verdict = RolloutVerdict::Rollback;
+            rollout.failed_phase = Some(phase.name.clone());
+            rollout.failed_gate = Some(gate);
+            break;
+        }
+    }
+    rollout.reason = match (&rollout.verdict, &rollout.failed_gate) {
+        (RolloutVerdict::Rollback, Some(gate)) => format!(
+            "phase \"{}\" failed {}",
+            rollout.failed_phase.as_deref().unwrap_or("?"),
+            gate.describe()
+        ),
+        (RolloutVerdict::Interrupted, _) => format!(
+            "interrupted after {} of {} phases: no verdict",
+            rollout.phases.len(),
+            rollout.phases_planned
+        ),
+        _ => format!("all {} phases passed their gates", rollout.phases_planned),
+    };
+    Ok(rollout)
+}
+
+/// The line printed for a phase as it ends.
+pub fn phase_line(outcome: &PhaseOutcome) -> String {
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:+.1} ms"));
+    let mut line = format!(
+        "phase {} \"{}\" (candidate share {:.0}%, mirror {:.0}%): {}  {} primary / {} candidate requests, {} pairs; paired median TTFT {} E2E {}",
+        outcome.index,
+        outcome.name,
+        outcome.share * 100.0,
+        outcome.mirror * 100.0,
+        if outcome.passed { "pass" } else { "FAIL" },
+        outcome.primary_requests,
+        outcome.candidate_requests,
+        outcome.pairs,
+        ms(outcome.ttft_difference_ms),
+        ms(outcome.e2e_difference_ms),
+    );
+    for gate in &outcome.gates {
+        line.push_str(&format!(
+            "\n  {} {}",
+            if gate.passed { "pass" } else { "FAIL" },
+            gate.describe()
+        ));
+    }
+    line
+}
+
+/// The closing line: the verdict and why.
+pub fn verdict_line(rollout: &RolloutResults) -> String {
+    format!(
+        "migration verdict: {}: {}",
+        rollout.verdict.name(),
+        rollout.reason
+    )
+}
