@@ -248,7 +248,7 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
         retried: Vec::new(),
         via_batch_api: false,
         shape: job.shape,
-        answer: job.keep_answer.then(|| Answer {
+        answer: job.keep_answer.then_some(Answer {
             text: measured.output_text,
             finish_reason: measured.finish_reason,
             model: measured.model,

@@ -231,6 +231,52 @@ fn throughput_panel(report: &Report) -> Panel {
     }
 }
 
+/// The distribution (CDF) of paired differences, candidate − primary, one line per input with
+/// shadow pairs (their overall group), from the binned histogram the results keep.
+fn paired_panel(report: &Report, metric: &str, label: &str) -> Panel {
+    let mut lines = Vec::new();
+    for (color, input) in report.inputs.iter().enumerate() {
+        let Some(paired) = &input.results.paired else {
+            continue;
+        };
+        let difference = paired.overall().and_then(|g| match metric {
+            "ttft" => g.ttft_difference_ms.as_ref(),
+            _ => g.e2e_difference_ms.as_ref(),
+        });
+        let Some(difference) = difference else {
+            continue;
+        };
+        let histogram = &difference.histogram;
+        let total = difference.pairs.max(1) as f64;
+        let mut cumulative = histogram.below;
+        let mut points = vec![(histogram.start, cumulative as f64 / total)];
+        for (bin, count) in histogram.counts.iter().enumerate() {
+            cumulative += count;
+            points.push((
+                histogram.start + (bin + 1) as f64 * histogram.width,
+                cumulative as f64 / total,
+            ));
+        }
+        lines.push(Line {
+            name: if report.inputs.len() == 1 {
+                format!("{} − {}", paired.candidate, paired.primary)
+            } else {
+                input.label.clone()
+            },
+            color,
+            dashed: false,
+            points,
+        });
+    }
+    Panel {
+        title: format!("Paired {label} difference, candidate − primary (CDF)"),
+        x_desc: format!("{label} difference (ms; below 0: the candidate was faster)"),
+        y_desc: "fraction of pairs at or below".into(),
+        x_nines: false,
+        lines,
+    }
+}
+
 /// Every chart the report's data supports; a chart without data is left out, not drawn empty.
 pub fn build(report: &Report) -> Result<Vec<Chart>, ReportError> {
     // Text is measured with the embedded font for SVG too.
@@ -277,6 +323,15 @@ pub fn build(report: &Report) -> Result<Vec<Chart>, ReportError> {
             "Activity over time",
             "Per second of the run, by completion time.",
             over_time_panels(report),
+        ),
+        (
+            "paired-differences",
+            "Shadow pairs: latency differences",
+            "Per request sent to both sides: candidate − primary, between the 1st and 99th percentiles of the differences.",
+            vec![
+                paired_panel(report, "ttft", "TTFT"),
+                paired_panel(report, "e2e", "E2E"),
+            ],
         ),
         (
             "latency-throughput",
@@ -361,11 +416,14 @@ fn axis_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     if !low.is_finite() {
         return (0.0, 1.0);
     }
+    // Zero is always on the axis: latencies start there, and differences are read against it.
     let low = low.min(0.0);
+    high = high.max(0.0);
     if high <= low {
         high = low + 1.0;
     }
-    (low, high * 1.05)
+    let pad = (high - low) * 0.05;
+    (if low < 0.0 { low - pad } else { low }, high + pad)
 }
 
 fn draw<DB: DrawingBackend>(

@@ -409,46 +409,6 @@ pub fn workload_lines(results: &crate::results::RunResults) -> Vec<String> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_are_formatted_by_size() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(1234567), "1,234,567");
-        assert_eq!(ms(0.1234), "0.123");
-        assert_eq!(ms(8.126), "8.13");
-        assert_eq!(ms(50.44), "50.4");
-        assert_eq!(ms(12345.6), "12,346");
-        assert_eq!(rate(1093.96), "1,094.0");
-        assert_eq!(percent(0.0126), "1.3%");
-        for (value, shown) in [
-            (0.1, "0.100"),
-            (0.0573, "0.0573"),
-            (0.000614, "0.000614"),
-            (0.246, "0.246"),
-            (0.0, "0.00"),
-            (7.5, "7.50"),
-            (12345.678, "12,345.68"),
-        ] {
-            assert_eq!(money(value), shown, "{value}");
-        }
-    }
-
-    #[test]
-    fn rates_from_inconsistent_counts_do_not_underflow() {
-        let mut group = GroupResults::default();
-        group.requests.succeeded = 3;
-        group.requests.failed = 1;
-        group.requests.throttled = 5;
-        assert_eq!(error_rate(&group), 0.0);
-        assert_eq!(throttle_rate(&group), 1.25);
-    }
-}
-
 /// A signed difference in milliseconds: `+20.1 ms`.
 fn signed_ms(value: f64) -> String {
     if value >= 0.0 {
@@ -576,4 +536,157 @@ pub fn phase_lines(results: &crate::results::RunResults) -> Vec<String> {
         ));
     }
     out
+}
+
+/// A migration's verdict and one line per phase that ran (for Markdown and HTML alike).
+pub fn rollout_lines(rollout: &crate::rollout::RolloutResults) -> Vec<String> {
+    let mut out = vec![format!(
+        "Verdict: {} ({} → {}): {}",
+        rollout.verdict.name().to_uppercase(),
+        rollout.primary,
+        rollout.candidate,
+        rollout.reason
+    )];
+    for phase in &rollout.phases {
+        let failed: Vec<String> = phase
+            .gates
+            .iter()
+            .filter(|g| !g.passed)
+            .map(|g| g.describe())
+            .collect();
+        out.push(format!(
+            "Phase {} \"{}\": share {}, mirror {}; {} primary and {} candidate requests, {} pairs; gates {}{}",
+            phase.index,
+            phase.name,
+            percent(phase.share),
+            percent(phase.mirror),
+            thousands(phase.primary_requests),
+            thousands(phase.candidate_requests),
+            thousands(phase.pairs),
+            if phase.passed { "passed" } else { "FAILED" },
+            if failed.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", failed.join("; "))
+            }
+        ));
+    }
+    let skipped = rollout.phases_planned - rollout.phases.len();
+    if skipped > 0 {
+        out.push(format!("{skipped} later phase(s) did not run"));
+    }
+    out
+}
+
+/// Primary and candidate side by side over a group of pairs: `(columns, rows)`.
+pub fn paired_table(
+    group: &crate::compare::paired::PairedGroup,
+) -> (Vec<String>, Vec<Vec<String>>) {
+    let (p, c) = (&group.primary, &group.candidate);
+    let opt_ms = |v: Option<f64>| v.map_or("-".to_string(), ms);
+    let delta = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => signed_ms(b - a),
+        _ => "-".into(),
+    };
+    let mut rows = vec![
+        vec![
+            "requests".into(),
+            thousands(p.requests),
+            thousands(c.requests),
+            String::new(),
+        ],
+        vec![
+            "error rate".into(),
+            percent(p.error_rate),
+            percent(c.error_rate),
+            group.error_rate_p_value.map_or(String::new(), p_value),
+        ],
+        vec![
+            "429 rate".into(),
+            percent(p.throttle_rate),
+            percent(c.throttle_rate),
+            group.throttle_rate_p_value.map_or(String::new(), p_value),
+        ],
+    ];
+    for (name, pick) in [
+        ("TTFT p50", (p.ttft_p50_ms, c.ttft_p50_ms)),
+        ("TTFT p90", (p.ttft_p90_ms, c.ttft_p90_ms)),
+        ("TTFT p99", (p.ttft_p99_ms, c.ttft_p99_ms)),
+        ("E2E p50", (p.e2e_p50_ms, c.e2e_p50_ms)),
+        ("E2E p90", (p.e2e_p90_ms, c.e2e_p90_ms)),
+        ("E2E p99", (p.e2e_p99_ms, c.e2e_p99_ms)),
+    ] {
+        rows.push(vec![
+            format!("{name} (ms)"),
+            opt_ms(pick.0),
+            opt_ms(pick.1),
+            delta(pick.0, pick.1),
+        ]);
+    }
+    let rate = |v: Option<f64>| v.map_or("-".to_string(), percent);
+    rows.push(vec![
+        "model as asked".into(),
+        rate(p.model_match_rate),
+        rate(c.model_match_rate),
+        String::new(),
+    ]);
+    if let (Some(pc), Some(cc)) = (p.cost, c.cost) {
+        rows.push(vec![
+            "cost".into(),
+            money(pc),
+            money(cc),
+            format!(
+                "{}{}",
+                if cc >= pc { "+" } else { "-" },
+                money((cc - pc).abs())
+            ),
+        ]);
+    }
+    let columns = vec![
+        format!("{} ({} pairs)", group.class, thousands(group.pairs)),
+        "primary".into(),
+        "candidate".into(),
+        "difference / test".into(),
+    ];
+    (columns, rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_formatted_by_size() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(ms(0.1234), "0.123");
+        assert_eq!(ms(8.126), "8.13");
+        assert_eq!(ms(50.44), "50.4");
+        assert_eq!(ms(12345.6), "12,346");
+        assert_eq!(rate(1093.96), "1,094.0");
+        assert_eq!(percent(0.0126), "1.3%");
+        for (value, shown) in [
+            (0.1, "0.100"),
+            (0.0573, "0.0573"),
+            (0.000614, "0.000614"),
+            (0.246, "0.246"),
+            (0.0, "0.00"),
+            (7.5, "7.50"),
+            (12345.678, "12,345.68"),
+        ] {
+            assert_eq!(money(value), shown, "{value}");
+        }
+    }
+
+    #[test]
+    fn rates_from_inconsistent_counts_do_not_underflow() {
+        let mut group = GroupResults::default();
+        group.requests.succeeded = 3;
+        group.requests.failed = 1;
+        group.requests.throttled = 5;
+        assert_eq!(error_rate(&group), 0.0);
+        assert_eq!(throttle_rate(&group), 1.25);
+    }
 }

@@ -105,6 +105,12 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
         ("verdicts", "Verdicts".to_string()),
         ("summary", "Summary".into()),
     ];
+    if report.rollout.is_some() {
+        sections.push(("rollout", "Rollout".into()));
+    }
+    if report.inputs.iter().any(|i| i.results.paired.is_some()) {
+        sections.push(("shadow", "Shadow pairs".into()));
+    }
     if !comparisons.is_empty() {
         sections.push(("comparison", "Comparison".into()));
     }
@@ -171,6 +177,68 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
             let _ = write!(out, "<li>{}</li>", escape(line));
         }
         out.push_str("</ul></section>\n");
+    }
+
+    if let Some(rollout) = &report.rollout {
+        let class = match rollout.verdict {
+            crate::rollout::RolloutVerdict::Promote => "info",
+            crate::rollout::RolloutVerdict::Rollback => "fail",
+            crate::rollout::RolloutVerdict::Interrupted => "warn",
+        };
+        out.push_str("<section id=\"rollout\"><h2>Rollout</h2><ul class=\"verdicts\">");
+        for (i, line) in super::format::rollout_lines(rollout).iter().enumerate() {
+            let class = if i == 0 { class } else { "info" };
+            let _ = write!(out, "<li class=\"{class}\">{}</li>", escape(line));
+        }
+        out.push_str("</ul>");
+        let columns: Vec<String> = ["phase", "gate", "result", "measured and threshold"]
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        let rows: Vec<Vec<String>> = rollout
+            .phases
+            .iter()
+            .flat_map(|phase| {
+                phase.gates.iter().map(move |gate| {
+                    vec![
+                        phase.name.clone(),
+                        gate.gate.clone(),
+                        if gate.passed { "pass" } else { "FAIL" }.to_string(),
+                        gate.describe(),
+                    ]
+                })
+            })
+            .collect();
+        table(&mut out, &columns, &rows, 2);
+        out.push_str("</section>\n");
+    }
+
+    if report.inputs.iter().any(|i| i.results.paired.is_some()) {
+        out.push_str("<section id=\"shadow\"><h2>Shadow pairs</h2>");
+        for input in &report.inputs {
+            let Some(paired) = &input.results.paired else {
+                continue;
+            };
+            let _ = write!(
+                out,
+                "<h3>{}: candidate “{}” against primary “{}”</h3><ul>",
+                escape(&input.label),
+                escape(&paired.candidate),
+                escape(&paired.primary)
+            );
+            for line in super::format::paired_lines(&input.results).iter().skip(1) {
+                let _ = write!(out, "<li>{}</li>", escape(line.trim_start()));
+            }
+            for line in super::format::phase_lines(&input.results) {
+                let _ = write!(out, "<li>{}</li>", escape(&line));
+            }
+            out.push_str("</ul>");
+            for group in &paired.groups {
+                let (columns, rows) = super::format::paired_table(group);
+                table(&mut out, &columns, &rows, 1);
+            }
+        }
+        out.push_str("<p class=\"meta\">Side by side over the pairs (requests sent to both). Differences of medians here are not the median of paired differences above; p-values are two-proportion z-tests.</p></section>\n");
     }
 
     if !comparisons.is_empty() {

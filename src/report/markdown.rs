@@ -120,6 +120,33 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
             }
         }
     }
+    if let Some(rollout) = &report.rollout {
+        let _ = writeln!(out, "\n## Rollout\n");
+        for line in format::rollout_lines(rollout) {
+            let _ = writeln!(out, "- {}", cell(&line));
+        }
+    }
+    for input in &report.inputs {
+        let Some(paired) = &input.results.paired else {
+            continue;
+        };
+        let _ = writeln!(out, "\n## Shadow pairs: {}\n", cell(&input.label));
+        for line in format::paired_lines(&input.results)
+            .iter()
+            .chain(&format::phase_lines(&input.results))
+        {
+            let _ = writeln!(out, "- {}", cell(line.trim_start()));
+        }
+        for group in &paired.groups {
+            let (columns, rows) = format::paired_table(group);
+            let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+            out.push('\n');
+            out.push_str(&header(&columns));
+            for cells in &rows {
+                out.push_str(&row(cells));
+            }
+        }
+    }
     let comparisons = compare::comparisons(report);
     if !comparisons.is_empty() {
         let _ = writeln!(out, "\n## Comparison against {}\n", report.inputs[0].label);

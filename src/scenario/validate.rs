@@ -1773,6 +1773,107 @@ name = "c"
 input_tokens = 16
 "#;
 
+    const TWO_TARGETS: &str = r#"
+[[targets]]
+name = "official"
+model = "gpt-4.1"
+[targets.mock]
+[[targets]]
+name = "relay"
+model = "gpt-4.1"
+[targets.mock]
+[[classes]]
+name = "c"
+input_tokens = 16
+[load]
+kind = "open"
+rate = 10
+duration = "5s"
+"#;
+
+    #[test]
+    fn a_migration_plans_its_phases_with_merged_gates() {
+        let text = format!(
+            r#"{TWO_TARGETS}
+[migration]
+primary = "official"
+candidate = "relay"
+mirror = 0.5
+gates = {{ max_error_rate = 0.01, max_regression = {{ "ttft.p99" = 0.25 }} }}
+[[migration.phases]]
+name = "shadow"
+share = 0
+requests = 100
+mirror = 1
+[[migration.phases]]
+share = 0.1
+duration = "1m"
+gates = {{ max_error_rate = 0.02, max_regression = {{ "e2e.p99.9" = 0.5 }}, min_agreement = 0.8 }}
+"#
+        );
+        let plan = check(&text, &|_| None).unwrap();
+        let migration = plan.migration.as_ref().unwrap();
+        assert_eq!((migration.primary, migration.candidate), (0, 1));
+        let phases = &migration.phases;
+        assert_eq!(phases[0].name, "shadow");
+        assert_eq!((phases[0].mirror, phases[0].requests), (1.0, Some(100)));
+        assert_eq!(phases[1].name, "phase 2");
+        assert_eq!(phases[1].mirror, 0.5);
+        assert_eq!(phases[0].gates.max_error_rate, Some(0.01));
+        assert_eq!(phases[1].gates.max_error_rate, Some(0.02));
+        let keys: Vec<(&str, &str)> = phases[1]
+            .gates
+            .max_regression
+            .iter()
+            .map(|g| (g.metric.as_str(), g.percentile.as_str()))
+            .collect();
+        assert_eq!(keys, [("e2e", "p99_9"), ("ttft", "p99")]);
+        // A phase's length replaces the load's; its split goes to the driver.
+        let second = plan.at_phase(1).unwrap();
+        assert_eq!(second.load.duration, Some(Duration::from_secs(60)));
+        assert_eq!(second.load.requests, None);
+        let shadow = second.shadow.unwrap();
+        assert_eq!((shadow.share, shadow.mirror), (0.1, 0.5));
+    }
+
+    #[test]
+    fn migration_mistakes_are_named_where_they_are() {
+        let text = format!(
+            r#"{TWO_TARGETS}
+[migration]
+primary = "official"
+candidate = "relai"
+[[migration.phases]]
+share = 1.5
+[[migration.phases]]
+share = 1
+requests = 10
+mirror = 0
+gates = {{ max_regression = {{ "ttft.p42" = 0.1 }}, max_error_rate = 5 }}
+"#
+        );
+        let error = check(&text, &|_| None).unwrap_err();
+        for expected in [
+            "migration.candidate names no target: \"relai\" (targets: \"official\", \"relay\")",
+            "migration.phases[0].share must be a fraction from 0 to 1 (got 1.5)",
+            "needs a length: duration = \"2m\" or requests = 500",
+            "\"ttft.p42\" is not a gated percentile",
+            "max_error_rate must be a fraction from 0 to 1 (got 5; 0.01 is 1%)",
+            "sends every request to one side and mirrors nothing",
+        ] {
+            assert!(
+                error.contains(expected),
+                "missing {expected:?} in:\n{error}"
+            );
+        }
+        // Each message points at its value's line and column.
+        let share_line = text.lines().position(|l| l == "share = 1.5").unwrap() + 1;
+        assert!(
+            error.contains(&format!("s.toml:{share_line}:9: migration.phases[0].share")),
+            "no location for the share: {error}"
+        );
+    }
+
     #[test]
     fn routing_rules_pick_classes_by_label_in_order() {
         let text = r#"

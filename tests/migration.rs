@@ -1,0 +1,228 @@
+//! Shadow traffic and phased migration, end to end from the CLI, against two embedded mocks
+//! (in-process, on loopback): a primary with 40 ms TTFT and a candidate with 60 ms TTFT and 3%
+//! HTTP 500s is rolled back in its shadow phase by the error-rate gate; a faster, clean candidate
+//! passes four phases and is promoted. Holds the timing lock: the paired TTFT difference rests on
+//! the mocks' delays. The tolerance ([18, 22] ms around the configured 20 ms) covers scheduling
+//! jitter on a loaded 2-core machine; the median of per-request differences is barely moved by it
+//! because both sides of a pair are sent at the same moment.
+
+mod common;
+
+use common::{drover, only_run_dir, text, TIMING_LOCK};
+use serde_json::Value;
+
+/// A four-phase rollout from "official" to "relay"; `relay_mock` is the candidate's mock table.
+fn scenario(relay_mock: &str) -> String {
+    format!(
+        r#"
+name = "migration-test"
+seed = 11
+
+[[targets]]
+name = "official"
+model = "gpt-4.1"
+pricing = {{ model = "gpt-4.1" }}
+[targets.mock]
+ttft = "40ms"
+itl = "2ms"
+output_tokens = 12
+
+[[targets]]
+name = "relay"
+model = "relay-gpt-4.1"
+pricing = {{ model = "gpt-4.1" }}
+{relay_mock}
+
+[[classes]]
+name = "chat"
+weight = 3
+input_tokens = 32
+max_tokens = 12
+
+[[classes]]
+name = "long"
+weight = 1
+input_tokens = 64
+max_tokens = 8
+
+[load]
+kind = "open"
+rate = 60
+duration = "10s"
+
+[migration]
+primary = "official"
+candidate = "relay"
+gates = {{ max_error_rate = 0.01, max_throttle_rate = 0.01, max_regression = {{ "ttft.p50" = 0.10, "e2e.p90" = 0.10 }}, min_agreement = 0.95, max_cost_ratio = 1.05 }}
+
+[[migration.phases]]
+name = "shadow"
+share = 0
+requests = 150
+
+[[migration.phases]]
+name = "canary"
+share = 0.1
+mirror = 0.25
+requests = 120
+
+[[migration.phases]]
+name = "half"
+share = 0.5
+mirror = 0.25
+requests = 120
+
+[[migration.phases]]
+name = "full"
+share = 1.0
+mirror = 0.25
+requests = 120
+"#
+    )
+}
+
+fn read_json(path: &std::path::Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn a_slower_failing_candidate_is_rolled_back_in_its_shadow_phase() {
+    let _timing = TIMING_LOCK.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let relay = "[targets.mock]\nttft = \"60ms\"\nitl = \"2ms\"\noutput_tokens = 12\n[targets.mock.faults]\nhttp_500 = 0.03";
+    std::fs::write(dir.path().join("m.toml"), scenario(relay)).unwrap();
+    let output = drover(
+        dir.path(),
+        &["run", "m.toml", "--out", "out", "--no-progress"],
+        &[],
+    );
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(9),
+        "a failed gate exits 9: {stdout}{}",
+        text(&output.stderr)
+    );
+    let run_dir = only_run_dir(&dir.path().join("out"));
+    let migration = read_json(&run_dir.join("migration.json"));
+    assert_eq!(migration["verdict"], "rollback", "{migration:#}");
+    assert_eq!(migration["failed_phase"], "shadow");
+    let gate = &migration["failed_gate"];
+    assert_eq!(gate["gate"], "max_error_rate");
+    assert_eq!(gate["threshold"], 0.01);
+    let measured = gate["measured"].as_f64().unwrap();
+    assert!((0.01..0.07).contains(&measured), "{measured}");
+    // It stops at the failed phase: later phases never ran.
+    let phases = migration["phases"].as_array().unwrap();
+    assert_eq!(phases.len(), 1);
+    assert_eq!(migration["phases_planned"], 4);
+
+    // Shadow mode pairs every request: all 150 went to both sides.
+    let results = read_json(&run_dir.join(phases[0]["results"].as_str().unwrap()));
+    let paired = &results["paired"];
+    let all = &paired["groups"][0];
+    assert_eq!(all["class"], "(all)");
+    assert_eq!(all["pairs"], 150, "{paired:#}");
+    for target in results["targets"].as_array().unwrap() {
+        assert_eq!(target["summary"]["requests"]["sent"], 150);
+    }
+    let failed = all["candidate"]["error_rate"].as_f64().unwrap();
+    assert!((failed - measured).abs() < 1e-9);
+    assert_eq!(all["primary"]["error_rate"], 0.0);
+    let ttft = &all["ttft_difference_ms"];
+    let median = ttft["median"].as_f64().unwrap();
+    assert!(
+        (18.0..=22.0).contains(&median),
+        "paired TTFT difference {median} ms"
+    );
+    assert!(ttft["median_ci_low"].as_f64().unwrap() >= 18.0, "{ttft:#}");
+    assert!(ttft["median_ci_high"].as_f64().unwrap() <= 22.0, "{ttft:#}");
+    assert_eq!(ttft["candidate_faster"], 0.0);
+    // Both sides answered the same text; the relay reports the model it was asked for.
+    assert_eq!(all["agreement"]["exact_match_rate"], 1.0);
+    assert_eq!(all["candidate"]["model_match_rate"], 1.0);
+    // Per class as well as overall.
+    let classes: Vec<&str> = paired["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["class"].as_str().unwrap())
+        .collect();
+    assert_eq!(classes, ["(all)", "chat", "long"]);
+    // The phase's gates are in its results, the verdict in the summary and the report.
+    assert_eq!(results["phase"]["passed"], false);
+    assert!(
+        stdout.contains(
+            "migration verdict: rollback: phase \"shadow\" failed max_error_rate: measured"
+        ),
+        "{stdout}"
+    );
+    let html = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
+    assert!(html.contains("id=\"rollout\""), "no rollout section");
+    assert!(
+        html.contains("Verdict: ROLLBACK"),
+        "no verdict in the report"
+    );
+    assert!(html.contains("max_error_rate: measured"));
+    assert!(run_dir.join("charts/paired-differences.svg").exists());
+}
+
+#[tokio::test]
+async fn a_faster_clean_candidate_passes_every_phase_and_is_promoted() {
+    let _timing = TIMING_LOCK.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let relay = "[targets.mock]\nttft = \"25ms\"\nitl = \"2ms\"\noutput_tokens = 12";
+    std::fs::write(dir.path().join("m.toml"), scenario(relay)).unwrap();
+    let output = drover(
+        dir.path(),
+        &["run", "m.toml", "--out", "out", "--no-progress"],
+        &[],
+    );
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+    let run_dir = only_run_dir(&dir.path().join("out"));
+    let migration = read_json(&run_dir.join("migration.json"));
+    assert_eq!(migration["verdict"], "promote", "{migration:#}");
+    let phases = migration["phases"].as_array().unwrap();
+    let names: Vec<&str> = phases.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["shadow", "canary", "half", "full"]);
+    for phase in phases {
+        assert_eq!(phase["passed"], true, "{phase:#}");
+        let gates: Vec<&str> = phase["gates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["gate"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            gates,
+            [
+                "max_error_rate",
+                "max_throttle_rate",
+                "max_regression.e2e.p90",
+                "max_regression.ttft.p50",
+                "min_agreement",
+                "max_cost_ratio"
+            ]
+        );
+        let ttft = phase["ttft_difference_ms"].as_f64().unwrap();
+        assert!((-17.0..=-13.0).contains(&ttft), "{phase:#}");
+    }
+    // The candidate's share of each phase's requests follows share and mirror: it serves
+    // `share` of them and gets a copy of a quarter of the rest.
+    let expected = |share: f64, requests: f64| requests * (share + (1.0 - share) * 0.25);
+    for (phase, share) in phases.iter().zip([0.0, 0.1, 0.5, 1.0]).skip(1) {
+        let got = phase["candidate_requests"].as_f64().unwrap();
+        let want = expected(share, 120.0);
+        // Each request's side is a seeded draw: within 4 binomial standard deviations.
+        let sd = (120.0 * 0.25 * 0.75_f64).sqrt();
+        assert!((got - want).abs() <= 4.0 * sd, "{got} vs {want}: {phase:#}");
+    }
+    assert_eq!(phases[3]["candidate_requests"], 120);
+    assert!(stdout.contains("migration verdict: promote: all 4 phases passed their gates"));
+}
