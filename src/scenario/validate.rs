@@ -134,11 +134,13 @@ pub fn plan_from_file(
                 None
             }
             (Some(url), None) => check_base_url(&mut checker, &key.key("base_url"), url),
+            // Each embedded mock draws its own latencies and faults: two mocks with the same
+            // settings behave alike but not identically, as two providers would.
             (None, Some(mock)) => Some(Endpoint::Mock(Box::new(mock_config(
                 &mut checker,
                 &key.key("mock"),
                 mock,
-                seed,
+                seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
             )))),
         };
         let api_key = match &spec.api_key_env {
