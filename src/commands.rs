@@ -197,6 +197,32 @@ fn describe(plan: &RunPlan) -> String {
             values.join(", ")
         ));
     }
+    if let Some(migration) = &plan.migration {
+        let phases: Vec<String> = migration
+            .phases
+            .iter()
+            .map(|phase| {
+                let length = match (phase.duration, phase.requests) {
+                    (Some(duration), _) => humantime::format_duration(duration).to_string(),
+                    (None, Some(requests)) => format!("{requests} requests"),
+                    (None, None) => "the load's length".into(),
+                };
+                format!(
+                    "{} (share {:.0}%, mirror {:.0}%, {length})",
+                    phase.name,
+                    phase.share * 100.0,
+                    phase.mirror * 100.0
+                )
+            })
+            .collect();
+        text.push_str(&format!(
+            "\nmigration: \"{}\" → \"{}\" in {} phase(s): {}; the load above runs in each phase for the phase's length",
+            plan.targets[migration.primary].name,
+            plan.targets[migration.candidate].name,
+            phases.len(),
+            phases.join(", ")
+        ));
+    }
     if let Some(slo) = &plan.slo {
         let assertions: Vec<&str> = slo.assertions.iter().map(|a| a.text.as_str()).collect();
         text.push_str(&format!(
@@ -559,6 +585,7 @@ async fn run_migration(
         drover::rollout::RolloutVerdict::Promote => EXIT_OK,
         drover::rollout::RolloutVerdict::Rollback => EXIT_ROLLBACK,
         drover::rollout::RolloutVerdict::Interrupted => EXIT_INTERRUPTED,
+        drover::rollout::RolloutVerdict::BudgetExhausted => EXIT_BUDGET_EXHAUSTED,
     }
 }
 

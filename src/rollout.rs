@@ -106,6 +106,8 @@ pub enum RolloutVerdict {
     Rollback,
     /// Interrupted before every phase ran: no verdict.
     Interrupted,
+    /// A budget was reached before every phase ran: no verdict.
+    BudgetExhausted,
 }
 
 impl RolloutVerdict {
@@ -114,6 +116,7 @@ impl RolloutVerdict {
             RolloutVerdict::Promote => "promote",
             RolloutVerdict::Rollback => "rollback",
             RolloutVerdict::Interrupted => "interrupted",
+            RolloutVerdict::BudgetExhausted => "budget_exhausted",
         }
     }
 }
@@ -395,12 +398,24 @@ pub async fn run(
         phases_planned: migration.phases.len(),
         phases: Vec::new(),
     };
+    // Budgets cover the whole migration: each phase gets what the phases before it left.
+    let mut spent_run = 0.0;
+    let mut spent_by_target = vec![0.0; plan.targets.len()];
     for (index, phase) in migration.phases.iter().enumerate() {
         if stop.is_stopped() {
             rollout.verdict = RolloutVerdict::Interrupted;
             break;
         }
-        let phase_plan = plan.at_phase(index).ok_or(RolloutError::NoMigration)?;
+        let mut phase_plan = plan.at_phase(index).ok_or(RolloutError::NoMigration)?;
+        phase_plan.cost.budget = plan.cost.budget.map(|cap| cap - spent_run);
+        for (target, spent) in phase_plan.targets.iter_mut().zip(&spent_by_target) {
+            target.budget = target.budget.map(|cap| cap - spent);
+        }
+        let left = |cap: Option<f64>| cap.is_some_and(|cap| cap <= 0.0);
+        if left(phase_plan.cost.budget) || phase_plan.targets.iter().any(|t| left(t.budget)) {
+            rollout.verdict = RolloutVerdict::BudgetExhausted;
+            break;
+        }
         let mut results = driver::run(&phase_plan, RunOptions::default(), stop.clone())
             .await
             .map_err(|source| RolloutError::Phase {
@@ -427,11 +442,20 @@ pub async fn run(
             .display()
             .to_string();
         progress(&outcome, &results);
+        spent_run += results.spend.as_ref().map_or(0.0, |spend| spend.total);
+        for (spent, target) in spent_by_target.iter_mut().zip(&results.targets) {
+            *spent += target.summary.cost.as_ref().map_or(0.0, |cost| cost.total);
+        }
         let interrupted = results.status == RunStatus::Interrupted;
+        let budget_stopped = results.status == RunStatus::BudgetExhausted;
         let failed = outcome.gates.iter().find(|g| !g.passed).cloned();
         rollout.phases.push(outcome);
         if interrupted {
             rollout.verdict = RolloutVerdict::Interrupted;
+            break;
+        }
+        if budget_stopped {
+            rollout.verdict = RolloutVerdict::BudgetExhausted;
             break;
         }
         if let Some(gate) = failed {
@@ -449,6 +473,11 @@ pub async fn run(
         ),
         (RolloutVerdict::Interrupted, _) => format!(
             "interrupted after {} of {} phases: no verdict",
+            rollout.phases.len(),
+            rollout.phases_planned
+        ),
+        (RolloutVerdict::BudgetExhausted, _) => format!(
+            "a budget was reached after {} of {} phases: no verdict (the budget covers every phase)",
             rollout.phases.len(),
             rollout.phases_planned
         ),

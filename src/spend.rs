@@ -212,11 +212,43 @@ fn session_usage(class: &ClassPlan, first: TokenUsage) -> (u64, TokenUsage) {
 #[error("{0}")]
 pub struct ProjectionError(pub String);
 
-/// Projects every target's requests, tokens and cost, in constant memory.
+/// Projects every target's requests, tokens and cost, in constant memory. A migration is
+/// projected phase by phase, each target counting only the requests its phases send it.
 pub fn project(plan: &RunPlan) -> Result<RunProjection, ProjectionError> {
+    if let (None, Some(migration)) = (&plan.shadow, &plan.migration) {
+        let mut whole: Option<RunProjection> = None;
+        for index in 0..migration.phases.len() {
+            let Some(phase) = plan.at_phase(index) else {
+                continue;
+            };
+            let part = project(&phase)?;
+            whole = Some(match whole {
+                None => part,
+                Some(mut sum) => {
+                    for (total, more) in sum.targets.iter_mut().zip(part.targets) {
+                        total.requests += more.requests;
+                        total.input_tokens += more.input_tokens;
+                        total.output_tokens += more.output_tokens;
+                        total.cost = total.cost.zip(more.cost).map(|(a, b)| a + b);
+                        total.request_cost_p5_p95 =
+                            match (total.request_cost_p5_p95, more.request_cost_p5_p95) {
+                                (Some((a5, a95)), Some((b5, b95))) => {
+                                    Some((a5.min(b5), a95.max(b95)))
+                                }
+                                (one, other) => one.or(other),
+                            };
+                    }
+                    sum
+                }
+            });
+        }
+        if let Some(whole) = whole {
+            return Ok(whole);
+        }
+    }
     let seed = plan.shard.seed(plan.seed);
     let mut targets = Vec::new();
-    for target in &plan.targets {
+    for (index, target) in plan.targets.iter().enumerate() {
         let sizer = RequestSizer::new(&plan.classes, target.tokenizer);
         let mut projection = TargetProjection {
             target: target.name.clone(),
@@ -233,6 +265,14 @@ pub fn project(plan: &RunPlan) -> Result<RunProjection, ProjectionError> {
                 .expect("static bounds");
         let plannable =
             crate::driver::planned_requests(&plan.load, plan.shard, plan.seed, |k, _, _| {
+                if let Some(shadow) = &plan.shadow {
+                    let (to_primary, to_candidate) = crate::driver::sides_of(shadow, seed, k);
+                    let sent = (index != shadow.primary || to_primary)
+                        && (index != shadow.candidate || to_candidate);
+                    if !sent {
+                        return;
+                    }
+                }
                 let trace = plan.load.shape.trace();
                 let (class, first) = sizer.size(&plan.classes, trace, seed, plan.shard.count, k);
                 let (requests, usage) = session_usage(&plan.classes[class], first);

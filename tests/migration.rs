@@ -226,3 +226,46 @@ async fn a_faster_clean_candidate_passes_every_phase_and_is_promoted() {
     assert_eq!(phases[3]["candidate_requests"], 120);
     assert!(stdout.contains("migration verdict: promote: all 4 phases passed their gates"));
 }
+
+#[tokio::test]
+async fn a_budget_covers_every_phase_and_stops_the_rollout_without_a_verdict() {
+    let _timing = TIMING_LOCK.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let relay = "[targets.mock]\nttft = \"25ms\"\nitl = \"2ms\"\noutput_tokens = 12";
+    std::fs::write(dir.path().join("m.toml"), scenario(relay)).unwrap();
+    // The whole migration is projected at 0.139 USD and the shadow phase costs about 0.051:
+    // 0.06 lets the first phase finish and runs out in the second.
+    let output = drover(
+        dir.path(),
+        &[
+            "run",
+            "m.toml",
+            "--out",
+            "out",
+            "--no-progress",
+            "--budget",
+            "0.06",
+            "--allow-over-budget",
+        ],
+        &[],
+    );
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(6), "{stdout}{stderr}");
+    assert!(stderr.contains("projection total"), "{stderr}");
+    let run_dir = only_run_dir(&dir.path().join("out"));
+    let migration = read_json(&run_dir.join("migration.json"));
+    assert_eq!(migration["verdict"], "budget_exhausted", "{migration:#}");
+    let phases = migration["phases"].as_array().unwrap();
+    assert_eq!(phases.len(), 2, "{migration:#}");
+    let spent: f64 = phases
+        .iter()
+        .map(|phase| {
+            let results = read_json(&run_dir.join(phase["results"].as_str().unwrap()));
+            results["spend"]["total"].as_f64().unwrap()
+        })
+        .sum();
+    // Spend stops at the cap, give or take the requests in flight when it was reached.
+    assert!(spent <= 0.06 + 0.002, "spent {spent}");
+    assert!(spent >= 0.055, "spent {spent}");
+}

@@ -187,7 +187,7 @@ fn unit_draw(seed: u64, k: u64, salt: u64) -> f64 {
 }
 
 /// Which sides request `k` goes to: `(primary, candidate)`.
-fn sides_of(plan: &ShadowPlan, seed: u64, k: u64) -> (bool, bool) {
+pub(crate) fn sides_of(plan: &ShadowPlan, seed: u64, k: u64) -> (bool, bool) {
     let served_by_candidate = unit_draw(seed, k, SHARE_SALT) < plan.share;
     let mirrored = unit_draw(seed, k, MIRROR_SALT) < plan.mirror;
     (

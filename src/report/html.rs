@@ -183,7 +183,8 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
         let class = match rollout.verdict {
             crate::rollout::RolloutVerdict::Promote => "info",
             crate::rollout::RolloutVerdict::Rollback => "fail",
-            crate::rollout::RolloutVerdict::Interrupted => "warn",
+            crate::rollout::RolloutVerdict::Interrupted
+            | crate::rollout::RolloutVerdict::BudgetExhausted => "warn",
         };
         out.push_str("<section id=\"rollout\"><h2>Rollout</h2><ul class=\"verdicts\">");
         for (i, line) in super::format::rollout_lines(rollout).iter().enumerate() {
