@@ -287,6 +287,14 @@ async fn run(args: RunArgs) -> i32 {
             return EXIT_BAD_INPUT;
         }
     };
+    if !plan.shard.is_whole() && (plan.migration.is_some() || plan.sweep.is_some()) {
+        eprintln!(
+            "error: {}: --shard {}: a [migration] or [sweep] decides after each phase or step, so it runs on one machine: drop --shard",
+            args.scenario.display(),
+            plan.shard
+        );
+        return EXIT_BAD_INPUT;
+    }
     plan.start_at = args.start_at;
     if let Some(budget) = args.budget {
         if !(budget.is_finite() && budget > 0.0) {
@@ -365,7 +373,7 @@ async fn run(args: RunArgs) -> i32 {
         return run_sweep(&plan, &dir, stop).await;
     }
     if plan.migration.is_some() {
-        return run_migration(&plan, &dir, stop).await;
+        return run_migration(&plan, &dir, stop, &args).await;
     }
     let checkpoint_dir = dir.clone();
     let sink: driver::CheckpointSink = Arc::new(move |snapshot: &RunResults| {
@@ -523,7 +531,24 @@ async fn run_migration(
     plan: &drover::scenario::RunPlan,
     dir: &std::path::Path,
     stop: StopSignal,
+    args: &RunArgs,
 ) -> i32 {
+    // Each phase shows its progress and checkpoints into its own folder, as a run does.
+    let (show_progress, checkpoint_every) = (!args.no_progress, args.checkpoint_every);
+    let options = move |folder: &std::path::Path| {
+        let folder = folder.to_path_buf();
+        let sink: driver::CheckpointSink = Arc::new(move |snapshot: &RunResults| {
+            if let Err(error) = report::json::write_results(&folder, snapshot) {
+                eprintln!("warning: checkpoint not written: {error}");
+            }
+        });
+        RunOptions {
+            progress: show_progress,
+            checkpoint: Some(sink),
+            checkpoint_every,
+            ..RunOptions::default()
+        }
+    };
     let write = |folder: &std::path::Path, results: &RunResults| {
         let path = report::json::write_results(folder, results).map_err(|e| e.to_string())?;
         report::write_report(
@@ -550,7 +575,8 @@ async fn run_migration(
             results: results.clone(),
         });
     };
-    let rollout = match drover::rollout::run(plan, dir, stop, &write, &mut progress).await {
+    let rollout = match drover::rollout::run(plan, dir, stop, &options, &write, &mut progress).await
+    {
         Ok(rollout) => rollout,
         Err(error) => {
             eprintln!("error: migration: {error}");

@@ -376,13 +376,15 @@ pub fn phase_outcome(plan: &RunPlan, index: usize, results: &RunResults) -> Opti
     })
 }
 
-/// Runs every phase of `plan`'s migration in order, writing each phase's results under `dir`
+/// Runs every phase of `plan`'s migration in order, each with the run options `options` gives
+/// for its folder (progress, checkpoints there), writing each phase's results under `dir`
 /// through `write` (which returns the file it wrote) and reporting each phase through
 /// `progress`. Stops at the first phase with a failed gate.
 pub async fn run(
     plan: &RunPlan,
     dir: &Path,
     stop: StopSignal,
+    options: &dyn Fn(&Path) -> RunOptions,
     write: &dyn Fn(&Path, &RunResults) -> Result<PathBuf, String>,
     progress: &mut dyn FnMut(&PhaseOutcome, &RunResults),
 ) -> Result<RolloutResults, RolloutError> {
@@ -416,7 +418,12 @@ pub async fn run(
             rollout.verdict = RolloutVerdict::BudgetExhausted;
             break;
         }
-        let mut results = driver::run(&phase_plan, RunOptions::default(), stop.clone())
+        let folder = dir.join(format!(
+            "phase-{:02}-{}",
+            index + 1,
+            crate::report::json::slug(&phase.name)
+        ));
+        let mut results = driver::run(&phase_plan, options(&folder), stop.clone())
             .await
             .map_err(|source| RolloutError::Phase {
                 phase: phase.name.clone(),
@@ -426,11 +433,6 @@ pub async fn run(
             results.slo = Some(crate::compare::slo::evaluate(slo, &results));
         }
         let mut outcome = phase_outcome(plan, index, &results).ok_or(RolloutError::NoMigration)?;
-        let folder = dir.join(format!(
-            "phase-{:02}-{}",
-            index + 1,
-            crate::report::json::slug(&phase.name)
-        ));
         results.phase = Some(outcome.clone());
         let written = write(&folder, &results).map_err(|message| RolloutError::Write {
             phase: phase.name.clone(),

@@ -269,3 +269,23 @@ async fn a_budget_covers_every_phase_and_stops_the_rollout_without_a_verdict() {
     assert!(spent <= 0.06 + 0.002, "spent {spent}");
     assert!(spent >= 0.055, "spent {spent}");
 }
+
+#[test]
+fn a_migration_refuses_to_be_sharded() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("m.toml"), scenario("[targets.mock]")).unwrap();
+    let output = drover(
+        dir.path(),
+        &["run", "m.toml", "--out", "out", "--shard", "1/2"],
+        &[],
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "a [migration] or [sweep] decides after each phase or step, so it runs on one machine"
+        ),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("out").exists());
+}

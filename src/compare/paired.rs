@@ -178,6 +178,10 @@ pub struct PairedGroup {
 pub struct SideStats {
     pub requests: u64,
     pub succeeded: u64,
+    /// Failures other than 429.
+    pub errors: u64,
+    /// 429s.
+    pub throttled: u64,
     /// Failures other than 429, over requests.
     pub error_rate: f64,
     /// 429s over requests.
@@ -296,15 +300,14 @@ fn difference(mut values: Vec<f64>) -> Option<PairedDifference> {
 fn side_stats<'a>(sides: impl Iterator<Item = &'a SideSample>) -> SideStats {
     let mut stats = SideStats::default();
     let (mut ttft, mut e2e) = (Vec::new(), Vec::new());
-    let (mut errors, mut throttled) = (0u64, 0u64);
     let (mut named, mut matched) = (0u64, 0u64);
     let mut cost: Option<f64> = None;
     for side in sides {
         stats.requests += 1;
         match side.outcome {
             SideOutcome::Succeeded => stats.succeeded += 1,
-            SideOutcome::Throttled => throttled += 1,
-            SideOutcome::Failed => errors += 1,
+            SideOutcome::Throttled => stats.throttled += 1,
+            SideOutcome::Failed => stats.errors += 1,
         }
         ttft.extend(side.ttft_ms);
         e2e.extend(side.e2e_ms);
@@ -317,8 +320,8 @@ fn side_stats<'a>(sides: impl Iterator<Item = &'a SideSample>) -> SideStats {
         }
     }
     if stats.requests > 0 {
-        stats.error_rate = errors as f64 / stats.requests as f64;
-        stats.throttle_rate = throttled as f64 / stats.requests as f64;
+        stats.error_rate = stats.errors as f64 / stats.requests as f64;
+        stats.throttle_rate = stats.throttled as f64 / stats.requests as f64;
     }
     ttft.sort_by(f64::total_cmp);
     e2e.sort_by(f64::total_cmp);
@@ -337,18 +340,17 @@ fn side_stats<'a>(sides: impl Iterator<Item = &'a SideSample>) -> SideStats {
 fn group(class: &str, pairs: &[&PairSample]) -> PairedGroup {
     let primary = side_stats(pairs.iter().map(|p| &p.primary));
     let candidate = side_stats(pairs.iter().map(|p| &p.candidate));
-    let count = |side: &SideStats, rate: f64| (rate * side.requests as f64).round() as u64;
     let error_rate_p_value = two_proportion_test(
-        count(&primary, primary.error_rate),
+        primary.errors,
         primary.requests,
-        count(&candidate, candidate.error_rate),
+        candidate.errors,
         candidate.requests,
     )
     .map(|(_, p)| p);
     let throttle_rate_p_value = two_proportion_test(
-        count(&primary, primary.throttle_rate),
+        primary.throttled,
         primary.requests,
-        count(&candidate, candidate.throttle_rate),
+        candidate.throttled,
         candidate.requests,
     )
     .map(|(_, p)| p);
@@ -534,6 +536,7 @@ mod tests {
             95
         );
         assert_eq!(all.candidate.error_rate, 0.05);
+        assert_eq!((all.candidate.errors, all.candidate.throttled), (5, 0));
         assert_eq!(all.primary.error_rate, 0.0);
         assert!(all.error_rate_p_value.unwrap() < 0.05);
         let agreement = all.agreement.as_ref().unwrap();
