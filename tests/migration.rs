@@ -85,26 +85,51 @@ fn read_json(path: &std::path::Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// A candidate 15 ms faster than the primary, without faults.
+const CLEAN_RELAY: &str = "[targets.mock]\nttft = \"25ms\"\nitl = \"2ms\"\noutput_tokens = 12";
+
+/// What a migration run left: its stdout, its folder and `migration.json`.
+struct Migration {
+    _dir: tempfile::TempDir,
+    stdout: String,
+    run_dir: std::path::PathBuf,
+    json: Value,
+}
+
+/// Runs the scenario with `relay_mock` as the candidate's mock (and `extra` arguments), checks
+/// the exit code, and reads `migration.json`.
+fn migrate(relay_mock: &str, extra: &[&str], exit: i32) -> Migration {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("m.toml"), scenario(relay_mock)).unwrap();
+    let mut args = vec!["run", "m.toml", "--out", "out", "--no-progress"];
+    args.extend(extra);
+    let output = drover(dir.path(), &args, &[]);
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(exit), "{stdout}{stderr}");
+    assert!(stderr.contains("projection total"), "{stderr}");
+    let run_dir = only_run_dir(&dir.path().join("out"));
+    let json = read_json(&run_dir.join("migration.json"));
+    Migration {
+        _dir: dir,
+        stdout,
+        run_dir,
+        json,
+    }
+}
+
 #[tokio::test]
 async fn a_slower_failing_candidate_is_rolled_back_in_its_shadow_phase() {
     let _timing = TIMING_LOCK.lock().await;
-    let dir = tempfile::tempdir().unwrap();
     let relay = "[targets.mock]\nttft = \"60ms\"\nitl = \"2ms\"\noutput_tokens = 12\n[targets.mock.faults]\nhttp_500 = 0.03";
-    std::fs::write(dir.path().join("m.toml"), scenario(relay)).unwrap();
-    let output = drover(
-        dir.path(),
-        &["run", "m.toml", "--out", "out", "--no-progress"],
-        &[],
-    );
-    let stdout = text(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(9),
-        "a failed gate exits 9: {stdout}{}",
-        text(&output.stderr)
-    );
-    let run_dir = only_run_dir(&dir.path().join("out"));
-    let migration = read_json(&run_dir.join("migration.json"));
+    // A failed gate exits 9.
+    // `_dir` keeps the folder until the test ends.
+    let Migration {
+        _dir,
+        stdout,
+        run_dir,
+        json: migration,
+    } = migrate(relay, &[], 9);
     assert_eq!(migration["verdict"], "rollback", "{migration:#}");
     assert_eq!(migration["failed_phase"], "shadow");
     let gate = &migration["failed_gate"];
@@ -170,23 +195,11 @@ async fn a_slower_failing_candidate_is_rolled_back_in_its_shadow_phase() {
 #[tokio::test]
 async fn a_faster_clean_candidate_passes_every_phase_and_is_promoted() {
     let _timing = TIMING_LOCK.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let relay = "[targets.mock]\nttft = \"25ms\"\nitl = \"2ms\"\noutput_tokens = 12";
-    std::fs::write(dir.path().join("m.toml"), scenario(relay)).unwrap();
-    let output = drover(
-        dir.path(),
-        &["run", "m.toml", "--out", "out", "--no-progress"],
-        &[],
-    );
-    let stdout = text(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{stdout}{}",
-        text(&output.stderr)
-    );
-    let run_dir = only_run_dir(&dir.path().join("out"));
-    let migration = read_json(&run_dir.join("migration.json"));
+    let Migration {
+        stdout,
+        json: migration,
+        ..
+    } = migrate(CLEAN_RELAY, &[], 0);
     assert_eq!(migration["verdict"], "promote", "{migration:#}");
     let phases = migration["phases"].as_array().unwrap();
     let names: Vec<&str> = phases.iter().map(|p| p["name"].as_str().unwrap()).collect();
@@ -230,31 +243,14 @@ async fn a_faster_clean_candidate_passes_every_phase_and_is_promoted() {
 #[tokio::test]
 async fn a_budget_covers_every_phase_and_stops_the_rollout_without_a_verdict() {
     let _timing = TIMING_LOCK.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let relay = "[targets.mock]\nttft = \"25ms\"\nitl = \"2ms\"\noutput_tokens = 12";
-    std::fs::write(dir.path().join("m.toml"), scenario(relay)).unwrap();
     // The whole migration is projected at 0.139 USD and the shadow phase costs about 0.051:
     // 0.06 lets the first phase finish and runs out in the second.
-    let output = drover(
-        dir.path(),
-        &[
-            "run",
-            "m.toml",
-            "--out",
-            "out",
-            "--no-progress",
-            "--budget",
-            "0.06",
-            "--allow-over-budget",
-        ],
-        &[],
-    );
-    let stdout = text(&output.stdout);
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(6), "{stdout}{stderr}");
-    assert!(stderr.contains("projection total"), "{stderr}");
-    let run_dir = only_run_dir(&dir.path().join("out"));
-    let migration = read_json(&run_dir.join("migration.json"));
+    let Migration {
+        _dir,
+        run_dir,
+        json: migration,
+        ..
+    } = migrate(CLEAN_RELAY, &["--budget", "0.06", "--allow-over-budget"], 6);
     assert_eq!(migration["verdict"], "budget_exhausted", "{migration:#}");
     let phases = migration["phases"].as_array().unwrap();
     assert_eq!(phases.len(), 2, "{migration:#}");
