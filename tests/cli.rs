@@ -199,6 +199,7 @@ fn the_shipped_scenarios_validate() {
         "prompt-cache",
         "multi-turn",
         "trace-replay",
+        "migration",
     ] {
         assert!(
             checked.contains(&format!("scenarios/{name}.toml")),
