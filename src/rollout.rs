@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::driver::{self, DriverError, RunOptions, StopSignal};
-use crate::results::{GroupResults, LatencyStat, RunResults, RunStatus};
+use crate::results::{GroupResults, RunResults, RunStatus};
 use crate::scenario::{GatePlan, RunPlan};
 
 /// One gate checked after a phase.
@@ -151,14 +151,15 @@ pub enum RolloutError {
     Write { phase: String, message: String },
 }
 
-fn percentile(stat: &LatencyStat, name: &str) -> f64 {
-    match name {
-        "p50" => stat.p50,
-        "p90" => stat.p90,
-        "p95" => stat.p95,
-        "p99" => stat.p99,
-        _ => stat.p99_9,
-    }
+/// A quantile of a group's latency histogram, in ms (`None` without samples).
+fn quantile_ms(group: &GroupResults, histogram: &str, quantile: f64) -> Option<(f64, u64)> {
+    let decoded = crate::metrics::decode_histogram(group.histograms.get(histogram)?).ok()?;
+    (!decoded.is_empty()).then(|| {
+        (
+            decoded.value_at_quantile(quantile) as f64 / 1000.0,
+            decoded.len(),
+        )
+    })
 }
 
 fn rate_gate(gate: &str, threshold: f64, count: u64, finished: u64, what: &str) -> GateResult {
@@ -222,10 +223,9 @@ pub fn evaluate_gates(
     }
     for gate in &gates.max_regression {
         let name = format!("max_regression.{}", gate.key);
-        let (Some(cstat), Some(pstat)) = (
-            cs.latency_ms.get(&gate.metric),
-            ps.latency_ms.get(&gate.metric),
-        ) else {
+        let candidate_value = quantile_ms(cs, &gate.histogram, gate.quantile);
+        let primary_value = quantile_ms(ps, &gate.histogram, gate.quantile);
+        let (Some((cv, cn)), Some((pv, pn))) = (candidate_value, primary_value) else {
             out.push(GateResult {
                 gate: name,
                 measured: None,
@@ -233,8 +233,8 @@ pub fn evaluate_gates(
                 passed: false,
                 detail: format!(
                     "no {} measured on {}",
-                    gate.metric,
-                    if cs.latency_ms.contains_key(&gate.metric) {
+                    gate.histogram,
+                    if candidate_value.is_some() {
                         "the primary"
                     } else {
                         "the candidate"
@@ -243,10 +243,6 @@ pub fn evaluate_gates(
             });
             continue;
         };
-        let (cv, pv) = (
-            percentile(cstat, &gate.percentile),
-            percentile(pstat, &gate.percentile),
-        );
         let measured = if pv > 0.0 { cv / pv - 1.0 } else { 0.0 };
         out.push(GateResult {
             gate: name,
@@ -254,8 +250,7 @@ pub fn evaluate_gates(
             threshold: gate.max,
             passed: measured <= gate.max,
             detail: format!(
-                "candidate {cv:.2} ms against primary {pv:.2} ms ({} and {} requests)",
-                cstat.count, pstat.count
+                "candidate {cv:.2} ms against primary {pv:.2} ms ({cn} and {pn} requests)"
             ),
         });
     }

@@ -173,8 +173,23 @@ fn parse_metric(name: &str) -> Result<SloMetric, String> {
     let known = "a latency quantile (ttft.p50, e2e.p99, itl.p95, ttft.p99.9, …), error_rate, \
                  throttle_rate, good_fraction, goodput_per_s, output_tokens_per_s, \
                  requests_per_s or cost_per_mtok";
-    let Some((histogram, quantile)) = name.split_once(".p") else {
+    if !name.contains(".p") {
         return Err(format!("unknown metric \"{name}\": use {known}"));
+    }
+    let (histogram, quantile) = parse_latency_quantile(name)?;
+    Ok(SloMetric::Quantile {
+        histogram,
+        quantile,
+    })
+}
+
+/// Reads a latency quantile such as `ttft.p99` or `e2e.p99.9`: the histogram's name and the
+/// quantile as a fraction (0.99). Shared by SLO assertions and migration gates.
+pub(crate) fn parse_latency_quantile(name: &str) -> Result<(String, f64), String> {
+    let Some((histogram, quantile)) = name.split_once(".p") else {
+        return Err(format!(
+            "\"{name}\" is not a latency quantile such as ttft.p99 or e2e.p50"
+        ));
     };
     if !LATENCY_METRICS.contains(&histogram) {
         return Err(format!(
@@ -189,10 +204,7 @@ fn parse_metric(name: &str) -> Result<SloMetric, String> {
         .ok_or_else(|| {
             format!("\"p{quantile}\" is not a percentile between p0 and p100 (e.g. p50, p99.9)")
         })?;
-    Ok(SloMetric::Quantile {
-        histogram: histogram.to_string(),
-        quantile: percent / 100.0,
-    })
+    Ok((histogram.to_string(), percent / 100.0))
 }
 
 fn parse_duration_ms(value: &str) -> Result<f64, String> {

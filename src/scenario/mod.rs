@@ -100,15 +100,15 @@ pub struct GatePlan {
     pub max_cost: Option<f64>,
 }
 
-/// The candidate's latency percentile may exceed the primary's by at most `max` (relative).
+/// The candidate's latency quantile may exceed the primary's by at most `max` (relative).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegressionGate {
     /// As written: `ttft.p99`.
     pub key: String,
-    /// `ttft` or `e2e`.
-    pub metric: String,
-    /// `p50`, `p90`, `p95`, `p99` or `p99_9` (a [`crate::results::LatencyStat`] field).
-    pub percentile: String,
+    /// The latency histogram (`ttft`, `e2e`, `itl`, …), as SLO assertions name them.
+    pub histogram: String,
+    /// As a fraction: 0.99.
+    pub quantile: f64,
     pub max: f64,
 }
 

@@ -825,28 +825,16 @@ fn gate_plan(
     let mut max_regression = Vec::new();
     for (name, max) in &spec.max_regression {
         let at = key.key("max_regression").key(name);
-        let parsed = name.split_once('.').and_then(|(metric, percentile)| {
-            let metric = matches!(metric, "ttft" | "e2e").then_some(metric)?;
-            let percentile = match percentile {
-                "p50" | "p90" | "p95" | "p99" => percentile.to_string(),
-                "p99.9" | "p999" | "p99_9" => "p99_9".to_string(),
-                _ => return None,
-            };
-            Some((metric.to_string(), percentile))
-        });
-        match parsed {
-            None => checker.fail(
-                &at,
-                format!("\"{name}\" is not a gated percentile: use ttft or e2e with p50, p90, p95, p99 or p99.9 (\"ttft.p99\")"),
-            ),
-            Some(_) if !(max.is_finite() && *max >= 0.0) => checker.fail(
+        match crate::compare::slo::parse_latency_quantile(name) {
+            Err(message) => checker.fail(&at, message),
+            Ok(_) if !(max.is_finite() && *max >= 0.0) => checker.fail(
                 &at,
                 format!("must be a relative regression of at least 0 (got {max}; 0.25 allows 25% slower)"),
             ),
-            Some((metric, percentile)) => max_regression.push(RegressionGate {
+            Ok((histogram, quantile)) => max_regression.push(RegressionGate {
                 key: name.clone(),
-                metric,
-                percentile,
+                histogram,
+                quantile,
                 max: *max,
             }),
         }
@@ -1823,13 +1811,14 @@ gates = {{ max_error_rate = 0.02, max_regression = {{ "e2e.p99.9" = 0.5 }}, min_
         assert_eq!(phases[1].mirror, 0.5);
         assert_eq!(phases[0].gates.max_error_rate, Some(0.01));
         assert_eq!(phases[1].gates.max_error_rate, Some(0.02));
-        let keys: Vec<(&str, &str)> = phases[1]
+        // Quantiles in thousandths (99.9 / 100 is not exactly 0.999 in binary).
+        let keys: Vec<(&str, u32)> = phases[1]
             .gates
             .max_regression
             .iter()
-            .map(|g| (g.metric.as_str(), g.percentile.as_str()))
+            .map(|g| (g.histogram.as_str(), (g.quantile * 1000.0).round() as u32))
             .collect();
-        assert_eq!(keys, [("e2e", "p99_9"), ("ttft", "p99")]);
+        assert_eq!(keys, [("e2e", 999), ("ttft", 990)]);
         // A phase's length replaces the load's; its split goes to the driver.
         let second = plan.at_phase(1).unwrap();
         assert_eq!(second.load.duration, Some(Duration::from_secs(60)));
@@ -1851,7 +1840,7 @@ share = 1.5
 share = 1
 requests = 10
 mirror = 0
-gates = {{ max_regression = {{ "ttft.p42" = 0.1 }}, max_error_rate = 5 }}
+gates = {{ max_regression = {{ "ttfx.p99" = 0.1 }}, max_error_rate = 5 }}
 "#
         );
         let error = check(&text, &|_| None).unwrap_err();
@@ -1859,7 +1848,7 @@ gates = {{ max_regression = {{ "ttft.p42" = 0.1 }}, max_error_rate = 5 }}
             "migration.candidate names no target: \"relai\" (targets: \"official\", \"relay\")",
             "migration.phases[0].share must be a fraction from 0 to 1 (got 1.5)",
             "needs a length: duration = \"2m\" or requests = 500",
-            "\"ttft.p42\" is not a gated percentile",
+            "max_regression.ttfx.p99 unknown latency \"ttfx\": use one of ttft,",
             "max_error_rate must be a fraction from 0 to 1 (got 5; 0.01 is 1%)",
             "sends every request to one side and mirrors nothing",
         ] {
