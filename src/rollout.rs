@@ -91,8 +91,9 @@ pub struct PhaseOutcome {
     pub e2e_difference_ms: Option<f64>,
     pub gates: Vec<GateResult>,
     pub passed: bool,
-    /// The phase's results file, relative to the migration's folder (set once written).
-    #[serde(default)]
+    /// The phase's results file, relative to the migration's folder (set once written, so
+    /// absent from the phase's own results file).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub results: String,
 }
 
