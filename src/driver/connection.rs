@@ -238,9 +238,12 @@ impl ConnectionPool {
     }
 
     /// Opens a connection: DNS, TCP, TLS (for https), then the HTTP handshake.
+    ///
+    /// Its future (several KiB: the TLS and HTTP handshakes) lives on the heap: opening is rare,
+    /// and inline it would make every request's future that large, copied on every request.
     async fn open(&self) -> Result<(Sender, ConnectionSetup), ConnectError> {
         let timeout = self.connect_timeout;
-        tokio::time::timeout(timeout, self.open_untimed())
+        Box::pin(tokio::time::timeout(timeout, self.open_untimed()))
             .await
             .unwrap_or_else(|_| Err(ConnectError::Timeout(humantime::format_duration(timeout))))
     }

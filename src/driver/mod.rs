@@ -8,6 +8,7 @@
 mod batch;
 mod client;
 mod connection;
+mod deadline;
 mod preflight;
 mod progress;
 mod request;

@@ -1,6 +1,8 @@
 //! The lifecycle of one request: send it, timestamp headers and every body frame as it arrives,
 //! parse SSE events or the JSON body, and classify the outcome into exactly one class.
 
+use std::borrow::Cow;
+use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -10,6 +12,7 @@ use hyper::body::Incoming;
 
 use super::client::HttpClient;
 use super::connection::{ConnectError, ConnectionPool, SendError};
+use super::deadline::{self, Deadline, Expired};
 use crate::protocol::openai::{self, ParseError};
 use crate::protocol::sse::{SseItem, SseParser, DEFAULT_MAX_EVENT_BYTES};
 use crate::record::{
@@ -181,24 +184,10 @@ struct Measured {
 pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
     let mut measured = Measured::default();
     let started = Instant::now();
-    let total = target.plan.timeouts.total;
-    let deadline = started + total;
-    let outcome = match tokio::time::timeout_at(
-        deadline.into(),
-        exchange(target, job, &mut measured),
-    )
-    .await
-    {
-        Ok(outcome) => outcome,
-        Err(_) => Err(failure(
-            ErrorClass::Timeout(TimeoutKind::Total),
-            None,
-            format!(
-                "no complete response within the whole-request timeout of {}",
-                humantime::format_duration(total)
-            ),
-        )),
-    };
+    let total_deadline = started + target.plan.timeouts.total;
+    let mut sleep = pin!(deadline::sleep_until(total_deadline));
+    let mut timer = Deadline::new(sleep.as_mut(), total_deadline);
+    let outcome = exchange(target, job, &mut measured, &mut timer, started).await;
     let done = Instant::now();
     let outcome = outcome.map_err(|mut failure| {
         failure.message = target.redactor.redact(&failure.message);
@@ -303,6 +292,40 @@ fn backoff(policy: &RetryPolicy, retry: u32, retry_after: Option<f64>) -> Durati
     jittered.max(server).min(policy.max_backoff)
 }
 
+/// The failure of a request that ran into one of its timeouts: `phase`'s own, or the
+/// whole-request timeout when that came first.
+fn timeout_failure(target: &TargetContext, phase: TimeoutKind, expired: Expired) -> Failure {
+    let timeouts = &target.plan.timeouts;
+    let kind = match expired {
+        Expired::Phase => phase,
+        Expired::Total => TimeoutKind::Total,
+    };
+    let (status, message) = match kind {
+        TimeoutKind::FirstByte => (
+            None,
+            format!(
+                "no response headers within first_byte_timeout of {}",
+                humantime::format_duration(timeouts.first_byte)
+            ),
+        ),
+        TimeoutKind::Idle => (
+            Some(200),
+            format!(
+                "no data for idle_timeout of {} in the middle of the response",
+                humantime::format_duration(timeouts.idle)
+            ),
+        ),
+        TimeoutKind::Total | TimeoutKind::Connect => (
+            None,
+            format!(
+                "no complete response within the whole-request timeout of {}",
+                humantime::format_duration(timeouts.total)
+            ),
+        ),
+    };
+    failure(ErrorClass::Timeout(kind), status, message)
+}
+
 fn failure(class: ErrorClass, status: Option<u16>, message: impl Into<String>) -> Failure {
     Failure {
         class,
@@ -316,6 +339,8 @@ async fn exchange(
     target: &TargetContext,
     job: &Job,
     measured: &mut Measured,
+    timer: &mut Deadline<'_>,
+    started: Instant,
 ) -> Result<(), Failure> {
     let streaming = target.plan.mode == TargetMode::Stream;
     let mut request = Request::new(Full::new(job.body.clone()));
@@ -323,19 +348,10 @@ async fn exchange(
     *request.uri_mut() = target.url.clone();
     *request.headers_mut() = target.headers.clone();
 
-    let first_byte = target.plan.timeouts.first_byte;
     let sending = target.connections.send(request);
-    let (response, lease, written) = match tokio::time::timeout(first_byte, sending).await {
-        Err(_) => {
-            return Err(failure(
-                ErrorClass::Timeout(TimeoutKind::FirstByte),
-                None,
-                format!(
-                    "no response headers within first_byte_timeout of {}",
-                    humantime::format_duration(first_byte)
-                ),
-            ))
-        }
+    let first_byte_limit = started + target.plan.timeouts.first_byte;
+    let (response, lease, written) = match timer.run(first_byte_limit, sending).await {
+        Err(expired) => return Err(timeout_failure(target, TimeoutKind::FirstByte, expired)),
         Ok(Err(e)) => {
             let class = match e {
                 SendError::Connect(ConnectError::Timeout(_)) => {
@@ -351,7 +367,8 @@ async fn exchange(
         }
         Ok(Ok(sent)) => sent,
     };
-    measured.headers = Some(Instant::now());
+    let headers_arrived = Instant::now();
+    measured.headers = Some(headers_arrived);
     measured.sent = Some(written);
     measured.connection = match lease.opened {
         Some(setup) => ConnectionUse::Opened(setup),
@@ -359,7 +376,11 @@ async fn exchange(
     };
     let status = response.status();
     if !status.is_success() {
-        let (failure, read_whole) = status_failure(response).await;
+        let whole_request = timer.total();
+        let (failure, read_whole) = match timer.run(whole_request, status_failure(response)).await {
+            Ok(read) => read,
+            Err(expired) => (timeout_failure(target, TimeoutKind::Total, expired), false),
+        };
         if read_whole {
             // An error answer read to its end leaves the connection usable (a 429 storm must
             // not turn into a connection storm).
@@ -367,12 +388,16 @@ async fn exchange(
         }
         return Err(failure);
     }
-    let idle = target.plan.timeouts.idle;
-    let api = target.plan.api;
+    let mut reader = BodyReader {
+        target,
+        timer,
+        last_data: headers_arrived,
+        keep_answer: job.keep_answer,
+    };
     if streaming {
-        read_stream(response, idle, api, measured).await?;
+        read_stream(response, &mut reader, measured).await?;
     } else {
-        read_completion(response, idle, api, measured).await?;
+        read_completion(response, &mut reader, measured).await?;
     }
     // Read to the end: the connection can carry the next request.
     target.connections.give_back(lease);
@@ -418,42 +443,60 @@ async fn status_failure(response: http::Response<Incoming>) -> (Failure, bool) {
     (failure, read_whole)
 }
 
-/// The next body frame, or an idle-timeout failure when none comes within `idle`.
-async fn next_frame(
-    body: &mut Incoming,
-    idle: Duration,
-) -> Result<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>, Failure> {
-    tokio::time::timeout(idle, body.frame()).await.map_err(|_| {
-        failure(
-            ErrorClass::Timeout(TimeoutKind::Idle),
-            Some(200),
-            format!(
-                "no data for idle_timeout of {} in the middle of the response",
-                humantime::format_duration(idle)
-            ),
-        )
-    })
+/// Reads a response body frame by frame under the request's timer: each frame within
+/// `idle_timeout` of the data before it (the headers, for the first).
+struct BodyReader<'t, 'd> {
+    target: &'t TargetContext,
+    timer: &'t mut Deadline<'d>,
+    /// When the last data (or the headers) arrived.
+    last_data: Instant,
+    /// Keep the answer's model and finish reason (and its text even with usage).
+    keep_answer: bool,
+}
+
+type FrameResult = Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>;
+
+impl BodyReader<'_, '_> {
+    /// The next body frame, or a timeout failure.
+    async fn next_frame(&mut self, body: &mut Incoming) -> Result<FrameResult, Failure> {
+        let limit = self.last_data + self.target.plan.timeouts.idle;
+        self.timer
+            .run(limit, body.frame())
+            .await
+            .map_err(|expired| timeout_failure(self.target, TimeoutKind::Idle, expired))
+    }
+
+    /// Reads what is left of a body (at most `limit` bytes), for an error message; bounded by
+    /// the whole-request timeout.
+    async fn rest(&mut self, body: Incoming, limit: usize) -> Bytes {
+        let whole_request = self.timer.total();
+        let collected = self
+            .timer
+            .run(
+                whole_request,
+                http_body_util::Limited::new(body, limit).collect(),
+            )
+            .await;
+        match collected {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            _ => Bytes::new(),
+        }
+    }
 }
 
 async fn read_stream(
     response: http::Response<Incoming>,
-    idle: Duration,
-    api: Api,
+    reader: &mut BodyReader<'_, '_>,
     measured: &mut Measured,
 ) -> Result<(), Failure> {
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let mut body = response.into_body();
-    if !content_type.starts_with("text/event-stream") {
-        let bytes = http_body_util::Limited::new(body, 64 * 1024)
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .unwrap_or_default();
+    let api = reader.target.plan.api;
+    let content_type = response.headers().get(header::CONTENT_TYPE);
+    if !content_type.is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream")) {
+        let content_type = content_type
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let bytes = reader.rest(response.into_body(), 64 * 1024).await;
         return Err(failure(
             ErrorClass::Protocol,
             Some(200),
@@ -468,7 +511,8 @@ async fn read_stream(
     let mut last_token: Option<Instant> = None;
     let mut saw_done = false;
     let mut anthropic_usage = crate::protocol::anthropic::StreamUsage::default();
-    while let Some(frame) = next_frame(&mut body, idle).await? {
+    let mut body = response.into_body();
+    while let Some(frame) = reader.next_frame(&mut body).await? {
         let frame = frame.map_err(|e| {
             failure(
                 ErrorClass::TruncatedStream,
@@ -484,6 +528,7 @@ async fn read_stream(
             continue;
         };
         let arrived = Instant::now();
+        reader.last_data = arrived;
         parser.feed(&data, &mut items);
         for item in items.drain(..) {
             let event = match item {
@@ -567,11 +612,13 @@ async fn read_stream(
             if chunk.usage.is_some() {
                 measured.usage = chunk.usage;
             }
-            if chunk.finish_reason.is_some() {
-                measured.finish_reason = chunk.finish_reason;
-            }
-            if chunk.model.is_some() && measured.model.is_none() {
-                measured.model = chunk.model;
+            if reader.keep_answer {
+                if let Some(reason) = chunk.finish_reason {
+                    measured.finish_reason = Some(reason.into_owned());
+                }
+                if measured.model.is_none() {
+                    measured.model = chunk.model.map(Cow::into_owned);
+                }
             }
             measured.output_text.push_str(&chunk.text);
         }
@@ -600,13 +647,14 @@ async fn read_stream(
 
 async fn read_completion(
     response: http::Response<Incoming>,
-    idle: Duration,
-    api: Api,
+    reader: &mut BodyReader<'_, '_>,
     measured: &mut Measured,
 ) -> Result<(), Failure> {
     let mut body = response.into_body();
-    let mut bytes = Vec::new();
-    while let Some(frame) = next_frame(&mut body, idle).await? {
+    // A small answer comes in one frame: parsed where it lies, not copied.
+    let mut first: Option<Bytes> = None;
+    let mut joined: Vec<u8> = Vec::new();
+    while let Some(frame) = reader.next_frame(&mut body).await? {
         let frame = frame.map_err(|e| {
             failure(
                 ErrorClass::TruncatedStream,
@@ -614,30 +662,48 @@ async fn read_completion(
                 format!("response body broke: {}", error_chain(&e)),
             )
         })?;
-        if let Ok(data) = frame.into_data() {
-            if bytes.len() + data.len() > MAX_BODY_BYTES {
-                return Err(failure(
-                    ErrorClass::Protocol,
-                    Some(200),
-                    format!(
-                        "response body passed {} MiB",
-                        MAX_BODY_BYTES / (1024 * 1024)
-                    ),
-                ));
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        reader.last_data = Instant::now();
+        let received = first.as_ref().map_or(0, Bytes::len) + joined.len() + data.len();
+        if received > MAX_BODY_BYTES {
+            return Err(failure(
+                ErrorClass::Protocol,
+                Some(200),
+                format!(
+                    "response body passed {} MiB",
+                    MAX_BODY_BYTES / (1024 * 1024)
+                ),
+            ));
+        }
+        match first.take() {
+            None if joined.is_empty() => first = Some(data),
+            None => joined.extend_from_slice(&data),
+            Some(earlier) => {
+                joined.reserve(earlier.len() + data.len());
+                joined.extend_from_slice(&earlier);
+                joined.extend_from_slice(&data);
             }
-            bytes.extend_from_slice(&data);
         }
     }
-    let body = bytes;
-    let info = match api {
-        Api::OpenAi => openai::parse_completion(&body),
-        Api::Anthropic => crate::protocol::anthropic::parse_message(&body),
+    let body: &[u8] = match &first {
+        Some(only) => only,
+        None => &joined,
+    };
+    let info = match reader.target.plan.api {
+        Api::OpenAi => openai::parse_completion(body),
+        Api::Anthropic => crate::protocol::anthropic::parse_message(body),
     }
     .map_err(|e| failure(ErrorClass::Protocol, Some(200), e.to_string()))?;
     measured.usage = info.usage;
-    measured.finish_reason = info.finish_reason;
-    measured.model = info.model;
+    if reader.keep_answer {
+        measured.finish_reason = info.finish_reason.map(Cow::into_owned);
+        measured.model = info.model.map(Cow::into_owned);
+    }
     // Counted when no usage came, and sent back by the next turn of a session.
-    measured.output_text = info.text;
+    if reader.keep_answer || info.usage.is_none() {
+        measured.output_text = info.text.into_owned();
+    }
     Ok(())
 }

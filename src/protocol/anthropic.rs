@@ -8,6 +8,8 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use std::borrow::Cow;
+
 use super::openai::{ChunkInfo, CompletionInfo, ParseError};
 use crate::record::Usage;
 
@@ -148,7 +150,7 @@ struct WireEvent {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StreamEvent {
     /// Output (text, thinking or tool input), as OpenAI chunks are read.
-    pub chunk: ChunkInfo,
+    pub chunk: ChunkInfo<'static>,
     /// `message_stop`: the stream's final event.
     pub stop: bool,
     /// A `ping` (a keep-alive, never a token).
@@ -217,7 +219,7 @@ pub fn parse_event(
                 if let Some(wire) = &message.usage {
                     usage.absorb(wire);
                 }
-                out.chunk.model = message.model.clone();
+                out.chunk.model = message.model.clone().map(Cow::Owned);
             }
         }
         "content_block_delta" => {
@@ -231,14 +233,14 @@ pub fn parse_event(
                 let text = text.unwrap_or_default();
                 out.chunk.has_output = !text.is_empty();
                 out.chunk.has_answer = answer && !text.is_empty();
-                out.chunk.text = text;
+                out.chunk.text = Cow::Owned(text);
             }
         }
         "message_delta" => {
             if let Some(wire) = &event.usage {
                 usage.absorb(wire);
             }
-            out.chunk.finish_reason = event.delta.and_then(|d| d.stop_reason);
+            out.chunk.finish_reason = event.delta.and_then(|d| d.stop_reason).map(Cow::Owned);
             out.chunk.usage = usage.usage();
         }
         "message_stop" => {
@@ -260,7 +262,7 @@ pub fn parse_event(
 }
 
 /// Reads a non-streamed message: its text, thinking and tool input, stop reason and usage.
-pub fn parse_message(body: &[u8]) -> Result<CompletionInfo, ParseError> {
+pub fn parse_message(body: &[u8]) -> Result<CompletionInfo<'static>, ParseError> {
     #[derive(Deserialize)]
     struct Envelope {
         #[serde(default, rename = "type")]
@@ -300,11 +302,10 @@ pub fn parse_message(body: &[u8]) -> Result<CompletionInfo, ParseError> {
     });
     Ok(CompletionInfo {
         has_output: !text.is_empty(),
-        output_chars: text.chars().count(),
-        finish_reason: message.stop_reason,
-        model: message.model,
+        finish_reason: message.stop_reason.map(Cow::Owned),
+        model: message.model.map(Cow::Owned),
         usage,
-        text,
+        text: Cow::Owned(text),
     })
 }
 
@@ -353,12 +354,12 @@ mod tests {
             let parsed = parse_event(event.event.as_deref(), &event.data, &mut usage).unwrap();
             if parsed.chunk.has_output {
                 read.outputs
-                    .push((parsed.chunk.text.clone(), parsed.chunk.has_answer));
+                    .push((parsed.chunk.text.to_string(), parsed.chunk.has_answer));
             }
             read.pings += usize::from(parsed.ping);
             read.stopped |= parsed.stop;
             if parsed.chunk.finish_reason.is_some() {
-                read.finish = parsed.chunk.finish_reason.clone();
+                read.finish = parsed.chunk.finish_reason.as_deref().map(str::to_string);
             }
             if parsed.chunk.usage.is_some() {
                 read.usage = parsed.chunk.usage;

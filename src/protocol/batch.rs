@@ -163,7 +163,7 @@ pub fn parse_line(line: &str) -> Result<(String, LineOutcome), String> {
         match openai::parse_completion(&bytes) {
             Ok(info) => LineOutcome::Success {
                 usage: info.usage,
-                text: info.text,
+                text: info.text.into_owned(),
             },
             Err(error) => LineOutcome::Failure {
                 status: Some(status),

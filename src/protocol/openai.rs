@@ -1,6 +1,8 @@
 //! OpenAI-compatible `/v1/chat/completions`: request bodies, streamed chunk parsing and
 //! non-streaming response parsing. Only the fields drover measures are read.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -106,12 +108,21 @@ impl WireUsage {
     }
 }
 
+/// A string field read in place from the response when it has no escapes (most do), copied
+/// only when it has.
 #[derive(Debug, Deserialize)]
-struct WireChunk {
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    choices: Vec<WireChunkChoice>,
+struct WireText<'a>(#[serde(borrow)] Cow<'a, str>);
+
+fn text_of(field: Option<WireText<'_>>) -> Option<Cow<'_, str>> {
+    field.map(|WireText(text)| text)
+}
+
+#[derive(Debug, Deserialize)]
+struct WireChunk<'a> {
+    #[serde(default, borrow)]
+    model: Option<WireText<'a>>,
+    #[serde(default, borrow)]
+    choices: Vec<WireChunkChoice<'a>>,
     #[serde(default)]
     usage: Option<WireUsage>,
     #[serde(default)]
@@ -119,38 +130,84 @@ struct WireChunk {
 }
 
 #[derive(Debug, Deserialize)]
-struct WireChunkChoice {
-    #[serde(default)]
-    delta: Option<WireDelta>,
-    #[serde(default)]
-    finish_reason: Option<String>,
+struct WireChunkChoice<'a> {
+    #[serde(default, borrow)]
+    delta: Option<WireDelta<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<WireText<'a>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
-struct WireDelta {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    reasoning_content: Option<String>,
-    #[serde(default)]
-    reasoning: Option<String>,
+struct WireDelta<'a> {
+    #[serde(default, borrow)]
+    content: Option<WireText<'a>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<WireText<'a>>,
+    #[serde(default, borrow)]
+    reasoning: Option<WireText<'a>>,
     #[serde(default)]
     tool_calls: Option<Vec<Value>>,
 }
 
-/// What one streamed chunk carried.
+impl<'a> WireDelta<'a> {
+    /// Whether the delta carries tool-call text (a name or arguments).
+    fn has_tool_text(&self) -> bool {
+        self.tool_calls.as_ref().is_some_and(|calls| {
+            calls.iter().any(|call| {
+                ["/function/arguments", "/function/name"]
+                    .iter()
+                    .any(|field| {
+                        call.pointer(field)
+                            .and_then(Value::as_str)
+                            .is_some_and(|s| !s.is_empty())
+                    })
+            })
+        })
+    }
+
+    /// Its output text, answer then reasoning, in order: `(text, has_answer, has_output)`.
+    fn into_text(self) -> (Cow<'a, str>, bool, bool) {
+        let tool_text = self.has_tool_text();
+        let mut text = Cow::Borrowed("");
+        let mut has_answer = false;
+        for (part, answer) in [
+            (self.content, true),
+            (self.reasoning_content, false),
+            (self.reasoning, false),
+        ] {
+            let Some(WireText(part)) = part else {
+                continue;
+            };
+            has_answer |= answer && !part.is_empty();
+            append(&mut text, part);
+        }
+        let has_output = !text.is_empty() || tool_text;
+        (text, has_answer, has_output)
+    }
+}
+
+/// Appends `part` to `text`, keeping a lone part borrowed.
+fn append<'a>(text: &mut Cow<'a, str>, part: Cow<'a, str>) {
+    if text.is_empty() {
+        *text = part;
+    } else {
+        text.to_mut().push_str(&part);
+    }
+}
+
+/// What one streamed chunk carried. Its strings borrow from the event's data where they can.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ChunkInfo {
+pub struct ChunkInfo<'a> {
     /// Non-empty output of any kind: content, reasoning or tool-call text.
     pub has_output: bool,
     /// Non-empty `content` (the answer, as opposed to reasoning).
     pub has_answer: bool,
-    pub finish_reason: Option<String>,
+    pub finish_reason: Option<Cow<'a, str>>,
     /// The `model` the chunk names (what answered).
-    pub model: Option<String>,
+    pub model: Option<Cow<'a, str>>,
     pub usage: Option<Usage>,
     /// The chunk's output text (content, then reasoning), for counting tokens without usage.
-    pub text: String,
+    pub text: Cow<'a, str>,
 }
 
 /// Why a response could not be read as OpenAI-compatible.
@@ -162,12 +219,8 @@ pub enum ParseError {
     ServerError(String),
 }
 
-fn is_nonempty(text: &Option<String>) -> bool {
-    text.as_deref().is_some_and(|s| !s.is_empty())
-}
-
 /// Parses the `data` of one SSE event (not `[DONE]`).
-pub fn parse_chunk(data: &str) -> Result<ChunkInfo, ParseError> {
+pub fn parse_chunk(data: &str) -> Result<ChunkInfo<'_>, ParseError> {
     let chunk: WireChunk =
         serde_json::from_str(data).map_err(|e| ParseError::Json(e.to_string()))?;
     if let Some(error) = chunk.error {
@@ -175,66 +228,42 @@ pub fn parse_chunk(data: &str) -> Result<ChunkInfo, ParseError> {
     }
     let mut info = ChunkInfo {
         usage: chunk.usage.map(WireUsage::into_usage),
-        model: chunk.model,
+        model: text_of(chunk.model),
         ..ChunkInfo::default()
     };
     for choice in chunk.choices {
         if let Some(delta) = choice.delta {
-            let tool_text = delta.tool_calls.as_ref().is_some_and(|calls| {
-                calls.iter().any(|call| {
-                    call.pointer("/function/arguments")
-                        .and_then(Value::as_str)
-                        .is_some_and(|s| !s.is_empty())
-                        || call
-                            .pointer("/function/name")
-                            .and_then(Value::as_str)
-                            .is_some_and(|s| !s.is_empty())
-                })
-            });
-            let answer = is_nonempty(&delta.content);
-            info.has_answer |= answer;
-            info.has_output |= answer
-                || is_nonempty(&delta.reasoning_content)
-                || is_nonempty(&delta.reasoning)
-                || tool_text;
-            for text in [delta.content, delta.reasoning_content, delta.reasoning]
-                .into_iter()
-                .flatten()
-            {
-                if info.text.is_empty() {
-                    info.text = text;
-                } else {
-                    info.text.push_str(&text);
-                }
-            }
+            let (text, has_answer, has_output) = delta.into_text();
+            info.has_answer |= has_answer;
+            info.has_output |= has_output;
+            append(&mut info.text, text);
         }
-        if choice.finish_reason.is_some() {
-            info.finish_reason = choice.finish_reason;
+        if let Some(reason) = text_of(choice.finish_reason) {
+            info.finish_reason = Some(reason);
         }
     }
     Ok(info)
 }
 
-/// The measured parts of a non-streaming completion.
+/// The measured parts of a non-streaming completion. Its strings borrow from the body where
+/// they can.
 #[derive(Debug, PartialEq, Eq)]
-pub struct CompletionInfo {
+pub struct CompletionInfo<'a> {
     pub has_output: bool,
-    /// Characters of output text (content, reasoning), for an estimate when usage is absent.
-    pub output_chars: usize,
-    pub finish_reason: Option<String>,
+    pub finish_reason: Option<Cow<'a, str>>,
     /// The `model` the response names (what answered).
-    pub model: Option<String>,
+    pub model: Option<Cow<'a, str>>,
     pub usage: Option<Usage>,
     /// The output text (content, reasoning), for counting tokens without usage.
-    pub text: String,
+    pub text: Cow<'a, str>,
 }
 
 #[derive(Debug, Deserialize)]
-struct WireCompletion {
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    choices: Vec<WireCompletionChoice>,
+struct WireCompletion<'a> {
+    #[serde(default, borrow)]
+    model: Option<WireText<'a>>,
+    #[serde(default, borrow)]
+    choices: Vec<WireCompletionChoice<'a>>,
     #[serde(default)]
     usage: Option<WireUsage>,
     #[serde(default)]
@@ -242,43 +271,36 @@ struct WireCompletion {
 }
 
 #[derive(Debug, Deserialize)]
-struct WireCompletionChoice {
-    #[serde(default)]
-    message: Option<WireDelta>,
-    #[serde(default)]
-    finish_reason: Option<String>,
+struct WireCompletionChoice<'a> {
+    #[serde(default, borrow)]
+    message: Option<WireDelta<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<WireText<'a>>,
 }
 
 /// Parses a whole non-streaming response body.
-pub fn parse_completion(body: &[u8]) -> Result<CompletionInfo, ParseError> {
+pub fn parse_completion(body: &[u8]) -> Result<CompletionInfo<'_>, ParseError> {
     let completion: WireCompletion =
         serde_json::from_slice(body).map_err(|e| ParseError::Json(e.to_string()))?;
     if let Some(error) = completion.error {
         return Err(ParseError::ServerError(error_message(&error)));
     }
     let first = completion.choices.into_iter().next();
-    let has_output = first
-        .as_ref()
-        .and_then(|c| c.message.as_ref())
-        .is_some_and(|m| {
-            is_nonempty(&m.content)
-                || is_nonempty(&m.reasoning_content)
-                || m.tool_calls.as_ref().is_some_and(|t| !t.is_empty())
-        });
-    let text: String = first
-        .as_ref()
-        .and_then(|c| c.message.as_ref())
-        .map_or(String::new(), |m| {
-            [&m.content, &m.reasoning_content, &m.reasoning]
-                .iter()
-                .filter_map(|t| t.as_deref())
-                .collect()
-        });
+    let (finish_reason, message) = match first {
+        Some(choice) => (text_of(choice.finish_reason), choice.message),
+        None => (None, None),
+    };
+    let (text, has_output) = match message {
+        Some(message) => {
+            let (text, _, has_output) = message.into_text();
+            (text, has_output)
+        }
+        None => (Cow::Borrowed(""), false),
+    };
     Ok(CompletionInfo {
         has_output,
-        output_chars: text.chars().count(),
-        finish_reason: first.and_then(|c| c.finish_reason),
-        model: completion.model,
+        finish_reason,
+        model: text_of(completion.model),
         usage: completion.usage.map(WireUsage::into_usage),
         text,
     })
@@ -353,6 +375,33 @@ mod tests {
                 cached_tokens: 3,
             })
         );
+    }
+
+    #[test]
+    fn plain_strings_are_read_in_place_and_escaped_ones_are_unescaped() {
+        let body = br#"{"model":"m-1","choices":[{"message":{"content":"plain text"},"finish_reason":"stop"}]}"#;
+        let info = parse_completion(body).unwrap();
+        assert!(matches!(info.text, Cow::Borrowed("plain text")));
+        assert!(matches!(info.model, Some(Cow::Borrowed("m-1"))));
+        assert!(matches!(info.finish_reason, Some(Cow::Borrowed("stop"))));
+        let escaped =
+            parse_completion(br#"{"choices":[{"message":{"content":"say \"hi\"\n"}}]}"#).unwrap();
+        assert_eq!(escaped.text, "say \"hi\"\n");
+        assert!(escaped.has_output);
+        // Content and reasoning are joined, content first.
+        let both = parse_chunk(
+            r#"{"choices":[{"delta":{"content":"a","reasoning_content":"b","reasoning":"c"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(both.text, "abc");
+        assert!(both.has_answer && both.has_output);
+        // A tool call's name or arguments is output without any text.
+        let tool = parse_completion(
+            br#"{"choices":[{"message":{"content":null,"tool_calls":[{"function":{"name":"f","arguments":""}}]}}]}"#,
+        )
+        .unwrap();
+        assert!(tool.has_output);
+        assert_eq!(tool.text, "");
     }
 
     #[test]
