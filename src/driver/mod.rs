@@ -707,10 +707,16 @@ pub async fn run(
             write(&recorder);
         }
         let mut last_checkpoint = Instant::now();
+        // Records are taken in batches of what is waiting: one wake-up and one pass of the
+        // select for many records at high rates.
+        let mut batch = Vec::with_capacity(RECORD_BATCH);
         loop {
             tokio::select! {
-                received = record_rx.recv() => match received {
-                    Some(record) => {
+                received = record_rx.recv_many(&mut batch, RECORD_BATCH) => {
+                    if received == 0 {
+                        break;
+                    }
+                    for record in batch.drain(..) {
                         progress.observe(&record);
                         recorder.record(&record);
                         if let Some(log) = &request_log {
@@ -719,7 +725,6 @@ pub async fn run(
                             }
                         }
                     }
-                    None => break,
                 },
                 _ = tick.tick() => {
                     progress.print();
@@ -940,6 +945,9 @@ pub async fn run(
     }
     Ok(results)
 }
+
+/// Most records the recorder takes from its channel at once.
+const RECORD_BATCH: usize = 256;
 
 /// Mixed into the scenario seed for arrival times, so they are independent of prompt choices
 /// (and identical on every target).
@@ -1163,8 +1171,14 @@ async fn closed_loop(generator: Generator, users: u32) -> u64 {
                 };
                 let warmup =
                     now.duration_since(generator.start) < load.warmup || k < load.warmup_requests;
+                // A reservation may have waited for spend to settle: the send is intended now.
+                let intended = if generator.guard.is_some() {
+                    Instant::now()
+                } else {
+                    now
+                };
                 if !requester
-                    .send(k, 0, Instant::now(), warmup, reservation, None)
+                    .send(k, 0, intended, warmup, reservation, None)
                     .await
                 {
                     break;

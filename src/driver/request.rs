@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 
 use super::client::HttpClient;
 use super::connection::{ConnectError, ConnectionPool, SendError};
@@ -654,7 +654,10 @@ async fn read_completion(
     // A small answer comes in one frame: parsed where it lies, not copied.
     let mut first: Option<Bytes> = None;
     let mut joined: Vec<u8> = Vec::new();
-    while let Some(frame) = reader.next_frame(&mut body).await? {
+    while !body.is_end_stream() {
+        let Some(frame) = reader.next_frame(&mut body).await? else {
+            break;
+        };
         let frame = frame.map_err(|e| {
             failure(
                 ErrorClass::TruncatedStream,
@@ -665,7 +668,10 @@ async fn read_completion(
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        reader.last_data = Instant::now();
+        if !body.is_end_stream() {
+            // More to come: the idle limit runs from now (not read when this was the last).
+            reader.last_data = Instant::now();
+        }
         let received = first.as_ref().map_or(0, Bytes::len) + joined.len() + data.len();
         if received > MAX_BODY_BYTES {
             return Err(failure(
