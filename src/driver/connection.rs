@@ -318,14 +318,20 @@ impl ConnectionPool {
 
 /// An HTTP/1.1 request names its path in the request line and its authority in `Host`;
 /// HTTP/2 keeps the full URI (hyper sends it as `:authority` and `:path`).
+///
+/// A request built for HTTP/1.1 (see `TargetContext`) is in that form already and is left as it
+/// is.
 fn to_origin_form(request: &mut Request<RequestBody>, host: &HeaderValue) {
-    if let Some(path) = request.uri().path_and_query().cloned() {
-        *request.uri_mut() = Uri::from(path);
+    if request.uri().scheme().is_some() {
+        if let Some(path) = request.uri().path_and_query().cloned() {
+            *request.uri_mut() = Uri::from(path);
+        }
     }
-    request
-        .headers_mut()
-        .entry(http::header::HOST)
-        .or_insert_with(|| host.clone());
+    if !request.headers().contains_key(http::header::HOST) {
+        request
+            .headers_mut()
+            .insert(http::header::HOST, host.clone());
+    }
 }
 
 /// Why a request could not be sent.

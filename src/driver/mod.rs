@@ -34,7 +34,7 @@ use crate::compare::paired::{
 use crate::export::RequestLog;
 use crate::metrics::Recorder;
 use crate::mock::{self, MockHandle, MockOptions};
-use crate::protocol::openai::ChatRequest;
+use crate::protocol::openai::{ChatRequest, Messages};
 use crate::record::{RequestRecord, RequestShape, Turn};
 use crate::redact::Redactor;
 use crate::results::{RunResults, RunStatus};
@@ -283,15 +283,18 @@ impl Requester {
         let mut intended = intended;
         let mut drawn = first;
         for turn in 0..turns {
-            let mut messages =
-                match workload::messages(&self.classes, self.trace.as_deref(), &drawn) {
+            // A session's turns carry the history as message values.
+            let mut messages = Vec::new();
+            if turns > 1 {
+                messages = match workload::messages(&self.classes, self.trace.as_deref(), &drawn) {
                     Value::Array(list) => list,
                     _ => Vec::new(),
                 };
-            if turn > 0 {
-                let mut sent = history.clone();
-                sent.append(&mut messages);
-                messages = sent;
+                if turn > 0 {
+                    let mut sent = history.clone();
+                    sent.append(&mut messages);
+                    messages = sent;
+                }
             }
             let shape = RequestShape {
                 max_tokens: drawn.max_tokens,
@@ -302,12 +305,21 @@ impl Requester {
                 shared_prefix: drawn.prefix.is_some(),
             };
             let last_turn = turn + 1 == turns;
-            let body = request_body(
-                &self.target.plan,
-                &self.classes[drawn.class],
-                &drawn,
-                &messages,
-            );
+            let body = if turns == 1 {
+                first_turn_body(
+                    &self.target.plan,
+                    &self.classes,
+                    self.trace.as_deref(),
+                    &drawn,
+                )
+            } else {
+                request_body(
+                    &self.target.plan,
+                    &self.classes[drawn.class],
+                    &drawn,
+                    Messages::Values(&messages),
+                )
+            };
             let mut record = execute_with_retries(
                 &self.target,
                 Job {
@@ -415,7 +427,7 @@ impl Requester {
             class: drawn.class,
             stage,
             intended,
-            body: request_body(&target.plan, class, &drawn, &messages),
+            body: request_body(&target.plan, class, &drawn, Messages::Values(&messages)),
             warmup,
             shape: RequestShape {
                 max_tokens: drawn.max_tokens,
@@ -974,7 +986,7 @@ fn request_body(
     target: &crate::scenario::TargetPlan,
     class: &ClassPlan,
     drawn: &workload::Draw,
-    messages: &[Value],
+    messages: Messages<'_>,
 ) -> Bytes {
     let model = target.model_for(class.model.as_deref());
     chat_body(
@@ -991,7 +1003,7 @@ fn request_body(
 pub(crate) fn chat_body(
     target: &crate::scenario::TargetPlan,
     model: &str,
-    messages: &[Value],
+    messages: Messages<'_>,
     max_tokens: Option<u32>,
     min_tokens: Option<u32>,
     ignore_eos: Option<bool>,
@@ -1014,7 +1026,7 @@ pub(crate) fn chat_body(
         crate::scenario::Api::Anthropic => Bytes::from(
             crate::protocol::anthropic::request_body(
                 model,
-                messages,
+                &messages.to_values(),
                 max_tokens,
                 stream,
                 &target.extra_body,
@@ -1030,16 +1042,34 @@ pub fn request_bytes(plan: &RunPlan, target: usize, k: u64) -> Bytes {
     let trace = plan.load.shape.trace();
     let seed = plan.shard.seed(plan.seed);
     let drawn = workload::draw(&plan.classes, trace, seed, plan.shard.count, k);
-    let messages = match workload::messages(&plan.classes, trace, &drawn) {
-        Value::Array(list) => list,
-        _ => Vec::new(),
-    };
-    request_body(
-        &plan.targets[target],
-        &plan.classes[drawn.class],
-        &drawn,
-        &messages,
-    )
+    first_turn_body(&plan.targets[target], &plan.classes, trace, &drawn)
+}
+
+/// The body of a drawn request's first turn. A synthetic prompt is written straight from its
+/// text, without building message values.
+fn first_turn_body(
+    target: &crate::scenario::TargetPlan,
+    classes: &[ClassPlan],
+    trace: Option<&Trace>,
+    drawn: &workload::Draw,
+) -> Bytes {
+    let class = &classes[drawn.class];
+    match workload::synthetic_text(classes, drawn) {
+        Some(prompt) => request_body(
+            target,
+            class,
+            drawn,
+            Messages::Prompt {
+                system: prompt.system,
+                user: &prompt.user,
+            },
+        ),
+        None => {
+            let messages = workload::messages(classes, trace, drawn);
+            let list = messages.as_array().map_or(&[][..], Vec::as_slice);
+            request_body(target, class, drawn, Messages::Values(list))
+        }
+    }
 }
 
 /// The class, output cap and body of single request `k`, for the Batch API.
@@ -1051,17 +1081,13 @@ fn single_request_body(generator: &Generator, k: u64) -> (usize, Option<u32>, By
         generator.shard.count,
         k,
     );
-    let messages = match workload::messages(&generator.classes, generator.trace.as_deref(), &drawn)
-    {
-        Value::Array(list) => list,
-        _ => Vec::new(),
-    };
-    let class = &generator.classes[drawn.class];
-    (
-        drawn.class,
-        drawn.max_tokens,
-        request_body(&generator.target.plan, class, &drawn, &messages),
-    )
+    let body = first_turn_body(
+        &generator.target.plan,
+        &generator.classes,
+        generator.trace.as_deref(),
+        &drawn,
+    );
+    (drawn.class, drawn.max_tokens, body)
 }
 
 async fn open_loop(

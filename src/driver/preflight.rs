@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::client;
 use super::request::{execute, Job, TargetContext};
+use crate::protocol::openai::Messages;
 use crate::record::{ErrorClass, RequestRecord};
 use crate::redact::Redactor;
 use crate::scenario::{Endpoint, RunPlan, TargetMode, TargetPlan, Timeouts};
@@ -78,7 +79,14 @@ pub async fn preflight(plan: &RunPlan) -> Result<Vec<String>, PreflightError> {
 
 fn probe_job(target: &TargetPlan) -> Job {
     let messages = [json!({ "role": "user", "content": "Reply with the word OK." })];
-    let body = super::chat_body(target, &target.model, &messages, Some(8), None, None);
+    let body = super::chat_body(
+        target,
+        &target.model,
+        Messages::Values(&messages),
+        Some(8),
+        None,
+        None,
+    );
     Job {
         index: 0,
         class: 0,

@@ -33,6 +33,10 @@ pub struct TargetContext {
     /// The connections that measured requests go over.
     pub connections: ConnectionPool,
     pub url: Uri,
+    /// The URI a completion request carries: origin-form (`/v1/chat/completions`) for an
+    /// HTTP/1.1 target, whose `Host` is then in [`TargetContext::headers`] already, so that
+    /// neither is rewritten per request.
+    request_uri: Uri,
     /// The base URL up to the API version, without a trailing slash.
     pub base_url: String,
     pub plan: TargetPlan,
@@ -117,6 +121,19 @@ impl TargetContext {
         for (name, value) in &api_headers {
             headers.append(name.clone(), value.clone());
         }
+        let mut request_uri = url.clone();
+        if plan.http == crate::scenario::HttpVersion::Http1 {
+            if let Some(path) = url.path_and_query() {
+                request_uri = Uri::from(path.clone());
+            }
+            if let Some(authority) = url.authority() {
+                if !headers.contains_key(header::HOST) {
+                    let host = HeaderValue::from_str(authority.as_str())
+                        .map_err(|e| format!("target \"{}\": bad host: {e}", plan.name))?;
+                    headers.insert(header::HOST, host);
+                }
+            }
+        }
         // The Batch API (OpenAI only) authorizes with the bearer token.
         let authorization = authorization.filter(|_| plan.api == Api::OpenAi);
         Ok(TargetContext {
@@ -126,6 +143,7 @@ impl TargetContext {
             headers,
             api_headers,
             url,
+            request_uri,
             base_url: base_url.to_string(),
             plan,
             authorization,
@@ -345,7 +363,7 @@ async fn exchange(
     let streaming = target.plan.mode == TargetMode::Stream;
     let mut request = Request::new(Full::new(job.body.clone()));
     *request.method_mut() = http::Method::POST;
-    *request.uri_mut() = target.url.clone();
+    *request.uri_mut() = target.request_uri.clone();
     *request.headers_mut() = target.headers.clone();
 
     let sending = target.connections.send(request);

@@ -8,10 +8,75 @@ use serde_json::{Map, Value};
 
 use crate::record::Usage;
 
+/// The messages of a request body: JSON message objects, or a prompt kept as its text (a
+/// user message after an optional system message), written without building JSON values.
+#[derive(Debug, Clone, Copy)]
+pub enum Messages<'a> {
+    Values(&'a [Value]),
+    Prompt {
+        system: Option<&'a str>,
+        user: &'a str,
+    },
+}
+
+impl Messages<'_> {
+    /// Bytes of message text (before escaping), for sizing a body.
+    fn text_len(&self) -> usize {
+        match self {
+            Messages::Values(values) => values
+                .iter()
+                .filter_map(|m| m.get("content").and_then(Value::as_str))
+                .map(str::len)
+                .sum(),
+            Messages::Prompt { system, user } => system.map_or(0, str::len) + user.len(),
+        }
+    }
+
+    /// The messages as JSON message objects.
+    pub fn to_values(&self) -> Vec<Value> {
+        match self {
+            Messages::Values(values) => values.to_vec(),
+            Messages::Prompt { system, user } => system
+                .map(|text| serde_json::json!({ "role": "system", "content": text }))
+                .into_iter()
+                .chain([serde_json::json!({ "role": "user", "content": user })])
+                .collect(),
+        }
+    }
+}
+
+impl serde::Serialize for Messages<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct Message<'a> {
+            role: &'static str,
+            content: &'a str,
+        }
+        match self {
+            Messages::Values(values) => values.serialize(serializer),
+            Messages::Prompt { system, user } => {
+                use serde::ser::SerializeSeq;
+                let mut list = serializer.serialize_seq(Some(1 + usize::from(system.is_some())))?;
+                if let Some(system) = system {
+                    list.serialize_element(&Message {
+                        role: "system",
+                        content: system,
+                    })?;
+                }
+                list.serialize_element(&Message {
+                    role: "user",
+                    content: user,
+                })?;
+                list.end()
+            }
+        }
+    }
+}
+
 /// Inputs for one chat-completion request body.
 pub struct ChatRequest<'a> {
     pub model: &'a str,
-    pub messages: &'a [Value],
+    pub messages: Messages<'a>,
     pub max_tokens: Option<u32>,
     pub stream: bool,
     pub include_usage: bool,
@@ -28,12 +93,7 @@ impl ChatRequest<'_> {
     /// over the same keys in `extra_body`.
     pub fn to_bytes(&self) -> Vec<u8> {
         // Room for the prompt text up front, so a long prompt is not copied as the buffer grows.
-        let text: usize = self
-            .messages
-            .iter()
-            .filter_map(|m| m.get("content").and_then(Value::as_str))
-            .map(str::len)
-            .sum();
+        let text = self.messages.text_len();
         let mut body = Vec::with_capacity(text + 256);
         // Serializing borrowed strings and JSON values to memory cannot fail.
         serde_json::to_writer(&mut body, self).expect("a request body serializes");
@@ -51,7 +111,7 @@ impl serde::Serialize for ChatRequest<'_> {
         use serde::ser::SerializeMap;
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("model", self.model)?;
-        map.serialize_entry("messages", self.messages)?;
+        map.serialize_entry("messages", &self.messages)?;
         if let Some(max_tokens) = self.max_tokens {
             map.serialize_entry("max_tokens", &max_tokens)?;
         }
@@ -418,6 +478,33 @@ mod tests {
     }
 
     #[test]
+    fn a_prompt_written_from_text_is_the_same_json_as_its_message_values() {
+        let extra = Map::new();
+        for system in [None, Some("be \"brief\"\n")] {
+            let prompt = Messages::Prompt {
+                system,
+                user: "tab\there, quote \" and ünïcode",
+            };
+            let request = |messages| ChatRequest {
+                model: "m",
+                messages,
+                max_tokens: Some(8),
+                stream: false,
+                include_usage: false,
+                extra_body: &extra,
+                min_tokens: None,
+                ignore_eos: None,
+            };
+            let values = prompt.to_values();
+            assert_eq!(values.len(), 1 + usize::from(system.is_some()));
+            assert_eq!(
+                request(prompt).to_json(),
+                request(Messages::Values(&values)).to_json()
+            );
+        }
+    }
+
+    #[test]
     fn request_body_passes_extra_fields_through() {
         let mut extra = Map::new();
         extra.insert("mode".into(), Value::from("batch"));
@@ -425,7 +512,7 @@ mod tests {
         let messages = [serde_json::json!({"role": "user", "content": "x \"quoted\""})];
         let request = ChatRequest {
             model: "m",
-            messages: &messages,
+            messages: Messages::Values(&messages),
             max_tokens: Some(8),
             stream: true,
             include_usage: true,

@@ -24,6 +24,7 @@ pub use dataset::{Dataset, DatasetError, DatasetFormat, DatasetRecord, InputFilt
 pub use synthetic::synthetic_prompt;
 pub use trace::{Trace, TraceEntry, TraceError, TracePrompt};
 
+use crate::protocol::openai::Messages;
 use crate::scenario::ClassPlan;
 use crate::tokenizer::Encoding;
 
@@ -315,12 +316,18 @@ fn class_prompt(
 
 /// The chat `messages` of a drawn request.
 pub fn messages(classes: &[ClassPlan], trace: Option<&Trace>, draw: &Draw) -> Value {
+    if let Some(prompt) = synthetic_text(classes, draw) {
+        return Value::Array(
+            Messages::Prompt {
+                system: prompt.system,
+                user: &prompt.user,
+            }
+            .to_values(),
+        );
+    }
     let class = &classes[draw.class];
     let mut list = match &draw.prompt {
-        PromptDraw::Synthetic { tokens, text_seed } => {
-            let mut rng = SmallRng::seed_from_u64(*text_seed);
-            vec![json!({ "role": "user", "content": synthetic_prompt(*tokens, &mut rng) })]
-        }
+        PromptDraw::Synthetic { .. } => Vec::new(),
         PromptDraw::Record(index) => match &class.prompt {
             PromptSource::Dataset(source) => source.data.records[*index].messages.clone(),
             PromptSource::Synthetic { .. } | PromptSource::TraceOnly => Vec::new(),
@@ -337,6 +344,30 @@ pub fn messages(classes: &[ClassPlan], trace: Option<&Trace>, draw: &Draw) -> Va
         );
     }
     Value::Array(list)
+}
+
+/// The text of a drawn synthetic prompt: its user message, after the class's shared prefix as
+/// a system message when it has one.
+pub struct SyntheticText<'a> {
+    pub system: Option<&'a str>,
+    pub user: String,
+}
+
+/// The text of a synthetic draw (what [`messages`] puts in message objects); `None` for dataset
+/// and trace prompts.
+pub fn synthetic_text<'c>(classes: &'c [ClassPlan], draw: &Draw) -> Option<SyntheticText<'c>> {
+    let PromptDraw::Synthetic { tokens, text_seed } = draw.prompt else {
+        return None;
+    };
+    let class = &classes[draw.class];
+    let mut rng = SmallRng::seed_from_u64(text_seed);
+    Some(SyntheticText {
+        system: match (draw.prefix, &class.shared_prefix) {
+            (Some(which), Some(shared)) => Some(shared.texts[which].as_str()),
+            _ => None,
+        },
+        user: synthetic_prompt(tokens, &mut rng),
+    })
 }
 
 /// Chat-format input tokens of a drawn request by `tokenizer`, computed without building
