@@ -1,12 +1,13 @@
 //! Benchmarks of the per-event and per-request hot paths: SSE parsing, chunk JSON parsing,
-//! histogram recording and encoding, and building a request (its draw, prompt and JSON body).
+//! non-streaming answer parsing, histogram recording and encoding, and building a request (its
+//! draw, prompt and JSON body).
 //! Run with `cargo bench --bench hot_paths`.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use drover::metrics::{encode_histogram, new_histogram};
-use drover::protocol::openai::parse_chunk;
+use drover::protocol::openai::{parse_chunk, parse_completion};
 use drover::protocol::sse::SseParser;
 
 /// A 1,000-token stream in the shape an OpenAI-compatible server sends.
@@ -51,6 +52,14 @@ fn chunk_json(c: &mut Criterion) {
     });
 }
 
+fn completion_json(c: &mut Criterion) {
+    // The answer benches/peers.sh has nginx send.
+    let body = br#"{"id":"chatcmpl-peer","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from nginx."},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13}}"#;
+    c.bench_function("parse one non-streaming answer", |b| {
+        b.iter(|| parse_completion(black_box(body)).unwrap().usage)
+    });
+}
+
 fn histograms(c: &mut Criterion) {
     c.bench_function("record 1000 latencies", |b| {
         let mut histogram = new_histogram();
@@ -89,5 +98,12 @@ fn request_building(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, sse, chunk_json, histograms, request_building);
+criterion_group!(
+    benches,
+    sse,
+    chunk_json,
+    completion_json,
+    histograms,
+    request_building
+);
 criterion_main!(benches);
