@@ -157,3 +157,62 @@ async fn every_fault_at_once_balances_exactly() {
     check_counts(&results, &injected, 150);
     assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
 }
+
+/// Runs 4 non-streaming requests against a mock that answers after 400 ms, under the given
+/// first-byte and whole-request timeouts; returns the error classes counted.
+async fn slow_answer_errors(first_byte: &str, total: &str) -> BTreeMap<String, u64> {
+    let server = mock::start(
+        MockConfig {
+            ttft: LatencyModel::Fixed(Duration::from_millis(400)),
+            itl: LatencyModel::Fixed(Duration::from_millis(1)),
+            output_tokens: 2,
+            ..MockConfig::default()
+        },
+        MockOptions::default(),
+    )
+    .unwrap();
+    let text = format!(
+        r#"
+[[targets]]
+name = "slow"
+model = "m"
+mode = "complete"
+base_url = "{}"
+first_byte_timeout = "{first_byte}"
+timeout = "{total}"
+
+[[classes]]
+name = "c"
+input_tokens = 8
+
+[load]
+kind = "closed"
+users = 2
+requests = 4
+"#,
+        server.base_url()
+    );
+    let file = toml::from_str(&text).unwrap();
+    let plan =
+        drover::scenario::plan_from_file(file, &text, Path::new("slow.toml"), &|_| None).unwrap();
+    let results = driver::run(&plan, RunOptions::default(), StopSignal::default())
+        .await
+        .unwrap();
+    results.targets[0].summary.errors.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_time_out_by_whichever_limit_comes_first() {
+    // The first-byte limit is the earlier one: every request is a first-byte timeout...
+    let errors = slow_answer_errors("150ms", "5s").await;
+    assert_eq!(
+        errors,
+        BTreeMap::from([("timeout_first_byte".to_string(), 4)])
+    );
+    // ... and with the whole-request limit first, a whole-request timeout.
+    let errors = slow_answer_errors("5s", "150ms").await;
+    assert_eq!(errors, BTreeMap::from([("timeout_total".to_string(), 4)]));
+    // With both beyond the answer, nothing times out.
+    let errors = slow_answer_errors("2s", "3s").await;
+    assert!(errors.is_empty(), "{errors:?}");
+}

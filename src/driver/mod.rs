@@ -219,6 +219,20 @@ impl Generator {
             .ok_or(())
     }
 
+    /// [`Generator::reserve`], given up when the run is stopped meanwhile (`Err(())` either
+    /// way). Without spend caps there is nothing to wait for, and no stop watch is set up.
+    async fn reserve_unless_stopped(&self, k: u64) -> Result<Option<Reservation>, ()> {
+        if self.guard.is_none() {
+            return Ok(None);
+        }
+        let mut stop = self.stop.clone();
+        tokio::select! {
+            biased;
+            _ = stopped(&mut stop) => Err(()),
+            reserved = self.reserve(k) => reserved,
+        }
+    }
+
     /// What every request task needs, to move into it.
     fn requester(&self) -> Requester {
         Requester {
@@ -1137,14 +1151,8 @@ async fn open_loop(
             },
             None => None,
         };
-        let mut stop = generator.stop.clone();
-        let reservation = tokio::select! {
-            biased;
-            _ = stopped(&mut stop) => break 'schedule,
-            reserved = generator.reserve(k) => match reserved {
-                Ok(reservation) => reservation,
-                Err(()) => break 'schedule,
-            },
+        let Ok(reservation) = generator.reserve_unless_stopped(k).await else {
+            break 'schedule;
         };
         let warmup = offset < load.warmup || k < load.warmup_requests;
         let stage = schedule.stage_of(offset);
@@ -1186,14 +1194,8 @@ async fn closed_loop(generator: Generator, users: u32) -> u64 {
                 if routed_away(&generator, k) {
                     continue;
                 }
-                let mut stop = generator.stop.clone();
-                let reservation = tokio::select! {
-                    biased;
-                    _ = stopped(&mut stop) => break,
-                    reserved = generator.reserve(k) => match reserved {
-                        Ok(reservation) => reservation,
-                        Err(()) => break,
-                    },
+                let Ok(reservation) = generator.reserve_unless_stopped(k).await else {
+                    break;
                 };
                 let warmup =
                     now.duration_since(generator.start) < load.warmup || k < load.warmup_requests;
