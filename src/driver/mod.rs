@@ -297,9 +297,17 @@ impl Requester {
         let mut intended = intended;
         let mut drawn = first;
         for turn in 0..turns {
-            // A session's turns carry the history as message values.
+            // A single request's body comes straight from its draw; a session's turns carry
+            // the history as message values (kept for the next turn).
             let mut messages = Vec::new();
-            if turns > 1 {
+            let body = if turns == 1 {
+                first_turn_body(
+                    &self.target.plan,
+                    &self.classes,
+                    self.trace.as_deref(),
+                    &drawn,
+                )
+            } else {
                 messages = match workload::messages(&self.classes, self.trace.as_deref(), &drawn) {
                     Value::Array(list) => list,
                     _ => Vec::new(),
@@ -309,7 +317,13 @@ impl Requester {
                     sent.append(&mut messages);
                     messages = sent;
                 }
-            }
+                request_body(
+                    &self.target.plan,
+                    &self.classes[drawn.class],
+                    &drawn,
+                    Messages::Values(&messages),
+                )
+            };
             let shape = RequestShape {
                 max_tokens: drawn.max_tokens,
                 turn: session.map(|_| Turn {
@@ -319,21 +333,6 @@ impl Requester {
                 shared_prefix: drawn.prefix.is_some(),
             };
             let last_turn = turn + 1 == turns;
-            let body = if turns == 1 {
-                first_turn_body(
-                    &self.target.plan,
-                    &self.classes,
-                    self.trace.as_deref(),
-                    &drawn,
-                )
-            } else {
-                request_body(
-                    &self.target.plan,
-                    &self.classes[drawn.class],
-                    &drawn,
-                    Messages::Values(&messages),
-                )
-            };
             let mut record = execute_with_retries(
                 &self.target,
                 Job {
