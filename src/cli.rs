@@ -27,7 +27,9 @@ to a target failed); 4 preflight failed (key rejected, unknown model, endpoint u
 no load was sent); 5 refused by the spend guard (the projection exceeds a budget, or a
 target is unpriced under a budget; nothing was sent); 6 stopped at a budget (results were
 written, status budget_exhausted); 7 an [slo] assertion failed (or was inconclusive with
-fail_on_inconclusive); 130 interrupted (partial results were written).")]
+fail_on_inconclusive); 9 a [migration] gate failed (rollback); 10 degraded (drover itself
+failed on some requests: internal or client_resources errors, or unbalanced books; results
+were written); 1 internal error; 130 interrupted (partial results were written).")]
     Run(RunArgs),
     /// Check a scenario file and print what it would do; sends nothing.
     #[command(after_help = "Example:

@@ -1,7 +1,8 @@
 //! What each subcommand does, with exit codes:
 //! 0 ok, 1 internal error, 2 bad input, 3 run could not complete, 4 preflight failed,
 //! 5 refused by the spend guard, 6 stopped at a budget, 7 SLOs failed, 8 regressed against a
-//! baseline, 9 a migration's gate failed (rollback), 130 interrupted.
+//! baseline, 9 a migration's gate failed (rollback), 10 degraded (drover itself failed on some
+//! requests, or its books did not balance), 130 interrupted.
 
 use std::io::Write;
 use std::time::Duration;
@@ -29,6 +30,7 @@ pub const EXIT_BUDGET_EXHAUSTED: i32 = 6;
 pub const EXIT_SLO_FAILED: i32 = 7;
 pub const EXIT_REGRESSED: i32 = 8;
 pub const EXIT_ROLLBACK: i32 = 9;
+pub const EXIT_DEGRADED: i32 = 10;
 pub const EXIT_INTERRUPTED: i32 = 130;
 
 pub fn dispatch(cli: Cli) -> i32 {
@@ -461,6 +463,12 @@ async fn run(args: RunArgs) -> i32 {
     if results.status == RunStatus::BudgetExhausted {
         eprintln!("stopped at the budget: see the spend line above");
         return EXIT_BUDGET_EXHAUSTED;
+    }
+    if results.status == RunStatus::Degraded {
+        eprintln!(
+            "error: the run is degraded: drover itself failed on some requests (see the warnings above); its figures are not the endpoint's alone"
+        );
+        return EXIT_DEGRADED;
     }
     let failed_target = results
         .targets

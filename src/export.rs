@@ -213,6 +213,7 @@ mod tests {
             warmup: false,
             outcome: Ok(()),
             retried: vec![ErrorClass::Throttled],
+            retry_wait: Duration::ZERO,
             via_batch_api: false,
             shape: Default::default(),
             answer: None,

@@ -28,6 +28,7 @@ pub mod record;
 pub mod redact;
 pub mod report;
 pub mod results;
+pub mod retry_after;
 pub mod rollout;
 pub mod scenario;
 pub mod shard;

@@ -112,6 +112,10 @@ pub fn merge(mut inputs: Vec<MergeInput>) -> Result<RunResults, MergeError> {
                 "shard {}/{count} stopped at its spend cap",
                 shard.index
             )),
+            RunStatus::Degraded => warnings.push(format!(
+                "shard {}/{count} is degraded: drover itself failed on some of its requests (see its warnings)",
+                shard.index
+            )),
         }
         for warning in &input.results.warnings {
             warnings.push(format!("shard {}/{count}: {warning}", shard.index));
@@ -343,6 +347,7 @@ fn merge_target(
             .iter()
             .flat_map(|t| t.batches.iter().cloned())
             .collect(),
+        accounting: merge_accounting(parts),
     })
 }
 
@@ -540,6 +545,26 @@ fn merge_throughput<'a>(
 }
 
 /// Lines the targets' series up on the wall clock and adds them point by point.
+/// The shards' books added up (absent unless every shard kept them).
+fn merge_accounting(parts: &[&TargetResults]) -> Option<crate::results::Accounting> {
+    parts.iter().try_fold(
+        crate::results::Accounting {
+            balanced: true,
+            ..Default::default()
+        },
+        |sum, part| {
+            let part = part.accounting?;
+            Some(crate::results::Accounting {
+                scheduled: sum.scheduled + part.scheduled,
+                recorded: sum.recorded + part.recorded,
+                aborted: sum.aborted + part.aborted,
+                handed_over: sum.handed_over + part.handed_over,
+                balanced: sum.balanced && part.balanced,
+            })
+        },
+    )
+}
+
 fn merge_series(parts: &[&TargetResults]) -> (Vec<SeriesPoint>, u64, u64) {
     let origin = parts
         .iter()
@@ -642,6 +667,7 @@ mod tests {
             series_step_s: 1,
             stages: Vec::new(),
             batches: Vec::new(),
+            accounting: None,
         };
         MergeInput {
             source: format!("shard{index}.json"),

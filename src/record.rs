@@ -24,6 +24,12 @@ pub enum ErrorClass {
     TruncatedStream,
     /// A Batch API request that got no successful answer, and why.
     Batch(BatchFailure),
+    /// The client ran out of a resource of its own (file descriptors: EMFILE/ENFILE) and could
+    /// not send the request: drover's side, never the endpoint's.
+    ClientResources,
+    /// drover itself failed on this request (a caught panic); the message says where. A run
+    /// with any is `degraded`.
+    Internal,
 }
 
 /// Why a request submitted through the Batch API has no answer.
@@ -68,7 +74,14 @@ impl ErrorClass {
             ErrorClass::Protocol => "protocol".into(),
             ErrorClass::TruncatedStream => "truncated_stream".into(),
             ErrorClass::Batch(kind) => format!("batch_{}", kind.name()),
+            ErrorClass::ClientResources => "client_resources".into(),
+            ErrorClass::Internal => "internal".into(),
         }
+    }
+
+    /// Whether the failure is drover's own (not the endpoint's): it makes a run `degraded`.
+    pub fn is_client_side(&self) -> bool {
+        matches!(self, ErrorClass::ClientResources | ErrorClass::Internal)
     }
 }
 
@@ -109,8 +122,9 @@ pub struct Failure {
     pub class: ErrorClass,
     pub status: Option<u16>,
     pub message: String,
-    /// `Retry-After` of a throttled response, in seconds, when the server sent one.
-    pub retry_after: Option<f64>,
+    /// `Retry-After` of the response, when the server sent a readable one (see
+    /// [`crate::retry_after`]): a wait, never negative or non-finite.
+    pub retry_after: Option<Duration>,
 }
 
 /// Where the output token count came from.
@@ -183,6 +197,9 @@ pub struct RequestRecord {
     /// latencies are those of the last attempt; `intended` is the first attempt's, so the
     /// corrected latencies include every attempt and backoff.
     pub retried: Vec<ErrorClass>,
+    /// From the first attempt's start to the last attempt's: earlier attempts and the waits
+    /// between them (zero without retries). Not part of the schedule lag.
+    pub retry_wait: Duration,
     /// Sent through the Batch API (priced at its discount).
     pub via_batch_api: bool,
     /// What the request asked for, beyond its prompt.
@@ -268,9 +285,13 @@ impl RequestRecord {
     pub fn e2e_corrected(&self) -> Duration {
         self.done - self.intended
     }
-    /// How late the request left compared with its schedule.
+    /// How late the request's first attempt left compared with its schedule (retry waits are
+    /// the server's doing, not the client's lateness: see [`RequestRecord::retry_wait`]).
     pub fn schedule_lag(&self) -> Duration {
-        self.started.saturating_duration_since(self.intended)
+        self.started
+            .checked_sub(self.retry_wait)
+            .unwrap_or(self.started)
+            .saturating_duration_since(self.intended)
     }
     /// From the first token to the first answer token (0 when the answer came first).
     pub fn time_to_first_answer(&self) -> Option<Duration> {

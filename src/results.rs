@@ -211,6 +211,10 @@ pub enum RunStatus {
     InProgress,
     /// A spend cap was reached: no new request started, those in flight finished.
     BudgetExhausted,
+    /// The run finished, but drover itself failed on some requests (`internal` or
+    /// `client_resources` errors) or its books did not balance: its figures describe drover's
+    /// trouble as much as the endpoint (see the warnings and each target's `accounting`).
+    Degraded,
 }
 
 /// One target's results: all classes together, then each class.
@@ -238,6 +242,26 @@ pub struct TargetResults {
     /// A `batch-api` target's batches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub batches: Vec<BatchResults>,
+    /// The run's books for this target, checked before it reported (absent in checkpoints and
+    /// in files written before drover kept them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounting: Option<Accounting>,
+}
+
+/// Every request a run started ends in exactly one record (ok, an error class, or `internal`)
+/// or is aborted: `scheduled = recorded + aborted`, warm-up included.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Accounting {
+    /// Requests the driver started (each turn of a session, each side of a shadow pair).
+    pub scheduled: u64,
+    /// Records the recorder received.
+    pub recorded: u64,
+    /// Requests still in flight when an interrupt's grace ran out.
+    pub aborted: u64,
+    /// Records the senders handed to the recorder (equals `recorded` unless one was lost).
+    pub handed_over: u64,
+    /// Whether the sums agree.
+    pub balanced: bool,
 }
 
 /// One batch submitted through the Batch API.

@@ -8,7 +8,7 @@
 //! command that does, and counts its requests as aborted.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -77,8 +77,9 @@ fn chunks(lines: Vec<(Pending, String)>, max_requests: u64, max_bytes: u64) -> V
     chunks
 }
 
-/// Runs the target's batches; returns how many requests were aborted by an interrupt.
-pub(super) async fn run(mut generator: Generator) -> (u64, Vec<BatchResults>) {
+/// Runs the target's batches; the run's books count every request submitted, recorded or
+/// aborted by an interrupt.
+pub(super) async fn run(mut generator: Generator) -> Vec<BatchResults> {
     let target = generator.target.clone();
     let options = target.plan.batch.clone();
     // Under a spend cap, a batch holds only the requests whose projected cost still fits.
@@ -141,6 +142,7 @@ pub(super) async fn run(mut generator: Generator) -> (u64, Vec<BatchResults>) {
             ))
         })
         .collect();
+    generator.ledger.schedule(target.index, lines.len() as u64);
     let client = BatchClient {
         client: &target.client,
         base_url: &target.base_url,
@@ -150,7 +152,6 @@ pub(super) async fn run(mut generator: Generator) -> (u64, Vec<BatchResults>) {
         timeout: target.plan.timeouts.total,
     };
     let mut reports = Vec::new();
-    let mut aborted = 0;
     let mut running = Vec::new();
     for (number, chunk) in chunks(lines, options.max_requests, options.max_bytes)
         .into_iter()
@@ -179,7 +180,9 @@ pub(super) async fn run(mut generator: Generator) -> (u64, Vec<BatchResults>) {
         let mut chunk = chunk;
         match created {
             None => {
-                aborted += chunk.pending.len() as u64;
+                generator
+                    .ledger
+                    .abort(target.index, chunk.pending.len() as u64);
                 release(&generator, &mut chunk.pending);
                 report.status = "not_created".into();
                 report
@@ -258,7 +261,7 @@ pub(super) async fn run(mut generator: Generator) -> (u64, Vec<BatchResults>) {
                     .problems
                     .push(format!("{why}: batch cancelled before it ended"));
                 if interrupted {
-                    aborted += pending.len() as u64;
+                    generator.ledger.abort(target.index, pending.len() as u64);
                     release(&generator, pending);
                     pending.clear();
                 } else {
@@ -269,7 +272,7 @@ pub(super) async fn run(mut generator: Generator) -> (u64, Vec<BatchResults>) {
                 for (_, _, report, _) in running {
                     reports.push(report);
                 }
-                return (aborted, reports);
+                return reports;
             }
             break;
         }
@@ -297,7 +300,7 @@ pub(super) async fn run(mut generator: Generator) -> (u64, Vec<BatchResults>) {
         finish(&generator, &client, &batch, pending, &mut report, submitted).await;
         reports.push(report);
     }
-    (aborted, reports)
+    reports
 }
 
 /// Downloads an ended batch's files, matches their lines to its requests and records each one.
@@ -442,6 +445,7 @@ async fn send(
         warmup: request.warmup,
         outcome,
         retried: Vec::new(),
+        retry_wait: Duration::ZERO,
         via_batch_api: true,
         shape: crate::record::RequestShape {
             max_tokens: request.max_tokens,
@@ -455,7 +459,9 @@ async fn send(
         &generator.target,
         &record,
     );
-    let _ = generator.records.send(record).await;
+    if generator.records.send(record).await.is_ok() {
+        generator.ledger.hand(generator.target.index, 1);
+    }
 }
 
 #[cfg(test)]

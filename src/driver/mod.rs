@@ -9,6 +9,7 @@ mod batch;
 mod client;
 mod connection;
 mod deadline;
+mod ledger;
 mod preflight;
 mod progress;
 mod request;
@@ -35,13 +36,15 @@ use crate::export::RequestLog;
 use crate::metrics::Recorder;
 use crate::mock::{self, MockHandle, MockOptions};
 use crate::protocol::openai::{ChatRequest, Messages};
-use crate::record::{RequestRecord, RequestShape, Turn};
+use crate::record::{ErrorClass, RequestRecord, RequestShape, Turn};
 use crate::redact::Redactor;
 use crate::results::{RunResults, RunStatus};
 use crate::scenario::{ClassPlan, Endpoint, LoadPlan, LoadShape, RunPlan, ShadowPlan, TargetMode};
 use crate::shard::Shard;
 use crate::spend::{price_for, Caps, RequestSizer, Reservation, SpendGuard};
 use crate::workload::{self, Trace};
+use futures_util::FutureExt;
+use ledger::{panic_message, Begun, Books, Ledger};
 use serde_json::{json, Value};
 
 /// Receives periodic snapshots of the results while the run goes on.
@@ -96,6 +99,8 @@ pub enum DriverError {
     },
     #[error("target \"{target}\": {message}")]
     Target { target: String, message: String },
+    #[error("internal error (a bug: please report it): {message}")]
+    Internal { message: String },
 }
 
 /// A handle that stops a run early (as Ctrl-C does); results still cover what finished.
@@ -163,6 +168,8 @@ struct Generator {
     trace: Option<Arc<Trace>>,
     /// In a migration phase: the candidate this (primary's) generator also sends to.
     mirror: Option<Arc<Mirror>>,
+    /// The run's books: every request started, handed over or aborted.
+    ledger: Arc<Ledger>,
 }
 
 /// The other side of shadow pairs: where a phase sends the candidate's share and the mirrored
@@ -245,6 +252,7 @@ impl Generator {
             guard: self.guard.clone(),
             stop: self.stop.clone(),
             mirror: self.mirror.clone(),
+            ledger: self.ledger.clone(),
         }
     }
 }
@@ -261,12 +269,16 @@ struct Requester {
     guard: Option<Arc<SpendGuard>>,
     stop: watch::Receiver<bool>,
     mirror: Option<Arc<Mirror>>,
+    ledger: Arc<Ledger>,
 }
 
 impl Requester {
-    /// Sends request `k` (all turns of its session, for a multi-turn class), settling its
-    /// reservation and handing every record to the recorder. Returns `false` once the recorder
-    /// is gone.
+    /// Sends request `k` (all turns of its session, for a multi-turn class, or both sides of a
+    /// shadow pair), settling its reservation and handing every record to the recorder.
+    /// Returns `false` once the recorder is gone.
+    ///
+    /// A panic on the way is caught: each request it left without a record gets one of class
+    /// `internal`, so that the run's books still balance.
     async fn send(
         &self,
         k: u64,
@@ -276,13 +288,59 @@ impl Requester {
         reservation: Option<Reservation>,
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> bool {
-        if let Some(mirror) = &self.mirror {
-            let sent = self
-                .send_pair(mirror, k, stage, intended, warmup, reservation)
-                .await;
-            drop(permit);
-            return sent;
+        let mut books = Books::new(&self.ledger);
+        let begun = Begun {
+            target: self.target.index,
+            index: k,
+            class: 0,
+            stage,
+            intended,
+            warmup,
+        };
+        let sending = async {
+            match &self.mirror {
+                Some(mirror) => self.send_pair(&mut books, mirror, begun, reservation).await,
+                None => self.send_turns(&mut books, begun, reservation).await,
+            }
+        };
+        let sent = std::panic::AssertUnwindSafe(sending).catch_unwind().await;
+        drop(permit);
+        match sent {
+            Ok(alive) => alive,
+            Err(panic) => {
+                let message = format!(
+                    "drover failed on this request (a bug: please report it): {}",
+                    panic_message(&*panic)
+                );
+                for begun in books.take_open() {
+                    let record = request::internal_record(&begun, &message);
+                    if self.records.send(record).await.is_err() {
+                        self.ledger.abort(begun.target, 1);
+                        return false;
+                    }
+                    self.ledger.hand(begun.target, 1);
+                }
+                true
+            }
         }
+    }
+
+    /// [`Requester::send`] for a single request or a session.
+    async fn send_turns(
+        &self,
+        books: &mut Books<'_>,
+        begun: Begun,
+        reservation: Option<Reservation>,
+    ) -> bool {
+        let Begun {
+            index: k,
+            stage,
+            intended,
+            warmup,
+            ..
+        } = begun;
+        // Begun before anything that could fail on it; its class is known once drawn.
+        books.begin(begun);
         let first = workload::draw(
             &self.classes,
             self.trace.as_deref(),
@@ -290,6 +348,7 @@ impl Requester {
             self.shard_count,
             k,
         );
+        books.relabel(self.target.index, k, first.class);
         let session = self.classes[first.class].session;
         let turns = session.map_or(1, |s| s.turns);
         let mut history = Vec::new();
@@ -297,6 +356,13 @@ impl Requester {
         let mut intended = intended;
         let mut drawn = first;
         for turn in 0..turns {
+            if turn > 0 {
+                books.begin(Begun {
+                    class: drawn.class,
+                    intended,
+                    ..begun
+                });
+            }
             // A single request's body comes straight from its draw; a session's turns carry
             // the history as message values (kept for the next turn).
             let mut messages = Vec::new();
@@ -359,6 +425,7 @@ impl Requester {
             if self.records.send(record).await.is_err() {
                 return false;
             }
+            books.handed(self.target.index, k);
             let Some(session) = session.filter(|_| succeeded && !last_turn) else {
                 break;
             };
@@ -392,7 +459,6 @@ impl Requester {
             }
             drawn = workload::draw_turn(&self.classes, drawn.class, self.seed, k, turn + 1);
         }
-        drop(permit);
         true
     }
 }
@@ -403,13 +469,18 @@ impl Requester {
     /// sides sent, outside warm-up) to the phase's pairs.
     async fn send_pair(
         &self,
+        books: &mut Books<'_>,
         mirror: &Mirror,
-        k: u64,
-        stage: usize,
-        intended: Instant,
-        warmup: bool,
+        begun: Begun,
         primary_reservation: Option<Reservation>,
     ) -> bool {
+        let Begun {
+            index: k,
+            stage,
+            intended,
+            warmup,
+            ..
+        } = begun;
         let drawn = workload::draw(
             &self.classes,
             self.trace.as_deref(),
@@ -434,6 +505,18 @@ impl Requester {
             candidate_reservation = guard.try_reserve(mirror.candidate.index, estimate);
             // Past the candidate's cap its copies stop; the primary still serves.
             to_candidate = candidate_reservation.is_some();
+        }
+        for (side, sent) in [
+            (&self.target, to_primary),
+            (&mirror.candidate, to_candidate),
+        ] {
+            if sent {
+                books.begin(Begun {
+                    target: side.index,
+                    class: drawn.class,
+                    ..begun
+                });
+            }
         }
         let job = |target: &TargetContext| Job {
             index: k,
@@ -501,9 +584,11 @@ impl Requester {
         }
         for mut record in [primary, candidate].into_iter().flatten() {
             record.answer = None;
+            let target = record.target;
             if self.records.send(record).await.is_err() {
                 return false;
             }
+            books.handed(target, k);
         }
         true
     }
@@ -735,6 +820,8 @@ pub async fn run(
         // Records are taken in batches of what is waiting: one wake-up and one pass of the
         // select for many records at high rates.
         let mut batch = Vec::with_capacity(RECORD_BATCH);
+        // Every record received, per target (warm-up included): the run's books check it.
+        let mut arrived = vec![0u64; target_count];
         loop {
             tokio::select! {
                 received = record_rx.recv_many(&mut batch, RECORD_BATCH) => {
@@ -742,6 +829,9 @@ pub async fn run(
                         break;
                     }
                     for record in batch.drain(..) {
+                        if let Some(count) = arrived.get_mut(record.target) {
+                            *count += 1;
+                        }
                         progress.observe(&record);
                         recorder.record(&record);
                         if let Some(log) = &request_log {
@@ -770,7 +860,7 @@ pub async fn run(
                 }
             }
         }
-        recorder
+        (recorder, arrived)
     });
 
     let classes = Arc::new(plan.classes.clone());
@@ -787,6 +877,7 @@ pub async fn run(
         ))
     });
     let pairs = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let ledger = Arc::new(Ledger::new(target_count));
     // In a migration phase only the primary's generator runs: it sends each request to the
     // side that serves it and mirrors copies to the other side.
     let mirror = plan.shadow.map(|shadow| {
@@ -825,53 +916,58 @@ pub async fn run(
                 _ => None,
             },
             mirror: mirror.clone(),
+            ledger: ledger.clone(),
         };
         let index = target.index;
         if target.plan.is_routed() {
             // The classes routed to the Batch API go there; the live loop below skips them.
             let batch_part = generator();
-            generators.spawn(async move {
-                let (aborted, reports) = batch::run(batch_part).await;
-                (index, aborted, reports)
-            });
+            generators.spawn(async move { (index, batch::run(batch_part).await) });
         }
         let generator = generator();
         let batch_api = target.plan.mode == TargetMode::BatchApi;
         generators.spawn(async move {
             if batch_api {
-                let (aborted, reports) = batch::run(generator).await;
-                return (index, aborted, reports);
+                return (index, batch::run(generator).await);
             }
-            let aborted = if let LoadShape::Closed { users } = generator.load.shape {
-                closed_loop(generator, users).await
+            if let LoadShape::Closed { users } = generator.load.shape {
+                closed_loop(generator, users).await;
             } else {
                 let max_in_flight = generator.load.shape.max_in_flight();
-                match Schedule::of(&generator.load.shape, generator.arrival_seed) {
-                    Some(schedule) => open_loop(generator, schedule, max_in_flight).await,
-                    // Only a closed loop has no schedule.
-                    None => 0,
+                // Only a closed loop has no schedule.
+                if let Some(schedule) = Schedule::of(&generator.load.shape, generator.arrival_seed)
+                {
+                    open_loop(generator, schedule, max_in_flight).await;
                 }
-            };
-            (index, aborted, Vec::new())
+            }
+            (index, Vec::new())
         });
     }
     drop(record_tx);
     drop(mirror);
-    let mut aborted = vec![0u64; target_count];
     let mut batches = vec![Vec::new(); target_count];
+    // A generator that panicked outside any request (each request's own panics are caught and
+    // recorded) is reported; the books below show what it left unsent.
+    let mut generator_failures = Vec::new();
     while let Some(joined) = generators.join_next().await {
-        if let Ok((index, count, reports)) = joined {
-            aborted[index] += count;
-            batches[index].extend(reports);
+        match joined {
+            Ok((index, reports)) => batches[index].extend(reports),
+            Err(error) => generator_failures.push(match error.try_into_panic() {
+                Ok(panic) => panic_message(&*panic),
+                Err(error) => error.to_string(),
+            }),
         }
     }
     let interrupted = *stop.sender.borrow();
-    let recorder = collector.await.expect("the recorder task does not panic");
+    let (recorder, received) = collector.await.map_err(|error| DriverError::Internal {
+        message: format!("the recorder failed: {error}"),
+    })?;
+    let aborted: Vec<u64> = (0..target_count).map(|t| ledger.aborted(t)).collect();
     let ended_at = SystemTime::now();
     drop(mocks);
 
     let budget_stopped = guard.as_ref().is_some_and(|g| g.exhausted());
-    let status = if interrupted {
+    let mut status = if interrupted {
         RunStatus::Interrupted
     } else if budget_stopped {
         RunStatus::BudgetExhausted
@@ -886,6 +982,17 @@ pub async fn run(
         start.elapsed(),
         status,
     );
+    check_books(&mut results, &ledger, &received, &generator_failures);
+    if results.status == RunStatus::Completed
+        && (!generator_failures.is_empty()
+            || results.targets.iter().any(|t| {
+                t.accounting.is_some_and(|a| !a.balanced)
+                    || t.summary.errors.keys().any(|class| client_side_key(class))
+            }))
+    {
+        status = RunStatus::Degraded;
+        results.status = status;
+    }
     if let Some(shadow) = plan.shadow {
         let pairs = pairs
             .lock()
@@ -969,6 +1076,56 @@ pub async fn run(
         results.spend = Some(spend);
     }
     Ok(results)
+}
+
+/// Writes each target's books into the results and a loud warning for every difference (and
+/// for every generator that failed).
+fn check_books(
+    results: &mut RunResults,
+    ledger: &Ledger,
+    received: &[u64],
+    generator_failures: &[String],
+) {
+    for (index, target) in results.targets.iter_mut().enumerate() {
+        let books = ledger.check(index, received.get(index).copied().unwrap_or(0));
+        if !books.balanced {
+            results.warnings.push(format!(
+                "target \"{}\": THE BOOKS DO NOT BALANCE: {} requests started, {} recorded, {} aborted, {} handed to the recorder; the figures above miss {} request(s) (a bug: please report it)",
+                target.name,
+                books.scheduled,
+                books.recorded,
+                books.aborted,
+                books.handed_over,
+                books.scheduled.abs_diff(books.recorded + books.aborted),
+            ));
+        }
+        target.accounting = Some(books);
+        for (class, count) in &target.summary.errors {
+            if class == "internal" {
+                results.warnings.push(format!(
+                    "target \"{}\": drover failed on {count} request(s) itself (class internal, a bug: please report it); the run is degraded",
+                    target.name
+                ));
+            } else if class == "client_resources" {
+                results.warnings.push(format!(
+                    "target \"{}\": {count} request(s) could not be sent because drover ran out of file descriptors (class client_resources, not the endpoint's fault); raise the limit (ulimit -n) or lower users/max_in_flight",
+                    target.name
+                ));
+            }
+        }
+    }
+    for failure in generator_failures {
+        results.warnings.push(format!(
+            "a request generator failed (a bug: please report it): {failure}; the run is degraded"
+        ));
+    }
+}
+
+/// Whether an error class key (as in results) is drover's own failure.
+fn client_side_key(class: &str) -> bool {
+    [ErrorClass::Internal, ErrorClass::ClientResources]
+        .iter()
+        .any(|c| c.key() == class)
 }
 
 /// Most records the recorder takes from its channel at once.
@@ -1103,11 +1260,7 @@ fn single_request_body(generator: &Generator, k: u64) -> (usize, Option<u32>, By
     (drawn.class, drawn.max_tokens, body)
 }
 
-async fn open_loop(
-    mut generator: Generator,
-    mut schedule: Schedule,
-    max_in_flight: Option<u32>,
-) -> u64 {
+async fn open_loop(mut generator: Generator, mut schedule: Schedule, max_in_flight: Option<u32>) {
     let permits = max_in_flight.map(|n| Arc::new(Semaphore::new(n as usize)));
     let mut in_flight = JoinSet::new();
     let shard = generator.shard;
@@ -1165,7 +1318,7 @@ async fn open_loop(
     drain(&mut in_flight, &mut generator.stop, generator.grace).await
 }
 
-async fn closed_loop(generator: Generator, users: u32) -> u64 {
+async fn closed_loop(generator: Generator, users: u32) {
     let counter = Arc::new(AtomicU64::new(0));
     let generator = Arc::new(generator);
     let mut user_tasks = JoinSet::new();
@@ -1217,25 +1370,23 @@ async fn closed_loop(generator: Generator, users: u32) -> u64 {
     drain(&mut user_tasks, &mut stop, generator.grace).await
 }
 
-/// Waits for in-flight work; after a stop, waits `grace` more, then aborts what is left and
-/// returns how many tasks were aborted.
-async fn drain(tasks: &mut JoinSet<()>, stop: &mut watch::Receiver<bool>, grace: Duration) -> u64 {
+/// Waits for in-flight work; after a stop, waits `grace` more, then aborts what is left (the
+/// run's books count each request aborted in flight).
+async fn drain(tasks: &mut JoinSet<()>, stop: &mut watch::Receiver<bool>, grace: Duration) {
     loop {
         tokio::select! {
             biased;
-            joined = tasks.join_next() => if joined.is_none() { return 0 },
+            joined = tasks.join_next() => if joined.is_none() { return },
             _ = stopped(stop) => break,
         }
     }
     let deadline = tokio::time::Instant::now() + grace;
     loop {
         tokio::select! {
-            joined = tasks.join_next() => if joined.is_none() { return 0 },
+            joined = tasks.join_next() => if joined.is_none() { return },
             _ = tokio::time::sleep_until(deadline) => break,
         }
     }
-    let aborted = tasks.len() as u64;
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
-    aborted
 }

@@ -253,6 +253,7 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
         warmup: job.warmup,
         outcome,
         retried: Vec::new(),
+        retry_wait: Duration::ZERO,
         via_batch_api: false,
         shape: job.shape,
         answer: job.keep_answer.then_some(Answer {
@@ -263,51 +264,102 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
     }
 }
 
+/// The record of a request that drover itself failed on (a caught panic): class `internal`,
+/// timed from now, so that it is counted rather than lost.
+pub(crate) fn internal_record(begun: &super::ledger::Begun, message: &str) -> RequestRecord {
+    let now = Instant::now();
+    RequestRecord {
+        index: begun.index,
+        target: begun.target,
+        class: begun.class,
+        stage: begun.stage,
+        intended: begun.intended,
+        started: now,
+        sent: now,
+        connection: ConnectionUse::Unknown,
+        headers: None,
+        first_event: None,
+        first_token: None,
+        first_answer: None,
+        empty_preludes: 0,
+        keepalive_comments: 0,
+        reasoning_first: false,
+        done: now,
+        token_gaps: Vec::new(),
+        output_tokens: 0,
+        input_tokens: None,
+        cached_input_tokens: 0,
+        token_source: TokenSource::Usage,
+        warmup: begun.warmup,
+        outcome: Err(failure(ErrorClass::Internal, None, message)),
+        retried: Vec::new(),
+        retry_wait: Duration::ZERO,
+        via_batch_api: false,
+        shape: RequestShape::default(),
+        answer: None,
+    }
+}
+
 /// Whether a failure is worth another attempt: the server said "later" or never started.
 fn retryable(failure: &Failure) -> bool {
     match failure.class {
         ErrorClass::Throttled | ErrorClass::Connect => true,
         ErrorClass::Timeout(kind) => matches!(kind, TimeoutKind::Connect | TimeoutKind::FirstByte),
         ErrorClass::HttpStatus(status) => matches!(status, 408 | 500 | 502 | 503 | 504),
-        ErrorClass::Protocol | ErrorClass::TruncatedStream | ErrorClass::Batch(_) => false,
+        ErrorClass::Protocol
+        | ErrorClass::TruncatedStream
+        | ErrorClass::Batch(_)
+        | ErrorClass::ClientResources
+        | ErrorClass::Internal => false,
     }
 }
 
 /// Sends a request, retrying under the target's retry policy (if any).
+///
+/// The wait before a retry is never shorter than the server's `Retry-After`; a `Retry-After`
+/// longer than the policy's `max_retry_after` is not waited for: the request ends with that
+/// answer (a 429 counts as `throttled`). The time spent in waits and earlier attempts is kept in
+/// the record's `retry_wait`, apart from the schedule lag.
 pub async fn execute_with_retries(target: &TargetContext, job: Job) -> RequestRecord {
     let Some(policy) = target.plan.retry else {
         return execute(target, &job).await;
     };
     let mut retried = Vec::new();
+    let mut first_started = None;
     loop {
         let mut record = execute(target, &job).await;
-        let failure = match &record.outcome {
+        let first = *first_started.get_or_insert(record.started);
+        let wait = match &record.outcome {
             Err(failure) if retryable(failure) && (retried.len() as u32) < policy.max_retries => {
-                failure.clone()
+                backoff(&policy, retried.len() as u32 + 1, failure.retry_after)
+                    .map(|wait| (wait, failure.class))
             }
-            _ => {
-                // The record's own intended time is the first attempt's already.
-                record.retried = retried;
-                return record;
-            }
+            _ => None,
         };
-        retried.push(failure.class);
-        tokio::time::sleep(backoff(&policy, retried.len() as u32, failure.retry_after)).await;
+        let Some((wait, class)) = wait else {
+            // The record's own intended time is the first attempt's already.
+            record.retried = retried;
+            record.retry_wait = record.started.saturating_duration_since(first);
+            return record;
+        };
+        retried.push(class);
+        tokio::time::sleep(wait).await;
     }
 }
 
-/// Full-jitter exponential backoff, at least `Retry-After` when the server sent one, at most
-/// `max_backoff`.
-fn backoff(policy: &RetryPolicy, retry: u32, retry_after: Option<f64>) -> Duration {
+/// Full-jitter exponential backoff up to `max_backoff`, and never shorter than the server's
+/// `Retry-After`; `None` when the server asks for longer than `max_retry_after`.
+fn backoff(policy: &RetryPolicy, retry: u32, retry_after: Option<Duration>) -> Option<Duration> {
+    let server = retry_after.unwrap_or_default();
+    if server > policy.max_retry_after {
+        return None;
+    }
     let exponential = policy
         .base
-        .saturating_mul(1u32 << (retry - 1).min(16))
+        .saturating_mul(1u32 << retry.saturating_sub(1).min(16))
         .min(policy.max_backoff);
     let jittered = exponential.mul_f64(rand::random::<f64>());
-    let server = retry_after
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map_or(Duration::ZERO, Duration::from_secs_f64);
-    jittered.max(server).min(policy.max_backoff)
+    Some(jittered.max(server))
 }
 
 /// The failure of a request that ran into one of its timeouts: `phase`'s own, or the
@@ -436,11 +488,11 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 /// The failure a non-2xx response stands for, and whether its body was read to the end.
 async fn status_failure(response: http::Response<Incoming>) -> (Failure, bool) {
     let status = response.status();
+    // An unreadable Retry-After (negative, not a number, not a date) counts as none.
     let retry_after = response
         .headers()
         .get(header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok());
+        .and_then(|v| crate::retry_after::parse(v.as_bytes(), std::time::SystemTime::now()).ok());
     let collected = http_body_util::Limited::new(response.into_body(), 64 * 1024)
         .collect()
         .await

@@ -111,6 +111,7 @@ impl Recorder {
                 series_step_s,
                 stages: self.stage_results(plan, index),
                 batches: Vec::new(),
+                accounting: None,
             });
         }
         let spend = crate::results::RunSpend::of(&targets);

@@ -270,6 +270,8 @@ impl GroupStats {
             for class in &record.retried {
                 *self.retries.entry(*class).or_default() += 1;
             }
+            // Earlier attempts and backoffs: the server's doing, kept apart from schedule lag.
+            self.observe_extra("retry_wait".into(), record.retry_wait);
         }
         match &record.outcome {
             Ok(()) => {
@@ -319,9 +321,9 @@ impl GroupStats {
                 if samples.len() < ERROR_SAMPLES && !samples.contains(&failure.message) {
                     samples.push(failure.message.clone());
                 }
-                if let Some(seconds) = failure.retry_after {
+                if let Some(wait) = failure.retry_after {
                     if self.retry_after.len() < RETRY_AFTER_SAMPLES {
-                        self.retry_after.push(seconds);
+                        self.retry_after.push(wait.as_secs_f64());
                     }
                 }
             }
@@ -762,6 +764,7 @@ mod tests {
             warmup: false,
             outcome,
             retried: Vec::new(),
+            retry_wait: Duration::ZERO,
             via_batch_api: false,
             shape: Default::default(),
             answer: None,
@@ -790,7 +793,7 @@ mod tests {
             class: ErrorClass::Throttled,
             status: Some(429),
             message: "HTTP 429".into(),
-            retry_after: Some(2.0),
+            retry_after: Some(Duration::from_secs(2)),
         };
         a.record(&record(50, Err(throttled)));
         a.record(&record(60, Ok(())));

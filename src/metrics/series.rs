@@ -241,6 +241,7 @@ mod tests {
                 })
             },
             retried: Vec::new(),
+            retry_wait: Duration::ZERO,
             via_batch_api: false,
             shape: Default::default(),
             answer: None,

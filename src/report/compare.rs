@@ -236,6 +236,12 @@ pub fn verdicts(report: &Report) -> Vec<Verdict> {
                     "{run}the run stopped at its spend cap; it covers the requests sent before the cap."
                 ),
             }),
+            RunStatus::Degraded => verdicts.push(Verdict {
+                level: Level::Warn,
+                text: format!(
+                    "{run}the run is degraded: drover itself failed on some requests (internal or client_resources errors, or unbalanced books); see its warnings."
+                ),
+            }),
         }
         for warning in &input.results.warnings {
             verdicts.push(Verdict {

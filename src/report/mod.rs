@@ -126,9 +126,10 @@ pub fn parse_results(text: &str, shown: &str) -> Result<RunResults, ReportError>
             })
         }
     }
-    serde_json::from_value(value).map_err(|e| ReportError::Invalid {
+    // A field of the wrong type (a `null` where a number belongs, say) is named by its path.
+    serde_path_to_error::deserialize(value).map_err(|e| ReportError::Invalid {
         path: shown,
-        message: e.to_string(),
+        message: format!("field {}: {}", e.path(), e.inner()),
     })
 }
 

@@ -160,6 +160,7 @@ pub fn summary(results: &RunResults) -> String {
         RunStatus::BudgetExhausted => {
             "STOPPED AT THE BUDGET (requests stopped starting at a spend cap)"
         }
+        RunStatus::Degraded => "DEGRADED (drover itself failed on some requests: see the warnings)",
     };
     let _ = writeln!(
         out,
@@ -201,6 +202,7 @@ pub fn summary(results: &RunResults) -> String {
                 RunStatus::Interrupted => "interrupted",
                 RunStatus::InProgress => "in progress",
                 RunStatus::BudgetExhausted => "stopped at the budget",
+                RunStatus::Degraded => "degraded",
             };
             let _ = writeln!(
                 out,

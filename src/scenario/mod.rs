@@ -353,6 +353,9 @@ pub struct RetryPolicy {
     pub max_retries: u32,
     pub base: Duration,
     pub max_backoff: Duration,
+    /// The longest `Retry-After` waited for; a longer one ends the request (see
+    /// [`crate::retry_after`] for how the header is read).
+    pub max_retry_after: Duration,
 }
 
 /// How a target's TLS certificates are checked.

@@ -290,7 +290,7 @@ pub struct BatchSpec {
     pub timeout: Option<HumanDuration>,
 }
 
-/// `retry = { max = 2, base = "250ms", max_backoff = "8s" }`.
+/// `retry = { max = 2, base = "250ms", max_backoff = "8s", max_retry_after = "60s" }`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetrySpec {
@@ -298,8 +298,12 @@ pub struct RetrySpec {
     pub max: u32,
     /// Backoff before the first retry; doubled for each next one (default 250 ms).
     pub base: Option<HumanDuration>,
-    /// Longest backoff, `Retry-After` included (default 8 s).
+    /// Longest backoff drover chooses itself (default 8 s); a server's `Retry-After` may ask
+    /// for longer, up to `max_retry_after`.
     pub max_backoff: Option<HumanDuration>,
+    /// Longest `Retry-After` waited for (default 60 s); a longer one ends the request with
+    /// that answer instead of a retry.
+    pub max_retry_after: Option<HumanDuration>,
 }
 
 /// The API a target speaks.

@@ -190,6 +190,15 @@ pub fn plan_from_file(
             if retry.max > 10 {
                 checker.fail(&key.key("retry").key("max"), "must be at most 10");
             }
+            if retry
+                .max_retry_after
+                .is_some_and(|d| d.0 > crate::retry_after::CEILING)
+            {
+                checker.fail(
+                    &key.key("retry").key("max_retry_after"),
+                    "must be at most 24h (the longest Retry-After drover reads)",
+                );
+            }
         }
         let tls = TlsOptions {
             extra_roots: spec.ca_file.as_ref().map_or_else(Vec::new, |file| {
@@ -277,6 +286,7 @@ pub fn plan_from_file(
                     max_retries: r.max,
                     base: r.base.map_or(Duration::from_millis(250), |d| d.0),
                     max_backoff: r.max_backoff.map_or(Duration::from_secs(8), |d| d.0),
+                    max_retry_after: r.max_retry_after.map_or(Duration::from_secs(60), |d| d.0),
                 }),
                 stream_usage: spec.stream_usage.unwrap_or(true),
                 price,

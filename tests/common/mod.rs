@@ -70,3 +70,4 @@ pub fn only_results(out: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(only_run_dir(out).join("results.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
+pub mod hostile;

@@ -1,0 +1,158 @@
+//! drover against hostile servers, from the command line: whatever a server sends (absurd
+//! headers, endless streams, echoed keys, connections closed at awkward moments), every request
+//! is counted, nothing panics, no key leaks, and the exit code says what happened.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use common::hostile::{completion, response, HostileServer, Reply};
+use common::{drover, only_results, only_run_dir, text};
+
+/// A non-streamed target at `base_url` with a retry policy, 4 closed-loop users.
+fn retry_scenario(base_url: &str, requests: u32, users: u32) -> String {
+    format!(
+        r#"
+name = "hostile"
+
+[[targets]]
+name = "h"
+model = "m"
+mode = "complete"
+base_url = "{base_url}"
+retry = {{ max = 3, base = "10ms", max_backoff = "50ms", max_retry_after = "5s" }}
+
+[[classes]]
+name = "c"
+input_tokens = 8
+max_tokens = 4
+
+[load]
+kind = "closed"
+users = {users}
+requests = {requests}
+"#
+    )
+}
+
+/// Every 5th request answers 429 with this Retry-After (a closure of the time, for dates);
+/// a request body it throttled once is answered the next time, so retries always end.
+fn throttling_server(retry_after: impl Fn() -> String + Send + Sync + 'static) -> HostileServer {
+    let throttled = std::sync::Mutex::new(std::collections::HashSet::new());
+    HostileServer::start(move |seen| {
+        if seen.number % 5 == 4 && throttled.lock().unwrap().insert(seen.body.clone()) {
+            Reply::Bytes(response(
+                "429 Too Many Requests",
+                &[("retry-after", &retry_after())],
+                r#"{"error":{"message":"slow down"}}"#,
+            ))
+        } else {
+            Reply::Bytes(completion("ok"))
+        }
+    })
+}
+
+fn run_cli(dir: &std::path::Path, scenario: &str) -> std::process::Output {
+    std::fs::write(dir.join("s.toml"), scenario).unwrap();
+    drover(
+        dir,
+        &[
+            "run",
+            "s.toml",
+            "--out",
+            "out",
+            "--no-progress",
+            "--no-preflight",
+        ],
+        &[],
+    )
+}
+
+#[test]
+fn absurd_retry_after_values_neither_panic_nor_lose_requests() {
+    for value in ["1e300", "inf", "NaN", "1e400", "-5", "soon"] {
+        let server = throttling_server(move || value.to_string());
+        let dir = tempfile::tempdir().unwrap();
+        let output = run_cli(dir.path(), &retry_scenario(&server.base_url(), 100, 4));
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{value}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{value}: {stderr}");
+        let results = only_results(&dir.path().join("out"));
+        let summary = &results["targets"][0]["summary"];
+        // Every request is recorded, and each 429 was retried (the value read as no wait).
+        assert_eq!(summary["requests"]["sent"], 100, "{value}: {summary}");
+        assert_eq!(summary["requests"]["succeeded"], 100, "{value}: {summary}");
+        assert!(summary["retries"]["requests_retried"].as_u64().unwrap() >= 1);
+        assert_eq!(summary["retry_after_s"], serde_json::json!([]), "{value}");
+        let books = &results["targets"][0]["accounting"];
+        assert_eq!(books["balanced"], true, "{value}: {books}");
+        assert_eq!(books["scheduled"], 100, "{value}: {books}");
+        // The results file reads back.
+        let run_dir = only_run_dir(&dir.path().join("out"));
+        let report = drover(
+            dir.path(),
+            &["report", run_dir.join("results.json").to_str().unwrap()],
+            &[],
+        );
+        assert_eq!(report.status.code(), Some(0), "{}", text(&report.stderr));
+    }
+}
+
+#[test]
+fn an_http_date_retry_after_is_waited_for() {
+    // Two seconds ahead, in whole seconds: the wait is more than one second.
+    let server =
+        throttling_server(|| httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2)));
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_cli(dir.path(), &retry_scenario(&server.base_url(), 6, 1));
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let results = only_results(&dir.path().join("out"));
+    let summary = &results["targets"][0]["summary"];
+    assert_eq!(summary["requests"]["succeeded"], 6, "{summary}");
+    let waited = summary["latency_ms"]["retry_wait"]["min"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{summary}"));
+    assert!(waited >= 1000.0, "waited {waited} ms");
+    // Retry waits are the server's doing, not the client's lateness.
+    let lag = summary["latency_ms"]["schedule_lag"]["max"]
+        .as_f64()
+        .unwrap();
+    assert!(lag < 500.0, "schedule lag {lag} ms");
+}
+
+#[test]
+fn a_retry_after_beyond_the_policy_ends_the_request_as_throttled() {
+    let server = throttling_server(|| "3600".to_string());
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_cli(dir.path(), &retry_scenario(&server.base_url(), 10, 1));
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let results = only_results(&dir.path().join("out"));
+    let summary = &results["targets"][0]["summary"];
+    assert_eq!(summary["requests"]["succeeded"], 8, "{summary}");
+    assert_eq!(summary["errors"]["throttled"], 2, "{summary}");
+    assert_eq!(
+        summary["retry_after_s"],
+        serde_json::json!([3600.0, 3600.0])
+    );
+    assert_eq!(server.requests(), 10);
+}
+
+#[test]
+fn a_results_file_with_null_where_a_number_belongs_is_refused_by_name() {
+    let server = HostileServer::start(|_| Reply::Bytes(completion("ok")));
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_cli(dir.path(), &retry_scenario(&server.base_url(), 4, 1));
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let path = only_run_dir(&dir.path().join("out")).join("results.json");
+    let mut results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    results["targets"][0]["summary"]["latency_ms"]["e2e"]["p50"] = serde_json::Value::Null;
+    std::fs::write(&path, results.to_string()).unwrap();
+    let report = drover(dir.path(), &["report", path.to_str().unwrap()], &[]);
+    let stderr = text(&report.stderr);
+    assert_eq!(report.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("targets[0].summary.latency_ms.e2e.p50"),
+        "{stderr}"
+    );
+}
