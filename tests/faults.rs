@@ -44,7 +44,10 @@ fn start_mock(probabilities: Vec<(Fault, f64)>, seed: u64) -> mock::MockHandle {
             seed,
             faults: FaultPlan {
                 probabilities,
-                stall_for: Duration::from_millis(800),
+                // Limits far from what a CPU stall of a busy 2-core machine produces: a stall
+                // outlasts the 1 s idle limit by a second, which in turn is 1,000 times the
+                // mock's inter-token gap.
+                stall_for: Duration::from_millis(2000),
                 drip_every: Duration::from_millis(20),
                 oversized_bytes: 1536 * 1024,
             },
@@ -63,8 +66,8 @@ name = "faulty"
 model = "m"
 base_url = "{}"
 api_key_env = "FAULT_TEST_KEY"
-idle_timeout = "300ms"
-timeout = "1500ms"
+idle_timeout = "1s"
+timeout = "2500ms"
 
 [[classes]]
 name = "c"
@@ -89,7 +92,9 @@ requests = {requests}
     (results, started.elapsed())
 }
 
-/// Checks the books balance and every injected fault is counted in its class.
+/// Checks the books balance and every injected fault is counted in its class: as the request's
+/// outcome, or as a failed attempt before it (a reset on a reused connection is sent again on a
+/// fresh one, and counted in `retries`).
 fn check_counts(results: &RunResults, injected: &BTreeMap<String, u64>, requests: u64) {
     let summary = &results.targets[0].summary;
     assert_eq!(summary.requests.sent, requests);
@@ -98,6 +103,10 @@ fn check_counts(results: &RunResults, injected: &BTreeMap<String, u64>, requests
         requests,
         "lost or double-counted requests"
     );
+    let books = results.targets[0]
+        .accounting
+        .expect("the run kept its books");
+    assert!(books.balanced, "{books:?}");
     let mut expected: BTreeMap<String, u64> = BTreeMap::new();
     for (name, count) in injected {
         let fault = Fault::from_name(name).unwrap();
@@ -105,12 +114,14 @@ fn check_counts(results: &RunResults, injected: &BTreeMap<String, u64>, requests
             .entry(expected_class(fault).to_string())
             .or_default() += count;
     }
+    let mut seen = summary.errors.clone();
+    for (class, count) in &summary.retries.attempts_failed {
+        assert_eq!(class, "connect", "only a crossed close is retried here");
+        *seen.entry(class.clone()).or_default() += count;
+    }
+    assert_eq!(seen, expected, "harness errors vs injected {injected:?}");
     assert_eq!(
-        summary.errors, expected,
-        "harness errors vs injected {injected:?}"
-    );
-    assert_eq!(
-        summary.requests.failed,
+        summary.requests.failed + summary.retries.attempts_failed.values().sum::<u64>(),
         injected.values().sum::<u64>(),
         "every failure is an injected fault"
     );
@@ -120,6 +131,7 @@ fn check_counts(results: &RunResults, injected: &BTreeMap<String, u64>, requests
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_fault_lands_in_its_class() {
+    let _serial = common::TIMING_LOCK.lock().await;
     for (index, fault) in Fault::ALL.into_iter().enumerate() {
         let server = start_mock(vec![(fault, 0.5)], index as u64 + 1);
         let (results, elapsed) = run_against(&server, 24).await;
@@ -130,9 +142,9 @@ async fn each_fault_lands_in_its_class() {
             fault.name()
         );
         check_counts(&results, &injected, 24);
-        // 24 requests over 6 users, each bounded by the 1.5 s whole-request timeout.
+        // 24 requests over 6 users: 4 rounds, each bounded by the 2.5 s whole-request timeout.
         assert!(
-            elapsed < Duration::from_secs(10),
+            elapsed < Duration::from_secs(12),
             "{}: took {elapsed:?}",
             fault.name()
         );
@@ -149,6 +161,7 @@ async fn each_fault_lands_in_its_class() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fault_at_once_balances_exactly() {
+    let _serial = common::TIMING_LOCK.lock().await;
     let probabilities = Fault::ALL.into_iter().map(|f| (f, 0.04)).collect();
     let server = start_mock(probabilities, 99);
     let (results, elapsed) = run_against(&server, 150).await;
@@ -203,6 +216,7 @@ requests = 4
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_headers_time_out_by_whichever_limit_comes_first() {
+    let _serial = common::TIMING_LOCK.lock().await;
     // The first-byte limit is the earlier one: every request is a first-byte timeout...
     let errors = slow_answer_errors("150ms", "5s").await;
     assert_eq!(

@@ -156,3 +156,20 @@ fn a_results_file_with_null_where_a_number_belongs_is_refused_by_name() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_connection_closed_right_after_a_keep_alive_answer_loses_no_request() {
+    // Every answer says nothing of closing, and the server closes the connection right after
+    // it: the next request on it crosses the close.
+    let server = HostileServer::start(|_| Reply::BytesThenClose(completion("ok")));
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = retry_scenario(&server.base_url(), 50, 2).replace("retry = ", "# retry = ");
+    let output = run_cli(dir.path(), &scenario);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let results = only_results(&dir.path().join("out"));
+    let summary = &results["targets"][0]["summary"];
+    assert_eq!(summary["requests"]["succeeded"], 50, "{summary}");
+    assert_eq!(summary["requests"]["failed"], 0, "{summary}");
+    // Each request was answered once: none was sent twice to a live handler.
+    assert_eq!(server.requests(), 50);
+}

@@ -67,6 +67,9 @@ enum Sender {
 pub struct Lease {
     sender: Sender,
     pub opened: Option<ConnectionSetup>,
+    /// The request first went out on a reused connection that the server closed before
+    /// answering, and was sent again on this fresh one (see [`ConnectionPool::send`]).
+    pub reconnected: bool,
 }
 
 /// The connections of one target.
@@ -136,14 +139,40 @@ impl ConnectionPool {
         })
     }
 
-    /// Sends `request` on a reused or new connection. A reused HTTP/1.1 connection that the
-    /// server closed while idle is skipped (the request had not been written to it).
+    /// Sends the request `build` makes on a reused or new connection. A reused HTTP/1.1
+    /// connection that the server closed while idle is skipped (the request had not been written
+    /// to it).
+    ///
+    /// A reused connection that the server closes as the request goes out, before any byte of an
+    /// answer (the keep-alive race: the server closed it right after its last answer, and the
+    /// close crossed the new request), never reached the server's handler: the request is sent
+    /// again, once, on a fresh connection (`build` makes it anew), and the record counts the
+    /// crossed close as a failed `connect` attempt (`retries`). On a connection it opened itself,
+    /// the same close is the endpoint's answer and is reported.
+    ///
+    /// On failure, the error comes with whether the request crossed such a close first.
     pub async fn send(
         &self,
-        mut request: Request<RequestBody>,
-    ) -> Result<(Response<Incoming>, Lease, Instant), SendError> {
+        build: impl Fn() -> Request<RequestBody>,
+    ) -> Result<(Response<Incoming>, Lease, Instant), (SendError, bool)> {
+        let mut request = build();
+        let mut fresh = false;
         for _ in 0..MAX_STALE_ATTEMPTS {
-            let mut lease = self.checkout().await.map_err(SendError::Connect)?;
+            let mut lease = if fresh {
+                let (sender, opened) = self
+                    .open()
+                    .await
+                    .map_err(|e| (SendError::Connect(e), true))?;
+                Lease {
+                    sender,
+                    opened: Some(opened),
+                    reconnected: true,
+                }
+            } else {
+                self.checkout()
+                    .await
+                    .map_err(|e| (SendError::Connect(e), false))?
+            };
             let written = Instant::now();
             let result = match &mut lease.sender {
                 Sender::Http1(sender) => {
@@ -161,11 +190,19 @@ impl ConnectionPool {
                         }
                         request = unsent;
                     }
-                    _ => return Err(SendError::Http(error.into_error())),
+                    None if lease.opened.is_none()
+                        && !fresh
+                        && matches!(lease.sender, Sender::Http1(_))
+                        && error.error().is_incomplete_message() =>
+                    {
+                        fresh = true;
+                        request = build();
+                    }
+                    _ => return Err((SendError::Http(error.into_error()), fresh)),
                 },
             }
         }
-        Err(SendError::Stale)
+        Err((SendError::Stale, fresh))
     }
 
     /// Gives a connection back after its response was read to the end.
@@ -190,6 +227,7 @@ impl ConnectionPool {
                 return Ok(Lease {
                     sender: Sender::Http1(sender),
                     opened: None,
+                    reconnected: false,
                 });
             }
         }
@@ -202,6 +240,7 @@ impl ConnectionPool {
         Ok(Lease {
             sender,
             opened: Some(opened),
+            reconnected: false,
         })
     }
 
@@ -217,6 +256,7 @@ impl ConnectionPool {
                 return Ok(Lease {
                     sender: Sender::Http2(sender.clone()),
                     opened: None,
+                    reconnected: false,
                 });
             }
         }
@@ -227,6 +267,7 @@ impl ConnectionPool {
         Ok(Lease {
             sender,
             opened: Some(opened),
+            reconnected: false,
         })
     }
 

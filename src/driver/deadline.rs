@@ -56,6 +56,7 @@ impl<'a> Deadline<'a> {
             timer: self,
             limit: tokio::time::Instant::from_std(limit),
             kind,
+            settling: None,
             future,
         }
     }
@@ -68,6 +69,8 @@ pin_project_lite::pin_project! {
         timer: &'t mut Deadline<'a>,
         limit: tokio::time::Instant,
         kind: Expired,
+        // Set once the limit passed: one yield to the scheduler before the timeout is declared.
+        settling: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
         #[pin]
         future: F,
     }
@@ -81,6 +84,14 @@ impl<F: Future> Future for Within<'_, '_, F> {
         if let Poll::Ready(output) = this.future.poll(cx) {
             return Poll::Ready(Ok(output));
         }
+        if let Some(settling) = this.settling.as_mut() {
+            // The future was polled again above, after every task woken with the timer (the
+            // connection's, with data or a close it read) had its turn: still nothing.
+            return match settling.as_mut().poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(()) => Poll::Ready(Err(*this.kind)),
+            };
+        }
         let limit = *this.limit;
         let sleep = &mut this.timer.sleep;
         loop {
@@ -90,7 +101,17 @@ impl<F: Future> Future for Within<'_, '_, F> {
             match sleep.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(()) if tokio::time::Instant::now() >= limit => {
-                    return Poll::Ready(Err(*this.kind));
+                    // Under CPU contention the timer and the socket can wake together, with this
+                    // task polled before the connection's task has handed over what the socket
+                    // holds (a frame, or the close of a dropped stream). Yield once, so that the
+                    // future is polled again after them: only what truly has not arrived times out.
+                    let mut settling: Pin<Box<dyn Future<Output = ()> + Send>> =
+                        Box::pin(tokio::task::yield_now());
+                    if settling.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Err(*this.kind));
+                    }
+                    *this.settling = Some(settling);
+                    return Poll::Pending;
                 }
                 // Woken before the limit (the wheel's ticks are coarser than an Instant): sleep
                 // on.
@@ -119,6 +140,23 @@ mod tests {
         let mut deadline = Deadline::new(sleep.as_mut(), total);
         let out = deadline.run(Instant::now(), async { 7 }).await;
         assert_eq!(out, Ok(7));
+    }
+
+    #[tokio::test]
+    async fn what_another_task_hands_over_as_the_limit_passes_is_taken_not_timed_out() {
+        // The limit is already past, and the answer arrives only once another task runs (as a
+        // connection's task hands over a frame or a close that the socket holds).
+        let total = Instant::now() + Duration::from_secs(5);
+        let mut sleep = pin!(sleep_until(total));
+        let mut deadline = Deadline::new(sleep.as_mut(), total);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move { tx.send(7).unwrap() });
+        let passed = Instant::now() - Duration::from_millis(1);
+        let out = deadline.run(passed, rx).await;
+        assert_eq!(out, Ok(Ok(7)));
+        // Nothing handed over: the timeout stands.
+        let out = deadline.run(passed, std::future::pending::<()>()).await;
+        assert_eq!(out, Err(Expired::Phase));
     }
 
     #[tokio::test]

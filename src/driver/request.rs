@@ -22,6 +22,10 @@ use crate::record::{
 use crate::redact::Redactor;
 use crate::scenario::{Api, RetryPolicy, TargetMode, TargetPlan};
 
+/// Most characters of an event's data put into a protocol error's message, before it is
+/// scrubbed and cut to `redact::MESSAGE_CHARS`.
+const EVENT_TEXT_CHARS: usize = 16 * 1024;
+
 /// Largest error or non-streaming body read into memory.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
@@ -196,6 +200,8 @@ struct Measured {
     output_text: String,
     finish_reason: Option<String>,
     model: Option<String>,
+    /// It crossed a server's close on a reused connection and went out again on a fresh one.
+    reconnected: bool,
 }
 
 /// Sends one request and measures it. Never panics on what the server sends.
@@ -207,8 +213,11 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
     let mut timer = Deadline::new(sleep.as_mut(), total_deadline);
     let outcome = exchange(target, job, &mut measured, &mut timer, started).await;
     let done = Instant::now();
+    // Secrets go before the message is cut, so no piece of a key survives the cut.
     let outcome = outcome.map_err(|mut failure| {
-        failure.message = target.redactor.redact(&failure.message);
+        failure.message = target
+            .redactor
+            .scrub_and_cut(&failure.message, crate::redact::MESSAGE_CHARS);
         failure
     });
     // Without usage, both counts come from the offline tokenizer: output from the text
@@ -252,7 +261,12 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
         token_source,
         warmup: job.warmup,
         outcome,
-        retried: Vec::new(),
+        // A close crossed on a reused connection is an attempt that failed.
+        retried: if measured.reconnected {
+            vec![ErrorClass::Connect]
+        } else {
+            Vec::new()
+        },
         retry_wait: Duration::ZERO,
         via_batch_api: false,
         shape: job.shape,
@@ -336,6 +350,8 @@ pub async fn execute_with_retries(target: &TargetContext, job: Job) -> RequestRe
             }
             _ => None,
         };
+        // Attempts that failed inside this one (a crossed close) come first.
+        retried.append(&mut record.retried);
         let Some((wait, class)) = wait else {
             // The record's own intended time is the first attempt's already.
             record.retried = retried;
@@ -413,16 +429,19 @@ async fn exchange(
     started: Instant,
 ) -> Result<(), Failure> {
     let streaming = target.plan.mode == TargetMode::Stream;
-    let mut request = Request::new(Full::new(job.body.clone()));
-    *request.method_mut() = http::Method::POST;
-    *request.uri_mut() = target.request_uri.clone();
-    *request.headers_mut() = target.headers.clone();
-
-    let sending = target.connections.send(request);
+    let build = || {
+        let mut request = Request::new(Full::new(job.body.clone()));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = target.request_uri.clone();
+        *request.headers_mut() = target.headers.clone();
+        request
+    };
+    let sending = target.connections.send(build);
     let first_byte_limit = started + target.plan.timeouts.first_byte;
     let (response, lease, written) = match timer.run(first_byte_limit, sending).await {
         Err(expired) => return Err(timeout_failure(target, TimeoutKind::FirstByte, expired)),
-        Ok(Err(e)) => {
+        Ok(Err((e, reconnected))) => {
+            measured.reconnected = reconnected;
             let class = match e {
                 SendError::Connect(ConnectError::Timeout(_)) => {
                     ErrorClass::Timeout(TimeoutKind::Connect)
@@ -440,6 +459,7 @@ async fn exchange(
     let headers_arrived = Instant::now();
     measured.headers = Some(headers_arrived);
     measured.sent = Some(written);
+    measured.reconnected = lease.reconnected;
     measured.connection = match lease.opened {
         Some(setup) => ConnectionUse::Opened(setup),
         None => ConnectionUse::Reused,
@@ -650,9 +670,10 @@ async fn read_stream(
             };
             let chunk = parsed.map_err(|e| {
                 let detail = match e {
+                    // Bounded far beyond the message's final cut, which follows scrubbing.
                     ParseError::Json(_) => format!(
                         "{e} (event data: {})",
-                        event.data.chars().take(200).collect::<String>()
+                        crate::redact::cut(&event.data, EVENT_TEXT_CHARS)
                     ),
                     ParseError::ServerError(_) => e.to_string(),
                 };

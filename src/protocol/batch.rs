@@ -196,7 +196,9 @@ impl BatchClient<'_> {
     ) -> Result<Bytes, BatchApiError> {
         let transport = |message: String| BatchApiError::Transport {
             what: what.to_string(),
-            message: self.redactor.redact(&message),
+            message: self
+                .redactor
+                .scrub_and_cut(&message, crate::redact::MESSAGE_CHARS),
         };
         let uri: Uri = format!("{}{path}", self.base_url)
             .parse()
@@ -240,11 +242,13 @@ impl BatchClient<'_> {
                         .and_then(Value::as_str)
                         .map(str::to_string)
                 })
-                .unwrap_or_else(|| text.chars().take(300).collect());
+                .unwrap_or_else(|| text.into_owned());
             return Err(BatchApiError::Status {
                 what: what.to_string(),
                 status: status.as_u16(),
-                message: self.redactor.redact(&message),
+                message: self
+                    .redactor
+                    .scrub_and_cut(&message, crate::redact::MESSAGE_CHARS),
             });
         }
         Ok(bytes)

@@ -387,20 +387,15 @@ pub fn error_message(error: &Value) -> String {
     }
 }
 
-/// The error message of a non-2xx response body, or the start of the body as text.
+/// The error message of a non-2xx response body, or the body as text. Not cut: the caller
+/// scrubs secrets out of it first and cuts it after (see `redact::Redactor::scrub_and_cut`).
 pub fn describe_error_body(body: &[u8]) -> String {
     if let Ok(value) = serde_json::from_slice::<Value>(body) {
         if let Some(error) = value.get("error") {
             return error_message(error);
         }
     }
-    let text = String::from_utf8_lossy(body);
-    let trimmed = text.trim();
-    let mut short: String = trimmed.chars().take(300).collect();
-    if short.len() < trimmed.len() {
-        short.push('…');
-    }
-    short
+    String::from_utf8_lossy(body).trim().to_string()
 }
 
 #[cfg(test)]

@@ -244,15 +244,26 @@ impl RunPlan {
     }
 }
 
-/// Header names whose values are treated as secrets.
+/// Headers whose values are not secret: every other header value a target sends is treated as
+/// one (scrubbed from every text drover writes, and shown as `<redacted>` in the scenario as
+/// run), since a relay may take its key under any name (`x-custom-auth`, `x-session: Bearer …`).
+pub const PUBLIC_HEADERS: [&str; 9] = [
+    "content-type",
+    "accept",
+    "accept-encoding",
+    "user-agent",
+    "anthropic-version",
+    "anthropic-beta",
+    "openai-beta",
+    "x-mock-fault",
+    "x-request-id",
+];
+
+/// Whether a header's value is treated as a secret: every header not in [`PUBLIC_HEADERS`].
 pub fn is_sensitive_header(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    name == "authorization"
-        || name == "proxy-authorization"
-        || name.contains("api-key")
-        || name.contains("apikey")
-        || name.contains("token")
-        || name.contains("secret")
+    !PUBLIC_HEADERS
+        .iter()
+        .any(|public| public.eq_ignore_ascii_case(name))
 }
 
 /// Where a target's requests go.
