@@ -212,6 +212,9 @@ fn session_usage(class: &ClassPlan, first: TokenUsage) -> (u64, TokenUsage) {
 #[error("{0}")]
 pub struct ProjectionError(pub String);
 
+/// Planned requests walked one by one by [`project`]; a larger run is extrapolated from them.
+pub const EXACT_WALK: u64 = 1_000_000;
+
 /// Projects every target's requests, tokens and cost, in constant memory. A migration is
 /// projected phase by phase, each target counting only the requests its phases send it.
 pub fn project(plan: &RunPlan) -> Result<RunProjection, ProjectionError> {
@@ -263,14 +266,23 @@ pub fn project(plan: &RunPlan) -> Result<RunProjection, ProjectionError> {
         let mut costs =
             hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1_000_000_000_000_000, 2)
                 .expect("static bounds");
-        let plannable =
+        // Past EXACT_WALK requests the walk stops, and the sums are scaled to the expected
+        // count: the first requests are a fair sample of the class mix (each request's class
+        // is drawn from the seed and its index alone), so a month-long soak projects in bounded
+        // time.
+        let mut visited = 0u64;
+        let walked =
             crate::driver::planned_requests(&plan.load, plan.shard, plan.seed, |k, _, _| {
+                if visited >= EXACT_WALK {
+                    return false;
+                }
+                visited += 1;
                 if let Some(shadow) = &plan.shadow {
                     let (to_primary, to_candidate) = crate::driver::sides_of(shadow, seed, k);
                     let sent = (index != shadow.primary || to_primary)
                         && (index != shadow.candidate || to_candidate);
                     if !sent {
-                        return;
+                        return true;
                     }
                 }
                 let trace = plan.load.shape.trace();
@@ -285,13 +297,24 @@ pub fn project(plan: &RunPlan) -> Result<RunProjection, ProjectionError> {
                     *total += cost;
                     costs.saturating_record(((cost * 1e9).round() as u64).max(1));
                 }
+                true
             });
-        if !plannable {
+        let Some(complete) = walked else {
             return Err(ProjectionError(
                 "a closed loop bounded only by load.duration cannot be projected: its request \
                  count depends on the server's speed (set load.requests)"
                     .into(),
             ));
+        };
+        if !complete {
+            let expected =
+                crate::driver::expected_requests(&plan.load, plan.shard).unwrap_or(visited as f64);
+            let scale = (expected / visited.max(1) as f64).max(1.0);
+            let scaled = |n: u64| (n as f64 * scale).round() as u64;
+            projection.requests = scaled(projection.requests);
+            projection.input_tokens = scaled(projection.input_tokens);
+            projection.output_tokens = scaled(projection.output_tokens);
+            projection.cost = projection.cost.map(|c| c * scale);
         }
         if !costs.is_empty() {
             let at = |q: f64| costs.value_at_quantile(q) as f64 / 1e9;

@@ -173,3 +173,132 @@ fn a_connection_closed_right_after_a_keep_alive_answer_loses_no_request() {
     // Each request was answered once: none was sent twice to a live handler.
     assert_eq!(server.requests(), 50);
 }
+
+/// A mock-target scenario whose `[load]` (and mock) take the given extra lines.
+fn input_scenario(mock_extra: &str, class_extra: &str, load: &str) -> String {
+    format!(
+        r#"
+[[targets]]
+name = "m"
+model = "m"
+[targets.mock]
+ttft = "20ms"
+{mock_extra}
+
+[[classes]]
+name = "c"
+{class_extra}
+
+[load]
+{load}
+"#
+    )
+}
+
+#[test]
+fn extreme_inputs_are_refused_with_their_place_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.jsonl"),
+        "{\"timestamp_ms\": 0, \"input_tokens\": 5}\n{\"timestamp_ms\": 1e300, \"input_tokens\": 5}\n",
+    )
+    .unwrap();
+    let open = "kind = \"open\"\nrate = 5\nduration = \"10s\"";
+    let cases = [
+        (
+            input_scenario(
+                "",
+                "input_tokens = 8",
+                "kind = \"open\"\nrate = 1e-300\nduration = \"10s\"",
+            ),
+            "s.toml:15:8",
+        ),
+        (
+            input_scenario(
+                "",
+                "input_tokens = 8",
+                "kind = \"open\"\narrival = \"poisson\"\nrate = 1e-300\nduration = \"10s\"",
+            ),
+            "s.toml:16:8",
+        ),
+        (
+            input_scenario(
+                "",
+                "input_tokens = 8",
+                "kind = \"trace\"\ntrace = \"t.jsonl\"\nspeed = 1e-300",
+            ),
+            "s.toml:16:9",
+        ),
+        (
+            input_scenario(
+                "",
+                "input_tokens = 8",
+                "kind = \"trace\"\ntrace = \"t.jsonl\"",
+            ),
+            "t.jsonl:2",
+        ),
+        (
+            input_scenario("batch_mode_speedup = 1e-300", "input_tokens = 8", open),
+            "s.toml:7:22",
+        ),
+        (
+            input_scenario("", "input_tokens = 2000000000", open),
+            "s.toml:11:16",
+        ),
+        (
+            input_scenario(
+                "",
+                "input_tokens = 8",
+                "kind = \"closed\"\nusers = 2\nrequests = 9223372036854775807",
+            ),
+            "s.toml:16:12",
+        ),
+        (
+            input_scenario(
+                "",
+                "input_tokens = 8",
+                "kind = \"open\"\nrate = 1000\nduration = \"3650d\"",
+            ),
+            "s.toml:16:12",
+        ),
+    ];
+    for (scenario, place) in cases {
+        std::fs::write(dir.path().join("s.toml"), &scenario).unwrap();
+        let started = std::time::Instant::now();
+        let output = drover(dir.path(), &["validate", "s.toml"], &[]);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{scenario}\n{stderr}");
+        assert!(stderr.contains(place), "{place} in {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    // A month-long soak at 1,000 req/s (2.6 billion requests) is projected at once.
+    std::fs::write(
+        dir.path().join("s.toml"),
+        input_scenario(
+            "",
+            "input_tokens = 8",
+            "kind = \"open\"\nrate = 1000\nduration = \"30d\"",
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let output = drover(dir.path(), &["validate", "s.toml"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        text(&output.stderr).contains("2,592,000,000 requests")
+            || text(&output.stdout).contains("2,592,000,000 requests"),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+}

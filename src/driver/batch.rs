@@ -90,7 +90,10 @@ pub(super) async fn run(mut generator: Generator) -> Vec<BatchResults> {
         &generator.load,
         generator.shard,
         generator.arrival_seed,
-        |k, stage, warmup| planned.push((k, stage, warmup)),
+        |k, stage, warmup| {
+            planned.push((k, stage, warmup));
+            true
+        },
     );
     let lines: Vec<(Pending, String)> = planned
         .into_iter()

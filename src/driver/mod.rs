@@ -5,6 +5,7 @@
 //! Each target gets the same traffic: request k carries the same class and prompt on every target
 //! (both derive from the scenario seed and k), so targets can be compared side by side.
 
+mod answer_text;
 mod batch;
 mod client;
 mod connection;
@@ -26,8 +27,8 @@ use tokio::task::JoinSet;
 pub use client::HttpClient;
 pub use preflight::{preflight, PreflightError};
 pub use request::{execute, execute_with_retries, Job, TargetContext};
-pub(crate) use schedule::planned_requests;
 pub use schedule::Schedule;
+pub(crate) use schedule::{expected_requests, planned_requests};
 
 use crate::compare::paired::{
     compare_pairs, model_matches, Agreement, PairSample, SideOutcome, SideSample,

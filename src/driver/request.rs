@@ -10,6 +10,7 @@ use http::{header, HeaderMap, HeaderName, HeaderValue, Request, StatusCode, Uri}
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
 
+use super::answer_text::AnswerText;
 use super::client::HttpClient;
 use super::connection::{ConnectError, ConnectionPool, SendError};
 use super::deadline::{self, Deadline, Expired};
@@ -197,7 +198,8 @@ struct Measured {
     output_chunks: u64,
     usage: Option<Usage>,
     /// Output text, counted with the tokenizer when no usage arrives.
-    output_text: String,
+    /// Output text (bounded), counted with the tokenizer when no usage arrives.
+    output_text: AnswerText,
     finish_reason: Option<String>,
     model: Option<String>,
     /// It crossed a server's close on a reused connection and went out again on a fresh one.
@@ -220,22 +222,37 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
             .scrub_and_cut(&failure.message, crate::redact::MESSAGE_CHARS);
         failure
     });
-    // Without usage, both counts come from the offline tokenizer: output from the text
-    // received, input from the request's messages (only for a successful request).
+    // Without usage, a successful request's counts come from the offline tokenizer (output
+    // from the text received, input from the request's messages), counted on the blocking pool
+    // so that no other request's timing waits for it; a failed one is not counted (its output
+    // is the output-carrying events received).
     let tokenizer = target.plan.tokenizer;
-    let (output_tokens, token_source) = match &measured.usage {
-        Some(usage) => (usage.completion_tokens, TokenSource::Usage),
-        None => (
-            tokenizer.count(&measured.output_text),
-            TokenSource::Tokenizer,
+    let (output_tokens, token_source, input_tokens) = match &measured.usage {
+        Some(usage) => (
+            usage.completion_tokens,
+            TokenSource::Usage,
+            Some(usage.prompt_tokens),
         ),
-    };
-    let input_tokens = match &measured.usage {
-        Some(usage) => Some(usage.prompt_tokens),
-        None if outcome.is_ok() => serde_json::from_slice::<serde_json::Value>(&job.body)
-            .ok()
-            .map(|body| tokenizer.count_messages(&body["messages"])),
-        None => None,
+        None if outcome.is_ok() => {
+            let text = std::mem::take(&mut measured.output_text);
+            let body = job.body.clone();
+            let counted = tokio::task::spawn_blocking(move || {
+                let output = text.count_tokens(tokenizer);
+                let input = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .map(|body| tokenizer.count_messages(&body["messages"]));
+                (output, input, text)
+            })
+            .await;
+            match counted {
+                Ok((output, input, text)) => {
+                    measured.output_text = text;
+                    (output, TokenSource::Tokenizer, input)
+                }
+                Err(_) => (measured.output_chunks, TokenSource::Chunks, None),
+            }
+        }
+        None => (measured.output_chunks, TokenSource::Chunks, None),
     };
     RequestRecord {
         index: job.index,
@@ -271,7 +288,7 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
         via_batch_api: false,
         shape: job.shape,
         answer: job.keep_answer.then_some(Answer {
-            text: measured.output_text,
+            text: measured.output_text.into_kept(),
             finish_reason: measured.finish_reason,
             model: measured.model,
         }),
@@ -711,7 +728,7 @@ async fn read_stream(
                     measured.model = chunk.model.map(Cow::into_owned);
                 }
             }
-            measured.output_text.push_str(&chunk.text);
+            measured.output_text.push(&chunk.text);
         }
     }
     if !saw_done {
@@ -800,7 +817,7 @@ async fn read_completion(
     }
     // Counted when no usage came, and sent back by the next turn of a session.
     if reader.keep_answer || info.usage.is_none() {
-        measured.output_text = info.text.into_owned();
+        measured.output_text.set(&info.text);
     }
     Ok(())
 }

@@ -14,31 +14,32 @@ use crate::scenario::{Arrival, LoadPlan, LoadShape, StagePlan};
 use crate::shard::Shard;
 
 /// Visits every request a shard of this load will send, in order, without sending any: its
-/// global index, stage and whether it is warm-up. Returns `false` (visiting nothing) for a closed
-/// loop bounded only by time, whose count depends on the server's speed. Nothing is stored, so a
+/// global index, stage and whether it is warm-up; `visit` returns `false` to stop the walk.
+/// Returns `None` (visiting nothing) for a closed loop bounded only by time, whose count depends
+/// on the server's speed; otherwise whether the walk reached the end. Nothing is stored, so a
 /// run of millions of requests is planned in constant memory. (The live loops follow the same
 /// rules as they go.)
 pub fn planned_requests(
     load: &LoadPlan,
     shard: Shard,
     arrival_seed: u64,
-    mut visit: impl FnMut(u64, usize, bool),
-) -> bool {
+    mut visit: impl FnMut(u64, usize, bool) -> bool,
+) -> Option<bool> {
     let Some(mut schedule) = Schedule::of(&load.shape, arrival_seed) else {
         // A closed loop: its requests have no times, only a count.
-        let Some(limit) = load.requests else {
-            return false;
-        };
+        let limit = load.requests?;
         let mut local = 0;
         loop {
             let k = shard.global_index(local);
             if k >= limit {
                 break;
             }
-            visit(k, 0, k < load.warmup_requests);
+            if !visit(k, 0, k < load.warmup_requests) {
+                return Some(false);
+            }
             local += 1;
         }
-        return true;
+        return Some(true);
     };
     let mut k = 0u64;
     while let Some(offset) = schedule.next_offset() {
@@ -49,11 +50,52 @@ pub fn planned_requests(
         }
         if shard.owns(k) {
             let warmup = offset < load.warmup || k < load.warmup_requests;
-            visit(k, schedule.stage_of(offset), warmup);
+            if !visit(k, schedule.stage_of(offset), warmup) {
+                return Some(false);
+            }
         }
         k += 1;
     }
-    true
+    Some(true)
+}
+
+/// How many requests a shard of this load is expected to send, without walking them: exact for
+/// a closed loop and a trace, the expected count (∫rate dt over the stages, within the load's
+/// duration and request limit) for an open loop. `None` for a closed loop bounded only by time.
+pub fn expected_requests(load: &LoadPlan, shard: Shard) -> Option<f64> {
+    let whole = match &load.shape {
+        LoadShape::Closed { .. } => load.requests? as f64,
+        LoadShape::Trace { trace, .. } => trace.entries.len() as f64,
+        LoadShape::Open { stages, .. } => {
+            let cap = load.duration.map_or(f64::INFINITY, |d| d.as_secs_f64());
+            let mut elapsed = 0.0;
+            let mut arrivals = 0.0;
+            for stage in stages {
+                let length = stage.duration.map_or(f64::INFINITY, |d| d.as_secs_f64());
+                let run = length.min(cap - elapsed);
+                if run <= 0.0 {
+                    break;
+                }
+                // A linear ramp from rate to end_rate over the stage's length, cut at `run`.
+                let slope = if length.is_finite() {
+                    (stage.end_rate - stage.rate) / length
+                } else {
+                    0.0
+                };
+                arrivals += stage.rate * run + slope * run * run / 2.0;
+                elapsed += run;
+            }
+            match load.requests {
+                Some(limit) => arrivals.min(limit as f64),
+                None => arrivals,
+            }
+        }
+    };
+    let whole = match (&load.shape, load.requests) {
+        (LoadShape::Trace { .. }, Some(limit)) => whole.min(limit as f64),
+        _ => whole,
+    };
+    Some(whole / f64::from(shard.count.max(1)))
 }
 
 /// Yields intended send offsets from the start of the run, in order.

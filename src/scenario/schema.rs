@@ -580,8 +580,22 @@ impl Serialize for HumanDuration {
     }
 }
 
-/// Parses `"40ms"`, `"1.5s"`, `"2m"` and the forms `humantime` accepts.
+/// The longest duration a scenario may give anything (a run, a timeout, a wait): 30 days.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// Parses `"40ms"`, `"1.5s"`, `"2m"` and the forms `humantime` accepts, up to [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_any_duration(text)?;
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "\"{}\" is longer than 30 days, the longest duration drover takes",
+            text.trim()
+        ));
+    }
+    Ok(duration)
+}
+
+fn parse_any_duration(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
     // humantime has no fractions ("1.5s"); accept a decimal number with a single unit too.
     if let Some(duration) = parse_decimal_duration(trimmed) {

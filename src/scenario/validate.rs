@@ -28,6 +28,28 @@ use crate::workload::{
 /// Default seed when the scenario sets none.
 pub const DEFAULT_SEED: u64 = 0x5eed;
 
+/// The slowest rate accepted: one request every 10,000 s (below it a schedule's times overflow).
+pub const MIN_RATE: f64 = 1e-4;
+/// The fastest rate accepted, per target.
+pub const MAX_RATE: f64 = 1e6;
+/// The range of a trace's replay speed.
+pub const SPEED_RANGE: (f64, f64) = (1e-3, 1e3);
+/// The range of a mock's `batch_mode_speedup`.
+pub const SPEEDUP_RANGE: (f64, f64) = (1e-2, 1e3);
+/// The most requests a load (or its warm-up) may ask for.
+pub const MAX_REQUESTS: u64 = 1_000_000_000;
+/// The most tokens any length (input, output, max_tokens) may ask for.
+pub const MAX_TOKENS: u32 = crate::workload::MAX_TOKENS;
+
+/// A number as a message shows it: in scientific notation when very small or very large.
+fn number(value: f64) -> String {
+    if value != 0.0 && value.is_finite() && !(1e-4..1e9).contains(&value.abs()) {
+        format!("{value:e}")
+    } else {
+        format!("{value}")
+    }
+}
+
 /// Collects issues with their locations.
 struct Checker<'a> {
     text: &'a str,
@@ -48,11 +70,24 @@ impl Checker<'_> {
     }
 
     fn positive_rate(&mut self, key: &KeyPath, rate: f64) -> bool {
-        if rate.is_finite() && rate > 0.0 {
+        if (MIN_RATE..=MAX_RATE).contains(&rate) {
             true
         } else {
-            self.fail(key, format!("must be > 0 requests per second (got {rate})"));
+            self.fail(
+                key,
+                format!(
+                    "must be from {MIN_RATE} to {MAX_RATE} requests per second (got {})",
+                    number(rate)
+                ),
+            );
             false
+        }
+    }
+
+    /// A count of requests within [`MAX_REQUESTS`].
+    fn request_count(&mut self, key: &KeyPath, count: Option<u64>) {
+        if let Some(count) = count.filter(|n| *n > MAX_REQUESTS) {
+            self.fail(key, format!("must be at most {MAX_REQUESTS} (got {count})"));
         }
     }
 
@@ -1278,6 +1313,12 @@ fn latency_model(checker: &mut Checker, key: &KeyPath, spec: &LatencySpec) -> La
 fn mock_config(checker: &mut Checker, key: &KeyPath, spec: &MockSpec, seed: u64) -> MockConfig {
     let defaults = MockConfig::default();
     let output_tokens = spec.output_tokens.unwrap_or(defaults.output_tokens);
+    if output_tokens > MAX_TOKENS {
+        checker.fail(
+            &key.key("output_tokens"),
+            format!("must be at most {MAX_TOKENS} (got {output_tokens})"),
+        );
+    }
     if output_tokens == 0 {
         checker.fail(&key.key("output_tokens"), "must be at least 1");
     }
@@ -1313,10 +1354,15 @@ fn mock_config(checker: &mut Checker, key: &KeyPath, spec: &MockSpec, seed: u64)
             },
         },
         batch_mode_speedup: match spec.batch_mode_speedup {
-            Some(speedup) if !(speedup.is_finite() && speedup > 0.0) => {
+            Some(speedup) if !(SPEEDUP_RANGE.0..=SPEEDUP_RANGE.1).contains(&speedup) => {
                 checker.fail(
                     &key.key("batch_mode_speedup"),
-                    format!("must be > 0 (got {speedup})"),
+                    format!(
+                        "must be from {} to {} (got {})",
+                        SPEEDUP_RANGE.0,
+                        SPEEDUP_RANGE.1,
+                        number(speedup)
+                    ),
                 );
                 1.0
             }
@@ -1443,10 +1489,31 @@ fn length_model(
             checker.fail(key, "must be at least 1 token");
             return None;
         }
+        LengthSpec::Fixed(n) if *n > MAX_TOKENS => {
+            checker.fail(
+                key,
+                format!("must be at most {MAX_TOKENS} tokens (got {n})"),
+            );
+            return None;
+        }
         LengthSpec::Fixed(n) => return Some(LengthModel::Fixed(*n)),
         LengthSpec::Distribution(dist) => dist,
     };
     let issues_before = checker.issues.len();
+    for (field, value) in [
+        ("min", dist.min.map(f64::from)),
+        ("max", dist.max.map(f64::from)),
+        ("mean", dist.mean),
+        ("stddev", dist.stddev),
+    ] {
+        if let Some(value) = value.filter(|v| !(*v <= f64::from(MAX_TOKENS))) {
+            checker.fail(
+                &key.key(field),
+                format!("must be at most {MAX_TOKENS} tokens (got {value})"),
+            );
+            return None;
+        }
+    }
     if dist.dist != LengthKind::Empirical && (dist.dataset.is_some() || dist.format.is_some()) {
         checker.fail(&key.key("dataset"), "belongs to dist = \"empirical\"");
     }
@@ -1558,6 +1625,8 @@ fn load_plan(
     if spec.requests == Some(0) {
         checker.fail(&key.key("requests"), "must be at least 1");
     }
+    checker.request_count(&key.key("requests"), spec.requests);
+    checker.request_count(&key.key("warmup_requests"), spec.warmup_requests);
     let shape = match spec.kind {
         LoadKind::Open => {
             for (field, present) in [("users", spec.users.is_some())] {
@@ -1674,8 +1743,16 @@ fn load_plan(
                 checker.fail(&key.key("max_in_flight"), "must be at least 1");
             }
             let speed = spec.speed.unwrap_or(1.0);
-            if !(speed.is_finite() && speed > 0.0) {
-                checker.fail(&key.key("speed"), format!("must be > 0 (got {speed})"));
+            if !(SPEED_RANGE.0..=SPEED_RANGE.1).contains(&speed) {
+                checker.fail(
+                    &key.key("speed"),
+                    format!(
+                        "must be from {} to {} (got {})",
+                        SPEED_RANGE.0,
+                        SPEED_RANGE.1,
+                        number(speed)
+                    ),
+                );
             }
             let trace = match &spec.trace {
                 None => {

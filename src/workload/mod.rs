@@ -460,6 +460,10 @@ fn describe_lengths(lengths: &LengthModel) -> String {
 
 /// Tokens the chat format adds around one user message: 3 per message, 1 for the role, 3 to
 /// prime the reply.
+/// The most tokens any prompt or answer length may ask for (input_tokens, max_tokens, a
+/// trace line's lengths): 1,048,576.
+pub const MAX_TOKENS: u32 = 1 << 20;
+
 const USER_MESSAGE_OVERHEAD: u64 = 7;
 /// Around an added system message: 3 per message and 1 for the role.
 const SYSTEM_MESSAGE_OVERHEAD: u64 = 4;

@@ -15,6 +15,8 @@
 //! - `output_tokens` (or `output_length`): sent as `max_tokens`; otherwise the class's cap.
 //! - `class`: which scenario class the request counts under (default the first).
 
+/// The latest timestamp a trace line may carry: 30 days, in milliseconds.
+const MAX_TIMESTAMP_MS: f64 = 30.0 * 24.0 * 3600.0 * 1000.0;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -95,6 +97,11 @@ impl Trace {
                 .as_f64()
                 .filter(|t| t.is_finite() && *t >= 0.0)
                 .ok_or_else(|| bad(format!("\"{field}\" must be a number of milliseconds >= 0")))?;
+            if stamp > MAX_TIMESTAMP_MS {
+                return Err(bad(format!(
+                    "\"{field}\" {stamp:e} is more than 30 days in milliseconds ({MAX_TIMESTAMP_MS}), the longest trace drover replays"
+                )));
+            }
             if stamp < previous {
                 return Err(bad(format!(
                     "\"{field}\" {stamp} is earlier than the line before ({previous}); a trace \
@@ -109,10 +116,13 @@ impl Trace {
                     Some((field, v)) => v
                         .as_u64()
                         .and_then(|n| u32::try_from(n).ok())
-                        .filter(|n| *n >= 1)
+                        .filter(|n| (1..=super::MAX_TOKENS).contains(n))
                         .map(Some)
                         .ok_or_else(|| {
-                            bad(format!("\"{field}\" must be a whole number of at least 1"))
+                            bad(format!(
+                                "\"{field}\" must be a whole number from 1 to {}",
+                                super::MAX_TOKENS
+                            ))
                         }),
                 }
             };
