@@ -310,6 +310,44 @@ async fn run(args: RunArgs) -> i32 {
     if let Err(code) = spend_check(&plan, &args) {
         return code;
     }
+    // The folder is named when the run starts; checkpoints and the final results go there.
+    let stamp = report::json::utc_stamp(plan.start_at.unwrap_or_else(std::time::SystemTime::now));
+    let mut folder = report::json::folder_name(&plan.name, &stamp);
+    if !plan.shard.is_whole() {
+        folder.push_str(&format!(
+            "-shard-{}-of-{}",
+            plan.shard.index, plan.shard.count
+        ));
+    }
+    let dir = args.out.join(folder);
+    // Where the results go is checked before anything is sent (the preflight request too): a
+    // run whose measurements could not be written must not spend a request.
+    if let Err(error) = check_output(&plan, &dir) {
+        eprintln!(
+            "error: cannot write the results to {}: {error}; nothing was sent",
+            dir.display()
+        );
+        return EXIT_RUN_FAILED;
+    }
+    let request_log = if args.export_requests && plan.sweep.is_none() && plan.migration.is_none() {
+        let path = dir.join("requests.jsonl");
+        let created = std::fs::create_dir_all(&dir).and_then(|()| {
+            drover::export::RequestLog::create(
+                &path,
+                plan.targets.iter().map(|t| t.name.clone()).collect(),
+                plan.classes.iter().map(|c| c.name.clone()).collect(),
+            )
+        });
+        match created {
+            Ok(log) => Some(Arc::new(std::sync::Mutex::new(log))),
+            Err(error) => {
+                eprintln!("error: cannot create {}: {error}", path.display());
+                return EXIT_RUN_FAILED;
+            }
+        }
+    } else {
+        None
+    };
     for target in plan.targets.iter().filter(|t| t.tls.insecure) {
         eprintln!(
             "warning: target \"{}\": TLS certificate verification is OFF (insecure_skip_verify)",
@@ -328,6 +366,11 @@ async fn run(args: RunArgs) -> i32 {
             }
             Err(error) => {
                 eprintln!("error: preflight: {error}");
+                // Nothing was measured: the folder made for the run goes again.
+                for file in ["results.json", "requests.jsonl"] {
+                    let _ = std::fs::remove_file(dir.join(file));
+                }
+                let _ = std::fs::remove_dir(&dir);
                 return EXIT_PREFLIGHT;
             }
         }
@@ -347,16 +390,6 @@ async fn run(args: RunArgs) -> i32 {
             ),
         }
     }
-    // The folder is named when the run starts; checkpoints and the final results go there.
-    let stamp = report::json::utc_stamp(plan.start_at.unwrap_or_else(std::time::SystemTime::now));
-    let mut folder = report::json::folder_name(&plan.name, &stamp);
-    if !plan.shard.is_whole() {
-        folder.push_str(&format!(
-            "-shard-{}-of-{}",
-            plan.shard.index, plan.shard.count
-        ));
-    }
-    let dir = args.out.join(folder);
     let stop = StopSignal::default();
     let handle = stop.handle();
     let checkpoint_path = dir.join("results.json");
@@ -365,9 +398,16 @@ async fn run(args: RunArgs) -> i32 {
         eprintln!("\ninterrupted: no new requests; in-flight requests get 5 s to finish, then results are written (interrupt again to exit at once)");
         handle.stop();
         wait_for_interrupt().await;
+        // What finished is written first (a few seconds at most), then the process exits.
+        let written = handle.write_now(Duration::from_secs(3)).await;
         eprintln!(
-            "second interrupt: exiting now; {} holds the last checkpoint",
-            checkpoint_path.display()
+            "second interrupt: exiting now; {} holds {}",
+            checkpoint_path.display(),
+            if written {
+                "every request that finished (status interrupted)"
+            } else {
+                "the last checkpoint"
+            }
         );
         std::process::exit(EXIT_INTERRUPTED);
     });
@@ -383,25 +423,6 @@ async fn run(args: RunArgs) -> i32 {
             eprintln!("warning: checkpoint not written: {error}");
         }
     });
-    let request_log = if args.export_requests {
-        let path = dir.join("requests.jsonl");
-        let created = std::fs::create_dir_all(&dir).and_then(|()| {
-            drover::export::RequestLog::create(
-                &path,
-                plan.targets.iter().map(|t| t.name.clone()).collect(),
-                plan.classes.iter().map(|c| c.name.clone()).collect(),
-            )
-        });
-        match created {
-            Ok(log) => Some(Arc::new(std::sync::Mutex::new(log))),
-            Err(error) => {
-                eprintln!("error: cannot create {}: {error}", path.display());
-                return EXIT_RUN_FAILED;
-            }
-        }
-    } else {
-        None
-    };
     let options = RunOptions {
         progress: !args.no_progress,
         checkpoint: Some(sink),
@@ -654,6 +675,21 @@ fn results_paths(arguments: &[std::path::PathBuf]) -> Result<Vec<std::path::Path
 
 /// Prints the projection and refuses a run whose projection exceeds a budget, or that has an
 /// unpriced target under a budget, unless told to go on.
+/// Creates the run's folder and writes into it what a run writes first: an empty results file
+/// (status `in_progress`) for a run, or a probe for a sweep or migration, whose runs write into
+/// folders of their own below it.
+fn check_output(plan: &RunPlan, dir: &std::path::Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    if plan.sweep.is_some() || plan.migration.is_some() {
+        let probe = dir.join(".drover-write-check");
+        report::json::write_atomically(&probe, b"ok").map_err(|e| e.to_string())?;
+        return std::fs::remove_file(&probe).map_err(|e| e.to_string());
+    }
+    report::json::write_results(dir, &driver::empty_results(plan))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 fn spend_check(plan: &RunPlan, args: &RunArgs) -> Result<(), i32> {
     let budgeted = plan.cost.budget.is_some() || plan.targets.iter().any(|t| t.budget.is_some());
     let projection = match drover::spend::project(plan) {

@@ -302,3 +302,130 @@ fn extreme_inputs_are_refused_with_their_place_at_once() {
         text(&output.stderr)
     );
 }
+
+/// A 30 s open-loop run against an embedded mock, exported, checkpointed every second.
+const LONG_RUN: &str = r#"
+name = "durable"
+
+[[targets]]
+name = "m"
+model = "m"
+[targets.mock]
+ttft = "20ms"
+itl = "5ms"
+output_tokens = 8
+
+[[classes]]
+name = "c"
+input_tokens = 8
+
+[load]
+kind = "open"
+rate = 200
+duration = "30s"
+"#;
+
+fn start_long_run(dir: &std::path::Path) -> std::process::Child {
+    std::fs::write(dir.join("s.toml"), LONG_RUN).unwrap();
+    std::process::Command::new(common::drover_bin())
+        .current_dir(dir)
+        .args([
+            "run",
+            "s.toml",
+            "--out",
+            "out",
+            "--no-progress",
+            "--export-requests",
+            "--checkpoint-every",
+            "1s",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Requests a results file counts (every finished one: measured and warm-up).
+fn counted(results: &serde_json::Value) -> u64 {
+    let requests = &results["targets"][0]["summary"]["requests"];
+    ["succeeded", "failed", "warmup_excluded"]
+        .iter()
+        .map(|k| requests[k].as_u64().unwrap())
+        .sum()
+}
+
+/// Whole lines of an export (a torn last line, without its newline, is not counted).
+fn whole_lines(path: &std::path::Path) -> u64 {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .count() as u64
+}
+
+#[test]
+fn a_killed_run_leaves_every_request_its_checkpoint_counted() {
+    let _serial = common::TIMING_LOCK.blocking_lock();
+    for (attempt, wait_ms) in [2300u64, 2600, 2900, 3200, 3500].into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = start_long_run(dir.path());
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        child.wait().unwrap();
+        let run = only_run_dir(&dir.path().join("out"));
+        let results: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap())
+                .unwrap();
+        assert_eq!(results["status"], "in_progress");
+        let checkpoint = counted(&results);
+        let exported = whole_lines(&run.join("requests.jsonl"));
+        assert!(
+            exported >= checkpoint,
+            "attempt {attempt}: export {exported} < checkpoint {checkpoint}"
+        );
+        assert!(checkpoint > 0, "attempt {attempt}: nothing checkpointed");
+    }
+}
+
+#[test]
+fn a_second_interrupt_writes_every_finished_request_before_exiting() {
+    let _serial = common::TIMING_LOCK.blocking_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = start_long_run(dir.path());
+    std::thread::sleep(Duration::from_millis(2500));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    std::thread::sleep(Duration::from_millis(50));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let run = only_run_dir(&dir.path().join("out"));
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["status"], "interrupted");
+    // Every request that finished is in the results: as many as the export holds.
+    let exported = whole_lines(&run.join("requests.jsonl"));
+    assert!(exported > 200, "{exported}");
+    assert_eq!(counted(&results), exported);
+}
+
+#[test]
+fn nothing_is_sent_when_the_results_cannot_be_written() {
+    let server = HostileServer::start(|_| Reply::Bytes(completion("ok")));
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = retry_scenario(&server.base_url(), 5, 1);
+    std::fs::write(dir.path().join("s.toml"), &scenario).unwrap();
+    // An output folder that cannot exist (preflight on: not even its request may go out).
+    let output = drover(dir.path(), &["run", "s.toml", "--out", "/dev/null/x"], &[]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("nothing was sent"), "{stderr}");
+    // A scenario name too long for a folder name.
+    let long = scenario.replace(
+        "name = \"hostile\"",
+        &format!("name = \"{}\"", "n".repeat(240)),
+    );
+    std::fs::write(dir.path().join("long.toml"), long).unwrap();
+    let output = drover(dir.path(), &["run", "long.toml", "--out", "out"], &[]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert_eq!(server.requests(), 0);
+}

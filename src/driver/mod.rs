@@ -106,12 +106,35 @@ pub enum DriverError {
 
 /// A handle that stops a run early (as Ctrl-C does); results still cover what finished.
 #[derive(Debug, Clone)]
-pub struct StopHandle(Arc<watch::Sender<bool>>);
+pub struct StopHandle {
+    stop: Arc<watch::Sender<bool>>,
+    urgent: Arc<watch::Sender<Urgency>>,
+}
 
 impl StopHandle {
     pub fn stop(&self) {
-        self.0.send_replace(true);
+        self.stop.send_replace(true);
     }
+
+    /// Asks the run to write what it has measured now (results with status `interrupted`, the
+    /// per-request export flushed), before the process exits without waiting for requests in
+    /// flight. Returns once that is written, or after `patience`; `true` if it was written.
+    pub async fn write_now(&self, patience: Duration) -> bool {
+        self.stop();
+        self.urgent.send_replace(Urgency::Requested);
+        let mut written = self.urgent.subscribe();
+        tokio::time::timeout(patience, written.wait_for(|u| *u == Urgency::Written))
+            .await
+            .is_ok_and(|w| w.is_ok())
+    }
+}
+
+/// Whether a run must write what it has at once (a second interrupt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Urgency {
+    None,
+    Requested,
+    Written,
 }
 
 /// A run's stop switch: create it, hand out [`StopHandle`]s, then pass it to [`run`]. Clones
@@ -119,19 +142,24 @@ impl StopHandle {
 #[derive(Debug, Clone)]
 pub struct StopSignal {
     sender: Arc<watch::Sender<bool>>,
+    urgent: Arc<watch::Sender<Urgency>>,
 }
 
 impl Default for StopSignal {
     fn default() -> Self {
         StopSignal {
             sender: Arc::new(watch::channel(false).0),
+            urgent: Arc::new(watch::channel(Urgency::None).0),
         }
     }
 }
 
 impl StopSignal {
     pub fn handle(&self) -> StopHandle {
-        StopHandle(self.sender.clone())
+        StopHandle {
+            stop: self.sender.clone(),
+            urgent: self.urgent.clone(),
+        }
     }
 
     /// Whether a stop was requested.
@@ -695,6 +723,31 @@ fn actual_cost(plan: &crate::scenario::TargetPlan, record: &RequestRecord) -> f6
         .map_or(0.0, |cost| cost.total())
 }
 
+/// The results of a run that has not sent anything yet (status `in_progress`): what a run's
+/// folder holds before its first request.
+pub fn empty_results(plan: &RunPlan) -> RunResults {
+    let stage_count = match &plan.load.shape {
+        LoadShape::Open { stages, .. } => stages.len(),
+        LoadShape::Closed { .. } | LoadShape::Trace { .. } => 1,
+    };
+    let now = SystemTime::now();
+    Recorder::new(
+        plan.targets.len(),
+        plan.classes.len(),
+        stage_count,
+        Instant::now(),
+        now,
+    )
+    .into_results(
+        plan,
+        &vec![0; plan.targets.len()],
+        now,
+        now,
+        Duration::ZERO,
+        RunStatus::InProgress,
+    )
+}
+
 /// Runs the plan to completion (or until stopped) and returns its results.
 pub async fn run(
     plan: &RunPlan,
@@ -769,18 +822,20 @@ pub async fn run(
     let checkpoint = options.checkpoint.clone().map(|sink| {
         let plan = plan.clone();
         let zeros = vec![0; target_count];
-        move |recorder: &Recorder| {
+        move |recorder: &Recorder, status: RunStatus| {
             let snapshot = recorder.clone().into_results(
                 &plan,
                 &zeros,
                 started_at,
                 SystemTime::now(),
                 start.elapsed(),
-                RunStatus::InProgress,
+                status,
             );
             sink(&snapshot);
         }
     });
+    let urgent = stop.urgent.clone();
+    let mut urgent_requests = stop.urgent.subscribe();
     let checkpoint_every = options.checkpoint_every;
     let prices: Vec<_> = plan.targets.iter().map(|t| t.price.clone()).collect();
     let batch_prices: Vec<_> = plan.targets.iter().map(|t| t.batch_price.clone()).collect();
@@ -815,8 +870,19 @@ pub async fn run(
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;
         if let Some(write) = &checkpoint {
-            write(&recorder);
+            write(&recorder, RunStatus::InProgress);
         }
+        // The export is flushed before every checkpoint, so that it always holds at least the
+        // requests the checkpoint counts.
+        let flush_log = || {
+            if let Some(log) = &request_log {
+                if let Ok(mut log) = log.lock() {
+                    if let Err(error) = log.flush() {
+                        eprintln!("warning: the per-request export is incomplete: {error}");
+                    }
+                }
+            }
+        };
         let mut last_checkpoint = Instant::now();
         // Records are taken in batches of what is waiting: one wake-up and one pass of the
         // select for many records at high rates.
@@ -846,21 +912,24 @@ pub async fn run(
                     progress.print();
                     if let Some(write) = &checkpoint {
                         if last_checkpoint.elapsed() >= checkpoint_every {
-                            write(&recorder);
+                            flush_log();
+                            write(&recorder, RunStatus::InProgress);
                             last_checkpoint = Instant::now();
                         }
                     }
                 }
-            }
-        }
-        progress.finish();
-        if let Some(log) = &request_log {
-            if let Ok(mut log) = log.lock() {
-                if let Err(error) = log.flush() {
-                    eprintln!("warning: the per-request export is incomplete: {error}");
+                // A second interrupt: what finished is written now, as an interrupted run.
+                Ok(_) = urgent_requests.wait_for(|u| *u == Urgency::Requested) => {
+                    flush_log();
+                    if let Some(write) = &checkpoint {
+                        write(&recorder, RunStatus::Interrupted);
+                    }
+                    urgent.send_replace(Urgency::Written);
                 }
             }
         }
+        progress.finish();
+        flush_log();
         (recorder, arrived)
     });
 
