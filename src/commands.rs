@@ -307,6 +307,10 @@ async fn run(args: RunArgs) -> i32 {
     }
 
     eprintln!("{}", describe(&plan));
+    if let Err(message) = drover::resources::check_fds(&plan) {
+        eprintln!("error: {}: {message}", args.scenario.display());
+        return EXIT_BAD_INPUT;
+    }
     if let Err(code) = spend_check(&plan, &args) {
         return code;
     }

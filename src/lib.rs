@@ -27,6 +27,7 @@ pub mod protocol;
 pub mod record;
 pub mod redact;
 pub mod report;
+pub mod resources;
 pub mod results;
 pub mod retry_after;
 pub mod rollout;

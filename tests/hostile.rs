@@ -429,3 +429,104 @@ fn nothing_is_sent_when_the_results_cannot_be_written() {
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert_eq!(server.requests(), 0);
 }
+
+#[test]
+fn running_out_of_descriptors_is_drovers_shortage_not_the_endpoints() {
+    use std::os::unix::process::CommandExt;
+    let server =
+        HostileServer::start(|_| Reply::Later(Duration::from_millis(1500), completion("ok")));
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = format!(
+        r#"
+[[targets]]
+name = "h"
+model = "m"
+mode = "complete"
+base_url = "{}"
+
+[[classes]]
+name = "c"
+input_tokens = 8
+
+[load]
+kind = "open"
+rate = 400
+requests = 400
+"#,
+        server.base_url()
+    );
+    std::fs::write(dir.path().join("s.toml"), scenario).unwrap();
+    let mut command = std::process::Command::new(common::drover_bin());
+    command.current_dir(dir.path()).args([
+        "run",
+        "s.toml",
+        "--out",
+        "out",
+        "--no-progress",
+        "--no-preflight",
+    ]);
+    // SAFETY: setrlimit is async-signal-safe; it only lowers this child's own limit.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 96,
+                rlim_max: 96,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            Ok(())
+        });
+    }
+    let output = command.output().unwrap();
+    let stderr = text(&output.stderr);
+    // Degraded, never a pass: the shortage is drover's.
+    assert_eq!(output.status.code(), Some(10), "{stderr}");
+    let results = only_results(&dir.path().join("out"));
+    let summary = &results["targets"][0]["summary"];
+    assert!(
+        summary["errors"]["client_resources"].as_u64().unwrap_or(0) > 0,
+        "{summary}"
+    );
+    assert!(summary["errors"].get("connect").is_none(), "{summary}");
+    assert_eq!(results["status"], "degraded");
+    assert_eq!(results["targets"][0]["accounting"]["balanced"], true);
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("ran out of file descriptors"), "{stdout}");
+}
+
+#[test]
+fn ten_thousand_users_that_cannot_fit_the_descriptor_limit_are_refused_before_any_load() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.toml"),
+        input_scenario(
+            "",
+            "input_tokens = 8",
+            "kind = \"closed\"\nusers = 10000\nduration = \"5s\"",
+        ),
+    )
+    .unwrap();
+    let mut command = std::process::Command::new(common::drover_bin());
+    command
+        .current_dir(dir.path())
+        .args(["run", "s.toml", "--out", "out", "--no-progress"]);
+    // SAFETY: setrlimit is async-signal-safe; it only lowers this child's own limit.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 4096,
+                rlim_max: 4096,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            Ok(())
+        });
+    }
+    let started = std::time::Instant::now();
+    let output = command.output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("20064 file descriptors"), "{stderr}");
+    assert!(stderr.contains("the limit is 4096"), "{stderr}");
+    assert!(!dir.path().join("out").exists(), "nothing was started");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}

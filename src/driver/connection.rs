@@ -55,6 +55,10 @@ pub enum ConnectError {
     Http(hyper::Error),
     #[error("connection set-up took longer than connect_timeout of {0}")]
     Timeout(humantime::FormattedDuration),
+    #[error(
+        "no file descriptor left for another connection ({0} connections open; raise ulimit -n)"
+    )]
+    OutOfDescriptors(usize),
 }
 
 /// A connection ready to carry one request.
@@ -87,6 +91,9 @@ pub struct ConnectionPool {
     negotiated_http2: AtomicBool,
     idle: Mutex<Vec<http1::SendRequest<RequestBody>>>,
     shared_http2: tokio::sync::Mutex<Option<http2::SendRequest<RequestBody>>>,
+    /// File-descriptor slots one connection takes from the process's budget
+    /// ([`crate::resources::connection_slots`]): 2 when the server's end is in this process.
+    slots_per_connection: u32,
 }
 
 /// Most stale idle connections a request skips before it opens a new one.
@@ -99,6 +106,7 @@ impl ConnectionPool {
         version: HttpVersion,
         connect_timeout: Duration,
         tls: &TlsOptions,
+        slots_per_connection: u32,
     ) -> Result<ConnectionPool, ClientError> {
         let https = url.scheme_str() == Some("https");
         let host = url
@@ -136,6 +144,7 @@ impl ConnectionPool {
             negotiated_http2: AtomicBool::new(false),
             idle: Mutex::new(Vec::new()),
             shared_http2: tokio::sync::Mutex::new(None),
+            slots_per_connection,
         })
     }
 
@@ -290,6 +299,13 @@ impl ConnectionPool {
     }
 
     async fn open_untimed(&self) -> Result<(Sender, ConnectionSetup), ConnectError> {
+        // A slot of the process's descriptor budget, held by the connection's task until it
+        // closes; none left: the request fails as drover's shortage, at once.
+        let slots = crate::resources::connection_slots();
+        let slot = slots
+            .clone()
+            .try_acquire_many_owned(self.slots_per_connection)
+            .map_err(|_| ConnectError::OutOfDescriptors(slots.available_permits()))?;
         let began = Instant::now();
         let address = tokio::net::lookup_host((self.host.as_str(), self.port))
             .await
@@ -314,7 +330,7 @@ impl ConnectionPool {
         };
         let Some(tls) = &self.tls else {
             let sender = self
-                .handshake(tcp, self.version == HttpVersion::Http2)
+                .handshake(tcp, self.version == HttpVersion::Http2, slot)
                 .await?;
             return Ok((sender, setup));
         };
@@ -327,11 +343,16 @@ impl ConnectionPool {
             })?;
         setup.tls = Some(connected.elapsed());
         let negotiated_h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-        let sender = self.handshake(stream, negotiated_h2).await?;
+        let sender = self.handshake(stream, negotiated_h2, slot).await?;
         Ok((sender, setup))
     }
 
-    async fn handshake<T>(&self, io: T, http2: bool) -> Result<Sender, ConnectError>
+    async fn handshake<T>(
+        &self,
+        io: T,
+        http2: bool,
+        slot: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<Sender, ConnectError>
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -344,14 +365,20 @@ impl ConnectionPool {
                 .handshake(io)
                 .await
                 .map_err(ConnectError::Http)?;
-            tokio::spawn(connection);
+            tokio::spawn(async move {
+                let _slot = slot;
+                let _ = connection.await;
+            });
             Ok(Sender::Http2(sender))
         } else {
             let (sender, connection) = http1::Builder::new()
                 .handshake(io)
                 .await
                 .map_err(ConnectError::Http)?;
-            tokio::spawn(connection);
+            tokio::spawn(async move {
+                let _slot = slot;
+                let _ = connection.await;
+            });
             Ok(Sender::Http1(sender))
         }
     }

@@ -451,10 +451,16 @@ impl Requester {
             let answer = record.answer.take();
             let succeeded = record.outcome.is_ok();
             let done = record.done;
+            let starved =
+                matches!(&record.outcome, Err(f) if f.class == ErrorClass::ClientResources);
             if self.records.send(record).await.is_err() {
                 return false;
             }
             books.handed(self.target.index, k);
+            if starved {
+                // Out of descriptors: this sender pauses instead of failing again at once.
+                tokio::time::sleep(RESOURCE_PAUSE).await;
+            }
             let Some(session) = session.filter(|_| succeeded && !last_turn) else {
                 break;
             };
@@ -1197,6 +1203,9 @@ fn client_side_key(class: &str) -> bool {
         .iter()
         .any(|c| c.key() == class)
 }
+
+/// How long a sender waits after a request could not be sent for want of file descriptors.
+const RESOURCE_PAUSE: Duration = Duration::from_millis(100);
 
 /// Most records the recorder takes from its channel at once.
 const RECORD_BATCH: usize = 256;

@@ -68,8 +68,14 @@ impl TargetContext {
         let url: Uri = format!("{base_url}/{path}")
             .parse()
             .map_err(|e| format!("target \"{}\": bad URL: {e}", plan.name))?;
-        let connections = ConnectionPool::new(&url, plan.http, plan.timeouts.connect, &plan.tls)
-            .map_err(|e| format!("target \"{}\": {e}", plan.name))?;
+        // An embedded mock's end of each connection is a descriptor of this process too.
+        let slots = match plan.endpoint {
+            crate::scenario::Endpoint::Mock(_) => 2,
+            crate::scenario::Endpoint::Url(_) => 1,
+        };
+        let connections =
+            ConnectionPool::new(&url, plan.http, plan.timeouts.connect, &plan.tls, slots)
+                .map_err(|e| format!("target \"{}\": {e}", plan.name))?;
         let authorization = match &plan.api_key {
             Some(key) => {
                 let text = match plan.api {
@@ -459,9 +465,18 @@ async fn exchange(
         Err(expired) => return Err(timeout_failure(target, TimeoutKind::FirstByte, expired)),
         Ok(Err((e, reconnected))) => {
             measured.reconnected = reconnected;
-            let class = match e {
+            let class = match &e {
                 SendError::Connect(ConnectError::Timeout(_)) => {
                     ErrorClass::Timeout(TimeoutKind::Connect)
+                }
+                // Out of file descriptors: drover's own shortage, not the endpoint's.
+                SendError::Connect(ConnectError::OutOfDescriptors(_)) => {
+                    ErrorClass::ClientResources
+                }
+                SendError::Connect(ConnectError::Tcp { source, .. })
+                    if crate::resources::out_of_descriptors(source) =>
+                {
+                    ErrorClass::ClientResources
                 }
                 _ => ErrorClass::Connect,
             };

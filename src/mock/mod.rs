@@ -373,7 +373,11 @@ async fn accept_loop(listener: TcpListener, state: Arc<MockState>, http1_only: b
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, _)) = accepted else {
+                    // Out of descriptors (or another accept error): wait instead of spinning.
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let state = state.clone();
                 let counter = request_counter.clone();

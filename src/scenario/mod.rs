@@ -444,6 +444,19 @@ pub enum LoadShape {
 }
 
 impl LoadShape {
+    /// The most requests in flight at once per target: the users of a closed loop, the
+    /// `max_in_flight` of an open loop or trace (`None` without one).
+    pub fn concurrency(&self) -> Option<u64> {
+        match self {
+            LoadShape::Closed { users } => Some(u64::from(*users)),
+            LoadShape::Open { max_in_flight, .. } | LoadShape::Trace { max_in_flight, .. } => {
+                max_in_flight.map(u64::from)
+            }
+        }
+    }
+}
+
+impl LoadShape {
     /// The replayed trace, for a trace load.
     pub fn trace(&self) -> Option<&crate::workload::Trace> {
         match self {

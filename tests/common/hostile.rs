@@ -35,6 +35,8 @@ pub enum Reply {
     Bytes(Vec<u8>),
     /// These bytes, then the connection is closed.
     BytesThenClose(Vec<u8>),
+    /// These bytes after a wait, then the connection stays open.
+    Later(std::time::Duration, Vec<u8>),
     /// A response head, then body pieces written one by one (each flushed), then the connection
     /// is closed.
     Pieces(Vec<u8>, Box<dyn Iterator<Item = Vec<u8>> + Send>),
@@ -115,6 +117,12 @@ async fn serve(mut stream: TcpStream, handler: Arc<Handler>, counter: Arc<Atomic
         on_connection += 1;
         match handler(&seen) {
             Reply::Bytes(bytes) => {
+                if stream.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+            Reply::Later(wait, bytes) => {
+                tokio::time::sleep(wait).await;
                 if stream.write_all(&bytes).await.is_err() {
                     return;
                 }
