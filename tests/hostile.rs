@@ -530,3 +530,240 @@ fn ten_thousand_users_that_cannot_fit_the_descriptor_limit_are_refused_before_an
     assert!(!dir.path().join("out").exists(), "nothing was started");
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+const PLANTED_KEY: &str = "sk-ZqXwVbNmKjHgFdSaPoIuYt";
+const CUSTOM_SECRET: &str = "TyReWqAsZxPlMkOnJhBgVcDf";
+
+/// Every 8-character piece of `secret` found in `text`.
+fn pieces_in(text: &str, secret: &str) -> Vec<String> {
+    let chars: Vec<char> = secret.chars().collect();
+    chars
+        .windows(8)
+        .map(|w| w.iter().collect::<String>())
+        .filter(|piece| text.contains(piece.as_str()))
+        .collect()
+}
+
+fn all_files_text(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(all_files_text(&path));
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            found.push((path, String::from_utf8_lossy(&bytes).into_owned()));
+        }
+    }
+    found
+}
+
+#[test]
+fn a_key_echoed_at_every_offset_around_the_cut_leaks_nowhere() {
+    let server = HostileServer::start(|seen| {
+        let auth = seen.header("authorization").unwrap_or("").to_string();
+        let custom = seen.header("x-custom-auth").unwrap_or("").to_string();
+        let bare = auth
+            .trim_start_matches("Bearer ")
+            .trim_start_matches("sk-")
+            .to_string();
+        // Offsets from 250 to 329 characters: every key straddles the 300-character cut once.
+        let pad = "x".repeat(250 + (seen.number as usize * 7) % 80);
+        match seen.number % 4 {
+            0 => Reply::Bytes(response(
+                "401 Unauthorized",
+                &[("content-type", "application/json")],
+                &serde_json::json!({"error": {"message": format!("{pad}bad key {auth} given")}})
+                    .to_string(),
+            )),
+            1 => Reply::Bytes(response(
+                "500 Internal Server Error",
+                &[("content-type", "text/plain")],
+                &format!("{pad}upstream said no to {bare} and {custom} today"),
+            )),
+            2 => {
+                let event = serde_json::json!({"error": {"message": format!("{pad}{auth}")}});
+                Reply::Pieces(
+                    common::hostile::sse_head("text/event-stream"),
+                    Box::new(
+                        vec![
+                            common::hostile::sse_chunk("hi"),
+                            format!("data: {event}\n\n").into_bytes(),
+                        ]
+                        .into_iter(),
+                    ),
+                )
+            }
+            _ => Reply::Pieces(
+                common::hostile::sse_head("text/event-stream"),
+                Box::new(
+                    vec![
+                        common::hostile::sse_chunk("hi"),
+                        format!("data: {{\"broken\": \"{pad}{custom}{bare}\n\n").into_bytes(),
+                    ]
+                    .into_iter(),
+                ),
+            ),
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = format!(
+        r#"
+name = "echo"
+
+[[targets]]
+name = "h"
+model = "m"
+base_url = "{}"
+api_key_env = "PLANTED_KEY"
+headers = {{ "x-custom-auth" = "Bearer {CUSTOM_SECRET}" }}
+
+[[classes]]
+name = "c"
+input_tokens = 8
+
+[load]
+kind = "closed"
+users = 2
+requests = 80
+"#,
+        server.base_url()
+    );
+    std::fs::write(dir.path().join("s.toml"), scenario).unwrap();
+    let output = drover(
+        dir.path(),
+        &[
+            "run",
+            "s.toml",
+            "--out",
+            "out",
+            "--no-progress",
+            "--no-preflight",
+            "--export-requests",
+        ],
+        &[("PLANTED_KEY", PLANTED_KEY)],
+    );
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    // Every request failed: exit 3, with results and report written.
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    let mut texts = all_files_text(&dir.path().join("out"));
+    assert!(texts.len() >= 4, "{texts:?}");
+    texts.push(("stdout".into(), stdout));
+    texts.push(("stderr".into(), stderr));
+    for (place, content) in &texts {
+        for secret in [PLANTED_KEY, CUSTOM_SECRET] {
+            let leaked = pieces_in(content, secret);
+            assert!(leaked.is_empty(), "{}: {leaked:?}", place.display());
+        }
+    }
+    // The errors are still there to read, scrubbed.
+    let results = only_results(&dir.path().join("out"));
+    let errors = &results["targets"][0]["summary"]["errors"];
+    assert_eq!(errors["http_401"], 20, "{errors}");
+    assert_eq!(errors["http_500"], 20, "{errors}");
+    assert_eq!(errors["protocol"], 40, "{errors}");
+}
+
+/// Runs a hostile stream target (`chunks` events of `content`, one every millisecond: 64 MB/s
+/// for 64 KiB events, as a fast network carries a stream) beside an embedded mock target, 2
+/// closed-loop users each; returns the results.
+fn beside_a_mock(chunks: usize, content: &'static str) -> serde_json::Value {
+    let chunk = common::hostile::sse_chunk(content);
+    let server = HostileServer::start(move |_| {
+        let body = std::iter::repeat_n(chunk.clone(), chunks)
+            .chain(std::iter::once(b"data: [DONE]\n\n".to_vec()));
+        Reply::Paced(
+            common::hostile::sse_head("text/event-stream"),
+            Box::new(body),
+            Duration::from_millis(1),
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = format!(
+        r#"
+name = "beside"
+
+[[targets]]
+name = "hostile"
+model = "m"
+base_url = "{}"
+stream_usage = false
+
+[[targets]]
+name = "mock"
+model = "m"
+[targets.mock]
+ttft = "20ms"
+itl = "5ms"
+output_tokens = 16
+
+[[classes]]
+name = "c"
+input_tokens = 8
+
+[load]
+kind = "closed"
+users = 2
+duration = "6s"
+"#,
+        server.base_url()
+    );
+    std::fs::write(dir.path().join("s.toml"), scenario).unwrap();
+    let output = drover(
+        dir.path(),
+        &[
+            "run",
+            "s.toml",
+            "--out",
+            "out",
+            "--no-progress",
+            "--no-preflight",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    only_results(&dir.path().join("out"))
+}
+
+#[test]
+fn a_30_mb_stream_without_usage_neither_bloats_drover_nor_disturbs_another_target() {
+    let _serial = common::TIMING_LOCK.blocking_lock();
+    // 30 MiB of one repeated letter in 480 events of 64 KiB, no usage; and a small answer.
+    let letters: &'static str = Box::leak("a".repeat(64 * 1024).into_boxed_str());
+    let hostile = beside_a_mock(480, letters);
+    let calm = beside_a_mock(8, "word ");
+    let rss = |r: &serde_json::Value| r["environment"]["peak_rss_bytes"].as_u64().unwrap();
+    let mock = |r: &serde_json::Value| r["targets"][1]["summary"].clone();
+    let (hostile_mock, calm_mock) = (mock(&hostile), mock(&calm));
+    let grew = rss(&hostile).saturating_sub(rss(&calm));
+    assert!(grew <= 64 * 1024 * 1024, "peak RSS grew by {grew} bytes");
+    let done = |s: &serde_json::Value| s["requests"]["succeeded"].as_f64().unwrap();
+    let ratio = done(&hostile_mock) / done(&calm_mock);
+    assert!((0.9..=1.1).contains(&ratio), "mock completed {ratio:.3}x");
+    let itl = |s: &serde_json::Value| s["latency_ms"]["itl"]["p99"].as_f64().unwrap();
+    let moved = (itl(&hostile_mock) - itl(&calm_mock)).abs();
+    eprintln!(
+        "peak RSS {} vs {} bytes; mock completed {} vs {}; mock ITL p99 {} vs {} ms",
+        rss(&hostile),
+        rss(&calm),
+        done(&hostile_mock),
+        done(&calm_mock),
+        itl(&hostile_mock),
+        itl(&calm_mock)
+    );
+    assert!(
+        moved <= 2.0,
+        "mock ITL p99 moved {moved:.2} ms: {} vs {}; hostile answers {}",
+        hostile_mock["latency_ms"]["itl"],
+        calm_mock["latency_ms"]["itl"],
+        hostile["targets"][0]["summary"]["requests"]
+    );
+    // The hostile target's answers were all read and counted, in bounded memory.
+    let hostile_target = &hostile["targets"][0]["summary"];
+    assert!(
+        hostile_target["requests"]["succeeded"].as_u64().unwrap() >= 2,
+        "{hostile_target}"
+    );
+    assert_eq!(hostile_target["requests"]["failed"], 0, "{hostile_target}");
+}

@@ -3,9 +3,10 @@
 //! that time every other request, and only for a request that succeeded.
 //!
 //! At most [`KEPT_BYTES`] of text are kept: enough for a session's next turn and for the
-//! agreement of a shadow pair on any real answer. Past it, only the byte count grows, and the
-//! token count is the kept text's, scaled by the bytes received over the bytes kept (an
-//! estimate, as every tokenizer count of another model's vocabulary is: `token_source` says
+//! agreement of a shadow pair on any real answer. Past it, only the byte count grows. At most
+//! 64 KiB are tokenized (about 8 ms of CPU for the worst text, one endless word): a longer
+//! answer's count is the first 64 KiB's, scaled by the bytes received over the bytes counted
+//! (an estimate, as every tokenizer count of another model's vocabulary is: `token_source` says
 //! `tokenizer`).
 
 use crate::tokenizer::Encoding;
@@ -13,9 +14,13 @@ use crate::tokenizer::Encoding;
 /// Most bytes of answer text kept per request (256 KiB: about 64,000 tokens of English).
 pub const KEPT_BYTES: usize = 256 * 1024;
 
+/// Most bytes tokenized per request (64 KiB, about 16,000 tokens of English: more than almost
+/// any answer); the count of a longer text is scaled from its first 64 KiB.
+const COUNTED_BYTES: usize = 64 * 1024;
+
 /// Text longer than this is counted in pieces cut at white space (or at a character boundary
 /// where a piece has none), so that one endless "word" cannot make the count superlinear.
-const PIECE_BYTES: usize = 64 * 1024;
+const PIECE_BYTES: usize = 16 * 1024;
 
 /// A request's answer text, bounded.
 #[derive(Debug, Default)]
@@ -68,11 +73,16 @@ impl AnswerText {
     /// Tokens in the whole text (see the module doc for text past the bound). Pure CPU work:
     /// call it on the blocking pool.
     pub fn count_tokens(&self, tokenizer: Encoding) -> u64 {
-        let counted = count_in_pieces(&self.kept, tokenizer);
-        if !self.truncated() || self.kept.is_empty() {
+        let mut end = self.kept.len().min(COUNTED_BYTES);
+        while !self.kept.is_char_boundary(end) {
+            end -= 1;
+        }
+        let sample = &self.kept[..end];
+        let counted = count_in_pieces(sample, tokenizer);
+        if self.received <= sample.len() as u64 || sample.is_empty() {
             return counted;
         }
-        let scale = self.received as f64 / self.kept.len() as f64;
+        let scale = self.received as f64 / sample.len() as f64;
         (counted as f64 * scale).round() as u64
     }
 }

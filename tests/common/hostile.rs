@@ -40,6 +40,12 @@ pub enum Reply {
     /// A response head, then body pieces written one by one (each flushed), then the connection
     /// is closed.
     Pieces(Vec<u8>, Box<dyn Iterator<Item = Vec<u8>> + Send>),
+    /// As `Pieces`, one piece every interval (a stream paced as a network would carry it).
+    Paced(
+        Vec<u8>,
+        Box<dyn Iterator<Item = Vec<u8>> + Send>,
+        std::time::Duration,
+    ),
 }
 
 type Handler = dyn Fn(&Seen) -> Reply + Send + Sync;
@@ -137,6 +143,20 @@ async fn serve(mut stream: TcpStream, handler: Arc<Handler>, counter: Arc<Atomic
                     return;
                 }
                 for piece in pieces {
+                    if stream.write_all(&piece).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = stream.shutdown().await;
+                return;
+            }
+            Reply::Paced(head, pieces, every) => {
+                if stream.write_all(&head).await.is_err() {
+                    return;
+                }
+                let mut tick = tokio::time::interval(every);
+                for piece in pieces {
+                    tick.tick().await;
                     if stream.write_all(&piece).await.is_err() {
                         return;
                     }

@@ -36,9 +36,12 @@ pub fn stat<'a>(group: &'a GroupResults, metric: &str) -> &'a LatencyStat {
         .unwrap_or_else(|| panic!("no {metric} in {:?}", group.latency_ms.keys()))
 }
 
-/// The built `drover` binary.
+/// The built `drover` binary (`DROVER_TEST_BIN` names another build, e.g. the release one, for
+/// the figures of a closing note).
 pub fn drover_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_drover"))
+    std::env::var_os("DROVER_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_drover")))
 }
 
 /// Runs the CLI with `args` in `dir`, with extra environment variables.
