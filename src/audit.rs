@@ -99,9 +99,10 @@ pub struct ModeTotals {
 impl ModeTotals {
     fn add(&mut self, usage: &TokenUsage, cost: Cost) {
         self.requests += 1;
-        self.usage.input += usage.input;
-        self.usage.cached_input += usage.cached_input;
-        self.usage.output += usage.output;
+        // Sums saturate: a log of absurd counts stays absurd, it never wraps round to small.
+        self.usage.input = self.usage.input.saturating_add(usage.input);
+        self.usage.cached_input = self.usage.cached_input.saturating_add(usage.cached_input);
+        self.usage.output = self.usage.output.saturating_add(usage.output);
         self.cost += cost.total();
     }
 }
@@ -259,10 +260,18 @@ pub fn audit(input: impl BufRead, options: &AuditOptions) -> std::io::Result<Aud
             },
             None => None,
         };
-        if let Some((v, _)) = field(&value, Field::Timestamp, options) {
-            if let Some(t) = timestamp(v) {
-                first = first.min(t);
-                last = last.max(t);
+        if let Some((v, path)) = field(&value, Field::Timestamp, options) {
+            match timestamp(v).filter(|t| t.is_finite()) {
+                Some(t) => {
+                    first = first.min(t);
+                    last = last.max(t);
+                }
+                None => {
+                    bad(format!(
+                        "\"{path}\" is not a time (RFC 3339 or Unix seconds): {v}"
+                    ));
+                    continue;
+                }
             }
         }
         let entry = prices.entry(model.clone()).or_insert_with(|| {

@@ -767,3 +767,86 @@ fn a_30_mb_stream_without_usage_neither_bloats_drover_nor_disturbs_another_targe
     );
     assert_eq!(hostile_target["requests"]["failed"], 0, "{hostile_target}");
 }
+
+#[test]
+fn media_types_are_case_insensitive() {
+    let server = HostileServer::start(|_| {
+        Reply::Pieces(
+            common::hostile::sse_head("Text/Event-Stream; Charset=UTF-8"),
+            Box::new(
+                vec![
+                    common::hostile::sse_chunk("hello"),
+                    common::hostile::sse_chunk(" there"),
+                    b"data: [DONE]\n\n".to_vec(),
+                ]
+                .into_iter(),
+            ),
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = retry_scenario(&server.base_url(), 4, 1)
+        .replace("mode = \"complete\"", "mode = \"stream\"");
+    let output = run_cli(dir.path(), &scenario);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let results = only_results(&dir.path().join("out"));
+    assert_eq!(results["targets"][0]["summary"]["requests"]["succeeded"], 4);
+}
+
+#[test]
+fn a_404_names_the_missing_v1() {
+    let server = HostileServer::start(|_| {
+        Reply::Bytes(response(
+            "404 Not Found",
+            &[("content-type", "text/plain")],
+            "Not Found",
+        ))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let base = format!("http://127.0.0.1:{}", server.port);
+    std::fs::write(dir.path().join("s.toml"), retry_scenario(&base, 4, 1)).unwrap();
+    let output = drover(
+        dir.path(),
+        &["run", "s.toml", "--out", "out", "--no-progress"],
+        &[],
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains(&format!("try base_url = \"{base}/v1\"")),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("out").exists()
+            || std::fs::read_dir(dir.path().join("out"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.toml"),
+        input_scenario(
+            "",
+            "input_tokens = 8",
+            "kind = \"open\"\nrate = 5\nduration = \"10s\"",
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(common::drover_bin())
+        .current_dir(dir.path())
+        .args(["validate", "s.toml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader closes its end before drover writes.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+}

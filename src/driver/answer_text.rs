@@ -56,7 +56,8 @@ impl AnswerText {
     }
 
     /// Whether some of the text was not kept.
-    pub fn truncated(&self) -> bool {
+    #[cfg(test)]
+    fn truncated(&self) -> bool {
         self.received > self.kept.len() as u64
     }
 

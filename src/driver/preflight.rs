@@ -35,6 +35,15 @@ pub enum PreflightError {
         message: String,
         models: String,
     },
+    #[error(
+        "target \"{target}\": {url} answered 404 Not Found ({message}); {hint}. No load was sent."
+    )]
+    NotFound {
+        target: String,
+        url: String,
+        hint: String,
+        message: String,
+    },
     #[error("target \"{target}\": the preflight request failed ({class}: {message}); no load was sent. Use --no-preflight to run anyway.")]
     Failed {
         target: String,
@@ -147,6 +156,20 @@ async fn check(
                 models,
             })
         }
+        Some(404) => Err(PreflightError::NotFound {
+            target: target.name.clone(),
+            url: context.url.to_string(),
+            hint: if base_url.trim_end_matches('/').ends_with("/v1") {
+                "check the base_url's path: drover appends chat/completions (or messages) to it"
+                    .into()
+            } else {
+                format!(
+                    "most APIs serve under /v1: try base_url = \"{}/v1\"",
+                    base_url.trim_end_matches('/')
+                )
+            },
+            message: failure.message,
+        }),
         _ if failure.class == ErrorClass::Throttled => {
             warnings.push(format!(
                 "target \"{}\": the preflight request was throttled (429); expect throttling under load",

@@ -606,6 +606,17 @@ impl BodyReader<'_, '_> {
     }
 }
 
+/// Whether a Content-Type names `text/event-stream` (media types are case-insensitive, and
+/// parameters such as `; charset=utf-8` may follow).
+fn is_event_stream(content_type: &[u8]) -> bool {
+    let media_type = content_type
+        .split(|b| *b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    media_type.eq_ignore_ascii_case(b"text/event-stream")
+}
+
 async fn read_stream(
     response: http::Response<Incoming>,
     reader: &mut BodyReader<'_, '_>,
@@ -613,7 +624,7 @@ async fn read_stream(
 ) -> Result<(), Failure> {
     let api = reader.target.plan.api;
     let content_type = response.headers().get(header::CONTENT_TYPE);
-    if !content_type.is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream")) {
+    if !content_type.is_some_and(|v| is_event_stream(v.as_bytes())) {
         let content_type = content_type
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
