@@ -66,3 +66,19 @@ pub fn scenario_file(data: &[u8]) {
         let _ = error.to_string();
     }
 }
+
+/// A `Retry-After` header value of arbitrary bytes, read at a time the first 8 bytes pick: never a
+/// panic, and a wait it reads is never past the ceiling.
+pub fn retry_after(data: &[u8]) {
+    let (clock, value) = data.split_at(data.len().min(8));
+    let mut seconds = [0u8; 8];
+    seconds[..clock.len()].copy_from_slice(clock);
+    // Any moment from 1970 to about 2106.
+    let now = std::time::UNIX_EPOCH
+        + std::time::Duration::from_secs(u64::from(u32::from_le_bytes([
+            seconds[0], seconds[1], seconds[2], seconds[3],
+        ])));
+    if let Ok(wait) = crate::retry_after::parse(value, now) {
+        assert!(wait <= crate::retry_after::CEILING, "{wait:?}");
+    }
+}

@@ -111,6 +111,21 @@ mod tests {
         assert_eq!(parse(b"\xff", now), Err(RetryAfterError::NotText));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_reads_as_a_bounded_wait_or_an_error(text in "\\PC{0,40}") {
+            if let Ok(wait) = parse(text.as_bytes(), SystemTime::now()) {
+                proptest::prop_assert!(wait <= CEILING);
+            }
+        }
+
+        #[test]
+        fn whole_seconds_read_as_themselves_up_to_the_ceiling(seconds in 0u64..u64::MAX) {
+            let wait = parse(seconds.to_string().as_bytes(), SystemTime::now()).unwrap();
+            proptest::prop_assert_eq!(wait, Duration::from_secs(seconds).min(CEILING));
+        }
+    }
+
     #[test]
     fn http_dates_are_waits_from_now() {
         let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();

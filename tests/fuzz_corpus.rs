@@ -36,3 +36,8 @@ fn results_file_corpus() {
 fn scenario_file_corpus() {
     assert!(replay("scenario_file", drover::fuzzing::scenario_file) >= 2);
 }
+
+#[test]
+fn retry_after_corpus() {
+    assert!(replay("retry_after", drover::fuzzing::retry_after) >= 10);
+}
