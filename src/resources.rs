@@ -20,6 +20,8 @@ pub fn fd_limits() -> Option<(u64, u64)> {
         if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
             return None;
         }
+        // rlim_t is u64 on Linux, but not on every unix.
+        #[allow(clippy::unnecessary_cast)]
         Some((limit.rlim_cur as u64, limit.rlim_max as u64))
     }
     #[cfg(not(unix))]

@@ -1506,7 +1506,7 @@ fn length_model(
         ("mean", dist.mean),
         ("stddev", dist.stddev),
     ] {
-        if let Some(value) = value.filter(|v| !(*v <= f64::from(MAX_TOKENS))) {
+        if let Some(value) = value.filter(|v| v.is_nan() || *v > f64::from(MAX_TOKENS)) {
             checker.fail(
                 &key.key(field),
                 format!("must be at most {MAX_TOKENS} tokens (got {value})"),
@@ -2035,7 +2035,7 @@ requests = 10
         let error = check(&text, &|_| None).unwrap_err();
         assert_eq!(
             error,
-            "s.toml:14:8: load.rate must be > 0 requests per second (got -1)"
+            "s.toml:14:8: load.rate must be from 0.0001 to 1000000 requests per second (got -1)"
         );
     }
 
