@@ -324,6 +324,7 @@ async fn run(args: RunArgs) -> i32 {
         ));
     }
     let dir = args.out.join(folder);
+    let out_existed = args.out.exists();
     // Where the results go is checked before anything is sent (the preflight request too): a
     // run whose measurements could not be written must not spend a request.
     if let Err(error) = check_output(&plan, &dir) {
@@ -375,6 +376,9 @@ async fn run(args: RunArgs) -> i32 {
                     let _ = std::fs::remove_file(dir.join(file));
                 }
                 let _ = std::fs::remove_dir(&dir);
+                if !out_existed {
+                    let _ = std::fs::remove_dir(&args.out);
+                }
                 return EXIT_PREFLIGHT;
             }
         }

@@ -890,6 +890,9 @@ pub async fn run(
             }
         };
         let mut last_checkpoint = Instant::now();
+        let mut urgent_open = true;
+        // Set once a second interrupt's results are written: nothing more is recorded.
+        let mut frozen = false;
         // Records are taken in batches of what is waiting: one wake-up and one pass of the
         // select for many records at high rates.
         let mut batch = Vec::with_capacity(RECORD_BATCH);
@@ -900,6 +903,12 @@ pub async fn run(
                 received = record_rx.recv_many(&mut batch, RECORD_BATCH) => {
                     if received == 0 {
                         break;
+                    }
+                    if frozen {
+                        // The process is exiting on a second interrupt: what was written stays
+                        // as written (results and export hold the same requests).
+                        batch.clear();
+                        continue;
                     }
                     for record in batch.drain(..) {
                         if let Some(count) = arrived.get_mut(record.target) {
@@ -916,7 +925,7 @@ pub async fn run(
                 },
                 _ = tick.tick() => {
                     progress.print();
-                    if let Some(write) = &checkpoint {
+                    if let Some(write) = checkpoint.as_ref().filter(|_| !frozen) {
                         if last_checkpoint.elapsed() >= checkpoint_every {
                             flush_log();
                             write(&recorder, RunStatus::InProgress);
@@ -924,13 +933,23 @@ pub async fn run(
                         }
                     }
                 }
-                // A second interrupt: what finished is written now, as an interrupted run.
-                Ok(_) = urgent_requests.wait_for(|u| *u == Urgency::Requested) => {
-                    flush_log();
-                    if let Some(write) = &checkpoint {
-                        write(&recorder, RunStatus::Interrupted);
+                // A second interrupt: what finished is written now, as an interrupted run. (The
+                // watch's read guard is dropped before the answer is sent on the same channel.)
+                asked = urgent_requests
+                    .wait_for(|u| *u == Urgency::Requested)
+                    .map(|seen| seen.is_ok()),
+                    if urgent_open =>
+                {
+                    // Answered once; a closed channel (its sender gone) is not asked again.
+                    urgent_open = false;
+                    frozen = asked;
+                    if asked {
+                        flush_log();
+                        if let Some(write) = &checkpoint {
+                            write(&recorder, RunStatus::Interrupted);
+                        }
+                        urgent.send_replace(Urgency::Written);
                     }
-                    urgent.send_replace(Urgency::Written);
                 }
             }
         }
