@@ -233,7 +233,9 @@ fn malformed_records_are_reported_with_file_line_and_field() {
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("bad-trace.jsonl:2: \"input_tokens\" must be a whole number of at least 1"),
+        stderr.contains(
+            "bad-trace.jsonl:2: \"input_tokens\" must be a whole number from 1 to 1048576"
+        ),
         "{stderr}"
     );
 }

@@ -87,18 +87,19 @@ impl Ledger {
     }
 }
 
-/// The requests one sender has in flight (a session's turn, or both sides of a shadow pair).
-/// Dropped with some still open (the sending task was cancelled), they count as aborted.
+/// The requests one sender has in flight at once: a session's turn, or both sides of a shadow
+/// pair (kept inline: no allocation per request). Dropped with some still open (the sending
+/// task was cancelled), they count as aborted.
 pub(crate) struct Books<'l> {
     ledger: &'l Ledger,
-    open: Vec<Begun>,
+    open: [Option<Begun>; 2],
 }
 
 impl<'l> Books<'l> {
     pub(crate) fn new(ledger: &'l Ledger) -> Self {
         Books {
             ledger,
-            open: Vec::new(),
+            open: [None, None],
         }
     }
 
@@ -107,17 +108,23 @@ impl<'l> Books<'l> {
         self.ledger.targets[begun.target]
             .scheduled
             .fetch_add(1, Ordering::Relaxed);
-        self.open.push(begun);
+        match self.open.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => *slot = Some(begun),
+            // More at once than a sender ever has: counted, and left to the books' check.
+            None => debug_assert!(false, "more than two requests in flight in one sender"),
+        }
+    }
+
+    fn find(&mut self, target: usize, index: u64) -> Option<&mut Option<Begun>> {
+        self.open
+            .iter_mut()
+            .find(|slot| slot.is_some_and(|b| b.target == target && b.index == index))
     }
 
     /// The record of request `index` to `target` reached the recorder.
     pub(crate) fn handed(&mut self, target: usize, index: u64) {
-        if let Some(at) = self
-            .open
-            .iter()
-            .position(|b| b.target == target && b.index == index)
-        {
-            self.open.swap_remove(at);
+        if let Some(slot) = self.find(target, index) {
+            *slot = None;
             self.ledger.targets[target]
                 .handed
                 .fetch_add(1, Ordering::Relaxed);
@@ -126,24 +133,20 @@ impl<'l> Books<'l> {
 
     /// Request `index` to `target`, still open, turned out to be of class `class`.
     pub(crate) fn relabel(&mut self, target: usize, index: u64, class: usize) {
-        if let Some(begun) = self
-            .open
-            .iter_mut()
-            .find(|b| b.target == target && b.index == index)
-        {
+        if let Some(Some(begun)) = self.find(target, index) {
             begun.class = class;
         }
     }
 
     /// The requests begun and not yet handed over (those a panic left without a record).
     pub(crate) fn take_open(&mut self) -> Vec<Begun> {
-        std::mem::take(&mut self.open)
+        self.open.iter_mut().filter_map(Option::take).collect()
     }
 }
 
 impl Drop for Books<'_> {
     fn drop(&mut self) {
-        for begun in &self.open {
+        for begun in self.open.iter().flatten() {
             self.ledger.targets[begun.target]
                 .aborted
                 .fetch_add(1, Ordering::Relaxed);

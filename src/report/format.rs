@@ -5,15 +5,7 @@ use crate::results::{GroupResults, LatencyStat};
 
 /// Groups the digits of a whole number: `1234567` → `1,234,567`.
 pub fn thousands(value: u64) -> String {
-    let digits = value.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    thousands_of(&value.to_string())
 }
 
 /// Milliseconds: 3 decimals below 1 ms, 2 below 10 ms, 1 below 1 s, whole above (grouped).
@@ -110,23 +102,54 @@ pub fn money(value: f64) -> String {
     if !value.is_finite() {
         return "-".into();
     }
-    // An empty sum of floats is -0.0; money is never shown as "-0.00".
-    let value = value + 0.0;
     let magnitude = value.abs();
-    if magnitude >= 1000.0 {
-        let whole = value.trunc() as u64;
-        format!(
-            "{}.{:02}",
-            thousands(whole),
-            ((value.fract() * 100.0).round() as u64).min(99)
-        )
-    } else if magnitude >= 1.0 || magnitude == 0.0 {
-        format!("{value:.2}")
+    if magnitude >= 1.0 || magnitude == 0.0 {
+        let (whole, cents) = cents_half_away_from_zero(magnitude);
+        // An empty sum of floats is -0.0, and a tiny negative rounds to 0: never "-0.00".
+        let sign = if value < 0.0 && (whole > 0 || cents > 0) {
+            "-"
+        } else {
+            ""
+        };
+        let whole = if whole >= 1000 {
+            thousands_of(&whole.to_string())
+        } else {
+            whole.to_string()
+        };
+        format!("{sign}{whole}.{cents:02}")
     } else {
         // Three significant digits below 1 (0.100, 0.0573, 0.000614).
         let digits = (2.0 - magnitude.log10().floor()) as usize;
         format!("{value:.digits$}")
     }
+}
+
+/// A non-negative amount rounded to the cent, half away from zero, as the amount is written
+/// (its shortest decimal form: 999.995 is 1,000.00, though its binary value is a hair below).
+fn cents_half_away_from_zero(magnitude: f64) -> (u128, u8) {
+    let text = format!("{magnitude}");
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let mut digits = fraction.bytes().map(|b| b - b'0');
+    let tenths = digits.next().unwrap_or(0);
+    let hundredths = digits.next().unwrap_or(0);
+    let round_up = digits.next().unwrap_or(0) >= 5;
+    // Whole parts past u128 do not occur in money; saturate rather than fail.
+    let whole: u128 = whole.parse().unwrap_or(u128::MAX);
+    let cents = u128::from(tenths) * 10 + u128::from(hundredths) + u128::from(round_up);
+    let total = whole.saturating_mul(100).saturating_add(cents);
+    (total / 100, (total % 100) as u8)
+}
+
+/// Digits with a comma between each group of three.
+fn thousands_of(digits: &str) -> String {
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Header of [`cost_cells`].
@@ -675,9 +698,22 @@ mod tests {
             (0.0, "0.00"),
             (7.5, "7.50"),
             (12345.678, "12,345.68"),
+            // Rounded half away from zero at the cent, never truncated.
+            (999.995, "1,000.00"),
+            (1022.0, "1,022.00"),
+            (-1022.0, "-1,022.00"),
+            (30659.99, "30,659.99"),
+            (3569.99, "3,569.99"),
+            (1.005, "1.01"),
+            (-1.005, "-1.01"),
+            (-0.0, "0.00"),
+            (1e15, "1,000,000,000,000,000.00"),
+            (1e20, "100,000,000,000,000,000,000.00"),
         ] {
             assert_eq!(money(value), shown, "{value}");
         }
+        // Below one, three significant digits: a half cent stays visible.
+        assert_eq!(money(0.005), "0.00500");
     }
 
     #[test]
