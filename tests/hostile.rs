@@ -857,3 +857,26 @@ fn a_reader_that_goes_away_ends_the_output_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(output.status.code(), Some(0), "{stderr}");
 }
+
+#[test]
+fn audit_sums_saturate_and_a_bad_timestamp_is_named_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = 10_000_000_000_000_000_000u64;
+    std::fs::write(
+        dir.path().join("log.jsonl"),
+        format!(
+            "{{\"model\":\"gpt-4.1\",\"input_tokens\":{huge},\"output_tokens\":{huge},\"timestamp\":\"2026-11-01T00:00:00Z\"}}\n\
+             {{\"model\":\"gpt-4.1\",\"input_tokens\":{huge},\"output_tokens\":{huge},\"timestamp\":\"2026-11-02T00:00:00Z\"}}\n\
+             {{\"model\":\"gpt-4.1\",\"input_tokens\":5,\"output_tokens\":5,\"timestamp\":\"yesterday\"}}\n"
+        ),
+    )
+    .unwrap();
+    let output = drover(dir.path(), &["audit", "log.jsonl"], &[]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}{stdout}", text(&output.stderr));
+    assert!(
+        stdout.contains("line 3: \"timestamp\" is not a time"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 priced"), "{stdout}");
+}
