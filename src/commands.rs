@@ -906,6 +906,10 @@ fn compare_command(args: CompareArgs) -> i32 {
             );
             return EXIT_BAD_INPUT;
         };
+        if let Err(error) = drover::compare::baseline::check_threshold_name(name.trim()) {
+            eprintln!("error: --threshold {flag}: {error}");
+            return EXIT_BAD_INPUT;
+        }
         match Threshold::parse(value) {
             Ok(threshold) => {
                 options

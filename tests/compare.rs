@@ -187,4 +187,25 @@ fn unusable_inputs_exit_2_with_the_reason() {
     );
     assert_eq!(code, Some(2), "{output}");
     assert!(output.contains("different scenarios"), "{output}");
+    // A threshold for a metric that is not compared, or misspelt, is refused, not ignored.
+    let a = dir.path().join("a.json");
+    for (flag, expected) in [
+        ("tft.p50=5ms", "did you mean ttft.p50?"),
+        ("foo=5%", "\"foo\" is not a metric drover compare reports"),
+    ] {
+        let output = drover(
+            dir.path(),
+            &[
+                "compare",
+                a.to_str().unwrap(),
+                a.to_str().unwrap(),
+                "--threshold",
+                flag,
+            ],
+            &[],
+        );
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flag}: {stderr}");
+        assert!(stderr.contains(expected), "{flag}: {stderr}");
+    }
 }

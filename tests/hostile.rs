@@ -873,7 +873,12 @@ fn audit_sums_saturate_and_a_bad_timestamp_is_named_with_its_line() {
     .unwrap();
     let output = drover(dir.path(), &["audit", "log.jsonl"], &[]);
     let stdout = text(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{}{stdout}", text(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{stdout}",
+        text(&output.stderr)
+    );
     assert!(
         stdout.contains("line 3: \"timestamp\" is not a time"),
         "{stdout}"

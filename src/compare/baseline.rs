@@ -282,6 +282,49 @@ pub fn compare(
 /// The latencies and quantiles compared when both runs have them.
 const LATENCIES: [&str; 4] = ["ttft", "itl", "tpot", "e2e"];
 const QUANTILES: [(&str, f64); 3] = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)];
+/// The other metrics the comparison reports.
+const OTHER_METRICS: [&str; 5] = [
+    "error_rate",
+    "throttle_rate",
+    "requests_per_s",
+    "output_tokens_per_s",
+    "cost_per_mtok",
+];
+
+/// Every name a threshold can be given for: a metric the comparison reports (`ttft.p99`,
+/// `error_rate`, …) or a kind (`latency`, `throughput`, `rate`, `cost`).
+pub fn threshold_names() -> Vec<String> {
+    let mut names: Vec<String> = LATENCIES
+        .iter()
+        .flat_map(|l| QUANTILES.iter().map(move |(q, _)| format!("{l}.{q}")))
+        .collect();
+    names.extend(OTHER_METRICS.iter().map(|m| m.to_string()));
+    names.extend(
+        [Kind::Latency, Kind::Throughput, Kind::Rate, Kind::Cost]
+            .iter()
+            .map(|k| k.name().to_string()),
+    );
+    names
+}
+
+/// `Ok` for a name [`threshold_names`] lists; otherwise why not, with the closest name.
+pub fn check_threshold_name(name: &str) -> Result<(), String> {
+    let names = threshold_names();
+    if names.iter().any(|n| n == name) {
+        return Ok(());
+    }
+    let closest = names
+        .iter()
+        .map(|n| (strsim::levenshtein(name, n), n))
+        .min()
+        .filter(|(distance, _)| *distance <= (name.len() / 3).max(1))
+        .map_or(String::new(), |(_, n)| format!(": did you mean {n}?"));
+    Err(format!(
+        "\"{name}\" is not a metric drover compare reports{closest} (it compares {}.{{p50,p90,p99}}, {}, and takes the kinds latency, throughput, rate, cost)",
+        LATENCIES.join("|"),
+        OTHER_METRICS.join(", ")
+    ))
+}
 
 /// Compares one group. `targets` (for a target's summary) gives the per-second series that
 /// test throughput against noise; classes have none, so their throughput is not compared.
@@ -908,6 +951,17 @@ mod tests {
         other.scenario.name = "other".into();
         let error = compare(&base, &other, &CompareOptions::default()).unwrap_err();
         assert!(error.to_string().contains("different scenarios"), "{error}");
+    }
+
+    #[test]
+    fn threshold_names_are_checked_with_a_suggestion() {
+        assert!(check_threshold_name("ttft.p99").is_ok());
+        assert!(check_threshold_name("latency").is_ok());
+        assert!(check_threshold_name("error_rate").is_ok());
+        let typo = check_threshold_name("tft.p50").unwrap_err();
+        assert!(typo.contains("did you mean ttft.p50?"), "{typo}");
+        let unknown = check_threshold_name("foo").unwrap_err();
+        assert!(!unknown.contains("did you mean"), "{unknown}");
     }
 
     #[test]

@@ -174,13 +174,38 @@ fn parse_metric(name: &str) -> Result<SloMetric, String> {
                  throttle_rate, good_fraction, goodput_per_s, output_tokens_per_s, \
                  requests_per_s or cost_per_mtok";
     if !name.contains(".p") {
-        return Err(format!("unknown metric \"{name}\": use {known}"));
+        return Err(format!(
+            "unknown metric \"{name}\"{}: use {known}",
+            did_you_mean(name, &SIMPLE_METRICS)
+        ));
     }
     let (histogram, quantile) = parse_latency_quantile(name)?;
     Ok(SloMetric::Quantile {
         histogram,
         quantile,
     })
+}
+
+/// The metrics an assertion names without a quantile.
+const SIMPLE_METRICS: [&str; 8] = [
+    "error_rate",
+    "throttle_rate",
+    "good_fraction",
+    "goodput",
+    "goodput_per_s",
+    "output_tokens_per_s",
+    "requests_per_s",
+    "cost_per_mtok",
+];
+
+/// `": did you mean X?"` for the known name closest to `name`, when one is close enough.
+fn did_you_mean(name: &str, known: &[&str]) -> String {
+    known
+        .iter()
+        .map(|k| (strsim::levenshtein(name, k), *k))
+        .min()
+        .filter(|(distance, _)| *distance <= (name.len() / 3).max(1))
+        .map_or(String::new(), |(_, k)| format!(" (did you mean {k}?)"))
 }
 
 /// Reads a latency quantile such as `ttft.p99` or `e2e.p99.9`: the histogram's name and the
@@ -193,7 +218,8 @@ pub(crate) fn parse_latency_quantile(name: &str) -> Result<(String, f64), String
     };
     if !LATENCY_METRICS.contains(&histogram) {
         return Err(format!(
-            "unknown latency \"{histogram}\": use one of {}",
+            "unknown latency \"{histogram}\"{}: use one of {}",
+            did_you_mean(histogram, &LATENCY_METRICS),
             LATENCY_METRICS.join(", ")
         ));
     }
@@ -732,7 +758,15 @@ mod tests {
         assert_eq!((a.comparison, a.threshold), (Comparison::Above, 500.0));
         for (bad, says) in [
             ("ttft.p50 50ms", "no comparison"),
-            ("ttfx.p50 < 50ms", "unknown latency"),
+            ("ttfx.p50 < 50ms", "unknown latency \"ttfx\""),
+            (
+                "ttftt.p50 < 50ms",
+                "unknown latency \"ttftt\" (did you mean ttft?)",
+            ),
+            (
+                "eror_rate < 1%",
+                "unknown metric \"eror_rate\" (did you mean error_rate?)",
+            ),
             ("ttft.p100 < 50ms", "percentile"),
             ("ttft.p50 < fast", "not a duration"),
             ("error_rate < 150%", "not a rate"),
