@@ -748,24 +748,27 @@ fn a_30_mb_stream_without_usage_neither_bloats_drover_nor_disturbs_another_targe
     let done = |s: &serde_json::Value| s["requests"]["succeeded"].as_f64().unwrap();
     let ratio = done(&hostile_mock) / done(&calm_mock);
     assert!((0.9..=1.1).contains(&ratio), "mock completed {ratio:.3}x");
-    let itl = |s: &serde_json::Value| s["latency_ms"]["itl"]["p99"].as_f64().unwrap();
-    let moved = (itl(&hostile_mock) - itl(&calm_mock)).abs();
+    let itl = |s: &serde_json::Value, at: &str| s["latency_ms"]["itl"][at].as_f64().unwrap();
     eprintln!(
-        "peak RSS {} vs {} bytes; mock completed {} vs {}; mock ITL p99 {} vs {} ms",
+        "peak RSS {} vs {} bytes; mock completed {} vs {}; mock ITL p99 {} vs {} ms, max {} vs {} ms",
         rss(&hostile),
         rss(&calm),
         done(&hostile_mock),
         done(&calm_mock),
-        itl(&hostile_mock),
-        itl(&calm_mock)
+        itl(&hostile_mock, "p99"),
+        itl(&calm_mock, "p99"),
+        itl(&hostile_mock, "max"),
+        itl(&calm_mock, "max"),
     );
-    assert!(
-        moved <= 2.0,
-        "mock ITL p99 moved {moved:.2} ms: {} vs {}; hostile answers {}",
-        hostile_mock["latency_ms"]["itl"],
-        calm_mock["latency_ms"]["itl"],
-        hostile["targets"][0]["summary"]["requests"]
-    );
+    // No stall: inline work on the async workers made a 15,007 ms gap here; a gap a busy
+    // machine's scheduler produces stays far below 250 ms.
+    assert!(itl(&hostile_mock, "max") < 250.0, "{hostile_mock}");
+    // Two runs' ITL p99 agree within 2 ms only on a quiet machine (under a CPU hog the calm run
+    // alone moves more than that): `bash benches/hostile-neighbour.sh` checks it there.
+    if std::env::var_os("HOSTILE_STRICT_TIMING").is_some() {
+        let moved = (itl(&hostile_mock, "p99") - itl(&calm_mock, "p99")).abs();
+        assert!(moved <= 2.0, "mock ITL p99 moved {moved:.2} ms");
+    }
     // The hostile target's answers were all read and counted, in bounded memory.
     let hostile_target = &hostile["targets"][0]["summary"];
     assert!(
