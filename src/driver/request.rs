@@ -203,7 +203,6 @@ struct Measured {
     token_gaps: Vec<Duration>,
     output_chunks: u64,
     usage: Option<Usage>,
-    /// Output text, counted with the tokenizer when no usage arrives.
     /// Output text (bounded), counted with the tokenizer when no usage arrives.
     output_text: AnswerText,
     finish_reason: Option<String>,
