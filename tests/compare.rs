@@ -190,7 +190,7 @@ fn unusable_inputs_exit_2_with_the_reason() {
     // A threshold for a metric that is not compared, or misspelt, is refused, not ignored.
     let a = dir.path().join("a.json");
     for (flag, expected) in [
-        ("tft.p50=5ms", "did you mean ttft.p50?"),
+        ("tft.p50=5ms", "(did you mean ttft.p50?)"),
         ("foo=5%", "\"foo\" is not a metric drover compare reports"),
     ] {
         let output = drover(

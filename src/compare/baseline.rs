@@ -313,14 +313,10 @@ pub fn check_threshold_name(name: &str) -> Result<(), String> {
     if names.iter().any(|n| n == name) {
         return Ok(());
     }
-    let closest = names
-        .iter()
-        .map(|n| (strsim::levenshtein(name, n), n))
-        .min()
-        .filter(|(distance, _)| *distance <= (name.len() / 3).max(1))
-        .map_or(String::new(), |(_, n)| format!(": did you mean {n}?"));
+    let known: Vec<&str> = names.iter().map(String::as_str).collect();
+    let closest = crate::compare::slo::did_you_mean(name, &known);
     Err(format!(
-        "\"{name}\" is not a metric drover compare reports{closest} (it compares {}.{{p50,p90,p99}}, {}, and takes the kinds latency, throughput, rate, cost)",
+        "\"{name}\" is not a metric drover compare reports{closest}; it compares {}.{{p50,p90,p99}}, {}, and takes the kinds latency, throughput, rate, cost",
         LATENCIES.join("|"),
         OTHER_METRICS.join(", ")
     ))
@@ -959,7 +955,7 @@ mod tests {
         assert!(check_threshold_name("latency").is_ok());
         assert!(check_threshold_name("error_rate").is_ok());
         let typo = check_threshold_name("tft.p50").unwrap_err();
-        assert!(typo.contains("did you mean ttft.p50?"), "{typo}");
+        assert!(typo.contains("(did you mean ttft.p50?)"), "{typo}");
         let unknown = check_threshold_name("foo").unwrap_err();
         assert!(!unknown.contains("did you mean"), "{unknown}");
     }

@@ -198,14 +198,21 @@ const SIMPLE_METRICS: [&str; 8] = [
     "cost_per_mtok",
 ];
 
-/// `": did you mean X?"` for the known name closest to `name`, when one is close enough.
-fn did_you_mean(name: &str, known: &[&str]) -> String {
-    known
+/// `" (did you mean X?)"` for the known names closest to `name`, when they are close enough.
+pub(crate) fn did_you_mean(name: &str, known: &[&str]) -> String {
+    let distance = |k: &&str| strsim::levenshtein(name, k);
+    let Some(best) = known.iter().map(distance).min() else {
+        return String::new();
+    };
+    if best > (name.len() / 3).max(1) {
+        return String::new();
+    }
+    let closest: Vec<&str> = known
         .iter()
-        .map(|k| (strsim::levenshtein(name, k), *k))
-        .min()
-        .filter(|(distance, _)| *distance <= (name.len() / 3).max(1))
-        .map_or(String::new(), |(_, k)| format!(" (did you mean {k}?)"))
+        .filter(|k| distance(k) == best)
+        .copied()
+        .collect();
+    format!(" (did you mean {}?)", closest.join(" or "))
 }
 
 /// Reads a latency quantile such as `ttft.p99` or `e2e.p99.9`: the histogram's name and the
@@ -758,7 +765,10 @@ mod tests {
         assert_eq!((a.comparison, a.threshold), (Comparison::Above, 500.0));
         for (bad, says) in [
             ("ttft.p50 50ms", "no comparison"),
-            ("ttfx.p50 < 50ms", "unknown latency \"ttfx\""),
+            (
+                "ttfx.p50 < 50ms",
+                "unknown latency \"ttfx\" (did you mean ttft or ttfb?)",
+            ),
             (
                 "ttftt.p50 < 50ms",
                 "unknown latency \"ttftt\" (did you mean ttft?)",

@@ -1935,7 +1935,7 @@ gates = {{ max_regression = {{ "ttfx.p99" = 0.1 }}, max_error_rate = 5 }}
             "migration.candidate names no target: \"relai\" (targets: \"official\", \"relay\")",
             "migration.phases[0].share must be a fraction from 0 to 1 (got 1.5)",
             "needs a length: duration = \"2m\" or requests = 500",
-            "max_regression.ttfx.p99 unknown latency \"ttfx\": use one of ttft,",
+            "max_regression.ttfx.p99 unknown latency \"ttfx\" (did you mean ttft or ttfb?): use one of ttft,",
             "max_error_rate must be a fraction from 0 to 1 (got 5; 0.01 is 1%)",
             "sends every request to one side and mirrors nothing",
         ] {
