@@ -120,13 +120,10 @@ fn describe(plan: &RunPlan) -> String {
             stages,
             max_in_flight,
         } => {
-            let expected: f64 = stages
-                .iter()
-                .filter_map(|s| {
-                    s.duration
-                        .map(|d| (s.rate + s.end_rate) / 2.0 * d.as_secs_f64())
-                })
-                .sum();
+            let whole = drover::shard::Shard::default();
+            let expected = driver::expected_requests(load, whole)
+                .filter(|n| n.is_finite())
+                .unwrap_or(0.0);
             let cap = max_in_flight.map_or(String::new(), |c| format!(", at most {c} in flight"));
             let rates = stages
                 .iter()
@@ -237,8 +234,73 @@ fn describe(plan: &RunPlan) -> String {
                 ""
             }
         ));
+        for warning in undecidable_assertions(plan, slo) {
+            text.push_str(&format!("\nwarning: {warning}"));
+        }
     }
     text
+}
+
+/// The measured requests per target the plan should give (warm-up left out), for a sweep its
+/// smallest step: `None` when it cannot be told before the run (a closed-loop sweep, a
+/// migration, a load bounded by time alone in a closed loop).
+fn planned_measured_requests(plan: &RunPlan) -> Option<f64> {
+    if plan.migration.is_some() {
+        return None;
+    }
+    let load = match &plan.sweep {
+        Some(sweep) if sweep.over == scenario::SweepOver::Rate => {
+            let lowest = sweep.values.iter().copied().fold(f64::INFINITY, f64::min);
+            plan.at_sweep_step(sweep.over, lowest, sweep.step_duration)
+                .load
+        }
+        Some(_) => return None,
+        None => plan.load.clone(),
+    };
+    let planned = driver::expected_requests(&load, plan.shard)?;
+    let warm_share = match load.duration {
+        Some(duration) if !duration.is_zero() && !load.warmup.is_zero() => {
+            (load.warmup.as_secs_f64() / duration.as_secs_f64()).min(1.0)
+        }
+        _ => 0.0,
+    };
+    Some((planned * (1.0 - warm_share) - load.warmup_requests as f64).max(0.0))
+}
+
+/// SLO assertions that could not pass on the planned sample even if every request were as good
+/// as it can be: each says how many requests a pass needs (a scoped assertion gets its class's
+/// share of the requests).
+fn undecidable_assertions(plan: &RunPlan, slo: &drover::compare::SloPlan) -> Vec<String> {
+    let Some(planned) = planned_measured_requests(plan) else {
+        return Vec::new();
+    };
+    let total_weight: f64 = plan.classes.iter().map(|c| c.weight).sum();
+    let mut warnings = Vec::new();
+    for assertion in &slo.assertions {
+        let share = match &assertion.class {
+            Some(name) => plan
+                .classes
+                .iter()
+                .find(|c| &c.name == name)
+                .map_or(1.0, |c| c.weight / total_weight.max(f64::MIN_POSITIVE)),
+            None => 1.0,
+        };
+        let expected = (planned * share).floor() as u64;
+        match assertion.samples_to_pass(slo.confidence) {
+            Some(needed) if needed <= expected => {}
+            Some(needed) => warnings.push(format!(
+                "slo \"{}\" cannot pass on the ~{expected} measured requests planned{}: a pass at {}% confidence needs at least {needed}; plan more requests or loosen the assertion",
+                assertion.text,
+                if plan.sweep.is_some() { " for the smallest sweep step" } else { "" },
+                slo.confidence * 100.0
+            )),
+            None => warnings.push(format!(
+                "slo \"{}\" cannot pass on any number of requests",
+                assertion.text
+            )),
+        }
+    }
+    warnings
 }
 
 fn validate(args: ValidateArgs) -> i32 {

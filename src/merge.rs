@@ -477,9 +477,14 @@ pub fn merge_groups<'a>(
         if histogram.is_empty() {
             continue;
         }
-        merged
-            .latency_ms
-            .insert(metric.clone(), stat_ms(&histogram));
+        let mut stat = stat_ms(&histogram);
+        // A per-gap metric keeps its sample size in requests when every part gives one.
+        stat.requests = parts
+            .clone()
+            .filter(|p| p.histograms.contains_key(&metric))
+            .map(|p| p.latency_ms.get(&metric).and_then(|s| s.requests))
+            .sum::<Option<u64>>();
+        merged.latency_ms.insert(metric.clone(), stat);
         merged
             .histograms
             .insert(metric, encode_histogram(&histogram));

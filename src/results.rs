@@ -674,6 +674,19 @@ pub struct LatencyStat {
     pub p95: f64,
     pub p99: f64,
     pub p99_9: f64,
+    /// For a metric with many samples per request (`itl`, one per token gap): how many requests
+    /// the samples came from. Gaps of one stream are correlated, so intervals and verdicts use
+    /// this, not `count`, as the sample size (README, "Statistics").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
+}
+
+impl LatencyStat {
+    /// The number of independent samples behind the statistic: the requests for a per-gap
+    /// metric, `count` otherwise.
+    pub fn sample_size(&self) -> u64 {
+        self.requests.unwrap_or(self.count).min(self.count)
+    }
 }
 
 /// One point of the time series: the requests that completed in `[second, second + step)`.

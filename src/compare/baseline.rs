@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::stats::{normal_quantile, quantile_ranks, two_proportion_test, value_at_rank};
+use super::stats::{normal_quantile, quantile_interval, two_proportion_test};
 use crate::metrics::decode_histogram;
 use crate::results::{GroupResults, RunResults, SeriesPoint, TargetResults};
 
@@ -403,8 +403,9 @@ fn compare_group(
                 "p90" => (base_stat.p90, now_stat.p90),
                 _ => (base_stat.p99, now_stat.p99),
             };
+            let samples = (base_stat.sample_size(), now_stat.sample_size());
             let noise = match &histograms {
-                (Some(a), Some(b)) => quantile_noise(a, b, quantile, options.confidence),
+                (Some(a), Some(b)) => quantile_noise((a, b), samples, quantile, options.confidence),
                 _ => Noise::Untested("no histograms to test against noise".into()),
             };
             push(
@@ -487,33 +488,34 @@ enum Noise {
 
 /// The distribution-free interval of each run's quantile, each at `1 − (1 − c)/2` so that both
 /// hold together with confidence ≥ c (Bonferroni); the difference is significant when the two
-/// intervals do not overlap.
+/// intervals do not overlap. `samples` are the runs' sample sizes in requests (fewer than the
+/// histograms' counts for token gaps, see [`quantile_interval`]).
 fn quantile_noise(
-    base: &hdrhistogram::Histogram<u64>,
-    now: &hdrhistogram::Histogram<u64>,
+    (base, now): (&hdrhistogram::Histogram<u64>, &hdrhistogram::Histogram<u64>),
+    (base_samples, now_samples): (u64, u64),
     quantile: f64,
     confidence: f64,
 ) -> Noise {
     let each = 1.0 - (1.0 - confidence) / 2.0;
-    let interval = |h: &hdrhistogram::Histogram<u64>| {
-        let (lower, upper) = quantile_ranks(h.len(), quantile, each);
-        (
-            lower.map(|r| value_at_rank(h, r)),
-            upper.map(|r| value_at_rank(h, r)),
-        )
-    };
-    let (base_lower, base_upper) = interval(base);
-    let (now_lower, now_upper) = interval(now);
+    let (base_lower, base_upper) = quantile_interval(base, base_samples, quantile, each);
+    let (now_lower, now_upper) = quantile_interval(now, now_samples, quantile, each);
     let show = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.2}"));
+    let size = |samples: u64, histogram: &hdrhistogram::Histogram<u64>| {
+        if samples < histogram.len() {
+            format!("n={samples} requests, {} gaps", histogram.len())
+        } else {
+            format!("n={samples}")
+        }
+    };
     let text = format!(
-        "{:.0}% intervals: baseline [{}, {}] ms (n={}), current [{}, {}] ms (n={})",
+        "{:.0}% intervals: baseline [{}, {}] ms ({}), current [{}, {}] ms ({})",
         each * 100.0,
         show(base_lower),
         show(base_upper),
-        base.len(),
+        size(base_samples, base),
         show(now_lower),
         show(now_upper),
-        now.len()
+        size(now_samples, now)
     );
     let apart = matches!((base_upper, now_lower), (Some(b), Some(n)) if n > b)
         || matches!((now_upper, base_lower), (Some(n), Some(b)) if n < b);
@@ -922,6 +924,65 @@ mod tests {
             .insert("ttft.p50".into(), Threshold::parse("20%").unwrap());
         let c = compare(&base, &now, &options).unwrap();
         assert_eq!(verdict(&c, "(all)", "ttft.p50"), Change::Unchanged);
+    }
+
+    /// A group whose `itl` histogram holds `gaps_per_request` gaps from each of `requests`
+    /// streams, a stream's gaps alike (the correlated case) and streams spread around `centre`.
+    fn group_with_gaps(centre: f64, requests: usize, gaps_per_request: usize) -> GroupResults {
+        let mut group = group(spread(40.0, requests), 0);
+        let mut histogram = new_histogram();
+        for gap in spread(centre, requests) {
+            histogram
+                .record_n((gap * 1000.0) as u64, gaps_per_request as u64)
+                .unwrap();
+        }
+        let mut stat = stat_ms(&histogram);
+        stat.requests = Some(requests as u64);
+        group.latency_ms.insert("itl".into(), stat);
+        group
+            .histograms
+            .insert("itl".into(), encode_histogram(&histogram));
+        group
+    }
+
+    #[test]
+    fn token_gaps_are_compared_with_the_request_as_the_unit() {
+        // 12 streams of 50 gaps each, the p50 gap moving from 20 to 23 ms (+15%): 600 gaps
+        // would call that apart, 12 requests cannot.
+        let base = run(group_with_gaps(20.0, 12, 50));
+        let now = run(group_with_gaps(23.0, 12, 50));
+        let c = compare(&base, &now, &CompareOptions::default()).unwrap();
+        assert_eq!(verdict(&c, "(all)", "itl.p50"), Change::Inconclusive);
+        let evidence = &c
+            .metrics
+            .iter()
+            .find(|m| m.metric == "itl.p50")
+            .unwrap()
+            .evidence;
+        assert!(evidence.contains("n=12 requests, 600 gaps"), "{evidence}");
+        // Counted as 600 independent samples (results written before the request count was
+        // kept), the same data is called a regression.
+        let as_gaps = |mut results: RunResults| {
+            for target in &mut results.targets {
+                target.summary.latency_ms.get_mut("itl").unwrap().requests = None;
+            }
+            results
+        };
+        let c = compare(
+            &as_gaps(base.clone()),
+            &as_gaps(now.clone()),
+            &CompareOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(verdict(&c, "(all)", "itl.p50"), Change::Regressed);
+        // With enough streams the request-level test sees the shift.
+        let c = compare(
+            &run(group_with_gaps(20.0, 400, 50)),
+            &run(group_with_gaps(23.0, 400, 50)),
+            &CompareOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(verdict(&c, "(all)", "itl.p50"), Change::Regressed);
     }
 
     #[test]

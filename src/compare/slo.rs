@@ -9,7 +9,9 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use super::stats::{quantile_ranks, value_at_rank, wilson_interval};
+use super::stats::{
+    quantile_interval, quantile_ranks, value_at_fraction, value_at_rank, wilson_interval,
+};
 use crate::metrics::decode_histogram;
 use crate::record::RequestRecord;
 use crate::results::{GroupResults, RunResults};
@@ -93,6 +95,56 @@ pub struct Assertion {
     pub comparison: Comparison,
     /// Milliseconds for latencies, a fraction for rates, the metric's unit otherwise.
     pub threshold: f64,
+}
+
+impl Assertion {
+    /// The fewest samples (requests) on which this assertion could pass at `confidence`, had
+    /// every sample been as good as it can be: a p99 below a bound needs enough samples for an
+    /// order statistic above the p99 (368 at 95%), `error_rate < 1%` needs a Wilson upper bound
+    /// of no errors below 1% (381). `Some(1)` for a point value (throughput, cost), `None` when
+    /// no sample size could (`error_rate < 0%`).
+    pub fn samples_to_pass(&self, confidence: f64) -> Option<u64> {
+        let threshold = self.threshold;
+        let comparison = self.comparison;
+        let passes: Box<dyn Fn(u64) -> bool> = match &self.metric {
+            SloMetric::Quantile { quantile, .. } => {
+                let quantile = *quantile;
+                Box::new(move |n| {
+                    let (lower, upper) = quantile_ranks(n, quantile, confidence);
+                    if comparison.upper_bound() {
+                        upper.is_some()
+                    } else {
+                        lower.is_some()
+                    }
+                })
+            }
+            SloMetric::ErrorRate | SloMetric::ThrottleRate | SloMetric::GoodFraction => {
+                Box::new(move |n| {
+                    // The best outcome: no request counted for a bound from above, every one
+                    // for a bound from below.
+                    let (lower, upper) = if comparison.upper_bound() {
+                        wilson_interval(0, n, confidence)
+                    } else {
+                        wilson_interval(n, n, confidence)
+                    };
+                    let deciding = if comparison.upper_bound() {
+                        upper
+                    } else {
+                        lower
+                    };
+                    comparison.holds(deciding, threshold)
+                })
+            }
+            SloMetric::OutputTokensPerS
+            | SloMetric::RequestsPerS
+            | SloMetric::GoodputPerS
+            | SloMetric::CostPerMTok => return Some(1),
+        };
+        if passes(1) {
+            return Some(1);
+        }
+        smallest_deciding(1, passes)
+    }
 }
 
 impl fmt::Display for Assertion {
@@ -553,9 +605,14 @@ fn evaluate_one(assertion: &Assertion, group: &GroupResults, confidence: f64) ->
                 result.note = format!("no {histogram} samples in this run");
                 return result;
             };
+            let samples = group
+                .latency_ms
+                .get(histogram)
+                .map_or(histogram_us.len(), |stat| stat.sample_size());
             quantile_verdict(
                 &mut result,
                 &histogram_us,
+                samples,
                 *quantile,
                 comparison,
                 confidence,
@@ -654,37 +711,54 @@ fn decide(
     }
 }
 
+/// A quantile assertion, decided on the distribution-free interval from `samples` independent
+/// samples (requests; see [`quantile_interval`]). When undecided, `samples_needed` is the size at
+/// which the interval would decide if the observed value held: a side the data bounds narrows as
+/// 1/√n around the observed value; a side it cannot bound yet (a p99 of 20 samples) is read from
+/// the observed distribution at the ranks of the larger sample.
 fn quantile_verdict(
     result: &mut AssertionResult,
     histogram: &Histogram<u64>,
+    samples: u64,
     quantile: f64,
     comparison: Comparison,
     confidence: f64,
 ) {
-    let n = histogram.len();
-    result.samples = n;
-    let point = value_at_rank(histogram, ((quantile * n as f64).ceil() as u64).clamp(1, n));
+    let count = histogram.len();
+    let samples = samples.clamp(1, count);
+    result.samples = samples;
+    let point = value_at_rank(
+        histogram,
+        ((quantile * count as f64).ceil() as u64).clamp(1, count),
+    );
     result.measured = Some(point);
-    let bounds = |n_: u64| {
-        let (lower, upper) = quantile_ranks(n_, quantile, confidence);
-        // Ranks of a larger sample from the same distribution: read at the same quantile.
-        let at = |rank: u64| {
-            value_at_rank(
-                histogram,
-                ((rank as f64 / n_ as f64) * n as f64).ceil().max(1.0) as u64,
-            )
-        };
-        (lower.map(at), upper.map(at))
-    };
-    let (lower, upper) = bounds(n);
+    let (lower, upper) = quantile_interval(histogram, samples, quantile, confidence);
     result.interval = Some((lower, upper));
     result.verdict = decide(comparison, result.threshold, lower, upper);
-    if result.verdict == Verdict::Inconclusive {
-        result.samples_needed = smallest_deciding(n, |n_| {
-            let (lower, upper) = bounds(n_);
-            decide(comparison, result.threshold, lower, upper) != Verdict::Inconclusive
-        });
+    if result.verdict != Verdict::Inconclusive {
+        return;
     }
+    // Reading the observed distribution at a fraction, shifted so that the quantile itself
+    // reads as the observed value.
+    let shift = point - value_at_fraction(histogram, quantile);
+    result.samples_needed = smallest_deciding(samples, |larger| {
+        let narrowing = (samples as f64 / larger as f64).sqrt();
+        let (far_lower, far_upper) = quantile_interval(histogram, larger, quantile, confidence);
+        let projected_lower = match lower {
+            Some(bound) => Some(point - (point - bound) * narrowing),
+            None => far_lower.map(|v| (v + shift).min(point)),
+        };
+        let projected_upper = match upper {
+            Some(bound) => Some(point + (bound - point) * narrowing),
+            None => far_upper.map(|v| (v + shift).max(point)),
+        };
+        decide(
+            comparison,
+            result.threshold,
+            projected_lower,
+            projected_upper,
+        ) != Verdict::Inconclusive
+    });
 }
 
 fn rate_verdict(
@@ -833,6 +907,80 @@ mod tests {
         );
         assert_eq!(inconclusive.interval.unwrap().1, None);
         assert_eq!(inconclusive.samples_needed, Some(368));
+    }
+
+    #[test]
+    fn a_borderline_median_projects_the_samples_that_would_decide_it() {
+        // 20 samples, the 10th at 20.98 ms: `ttft.p50 < 21ms` cannot be decided on 20, but
+        // would be on enough samples if 20.98 held (the bound narrows as 1/sqrt(n)).
+        let values: Vec<f64> = (0..20)
+            .map(|i| {
+                if i < 10 {
+                    16.0 + 4.98 * i as f64 / 9.0
+                } else {
+                    21.5 + 0.5 * (i - 10) as f64
+                }
+            })
+            .collect();
+        let group = group_with_ttft(&values, 0);
+        let result = one("ttft.p50 < 21ms", &group);
+        assert_eq!(result.verdict, Verdict::Inconclusive, "{result:?}");
+        let measured = result.measured.unwrap();
+        assert!((measured - 20.98).abs() < 0.02, "{measured}");
+        let (_, upper) = result.interval.unwrap();
+        let upper = upper.unwrap();
+        let needed = result.samples_needed.expect("a sample size that decides");
+        // The projection: n · ((upper − measured) / (21 − measured))², to within the bisection.
+        let expected = 20.0 * ((upper - measured) / (21.0 - measured)).powi(2);
+        assert!(
+            (needed as f64 - expected).abs() <= expected * 0.01 + 1.0,
+            "{needed} against {expected}"
+        );
+        // On the other side of the threshold it projects a failure just as well.
+        let failing = one("ttft.p50 < 20.9ms", &group);
+        assert_eq!(failing.verdict, Verdict::Inconclusive);
+        assert!(failing.samples_needed.is_some(), "{failing:?}");
+    }
+
+    #[test]
+    fn the_samples_an_assertion_needs_to_pass_follow_its_interval() {
+        let needs = |text: &str| parse(text).unwrap().samples_to_pass(0.95);
+        // No error among n: the Wilson upper bound falls below 1% from 381 requests on.
+        assert_eq!(needs("error_rate < 1%"), Some(381));
+        let (_, upper) = wilson_interval(0, 380, 0.95);
+        assert!(upper >= 0.01, "{upper}");
+        // The top sample bounds a p99 from 368 samples on, a median from 6.
+        assert_eq!(needs("ttft.p99 < 50ms"), Some(368));
+        assert_eq!(needs("ttft.p50 < 50ms"), Some(6));
+        assert_eq!(needs("good_fraction > 90%"), Some(35));
+        assert_eq!(needs("output_tokens_per_s > 100"), Some(1));
+        assert_eq!(needs("error_rate < 0%"), None);
+    }
+
+    #[test]
+    fn a_per_gap_quantile_rests_on_the_requests_it_came_from() {
+        // 1,000 gaps of 10 ms to 20 ms, from only 10 streams of 100 alike gaps each.
+        let mut histogram = new_histogram();
+        for stream in 0..10u64 {
+            histogram.record_n(10_000 + stream * 1_000, 100).unwrap();
+        }
+        let mut group = GroupResults::default();
+        group.requests.succeeded = 10;
+        group
+            .histograms
+            .insert("itl".into(), encode_histogram(&histogram));
+        let mut stat = crate::metrics::stat_ms(&histogram);
+        stat.requests = Some(10);
+        group.latency_ms.insert("itl".into(), stat.clone());
+        let result = one("itl.p50 < 16ms", &group);
+        assert_eq!(result.samples, 10);
+        assert_eq!(result.verdict, Verdict::Inconclusive, "{result:?}");
+        // Read as 1,000 independent gaps, the same numbers would pass.
+        stat.requests = None;
+        group.latency_ms.insert("itl".into(), stat);
+        let as_gaps = one("itl.p50 < 16ms", &group);
+        assert_eq!(as_gaps.samples, 1000);
+        assert_eq!(as_gaps.verdict, Verdict::Pass, "{as_gaps:?}");
     }
 
     #[test]

@@ -172,6 +172,52 @@ pub fn value_at_rank(histogram: &hdrhistogram::Histogram<u64>, rank: u64) -> f64
     histogram.max() as f64 / 1000.0
 }
 
+/// The value in milliseconds at `fraction` (0 to 1) of a histogram's samples, linearly
+/// interpolated between the neighbouring order statistics: position `fraction × n` reads the
+/// sample of that rank when it is whole, and a mix of the two around it otherwise.
+pub fn value_at_fraction(histogram: &hdrhistogram::Histogram<u64>, fraction: f64) -> f64 {
+    let n = histogram.len();
+    if n == 0 {
+        return 0.0;
+    }
+    let position = (fraction.clamp(0.0, 1.0) * n as f64).max(1.0);
+    // A whole rank that floating point put a hair below itself is that rank.
+    let nearest = position.round();
+    let position = if (position - nearest).abs() < 1e-9 {
+        nearest
+    } else {
+        position
+    };
+    let rank = (position.floor() as u64).clamp(1, n);
+    let below = value_at_rank(histogram, rank);
+    let part = position - rank as f64;
+    if rank >= n || part <= 0.0 {
+        return below;
+    }
+    below + part * (value_at_rank(histogram, rank + 1) - below)
+}
+
+/// The distribution-free interval (ms) of the `quantile` of what `histogram` sampled, resting on
+/// `samples` independent samples. `samples` is the histogram's count for a per-request metric;
+/// for a per-gap metric it is the number of requests, because the gaps of one stream move
+/// together: the order-statistic ranks of `samples` are then read at the same fractions of the
+/// histogram, which is exact when every gap of a stream is alike (the worst case) and wider
+/// than needed otherwise. A `samples` above the count projects a larger sample from the
+/// observed distribution.
+pub fn quantile_interval(
+    histogram: &hdrhistogram::Histogram<u64>,
+    samples: u64,
+    quantile: f64,
+    confidence: f64,
+) -> (Option<f64>, Option<f64>) {
+    if samples == 0 || histogram.is_empty() {
+        return (None, None);
+    }
+    let (lower, upper) = quantile_ranks(samples, quantile, confidence);
+    let at = |rank: u64| value_at_fraction(histogram, rank as f64 / samples as f64);
+    (lower.map(at), upper.map(at))
+}
+
 /// The Wilson score interval of a proportion `successes / n` at `confidence`, two-sided.
 pub fn wilson_interval(successes: u64, n: u64, confidence: f64) -> (f64, f64) {
     if n == 0 {

@@ -27,8 +27,9 @@ use tokio::task::JoinSet;
 pub use client::HttpClient;
 pub use preflight::{preflight, PreflightError};
 pub use request::{execute, execute_with_retries, Job, TargetContext};
+pub use schedule::expected_requests;
+pub(crate) use schedule::planned_requests;
 pub use schedule::Schedule;
-pub(crate) use schedule::{expected_requests, planned_requests};
 
 use crate::compare::paired::{
     compare_pairs, model_matches, Agreement, PairSample, SideOutcome, SideSample,

@@ -31,6 +31,7 @@ pub fn stat_ms(histogram: &Histogram<u64>) -> LatencyStat {
         p95: ms(histogram.value_at_quantile(0.95)),
         p99: ms(histogram.value_at_quantile(0.99)),
         p99_9: ms(histogram.value_at_quantile(0.999)),
+        requests: None,
     }
 }
 

@@ -101,6 +101,8 @@ pub struct GroupStats {
     stream_preamble: Option<StreamPreamble>,
     /// Requests that met every goodput criterion (`None`: goodput is not tracked).
     good: Option<u64>,
+    /// Successful requests that gave at least one token gap (the sample size of `itl`).
+    requests_with_gaps: u64,
 }
 
 impl Default for GroupStats {
@@ -133,6 +135,7 @@ impl Default for GroupStats {
             connections: None,
             stream_preamble: None,
             good: None,
+            requests_with_gaps: 0,
         }
     }
 }
@@ -310,6 +313,7 @@ impl GroupStats {
                 for gap in &record.token_gaps {
                     self.observe(Metric::Itl, *gap);
                 }
+                self.requests_with_gaps += u64::from(!record.token_gaps.is_empty());
             }
             Err(failure) => {
                 self.failed += 1;
@@ -366,6 +370,7 @@ impl GroupStats {
             *mine += theirs;
         }
         self.requests_retried += other.requests_retried;
+        self.requests_with_gaps += other.requests_with_gaps;
         for (class, count) in &other.retries {
             *self.retries.entry(*class).or_default() += count;
         }
@@ -475,9 +480,11 @@ impl GroupStats {
             if histogram.is_empty() {
                 continue;
             }
-            results
-                .latency_ms
-                .insert(metric.name().into(), stat_ms(histogram));
+            let mut stat = stat_ms(histogram);
+            if metric == Metric::Itl {
+                stat.requests = Some(self.requests_with_gaps);
+            }
+            results.latency_ms.insert(metric.name().into(), stat);
             results
                 .histograms
                 .insert(metric.name().into(), encode_histogram(histogram));
