@@ -31,6 +31,7 @@ pub const EXIT_SLO_FAILED: i32 = 7;
 pub const EXIT_REGRESSED: i32 = 8;
 pub const EXIT_ROLLBACK: i32 = 9;
 pub const EXIT_DEGRADED: i32 = 10;
+pub const EXIT_INSUFFICIENT: i32 = 11;
 pub const EXIT_INTERRUPTED: i32 = 130;
 
 pub fn dispatch(cli: Cli) -> i32 {
@@ -200,17 +201,35 @@ fn describe(plan: &RunPlan) -> String {
         let phases: Vec<String> = migration
             .phases
             .iter()
-            .map(|phase| {
+            .enumerate()
+            .map(|(index, phase)| {
+                let growth = plan.phase_growth(index);
+                let extended = if growth > 1.0 {
+                    format!(", run {growth:.2}x for its gates' minimum samples")
+                } else {
+                    String::new()
+                };
                 let length = match (phase.duration, phase.requests) {
                     (Some(duration), _) => humantime::format_duration(duration).to_string(),
                     (None, Some(requests)) => format!("{requests} requests"),
                     (None, None) => "the load's length".into(),
                 };
                 format!(
-                    "{} (share {:.0}%, mirror {:.0}%, {length})",
+                    "{} (share {:.0}%, mirror {:.0}%, {length}{extended})",
                     phase.name,
                     phase.share * 100.0,
                     phase.mirror * 100.0
+                )
+            })
+            .collect();
+        let short: Vec<String> = (0..migration.phases.len())
+            .filter(|&index| plan.phase_growth_needed(index) > migration.extend_up_to)
+            .map(|index| {
+                format!(
+                    "\nwarning: migration phase \"{}\" cannot decide its gates: their minimum samples need {:.1}x its length and extend_up_to allows {}; it will end insufficient unless the phase is longer, mirrors more, or its gates ask for less",
+                    migration.phases[index].name,
+                    plan.phase_growth_needed(index),
+                    migration.extend_up_to
                 )
             })
             .collect();
@@ -221,6 +240,7 @@ fn describe(plan: &RunPlan) -> String {
             phases.len(),
             phases.join(", ")
         ));
+        text.push_str(&short.concat());
     }
     if let Some(slo) = &plan.slo {
         let assertions: Vec<&str> = slo.assertions.iter().map(|a| a.text.as_str()).collect();
@@ -396,7 +416,14 @@ async fn run(args: RunArgs) -> i32 {
         );
         return EXIT_RUN_FAILED;
     }
-    let request_log = if args.export_requests && plan.sweep.is_none() && plan.migration.is_none() {
+    if args.export_requests && plan.sweep.is_some() {
+        eprintln!(
+            "error: {}: --export-requests does not export a [sweep]'s steps yet: run a step's load as its own scenario to export its requests",
+            args.scenario.display()
+        );
+        return EXIT_BAD_INPUT;
+    }
+    let request_log = if args.export_requests && plan.migration.is_none() {
         let path = dir.join("requests.jsonl");
         let created = std::fs::create_dir_all(&dir).and_then(|()| {
             drover::export::RequestLog::create(
@@ -632,9 +659,35 @@ async fn run_migration(
     stop: StopSignal,
     args: &RunArgs,
 ) -> i32 {
-    // Each phase shows its progress and checkpoints into its own folder, as a run does.
+    // Each phase shows its progress and checkpoints into its own folder, as a run does, and
+    // with --export-requests writes its requests.jsonl there (both sides of every pair).
     let (show_progress, checkpoint_every) = (!args.no_progress, args.checkpoint_every);
+    let export = args.export_requests;
+    let target_names: Vec<String> = plan.targets.iter().map(|t| t.name.clone()).collect();
+    let class_names: Vec<String> = plan.classes.iter().map(|c| c.name.clone()).collect();
     let options = move |folder: &std::path::Path| {
+        let request_log = export
+            .then(|| {
+                let path = folder.join("requests.jsonl");
+                let created = std::fs::create_dir_all(folder).and_then(|()| {
+                    drover::export::RequestLog::create(
+                        &path,
+                        target_names.clone(),
+                        class_names.clone(),
+                    )
+                });
+                match created {
+                    Ok(log) => Some(Arc::new(std::sync::Mutex::new(log))),
+                    Err(error) => {
+                        eprintln!(
+                            "warning: the per-request export {} could not be created: {error}",
+                            path.display()
+                        );
+                        None
+                    }
+                }
+            })
+            .flatten();
         let folder = folder.to_path_buf();
         let sink: driver::CheckpointSink = Arc::new(move |snapshot: &RunResults| {
             if let Err(error) = report::json::write_results(&folder, snapshot) {
@@ -645,6 +698,7 @@ async fn run_migration(
             progress: show_progress,
             checkpoint: Some(sink),
             checkpoint_every,
+            request_log,
             ..RunOptions::default()
         }
     };
@@ -711,6 +765,7 @@ async fn run_migration(
         drover::rollout::RolloutVerdict::Rollback => EXIT_ROLLBACK,
         drover::rollout::RolloutVerdict::Interrupted => EXIT_INTERRUPTED,
         drover::rollout::RolloutVerdict::BudgetExhausted => EXIT_BUDGET_EXHAUSTED,
+        drover::rollout::RolloutVerdict::Insufficient => EXIT_INSUFFICIENT,
     }
 }
 
@@ -944,6 +999,10 @@ fn merge_command(args: MergeArgs) -> i32 {
     if args.require_all && missing > 0 {
         eprintln!("error: {missing} shard(s) missing and --require-all was given");
         return EXIT_RUN_FAILED;
+    }
+    // The verdict of the whole run, as a single run would give it.
+    if merged.slo.as_ref().is_some_and(|slo| slo.failed()) {
+        return EXIT_SLO_FAILED;
     }
     EXIT_OK
 }

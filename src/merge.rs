@@ -196,7 +196,18 @@ pub fn merge(mut inputs: Vec<MergeInput>) -> Result<RunResults, MergeError> {
         .collect();
 
     let spend = crate::results::RunSpend::of(&targets);
-    Ok(RunResults {
+    // The shards' SLOs, decided again on the merged histograms (exact: histograms and goodput
+    // counts add). Shards of one run share their scenario, so the first one's plan is theirs.
+    let slo_plan = match inputs.iter().find_map(|i| i.results.slo.as_ref()) {
+        Some(slo) => Some(crate::compare::SloPlan::of_results(slo).map_err(|message| {
+            MergeError::Unreadable {
+                file: first.source.clone(),
+                message,
+            }
+        })?),
+        None => None,
+    };
+    let mut merged = RunResults {
         schema: first.results.schema.clone(),
         drover_version: first.results.drover_version.clone(),
         scenario: first.results.scenario.clone(),
@@ -219,7 +230,9 @@ pub fn merge(mut inputs: Vec<MergeInput>) -> Result<RunResults, MergeError> {
             missing,
             shards: merged_shards,
         }),
-    })
+    };
+    merged.slo = slo_plan.map(|plan| crate::compare::slo::evaluate(&plan, &merged));
+    Ok(merged)
 }
 
 fn parse_time(text: &str) -> Option<SystemTime> {

@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::compare::stats::{quantile_minimum, rate_minimum, wilson_interval};
 use crate::driver::{self, DriverError, RunOptions, StopSignal};
 use crate::results::{GroupResults, RunResults, RunStatus};
-use crate::scenario::{GatePlan, RunPlan};
+use crate::scenario::{GatePlan, RunPlan, GATE_CONFIDENCE};
 
 /// One gate checked after a phase.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -22,14 +23,40 @@ pub struct GateResult {
     pub measured: Option<f64>,
     pub threshold: f64,
     pub passed: bool,
+    /// Too few requests to decide (never a pass): the phase holds the rollout.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insufficient: bool,
+    /// For an insufficient gate: the requests each side it measures needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples_needed: Option<u64>,
     /// How the value was measured, or why it could not be.
     pub detail: String,
 }
 
 impl GateResult {
+    /// `pass`, `FAIL` or `INSUFFICIENT`, as the terminal and the reports show it.
+    pub fn word(&self) -> &'static str {
+        if self.passed {
+            "pass"
+        } else if self.insufficient {
+            "INSUFFICIENT"
+        } else {
+            "FAIL"
+        }
+    }
+
     /// `max_error_rate: measured 3.1% > 1.0%`.
     pub fn describe(&self) -> String {
         let show = |v: f64| format_gate_value(&self.gate, v);
+        if self.insufficient {
+            return format!(
+                "{}: insufficient sample, {}{}",
+                self.gate,
+                self.detail,
+                self.samples_needed
+                    .map_or(String::new(), |n| format!("; {n} needed to decide"))
+            );
+        }
         let relation = if self.passed {
             if self.gate.starts_with("min_") {
                 "≥"
@@ -91,10 +118,32 @@ pub struct PhaseOutcome {
     pub e2e_difference_ms: Option<f64>,
     pub gates: Vec<GateResult>,
     pub passed: bool,
+    /// How many times its written length the phase ran, so that its gates would get their
+    /// minimum samples (1: as written; at most `extend_up_to`).
+    #[serde(default = "as_written")]
+    pub extended_by: f64,
     /// The phase's results file, relative to the migration's folder (set once written, so
     /// absent from the phase's own results file).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub results: String,
+}
+
+impl PhaseOutcome {
+    /// `pass`, `FAIL` (a gate failed) or `INSUFFICIENT` (no gate failed, one had too few
+    /// requests).
+    pub fn word(&self) -> &'static str {
+        if self.passed {
+            "pass"
+        } else if self.gates.iter().any(|g| !g.passed && !g.insufficient) {
+            "FAIL"
+        } else {
+            "INSUFFICIENT"
+        }
+    }
+}
+
+fn as_written() -> f64 {
+    1.0
 }
 
 /// The end of a rollout.
@@ -109,6 +158,9 @@ pub enum RolloutVerdict {
     Interrupted,
     /// A budget was reached before every phase ran: no verdict.
     BudgetExhausted,
+    /// A phase ended with a gate on too few requests (even extended up to `extend_up_to`): the
+    /// rollout stops without promoting.
+    Insufficient,
 }
 
 impl RolloutVerdict {
@@ -118,6 +170,7 @@ impl RolloutVerdict {
             RolloutVerdict::Rollback => "rollback",
             RolloutVerdict::Interrupted => "interrupted",
             RolloutVerdict::BudgetExhausted => "budget_exhausted",
+            RolloutVerdict::Insufficient => "insufficient",
         }
     }
 }
@@ -152,17 +205,40 @@ pub enum RolloutError {
     Write { phase: String, message: String },
 }
 
-/// A quantile of a group's latency histogram, in ms (`None` without samples).
+/// A quantile of a group's latency histogram, in ms, and the requests it rests on (`None`
+/// without samples).
 fn quantile_ms(group: &GroupResults, histogram: &str, quantile: f64) -> Option<(f64, u64)> {
     let decoded = crate::metrics::decode_histogram(group.histograms.get(histogram)?).ok()?;
-    (!decoded.is_empty()).then(|| {
-        (
-            decoded.value_at_quantile(quantile) as f64 / 1000.0,
-            decoded.len(),
-        )
-    })
+    let samples = group
+        .latency_ms
+        .get(histogram)
+        .map_or(decoded.len(), |stat| stat.sample_size());
+    (!decoded.is_empty()).then(|| (decoded.value_at_quantile(quantile) as f64 / 1000.0, samples))
 }
 
+/// A gate with too few requests to decide.
+fn insufficient(
+    gate: String,
+    threshold: f64,
+    measured: Option<f64>,
+    needed: u64,
+    detail: String,
+) -> GateResult {
+    GateResult {
+        gate,
+        measured,
+        threshold,
+        passed: false,
+        insufficient: true,
+        samples_needed: Some(needed),
+        detail,
+    }
+}
+
+/// A rate of the candidate's requests against its maximum. Decided on the measured rate once
+/// the candidate finished the gate's minimum sample ([`rate_minimum`]); below it, insufficient,
+/// unless the failures already counted exceed the maximum of the minimum sample (a certain
+/// failure however the rest turns out).
 fn rate_gate(gate: &str, threshold: f64, count: u64, finished: u64, what: &str) -> GateResult {
     if finished == 0 {
         return GateResult {
@@ -170,21 +246,31 @@ fn rate_gate(gate: &str, threshold: f64, count: u64, finished: u64, what: &str) 
             measured: None,
             threshold,
             passed: false,
+            insufficient: false,
+            samples_needed: None,
             detail: "the candidate finished no request".into(),
         };
     }
     let measured = count as f64 / finished as f64;
-    let (low, high) = crate::compare::stats::wilson_interval(count, finished, 0.95);
+    let (low, high) = wilson_interval(count, finished, GATE_CONFIDENCE);
+    let detail = format!(
+        "{count} of {finished} candidate requests {what}; 95% CI {:.2}% to {:.2}%",
+        low * 100.0,
+        high * 100.0
+    );
+    let minimum = rate_minimum(threshold, GATE_CONFIDENCE).unwrap_or(0);
+    let certain_failure = count as f64 > threshold * minimum.max(finished) as f64;
+    if finished < minimum && !certain_failure {
+        return insufficient(gate.into(), threshold, Some(measured), minimum, detail);
+    }
     GateResult {
         gate: gate.into(),
         measured: Some(measured),
         threshold,
         passed: measured <= threshold,
-        detail: format!(
-            "{count} of {finished} candidate requests {what}; 95% CI {:.2}% to {:.2}%",
-            low * 100.0,
-            high * 100.0
-        ),
+        insufficient: false,
+        samples_needed: None,
+        detail,
     }
 }
 
@@ -232,6 +318,8 @@ pub fn evaluate_gates(
                 measured: None,
                 threshold: gate.max,
                 passed: false,
+                insufficient: false,
+                samples_needed: None,
                 detail: format!(
                     "no {} measured on {}",
                     gate.histogram,
@@ -245,14 +333,28 @@ pub fn evaluate_gates(
             continue;
         };
         let measured = if pv > 0.0 { cv / pv - 1.0 } else { 0.0 };
+        let detail =
+            format!("candidate {cv:.2} ms against primary {pv:.2} ms ({cn} and {pn} requests)");
+        // Each side must bound its quantile: a p99 of 6 requests is not a p99.
+        let minimum = quantile_minimum(gate.quantile, GATE_CONFIDENCE);
+        if cn.min(pn) < minimum {
+            out.push(insufficient(
+                name,
+                gate.max,
+                Some(measured),
+                minimum,
+                detail,
+            ));
+            continue;
+        }
         out.push(GateResult {
             gate: name,
             measured: Some(measured),
             threshold: gate.max,
             passed: measured <= gate.max,
-            detail: format!(
-                "candidate {cv:.2} ms against primary {pv:.2} ms ({cn} and {pn} requests)"
-            ),
+            insufficient: false,
+            samples_needed: None,
+            detail,
         });
     }
     if let Some(min) = gates.min_agreement {
@@ -267,6 +369,8 @@ pub fn evaluate_gates(
                 measured: Some(a.similarity_mean),
                 threshold: min,
                 passed: a.similarity_mean >= min,
+                insufficient: false,
+                samples_needed: None,
                 detail: format!(
                     "mean token F1 over {} pairs; {:.1}% exact matches",
                     a.compared,
@@ -278,6 +382,8 @@ pub fn evaluate_gates(
                 measured: None,
                 threshold: min,
                 passed: false,
+                insufficient: false,
+                samples_needed: None,
                 detail: "no pair where both sides answered".into(),
             },
         });
@@ -291,6 +397,8 @@ pub fn evaluate_gates(
                     measured: Some(ratio),
                     threshold: max,
                     passed: ratio <= max,
+                    insufficient: false,
+                    samples_needed: None,
                     detail: format!(
                         "{} against {} {} per request",
                         crate::report::format::money(cc.per_request),
@@ -304,6 +412,8 @@ pub fn evaluate_gates(
                 measured: None,
                 threshold: max,
                 passed: false,
+                insufficient: false,
+                samples_needed: None,
                 detail: "no priced request on one side".into(),
             },
         });
@@ -315,6 +425,8 @@ pub fn evaluate_gates(
                 measured: Some(cost.total),
                 threshold: max,
                 passed: cost.total <= max,
+                insufficient: false,
+                samples_needed: None,
                 detail: format!(
                     "{} {} over {} priced requests",
                     crate::report::format::money(cost.total),
@@ -327,6 +439,8 @@ pub fn evaluate_gates(
                 measured: None,
                 threshold: max,
                 passed: false,
+                insufficient: false,
+                samples_needed: None,
                 detail: "the candidate is not priced".into(),
             },
         });
@@ -368,6 +482,7 @@ pub fn phase_outcome(plan: &RunPlan, index: usize, results: &RunResults) -> Opti
             .map(|d| d.median),
         passed: gates.iter().all(|g| g.passed),
         gates,
+        extended_by: plan.phase_growth(index),
         results: String::new(),
     })
 }
@@ -446,7 +561,12 @@ pub async fn run(
         }
         let interrupted = results.status == RunStatus::Interrupted;
         let budget_stopped = results.status == RunStatus::BudgetExhausted;
-        let failed = outcome.gates.iter().find(|g| !g.passed).cloned();
+        let failed = outcome
+            .gates
+            .iter()
+            .find(|g| !g.passed && !g.insufficient)
+            .cloned();
+        let undecided = outcome.gates.iter().find(|g| g.insufficient).cloned();
         rollout.phases.push(outcome);
         if interrupted {
             rollout.verdict = RolloutVerdict::Interrupted;
@@ -462,11 +582,24 @@ pub async fn run(
             rollout.failed_gate = Some(gate);
             break;
         }
+        if let Some(gate) = undecided {
+            rollout.verdict = RolloutVerdict::Insufficient;
+            rollout.failed_phase = Some(phase.name.clone());
+            rollout.failed_gate = Some(gate);
+            break;
+        }
     }
     rollout.reason = match (&rollout.verdict, &rollout.failed_gate) {
         (RolloutVerdict::Rollback, Some(gate)) => format!(
             "phase \"{}\" failed {}",
             rollout.failed_phase.as_deref().unwrap_or("?"),
+            gate.describe()
+        ),
+        (RolloutVerdict::Insufficient, Some(gate)) => format!(
+            "phase \"{}\" ran {:.1}x its length (extend_up_to {}) and still could not decide {}: stopped without promoting",
+            rollout.failed_phase.as_deref().unwrap_or("?"),
+            rollout.phases.last().map_or(1.0, |p| p.extended_by),
+            migration.extend_up_to,
             gate.describe()
         ),
         (RolloutVerdict::Interrupted, _) => format!(
@@ -493,19 +626,21 @@ pub fn phase_line(outcome: &PhaseOutcome) -> String {
         outcome.name,
         outcome.share * 100.0,
         outcome.mirror * 100.0,
-        if outcome.passed { "pass" } else { "FAIL" },
+        outcome.word(),
         outcome.primary_requests,
         outcome.candidate_requests,
         outcome.pairs,
         ms(outcome.ttft_difference_ms),
         ms(outcome.e2e_difference_ms),
     );
-    for gate in &outcome.gates {
+    if outcome.extended_by > 1.0 {
         line.push_str(&format!(
-            "\n  {} {}",
-            if gate.passed { "pass" } else { "FAIL" },
-            gate.describe()
+            "; ran {:.2}x its written length for its gates' minimum samples",
+            outcome.extended_by
         ));
+    }
+    for gate in &outcome.gates {
+        line.push_str(&format!("\n  {} {}", gate.word(), gate.describe()));
     }
     line
 }

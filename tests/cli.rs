@@ -231,6 +231,7 @@ fn the_shipped_scenarios_validate() {
         // Every SLO assertion can be decided (can pass) at the scenario's planned size.
         let said = text(&output.stdout);
         assert!(!said.contains("cannot pass"), "{name}: {said}");
+        assert!(!said.contains("cannot decide"), "{name}: {said}");
         checked.push(name);
     }
     checked.sort();

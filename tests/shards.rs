@@ -35,6 +35,27 @@ fn results_files(dir: &Path) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// Starts `count` worker processes of `drover <run> --shard k/count --start-at <start_at>` in
+/// `dir` together, as a cluster would, and waits for them all.
+fn run_shards(dir: &Path, run: &[&str], count: u32, start_at: &str) -> Vec<std::process::Output> {
+    let workers: Vec<_> = (0..count)
+        .map(|k| {
+            Command::new(drover_bin())
+                .current_dir(dir)
+                .args(run)
+                .args(["--shard", &format!("{k}/{count}"), "--start-at", start_at])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    workers
+        .into_iter()
+        .map(|worker| worker.wait_with_output().unwrap())
+        .collect()
+}
+
 #[test]
 fn four_worker_processes_merge_into_the_single_scenario() {
     let _lock = common::TIMING_LOCK.blocking_lock();
@@ -82,27 +103,15 @@ duration = "{SECONDS}s"
     // All four workers begin at the same wall-clock moment, as on a cluster.
     let start_at =
         humantime::format_rfc3339_millis(SystemTime::now() + Duration::from_secs(2)).to_string();
-    let workers: Vec<_> = (0..SHARDS)
-        .map(|k| {
-            Command::new(drover_bin())
-                .current_dir(dir.path())
-                .args([
-                    "run",
-                    "s.toml",
-                    "--no-progress",
-                    "--no-preflight",
-                    "--out",
-                    "out",
-                ])
-                .args(["--shard", &format!("{k}/{SHARDS}"), "--start-at", &start_at])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for worker in workers {
-        let output = worker.wait_with_output().unwrap();
+    let run = [
+        "run",
+        "s.toml",
+        "--no-progress",
+        "--no-preflight",
+        "--out",
+        "out",
+    ];
+    for output in run_shards(dir.path(), &run, SHARDS, &start_at) {
         assert_eq!(
             output.status.code(),
             Some(0),
@@ -259,4 +268,88 @@ fn merge_refuses_other_scenarios_and_reports_missing_shards() {
     let output = drover(path, &["run", "a.toml", "--shard", "0/3"], &[]);
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output.stderr).contains("load.users = 2 cannot be split over 3 shards"));
+}
+
+/// The SLO verdicts of a results file, assertion by assertion: (assertion, verdict, samples).
+fn slo_verdicts(results: &RunResults) -> Vec<(String, String, u64)> {
+    let slo = results
+        .slo
+        .as_ref()
+        .expect("the results carry SLO verdicts");
+    slo.assertions
+        .iter()
+        .map(|a| (a.assertion.clone(), a.verdict.name().to_string(), a.samples))
+        .collect()
+}
+
+#[test]
+fn merged_shards_decide_the_slos_as_the_unsharded_run_does() {
+    let _lock = common::TIMING_LOCK.blocking_lock();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scenario = root.join("scenarios/ttft-claim.toml");
+    let scenario = scenario.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Unsharded: the p99 claim fails (the mock's TTFT is 45 ± 5 ms, normal: p99 about 57 ms),
+    // the median, error-rate and goodput claims pass, so the run exits 7.
+    let whole = drover(
+        dir.path(),
+        &["run", scenario, "--no-progress", "--out", "whole"],
+        &[],
+    );
+    assert_eq!(whole.status.code(), Some(7), "{}", text(&whole.stderr));
+    let whole_files = results_files(&dir.path().join("whole"));
+    let whole_results = read(&whole_files[0]);
+    let expected = slo_verdicts(&whole_results);
+    assert_eq!(
+        expected
+            .iter()
+            .map(|(a, v, _)| (a.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("ttft.p50 < 50ms", "pass"),
+            ("ttft.p99 < 50ms", "fail"),
+            ("error_rate < 1%", "pass"),
+            ("good_fraction > 50%", "pass")
+        ]
+    );
+    // One verdict block: a run with SLOs does not also say it has none.
+    let summary = std::fs::read_to_string(whole_files[0].with_file_name("summary.md")).unwrap();
+    assert!(summary.contains("SLO verdict: FAIL"), "{summary}");
+    assert!(!summary.contains("No SLOs are defined"), "{summary}");
+    let html = std::fs::read_to_string(whole_files[0].with_file_name("report.html")).unwrap();
+    assert!(!html.contains("No SLOs are defined"));
+
+    // Three workers of the same run; each decides its own third, the merge decides the whole.
+    let start_at =
+        humantime::format_rfc3339_millis(SystemTime::now() + Duration::from_secs(2)).to_string();
+    let run = ["run", scenario, "--no-progress", "--out", "shards"];
+    for output in run_shards(dir.path(), &run, 3, &start_at) {
+        assert!(
+            matches!(output.status.code(), Some(0 | 7)),
+            "{}",
+            text(&output.stderr)
+        );
+    }
+    let output = drover(dir.path(), &["merge", "shards", "-o", "merged.json"], &[]);
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(7),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+    assert!(
+        stdout.contains("SLO verdict: FAIL (3 pass, 1 fail"),
+        "{stdout}"
+    );
+    let merged = read(&dir.path().join("merged.json"));
+    let verdicts = slo_verdicts(&merged);
+    // The same verdicts as the unsharded run, on the same 400 requests.
+    let strip = |v: &[(String, String, u64)]| -> Vec<(String, String)> {
+        v.iter().map(|(a, v, _)| (a.clone(), v.clone())).collect()
+    };
+    assert_eq!(strip(&verdicts), strip(&expected));
+    for (assertion, _, samples) in &verdicts {
+        assert_eq!(*samples, 400, "{assertion}");
+    }
 }

@@ -10,7 +10,8 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::stats::{
-    quantile_interval, quantile_ranks, value_at_fraction, value_at_rank, wilson_interval,
+    quantile_interval, quantile_ranks, smallest_deciding, value_at_fraction, value_at_rank,
+    wilson_interval,
 };
 use crate::metrics::decode_histogram;
 use crate::record::RequestRecord;
@@ -320,6 +321,27 @@ pub struct SloPlan {
 }
 
 impl SloPlan {
+    /// The plan `results` were evaluated with: each assertion (as written, once however many
+    /// targets it applied to), the confidence and the inconclusive rule. Lets merged shards be
+    /// evaluated again on their merged histograms. An assertion that no longer parses is named.
+    pub fn of_results(results: &SloResults) -> Result<SloPlan, String> {
+        let mut assertions: Vec<Assertion> = Vec::new();
+        for result in &results.assertions {
+            if assertions.iter().any(|a| a.text == result.assertion) {
+                continue;
+            }
+            assertions.push(
+                parse(&result.assertion)
+                    .map_err(|why| format!("SLO assertion \"{}\": {why}", result.assertion))?,
+            );
+        }
+        Ok(SloPlan {
+            assertions,
+            confidence: results.confidence,
+            fail_on_inconclusive: results.fail_on_inconclusive,
+        })
+    }
+
     /// The per-request latency criteria of goodput: each latency assertion with an upper bound
     /// becomes "this request's value meets the threshold".
     pub fn good_criteria(&self) -> Vec<GoodCriterion> {
@@ -781,30 +803,6 @@ fn rate_verdict(
             decide(comparison, result.threshold, Some(lower), Some(upper)) != Verdict::Inconclusive
         });
     }
-}
-
-/// The smallest sample size above `n` (up to 100 million) at which `decides` holds, assuming it
-/// stays true once it is (doubling, then bisection).
-fn smallest_deciding(n: u64, decides: impl Fn(u64) -> bool) -> Option<u64> {
-    const LIMIT: u64 = 100_000_000;
-    let mut low = n.max(1);
-    let mut high = low.saturating_mul(2).max(2);
-    while !decides(high) {
-        if high >= LIMIT {
-            return None;
-        }
-        low = high;
-        high = high.saturating_mul(2).min(LIMIT);
-    }
-    while high - low > 1 {
-        let mid = low + (high - low) / 2;
-        if decides(mid) {
-            high = mid;
-        } else {
-            low = mid;
-        }
-    }
-    Some(high)
 }
 
 #[cfg(test)]

@@ -218,6 +218,67 @@ pub fn quantile_interval(
     (lower.map(at), upper.map(at))
 }
 
+/// The fewest samples on which the `quantile` has a two-sided distribution-free interval at
+/// `confidence` (both order statistics exist): 6 for a median, 35 for a p90, 368 for a p99 at 95%.
+pub fn quantile_minimum(quantile: f64, confidence: f64) -> u64 {
+    let bounded = |n: u64| {
+        let (lower, upper) = quantile_ranks(n, quantile, confidence);
+        lower.is_some() && upper.is_some()
+    };
+    if bounded(1) {
+        return 1;
+    }
+    smallest_deciding(1, bounded).unwrap_or(SAMPLE_SEARCH_LIMIT)
+}
+
+/// The largest sample size [`smallest_deciding`] looks at.
+pub const SAMPLE_SEARCH_LIMIT: u64 = 100_000_000;
+
+/// The smallest sample size above `n` (up to [`SAMPLE_SEARCH_LIMIT`]) at which `decides`
+/// holds, assuming it stays true once it is (doubling, then bisection).
+pub fn smallest_deciding(n: u64, decides: impl Fn(u64) -> bool) -> Option<u64> {
+    let mut low = n.max(1);
+    let mut high = low.saturating_mul(2).max(2);
+    while !decides(high) {
+        if high >= SAMPLE_SEARCH_LIMIT {
+            return None;
+        }
+        low = high;
+        high = high.saturating_mul(2).min(SAMPLE_SEARCH_LIMIT);
+    }
+    while high - low > 1 {
+        let mid = low + (high - low) / 2;
+        if decides(mid) {
+            high = mid;
+        } else {
+            low = mid;
+        }
+    }
+    Some(high)
+}
+
+/// The fewest requests on which a clean sample (no request counted) shows a rate below `max`
+/// at `confidence`: the Wilson upper bound of 0 of n is z²/(n + z²), so n ≥ z²(1/max − 1). 381
+/// for 1%, 73 for 5% at 95%. `None` when `max` is 0 (no sample shows a rate of exactly 0).
+pub fn rate_minimum(max: f64, confidence: f64) -> Option<u64> {
+    if max.is_nan() || max <= 0.0 {
+        return None;
+    }
+    if max >= 1.0 {
+        return Some(1);
+    }
+    let z = normal_quantile(1.0 - (1.0 - confidence) / 2.0);
+    let mut n = (z * z * (1.0 / max - 1.0)).floor().max(1.0) as u64;
+    // The closed form, checked against the interval itself (floating point at the edge).
+    while wilson_interval(0, n, confidence).1 > max {
+        n += 1;
+    }
+    while n > 1 && wilson_interval(0, n - 1, confidence).1 <= max {
+        n -= 1;
+    }
+    Some(n)
+}
+
 /// The Wilson score interval of a proportion `successes / n` at `confidence`, two-sided.
 pub fn wilson_interval(successes: u64, n: u64, confidence: f64) -> (f64, f64) {
     if n == 0 {
@@ -365,6 +426,22 @@ mod tests {
         let sd = (n as f64 * 0.99 * 0.01).sqrt();
         assert!((lower - (990_000.0 - 1.96 * sd)).abs() < 3.0, "{lower}");
         assert!((upper - (990_000.0 + 1.96 * sd)).abs() < 3.0, "{upper}");
+    }
+
+    #[test]
+    fn minimum_samples_match_the_closed_forms() {
+        assert_eq!(quantile_minimum(0.5, 0.95), 6);
+        // A p90 is bounded from above once 0.9^n ≤ 2.5%: n ≥ 35.01.
+        assert_eq!(quantile_minimum(0.9, 0.95), 36);
+        assert_eq!(quantile_minimum(0.99, 0.95), 368);
+        assert_eq!(rate_minimum(0.01, 0.95), Some(381));
+        assert_eq!(rate_minimum(0.05, 0.95), Some(73));
+        assert_eq!(rate_minimum(0.0, 0.95), None);
+        for max in [0.01, 0.02, 0.05, 0.2] {
+            let n = rate_minimum(max, 0.95).unwrap();
+            assert!(wilson_interval(0, n, 0.95).1 <= max);
+            assert!(wilson_interval(0, n - 1, 0.95).1 > max);
+        }
     }
 
     #[test]

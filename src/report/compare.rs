@@ -284,11 +284,51 @@ pub fn verdicts(report: &Report) -> Vec<Verdict> {
             ),
         });
     }
-    verdicts.push(Verdict {
-        level: Level::Info,
-        text: "No SLOs are defined for these runs, so there is no pass/fail verdict on latency."
-            .into(),
-    });
+    // Each run's SLO verdict (the same headline the terminal prints); the absence of SLOs is
+    // said only when no run has any.
+    let mut any_slo = false;
+    for input in &report.inputs {
+        let Some(slo) = &input.results.slo else {
+            continue;
+        };
+        any_slo = true;
+        let run = if many {
+            format!("{}: ", input.label)
+        } else {
+            String::new()
+        };
+        let headline = format::slo_lines(&input.results)
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        verdicts.push(Verdict {
+            level: match slo.verdict {
+                crate::compare::Verdict::Fail => Level::Fail,
+                crate::compare::Verdict::Inconclusive if slo.fail_on_inconclusive => Level::Fail,
+                crate::compare::Verdict::Inconclusive => Level::Warn,
+                crate::compare::Verdict::Pass => Level::Info,
+            },
+            text: format!("{run}{headline}"),
+        });
+    }
+    if let Some(rollout) = &report.rollout {
+        verdicts.push(Verdict {
+            level: match rollout.verdict {
+                crate::rollout::RolloutVerdict::Promote => Level::Info,
+                crate::rollout::RolloutVerdict::Rollback => Level::Fail,
+                _ => Level::Warn,
+            },
+            text: crate::rollout::verdict_line(rollout),
+        });
+    }
+    if !any_slo && report.rollout.is_none() {
+        verdicts.push(Verdict {
+            level: Level::Info,
+            text:
+                "No SLOs are defined for these runs, so there is no pass/fail verdict on latency."
+                    .into(),
+        });
+    }
     verdicts.sort_by_key(|v| match v.level {
         Level::Fail => 0,
         Level::Warn => 1,

@@ -546,17 +546,13 @@ pub fn phase_lines(results: &crate::results::RunResults) -> Vec<String> {
         phase.name,
         percent(phase.share),
         percent(phase.mirror),
-        if phase.passed { "PASS" } else { "FAIL" }
+        phase.word().to_uppercase()
     )];
     if phase.gates.is_empty() {
         out.push("no gates set".into());
     }
     for gate in &phase.gates {
-        out.push(format!(
-            "{} {}",
-            if gate.passed { "pass" } else { "FAIL" },
-            gate.describe()
-        ));
+        out.push(format!("{} {}", gate.word(), gate.describe()));
     }
     out
 }
@@ -586,7 +582,11 @@ pub fn rollout_lines(rollout: &crate::rollout::RolloutResults) -> Vec<String> {
             thousands(phase.primary_requests),
             thousands(phase.candidate_requests),
             thousands(phase.pairs),
-            if phase.passed { "passed" } else { "FAILED" },
+            match phase.word() {
+                "pass" => "passed",
+                "FAIL" => "FAILED",
+                _ => "INSUFFICIENT",
+            },
             if failed.is_empty() {
                 String::new()
             } else {

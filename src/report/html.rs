@@ -184,7 +184,8 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
             crate::rollout::RolloutVerdict::Promote => "info",
             crate::rollout::RolloutVerdict::Rollback => "fail",
             crate::rollout::RolloutVerdict::Interrupted
-            | crate::rollout::RolloutVerdict::BudgetExhausted => "warn",
+            | crate::rollout::RolloutVerdict::BudgetExhausted
+            | crate::rollout::RolloutVerdict::Insufficient => "warn",
         };
         out.push_str("<section id=\"rollout\"><h2>Rollout</h2><ul class=\"verdicts\">");
         for (i, line) in super::format::rollout_lines(rollout).iter().enumerate() {
@@ -204,7 +205,7 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
                     vec![
                         phase.name.clone(),
                         gate.gate.clone(),
-                        if gate.passed { "pass" } else { "FAIL" }.to_string(),
+                        gate.word().to_string(),
                         gate.describe(),
                     ]
                 })

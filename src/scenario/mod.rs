@@ -74,6 +74,9 @@ pub struct MigrationPlan {
     pub primary: usize,
     pub candidate: usize,
     pub phases: Vec<PhasePlan>,
+    /// How many times its length a phase may grow so that every gate gets its minimum sample
+    /// (`[migration] extend_up_to`, default 4; 1 never extends).
+    pub extend_up_to: f64,
 }
 
 /// One phase of a rollout.
@@ -98,6 +101,32 @@ pub struct GatePlan {
     pub min_agreement: Option<f64>,
     pub max_cost_ratio: Option<f64>,
     pub max_cost: Option<f64>,
+}
+
+/// The confidence at which a gate's minimum sample is reckoned.
+pub const GATE_CONFIDENCE: f64 = 0.95;
+
+impl GatePlan {
+    /// The fewest finished requests (primary, candidate) on which every gate can be decided: a
+    /// latency regression needs each side to bound its quantile (6 requests for a p50, 368 for
+    /// a p99), a rate gate needs the candidate to have enough requests that a clean sample would
+    /// show the rate below its maximum (381 for 1%).
+    pub fn minimum_samples(&self) -> (u64, u64) {
+        use crate::compare::stats::{quantile_minimum, rate_minimum};
+        let latency = self
+            .max_regression
+            .iter()
+            .map(|gate| quantile_minimum(gate.quantile, GATE_CONFIDENCE))
+            .max()
+            .unwrap_or(0);
+        let rates = [self.max_error_rate, self.max_throttle_rate]
+            .into_iter()
+            .flatten()
+            .filter_map(|max| rate_minimum(max, GATE_CONFIDENCE))
+            .max()
+            .unwrap_or(0);
+        (latency, latency.max(rates))
+    }
 }
 
 /// The candidate's latency quantile may exceed the primary's by at most `max` (relative).
@@ -131,13 +160,14 @@ impl RunPlan {
         let phase = migration.phases.get(index)?;
         let mut plan = self.clone();
         if phase.duration.is_some() || phase.requests.is_some() {
-            plan.load.duration = phase.duration;
-            plan.load.requests = phase.requests;
+            let growth = self.phase_growth(index);
+            plan.load.duration = phase.duration.map(|d| d.mul_f64(growth));
+            plan.load.requests = phase.requests.map(|n| (n as f64 * growth).ceil() as u64);
             // Validation allows a migration a single stage, which the phase's length bounds.
             if let LoadShape::Open { stages, .. } = &mut plan.load.shape {
                 stages.truncate(1);
                 if let Some(stage) = stages.first_mut() {
-                    stage.duration = phase.duration;
+                    stage.duration = plan.load.duration;
                 }
             }
         }
@@ -148,6 +178,68 @@ impl RunPlan {
             mirror: phase.mirror,
         });
         Some(plan)
+    }
+}
+
+impl RunPlan {
+    /// How many times its written length phase `index` runs: enough that each side is expected
+    /// to finish the minimum sample of every gate ([`GatePlan::minimum_samples`]) with a margin
+    /// (5%, and three standard deviations of the seeded split), given the share of requests each
+    /// side gets (`share` and `mirror`); at least 1 and at most `extend_up_to`.
+    pub fn phase_growth(&self, index: usize) -> f64 {
+        let cap = self
+            .migration
+            .as_ref()
+            .map_or(1.0, |m| m.extend_up_to.max(1.0));
+        self.phase_growth_needed(index).clamp(1.0, cap)
+    }
+
+    /// How many times its written length phase `index` would have to run for every gate's
+    /// minimum sample (with the margin), before the `[1, extend_up_to]` clamp: above
+    /// `extend_up_to`, the phase is expected to end `insufficient`.
+    pub fn phase_growth_needed(&self, index: usize) -> f64 {
+        let Some(migration) = &self.migration else {
+            return 1.0;
+        };
+        let Some(phase) = migration.phases.get(index) else {
+            return 1.0;
+        };
+        let planned = match (phase.requests, phase.duration) {
+            (Some(n), _) => Some(n as f64),
+            (None, Some(duration)) => {
+                let mut load = self.load.clone();
+                load.duration = Some(duration);
+                load.requests = None;
+                if let LoadShape::Open { stages, .. } = &mut load.shape {
+                    stages.truncate(1);
+                    if let Some(stage) = stages.first_mut() {
+                        stage.duration = Some(duration);
+                    }
+                }
+                crate::driver::expected_requests(&load, self.shard)
+            }
+            (None, None) => None,
+        };
+        let Some(planned) = planned.filter(|n| *n > 0.0 && n.is_finite()) else {
+            return 1.0;
+        };
+        let (primary_min, candidate_min) = phase.gates.minimum_samples();
+        let candidate_part = phase.share + (1.0 - phase.share) * phase.mirror;
+        let primary_part = (1.0 - phase.share) + phase.share * phase.mirror;
+        // Requests n such that a side with share p of them is expected to finish 5% more than
+        // its minimum m with 3 standard deviations of the random split to spare:
+        // n·p − 3·sqrt(n·p·(1 − p)) ≥ 1.05·m, solved for sqrt(n).
+        let needs = |minimum: u64, part: f64| {
+            if minimum == 0 || part <= 0.0 {
+                return 0.0;
+            }
+            let m = minimum as f64 * 1.05;
+            let spread = 3.0 * (part * (1.0 - part)).max(0.0).sqrt();
+            let root = (spread + (spread * spread + 4.0 * part * m).sqrt()) / (2.0 * part);
+            root * root
+        };
+        let needed = needs(primary_min, primary_part).max(needs(candidate_min, candidate_part));
+        needed / planned
     }
 }
 

@@ -52,6 +52,9 @@ pub struct MigrationSpec {
     /// The rollout, in order. Without phases the run is one shadow phase over `[load]`.
     #[serde(default)]
     pub phases: Vec<PhaseSpec>,
+    /// How many times its length a phase may grow so that every gate gets its minimum sample
+    /// (default 4; 1: never).
+    pub extend_up_to: Option<f64>,
 }
 
 /// One phase of a rollout.

@@ -38,6 +38,10 @@ pub const SPEED_RANGE: (f64, f64) = (1e-3, 1e3);
 pub const SPEEDUP_RANGE: (f64, f64) = (1e-2, 1e3);
 /// The most requests a load (or its warm-up) may ask for.
 pub const MAX_REQUESTS: u64 = 1_000_000_000;
+/// How many times its length a migration phase may grow for its gates' minimum samples, unless
+/// `[migration] extend_up_to` says otherwise, and the most it may say.
+pub const DEFAULT_EXTEND_UP_TO: f64 = 4.0;
+pub const MAX_EXTEND_UP_TO: f64 = 100.0;
 /// The most tokens any length (input, output, max_tokens) may ask for.
 pub const MAX_TOKENS: u32 = crate::workload::MAX_TOKENS;
 
@@ -749,6 +753,15 @@ fn migration_plan(
     if spec.mirror.is_some() {
         fraction(checker, &key.key("mirror"), mirror);
     }
+    let extend_up_to = spec.extend_up_to.unwrap_or(DEFAULT_EXTEND_UP_TO);
+    if !(extend_up_to.is_finite() && (1.0..=MAX_EXTEND_UP_TO).contains(&extend_up_to)) {
+        checker.fail(
+            &key.key("extend_up_to"),
+            format!(
+                "must be from 1 (never extend a phase) to {MAX_EXTEND_UP_TO} (got {extend_up_to})"
+            ),
+        );
+    }
     let defaults = spec.gates.clone().unwrap_or_default();
     let default_gates = gate_plan(checker, &key.key("gates"), &defaults);
     let priced = |index: Option<usize>| index.is_some_and(|i| targets[i].price.is_some());
@@ -844,6 +857,7 @@ fn migration_plan(
         primary: primary?,
         candidate: candidate?,
         phases,
+        extend_up_to,
     })
 }
 
@@ -1906,12 +1920,40 @@ gates = {{ max_error_rate = 0.02, max_regression = {{ "e2e.p99.9" = 0.5 }}, min_
             .map(|g| (g.histogram.as_str(), (g.quantile * 1000.0).round() as u32))
             .collect();
         assert_eq!(keys, [("e2e", 999), ("ttft", 990)]);
-        // A phase's length replaces the load's; its split goes to the driver.
+        // A phase's length replaces the load's; its split goes to the driver. The phase grows
+        // so that its gates can get their minimum samples, up to extend_up_to (default 4): the
+        // shadow phase's 1% error rate needs 381 candidate requests (400 with the margin of
+        // 5%), 4.0 times its 100; the second phase's p99.9 needs 3,689 per side.
+        assert_eq!(migration.extend_up_to, 4.0);
+        assert_eq!(plan.phase_growth(0), 4.0);
+        assert_eq!(plan.at_phase(0).unwrap().load.requests, Some(400));
         let second = plan.at_phase(1).unwrap();
-        assert_eq!(second.load.duration, Some(Duration::from_secs(60)));
+        assert_eq!(second.load.duration, Some(Duration::from_secs(240)));
         assert_eq!(second.load.requests, None);
         let shadow = second.shadow.unwrap();
         assert_eq!((shadow.share, shadow.mirror), (0.1, 0.5));
+        // A phase whose gates are met as written runs as written; extend_up_to = 1 never grows.
+        let modest = text
+            .replace(
+                "max_error_rate = 0.01, max_regression = { \"ttft.p99\" = 0.25 }",
+                "max_error_rate = 0.1",
+            )
+            .replace("requests = 100", "requests = 400");
+        let plan = check(&modest, &|_| None).unwrap();
+        assert_eq!(plan.phase_growth(0), 1.0);
+        let fixed = text.replace("mirror = 0.5\n", "mirror = 0.5\nextend_up_to = 1\n");
+        let plan = check(&fixed, &|_| None).unwrap();
+        assert_eq!(plan.phase_growth(0), 1.0);
+        assert_eq!(
+            plan.at_phase(1).unwrap().load.duration,
+            Some(Duration::from_secs(60))
+        );
+        let wrong = text.replace("mirror = 0.5\n", "mirror = 0.5\nextend_up_to = 0.5\n");
+        let issues = check(&wrong, &|_| None).unwrap_err();
+        assert!(
+            issues.contains("migration.extend_up_to must be from 1 (never extend a phase) to 100"),
+            "{issues}"
+        );
     }
 
     #[test]
