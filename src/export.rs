@@ -210,6 +210,8 @@ mod tests {
             input_tokens: Some(30),
             cached_input_tokens: 0,
             token_source: TokenSource::Usage,
+            content_events: 0,
+            client_tokens: None,
             warmup: false,
             outcome: Ok(()),
             retried: vec![ErrorClass::Throttled],

@@ -372,6 +372,7 @@ pub fn merge_groups<'a>(
 ) -> Result<GroupResults, MergeError> {
     let mut merged = GroupResults::default();
     let mut histograms: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+    let mut token_check = crate::results::TokenCheck::default();
     for (part, input) in parts.clone().zip(inputs) {
         let requests = &mut merged.requests;
         requests.sent += part.requests.sent;
@@ -430,6 +431,9 @@ pub fn merge_groups<'a>(
                 .output_length
                 .get_or_insert_with(OutputLength::default)
                 .add(theirs);
+        }
+        if let Some(theirs) = &part.token_check {
+            token_check.add(theirs);
         }
         if let Some(theirs) = &part.shared_prefix {
             merged
@@ -502,6 +506,7 @@ pub fn merge_groups<'a>(
             .histograms
             .insert(metric, encode_histogram(&histogram));
     }
+    merged.token_check = crate::metrics::token_check_of(&token_check, &merged.output_length);
     let good: Option<u64> = parts
         .clone()
         .filter_map(|p| p.goodput.as_ref().map(|g| g.good))

@@ -190,6 +190,11 @@ pub struct RequestRecord {
     /// Input tokens the server reported as read from its prompt cache (part of `input_tokens`).
     pub cached_input_tokens: u64,
     pub token_source: TokenSource,
+    /// Output-carrying events the stream sent (0 for a response read whole).
+    pub content_events: u64,
+    /// The client's own count of the output text, for a sampled successful request that also
+    /// had the server's usage ([`crate::results::TokenCheck`]): `None` otherwise.
+    pub client_tokens: Option<u64>,
     /// Whether this request falls in the warm-up and is excluded from results.
     pub warmup: bool,
     pub outcome: Result<(), Failure>,

@@ -349,6 +349,9 @@ pub struct GroupResults {
     /// Requested versus produced output length, for requests that sent `max_tokens`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_length: Option<OutputLength>,
+    /// The server's token counts checked against drover's own (absent when nothing could be).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_check: Option<TokenCheck>,
     /// Requests that started with a shared prefix, and how many the server served from cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_prefix: Option<SharedPrefixCounts>,
@@ -486,6 +489,109 @@ impl OutputLength {
         self.produced_tokens += other.produced_tokens;
         self.stopped_early += other.stopped_early;
         self.finish();
+    }
+}
+
+/// How far a target's token counts can be trusted (README, "Token counts you can check"): the
+/// server's usage against the client's own count of the streamed text and against the number
+/// of content events, and answers longer than the `max_tokens` they asked for.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TokenCheck {
+    /// Successful requests with usage whose text drover also counted (the first 200 of the
+    /// scenario and 1 in 16 after them, by request index).
+    pub checked: u64,
+    /// The server's output tokens and drover's own count, over the checked requests.
+    pub usage_tokens: u64,
+    pub client_tokens: u64,
+    /// `usage_tokens / client_tokens` (absent without a checked request with text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_to_client: Option<f64>,
+    /// Checked streams whose usage claimed fewer tokens than the content events they sent
+    /// (each content event carries at least one token).
+    pub usage_below_events: u64,
+    /// Successful requests that sent `max_tokens` and whose output count (usage, or drover's
+    /// estimate without usage) exceeds it.
+    pub over_max_tokens: u64,
+    /// What does not add up, in words; empty when nothing is flagged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+}
+
+impl TokenCheck {
+    /// Usage within this factor of drover's own count (either way) is not flagged: tokenizers of
+    /// different model families differ on one text by up to about a third.
+    pub const TOLERANCE: f64 = 1.5;
+    /// Fewer checked requests than this flag nothing about the usage ratio.
+    pub const MIN_CHECKED: u64 = 5;
+
+    /// Whether request `index` is one whose text drover counts beside the server's usage.
+    pub fn samples(index: u64) -> bool {
+        index < 200 || index % 16 == 0
+    }
+
+    /// Adds a successful request: `capped` is the `max_tokens` it sent.
+    pub fn observe(
+        &mut self,
+        output_tokens: u64,
+        client_tokens: Option<u64>,
+        content_events: u64,
+        capped: Option<u32>,
+    ) {
+        if let Some(counted) = client_tokens {
+            self.checked += 1;
+            self.usage_tokens = self.usage_tokens.saturating_add(output_tokens);
+            self.client_tokens = self.client_tokens.saturating_add(counted);
+            self.usage_below_events += u64::from(output_tokens < content_events);
+        }
+        if capped.is_some_and(|cap| output_tokens > u64::from(cap)) {
+            self.over_max_tokens += 1;
+        }
+    }
+
+    pub fn add(&mut self, other: &TokenCheck) {
+        self.checked += other.checked;
+        self.usage_tokens = self.usage_tokens.saturating_add(other.usage_tokens);
+        self.client_tokens = self.client_tokens.saturating_add(other.client_tokens);
+        self.usage_below_events += other.usage_below_events;
+        self.over_max_tokens += other.over_max_tokens;
+    }
+
+    /// Computes the ratio and the flags from the counts; `capped_requests` is how many
+    /// successful requests sent `max_tokens` (`OutputLength::requests`).
+    pub fn finish(&mut self, capped_requests: u64) {
+        self.usage_to_client =
+            (self.client_tokens > 0).then(|| self.usage_tokens as f64 / self.client_tokens as f64);
+        self.flags.clear();
+        if let Some(ratio) = self.usage_to_client {
+            let outside = !(1.0 / Self::TOLERANCE..=Self::TOLERANCE).contains(&ratio);
+            if outside && self.checked >= Self::MIN_CHECKED {
+                self.flags.push(format!(
+                    "the server's usage claims {ratio:.2}x the output tokens drover counts in the text it streamed ({} against {} over {} requests; tolerance {:.2}x to {:.2}x): tokens/s and TPOT rest on the server's count",
+                    self.usage_tokens,
+                    self.client_tokens,
+                    self.checked,
+                    1.0 / Self::TOLERANCE,
+                    Self::TOLERANCE
+                ));
+            }
+        }
+        if self.usage_below_events > 0 {
+            self.flags.push(format!(
+                "{} of {} checked streams claimed fewer usage tokens than the content events they sent",
+                self.usage_below_events, self.checked
+            ));
+        }
+        if self.over_max_tokens > 0 {
+            self.flags.push(format!(
+                "{} of {capped_requests} answers counted more output tokens than their max_tokens (a server that ignores the cap, or, without usage, a tokenizer that does not match the model)",
+                self.over_max_tokens
+            ));
+        }
+    }
+
+    /// Whether anything is flagged.
+    pub fn flagged(&self) -> bool {
+        !self.flags.is_empty()
     }
 }
 
@@ -703,4 +809,45 @@ pub struct SeriesPoint {
     /// merged series have exact percentiles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttft_histogram: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checked(usage: u64, client: u64, requests: u64) -> TokenCheck {
+        let mut check = TokenCheck::default();
+        for _ in 0..requests {
+            check.observe(usage, Some(client), 1, Some(1_000));
+        }
+        check.finish(requests);
+        check
+    }
+
+    #[test]
+    fn usage_within_the_tolerance_of_drovers_count_is_not_flagged() {
+        assert!(!checked(14, 10, 10).flagged(), "1.4x is within 1.5x");
+        assert!(!checked(7, 10, 10).flagged(), "0.7x is within 1/1.5");
+        assert!(checked(16, 10, 10).flagged(), "1.6x is beyond 1.5x");
+        assert!(checked(6, 10, 10).flagged(), "0.6x is beyond 1/1.5");
+        // Too few checked requests to say anything about the ratio.
+        assert!(!checked(100, 10, TokenCheck::MIN_CHECKED - 1).flagged());
+        // Merged parts give the ratio of the sums.
+        let mut merged = checked(20, 10, 5);
+        merged.add(&checked(10, 10, 5));
+        merged.finish(10);
+        assert_eq!(merged.usage_to_client, Some(1.5));
+    }
+
+    #[test]
+    fn answers_over_their_cap_and_usage_below_the_events_are_flagged() {
+        let mut check = TokenCheck::default();
+        check.observe(40, None, 40, Some(32));
+        check.observe(8, Some(8), 10, Some(32));
+        check.observe(20, None, 20, None);
+        check.finish(2);
+        assert_eq!((check.over_max_tokens, check.usage_below_events), (1, 1));
+        assert_eq!(check.flags.len(), 2, "{:?}", check.flags);
+        assert!(check.flags[1].starts_with("1 of 2 answers counted more output tokens"));
+    }
 }

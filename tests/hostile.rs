@@ -888,3 +888,94 @@ fn audit_sums_saturate_and_a_bad_timestamp_is_named_with_its_line() {
     );
     assert!(stdout.contains("2 priced"), "{stdout}");
 }
+
+/// A stream of `chunks` content events of " word" (one token each) and, when `usage` is given, a final usage
+/// chunk claiming that many output tokens.
+fn word_stream(chunks: usize, usage: Option<u64>) -> HostileServer {
+    HostileServer::start(move |_| {
+        let mut pieces: Vec<Vec<u8>> = (0..chunks)
+            .map(|_| common::hostile::sse_chunk(" word"))
+            .collect();
+        if let Some(claimed) = usage {
+            let chunk = serde_json::json!({
+                "id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                "choices": [],
+                "usage": {"prompt_tokens": 5, "completion_tokens": claimed,
+                          "total_tokens": 5 + claimed}
+            });
+            pieces.push(format!("data: {chunk}\n\n").into_bytes());
+        }
+        pieces.push(b"data: [DONE]\n\n".to_vec());
+        Reply::Pieces(
+            common::hostile::sse_head("text/event-stream"),
+            Box::new(pieces.into_iter()),
+        )
+    })
+}
+
+/// Runs 20 streamed requests capped at 32 tokens against `server`; the results and stderr.
+fn token_run(server: &HostileServer) -> (serde_json::Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = retry_scenario(&server.base_url(), 20, 2)
+        .replace("mode = \"complete\"", "mode = \"stream\"")
+        .replace("max_tokens = 4", "max_tokens = 32");
+    let output = run_cli(dir.path(), &scenario);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    (
+        only_results(&dir.path().join("out")),
+        stderr + &text(&output.stdout),
+    )
+}
+
+#[test]
+fn token_counts_that_do_not_add_up_are_flagged() {
+    // Honest: 10 events of " word" (10 tokens by drover's count) and usage 10, under the cap.
+    let (results, said) = token_run(&word_stream(10, Some(10)));
+    let check = &results["targets"][0]["summary"]["token_check"];
+    assert_eq!(check["checked"], 20, "{check:#}");
+    assert_eq!(check["usage_to_client"], 1.0, "{check:#}");
+    assert_eq!(check["over_max_tokens"], 0);
+    assert!(check.get("flags").is_none(), "{check:#}");
+    assert!(
+        said.contains("tokens h: the server's usage is 1.00x drover's own count"),
+        "{said}"
+    );
+    assert!(!said.contains("token counts:"), "{said}");
+
+    // A server claiming 99 tokens for the same 10 events: 9.9x drover's count, and over the
+    // 32-token cap. Both are flagged in the results and as warnings.
+    let (results, said) = token_run(&word_stream(10, Some(99)));
+    let check = &results["targets"][0]["summary"]["token_check"];
+    assert_eq!(check["usage_to_client"], 9.9, "{check:#}");
+    assert_eq!(check["over_max_tokens"], 20);
+    let flags = check["flags"].as_array().unwrap();
+    assert_eq!(flags.len(), 2, "{flags:?}");
+    assert!(
+        said.contains("warning: target \"h\": token counts: the server's usage claims 9.90x the output tokens drover counts"),
+        "{said}"
+    );
+    assert!(
+        said.contains("20 of 20 answers counted more output tokens than their max_tokens"),
+        "{said}"
+    );
+    let warnings = results["warnings"].as_array().unwrap();
+    assert!(warnings
+        .iter()
+        .any(|w| w.as_str().unwrap().contains("claims 9.90x")));
+
+    // Usage below the events streamed: 10 events, 3 tokens claimed.
+    let (results, _) = token_run(&word_stream(10, Some(3)));
+    let check = &results["targets"][0]["summary"]["token_check"];
+    assert_eq!(check["usage_below_events"], 20, "{check:#}");
+
+    // No usage at all: drover's own estimate of 40 tokens exceeds the cap of 32.
+    let (results, said) = token_run(&word_stream(40, None));
+    let check = &results["targets"][0]["summary"]["token_check"];
+    assert_eq!(check["checked"], 0, "{check:#}");
+    assert_eq!(check["over_max_tokens"], 20, "{check:#}");
+    assert!(
+        said.contains("20 of 20 answers counted more output tokens than their max_tokens"),
+        "{said}"
+    );
+}

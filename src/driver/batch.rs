@@ -445,6 +445,8 @@ async fn send(
         input_tokens: usage.map(|u| u.prompt_tokens),
         cached_input_tokens: usage.map_or(0, |u| u.cached_tokens),
         token_source,
+        content_events: 0,
+        client_tokens: None,
         warmup: request.warmup,
         outcome,
         retried: Vec::new(),

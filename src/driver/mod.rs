@@ -1125,6 +1125,16 @@ pub async fn run(
         }
         target.batches = reports;
     }
+    // Token counts that do not add up make every tokens/s and TPOT figure doubtful: say so.
+    for target in &results.targets {
+        if let Some(check) = target.summary.token_check.as_ref() {
+            for flag in &check.flags {
+                results
+                    .warnings
+                    .push(format!("target \"{}\": token counts: {flag}", target.name));
+            }
+        }
+    }
     if let Some(guard) = &guard {
         let mut spend = results
             .spend

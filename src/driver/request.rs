@@ -232,6 +232,22 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
     // so that no other request's timing waits for it; a failed one is not counted (its output
     // is the output-carrying events received).
     let tokenizer = target.plan.tokenizer;
+    // A sample of the successful requests with usage also gets the client's own count of its
+    // text, on the blocking pool, so that a server's usage can be checked (TokenCheck).
+    let mut client_tokens = None;
+    if measured.usage.is_some() && outcome.is_ok() && crate::results::TokenCheck::samples(job.index)
+    {
+        let text = std::mem::take(&mut measured.output_text);
+        if let Ok((count, text)) = tokio::task::spawn_blocking(move || {
+            let count = text.count_tokens(tokenizer);
+            (count, text)
+        })
+        .await
+        {
+            measured.output_text = text;
+            client_tokens = Some(count);
+        }
+    }
     let (output_tokens, token_source, input_tokens) = match &measured.usage {
         Some(usage) => (
             usage.completion_tokens,
@@ -281,6 +297,8 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
         input_tokens,
         cached_input_tokens: measured.usage.map_or(0, |u| u.cached_tokens),
         token_source,
+        content_events: measured.output_chunks,
+        client_tokens,
         warmup: job.warmup,
         outcome,
         // A close crossed on a reused connection is an attempt that failed.
@@ -326,6 +344,8 @@ pub(crate) fn internal_record(begun: &super::ledger::Begun, message: &str) -> Re
         input_tokens: None,
         cached_input_tokens: 0,
         token_source: TokenSource::Usage,
+        content_events: 0,
+        client_tokens: None,
         warmup: begun.warmup,
         outcome: Err(failure(ErrorClass::Internal, None, message)),
         retried: Vec::new(),

@@ -18,7 +18,8 @@ use crate::cost::{Cost, Price, Projection, ProjectionBasis, TokenUsage, DAYS_PER
 use crate::record::{ConnectionUse, ErrorClass, RequestRecord, TokenSource};
 use crate::results::{
     ConnectionCounts, CostProjection, CostResults, Goodput, GroupResults, OutputLength,
-    RequestCounts, SessionCounts, SharedPrefixCounts, StreamPreamble, Throughput, TokenTotals,
+    RequestCounts, SessionCounts, SharedPrefixCounts, StreamPreamble, Throughput, TokenCheck,
+    TokenTotals,
 };
 
 /// The latency metrics recorded for each group, with their names in results.
@@ -95,6 +96,7 @@ pub struct GroupStats {
     /// Histograms that exist only for some workloads (`ttft_cache_hit`, `ttft_turn_2`, …).
     extra: BTreeMap<String, Histogram<u64>>,
     output_length: Option<OutputLength>,
+    token_check: TokenCheck,
     shared_prefix: Option<SharedPrefixCounts>,
     sessions: Option<SessionCounts>,
     connections: Option<ConnectionCounts>,
@@ -130,6 +132,7 @@ impl Default for GroupStats {
             last_done: None,
             extra: BTreeMap::new(),
             output_length: None,
+            token_check: TokenCheck::default(),
             shared_prefix: None,
             sessions: None,
             connections: None,
@@ -173,6 +176,12 @@ impl GroupStats {
         if !succeeded {
             return;
         }
+        self.token_check.observe(
+            record.output_tokens,
+            record.client_tokens,
+            record.content_events,
+            shape.max_tokens,
+        );
         if let Some(cap) = shape.max_tokens {
             let length = self.output_length.get_or_insert_with(OutputLength::default);
             length.requests += 1;
@@ -389,6 +398,7 @@ impl GroupStats {
                 .add(theirs)
                 .expect("histograms share bounds");
         }
+        self.token_check.add(&other.token_check);
         if let Some(theirs) = &other.output_length {
             self.output_length
                 .get_or_insert_with(OutputLength::default)
@@ -499,6 +509,7 @@ impl GroupStats {
             length.finish();
             length
         });
+        results.token_check = token_check_of(&self.token_check, &results.output_length);
         results.shared_prefix = self.shared_prefix.clone();
         results.sessions = self.sessions.clone();
         results.connections = self.connections.clone().map(|mut counts| {
@@ -738,6 +749,20 @@ impl Recorder {
     }
 }
 
+/// A group's token check, finished, when it checked anything: a request with usage and text,
+/// or a request that sent `max_tokens`.
+pub fn token_check_of(
+    check: &TokenCheck,
+    output_length: &Option<OutputLength>,
+) -> Option<TokenCheck> {
+    let capped = output_length.as_ref().map_or(0, |l| l.requests);
+    (check.checked > 0 || capped > 0).then(|| {
+        let mut check = check.clone();
+        check.finish(capped);
+        check
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -768,6 +793,8 @@ mod tests {
             input_tokens: Some(12),
             cached_input_tokens: 0,
             token_source: TokenSource::Usage,
+            content_events: 0,
+            client_tokens: None,
             warmup: false,
             outcome,
             retried: Vec::new(),

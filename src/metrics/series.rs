@@ -229,6 +229,8 @@ mod tests {
             input_tokens: None,
             cached_input_tokens: 0,
             token_source: TokenSource::Chunks,
+            content_events: 0,
+            client_tokens: None,
             warmup: false,
             outcome: if ok {
                 Ok(())

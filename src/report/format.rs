@@ -330,6 +330,20 @@ pub fn workload_lines(results: &crate::results::RunResults) -> Vec<String> {
     };
     for target in &results.targets {
         let group = &target.summary;
+        if let Some(check) = group.token_check.as_ref().filter(|c| c.checked > 0) {
+            out.push(format!(
+                "tokens {}: the server's usage is {} drover's own count of the text over {} checked requests (tolerance {:.2}x to {:.2}x); {} over max_tokens: {}",
+                target.name,
+                check
+                    .usage_to_client
+                    .map_or("-".to_string(), |r| format!("{r:.2}x")),
+                thousands(check.checked),
+                1.0 / crate::results::TokenCheck::TOLERANCE,
+                crate::results::TokenCheck::TOLERANCE,
+                thousands(check.over_max_tokens),
+                if check.flagged() { "FLAGGED (see the warnings)" } else { "consistent" }
+            ));
+        }
         if let Some(connections) = &group.connections {
             let setup = ["dns", "tcp_connect", "tls_handshake", "connection_setup"]
                 .iter()
