@@ -644,6 +644,13 @@ async fn run_sweep(
     println!("sweep: {}", path.display());
     if results.interrupted {
         EXIT_INTERRUPTED
+    } else if results.budget_exhausted {
+        eprintln!(
+            "warning: the budget, which covers the whole sweep, was reached after {} of {} steps: later steps did not run",
+            results.steps.len(),
+            plan.sweep.as_ref().map_or(0, |s| s.values.len())
+        );
+        EXIT_BUDGET_EXHAUSTED
     } else if results.knee.is_none() {
         EXIT_SLO_FAILED
     } else {
@@ -1226,6 +1233,7 @@ async fn serve_mock(args: MockArgs) -> i32 {
         early_stop: args.early_stop,
         cache_ttft: args.cache_ttft.map(LatencyModel::Fixed),
         decode_slots: args.decode_slots,
+        ..MockConfig::default()
     };
     if !(args.batch_mode_speedup.is_finite() && args.batch_mode_speedup > 0.0) {
         eprintln!("error: --batch-mode-speedup must be > 0");

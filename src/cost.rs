@@ -96,6 +96,9 @@ pub struct Price {
     pub bill_rate: f64,
     /// Reporting-currency units per bill-currency unit.
     pub to_reporting: f64,
+    /// Reporting-currency units per list-currency unit at the market rate: what the official
+    /// list price costs someone who pays it.
+    pub official_to_reporting: f64,
     /// The reporting currency.
     pub currency: String,
 }
@@ -117,6 +120,9 @@ pub struct Cost {
     pub output: f64,
     /// What the same tokens cost before any discount (bill rate and currency applied).
     pub list: f64,
+    /// What the same tokens cost at the official list price, paid at the market rate (no
+    /// discount, no relay's bill rate): the price a saving is measured against.
+    pub official: f64,
 }
 
 impl Cost {
@@ -130,6 +136,7 @@ impl std::ops::AddAssign for Cost {
         self.input += other.input;
         self.output += other.output;
         self.list += other.list;
+        self.official += other.official;
     }
 }
 
@@ -147,6 +154,7 @@ impl Price {
             input: input * factor,
             output: output * factor,
             list: (input + output) * list_factor,
+            official: (input + output) * self.official_to_reporting / 1e6,
         }
     }
 }
@@ -293,7 +301,7 @@ pub fn resolve(
         None => bill / currencies.rate(&table.currency)?,
     };
     // The list currency must be convertible too when it is not the reporting one.
-    currencies.rate(&table.currency)?;
+    let list_rate = currencies.rate(&table.currency)?;
     Ok(Some(Price {
         model: key.to_string(),
         list: list.clone(),
@@ -302,6 +310,7 @@ pub fn resolve(
         bill_currency,
         bill_rate,
         to_reporting: 1.0 / bill,
+        official_to_reporting: 1.0 / list_rate,
         currency: currencies.reporting.clone(),
     }))
 }
@@ -416,6 +425,8 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(close(price.cost(&usage).total(), 10.0 / 7.3));
+        // Against the official $10 paid at the market rate, that is a saving of 86.3%.
+        assert!(close(price.cost(&usage).official, 10.0));
         // Reported in CNY instead, the same bill is ¥10.
         let cny = Currencies {
             reporting: "CNY".into(),

@@ -421,6 +421,7 @@ pub fn merge_groups<'a>(
             });
             total.total += cost.total;
             total.list += cost.list;
+            total.official += cost.official;
             total.input += cost.input;
             total.output += cost.output;
             total.requests_priced += cost.requests_priced;

@@ -688,6 +688,14 @@ pub struct CostResults {
     /// The same requests at list price (no discount).
     #[serde(default)]
     pub list: f64,
+    /// The same requests at the official list price paid at the market rate (no discount, no
+    /// relay's bill rate).
+    #[serde(default)]
+    pub official: f64,
+    /// `1 − total / official`: what this target saves against the official price (a relay at
+    /// ¥1 per list dollar, with ¥7.3 to the dollar, saves 86.3%); negative when it costs more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saving: Option<f64>,
     pub input: f64,
     pub output: f64,
     /// Requests priced, and how many of them had token counts estimated (no usage from the

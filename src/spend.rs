@@ -10,8 +10,14 @@
 //! reservation with the actual cost (from the response's usage) when it ends. A request whose
 //! reservation would take spend past a cap waits while other requests are still in flight (their
 //! settlements free room); when none is, the cap is reached: no new request starts, those in
-//! flight finish, and the run ends `budget_exhausted`. Actual spend therefore stays under the cap
-//! and within one request's projected cost of it.
+//! flight finish, and the run ends `budget_exhausted`.
+//!
+//! Reservations **learn from what requests really cost**: a server may count more tokens than the
+//! projection (another tokenizer, hidden system prompts, reasoning), so each target's
+//! reservations are its projections times the largest actual-to-projected ratio settled so far
+//! (never below 1). Spend therefore stays at most the cap plus, for the requests in flight, what
+//! each cost beyond its reservation: once one request of a kind has settled, only requests that
+//! overrun it by more than any before can exceed the cap, and by at most their own overrun.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -216,15 +222,26 @@ pub struct ProjectionError(pub String);
 pub const EXACT_WALK: u64 = 1_000_000;
 
 /// Projects every target's requests, tokens and cost, in constant memory. A migration is
-/// projected phase by phase, each target counting only the requests its phases send it.
+/// projected phase by phase (each target counting only the requests its phases send it), a
+/// sweep step by step.
 pub fn project(plan: &RunPlan) -> Result<RunProjection, ProjectionError> {
-    if let (None, Some(migration)) = (&plan.shadow, &plan.migration) {
+    // A migration is the sum of its phases, a sweep the sum of its steps: one budget covers
+    // them all.
+    let parts: Vec<RunPlan> = match (&plan.shadow, &plan.migration, &plan.sweep) {
+        (None, Some(migration), _) => (0..migration.phases.len())
+            .filter_map(|index| plan.at_phase(index))
+            .collect(),
+        (_, None, Some(sweep)) => sweep
+            .values
+            .iter()
+            .map(|&value| plan.at_sweep_step(sweep.over, value, sweep.step_duration))
+            .collect(),
+        _ => Vec::new(),
+    };
+    if !parts.is_empty() {
         let mut whole: Option<RunProjection> = None;
-        for index in 0..migration.phases.len() {
-            let Some(phase) = plan.at_phase(index) else {
-                continue;
-            };
-            let part = project(&phase)?;
+        for part in &parts {
+            let part = project(part)?;
             whole = Some(match whole {
                 None => part,
                 Some(mut sum) => {
@@ -343,6 +360,9 @@ struct State {
     spent: Vec<f64>,
     reserved_run: f64,
     reserved: Vec<f64>,
+    /// Per target: the largest actual cost over projected cost settled so far (at least 1),
+    /// which every later reservation is multiplied by.
+    scale: Vec<f64>,
     /// Reservations not yet settled.
     outstanding: usize,
     alerts_crossed: Vec<f64>,
@@ -353,8 +373,15 @@ struct State {
 #[must_use = "a reservation must be settled"]
 pub struct Reservation {
     target: usize,
+    /// What is held: the projection times the target's scale when it was taken.
     amount: f64,
+    /// The request's projected cost.
+    projected: f64,
 }
+
+/// The most a target's reservations are scaled up by (a server claiming a million times the
+/// projection still leaves a finite reservation).
+const MAX_RESERVATION_SCALE: f64 = 1e6;
 
 /// Tracks spend against caps while a run goes on.
 #[derive(Debug)]
@@ -379,6 +406,7 @@ impl SpendGuard {
             state: Mutex::new(State {
                 spent: vec![0.0; targets],
                 reserved: vec![0.0; targets],
+                scale: vec![1.0; targets],
                 ..State::default()
             }),
             settled: tokio::sync::Notify::new(),
@@ -427,20 +455,38 @@ impl SpendGuard {
                 .is_some_and(|f| f.load(Ordering::Relaxed))
     }
 
-    fn take(&self, state: &mut State, target: usize, amount: f64) -> Reservation {
+    /// What a request projected at `projected` holds: the projection times what the target's
+    /// requests have cost beyond their projections so far.
+    fn held(state: &State, target: usize, projected: f64) -> f64 {
+        projected * state.scale.get(target).copied().unwrap_or(1.0)
+    }
+
+    fn take(&self, state: &mut State, target: usize, projected: f64) -> Reservation {
+        let amount = Self::held(state, target, projected);
         state.reserved_run += amount;
         state.reserved[target] += amount;
         state.outstanding += 1;
-        Reservation { target, amount }
+        Reservation {
+            target,
+            amount,
+            projected,
+        }
     }
 
-    /// Reserves `amount` for a request to `target` without waiting; `None` when it does not fit.
+    /// The factor `target`'s reservations are scaled by (1 until a request cost more than
+    /// projected).
+    pub fn reservation_scale(&self, target: usize) -> f64 {
+        self.state().scale.get(target).copied().unwrap_or(1.0)
+    }
+
+    /// Reserves a request to `target` projected at `amount` without waiting; `None` when it
+    /// does not fit.
     pub fn try_reserve(&self, target: usize, amount: f64) -> Option<Reservation> {
         let mut state = self.state();
         if self.stopped(target) {
             return None;
         }
-        let fits = self.fits(&state, target, amount);
+        let fits = self.fits(&state, target, Self::held(&state, target, amount));
         if fits == (true, true) {
             Some(self.take(&mut state, target, amount))
         } else {
@@ -449,8 +495,9 @@ impl SpendGuard {
         }
     }
 
-    /// Reserves `amount`, waiting for requests in flight to settle while it does not fit;
-    /// `None` once it cannot fit even with nothing in flight (the cap is reached).
+    /// Reserves a request projected at `amount` (scaled as [`SpendGuard::try_reserve`] says),
+    /// waiting for requests in flight to settle while it does not fit; `None` once it cannot fit
+    /// even with nothing in flight (the cap is reached).
     pub async fn reserve(&self, target: usize, amount: f64) -> Option<Reservation> {
         loop {
             let notified = self.settled.notified();
@@ -461,7 +508,7 @@ impl SpendGuard {
                 if self.stopped(target) {
                     return None;
                 }
-                let fits = self.fits(&state, target, amount);
+                let fits = self.fits(&state, target, Self::held(&state, target, amount));
                 if fits == (true, true) {
                     return Some(self.take(&mut state, target, amount));
                 }
@@ -485,6 +532,13 @@ impl SpendGuard {
             state.outstanding -= 1;
             state.spent_run += actual;
             state.spent[t] += actual;
+            // Later reservations of this target hold at least what this one turned out to cost.
+            if reservation.projected > 0.0 && actual.is_finite() {
+                let ratio = (actual / reservation.projected).min(MAX_RESERVATION_SCALE);
+                if let Some(scale) = state.scale.get_mut(t) {
+                    *scale = scale.max(ratio);
+                }
+            }
             let mut crossed = Vec::new();
             if let Some(cap) = self.caps.run {
                 for &alert in &self.alerts {
@@ -587,6 +641,33 @@ mod tests {
         assert!(guard.reserve(0, 0.4).await.is_none());
         assert!(guard.exhausted());
         assert!((guard.spent().0 - 0.7).abs() < 1e-12);
+    }
+
+    #[test]
+    fn reservations_learn_what_requests_really_cost() {
+        let guard = SpendGuard::new(
+            Caps {
+                run: Some(1.0),
+                targets: vec![None],
+            },
+            Vec::new(),
+            "USD".into(),
+            1,
+        );
+        // Projected at 0.01, a request really costs 0.1 (the server counts ten times more).
+        let first = guard.try_reserve(0, 0.01).unwrap();
+        guard.settle(first, 0.1);
+        assert_eq!(guard.reservation_scale(0), 10.0);
+        // Later requests hold 0.1 each: 9 more fit under the cap of 1 (0.1 spent), not 99.
+        let held: Vec<Reservation> = (0..20).filter_map(|_| guard.try_reserve(0, 0.01)).collect();
+        assert_eq!(held.len(), 9);
+        for reservation in held {
+            guard.settle(reservation, 0.1);
+        }
+        let (spent, _) = guard.spent();
+        assert!((spent - 1.0).abs() < 1e-9, "{spent}");
+        // A request cheaper than projected never lowers the scale.
+        assert_eq!(guard.reservation_scale(0), 10.0);
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub struct SweepResults {
     pub first_miss: Option<f64>,
     /// Stopped by an interrupt: later steps were not run.
     pub interrupted: bool,
+    /// Stopped at a budget, which covers the whole sweep: later steps were not run.
+    #[serde(default)]
+    pub budget_exhausted: bool,
 }
 
 /// Why a sweep could not run.
@@ -83,13 +86,26 @@ pub async fn run(
         knee: None,
         first_miss: None,
         interrupted: false,
+        budget_exhausted: false,
     };
+    // Budgets cover the whole sweep: each step gets what the steps before it left.
+    let mut spent_run = 0.0;
+    let mut spent_by_target = vec![0.0; plan.targets.len()];
     for (index, value) in sweep.values.iter().copied().enumerate() {
         if stop.is_stopped() {
             results.interrupted = true;
             break;
         }
-        let step_plan = plan.at_sweep_step(sweep.over, value, sweep.step_duration);
+        let mut step_plan = plan.at_sweep_step(sweep.over, value, sweep.step_duration);
+        step_plan.cost.budget = plan.cost.budget.map(|cap| cap - spent_run);
+        for (target, spent) in step_plan.targets.iter_mut().zip(&spent_by_target) {
+            target.budget = target.budget.map(|cap| cap - spent);
+        }
+        let left = |cap: Option<f64>| cap.is_some_and(|cap| cap <= 0.0);
+        if left(step_plan.cost.budget) || step_plan.targets.iter().any(|t| left(t.budget)) {
+            results.budget_exhausted = true;
+            break;
+        }
         let mut run = driver::run(&step_plan, RunOptions::default(), stop.clone())
             .await
             .map_err(|source| SweepError::Step { value, source })?;
@@ -117,10 +133,19 @@ pub async fn run(
             .to_string();
         let step = summarize(value, verdict, relative, missed, &run);
         progress(&step);
+        spent_run += run.spend.as_ref().map_or(0.0, |spend| spend.total);
+        for (spent, target) in spent_by_target.iter_mut().zip(&run.targets) {
+            *spent += target.summary.cost.as_ref().map_or(0.0, |cost| cost.total);
+        }
         let interrupted = run.status == crate::results::RunStatus::Interrupted;
+        let budget_stopped = run.status == crate::results::RunStatus::BudgetExhausted;
         results.steps.push(step);
         if interrupted {
             results.interrupted = true;
+            break;
+        }
+        if budget_stopped {
+            results.budget_exhausted = true;
             break;
         }
         if verdict != Verdict::Pass {

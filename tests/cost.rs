@@ -85,6 +85,12 @@ async fn priced_targets_cost_their_usage_at_list_and_relay_rates() {
         (relay.tokens.input as f64 * 2.0 + relay.tokens.output as f64 * 8.0) / 1e6 / 7.3;
     let relay_cost = relay.cost.as_ref().unwrap().total;
     assert!((relay_cost - relay_expected).abs() < 1e-12, "{relay_cost}");
+    // Its "discount" is 0 (it bills the list price, in yuan), but against the official price
+    // paid at the market rate it saves 1 − 1/7.3 = 86.3%; the official target saves nothing.
+    let saving = relay.cost.as_ref().unwrap().saving.unwrap();
+    assert!((saving - (1.0 - 1.0 / 7.3)).abs() < 1e-9, "{saving}");
+    assert_eq!(relay.cost.as_ref().unwrap().discount, 0.0);
+    assert_eq!(cost.saving, Some(0.0));
     // Class totals add up to the target's.
     let class_cost = results.targets[0].classes[0].results.cost.as_ref().unwrap();
     assert!((class_cost.total - cost.total).abs() < 1e-12);
@@ -101,6 +107,12 @@ async fn priced_targets_cost_their_usage_at_list_and_relay_rates() {
         "{summary}"
     );
     assert!(summary.contains("unpriced"), "{summary}");
+    let relay_row = summary
+        .lines()
+        .find(|l| l.starts_with("relay") && l.contains("(all)") && l.contains("gpt-4.1"))
+        .unwrap_or_else(|| panic!("{summary}"));
+    let cells = relay_row.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(cells.contains("gpt-4.1 0.0% 86.3% saved"), "{relay_row}");
     assert!(
         summary.contains("the measured requests cost")
             && summary.contains("over 2 priced target(s) (1 unpriced)"),

@@ -207,3 +207,58 @@ fn an_unpriced_target_under_a_budget_needs_an_explicit_choice() {
     assert_eq!((spend.targets_priced, spend.targets_unpriced), (1, 1));
     assert!(!spend.exhausted);
 }
+
+#[test]
+fn a_server_counting_more_than_projected_stays_within_the_cap_and_the_requests_in_flight() {
+    let _lock = common::TIMING_LOCK.blocking_lock();
+    // The mock reports 1.5 and 20 times the input tokens of each prompt (150 or 2,000 for the
+    // 100 the projection counts): each request then costs 1.14 or 7.17 times its projection.
+    for (scale, shown) in [(1.5, "1.14x"), (20.0, "7.17x")] {
+        let actual = (100.0 * scale * 2.0 + 50.0 * 8.0) / 1e6;
+        let dir = tempfile::tempdir().unwrap();
+        let cap = 0.05;
+        write(
+            dir.path(),
+            &scenario(
+                &format!("budget = {cap}"),
+                &format!("input_usage_scale = {scale}"),
+            ),
+        );
+        let output = drover(
+            dir.path(),
+            &[
+                "run",
+                "s.toml",
+                "--out",
+                "out",
+                "--no-progress",
+                "--allow-over-budget",
+            ],
+            &[],
+        );
+        let stdout = text(&output.stdout);
+        assert_eq!(output.status.code(), Some(6), "{}", text(&output.stderr));
+        let results = results(dir.path());
+        let spend = results.spend.as_ref().unwrap();
+        let sent = results.targets[0].summary.requests.sent;
+        assert!((spend.total - sent as f64 * actual).abs() < 1e-9, "{scale}");
+        // At most the cap plus what the requests in flight (4 users) can cost; and the guard
+        // learned the real cost, so it did not stop far below the cap either.
+        assert!(
+            spend.total <= cap + 4.0 * actual + 1e-9,
+            "{scale}: spent {}",
+            spend.total
+        );
+        assert!(
+            spend.total >= cap - 5.0 * actual,
+            "{scale}: spent {}",
+            spend.total
+        );
+        assert!(
+            stdout.contains(&format!(
+                "target \"paid\": requests cost up to {shown} their projected cost"
+            )),
+            "{stdout}"
+        );
+    }
+}

@@ -84,3 +84,105 @@ async fn the_sweep_finds_the_knee_of_a_mock_with_four_decode_slots() {
         "{stdout}"
     );
 }
+
+/// A priced rate sweep: 40 then 80 requests (20 and 40 req/s for 2 s each), each projected at
+/// $0.000614 (107 input tokens at $2/1M, 50 output at $8/1M): $0.0737 for the whole sweep.
+const PRICED_SWEEP: &str = r#"
+name = "priced-sweep"
+
+[[targets]]
+name = "mock"
+model = "m"
+pricing = { model = "gpt-4.1" }
+[targets.mock]
+ttft = "5ms"
+itl = "1ms"
+output_tokens = 50
+
+[[classes]]
+name = "c"
+input_tokens = 100
+max_tokens = 50
+
+[load]
+kind = "open"
+arrival = "constant"
+rate = 10
+duration = "1s"
+
+[slo]
+assert = ["ttft.p90 < 1s"]
+
+[sweep]
+over = "rate"
+values = [20, 40]
+step_duration = "2s"
+"#;
+
+#[tokio::test]
+async fn one_budget_covers_the_whole_sweep() {
+    let _timing = TIMING_LOCK.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.toml"), PRICED_SWEEP).unwrap();
+    // The projection counts every step, so a budget below it refuses to start.
+    let output = drover(
+        dir.path(),
+        &[
+            "run",
+            "s.toml",
+            "--out",
+            "out",
+            "--no-progress",
+            "--budget",
+            "0.06",
+        ],
+        &[],
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.contains("projection \"mock\": 120 requests"),
+        "{stderr}"
+    );
+    // Started anyway, the sweep stops at the budget, across its steps.
+    let output = drover(
+        dir.path(),
+        &[
+            "run",
+            "s.toml",
+            "--out",
+            "out",
+            "--no-progress",
+            "--budget",
+            "0.06",
+            "--allow-over-budget",
+        ],
+        &[],
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(6), "{stderr}");
+    assert!(
+        stderr.contains("the budget, which covers the whole sweep, was reached"),
+        "{stderr}"
+    );
+    let run_dir = only_run_dir(&dir.path().join("out"));
+    let sweep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("sweep.json")).unwrap())
+            .unwrap();
+    assert_eq!(sweep["budget_exhausted"], true, "{sweep:#}");
+    let spent: f64 = sweep["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| {
+            let results: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(run_dir.join(step["results"].as_str().unwrap())).unwrap(),
+            )
+            .unwrap();
+            results["spend"]["total"].as_f64().unwrap()
+        })
+        .sum();
+    // Each request costs $0.0006 at the mock; a few may be in flight when the cap is reached.
+    assert!(spent <= 0.06 + 10.0 * 0.0006, "spent {spent}");
+    assert!(spent >= 0.05, "spent {spent}");
+}

@@ -1136,6 +1136,16 @@ pub async fn run(
         }
     }
     if let Some(guard) = &guard {
+        for (index, target) in results.targets.iter().enumerate() {
+            let scale = guard.reservation_scale(index);
+            if scale > 1.0 + 1e-9 {
+                let warning = format!(
+                    "target \"{}\": requests cost up to {scale:.2}x their projected cost (the server counts more tokens than drover projects); the spend guard reserved that much for each later request",
+                    target.name
+                );
+                results.warnings.push(warning);
+            }
+        }
         let mut spend = results
             .spend
             .clone()

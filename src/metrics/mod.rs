@@ -544,6 +544,7 @@ pub fn cost_results(
         discount: price.discount,
         total: cost.total(),
         list: cost.list,
+        official: cost.official,
         input: cost.input,
         output: cost.output,
         requests_priced,
@@ -564,6 +565,10 @@ pub fn cost_results(
 /// dropped.
 pub fn finish_cost(cost: &mut CostResults, input_tokens: u64, output_tokens: u64) {
     cost.discount = crate::cost::effective_discount(cost.total, cost.list, cost.discount);
+    cost.saving = (cost.official > 0.0).then(|| {
+        // Float noise off, as for the discount: a target at the official price saves 0.
+        ((1.0 - cost.total / cost.official) * 1e9).round() / 1e9 + 0.0
+    });
     cost.per_request = if cost.requests_priced > 0 {
         cost.total / cost.requests_priced as f64
     } else {

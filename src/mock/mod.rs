@@ -59,6 +59,9 @@ pub struct MockConfig {
     /// (first come, first served) and their time to first token includes the wait, so latency
     /// rises with load past capacity. `None`: unlimited.
     pub decode_slots: Option<u32>,
+    /// Input tokens reported in usage, as a multiple of the prompt's count (1: honest). A server
+    /// that counts more than the client projects, for testing the spend guard.
+    pub input_usage_scale: f64,
 }
 
 impl Default for MockConfig {
@@ -75,6 +78,7 @@ impl Default for MockConfig {
             early_stop: 0.0,
             cache_ttft: None,
             decode_slots: None,
+            input_usage_scale: 1.0,
         }
     }
 }

@@ -530,7 +530,10 @@ fn plan_job(
         include_usage: include_usage || format == Format::Anthropic,
         tokens,
         finish_reason,
-        prompt_tokens: count_prompt_tokens(messages) + system_tokens,
+        prompt_tokens: scaled_input(
+            count_prompt_tokens(messages) + system_tokens,
+            config.input_usage_scale,
+        ),
         cached_tokens,
         delays,
         prelude: fixed("x-mock-prelude-ms").or(config.prelude),
@@ -571,6 +574,15 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// The input tokens a mock reports: the prompt's count times `scale` (1 unless a test asks the
+/// mock to over-count).
+fn scaled_input(counted: u64, scale: f64) -> u64 {
+    if scale == 1.0 {
+        return counted;
+    }
+    (counted as f64 * scale).round() as u64
 }
 
 fn usage_json(job: &Job) -> Value {

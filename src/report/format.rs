@@ -153,9 +153,10 @@ fn thousands_of(digits: &str) -> String {
 }
 
 /// Header of [`cost_cells`].
-pub const COST_COLUMNS: [&str; 7] = [
+pub const COST_COLUMNS: [&str; 8] = [
     "priced as",
     "discount",
+    "vs official",
     "cost",
     "per request",
     "per 1M out",
@@ -174,6 +175,7 @@ pub fn cost_cells(group: &GroupResults) -> Vec<String> {
             "-".into(),
             "-".into(),
             "-".into(),
+            "-".into(),
         ];
     };
     let estimated = if cost.requests_estimated > 0 { "~" } else { "" };
@@ -186,6 +188,13 @@ pub fn cost_cells(group: &GroupResults) -> Vec<String> {
     vec![
         cost.model.clone(),
         percent(cost.discount),
+        cost.saving.map_or("-".into(), |saving| {
+            if saving < 0.0 {
+                format!("{} dearer", percent(-saving))
+            } else {
+                format!("{} saved", percent(saving))
+            }
+        }),
         format!("{estimated}{}", money(cost.total)),
         money(cost.per_request),
         money(cost.per_million_output_tokens),

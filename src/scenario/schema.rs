@@ -378,6 +378,9 @@ pub struct MockSpec {
     pub cache_ttft: Option<LatencySpec>,
     /// Capacity model: requests generating at once; the rest queue.
     pub decode_slots: Option<u32>,
+    /// Report input usage as this multiple of the prompt's tokens (default 1), to try the spend
+    /// guard against a server that counts more than drover projects.
+    pub input_usage_scale: Option<f64>,
 }
 
 /// `[targets.mock.faults]`: a probability (0–1) per fault, and the faults' parameters.

@@ -1394,6 +1394,17 @@ fn mock_config(checker: &mut Checker, key: &KeyPath, spec: &MockSpec, seed: u64)
             Some(p) => p,
             None => defaults.early_stop,
         },
+        input_usage_scale: match spec.input_usage_scale {
+            Some(scale) if !(scale.is_finite() && (0.01..=1000.0).contains(&scale)) => {
+                checker.fail(
+                    &key.key("input_usage_scale"),
+                    format!("must be from 0.01 to 1000 (got {})", number(scale)),
+                );
+                1.0
+            }
+            Some(scale) => scale,
+            None => defaults.input_usage_scale,
+        },
         cache_ttft: spec
             .cache_ttft
             .as_ref()
