@@ -224,18 +224,7 @@ fn a_server_counting_more_than_projected_stays_within_the_cap_and_the_requests_i
                 &format!("input_usage_scale = {scale}"),
             ),
         );
-        let output = drover(
-            dir.path(),
-            &[
-                "run",
-                "s.toml",
-                "--out",
-                "out",
-                "--no-progress",
-                "--allow-over-budget",
-            ],
-            &[],
-        );
+        let output = common::run_s_toml(dir.path(), &["--allow-over-budget"]);
         let stdout = text(&output.stdout);
         assert_eq!(output.status.code(), Some(6), "{}", text(&output.stderr));
         let results = results(dir.path());

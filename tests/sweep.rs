@@ -125,19 +125,7 @@ async fn one_budget_covers_the_whole_sweep() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("s.toml"), PRICED_SWEEP).unwrap();
     // The projection counts every step, so a budget below it refuses to start.
-    let output = drover(
-        dir.path(),
-        &[
-            "run",
-            "s.toml",
-            "--out",
-            "out",
-            "--no-progress",
-            "--budget",
-            "0.06",
-        ],
-        &[],
-    );
+    let output = common::run_s_toml(dir.path(), &["--budget", "0.06"]);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(5), "{stderr}");
     assert!(
@@ -145,20 +133,7 @@ async fn one_budget_covers_the_whole_sweep() {
         "{stderr}"
     );
     // Started anyway, the sweep stops at the budget, across its steps.
-    let output = drover(
-        dir.path(),
-        &[
-            "run",
-            "s.toml",
-            "--out",
-            "out",
-            "--no-progress",
-            "--budget",
-            "0.06",
-            "--allow-over-budget",
-        ],
-        &[],
-    );
+    let output = common::run_s_toml(dir.path(), &["--budget", "0.06", "--allow-over-budget"]);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(6), "{stderr}");
     assert!(

@@ -54,6 +54,13 @@ pub fn drover(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().expect("drover binary runs")
 }
 
+/// `drover run s.toml --out out --no-progress` in `dir`, with `extra` flags after them.
+pub fn run_s_toml(dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["run", "s.toml", "--out", "out", "--no-progress"];
+    args.extend_from_slice(extra);
+    drover(dir, &args, &[])
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
