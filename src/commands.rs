@@ -651,6 +651,12 @@ async fn run_sweep(
             plan.sweep.as_ref().map_or(0, |s| s.values.len())
         );
         EXIT_BUDGET_EXHAUSTED
+    } else if !results.degraded_steps.is_empty() {
+        eprintln!(
+            "error: the sweep is degraded: drover itself failed on some requests of step(s) {:?} (see their results' warnings); the knee is not the endpoint's alone",
+            results.degraded_steps
+        );
+        EXIT_DEGRADED
     } else if results.knee.is_none() {
         EXIT_SLO_FAILED
     } else {
@@ -766,6 +772,19 @@ async fn run_migration(
                 return EXIT_RUN_FAILED;
             }
         }
+    }
+    use drover::rollout::RolloutVerdict;
+    let stopped = matches!(
+        rollout.verdict,
+        RolloutVerdict::Interrupted | RolloutVerdict::BudgetExhausted
+    );
+    if !stopped && !rollout.degraded_phases.is_empty() {
+        eprintln!(
+            "error: the migration is degraded: drover itself failed on some requests of phase(s) {:?} (see their results' warnings); its verdict ({}) rests on figures that are not the endpoints' alone",
+            rollout.degraded_phases,
+            rollout.verdict.name()
+        );
+        return EXIT_DEGRADED;
     }
     match rollout.verdict {
         drover::rollout::RolloutVerdict::Promote => EXIT_OK,

@@ -191,6 +191,10 @@ pub struct RolloutResults {
     pub failed_gate: Option<GateResult>,
     /// Phases planned; `phases` holds those that ran.
     pub phases_planned: usize,
+    /// Phases that were `degraded` (drover itself failed on some requests): their gates rest on
+    /// figures that are not the endpoints' alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub degraded_phases: Vec<String>,
     pub phases: Vec<PhaseOutcome>,
 }
 
@@ -509,6 +513,7 @@ pub async fn run(
         failed_phase: None,
         failed_gate: None,
         phases_planned: migration.phases.len(),
+        degraded_phases: Vec::new(),
         phases: Vec::new(),
     };
     // Budgets cover the whole migration: each phase gets what the phases before it left.
@@ -561,6 +566,9 @@ pub async fn run(
         }
         let interrupted = results.status == RunStatus::Interrupted;
         let budget_stopped = results.status == RunStatus::BudgetExhausted;
+        if results.status == RunStatus::Degraded {
+            rollout.degraded_phases.push(phase.name.clone());
+        }
         let failed = outcome
             .gates
             .iter()

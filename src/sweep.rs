@@ -54,6 +54,10 @@ pub struct SweepResults {
     /// Stopped at a budget, which covers the whole sweep: later steps were not run.
     #[serde(default)]
     pub budget_exhausted: bool,
+    /// The loads of the steps that were `degraded` (drover itself failed on some requests):
+    /// their figures are not the endpoint's alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub degraded_steps: Vec<f64>,
 }
 
 /// Why a sweep could not run.
@@ -87,6 +91,7 @@ pub async fn run(
         first_miss: None,
         interrupted: false,
         budget_exhausted: false,
+        degraded_steps: Vec::new(),
     };
     // Budgets cover the whole sweep: each step gets what the steps before it left.
     let mut spent_run = 0.0;
@@ -139,6 +144,9 @@ pub async fn run(
         }
         let interrupted = run.status == crate::results::RunStatus::Interrupted;
         let budget_stopped = run.status == crate::results::RunStatus::BudgetExhausted;
+        if run.status == crate::results::RunStatus::Degraded {
+            results.degraded_steps.push(value);
+        }
         results.steps.push(step);
         if interrupted {
             results.interrupted = true;

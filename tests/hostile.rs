@@ -979,3 +979,74 @@ fn token_counts_that_do_not_add_up_are_flagged() {
         "{said}"
     );
 }
+
+#[test]
+fn a_sweep_with_a_degraded_step_exits_degraded() {
+    use std::os::unix::process::CommandExt;
+    // As above: 400 requests at once against a server that answers after 1.5 s, with 96 file
+    // descriptors: drover runs out, the step is degraded, and so is the sweep (exit 10).
+    let server =
+        HostileServer::start(|_| Reply::Later(Duration::from_millis(1500), completion("ok")));
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = format!(
+        r#"
+[[targets]]
+name = "h"
+model = "m"
+mode = "complete"
+base_url = "{}"
+
+[[classes]]
+name = "c"
+input_tokens = 8
+
+[load]
+kind = "open"
+rate = 10
+duration = "1s"
+
+[slo]
+assert = ["e2e.p50 < 10s"]
+
+[sweep]
+over = "rate"
+values = [400]
+step_duration = "1s"
+"#,
+        server.base_url()
+    );
+    std::fs::write(dir.path().join("s.toml"), scenario).unwrap();
+    let mut command = std::process::Command::new(common::drover_bin());
+    command.current_dir(dir.path()).args([
+        "run",
+        "s.toml",
+        "--out",
+        "out",
+        "--no-progress",
+        "--no-preflight",
+    ]);
+    // SAFETY: setrlimit is async-signal-safe; it only lowers this child's own limit.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 96,
+                rlim_max: 96,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            Ok(())
+        });
+    }
+    let output = command.output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(10), "{stderr}");
+    assert!(stderr.contains("the sweep is degraded"), "{stderr}");
+    let run_dir = only_run_dir(&dir.path().join("out"));
+    let sweep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("sweep.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        sweep["degraded_steps"],
+        serde_json::json!([400.0]),
+        "{sweep:#}"
+    );
+}
