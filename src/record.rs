@@ -148,6 +148,10 @@ pub struct Usage {
     pub completion_tokens: u64,
     /// `prompt_tokens_details.cached_tokens`: input tokens served from the provider's cache.
     pub cached_tokens: u64,
+    /// `completion_tokens_details.reasoning_tokens`: output tokens of reasoning, part of
+    /// `completion_tokens`, which a server may never stream (so drover cannot count them).
+    #[serde(default)]
+    pub reasoning_tokens: u64,
 }
 
 /// Everything measured about one request.

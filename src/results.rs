@@ -498,7 +498,8 @@ impl OutputLength {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct TokenCheck {
     /// Successful requests with usage whose text drover also counted (the first 200 of the
-    /// scenario and 1 in 16 after them, by request index).
+    /// scenario and 1 in 16 after them, by request index; not those that reasoned, whose usage
+    /// counts reasoning a server may hide or summarize).
     pub checked: u64,
     /// The server's output tokens and drover's own count, over the checked requests.
     pub usage_tokens: u64,

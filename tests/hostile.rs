@@ -969,6 +969,30 @@ fn token_counts_that_do_not_add_up_are_flagged() {
     let check = &results["targets"][0]["summary"]["token_check"];
     assert_eq!(check["usage_below_events"], 20, "{check:#}");
 
+    // A reasoning model that hides its reasoning: 99 tokens claimed, 89 of them reasoning the
+    // stream never showed. Not compared (drover cannot count what it was not sent).
+    let hidden = HostileServer::start(|_| {
+        let mut pieces: Vec<Vec<u8>> = (0..10)
+            .map(|_| common::hostile::sse_chunk(" word"))
+            .collect();
+        let chunk = serde_json::json!({
+            "id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 99, "total_tokens": 104,
+                      "completion_tokens_details": {"reasoning_tokens": 89}}
+        });
+        pieces.push(format!("data: {chunk}\n\n").into_bytes());
+        pieces.push(b"data: [DONE]\n\n".to_vec());
+        Reply::Pieces(
+            common::hostile::sse_head("text/event-stream"),
+            Box::new(pieces.into_iter()),
+        )
+    });
+    let (results, said) = token_run(&hidden);
+    let check = &results["targets"][0]["summary"]["token_check"];
+    assert_eq!(check["checked"], 0, "{check:#}");
+    assert!(!said.contains("claims"), "{said}");
+
     // No usage at all: drover's own estimate of 40 tokens exceeds the cap of 32.
     let (results, said) = token_run(&word_stream(40, None));
     let check = &results["targets"][0]["summary"]["token_check"];

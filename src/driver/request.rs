@@ -233,9 +233,15 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
     // is the output-carrying events received).
     let tokenizer = target.plan.tokenizer;
     // A sample of the successful requests with usage also gets the client's own count of its
-    // text, on the blocking pool, so that a server's usage can be checked (TokenCheck).
+    // text, on the blocking pool, so that a server's usage can be checked (TokenCheck). Not a
+    // request that reasoned: its usage counts reasoning a server may hide or summarize.
     let mut client_tokens = None;
-    if measured.usage.is_some() && outcome.is_ok() && crate::results::TokenCheck::samples(job.index)
+    let reasoned =
+        measured.reasoning_first || measured.usage.is_some_and(|u| u.reasoning_tokens > 0);
+    if measured.usage.is_some()
+        && !reasoned
+        && outcome.is_ok()
+        && crate::results::TokenCheck::samples(job.index)
     {
         let text = std::mem::take(&mut measured.output_text);
         if let Ok((count, text)) = tokio::task::spawn_blocking(move || {

@@ -192,6 +192,7 @@ impl StreamUsage {
             prompt_tokens: input + self.cache_read + self.cache_creation,
             completion_tokens: output,
             cached_tokens: self.cache_read,
+            reasoning_tokens: 0,
         })
     }
 }
@@ -388,7 +389,8 @@ mod tests {
             Some(Usage {
                 prompt_tokens: 125,
                 completion_tokens: 12,
-                cached_tokens: 100
+                cached_tokens: 100,
+                ..Default::default()
             })
         );
         for cut in 1..bytes.len() {
@@ -431,7 +433,8 @@ mod tests {
             Some(Usage {
                 prompt_tokens: 14,
                 completion_tokens: 3,
-                cached_tokens: 4
+                cached_tokens: 4,
+                ..Default::default()
             })
         );
         assert_eq!(message_model(body).as_deref(), Some("claude-sonnet-4-5"));

@@ -378,7 +378,8 @@ mod tests {
                 usage: Some(Usage {
                     prompt_tokens: 5,
                     completion_tokens: 2,
-                    cached_tokens: 0
+                    cached_tokens: 0,
+                    ..Default::default()
                 }),
                 text: "hi".into()
             }

@@ -147,6 +147,14 @@ struct WireUsage {
     completion_tokens: Option<u64>,
     #[serde(default)]
     prompt_tokens_details: Option<WirePromptDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<WireCompletionDetails>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireCompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,6 +171,10 @@ impl WireUsage {
             cached_tokens: self
                 .prompt_tokens_details
                 .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+            reasoning_tokens: self
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens)
                 .unwrap_or(0),
         }
     }
@@ -428,6 +440,7 @@ mod tests {
                 prompt_tokens: 5,
                 completion_tokens: 9,
                 cached_tokens: 3,
+                ..Default::default()
             })
         );
     }
