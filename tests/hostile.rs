@@ -437,9 +437,35 @@ fn nothing_is_sent_when_the_results_cannot_be_written() {
     assert_eq!(server.requests(), 0);
 }
 
+/// `drover run s.toml --out out --no-progress` in `dir`, with `extra` flags, in a child whose
+/// file-descriptor limit (soft and hard) is `limit`.
+fn run_under_descriptor_limit(
+    dir: &std::path::Path,
+    limit: libc::rlim_t,
+    extra: &[&str],
+) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::new(common::drover_bin());
+    command
+        .current_dir(dir)
+        .args(["run", "s.toml", "--out", "out", "--no-progress"])
+        .args(extra);
+    // SAFETY: setrlimit is async-signal-safe; it only lowers this child's own limit.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            Ok(())
+        });
+    }
+    command.output().unwrap()
+}
+
 #[test]
 fn running_out_of_descriptors_is_drovers_shortage_not_the_endpoints() {
-    use std::os::unix::process::CommandExt;
     let server =
         HostileServer::start(|_| Reply::Later(Duration::from_millis(1500), completion("ok")));
     let dir = tempfile::tempdir().unwrap();
@@ -463,27 +489,7 @@ requests = 400
         server.base_url()
     );
     std::fs::write(dir.path().join("s.toml"), scenario).unwrap();
-    let mut command = std::process::Command::new(common::drover_bin());
-    command.current_dir(dir.path()).args([
-        "run",
-        "s.toml",
-        "--out",
-        "out",
-        "--no-progress",
-        "--no-preflight",
-    ]);
-    // SAFETY: setrlimit is async-signal-safe; it only lowers this child's own limit.
-    unsafe {
-        command.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: 96,
-                rlim_max: 96,
-            };
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-            Ok(())
-        });
-    }
-    let output = command.output().unwrap();
+    let output = run_under_descriptor_limit(dir.path(), 96, &["--no-preflight"]);
     let stderr = text(&output.stderr);
     // Degraded, never a pass: the shortage is drover's.
     assert_eq!(output.status.code(), Some(10), "{stderr}");
@@ -502,7 +508,6 @@ requests = 400
 
 #[test]
 fn ten_thousand_users_that_cannot_fit_the_descriptor_limit_are_refused_before_any_load() {
-    use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("s.toml"),
@@ -513,23 +518,8 @@ fn ten_thousand_users_that_cannot_fit_the_descriptor_limit_are_refused_before_an
         ),
     )
     .unwrap();
-    let mut command = std::process::Command::new(common::drover_bin());
-    command
-        .current_dir(dir.path())
-        .args(["run", "s.toml", "--out", "out", "--no-progress"]);
-    // SAFETY: setrlimit is async-signal-safe; it only lowers this child's own limit.
-    unsafe {
-        command.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: 4096,
-                rlim_max: 4096,
-            };
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-            Ok(())
-        });
-    }
     let started = std::time::Instant::now();
-    let output = command.output().unwrap();
+    let output = run_under_descriptor_limit(dir.path(), 4096, &[]);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("20064 file descriptors"), "{stderr}");
@@ -1006,7 +996,6 @@ fn token_counts_that_do_not_add_up_are_flagged() {
 
 #[test]
 fn a_sweep_with_a_degraded_step_exits_degraded() {
-    use std::os::unix::process::CommandExt;
     // As above: 400 requests at once against a server that answers after 1.5 s, with 96 file
     // descriptors: drover runs out, the step is degraded, and so is the sweep (exit 10).
     let server =
@@ -1040,27 +1029,7 @@ step_duration = "1s"
         server.base_url()
     );
     std::fs::write(dir.path().join("s.toml"), scenario).unwrap();
-    let mut command = std::process::Command::new(common::drover_bin());
-    command.current_dir(dir.path()).args([
-        "run",
-        "s.toml",
-        "--out",
-        "out",
-        "--no-progress",
-        "--no-preflight",
-    ]);
-    // SAFETY: setrlimit is async-signal-safe; it only lowers this child's own limit.
-    unsafe {
-        command.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: 96,
-                rlim_max: 96,
-            };
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-            Ok(())
-        });
-    }
-    let output = command.output().unwrap();
+    let output = run_under_descriptor_limit(dir.path(), 96, &["--no-preflight"]);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(10), "{stderr}");
     assert!(stderr.contains("the sweep is degraded"), "{stderr}");
