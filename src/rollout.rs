@@ -597,7 +597,14 @@ pub async fn run(
             break;
         }
     }
-    rollout.reason = match (&rollout.verdict, &rollout.failed_gate) {
+    rollout.reason = reason_of(&rollout, migration.extend_up_to);
+    Ok(rollout)
+}
+
+/// The one line on why a rollout ended as it did (`extend_up_to`: the migration's cap on a
+/// phase's growth, named when a gate stayed insufficient).
+fn reason_of(rollout: &RolloutResults, extend_up_to: f64) -> String {
+    match (&rollout.verdict, &rollout.failed_gate) {
         (RolloutVerdict::Rollback, Some(gate)) => format!(
             "phase \"{}\" failed {}",
             rollout.failed_phase.as_deref().unwrap_or("?"),
@@ -607,7 +614,7 @@ pub async fn run(
             "phase \"{}\" ran {:.1}x its length (extend_up_to {}) and still could not decide {}: stopped without promoting",
             rollout.failed_phase.as_deref().unwrap_or("?"),
             rollout.phases.last().map_or(1.0, |p| p.extended_by),
-            migration.extend_up_to,
+            extend_up_to,
             gate.describe()
         ),
         (RolloutVerdict::Interrupted, _) => format!(
@@ -621,8 +628,7 @@ pub async fn run(
             rollout.phases_planned
         ),
         _ => format!("all {} phases passed their gates", rollout.phases_planned),
-    };
-    Ok(rollout)
+    }
 }
 
 /// The line printed for a phase as it ends.
