@@ -5,13 +5,13 @@
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin drover \
-    && strip target/release/drover
+RUN cargo build --profile dist --locked --bin drover \
+    && strip target/dist/drover
 
 # Runtime stage: glibc and libgcc only (no shell, no package manager). TLS roots are compiled in
 # (webpki-roots), so no CA bundle is needed.
 FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /src/target/release/drover /usr/local/bin/drover
+COPY --from=build /src/target/dist/drover /usr/local/bin/drover
 # 65532 is distroless's "nonroot" user; the Kubernetes manifests run as the same uid.
 USER 65532:65532
 WORKDIR /home/nonroot

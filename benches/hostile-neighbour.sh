@@ -10,9 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-cargo test --quiet --test hostile --no-run
+cargo test --quiet --test it --no-run
 for round in $(seq 1 "${ROUNDS:-3}"); do
   echo "round $round"
   HOSTILE_STRICT_TIMING=1 DROVER_TEST_BIN="$PWD/target/release/drover" \
-    cargo test --quiet --test hostile a_30_mb -- --nocapture 2>&1 | grep -E "peak RSS|panicked|test result"
+    cargo test --quiet --test it hostile::a_30_mb -- --nocapture 2>&1 | grep -E "peak RSS|panicked|test result"
 done

@@ -6,7 +6,7 @@
 # too when it is installed. Loopback only; about 30 s on a 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
+cargo build --profile dist --quiet
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for requests in 100000 1000000; do
@@ -15,9 +15,9 @@ for requests in 100000 1000000; do
   start=$(date +%s.%N)
   if [ -x /usr/bin/time ]; then
     /usr/bin/time -f "%M" -o "$out/time-$requests" \
-      target/release/drover run "$scenario" --no-progress --no-preflight --out "$out/$requests" > /dev/null 2> "$out/stderr-$requests"
+      target/dist/drover run "$scenario" --no-progress --no-preflight --out "$out/$requests" > /dev/null 2> "$out/stderr-$requests"
   else
-    target/release/drover run "$scenario" --no-progress --no-preflight --out "$out/$requests" > /dev/null 2> "$out/stderr-$requests"
+    target/dist/drover run "$scenario" --no-progress --no-preflight --out "$out/$requests" > /dev/null 2> "$out/stderr-$requests"
   fi
   end=$(date +%s.%N)
   results=$(ls "$out/$requests"/*/results.json)

@@ -46,8 +46,8 @@ if ! need oha; then
   cargo install oha --locked >/dev/null 2>&1
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-cargo build --release --quiet
-DROVER="$ROOT/target/release/drover"
+cargo build --profile dist --quiet
+DROVER="$ROOT/target/dist/drover"
 
 WORK=$(mktemp -d)
 # nginx's workers run as an unprivileged user: they must be able to read the recorded stream.

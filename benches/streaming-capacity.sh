@@ -18,8 +18,8 @@ DURATION=${DURATION:-10}
 PORT=${PORT:-18093}
 TOKENS=${TOKENS:-200}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-cargo build --release --quiet
-DROVER="$(pwd)/target/release/drover"
+cargo build --profile dist --quiet
+DROVER="$(pwd)/target/dist/drover"
 WORK=$(mktemp -d)
 cleanup() {
   [[ -n "${MOCK_PID:-}" ]] && kill "$MOCK_PID" 2>/dev/null || true

@@ -315,6 +315,26 @@ pub fn resolve(
     }))
 }
 
+/// What a finished request cost at its target's prices — the Batch API price when it went
+/// through the Batch API — or `None` for a failure or an unpriced target.
+pub fn record_cost(
+    price: Option<&Price>,
+    batch_price: Option<&Price>,
+    record: &crate::record::RequestRecord,
+) -> Option<Cost> {
+    record.outcome.as_ref().ok()?;
+    let price = if record.via_batch_api {
+        batch_price.or(price)
+    } else {
+        price
+    }?;
+    Some(price.cost(&TokenUsage {
+        input: record.input_tokens.unwrap_or(0),
+        cached_input: record.cached_input_tokens,
+        output: record.output_tokens,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,16 +1,15 @@
-//! The `drover` binary: parses arguments and calls the library. See `cli.rs` for the commands.
+//! The `drover` binary: parses arguments and calls the library. See `cli/` for the commands.
 
 mod cli;
-mod commands;
 
 use clap::Parser;
 
 fn main() {
     quiet_on_broken_pipe();
-    let cli = cli::Cli::parse();
+    let cli = cli::args::Cli::parse();
     // A load of many connections needs many descriptors: take all the hard limit allows.
     drover::resources::raise_fd_limit();
-    let code = commands::dispatch(cli);
+    let code = cli::dispatch(cli);
     std::process::exit(code);
 }
 

@@ -13,13 +13,8 @@
 //!
 //! Shard indices are 0-based, as `JOB_COMPLETION_INDEX` is.
 
-use std::fmt;
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
-
-use crate::scenario::{Endpoint, LoadShape, RunPlan};
-use crate::workload::{DatasetSource, PromptSource};
+use std::fmt;
 
 /// Environment variable a Kubernetes Indexed Job sets to each pod's index.
 pub const INDEX_ENV: &str = "JOB_COMPLETION_INDEX";
@@ -189,75 +184,6 @@ pub fn parse_start_at(text: &str) -> Result<std::time::SystemTime, ShardError> {
     utc.ok_or_else(|| bad("is out of range"))
 }
 
-/// The plan this shard runs: users, in-flight cap and datasets split, seed derived. Refuses splits
-/// that would leave a shard with nothing to do.
-pub fn apply(mut plan: RunPlan, shard: Shard) -> Result<RunPlan, ShardError> {
-    plan.shard = shard;
-    if shard.is_whole() {
-        return Ok(plan);
-    }
-    let n = shard.count;
-    match &mut plan.load.shape {
-        LoadShape::Closed { users } => {
-            if *users < n {
-                return Err(ShardError(format!(
-                    "load.users = {users} cannot be split over {n} shards: every shard needs at \
-                     least one user (use at most {users} shards or more users)"
-                )));
-            }
-            *users = shard.share(u64::from(*users)) as u32;
-        }
-        LoadShape::Open { max_in_flight, .. } | LoadShape::Trace { max_in_flight, .. } => {
-            if let Some(cap) = max_in_flight {
-                if *cap < n {
-                    return Err(ShardError(format!(
-                        "load.max_in_flight = {cap} cannot be split over {n} shards: every shard \
-                         needs at least one request in flight"
-                    )));
-                }
-                *cap = shard.share(u64::from(*cap)) as u32;
-            }
-        }
-    }
-    if let Some(requests) = plan.load.requests {
-        if requests < u64::from(n) {
-            return Err(ShardError(format!(
-                "load.requests = {requests} cannot be split over {n} shards: every shard needs \
-                 at least one request"
-            )));
-        }
-    }
-    for class in &mut plan.classes {
-        if let PromptSource::Dataset(source) = &class.prompt {
-            let dataset = &source.data;
-            let range = shard.slice(dataset.records.len());
-            if range.is_empty() {
-                return Err(ShardError(format!(
-                    "class \"{}\": dataset {} has {} records, too few for {n} disjoint shard slices",
-                    class.name,
-                    dataset.path.display(),
-                    dataset.records.len()
-                )));
-            }
-            let mut slice = (**dataset).clone();
-            slice.records = dataset.records[range].to_vec();
-            // A shuffle permutes the shard's own slice, from the shard's seed.
-            class.prompt = PromptSource::Dataset(DatasetSource::new(
-                Arc::new(slice),
-                source.sampling,
-                shard.seed(plan.seed),
-            ));
-        }
-    }
-    let seed = shard.seed(plan.seed);
-    for target in &mut plan.targets {
-        if let Endpoint::Mock(config) = &mut target.endpoint {
-            config.seed = seed;
-        }
-    }
-    Ok(plan)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,67 +268,5 @@ mod tests {
             .collect();
         assert_eq!(seeds.len(), 16);
         assert!(!seeds.contains(&42));
-    }
-
-    fn plan(dir: &std::path::Path, load: &str) -> RunPlan {
-        let dataset: String = (0..10)
-            .map(|i| format!("{{\"messages\":[{{\"role\":\"user\",\"content\":\"q{i}\"}}]}}\n"))
-            .collect();
-        std::fs::write(dir.join("d.jsonl"), dataset).unwrap();
-        let text = format!(
-            "name = \"s\"\n[[targets]]\nname = \"t\"\nmodel = \"m\"\n[targets.mock]\n\
-             [[classes]]\nname = \"c\"\ndataset = \"d.jsonl\"\n[load]\n{load}\n"
-        );
-        crate::scenario::parse(&text, &dir.join("s.toml")).unwrap()
-    }
-
-    #[test]
-    fn applying_a_shard_splits_users_and_datasets_disjointly() {
-        let dir = tempfile::tempdir().unwrap();
-        let whole = plan(dir.path(), "kind = \"closed\"\nusers = 7\nrequests = 100");
-        let mut users = 0;
-        let mut prompts = Vec::new();
-        for index in 0..3 {
-            let sharded = apply(whole.clone(), Shard::new(index, 3).unwrap()).unwrap();
-            let LoadShape::Closed { users: here } = sharded.load.shape else {
-                panic!("closed loop expected");
-            };
-            users += here;
-            let PromptSource::Dataset(data) = &sharded.classes[0].prompt else {
-                panic!("dataset expected");
-            };
-            prompts.extend(data.data.records.iter().map(|r| r.messages[0].to_string()));
-            assert_eq!(sharded.shard.index, index);
-        }
-        assert_eq!(users, 7);
-        let PromptSource::Dataset(data) = &whole.classes[0].prompt else {
-            panic!("dataset expected");
-        };
-        let all: Vec<String> = data
-            .data
-            .records
-            .iter()
-            .map(|r| r.messages[0].to_string())
-            .collect();
-        assert_eq!(
-            prompts, all,
-            "slices are disjoint and cover the dataset in order"
-        );
-
-        let error = apply(whole.clone(), Shard::new(0, 8).unwrap()).unwrap_err();
-        assert!(
-            error
-                .0
-                .contains("load.users = 7 cannot be split over 8 shards"),
-            "{error}"
-        );
-        let error = apply(whole, Shard::new(0, 11).unwrap()).unwrap_err();
-        assert!(error.0.contains("users"), "{error}");
-        let open = plan(
-            dir.path(),
-            "kind = \"open\"\nrate = 5\nrequests = 3\nmax_in_flight = 8",
-        );
-        let error = apply(open, Shard::new(0, 4).unwrap()).unwrap_err();
-        assert!(error.0.contains("load.requests = 3"), "{error}");
     }
 }

@@ -22,8 +22,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use crate::cost::{Price, TokenUsage};
-use crate::scenario::{ClassPlan, RunPlan, TargetPlan};
+use crate::cost::TokenUsage;
+use crate::scenario::{ClassPlan, RunPlan};
 use crate::workload::{self, PromptDraw, PromptSource, Trace};
 
 /// Output tokens assumed for a class that sets no `max_tokens`.
@@ -90,36 +90,6 @@ impl RequestSizer {
     }
 }
 
-/// A target's price for a request of a class (its Batch API price when routing sends the class
-/// there).
-pub fn price_for(target: &TargetPlan, class: usize) -> Option<&Price> {
-    if target.is_routed() && target.class_via_batch(class) {
-        target.batch_price.as_ref().or(target.price.as_ref())
-    } else {
-        target.price.as_ref()
-    }
-}
-
-/// What a finished request cost at its target's prices — the Batch API price when it went
-/// through the Batch API — or `None` for a failure or an unpriced target.
-pub fn record_cost(
-    price: Option<&Price>,
-    batch_price: Option<&Price>,
-    record: &crate::record::RequestRecord,
-) -> Option<crate::cost::Cost> {
-    record.outcome.as_ref().ok()?;
-    let price = if record.via_batch_api {
-        batch_price.or(price)
-    } else {
-        price
-    }?;
-    Some(price.cost(&TokenUsage {
-        input: record.input_tokens.unwrap_or(0),
-        cached_input: record.cached_input_tokens,
-        output: record.output_tokens,
-    }))
-}
-
 /// What one target is projected to send and cost.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TargetProjection {
@@ -158,7 +128,7 @@ impl RunProjection {
 
     /// Lines for the terminal.
     pub fn describe(&self) -> String {
-        use crate::report::format::{money, thousands};
+        use crate::units::{money, thousands};
         let mut lines = Vec::new();
         for t in &self.targets {
             let cost = match (t.cost, t.request_cost_p5_p95) {
@@ -289,13 +259,13 @@ pub fn project(plan: &RunPlan) -> Result<RunProjection, ProjectionError> {
         // time.
         let mut visited = 0u64;
         let walked =
-            crate::driver::planned_requests(&plan.load, plan.shard, plan.seed, |k, _, _| {
+            crate::traffic::planned_requests(&plan.load, plan.shard, plan.seed, |k, _, _| {
                 if visited >= EXACT_WALK {
                     return false;
                 }
                 visited += 1;
                 if let Some(shadow) = &plan.shadow {
-                    let (to_primary, to_candidate) = crate::driver::sides_of(shadow, seed, k);
+                    let (to_primary, to_candidate) = crate::traffic::sides_of(shadow, seed, k);
                     let sent = (index != shadow.primary || to_primary)
                         && (index != shadow.candidate || to_candidate);
                     if !sent {
@@ -308,7 +278,7 @@ pub fn project(plan: &RunPlan) -> Result<RunProjection, ProjectionError> {
                 projection.requests += requests;
                 projection.input_tokens += usage.input;
                 projection.output_tokens += usage.output;
-                if let (Some(total), Some(price)) = (&mut projection.cost, price_for(target, class))
+                if let (Some(total), Some(price)) = (&mut projection.cost, target.price_for(class))
                 {
                     let cost = price.cost(&usage).total();
                     *total += cost;
@@ -324,8 +294,10 @@ pub fn project(plan: &RunPlan) -> Result<RunProjection, ProjectionError> {
             ));
         };
         if !complete {
-            let expected =
-                crate::driver::expected_requests(&plan.load, plan.shard).unwrap_or(visited as f64);
+            let expected = plan
+                .load
+                .expected_requests(plan.shard)
+                .unwrap_or(visited as f64);
             let scale = (expected / visited.max(1) as f64).max(1.0);
             let scaled = |n: u64| (n as f64 * scale).round() as u64;
             projection.requests = scaled(projection.requests);
@@ -395,9 +367,17 @@ pub struct SpendGuard {
     /// The run cap was reached (every target stops), or a target's own cap (that one stops).
     run_exhausted: AtomicBool,
     target_exhausted: Vec<AtomicBool>,
+    /// Where a crossed alert is announced.
+    notices: crate::notice::Notices,
 }
 
 impl SpendGuard {
+    /// Announces crossed alerts through `notices` (by default they are dropped).
+    pub fn with_notices(mut self, notices: crate::notice::Notices) -> Self {
+        self.notices = notices;
+        self
+    }
+
     pub fn new(caps: Caps, alerts: Vec<f64>, currency: String, targets: usize) -> Self {
         SpendGuard {
             caps,
@@ -411,6 +391,7 @@ impl SpendGuard {
             }),
             settled: tokio::sync::Notify::new(),
             run_exhausted: AtomicBool::new(false),
+            notices: crate::notice::Notices::default(),
             target_exhausted: (0..targets).map(|_| AtomicBool::new(false)).collect(),
         }
     }
@@ -551,13 +532,13 @@ impl SpendGuard {
             crossed
         };
         for (alert, spent, cap) in crossed {
-            eprintln!(
+            self.notices.send(&format!(
                 "warning: spend passed {:.0}% of the budget: {} of {} {}",
                 alert * 100.0,
-                crate::report::format::money(spent),
-                crate::report::format::money(cap),
+                crate::units::money(spent),
+                crate::units::money(cap),
                 self.currency
-            );
+            ));
         }
         self.settled.notify_waiters();
     }

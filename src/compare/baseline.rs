@@ -8,9 +8,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::stats::{normal_quantile, quantile_interval, two_proportion_test};
-use crate::metrics::decode_histogram;
+use crate::hist::decode_histogram;
 use crate::results::{GroupResults, RunResults, SeriesPoint, TargetResults};
+use crate::stats::{normal_quantile, quantile_interval, two_proportion_test};
 
 /// How a metric moved, all things considered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -314,7 +314,7 @@ pub fn check_threshold_name(name: &str) -> Result<(), String> {
         return Ok(());
     }
     let known: Vec<&str> = names.iter().map(String::as_str).collect();
-    let closest = crate::compare::slo::did_you_mean(name, &known);
+    let closest = crate::slo::did_you_mean(name, &known);
     Err(format!(
         "\"{name}\" is not a metric drover compare reports{closest}; it compares {}.{{p50,p90,p99}}, {}, and takes the kinds latency, throughput, rate, cost",
         LATENCIES.join("|"),
@@ -843,7 +843,7 @@ pub fn junit(comparison: &Comparison) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{encode_histogram, new_histogram, stat_ms};
+    use crate::hist::{encode_histogram, new_histogram, stat_ms};
 
     fn group(ttft_ms: impl Iterator<Item = f64>, failed: u64) -> GroupResults {
         let mut histogram = new_histogram();

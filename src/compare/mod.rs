@@ -1,9 +1,5 @@
-//! Verdicts about runs: SLO assertions with confidence intervals and goodput ([`slo`]), a run
-//! against a baseline for CI gates ([`baseline`]), and the statistics they rest on ([`stats`]).
+//! Verdicts about two runs: a run against a baseline for CI gates ([`baseline`]). The
+//! statistics they rest on are in [`crate::stats`]; SLO verdicts about one run are in
+//! [`crate::slo`]; shadow pairs are computed by [`crate::metrics::paired`].
 
 pub mod baseline;
-pub mod paired;
-pub mod slo;
-pub mod stats;
-
-pub use slo::{GoodputJudge, SloPlan, SloResults, Verdict};

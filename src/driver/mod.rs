@@ -12,9 +12,8 @@ mod connection;
 mod deadline;
 mod ledger;
 mod preflight;
-mod progress;
 mod request;
-mod schedule;
+mod sink;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,17 +23,16 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::traffic::{sides_of, Schedule};
 pub use client::HttpClient;
 pub use preflight::{preflight, PreflightError};
 pub use request::{execute, execute_with_retries, Job, TargetContext};
-pub use schedule::expected_requests;
-pub(crate) use schedule::planned_requests;
-pub use schedule::Schedule;
+pub use sink::{RecordSink, SinkFactory};
 
-use crate::compare::paired::{
+use crate::export::RequestLog;
+use crate::metrics::paired::{
     compare_pairs, model_matches, Agreement, PairSample, SideOutcome, SideSample,
 };
-use crate::export::RequestLog;
 use crate::metrics::Recorder;
 use crate::mock::{self, MockHandle, MockOptions};
 use crate::protocol::openai::{ChatRequest, Messages};
@@ -43,7 +41,7 @@ use crate::redact::Redactor;
 use crate::results::{RunResults, RunStatus};
 use crate::scenario::{ClassPlan, Endpoint, LoadPlan, LoadShape, RunPlan, ShadowPlan, TargetMode};
 use crate::shard::Shard;
-use crate::spend::{price_for, Caps, RequestSizer, Reservation, SpendGuard};
+use crate::spend::{Caps, RequestSizer, Reservation, SpendGuard};
 use crate::workload::{self, Trace};
 use futures_util::FutureExt;
 use ledger::{panic_message, Begun, Books, Ledger};
@@ -55,8 +53,11 @@ pub type CheckpointSink = Arc<dyn Fn(&RunResults) + Send + Sync>;
 /// How a run is driven.
 #[derive(Clone)]
 pub struct RunOptions {
-    /// Print live progress to stderr once a second.
-    pub progress: bool,
+    /// The run's live outputs (the binary's progress line, …): each gets every record as it
+    /// arrives and a tick once a second.
+    pub live: Vec<SinkFactory>,
+    /// Where the run's warnings go as they happen (dropped by default).
+    pub notices: crate::notice::Notices,
     /// In-flight requests get this long to finish after an interrupt before they are aborted.
     pub interrupt_grace: Duration,
     /// Called at the start and then every `checkpoint_every` with results so far (status
@@ -70,7 +71,8 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            progress: false,
+            live: Vec::new(),
+            notices: crate::notice::Notices::default(),
             interrupt_grace: Duration::from_secs(5),
             checkpoint: None,
             checkpoint_every: Duration::from_secs(10),
@@ -82,7 +84,8 @@ impl Default for RunOptions {
 impl std::fmt::Debug for RunOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunOptions")
-            .field("progress", &self.progress)
+            .field("live", &self.live.len())
+            .field("notices", &self.notices)
             .field("interrupt_grace", &self.interrupt_grace)
             .field("checkpoint", &self.checkpoint.is_some())
             .field("checkpoint_every", &self.checkpoint_every)
@@ -200,6 +203,8 @@ struct Generator {
     mirror: Option<Arc<Mirror>>,
     /// The run's books: every request started, handed over or aborted.
     ledger: Arc<Ledger>,
+    /// Where warnings go as they happen.
+    notices: crate::notice::Notices,
 }
 
 /// The other side of shadow pairs: where a phase sends the candidate's share and the mirrored
@@ -208,30 +213,6 @@ struct Mirror {
     plan: ShadowPlan,
     candidate: Arc<TargetContext>,
     pairs: Arc<std::sync::Mutex<Vec<PairSample>>>,
-}
-
-/// Mixed into the seed for the draw that decides which side serves a request.
-const SHARE_SALT: u64 = 0x5A4E_0000_0000_0001;
-/// ... and for the draw that decides whether it is mirrored to the other side.
-const MIRROR_SALT: u64 = 0x5A4E_0000_0000_0002;
-
-/// A uniform number in [0, 1) from `seed`, `k` and `salt` (SplitMix64), the same on every run.
-fn unit_draw(seed: u64, k: u64, salt: u64) -> f64 {
-    let mut z = seed ^ salt ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// Which sides request `k` goes to: `(primary, candidate)`.
-pub(crate) fn sides_of(plan: &ShadowPlan, seed: u64, k: u64) -> (bool, bool) {
-    let served_by_candidate = unit_draw(seed, k, SHARE_SALT) < plan.share;
-    let mirrored = unit_draw(seed, k, MIRROR_SALT) < plan.mirror;
-    (
-        !served_by_candidate || mirrored,
-        served_by_candidate || mirrored,
-    )
 }
 
 impl Generator {
@@ -248,7 +229,11 @@ impl Generator {
             self.shard.count,
             k,
         );
-        let estimate = price_for(&self.target.plan, class).map_or(0.0, |p| p.cost(&usage).total());
+        let estimate = self
+            .target
+            .plan
+            .price_for(class)
+            .map_or(0.0, |p| p.cost(&usage).total());
         guard
             .reserve(self.target.index, estimate)
             .await
@@ -700,7 +685,7 @@ fn estimated_cost(
     trace: Option<&Trace>,
     drawn: &workload::Draw,
 ) -> f64 {
-    price_for(target, drawn.class).map_or(0.0, |p| {
+    target.price_for(drawn.class).map_or(0.0, |p| {
         p.cost(&crate::cost::TokenUsage {
             input: workload::input_tokens(classes, trace, drawn, target.tokenizer),
             cached_input: 0,
@@ -726,7 +711,7 @@ fn settle(
 
 /// What a finished request cost (0 for a failure or an unpriced target).
 fn actual_cost(plan: &crate::scenario::TargetPlan, record: &RequestRecord) -> f64 {
-    crate::spend::record_cost(plan.price.as_ref(), plan.batch_price.as_ref(), record)
+    crate::cost::record_cost(plan.price.as_ref(), plan.batch_price.as_ref(), record)
         .map_or(0.0, |cost| cost.total())
 }
 
@@ -825,7 +810,8 @@ pub async fn run(
         LoadShape::Open { stages, .. } => stages.len(),
         LoadShape::Closed { .. } | LoadShape::Trace { .. } => 1,
     };
-    let show_progress = options.progress;
+    let live = options.live.clone();
+    let notices = options.notices.clone();
     let checkpoint = options.checkpoint.clone().map(|sink| {
         let plan = plan.clone();
         let zeros = vec![0; target_count];
@@ -848,7 +834,7 @@ pub async fn run(
     let batch_prices: Vec<_> = plan.targets.iter().map(|t| t.batch_price.clone()).collect();
     let projection = plan.cost.projection;
     let goodput = match &plan.slo {
-        Some(slo) => crate::compare::GoodputJudge::new(
+        Some(slo) => crate::slo::GoodputJudge::new(
             &slo.good_criteria(),
             &plan
                 .targets
@@ -861,7 +847,7 @@ pub async fn run(
                 .map(|c| c.name.clone())
                 .collect::<Vec<_>>(),
         ),
-        None => crate::compare::GoodputJudge::default(),
+        None => crate::slo::GoodputJudge::default(),
     };
     let request_log = options.request_log.clone();
     if let Some(log) = &request_log {
@@ -873,7 +859,7 @@ pub async fn run(
         let mut recorder = Recorder::new(target_count, class_count, stage_count, start, started_at)
             .with_cost(prices, batch_prices, projection)
             .with_goodput(goodput);
-        let mut progress = progress::Progress::new(start, show_progress);
+        let mut sinks: Vec<Box<dyn RecordSink>> = live.iter().map(|make| make(start)).collect();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;
         if let Some(write) = &checkpoint {
@@ -885,7 +871,9 @@ pub async fn run(
             if let Some(log) = &request_log {
                 if let Ok(mut log) = log.lock() {
                     if let Err(error) = log.flush() {
-                        eprintln!("warning: the per-request export is incomplete: {error}");
+                        notices.send(&format!(
+                            "warning: the per-request export is incomplete: {error}"
+                        ));
                     }
                 }
             }
@@ -915,17 +903,21 @@ pub async fn run(
                         if let Some(count) = arrived.get_mut(record.target) {
                             *count += 1;
                         }
-                        progress.observe(&record);
+                        for sink in &mut sinks {
+                            sink.record(&record);
+                        }
                         recorder.record(&record);
                         if let Some(log) = &request_log {
                             if let Err(error) = log.lock().map_err(|_| std::io::Error::other("poisoned")).and_then(|mut log| log.write(&record)) {
-                                eprintln!("warning: the per-request export stopped: {error}");
+                                notices.send(&format!("warning: the per-request export stopped: {error}"));
                             }
                         }
                     }
                 },
                 _ = tick.tick() => {
-                    progress.print();
+                    for sink in &mut sinks {
+                        sink.tick();
+                    }
                     if let Some(write) = checkpoint.as_ref().filter(|_| !frozen) {
                         if last_checkpoint.elapsed() >= checkpoint_every {
                             flush_log();
@@ -954,7 +946,9 @@ pub async fn run(
                 }
             }
         }
-        progress.finish();
+        for sink in &mut sinks {
+            sink.finish();
+        }
         flush_log();
         (recorder, arrived)
     });
@@ -965,12 +959,15 @@ pub async fn run(
         targets: plan.targets.iter().map(|t| t.budget).collect(),
     };
     let guard = (caps.run.is_some() || caps.targets.iter().any(Option::is_some)).then(|| {
-        Arc::new(SpendGuard::new(
-            caps,
-            plan.cost.alerts.clone(),
-            plan.cost.currency.clone(),
-            target_count,
-        ))
+        Arc::new(
+            SpendGuard::new(
+                caps,
+                plan.cost.alerts.clone(),
+                plan.cost.currency.clone(),
+                target_count,
+            )
+            .with_notices(options.notices.clone()),
+        )
     });
     let pairs = Arc::new(std::sync::Mutex::new(Vec::new()));
     let ledger = Arc::new(Ledger::new(target_count));
@@ -1005,6 +1002,7 @@ pub async fn run(
             records: record_tx.clone(),
             stop: stop.sender.subscribe(),
             grace: options.interrupt_grace,
+            notices: options.notices.clone(),
             guard: guard.clone(),
             sizer: sizer.clone(),
             trace: match &plan.load.shape {
@@ -1170,7 +1168,7 @@ pub async fn run(
                 .push(format!("spend passed {:.0}% of the budget", alert * 100.0));
         }
         if spend.exhausted {
-            let money = crate::report::format::money;
+            let money = crate::units::money;
             let mut caps: Vec<String> = spend
                 .budget
                 .map(|cap| format!("the run's {}", money(cap)))
@@ -1249,10 +1247,6 @@ const RESOURCE_PAUSE: Duration = Duration::from_millis(100);
 
 /// Most records the recorder takes from its channel at once.
 const RECORD_BATCH: usize = 256;
-
-/// Mixed into the scenario seed for arrival times, so they are independent of prompt choices
-/// (and identical on every target).
-pub(crate) const ARRIVAL_SALT: u64 = 0xA5A5_0A11_5EED_0001;
 
 /// Whether request `k` of a routed target goes through the Batch API (and not the live loop).
 fn routed_away(generator: &Generator, k: u64) -> bool {

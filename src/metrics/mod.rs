@@ -3,7 +3,7 @@
 //! number of requests except the series (one small point per second).
 
 mod assemble;
-mod histogram;
+pub mod paired;
 mod series;
 
 use std::collections::BTreeMap;
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
 
-pub use histogram::{decode_histogram, encode_histogram, new_histogram, stat_ms};
+pub use crate::hist::{decode_histogram, encode_histogram, micros, new_histogram, stat_ms};
 pub use series::{fill_gaps, PointSum, Series, MAX_POINTS};
 
 use crate::cost::{Cost, Price, Projection, ProjectionBasis, TokenUsage, DAYS_PER_MONTH};
@@ -141,11 +141,6 @@ impl Default for GroupStats {
             requests_with_gaps: 0,
         }
     }
-}
-
-/// A duration in whole microseconds, the unit of every histogram (saturating).
-pub fn micros(duration: Duration) -> u64 {
-    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 impl GroupStats {
@@ -620,7 +615,7 @@ pub struct Recorder {
     stage_groups: Vec<Vec<GroupStats>>,
     series: Vec<Series>,
     /// Decides which requests count toward goodput (inactive without latency SLOs).
-    goodput: crate::compare::GoodputJudge,
+    goodput: crate::slo::GoodputJudge,
 }
 
 impl Recorder {
@@ -647,12 +642,12 @@ impl Recorder {
             series: (0..targets)
                 .map(|_| Series::new(start, started_at))
                 .collect(),
-            goodput: crate::compare::GoodputJudge::default(),
+            goodput: crate::slo::GoodputJudge::default(),
         }
     }
 
     /// Tracks goodput with these per-request criteria.
-    pub fn with_goodput(mut self, judge: crate::compare::GoodputJudge) -> Self {
+    pub fn with_goodput(mut self, judge: crate::slo::GoodputJudge) -> Self {
         self.goodput = judge;
         self
     }
@@ -671,7 +666,7 @@ impl Recorder {
     }
 
     pub fn record(&mut self, record: &RequestRecord) {
-        let cost = crate::spend::record_cost(
+        let cost = crate::cost::record_cost(
             self.prices.get(record.target).and_then(Option::as_ref),
             self.batch_prices
                 .get(record.target)

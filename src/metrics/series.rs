@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
 
-use super::histogram::{decode_histogram, encode_histogram, MAX_MICROS};
+use crate::hist::{decode_histogram, encode_histogram, MAX_MICROS};
 use crate::record::RequestRecord;
 use crate::results::SeriesPoint;
 

@@ -195,8 +195,8 @@ pub(crate) struct ProducedTiming {
 impl ProducedTiming {
     fn new() -> Self {
         ProducedTiming {
-            ttft: crate::metrics::new_histogram(),
-            itl: crate::metrics::new_histogram(),
+            ttft: crate::hist::new_histogram(),
+            itl: crate::hist::new_histogram(),
         }
     }
 }
@@ -204,12 +204,12 @@ impl ProducedTiming {
 impl MockState {
     pub(crate) fn record_first_token(&self, delay: Duration) {
         let mut timing = self.timing.lock().unwrap_or_else(|e| e.into_inner());
-        timing.ttft.saturating_record(crate::metrics::micros(delay));
+        timing.ttft.saturating_record(crate::hist::micros(delay));
     }
 
     pub(crate) fn record_token_gap(&self, gap: Duration) {
         let mut timing = self.timing.lock().unwrap_or_else(|e| e.into_inner());
-        timing.itl.saturating_record(crate::metrics::micros(gap));
+        timing.itl.saturating_record(crate::hist::micros(gap));
     }
 }
 
@@ -258,8 +258,8 @@ impl MockHandle {
     pub fn produced_delays(&self) -> ProducedDelays {
         let timing = self.state.timing.lock().unwrap_or_else(|e| e.into_inner());
         ProducedDelays {
-            ttft: crate::metrics::stat_ms(&timing.ttft),
-            itl: crate::metrics::stat_ms(&timing.itl),
+            ttft: crate::hist::stat_ms(&timing.ttft),
+            itl: crate::hist::stat_ms(&timing.itl),
         }
     }
 

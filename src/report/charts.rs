@@ -13,7 +13,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{Report, ReportError};
-use crate::metrics::decode_histogram;
+use crate::hist::decode_histogram;
 
 /// Okabe–Ito: blue, orange, bluish green, vermillion, reddish purple, sky blue, black, yellow.
 pub const PALETTE: [RGBColor; 8] = [

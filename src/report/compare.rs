@@ -303,10 +303,12 @@ pub fn verdicts(report: &Report) -> Vec<Verdict> {
             .unwrap_or_default();
         verdicts.push(Verdict {
             level: match slo.verdict {
-                crate::compare::Verdict::Fail => Level::Fail,
-                crate::compare::Verdict::Inconclusive if slo.fail_on_inconclusive => Level::Fail,
-                crate::compare::Verdict::Inconclusive => Level::Warn,
-                crate::compare::Verdict::Pass => Level::Info,
+                crate::results::slo::Verdict::Fail => Level::Fail,
+                crate::results::slo::Verdict::Inconclusive if slo.fail_on_inconclusive => {
+                    Level::Fail
+                }
+                crate::results::slo::Verdict::Inconclusive => Level::Warn,
+                crate::results::slo::Verdict::Pass => Level::Info,
             },
             text: format!("{run}{headline}"),
         });
@@ -314,11 +316,11 @@ pub fn verdicts(report: &Report) -> Vec<Verdict> {
     if let Some(rollout) = &report.rollout {
         verdicts.push(Verdict {
             level: match rollout.verdict {
-                crate::rollout::RolloutVerdict::Promote => Level::Info,
-                crate::rollout::RolloutVerdict::Rollback => Level::Fail,
+                crate::results::migration::RolloutVerdict::Promote => Level::Info,
+                crate::results::migration::RolloutVerdict::Rollback => Level::Fail,
                 _ => Level::Warn,
             },
-            text: crate::rollout::verdict_line(rollout),
+            text: super::format::verdict_line(rollout),
         });
     }
     if !any_slo && report.rollout.is_none() {

@@ -1,45 +1,9 @@
-//! Number formatting shared by every view (terminal, Markdown, HTML, charts), so that they never
-//! disagree: milliseconds with precision that fits their size, counts with thousands separators.
+//! The text every view shares (terminal, Markdown, HTML): a group's summary and cost cells, and
+//! the SLO, workload, paired and phase lines, so that views never disagree. The numbers in them
+//! are written by [`crate::units`], re-exported here.
 
 use crate::results::{GroupResults, LatencyStat};
-
-/// Groups the digits of a whole number: `1234567` → `1,234,567`.
-pub fn thousands(value: u64) -> String {
-    thousands_of(&value.to_string())
-}
-
-/// Milliseconds: 3 decimals below 1 ms, 2 below 10 ms, 1 below 1 s, whole above (grouped).
-pub fn ms(value: f64) -> String {
-    if !value.is_finite() {
-        return "-".into();
-    }
-    if value < 1.0 {
-        format!("{value:.3}")
-    } else if value < 10.0 {
-        format!("{value:.2}")
-    } else if value < 1000.0 {
-        format!("{value:.1}")
-    } else {
-        thousands(value.round() as u64)
-    }
-}
-
-/// A rate (per second): 1 decimal, grouped.
-pub fn rate(value: f64) -> String {
-    if !value.is_finite() || value < 0.0 {
-        return "-".into();
-    }
-    let tenths = (value * 10.0).round() as u64;
-    format!("{}.{}", thousands(tenths / 10), tenths % 10)
-}
-
-/// A percentage with one decimal.
-pub fn percent(fraction: f64) -> String {
-    if !fraction.is_finite() {
-        return "-".into();
-    }
-    format!("{:.1}%", fraction * 100.0)
-}
+pub use crate::units::{money, ms, percent, rate, thousands};
 
 /// A latency statistic of a group, or `-` when the group has none (no successful request).
 pub fn stat(group: &GroupResults, metric: &str, pick: fn(&LatencyStat) -> f64) -> String {
@@ -95,62 +59,6 @@ pub const SUMMARY_COLUMNS: [&str; 14] = [
     "err %",
     "429 %",
 ];
-
-/// A money amount with enough digits to be read at any size (`12,345.67`, `0.0123`,
-/// `0.000042`).
-pub fn money(value: f64) -> String {
-    if !value.is_finite() {
-        return "-".into();
-    }
-    let magnitude = value.abs();
-    if magnitude >= 1.0 || magnitude == 0.0 {
-        let (whole, cents) = cents_half_away_from_zero(magnitude);
-        // An empty sum of floats is -0.0, and a tiny negative rounds to 0: never "-0.00".
-        let sign = if value < 0.0 && (whole > 0 || cents > 0) {
-            "-"
-        } else {
-            ""
-        };
-        let whole = if whole >= 1000 {
-            thousands_of(&whole.to_string())
-        } else {
-            whole.to_string()
-        };
-        format!("{sign}{whole}.{cents:02}")
-    } else {
-        // Three significant digits below 1 (0.100, 0.0573, 0.000614).
-        let digits = (2.0 - magnitude.log10().floor()) as usize;
-        format!("{value:.digits$}")
-    }
-}
-
-/// A non-negative amount rounded to the cent, half away from zero, as the amount is written
-/// (its shortest decimal form: 999.995 is 1,000.00, though its binary value is a hair below).
-fn cents_half_away_from_zero(magnitude: f64) -> (u128, u8) {
-    let text = format!("{magnitude}");
-    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
-    let mut digits = fraction.bytes().map(|b| b - b'0');
-    let tenths = digits.next().unwrap_or(0);
-    let hundredths = digits.next().unwrap_or(0);
-    let round_up = digits.next().unwrap_or(0) >= 5;
-    // Whole parts past u128 do not occur in money; saturate rather than fail.
-    let whole: u128 = whole.parse().unwrap_or(u128::MAX);
-    let cents = u128::from(tenths) * 10 + u128::from(hundredths) + u128::from(round_up);
-    let total = whole.saturating_mul(100).saturating_add(cents);
-    (total / 100, (total % 100) as u8)
-}
-
-/// Digits with a comma between each group of three.
-fn thousands_of(digits: &str) -> String {
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
 
 /// Header of [`cost_cells`].
 pub const COST_COLUMNS: [&str; 8] = [
@@ -231,7 +139,7 @@ pub fn summary_cells(group: &GroupResults) -> Vec<String> {
 /// The SLO verdict, one line per evaluated assertion, and goodput per target (for the terminal,
 /// Markdown and HTML alike). Empty without `[slo]`.
 pub fn slo_lines(results: &crate::results::RunResults) -> Vec<String> {
-    use crate::compare::Verdict;
+    use crate::results::slo::Verdict;
     let Some(slo) = &results.slo else {
         return Vec::new();
     };
@@ -475,7 +383,7 @@ fn p_value(p: f64) -> String {
 
 /// One paired difference: `median +20.1 ms (95% CI +19.8 ms to +20.4 ms), p10 …, p90 …;
 /// candidate faster in 0.0% of 200 pairs; Wilcoxon p < 0.001`.
-fn difference_text(d: &crate::compare::paired::PairedDifference) -> String {
+fn difference_text(d: &crate::results::paired::PairedDifference) -> String {
     let ci = match (d.median_ci_low, d.median_ci_high) {
         (Some(low), Some(high)) => format!(" (95% CI {} to {})", signed_ms(low), signed_ms(high)),
         _ => " (too few pairs for an interval)".into(),
@@ -581,7 +489,7 @@ pub fn phase_lines(results: &crate::results::RunResults) -> Vec<String> {
 }
 
 /// A migration's verdict and one line per phase that ran (for Markdown and HTML alike).
-pub fn rollout_lines(rollout: &crate::rollout::RolloutResults) -> Vec<String> {
+pub fn rollout_lines(rollout: &crate::results::migration::RolloutResults) -> Vec<String> {
     let mut out = vec![format!(
         "Verdict: {} ({} → {}): {}",
         rollout.verdict.name().to_uppercase(),
@@ -626,7 +534,7 @@ pub fn rollout_lines(rollout: &crate::rollout::RolloutResults) -> Vec<String> {
 
 /// Primary and candidate side by side over a group of pairs: `(columns, rows)`.
 pub fn paired_table(
-    group: &crate::compare::paired::PairedGroup,
+    group: &crate::results::paired::PairedGroup,
 ) -> (Vec<String>, Vec<Vec<String>>) {
     let (p, c) = (&group.primary, &group.candidate);
     let opt_ms = |v: Option<f64>| v.map_or("-".to_string(), ms);
@@ -697,47 +605,46 @@ pub fn paired_table(
     (columns, rows)
 }
 
+/// The line printed for a phase as it ends.
+pub fn phase_line(outcome: &crate::results::migration::PhaseOutcome) -> String {
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:+.1} ms"));
+    let mut line = format!(
+        "phase {} \"{}\" (candidate share {:.0}%, mirror {:.0}%): {}  {} primary / {} candidate requests, {} pairs; paired median TTFT {} E2E {}",
+        outcome.index,
+        outcome.name,
+        outcome.share * 100.0,
+        outcome.mirror * 100.0,
+        outcome.word(),
+        outcome.primary_requests,
+        outcome.candidate_requests,
+        outcome.pairs,
+        ms(outcome.ttft_difference_ms),
+        ms(outcome.e2e_difference_ms),
+    );
+    if outcome.extended_by > 1.0 {
+        line.push_str(&format!(
+            "; ran {:.2}x its written length for its gates' minimum samples",
+            outcome.extended_by
+        ));
+    }
+    for gate in &outcome.gates {
+        line.push_str(&format!("\n  {} {}", gate.word(), gate.describe()));
+    }
+    line
+}
+
+/// The closing line: the verdict and why.
+pub fn verdict_line(rollout: &crate::results::migration::RolloutResults) -> String {
+    format!(
+        "migration verdict: {}: {}",
+        rollout.verdict.name(),
+        rollout.reason
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers_are_formatted_by_size() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(1234567), "1,234,567");
-        assert_eq!(ms(0.1234), "0.123");
-        assert_eq!(ms(8.126), "8.13");
-        assert_eq!(ms(50.44), "50.4");
-        assert_eq!(ms(12345.6), "12,346");
-        assert_eq!(rate(1093.96), "1,094.0");
-        assert_eq!(percent(0.0126), "1.3%");
-        for (value, shown) in [
-            (0.1, "0.100"),
-            (0.0573, "0.0573"),
-            (0.000614, "0.000614"),
-            (0.246, "0.246"),
-            (0.0, "0.00"),
-            (7.5, "7.50"),
-            (12345.678, "12,345.68"),
-            // Rounded half away from zero at the cent, never truncated.
-            (999.995, "1,000.00"),
-            (1022.0, "1,022.00"),
-            (-1022.0, "-1,022.00"),
-            (30659.99, "30,659.99"),
-            (3569.99, "3,569.99"),
-            (1.005, "1.01"),
-            (-1.005, "-1.01"),
-            (-0.0, "0.00"),
-            (1e15, "1,000,000,000,000,000.00"),
-            (1e20, "100,000,000,000,000,000,000.00"),
-        ] {
-            assert_eq!(money(value), shown, "{value}");
-        }
-        // Below one, three significant digits: a half cent stays visible.
-        assert_eq!(money(0.005), "0.00500");
-    }
 
     #[test]
     fn rates_from_inconsistent_counts_do_not_underflow() {

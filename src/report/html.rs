@@ -181,11 +181,11 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
 
     if let Some(rollout) = &report.rollout {
         let class = match rollout.verdict {
-            crate::rollout::RolloutVerdict::Promote => "info",
-            crate::rollout::RolloutVerdict::Rollback => "fail",
-            crate::rollout::RolloutVerdict::Interrupted
-            | crate::rollout::RolloutVerdict::BudgetExhausted
-            | crate::rollout::RolloutVerdict::Insufficient => "warn",
+            crate::results::migration::RolloutVerdict::Promote => "info",
+            crate::results::migration::RolloutVerdict::Rollback => "fail",
+            crate::results::migration::RolloutVerdict::Interrupted
+            | crate::results::migration::RolloutVerdict::BudgetExhausted
+            | crate::results::migration::RolloutVerdict::Insufficient => "warn",
         };
         out.push_str("<section id=\"rollout\"><h2>Rollout</h2><ul class=\"verdicts\">");
         for (i, line) in super::format::rollout_lines(rollout).iter().enumerate() {

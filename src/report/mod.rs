@@ -28,7 +28,7 @@ pub struct ReportInput {
 pub struct Report {
     pub inputs: Vec<ReportInput>,
     /// A migration's verdict and phases, when the inputs are its phases.
-    pub rollout: Option<crate::rollout::RolloutResults>,
+    pub rollout: Option<crate::results::migration::RolloutResults>,
 }
 
 impl Report {

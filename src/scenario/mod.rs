@@ -2,8 +2,10 @@
 //! the [`RunPlan`] the driver runs. Secrets are resolved here from the environment variables the
 //! scenario names, and nowhere else.
 
+mod describe;
 mod locate;
 pub mod schema;
+mod transform;
 mod validate;
 
 use std::fmt;
@@ -12,12 +14,14 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 
+pub use describe::{describe, planned_measured_requests, undecidable_assertions};
 pub use locate::{line_col, locate, KeyPath};
 pub use schema::{Api, Arrival, HttpVersion, LoadKind, ScenarioFile, TargetMode};
+pub use transform::apply_shard;
 pub use validate::plan_from_file;
 
 use crate::mock::MockConfig;
-use crate::workload::PromptSource;
+pub use crate::workload::{ClassLabels, ClassPlan};
 
 /// An API key read from the environment. Its `Debug` and `Display` never show the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -50,14 +54,14 @@ pub struct RunPlan {
     pub load: LoadPlan,
     /// The scenario as written (sensitive header values redacted), for the results file.
     pub scenario_as_run: serde_json::Value,
-    /// Which part of the load this worker sends ([`crate::shard::apply`]); the whole by default.
+    /// Which part of the load this worker sends ([`apply_shard`]); the whole by default.
     pub shard: crate::shard::Shard,
     /// When the load starts (`--start-at`), so that shards begin together; `None` = at once.
     pub start_at: Option<std::time::SystemTime>,
     /// The reporting currency, the pricing table used and the projection.
     pub cost: CostPlan,
     /// SLO assertions to evaluate after the run (`[slo]`).
-    pub slo: Option<crate::compare::SloPlan>,
+    pub slo: Option<crate::slo::SloPlan>,
     /// A sweep to find the highest load that meets the SLOs (`[sweep]`).
     pub sweep: Option<SweepPlan>,
     /// A shadow comparison and phased rollout (`[migration]`).
@@ -112,7 +116,7 @@ impl GatePlan {
     /// a p99), a rate gate needs the candidate to have enough requests that a clean sample would
     /// show the rate below its maximum (381 for 1%).
     pub fn minimum_samples(&self) -> (u64, u64) {
-        use crate::compare::stats::{quantile_minimum, rate_minimum};
+        use crate::stats::{quantile_minimum, rate_minimum};
         let latency = self
             .max_regression
             .iter()
@@ -216,7 +220,7 @@ impl RunPlan {
                         stage.duration = Some(duration);
                     }
                 }
-                crate::driver::expected_requests(&load, self.shard)
+                load.expected_requests(self.shard)
             }
             (None, None) => None,
         };
@@ -401,6 +405,17 @@ pub struct TargetPlan {
 }
 
 impl TargetPlan {
+    /// A target's price for a request of a class (its Batch API price when routing sends the class
+    /// there).
+    pub fn price_for(&self, class: usize) -> Option<&crate::cost::Price> {
+        let target = self;
+        if target.is_routed() && target.class_via_batch(class) {
+            target.batch_price.as_ref().or(target.price.as_ref())
+        } else {
+            target.price.as_ref()
+        }
+    }
+
     /// Whether some but not all of the traffic goes through the Batch API.
     pub fn is_routed(&self) -> bool {
         self.mode != TargetMode::BatchApi && self.batch_classes.iter().any(|b| *b)
@@ -490,23 +505,6 @@ impl Default for Timeouts {
     }
 }
 
-/// A validated traffic class.
-#[derive(Debug, Clone)]
-pub struct ClassPlan {
-    pub name: String,
-    pub weight: f64,
-    pub prompt: PromptSource,
-    /// Output cap sent as `max_tokens`, drawn per request.
-    pub max_tokens: Option<crate::workload::LengthModel>,
-    pub min_tokens: Option<u32>,
-    pub ignore_eos: Option<bool>,
-    pub shared_prefix: Option<crate::workload::SharedPrefix>,
-    /// Multi-turn conversations; `None` = one request each.
-    pub session: Option<crate::workload::SessionPlan>,
-    pub model: Option<String>,
-    pub labels: schema::Labels,
-}
-
 /// One open-loop stage: constant `rate`, or a linear ramp to `end_rate`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StagePlan {
@@ -578,6 +576,48 @@ pub struct LoadPlan {
     pub requests: Option<u64>,
     pub warmup: Duration,
     pub warmup_requests: u64,
+}
+
+impl LoadPlan {
+    /// How many requests a shard of this load is expected to send, without walking them: exact for
+    /// a closed loop and a trace, the expected count (∫rate dt over the stages, within the load's
+    /// duration and request limit) for an open loop. `None` for a closed loop bounded only by time.
+    pub fn expected_requests(&self, shard: crate::shard::Shard) -> Option<f64> {
+        let load = self;
+        let whole = match &load.shape {
+            LoadShape::Closed { .. } => load.requests? as f64,
+            LoadShape::Trace { trace, .. } => trace.entries.len() as f64,
+            LoadShape::Open { stages, .. } => {
+                let cap = load.duration.map_or(f64::INFINITY, |d| d.as_secs_f64());
+                let mut elapsed = 0.0;
+                let mut arrivals = 0.0;
+                for stage in stages {
+                    let length = stage.duration.map_or(f64::INFINITY, |d| d.as_secs_f64());
+                    let run = length.min(cap - elapsed);
+                    if run <= 0.0 {
+                        break;
+                    }
+                    // A linear ramp from rate to end_rate over the stage's length, cut at `run`.
+                    let slope = if length.is_finite() {
+                        (stage.end_rate - stage.rate) / length
+                    } else {
+                        0.0
+                    };
+                    arrivals += stage.rate * run + slope * run * run / 2.0;
+                    elapsed += run;
+                }
+                match load.requests {
+                    Some(limit) => arrivals.min(limit as f64),
+                    None => arrivals,
+                }
+            }
+        };
+        let whole = match (&load.shape, load.requests) {
+            (LoadShape::Trace { .. }, Some(limit)) => whole.min(limit as f64),
+            _ => whole,
+        };
+        Some(whole / f64::from(shard.count.max(1)))
+    }
 }
 
 /// A scenario problem with its place in the file.

@@ -261,7 +261,7 @@ pub enum RouteTo {
 
 impl RouteWhen {
     /// Whether a class with these labels matches.
-    pub fn matches(&self, labels: &Labels) -> bool {
+    pub fn matches(&self, labels: &crate::workload::ClassLabels) -> bool {
         self.priority
             .as_ref()
             .is_none_or(|p| labels.priority.as_ref() == Some(p))
@@ -270,7 +270,7 @@ impl RouteWhen {
                 .is_none_or(|u| labels.user_facing == Some(u))
             && self
                 .max_latency_at_least
-                .is_none_or(|min| labels.max_latency.is_some_and(|l| l.0 >= min.0))
+                .is_none_or(|min| labels.max_latency.is_some_and(|l| l >= min.0))
             && self.tags.iter().all(|(k, v)| labels.tags.get(k) == Some(v))
     }
 }
@@ -507,6 +507,18 @@ pub struct Labels {
     pub max_latency: Option<HumanDuration>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+}
+
+impl Labels {
+    /// The labels as the validated class keeps them.
+    pub fn to_class_labels(&self) -> crate::workload::ClassLabels {
+        crate::workload::ClassLabels {
+            priority: self.priority.clone(),
+            user_facing: self.user_facing,
+            max_latency: self.max_latency.map(|d| d.0),
+            tags: self.tags.clone(),
+        }
+    }
 }
 
 /// The load profile.

@@ -519,7 +519,7 @@ pub fn plan_from_file(
                 shared_prefix,
                 session,
                 model: spec.model.clone(),
-                labels: spec.labels.clone(),
+                labels: spec.labels.to_class_labels(),
             });
         }
     }
@@ -884,7 +884,7 @@ fn gate_plan(
     let mut max_regression = Vec::new();
     for (name, max) in &spec.max_regression {
         let at = key.key("max_regression").key(name);
-        match crate::compare::slo::parse_latency_quantile(name) {
+        match crate::slo::parse_latency_quantile(name) {
             Err(message) => checker.fail(&at, message),
             Ok(_) if !(max.is_finite() && *max >= 0.0) => checker.fail(
                 &at,
@@ -1008,7 +1008,7 @@ fn slo_plan(
     spec: &crate::scenario::schema::SloSpec,
     targets: &[TargetPlan],
     classes: &[ClassPlan],
-) -> crate::compare::SloPlan {
+) -> crate::slo::SloPlan {
     let confidence = spec.confidence.unwrap_or(0.95);
     if !(0.5..=0.9999).contains(&confidence) {
         checker.fail(
@@ -1025,7 +1025,7 @@ fn slo_plan(
     let mut assertions = Vec::new();
     for (index, text) in spec.assert.iter().enumerate() {
         let at = key.key("assert").index(index);
-        match crate::compare::slo::parse(text) {
+        match crate::slo::parse(text) {
             Err(message) => checker.fail(&at, message),
             Ok(assertion) => {
                 if let Some(target) = &assertion.target {
@@ -1048,7 +1048,7 @@ fn slo_plan(
             }
         }
     }
-    crate::compare::SloPlan {
+    crate::slo::SloPlan {
         assertions,
         confidence,
         fail_on_inconclusive: spec.fail_on_inconclusive.unwrap_or(false),

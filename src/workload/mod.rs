@@ -25,8 +25,34 @@ pub use synthetic::synthetic_prompt;
 pub use trace::{Trace, TraceEntry, TraceError, TracePrompt};
 
 use crate::protocol::openai::Messages;
-use crate::scenario::ClassPlan;
 use crate::tokenizer::Encoding;
+
+/// A validated traffic class: its weight, where its prompts come from, its output caps and
+/// sessions, and the labels routing rules match.
+#[derive(Debug, Clone)]
+pub struct ClassPlan {
+    pub name: String,
+    pub weight: f64,
+    pub prompt: PromptSource,
+    /// Output cap sent as `max_tokens`, drawn per request.
+    pub max_tokens: Option<LengthModel>,
+    pub min_tokens: Option<u32>,
+    pub ignore_eos: Option<bool>,
+    pub shared_prefix: Option<SharedPrefix>,
+    /// Multi-turn conversations; `None` = one request each.
+    pub session: Option<SessionPlan>,
+    pub model: Option<String>,
+    pub labels: ClassLabels,
+}
+
+/// The routing labels of a class (`labels = { priority = "low", tags = { … } }`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClassLabels {
+    pub priority: Option<String>,
+    pub user_facing: Option<bool>,
+    pub max_latency: Option<std::time::Duration>,
+    pub tags: std::collections::BTreeMap<String, String>,
+}
 
 /// A distribution of token lengths, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -471,7 +497,6 @@ const SYSTEM_MESSAGE_OVERHEAD: u64 = 4;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::schema::Labels;
 
     fn class(prompt: PromptSource) -> ClassPlan {
         ClassPlan {
@@ -484,7 +509,7 @@ mod tests {
             shared_prefix: None,
             session: None,
             model: None,
-            labels: Labels::default(),
+            labels: ClassLabels::default(),
         }
     }
 

@@ -1,0 +1,519 @@
+//! Runs a `batch-api` target: the same requests the scenario would send live (request k has the
+//! same class and prompt as on every other target), submitted at the start as JSONL batches split
+//! to the provider's limits, polled with backoff until each batch ends, then matched back to their
+//! requests by `custom_id`. Every request becomes one [`RequestRecord`] whose end-to-end latency
+//! is its batch's turnaround (submission start to results downloaded).
+//!
+//! An interrupt cancels every batch still running (`POST /batches/{id}/cancel`), or prints the
+//! command that does, and counts its requests as aborted.
+
+mod client;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::protocol::batch::{input_line, parse_line, BatchApiError, LineOutcome};
+use crate::record::{BatchFailure, ErrorClass, Failure, RequestRecord, TokenSource};
+use crate::results::BatchResults;
+use crate::spend::Reservation;
+use crate::traffic::planned_requests;
+
+use super::{single_request_body, stopped, Generator};
+use client::BatchClient;
+
+/// Messages kept per batch about unknown or malformed lines.
+const PROBLEMS_KEPT: usize = 5;
+
+/// One request of a batch.
+struct Pending {
+    k: u64,
+    class: usize,
+    stage: usize,
+    warmup: bool,
+    /// The `max_tokens` it asked for.
+    max_tokens: Option<u32>,
+    /// Its projected cost, reserved under the spend caps.
+    reservation: Option<Reservation>,
+}
+
+/// Gives back the reservations of requests that were never answered.
+fn release(generator: &Generator, pending: &mut [Pending]) {
+    if let Some(guard) = &generator.guard {
+        for request in pending {
+            if let Some(reservation) = request.reservation.take() {
+                guard.settle(reservation, 0.0);
+            }
+        }
+    }
+}
+
+fn custom_id(k: u64) -> String {
+    format!("drover-{k}")
+}
+
+/// A batch's input, split off the whole.
+struct Chunk {
+    pending: Vec<Pending>,
+    jsonl: Vec<u8>,
+}
+
+/// Splits the input lines into batches of at most `max_requests` lines and `max_bytes` bytes.
+fn chunks(lines: Vec<(Pending, String)>, max_requests: u64, max_bytes: u64) -> Vec<Chunk> {
+    let mut chunks: Vec<Chunk> = Vec::new();
+    for (pending, line) in lines {
+        let size = line.len() as u64 + 1;
+        let fits = chunks.last().is_some_and(|c| {
+            (c.pending.len() as u64) < max_requests && c.jsonl.len() as u64 + size <= max_bytes
+        });
+        if !fits {
+            chunks.push(Chunk {
+                pending: Vec::new(),
+                jsonl: Vec::new(),
+            });
+        }
+        let chunk = chunks.last_mut().expect("just pushed");
+        chunk.jsonl.extend_from_slice(line.as_bytes());
+        chunk.jsonl.push(b'\n');
+        chunk.pending.push(pending);
+    }
+    chunks
+}
+
+/// Runs the target's batches; the run's books count every request submitted, recorded or
+/// aborted by an interrupt.
+pub(super) async fn run(mut generator: Generator) -> Vec<BatchResults> {
+    let target = generator.target.clone();
+    let options = target.plan.batch.clone();
+    // Under a spend cap, a batch holds only the requests whose projected cost still fits.
+    let mut budget_left = true;
+    // Validation makes sure a batch's closed loop has a request count, so the plan is known.
+    let mut planned = Vec::new();
+    planned_requests(
+        &generator.load,
+        generator.shard,
+        generator.arrival_seed,
+        |k, stage, warmup| {
+            planned.push((k, stage, warmup));
+            true
+        },
+    );
+    let lines: Vec<(Pending, String)> = planned
+        .into_iter()
+        .filter_map(|(k, stage, warmup)| {
+            let (class, max_tokens, body) = single_request_body(&generator, k);
+            // A routed target sends only the classes its rules pick through the Batch API.
+            if !target.plan.class_via_batch(class) || !budget_left {
+                return None;
+            }
+            let reservation = match (&generator.guard, &generator.sizer) {
+                (Some(guard), Some(sizer)) => {
+                    let (_, usage) = sizer.size(
+                        &generator.classes,
+                        generator.trace.as_deref(),
+                        generator.seed,
+                        generator.shard.count,
+                        k,
+                    );
+                    let estimate = target
+                        .plan
+                        .price_for(class)
+                        .map_or(0.0, |p| p.cost(&usage).total());
+                    match guard.try_reserve(target.index, estimate) {
+                        Some(reservation) => Some(reservation),
+                        None => {
+                            budget_left = false;
+                            return None;
+                        }
+                    }
+                }
+                _ => None,
+            };
+            let mut body: serde_json::Value =
+                serde_json::from_slice(&body).expect("drover's own request bodies are JSON");
+            // A routed target's own mode may be streaming; a batch line never streams.
+            if let Some(fields) = body.as_object_mut() {
+                fields.insert("stream".into(), serde_json::Value::Bool(false));
+                fields.remove("stream_options");
+            }
+            let line = input_line(&custom_id(k), "/v1/chat/completions", &body);
+            Some((
+                Pending {
+                    k,
+                    class,
+                    stage,
+                    warmup,
+                    max_tokens,
+                    reservation,
+                },
+                line,
+            ))
+        })
+        .collect();
+    generator.ledger.schedule(target.index, lines.len() as u64);
+    let client = BatchClient {
+        client: &target.client,
+        base_url: &target.base_url,
+        authorization: target.authorization.as_ref(),
+        headers: &target.plan.headers,
+        redactor: &target.redactor,
+        timeout: target.plan.timeouts.total,
+    };
+    let mut reports = Vec::new();
+    let mut running = Vec::new();
+    for (number, chunk) in chunks(lines, options.max_requests, options.max_bytes)
+        .into_iter()
+        .enumerate()
+    {
+        let submitted = Instant::now();
+        let created = async {
+            let file = client
+                .upload(
+                    &format!("drover-{}-{number}.jsonl", target.plan.name),
+                    Bytes::from(chunk.jsonl.clone()),
+                )
+                .await?;
+            client.create(&file, &options.completion_window).await
+        };
+        let created = tokio::select! {
+            biased;
+            _ = stopped(&mut generator.stop) => None,
+            created = created => Some(created),
+        };
+        let mut report = BatchResults {
+            requests: chunk.pending.len() as u64,
+            submit_s: submitted.elapsed().as_secs_f64(),
+            ..BatchResults::default()
+        };
+        let mut chunk = chunk;
+        match created {
+            None => {
+                generator
+                    .ledger
+                    .abort(target.index, chunk.pending.len() as u64);
+                release(&generator, &mut chunk.pending);
+                report.status = "not_created".into();
+                report
+                    .problems
+                    .push("interrupted before the batch was created".into());
+                reports.push(report);
+            }
+            Some(Err(error)) => {
+                report.status = "not_created".into();
+                report.problems.push(error.to_string());
+                let done = Instant::now();
+                for pending in &mut chunk.pending {
+                    let failure = Failure {
+                        class: ErrorClass::Batch(BatchFailure::Api),
+                        status: match &error {
+                            BatchApiError::Status { status, .. } => Some(*status),
+                            _ => None,
+                        },
+                        message: error.to_string(),
+                        retry_after: None,
+                    };
+                    send(&generator, pending, submitted, done, Err(failure)).await;
+                }
+                reports.push(report);
+            }
+            Some(Ok(batch)) => {
+                report.id = Some(batch.id.clone());
+                report.status = batch.status.clone();
+                report
+                    .status_times_s
+                    .insert(batch.status.clone(), report.submit_s);
+                running.push((batch, chunk.pending, report, submitted));
+            }
+        }
+    }
+
+    // Poll every running batch until it ends, with one backoff for all.
+    let mut wait = options.poll;
+    let deadline = Instant::now() + options.timeout;
+    while running.iter().any(|(batch, ..)| !batch.is_terminal()) {
+        let interrupted = tokio::select! {
+            biased;
+            _ = stopped(&mut generator.stop) => true,
+            _ = tokio::time::sleep(wait) => false,
+        };
+        if interrupted || Instant::now() >= deadline {
+            for (batch, pending, report, _) in running.iter_mut().filter(|(b, ..)| !b.is_terminal())
+            {
+                let why = if interrupted {
+                    "interrupted"
+                } else {
+                    "batch timeout reached"
+                };
+                match client.cancel(&batch.id).await {
+                    Ok(cancelled) => {
+                        generator.notices.send(&format!(
+                            "{why}: cancelled batch {} of target \"{}\" (status now {})",
+                            batch.id, target.plan.name, cancelled.status
+                        ));
+                        report.status = cancelled.status;
+                    }
+                    Err(error) => {
+                        generator.notices.send(&format!(
+                            "{why}: could not cancel batch {} of target \"{}\" ({error}); cancel it with:\n  \
+                             curl -X POST {}/batches/{}/cancel -H \"Authorization: Bearer ${}\"",
+                            batch.id,
+                            target.plan.name,
+                            target.base_url,
+                            batch.id,
+                            target.plan.api_key_env.as_deref().unwrap_or("API_KEY")
+                        ));
+                        report.problems.push(error.to_string());
+                    }
+                }
+                report
+                    .problems
+                    .push(format!("{why}: batch cancelled before it ended"));
+                if interrupted {
+                    generator.ledger.abort(target.index, pending.len() as u64);
+                    release(&generator, pending);
+                    pending.clear();
+                } else {
+                    batch.status = "cancelled".into();
+                }
+            }
+            if interrupted {
+                for (_, _, report, _) in running {
+                    reports.push(report);
+                }
+                return reports;
+            }
+            break;
+        }
+        for (batch, _, report, submitted) in running.iter_mut().filter(|(b, ..)| !b.is_terminal()) {
+            match client.retrieve(&batch.id).await {
+                Ok(now) => {
+                    report
+                        .status_times_s
+                        .entry(now.status.clone())
+                        .or_insert_with(|| submitted.elapsed().as_secs_f64());
+                    *batch = now;
+                }
+                // A failed status read is retried at the next poll; it is noted once.
+                Err(error) => {
+                    if report.problems.len() < PROBLEMS_KEPT {
+                        report.problems.push(error.to_string());
+                    }
+                }
+            }
+        }
+        wait = (wait * 2).min(options.max_poll);
+    }
+
+    for (batch, pending, mut report, submitted) in running {
+        finish(&generator, &client, &batch, pending, &mut report, submitted).await;
+        reports.push(report);
+    }
+    reports
+}
+
+/// Downloads an ended batch's files, matches their lines to its requests and records each one.
+async fn finish(
+    generator: &Generator,
+    client: &BatchClient<'_>,
+    batch: &crate::protocol::batch::BatchObject,
+    mut pending: Vec<Pending>,
+    report: &mut BatchResults,
+    submitted: Instant,
+) {
+    report.status = batch.status.clone();
+    if let Some(counts) = batch.request_counts {
+        report.reported_completed = counts.completed;
+        report.reported_failed = counts.failed;
+    }
+    report.problems.extend(batch.error_messages());
+    let mut outcomes: HashMap<String, LineOutcome> = HashMap::new();
+    let files = [batch.output_file_id.as_ref(), batch.error_file_id.as_ref()];
+    let known: HashMap<String, ()> = pending.iter().map(|p| (custom_id(p.k), ())).collect();
+    for file in files.into_iter().flatten() {
+        match client.content(file).await {
+            Ok(bytes) => {
+                for (number, line) in String::from_utf8_lossy(&bytes).lines().enumerate() {
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    match parse_line(line) {
+                        Ok((id, outcome)) if known.contains_key(&id) => {
+                            outcomes.insert(id, outcome);
+                        }
+                        Ok((id, _)) => {
+                            report.unknown_custom_ids += 1;
+                            if report.problems.len() < PROBLEMS_KEPT {
+                                report.problems.push(format!(
+                                    "file {file} line {}: unknown custom_id \"{id}\"",
+                                    number + 1
+                                ));
+                            }
+                        }
+                        Err(message) => {
+                            report.malformed_lines += 1;
+                            if report.problems.len() < PROBLEMS_KEPT {
+                                report
+                                    .problems
+                                    .push(format!("file {file} line {}: {message}", number + 1));
+                            }
+                        }
+                    }
+                }
+            }
+            Err(error) => report.problems.push(error.to_string()),
+        }
+    }
+    let done = Instant::now();
+    report.turnaround_s = Some(done.duration_since(submitted).as_secs_f64());
+    let unanswered = match batch.status.as_str() {
+        "failed" => BatchFailure::Failed,
+        "expired" => BatchFailure::Expired,
+        "cancelled" => BatchFailure::Cancelled,
+        _ => BatchFailure::Missing,
+    };
+    for request in &mut pending {
+        let outcome = match outcomes.remove(&custom_id(request.k)) {
+            Some(LineOutcome::Success { usage, text }) => {
+                report.succeeded += 1;
+                Ok((usage, text))
+            }
+            Some(LineOutcome::Failure { status, message }) => {
+                report.failed += 1;
+                Err(Failure {
+                    class: match status {
+                        Some(429) => ErrorClass::Throttled,
+                        Some(status) => ErrorClass::HttpStatus(status),
+                        None => ErrorClass::Batch(BatchFailure::LineError),
+                    },
+                    status,
+                    message: generator.target.redactor.redact(&message),
+                    retry_after: None,
+                })
+            }
+            None => {
+                report.missing += 1;
+                Err(Failure {
+                    class: ErrorClass::Batch(unanswered),
+                    status: None,
+                    message: format!(
+                        "batch {} ended {}: no line for {} in its output or error file",
+                        batch.id,
+                        batch.status,
+                        custom_id(request.k)
+                    ),
+                    retry_after: None,
+                })
+            }
+        };
+        send(generator, request, submitted, done, outcome).await;
+    }
+}
+
+/// Hands one request's record to the recorder.
+async fn send(
+    generator: &Generator,
+    request: &mut Pending,
+    submitted: Instant,
+    done: Instant,
+    outcome: Result<(Option<crate::record::Usage>, String), Failure>,
+) {
+    let (usage, text, outcome) = match outcome {
+        Ok((usage, text)) => (usage, text, Ok(())),
+        Err(failure) => (None, String::new(), Err(failure)),
+    };
+    let (output_tokens, token_source) = match usage {
+        Some(usage) => (usage.completion_tokens, TokenSource::Usage),
+        None => (
+            generator.target.plan.tokenizer.count(&text),
+            TokenSource::Tokenizer,
+        ),
+    };
+    let record = RequestRecord {
+        index: request.k,
+        target: generator.target.index,
+        class: request.class,
+        stage: request.stage,
+        intended: submitted,
+        started: submitted,
+        sent: submitted,
+        connection: Default::default(),
+        headers: None,
+        first_event: None,
+        first_token: None,
+        first_answer: None,
+        empty_preludes: 0,
+        keepalive_comments: 0,
+        reasoning_first: false,
+        done,
+        token_gaps: Vec::new(),
+        output_tokens,
+        input_tokens: usage.map(|u| u.prompt_tokens),
+        cached_input_tokens: usage.map_or(0, |u| u.cached_tokens),
+        token_source,
+        content_events: 0,
+        client_tokens: None,
+        warmup: request.warmup,
+        outcome,
+        retried: Vec::new(),
+        retry_wait: Duration::ZERO,
+        via_batch_api: true,
+        shape: crate::record::RequestShape {
+            max_tokens: request.max_tokens,
+            ..Default::default()
+        },
+        answer: None,
+    };
+    super::settle(
+        generator.guard.as_deref(),
+        request.reservation.take(),
+        &generator.target,
+        &record,
+    );
+    if generator.records.send(record).await.is_ok() {
+        generator.ledger.hand(generator.target.index, 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_split_by_count_and_by_bytes() {
+        let lines = |n: u64, size: usize| -> Vec<(Pending, String)> {
+            (0..n)
+                .map(|k| {
+                    (
+                        Pending {
+                            k,
+                            class: 0,
+                            stage: 0,
+                            warmup: false,
+                            max_tokens: None,
+                            reservation: None,
+                        },
+                        "x".repeat(size),
+                    )
+                })
+                .collect()
+        };
+        let by_count = chunks(lines(10, 9), 4, 1_000_000);
+        assert_eq!(
+            by_count.iter().map(|c| c.pending.len()).collect::<Vec<_>>(),
+            vec![4, 4, 2]
+        );
+        // Lines of 9 bytes plus a newline: three fit in 30 bytes, not four.
+        let by_bytes = chunks(lines(10, 9), 100, 30);
+        assert_eq!(
+            by_bytes.iter().map(|c| c.pending.len()).collect::<Vec<_>>(),
+            vec![3, 3, 3, 1]
+        );
+        assert!(by_bytes.iter().all(|c| c.jsonl.len() <= 30));
+        let ids: Vec<u64> = by_bytes
+            .iter()
+            .flat_map(|c| c.pending.iter().map(|p| p.k))
+            .collect();
+        assert_eq!(ids, (0..10).collect::<Vec<_>>());
+    }
+}

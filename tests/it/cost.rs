@@ -1,0 +1,341 @@
+//! Cost end to end: a priced run's results and summary, a relay billing in another currency, the
+//! pricing errors a scenario can make, and `drover audit` from the command line.
+
+use crate::common;
+
+use std::path::Path;
+
+use common::{drover, run_scenario_in, text};
+
+fn scenario(pricing: &str, cost: &str) -> String {
+    format!(
+        r#"
+name = "priced"
+[[targets]]
+name = "official"
+model = "mock-llm"
+mode = "complete"
+pricing = {{ model = "gpt-4.1" }}
+[targets.mock]
+ttft = "1ms"
+itl = "1ms"
+output_tokens = 20
+
+[[targets]]
+name = "relay"
+model = "mock-llm"
+mode = "stream"
+{pricing}
+[targets.mock]
+ttft = "1ms"
+itl = "1ms"
+output_tokens = 20
+
+[[targets]]
+name = "unpriced"
+model = "mock-llm"
+[targets.mock]
+ttft = "1ms"
+itl = "1ms"
+output_tokens = 20
+
+[[classes]]
+name = "c"
+input_tokens = 100
+max_tokens = 20
+
+[load]
+kind = "closed"
+users = 2
+requests = 10
+{cost}
+"#
+    )
+}
+
+#[tokio::test]
+async fn priced_targets_cost_their_usage_at_list_and_relay_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = scenario(
+        r#"pricing = { model = "gpt-4.1", bill_currency = "CNY", bill_rate = 1.0 }"#,
+        "[cost]\nexchange_rates = { CNY = 7.3 }\nprojection = { requests_per_day = 1000 }",
+    );
+    let results = run_scenario_in(dir.path(), &text).await;
+    let official = &results.targets[0].summary;
+    let cost = official.cost.as_ref().expect("priced");
+    assert_eq!(official.requests.succeeded, 10);
+    assert_eq!(official.tokens.source_usage, 10, "the mock reports usage");
+    // GPT-4.1 list prices: $2 per 1M input, $8 per 1M output.
+    let expected = (official.tokens.input as f64 * 2.0 + official.tokens.output as f64 * 8.0) / 1e6;
+    assert!(official.tokens.input > 0 && official.tokens.output == 200);
+    assert!(
+        (cost.total - expected).abs() < 1e-12,
+        "{} vs {expected}",
+        cost.total
+    );
+    assert_eq!(cost.currency, "USD");
+    assert_eq!(cost.requests_priced, 10);
+    assert!((cost.per_request - expected / 10.0).abs() < 1e-12);
+    let projection = cost.projection.as_ref().unwrap();
+    assert!((projection.per_day - expected / 10.0 * 1000.0).abs() < 1e-9);
+    assert!((projection.per_month - projection.per_day * 30.0).abs() < 1e-9);
+    // The relay bills ¥1 per $1 of list price; at ¥7.3 per $1 that is a 7.3th of the list.
+    let relay = &results.targets[1].summary;
+    let relay_expected =
+        (relay.tokens.input as f64 * 2.0 + relay.tokens.output as f64 * 8.0) / 1e6 / 7.3;
+    let relay_cost = relay.cost.as_ref().unwrap().total;
+    assert!((relay_cost - relay_expected).abs() < 1e-12, "{relay_cost}");
+    // Its "discount" is 0 (it bills the list price, in yuan), but against the official price
+    // paid at the market rate it saves 1 − 1/7.3 = 86.3%; the official target saves nothing.
+    let saving = relay.cost.as_ref().unwrap().saving.unwrap();
+    assert!((saving - (1.0 - 1.0 / 7.3)).abs() < 1e-9, "{saving}");
+    assert_eq!(relay.cost.as_ref().unwrap().discount, 0.0);
+    assert_eq!(cost.saving, Some(0.0));
+    // Class totals add up to the target's.
+    let class_cost = results.targets[0].classes[0].results.cost.as_ref().unwrap();
+    assert!((class_cost.total - cost.total).abs() < 1e-12);
+    // Without an entry in the table and without pricing.model, a target is unpriced.
+    assert!(results.targets[2].summary.cost.is_none());
+    let spend = results.spend.as_ref().unwrap();
+    assert!((spend.total - (cost.total + relay_cost)).abs() < 1e-12);
+    assert_eq!((spend.targets_priced, spend.targets_unpriced), (2, 1));
+    let pricing = results.pricing.as_ref().unwrap();
+    assert!(pricing.as_of.is_some() && pricing.table.contains("default.toml"));
+    let summary = drover::report::terminal::summary(&results);
+    assert!(
+        summary.contains("cost in USD of the successful requests"),
+        "{summary}"
+    );
+    assert!(summary.contains("unpriced"), "{summary}");
+    let relay_row = summary
+        .lines()
+        .find(|l| l.starts_with("relay") && l.contains("(all)") && l.contains("gpt-4.1"))
+        .unwrap_or_else(|| panic!("{summary}"));
+    let cells = relay_row.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(cells.contains("gpt-4.1 0.0% 86.3% saved"), "{relay_row}");
+    assert!(
+        summary.contains("the measured requests cost")
+            && summary.contains("over 2 priced target(s) (1 unpriced)"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("per day/month: projected to 1,000 requests per day"),
+        "{summary}"
+    );
+}
+
+fn error_of(dir: &Path, text: &str) -> String {
+    std::fs::write(dir.join("s.toml"), text).unwrap();
+    let output = drover(dir, &["validate", "s.toml"], &[]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        common::text(&output.stdout)
+    );
+    common::text(&output.stderr)
+}
+
+#[test]
+fn pricing_mistakes_name_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let unknown = error_of(
+        dir.path(),
+        &scenario(r#"pricing = { model = "gpt-9" }"#, ""),
+    );
+    assert!(
+        unknown.contains("s.toml:17:21:")
+            && unknown.contains("targets[1].pricing.model")
+            && unknown.contains("\"gpt-9\" is not in the pricing table"),
+        "{unknown}"
+    );
+    let no_rate = error_of(
+        dir.path(),
+        &scenario(
+            r#"pricing = { model = "gpt-4.1", bill_currency = "CNY" }"#,
+            "",
+        ),
+    );
+    assert!(no_rate.contains("no exchange rate for CNY"), "{no_rate}");
+    let bad_discount = error_of(
+        dir.path(),
+        &scenario(r#"pricing = { model = "gpt-4.1", discount = 1.5 }"#, ""),
+    );
+    assert!(
+        bad_discount.contains("targets[1].pricing.discount must be a fraction"),
+        "{bad_discount}"
+    );
+    let two_bases = error_of(
+        dir.path(),
+        &scenario(
+            "",
+            "[cost]\nprojection = { requests_per_day = 1, tokens_per_day = 2 }",
+        ),
+    );
+    assert!(
+        two_bases.contains("cost.projection set exactly one of"),
+        "{two_bases}"
+    );
+    std::fs::write(
+        dir.path().join("prices.toml"),
+        "currency = \"USD\"\n[models.x]\ninput = \"cheap\"\n",
+    )
+    .unwrap();
+    let bad_table = error_of(
+        dir.path(),
+        &scenario("", "[cost]\npricing = \"prices.toml\""),
+    );
+    assert!(
+        bad_table.contains("prices.toml:3:9: invalid type"),
+        "{bad_table}"
+    );
+}
+
+#[test]
+fn audit_prices_the_fixture_log_and_lists_bad_lines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = drover(
+        root,
+        &[
+            "audit",
+            "tests/fixtures/audit-log.jsonl",
+            "--batch-threshold",
+            "1h",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    for expected in [
+        "9 lines: 4 priced, 1 unpriced, 4 malformed (skipped)",
+        "batch candidates (can wait ≥ 1h): 2 requests; streaming: 2",
+        "log covers 1.00 days (timestamps)",
+        "routing saves 0.450 per month (2.0% of all-streaming)",
+        "line 4: invalid JSON",
+        "line 9: \"output_tokens\" is not a whole number of tokens (-5)",
+        "unpriced: 1 requests for model \"mystery-model\"",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    let output = drover(root, &["audit", "no-such-log.jsonl"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("no-such-log.jsonl: cannot read log"));
+    let output = drover(
+        root,
+        &[
+            "audit",
+            "tests/fixtures/audit-log.jsonl",
+            "--currency",
+            "EUR",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("no exchange rate for USD"));
+}
+
+#[test]
+fn the_batch_vs_stream_scenario_compares_modes_and_a_routed_policy_in_one_table() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tempfile::tempdir().unwrap();
+    let output = drover(
+        root,
+        &[
+            "run",
+            "scenarios/batch-vs-stream.toml",
+            "--no-progress",
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let table_start = stdout
+        .find("latency, speed and cost side by side")
+        .unwrap_or_else(|| panic!("no comparison table in:\n{stdout}"));
+    let table = &stdout[table_start..];
+    let results_path = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().path().join("results.json"))
+        .find(|p| p.exists())
+        .unwrap();
+    let results: drover::results::RunResults =
+        serde_json::from_str(&std::fs::read_to_string(results_path).unwrap()).unwrap();
+    let mut costs = Vec::new();
+    for (name, mode, discount) in [
+        ("stream", "stream", "0.0%"),
+        ("relay-batch", "complete", "20.0%"),
+        ("batch-api", "batch-api", "50.0%"),
+    ] {
+        let target = results.targets.iter().find(|t| t.name == name).unwrap();
+        assert_eq!(target.mode, mode);
+        let summary = &target.summary;
+        assert_eq!(summary.requests.sent, 300, "{name}");
+        let cost = summary.cost.as_ref().unwrap();
+        costs.push(cost.per_million_output_tokens);
+        // The row printed for the target carries the results file's numbers.
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")) && l.contains("(all)"))
+            .unwrap_or_else(|| panic!("no row for {name} in:\n{table}"));
+        for cell in [
+            mode.to_string(),
+            discount.to_string(),
+            drover::units::money(cost.total),
+            drover::units::money(cost.per_million_output_tokens),
+            drover::units::rate(summary.throughput.output_tokens_per_s),
+            drover::units::ms(summary.latency_ms["e2e"].p50),
+        ] {
+            assert!(row.contains(&cell), "{cell} not in {row}");
+        }
+    }
+    // Per output token, the Batch API is the cheapest and streaming the dearest.
+    assert!(costs[2] < costs[1] && costs[1] < costs[0], "{costs:?}");
+    assert!(!results.targets[2].batches.is_empty());
+
+    // The routed policy: its rules send the class that is not user-facing through the Batch
+    // API and stream the other; each part is priced as its mode, and the blend lies between.
+    let routed = results.targets.iter().find(|t| t.name == "routed").unwrap();
+    assert_eq!(routed.mode, "routed (stream + batch-api)");
+    let route = |name: &str| {
+        routed
+            .classes
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no class {name}"))
+    };
+    assert_eq!(route("summarize").route.as_deref(), Some("batch-api"));
+    assert_eq!(route("classify").route.as_deref(), Some("stream"));
+    assert_eq!(
+        route("summarize").results.cost.as_ref().unwrap().discount,
+        0.5
+    );
+    assert_eq!(
+        route("classify").results.cost.as_ref().unwrap().discount,
+        0.0
+    );
+    assert!(route("classify").results.latency_ms.contains_key("ttft"));
+    assert!(!route("summarize").results.latency_ms.contains_key("ttft"));
+    assert_eq!(
+        routed.batches.iter().map(|b| b.requests).sum::<u64>(),
+        route("summarize").results.requests.sent
+    );
+    assert_eq!(routed.summary.requests.sent, 300);
+    let routed_cost = routed.summary.cost.as_ref().unwrap();
+    let class_sum: f64 = routed
+        .classes
+        .iter()
+        .map(|c| c.results.cost.as_ref().unwrap().total)
+        .sum();
+    assert!((routed_cost.total - class_sum).abs() < 1e-9);
+    assert!(routed_cost.discount > 0.0 && routed_cost.discount < 0.5);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("routed ") && l.contains("summarize"))
+        .unwrap();
+    assert!(row.contains("batch-api") && row.contains("50.0%"), "{row}");
+}

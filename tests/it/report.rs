@@ -1,0 +1,300 @@
+//! Reports: the HTML and every SVG parse, every chart referenced exists, summary.md carries the
+//! numbers of results.json, comparisons show every input on every chart, a run with no success
+//! still renders, and `drover report` rejects bad input with exit 2.
+
+use crate::common;
+
+use std::path::Path;
+
+use common::{drover, run_scenario, text};
+use drover::report::{self, Report, ReportInput};
+use drover::results::RunResults;
+
+fn mock_scenario(ttft: &str, load: &str) -> String {
+    format!(
+        "[[targets]]\nname = \"mock\"\nmodel = \"m\"\n[targets.mock]\nttft = \"{ttft}\"\nitl = \"1ms\"\noutput_tokens = 6\n\n\
+         [[classes]]\nname = \"short\"\nweight = 2\ninput_tokens = 8\n\n[[classes]]\nname = \"long\"\ninput_tokens = 64\n\n[load]\n{load}"
+    )
+}
+
+fn single(results: RunResults) -> Report {
+    Report {
+        inputs: vec![ReportInput {
+            label: results.scenario.name.clone(),
+            results,
+        }],
+        rollout: None,
+    }
+}
+
+/// Parses report.html strictly and checks every in-page link and every chart's files.
+fn check_html(dir: &Path, charts: &[String]) -> String {
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let document = roxmltree::Document::parse_with_options(
+        &html,
+        roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("report.html is not well-formed: {e}"));
+    let ids: std::collections::HashSet<&str> = document
+        .descendants()
+        .filter_map(|n| n.attribute("id"))
+        .collect();
+    for link in document.descendants().filter_map(|n| n.attribute("href")) {
+        if let Some(id) = link.strip_prefix('#') {
+            assert!(ids.contains(id), "link to #{id} has no target");
+        } else {
+            assert!(dir.join(link).is_file(), "link to {link} has no file");
+        }
+    }
+    for chart in charts {
+        let figure = document
+            .descendants()
+            .find(|n| n.attribute("id") == Some(&format!("chart-{chart}")))
+            .unwrap_or_else(|| panic!("no figure for chart {chart}"));
+        assert!(
+            figure.descendants().any(|n| n.tag_name().name() == "svg"),
+            "chart {chart} has no inline svg"
+        );
+        let svg = std::fs::read_to_string(dir.join(format!("charts/{chart}.svg"))).unwrap();
+        let parsed = roxmltree::Document::parse(&svg)
+            .unwrap_or_else(|e| panic!("{chart}.svg does not parse: {e}"));
+        assert!(
+            parsed
+                .descendants()
+                .filter(|n| n.tag_name().name() == "polyline" || n.tag_name().name() == "path")
+                .count()
+                > 0,
+            "{chart}.svg draws no line"
+        );
+        let png = std::fs::read(dir.join(format!("charts/{chart}.png"))).unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+            "{chart}.png"
+        );
+    }
+    html
+}
+
+/// Reads a number as printed (grouping commas, percent sign) and the precision it was shown at.
+fn printed(cell: &str) -> (f64, f64) {
+    let plain: String = cell.chars().filter(|c| *c != ',' && *c != '%').collect();
+    let decimals = plain.split('.').nth(1).map_or(0, str::len);
+    (
+        plain.parse().unwrap(),
+        0.5 * 10f64.powi(-(decimals as i32)) + 1e-9,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_report_parses_and_matches_its_results() {
+    let results = run_scenario(&mock_scenario(
+        "5ms",
+        "kind = \"open\"\nstages = [{ rate = 20, duration = \"1s\" }, { rate = 40, duration = \"1s\" }]\n",
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let written = report::write_report(dir.path(), &single(results.clone())).unwrap();
+    assert_eq!(
+        written.charts,
+        [
+            "ttft-percentiles",
+            "e2e-percentiles",
+            "ttft-cdf",
+            "itl-cdf",
+            "over-time",
+            "latency-throughput"
+        ]
+    );
+    let html = check_html(dir.path(), &written.charts);
+    assert!(html.contains("No SLOs are defined"));
+    // Self-contained: no scripts, no stylesheets or fonts or images fetched from anywhere.
+    for fetch in ["<script", "<link", "<img", "@import", "url(", "src="] {
+        assert!(!html.contains(fetch), "report.html contains {fetch}");
+    }
+
+    // summary.md's (all) row carries the numbers of results.json.
+    let markdown = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    let header: Vec<&str> = markdown
+        .lines()
+        .find(|l| l.starts_with("| run |"))
+        .unwrap()
+        .split('|')
+        .map(str::trim)
+        .collect();
+    let row: Vec<&str> = markdown
+        .lines()
+        .find(|l| l.contains("| (all) |"))
+        .unwrap()
+        .split('|')
+        .map(str::trim)
+        .collect();
+    let cell = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+    let summary = &results.targets[0].summary;
+    let checks = [
+        ("TTFT p50", summary.latency_ms["ttft"].p50),
+        ("TTFT p99", summary.latency_ms["ttft"].p99),
+        ("ITL p50", summary.latency_ms["itl"].p50),
+        ("E2E p99", summary.latency_ms["e2e"].p99),
+        ("req/s", summary.throughput.requests_per_s),
+        ("out tok/s", summary.throughput.output_tokens_per_s),
+    ];
+    for (column, expected) in checks {
+        let (shown, tolerance) = printed(cell(column));
+        assert!(
+            (shown - expected).abs() <= tolerance,
+            "{column}: {shown} vs {expected}"
+        );
+    }
+    assert_eq!(
+        cell("ok/sent"),
+        format!("{}/{}", summary.requests.succeeded, summary.requests.sent)
+    );
+    // The two classes have rows of their own.
+    assert!(markdown.contains("| mock | short |") && markdown.contains("| mock | long |"));
+    // One point per stage on the latency–throughput chart, for TTFT and E2E.
+    assert_eq!(results.targets[0].stages.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_without_success_renders_with_a_clear_message() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let results = run_scenario(&format!(
+        "[[targets]]\nname = \"down\"\nmodel = \"m\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\n\n[[classes]]\nname = \"c\"\ninput_tokens = 4\n\n[load]\nkind = \"closed\"\nusers = 1\nrequests = 3\n"
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let written = report::write_report(dir.path(), &single(results)).unwrap();
+    assert!(
+        written.charts.iter().all(|c| c == "over-time"),
+        "{:?}",
+        written.charts
+    );
+    let html = check_html(dir.path(), &written.charts);
+    assert!(
+        html.contains("completed no request successfully (3 sent); most common error: connect ×3")
+    );
+    let markdown = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    assert!(markdown.contains("✗ target \"down\" completed no request successfully"));
+    assert!(markdown.contains("| connect | 3 |"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comparison_shows_both_runs_on_every_chart_and_a_delta_table() {
+    let load = "kind = \"closed\"\nusers = 2\nrequests = 40\n";
+    let before = run_scenario(&mock_scenario("10ms", load)).await;
+    let after = run_scenario(&mock_scenario("30ms", load)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let inputs_dir = dir.path().join("inputs");
+    for (name, results) in [("before", &before), ("after", &after)] {
+        report::json::write_results(&inputs_dir.join(name), results).unwrap();
+    }
+    let output = drover(
+        dir.path(),
+        &[
+            "report",
+            "inputs/before/results.json",
+            "inputs/after/results.json",
+            "--label",
+            "before",
+            "--label",
+            "after",
+            "--out",
+            "cmp",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let out = dir.path().join("cmp");
+    let charts = [
+        "ttft-percentiles",
+        "e2e-percentiles",
+        "ttft-cdf",
+        "itl-cdf",
+        "over-time",
+    ];
+    let charts: Vec<String> = charts.iter().map(|c| c.to_string()).collect();
+    let html = check_html(&out, &charts);
+    for chart in &charts {
+        let svg = std::fs::read_to_string(out.join(format!("charts/{chart}.svg"))).unwrap();
+        let document = roxmltree::Document::parse(&svg).unwrap();
+        let legend: Vec<&str> = document
+            .descendants()
+            .filter(|n| n.tag_name().name() == "text")
+            .filter_map(|n| n.text())
+            .map(str::trim)
+            .collect();
+        for label in ["before", "after"] {
+            assert!(
+                legend.iter().any(|t| t.starts_with(label)),
+                "{chart} has no {label} series: {legend:?}"
+            );
+        }
+    }
+    assert!(html.contains("Comparison against before"));
+    let markdown = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    let ttft_row = markdown
+        .lines()
+        .find(|l| l.starts_with("| TTFT p50 |"))
+        .expect("delta table has TTFT p50");
+    assert!(ttft_row.contains('+'), "TTFT grew: {ttft_row}");
+    for metric in [
+        "TTFT p99",
+        "E2E p50",
+        "E2E p99",
+        "output tokens/s",
+        "error rate",
+        "cost per 1M output tokens",
+    ] {
+        assert!(markdown.contains(&format!("| {metric} |")), "{metric}");
+    }
+    assert!(markdown.contains("| Δ after |"));
+    assert!(
+        markdown.contains("TTFT p50 of \"mock\": after is +"),
+        "{markdown}"
+    );
+}
+
+#[test]
+fn report_rejects_bad_inputs_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("other.json"),
+        "{\"schema\": \"something/v9\"}",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("broken.json"), "{\"schema\": ").unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["report", "missing.json"],
+            "missing.json: cannot read results",
+        ),
+        (
+            &["report", "other.json"],
+            "schema \"something/v9\" is not supported",
+        ),
+        (
+            &["report", "broken.json"],
+            "broken.json: not a drover results file: invalid JSON at line 1",
+        ),
+        (
+            &["report", "other.json", "--label", "a", "--label", "b"],
+            "2 --label given for 1 results files",
+        ),
+    ];
+    for (args, message) in cases {
+        let output = drover(dir.path(), args, &[]);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&output.stderr).contains(message),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+    }
+}
