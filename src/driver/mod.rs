@@ -10,8 +10,10 @@ mod batch;
 mod client;
 mod connection;
 mod deadline;
+mod finish;
 mod ledger;
 mod preflight;
+mod recorder;
 mod request;
 mod sink;
 
@@ -30,9 +32,7 @@ pub use request::{execute, execute_with_retries, Job, TargetContext};
 pub use sink::{RecordSink, SinkFactory};
 
 use crate::export::RequestLog;
-use crate::metrics::paired::{
-    compare_pairs, model_matches, Agreement, PairSample, SideOutcome, SideSample,
-};
+use crate::metrics::paired::{model_matches, Agreement, PairSample, SideOutcome, SideSample};
 use crate::metrics::Recorder;
 use crate::mock::{self, MockHandle, MockOptions};
 use crate::protocol::openai::{ChatRequest, Messages};
@@ -135,7 +135,7 @@ impl StopHandle {
 
 /// Whether a run must write what it has at once (a second interrupt).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Urgency {
+pub(super) enum Urgency {
     None,
     Requested,
     Written,
@@ -746,229 +746,17 @@ pub async fn run(
     options: RunOptions,
     stop: StopSignal,
 ) -> Result<RunResults, DriverError> {
-    let redactor = Redactor::new(plan.secrets());
-    let mut mocks: Vec<MockHandle> = Vec::new();
-    let mut targets = Vec::new();
-    for (index, target) in plan.targets.iter().enumerate() {
-        let base_url = match &target.endpoint {
-            Endpoint::Url(url) => url.clone(),
-            Endpoint::Mock(config) => {
-                let handle =
-                    mock::start((**config).clone(), MockOptions::default()).map_err(|source| {
-                        DriverError::Mock {
-                            target: target.name.clone(),
-                            source,
-                        }
-                    })?;
-                let url = handle.base_url();
-                mocks.push(handle);
-                url
-            }
-        };
-        let http_client = client::build(
-            target.http,
-            base_url.starts_with("https://"),
-            target.timeouts.connect,
-            &target.tls,
-        )
-        .map_err(|e| DriverError::Target {
-            target: target.name.clone(),
-            message: e.to_string(),
-        })?;
-        let context = TargetContext::new(
-            index,
-            target.clone(),
-            &base_url,
-            http_client,
-            redactor.clone(),
-        )
-        .map_err(|message| DriverError::Target {
-            target: target.name.clone(),
-            message,
-        })?;
-        targets.push(Arc::new(context));
-    }
+    let (mocks, targets) = start_targets(plan)?;
 
-    if let Some(start_at) = plan.start_at {
-        // Every shard waits for the same moment; an interrupt while waiting ends the run empty.
-        let wait = start_at
-            .duration_since(SystemTime::now())
-            .unwrap_or_default();
-        let mut receiver = stop.sender.subscribe();
-        tokio::select! {
-            biased;
-            _ = stopped(&mut receiver) => {}
-            _ = tokio::time::sleep(wait) => {}
-        }
-    }
+    wait_for_start_at(plan, &stop).await;
     let started_at = SystemTime::now();
     let start = Instant::now();
-    let (record_tx, mut record_rx) = mpsc::channel::<RequestRecord>(16 * 1024);
+    let (record_tx, record_rx) = mpsc::channel::<RequestRecord>(16 * 1024);
     let target_count = plan.targets.len();
-    let class_count = plan.classes.len();
-    let stage_count = match &plan.load.shape {
-        LoadShape::Open { stages, .. } => stages.len(),
-        LoadShape::Closed { .. } | LoadShape::Trace { .. } => 1,
-    };
-    let live = options.live.clone();
-    let notices = options.notices.clone();
-    let checkpoint = options.checkpoint.clone().map(|sink| {
-        let plan = plan.clone();
-        let zeros = vec![0; target_count];
-        move |recorder: &Recorder, status: RunStatus| {
-            let snapshot = recorder.clone().into_results(
-                &plan,
-                &zeros,
-                started_at,
-                SystemTime::now(),
-                start.elapsed(),
-                status,
-            );
-            sink(&snapshot);
-        }
-    });
-    let urgent = stop.urgent.clone();
-    let mut urgent_requests = stop.urgent.subscribe();
-    let checkpoint_every = options.checkpoint_every;
-    let prices: Vec<_> = plan.targets.iter().map(|t| t.price.clone()).collect();
-    let batch_prices: Vec<_> = plan.targets.iter().map(|t| t.batch_price.clone()).collect();
-    let projection = plan.cost.projection;
-    let goodput = match &plan.slo {
-        Some(slo) => crate::slo::GoodputJudge::new(
-            &slo.good_criteria(),
-            &plan
-                .targets
-                .iter()
-                .map(|t| t.name.clone())
-                .collect::<Vec<_>>(),
-            &plan
-                .classes
-                .iter()
-                .map(|c| c.name.clone())
-                .collect::<Vec<_>>(),
-        ),
-        None => crate::slo::GoodputJudge::default(),
-    };
-    let request_log = options.request_log.clone();
-    if let Some(log) = &request_log {
-        if let Ok(mut log) = log.lock() {
-            log.start(start, started_at);
-        }
-    }
-    let collector = tokio::spawn(async move {
-        let mut recorder = Recorder::new(target_count, class_count, stage_count, start, started_at)
-            .with_cost(prices, batch_prices, projection)
-            .with_goodput(goodput);
-        let mut sinks: Vec<Box<dyn RecordSink>> = live.iter().map(|make| make(start)).collect();
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.tick().await;
-        if let Some(write) = &checkpoint {
-            write(&recorder, RunStatus::InProgress);
-        }
-        // The export is flushed before every checkpoint, so that it always holds at least the
-        // requests the checkpoint counts.
-        let flush_log = || {
-            if let Some(log) = &request_log {
-                if let Ok(mut log) = log.lock() {
-                    if let Err(error) = log.flush() {
-                        notices.send(&format!(
-                            "warning: the per-request export is incomplete: {error}"
-                        ));
-                    }
-                }
-            }
-        };
-        let mut last_checkpoint = Instant::now();
-        let mut urgent_open = true;
-        // Set once a second interrupt's results are written: nothing more is recorded.
-        let mut frozen = false;
-        // Records are taken in batches of what is waiting: one wake-up and one pass of the
-        // select for many records at high rates.
-        let mut batch = Vec::with_capacity(RECORD_BATCH);
-        // Every record received, per target (warm-up included): the run's books check it.
-        let mut arrived = vec![0u64; target_count];
-        loop {
-            tokio::select! {
-                received = record_rx.recv_many(&mut batch, RECORD_BATCH) => {
-                    if received == 0 {
-                        break;
-                    }
-                    if frozen {
-                        // The process is exiting on a second interrupt: what was written stays
-                        // as written (results and export hold the same requests).
-                        batch.clear();
-                        continue;
-                    }
-                    for record in batch.drain(..) {
-                        if let Some(count) = arrived.get_mut(record.target) {
-                            *count += 1;
-                        }
-                        for sink in &mut sinks {
-                            sink.record(&record);
-                        }
-                        recorder.record(&record);
-                        if let Some(log) = &request_log {
-                            if let Err(error) = log.lock().map_err(|_| std::io::Error::other("poisoned")).and_then(|mut log| log.write(&record)) {
-                                notices.send(&format!("warning: the per-request export stopped: {error}"));
-                            }
-                        }
-                    }
-                },
-                _ = tick.tick() => {
-                    for sink in &mut sinks {
-                        sink.tick();
-                    }
-                    if let Some(write) = checkpoint.as_ref().filter(|_| !frozen) {
-                        if last_checkpoint.elapsed() >= checkpoint_every {
-                            flush_log();
-                            write(&recorder, RunStatus::InProgress);
-                            last_checkpoint = Instant::now();
-                        }
-                    }
-                }
-                // A second interrupt: what finished is written now, as an interrupted run. (The
-                // watch's read guard is dropped before the answer is sent on the same channel.)
-                asked = urgent_requests
-                    .wait_for(|u| *u == Urgency::Requested)
-                    .map(|seen| seen.is_ok()),
-                    if urgent_open =>
-                {
-                    // Answered once; a closed channel (its sender gone) is not asked again.
-                    urgent_open = false;
-                    frozen = asked;
-                    if asked {
-                        flush_log();
-                        if let Some(write) = &checkpoint {
-                            write(&recorder, RunStatus::Interrupted);
-                        }
-                        urgent.send_replace(Urgency::Written);
-                    }
-                }
-            }
-        }
-        for sink in &mut sinks {
-            sink.finish();
-        }
-        flush_log();
-        (recorder, arrived)
-    });
+    let collector = recorder::spawn(plan, &options, &stop, (start, started_at), record_rx);
 
     let classes = Arc::new(plan.classes.clone());
-    let caps = Caps {
-        run: plan.cost.budget,
-        targets: plan.targets.iter().map(|t| t.budget).collect(),
-    };
-    let guard = (caps.run.is_some() || caps.targets.iter().any(Option::is_some)).then(|| {
-        Arc::new(
-            SpendGuard::new(
-                caps,
-                plan.cost.alerts.clone(),
-                plan.cost.currency.clone(),
-                target_count,
-            )
-            .with_notices(options.notices.clone()),
-        )
-    });
+    let guard = spend_guard(plan, &options.notices);
     let pairs = Arc::new(std::sync::Mutex::new(Vec::new()));
     let ledger = Arc::new(Ledger::new(target_count));
     // In a migration phase only the primary's generator runs: it sends each request to the
@@ -1012,30 +800,7 @@ pub async fn run(
             mirror: mirror.clone(),
             ledger: ledger.clone(),
         };
-        let index = target.index;
-        if target.plan.is_routed() {
-            // The classes routed to the Batch API go there; the live loop below skips them.
-            let batch_part = generator();
-            generators.spawn(async move { (index, batch::run(batch_part).await) });
-        }
-        let generator = generator();
-        let batch_api = target.plan.mode == TargetMode::BatchApi;
-        generators.spawn(async move {
-            if batch_api {
-                return (index, batch::run(generator).await);
-            }
-            if let LoadShape::Closed { users } = generator.load.shape {
-                closed_loop(generator, users).await;
-            } else {
-                let max_in_flight = generator.load.shape.max_in_flight();
-                // Only a closed loop has no schedule.
-                if let Some(schedule) = Schedule::of(&generator.load.shape, generator.arrival_seed)
-                {
-                    open_loop(generator, schedule, max_in_flight).await;
-                }
-            }
-            (index, Vec::new())
-        });
+        spawn_loops(&mut generators, target, generator);
     }
     drop(record_tx);
     drop(mirror);
@@ -1061,7 +826,7 @@ pub async fn run(
     drop(mocks);
 
     let budget_stopped = guard.as_ref().is_some_and(|g| g.exhausted());
-    let mut status = if interrupted {
+    let status = if interrupted {
         RunStatus::Interrupted
     } else if budget_stopped {
         RunStatus::BudgetExhausted
@@ -1077,119 +842,133 @@ pub async fn run(
         status,
     );
     check_books(&mut results, &ledger, &received, &generator_failures);
-    if results.status == RunStatus::Completed
-        && (!generator_failures.is_empty()
-            || results.targets.iter().any(|t| {
-                t.accounting.is_some_and(|a| !a.balanced)
-                    || t.summary.errors.keys().any(|class| client_side_key(class))
-            }))
-    {
-        status = RunStatus::Degraded;
-        results.status = status;
-    }
+    finish::degraded_if_drover_failed(&mut results, &generator_failures);
     if let Some(shadow) = plan.shadow {
-        let pairs = pairs
-            .lock()
-            .map(|mut p| std::mem::take(&mut *p))
-            .unwrap_or_default();
-        let classes: Vec<String> = plan.classes.iter().map(|c| c.name.clone()).collect();
-        results.paired = Some(compare_pairs(
-            &pairs,
-            &plan.targets[shadow.primary].name,
-            &plan.targets[shadow.candidate].name,
-            &classes,
-        ));
+        results.paired = Some(finish::paired(plan, shadow, &pairs));
     }
-    for (target, reports) in results.targets.iter_mut().zip(batches) {
-        for report in &reports {
-            let id = report.id.as_deref().unwrap_or("(not created)");
-            if report.unknown_custom_ids > 0 || report.malformed_lines > 0 {
-                results.warnings.push(format!(
-                    "target \"{}\": batch {id}: {} output line(s) with an unknown custom_id and {} malformed line(s) were skipped",
-                    target.name, report.unknown_custom_ids, report.malformed_lines
-                ));
-            }
-            if !matches!(report.status.as_str(), "completed") {
-                results.warnings.push(format!(
-                    "target \"{}\": batch {id} ended {}{}",
-                    target.name,
-                    report.status,
-                    report
-                        .problems
-                        .first()
-                        .map_or(String::new(), |p| format!(": {p}"))
-                ));
-            }
-        }
-        target.batches = reports;
-    }
-    // Token counts that do not add up make every tokens/s and TPOT figure doubtful: say so.
-    for target in &results.targets {
-        if let Some(check) = target.summary.token_check.as_ref() {
-            for flag in &check.flags {
-                results
-                    .warnings
-                    .push(format!("target \"{}\": token counts: {flag}", target.name));
-            }
-        }
-    }
+    finish::batch_reports(&mut results, batches);
+    finish::token_warnings(&mut results);
     if let Some(guard) = &guard {
-        for (index, target) in results.targets.iter().enumerate() {
-            let scale = guard.reservation_scale(index);
-            if scale > 1.0 + 1e-9 {
-                let warning = format!(
-                    "target \"{}\": requests cost up to {scale:.2}x their projected cost (the server counts more tokens than drover projects); the spend guard reserved that much for each later request",
-                    target.name
-                );
-                results.warnings.push(warning);
-            }
-        }
-        let mut spend = results
-            .spend
-            .clone()
-            .unwrap_or_else(|| crate::results::RunSpend {
-                currency: plan.cost.currency.clone(),
-                targets_unpriced: results.targets.len(),
-                ..Default::default()
-            });
-        // The money the guard counted: warm-up requests are billed too.
-        spend.total = guard.spent().0;
-        spend.budget = guard.caps().run;
-        spend.target_budgets = plan
-            .targets
-            .iter()
-            .filter_map(|t| t.budget.map(|b| (t.name.clone(), b)))
-            .collect();
-        spend.alerts_crossed = guard.alerts_crossed();
-        spend.exhausted = guard.exhausted();
-        for alert in &spend.alerts_crossed {
-            results
-                .warnings
-                .push(format!("spend passed {:.0}% of the budget", alert * 100.0));
-        }
-        if spend.exhausted {
-            let money = crate::units::money;
-            let mut caps: Vec<String> = spend
-                .budget
-                .map(|cap| format!("the run's {}", money(cap)))
-                .into_iter()
-                .collect();
-            caps.extend(
-                spend
-                    .target_budgets
-                    .iter()
-                    .map(|(name, cap)| format!("target \"{name}\"'s {}", money(*cap))),
-            );
-            results.warnings.push(format!(
-                "the budget was reached: requests stopped starting at {} {} spent (caps: {})",
-                money(spend.total),
-                spend.currency,
-                caps.join(", ")
-            ));
-        }
-        results.spend = Some(spend);
+        finish::spend(&mut results, plan, guard);
     }
     Ok(results)
+}
+
+/// Starts each target's embedded mock (kept running while the handles live) and builds every
+/// target's context: its HTTP client, base URL and redactor.
+fn start_targets(
+    plan: &RunPlan,
+) -> Result<(Vec<MockHandle>, Vec<Arc<TargetContext>>), DriverError> {
+    let redactor = Redactor::new(plan.secrets());
+    let mut mocks: Vec<MockHandle> = Vec::new();
+    let mut targets = Vec::new();
+    for (index, target) in plan.targets.iter().enumerate() {
+        let base_url = match &target.endpoint {
+            Endpoint::Url(url) => url.clone(),
+            Endpoint::Mock(config) => {
+                let handle =
+                    mock::start((**config).clone(), MockOptions::default()).map_err(|source| {
+                        DriverError::Mock {
+                            target: target.name.clone(),
+                            source,
+                        }
+                    })?;
+                let url = handle.base_url();
+                mocks.push(handle);
+                url
+            }
+        };
+        let http_client = client::build(
+            target.http,
+            base_url.starts_with("https://"),
+            target.timeouts.connect,
+            &target.tls,
+        )
+        .map_err(|e| DriverError::Target {
+            target: target.name.clone(),
+            message: e.to_string(),
+        })?;
+        let context = TargetContext::new(
+            index,
+            target.clone(),
+            &base_url,
+            http_client,
+            redactor.clone(),
+        )
+        .map_err(|message| DriverError::Target {
+            target: target.name.clone(),
+            message,
+        })?;
+        targets.push(Arc::new(context));
+    }
+    Ok((mocks, targets))
+}
+
+/// Waits for `--start-at` (every shard waits for the same moment); an interrupt ends the wait.
+async fn wait_for_start_at(plan: &RunPlan, stop: &StopSignal) {
+    if let Some(start_at) = plan.start_at {
+        // Every shard waits for the same moment; an interrupt while waiting ends the run empty.
+        let wait = start_at
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        let mut receiver = stop.sender.subscribe();
+        tokio::select! {
+            biased;
+            _ = stopped(&mut receiver) => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// The spend guard, when the run or a target has a budget.
+fn spend_guard(plan: &RunPlan, notices: &crate::notice::Notices) -> Option<Arc<SpendGuard>> {
+    let caps = Caps {
+        run: plan.cost.budget,
+        targets: plan.targets.iter().map(|t| t.budget).collect(),
+    };
+    (caps.run.is_some() || caps.targets.iter().any(Option::is_some)).then(|| {
+        Arc::new(
+            SpendGuard::new(
+                caps,
+                plan.cost.alerts.clone(),
+                plan.cost.currency.clone(),
+                plan.targets.len(),
+            )
+            .with_notices(notices.clone()),
+        )
+    })
+}
+
+/// Spawns a target's loops: its Batch API part (a routed target's routed classes, or the whole
+/// of a batch-api target), and its live open or closed loop.
+fn spawn_loops(
+    generators: &mut JoinSet<(usize, Vec<crate::results::BatchResults>)>,
+    target: &TargetContext,
+    generator: impl Fn() -> Generator,
+) {
+    let index = target.index;
+    if target.plan.is_routed() {
+        // The classes routed to the Batch API go there; the live loop below skips them.
+        let batch_part = generator();
+        generators.spawn(async move { (index, batch::run(batch_part).await) });
+    }
+    let generator = generator();
+    let batch_api = target.plan.mode == TargetMode::BatchApi;
+    generators.spawn(async move {
+        if batch_api {
+            return (index, batch::run(generator).await);
+        }
+        if let LoadShape::Closed { users } = generator.load.shape {
+            closed_loop(generator, users).await;
+        } else {
+            let max_in_flight = generator.load.shape.max_in_flight();
+            // Only a closed loop has no schedule.
+            if let Some(schedule) = Schedule::of(&generator.load.shape, generator.arrival_seed) {
+                open_loop(generator, schedule, max_in_flight).await;
+            }
+        }
+        (index, Vec::new())
+    });
 }
 
 /// Writes each target's books into the results and a loud warning for every difference (and
@@ -1244,9 +1023,6 @@ fn client_side_key(class: &str) -> bool {
 
 /// How long a sender waits after a request could not be sent for want of file descriptors.
 const RESOURCE_PAUSE: Duration = Duration::from_millis(100);
-
-/// Most records the recorder takes from its channel at once.
-const RECORD_BATCH: usize = 256;
 
 /// Whether request `k` of a routed target goes through the Batch API (and not the live loop).
 fn routed_away(generator: &Generator, k: u64) -> bool {
