@@ -16,7 +16,10 @@ use std::time::Duration;
 
 use crate::scenario::locate::{locate, KeyPath};
 use crate::scenario::schema::{LoadKind, ScenarioFile, TargetMode};
-use crate::scenario::{is_sensitive_header, LoadShape, RunPlan, ScenarioError, ScenarioIssue};
+use crate::scenario::{
+    is_sensitive_header, ClassPlan, LoadPlan, LoadShape, RunPlan, ScenarioError, ScenarioIssue,
+    TargetPlan,
+};
 use class::*;
 use cost::*;
 use load::*;
@@ -122,31 +125,13 @@ pub fn plan_from_file(
     let base_dir = path.parent().unwrap_or(Path::new("."));
     let seed = file.seed.unwrap_or(DEFAULT_SEED);
 
-    let name = match &file.name {
-        Some(name) if name.trim().is_empty() => {
-            checker.fail(&root.key("name"), "must not be empty");
-            String::new()
-        }
-        Some(name) => name.clone(),
-        None => path
-            .file_stem()
-            .map_or("scenario".into(), |s| s.to_string_lossy().into_owned()),
-    };
-
-    if file.targets.is_empty() {
-        checker.fail(
-            &root.key("targets"),
-            "is missing: add at least one [[targets]] table (base_url or mock)",
-        );
-    }
+    let name = scenario_name(&mut checker, &file, path);
     let (cost, table, currencies) = cost_setup(
         &mut checker,
         &root.key("cost"),
         file.cost.as_ref(),
         base_dir,
     );
-    let mut target_names = HashSet::new();
-    let mut targets = Vec::new();
     let context = TargetContext {
         base_dir,
         seed,
@@ -154,44 +139,9 @@ pub fn plan_from_file(
         table: &table,
         currencies: &currencies,
     };
-    for (index, spec) in file.targets.iter().enumerate() {
-        let key = root.key("targets").index(index);
-        targets.extend(target_plan(
-            &mut checker,
-            &key,
-            index,
-            spec,
-            &mut target_names,
-            &context,
-        ));
-    }
+    let mut targets = targets_of(&mut checker, &file, &context);
 
-    if file.classes.is_empty() {
-        checker.fail(
-            &root.key("classes"),
-            "is empty: the traffic mix needs at least one [[classes]] table",
-        );
-    }
-    let mut class_names = HashSet::new();
-    let mut classes = Vec::new();
-    let class_context = ClassContext {
-        base_dir,
-        seed,
-        is_trace: file
-            .load
-            .as_ref()
-            .is_some_and(|l| l.kind == LoadKind::Trace),
-    };
-    for (index, spec) in file.classes.iter().enumerate() {
-        let key = root.key("classes").index(index);
-        classes.extend(class_plan(
-            &mut checker,
-            &key,
-            spec,
-            &mut class_names,
-            &class_context,
-        ));
-    }
+    let classes = classes_of(&mut checker, &file, base_dir, seed);
 
     let load = match &file.load {
         None => {
@@ -203,86 +153,11 @@ pub fn plan_from_file(
             load_plan(&mut checker, &root.key("load"), spec, base_dir, &names)
         }
     };
-    if let Some(trace) = load.as_ref().and_then(|l| l.shape.trace()) {
-        // A line without a prompt draws from its class, which must have a prompt source.
-        for entry in &trace.entries {
-            let (class, line) = (&classes[entry.class], entry.line);
-            if entry.prompt == TracePrompt::FromClass
-                && matches!(class.prompt, PromptSource::TraceOnly)
-            {
-                checker.fail(
-                    &root.key("load").key("trace"),
-                    format!(
-                        "{}:{line}: the line has neither messages nor input_tokens, and its class \"{}\" has no prompt source (input_tokens or dataset)",
-                        trace.path.display(),
-                        class.name
-                    ),
-                );
-                break;
-            }
-        }
+    if let Some(load) = &load {
+        check_trace_prompts(&mut checker, load, &classes);
     }
 
-    // Which classes each target sends through the Batch API.
-    for (target, spec) in targets.iter_mut().zip(&file.targets) {
-        target.batch_classes = classes
-            .iter()
-            .map(|class| match spec.mode {
-                TargetMode::BatchApi => true,
-                _ => spec.routing.as_ref().is_some_and(|rules| {
-                    rules
-                        .iter()
-                        .find(|rule| {
-                            rule.when
-                                .as_ref()
-                                .is_none_or(|when| when.matches(&class.labels))
-                        })
-                        .is_some_and(|rule| rule.to == crate::scenario::schema::RouteTo::BatchApi)
-                }),
-            })
-            .collect();
-    }
-    for (index, target) in targets.iter().enumerate() {
-        for (class_index, class) in classes.iter().enumerate() {
-            if class.session.is_some() && target.class_via_batch(class_index) {
-                checker.fail(
-                    &root.key("targets").index(index).key(if target.mode == TargetMode::BatchApi {
-                        "mode"
-                    } else {
-                        "routing"
-                    }),
-                    format!(
-                        "would send class \"{}\" through the Batch API, but its turns each need the answer to the one before: send multi-turn classes live",
-                        class.name
-                    ),
-                );
-            }
-        }
-    }
-    if let Some(plan) = &load {
-        let unknown_count =
-            matches!(plan.shape, LoadShape::Closed { .. }) && plan.requests.is_none();
-        for (index, spec) in file.targets.iter().enumerate() {
-            let routed_to_batch = targets
-                .iter()
-                .find(|t| t.name == spec.name)
-                .is_some_and(|t| t.is_routed());
-            if routed_to_batch && unknown_count {
-                checker.fail(
-                    &root.key("targets").index(index).key("routing"),
-                    "sends classes through the Batch API, which submits every request at once and \
-                     needs to know how many: set load.requests",
-                );
-            }
-            if spec.mode == TargetMode::BatchApi && unknown_count {
-                checker.fail(
-                    &root.key("targets").index(index).key("mode"),
-                    "\"batch-api\" submits every request at once, so it needs to know how many: \
-                     set load.requests (a closed loop's duration does not tell)",
-                );
-            }
-        }
-    }
+    route_to_batch(&mut checker, &file, &mut targets, &classes, load.as_ref());
     let slo = file
         .slo
         .as_ref()
@@ -327,6 +202,182 @@ pub fn plan_from_file(
         migration,
         shadow: None,
     })
+}
+
+/// The scenario's name: as set, or the file's stem.
+fn scenario_name(checker: &mut Checker, file: &ScenarioFile, path: &Path) -> String {
+    let root = KeyPath::root();
+    match &file.name {
+        Some(name) if name.trim().is_empty() => {
+            checker.fail(&root.key("name"), "must not be empty");
+            String::new()
+        }
+        Some(name) => name.clone(),
+        None => path
+            .file_stem()
+            .map_or("scenario".into(), |s| s.to_string_lossy().into_owned()),
+    }
+}
+
+/// Every `[[targets]]` table checked (at least one).
+fn targets_of(
+    checker: &mut Checker,
+    file: &ScenarioFile,
+    context: &TargetContext,
+) -> Vec<TargetPlan> {
+    let root = KeyPath::root();
+    if file.targets.is_empty() {
+        checker.fail(
+            &root.key("targets"),
+            "is missing: add at least one [[targets]] table (base_url or mock)",
+        );
+    }
+    let mut target_names = HashSet::new();
+    let mut targets = Vec::new();
+    for (index, spec) in file.targets.iter().enumerate() {
+        let key = root.key("targets").index(index);
+        targets.extend(target_plan(
+            checker,
+            &key,
+            index,
+            spec,
+            &mut target_names,
+            context,
+        ));
+    }
+    targets
+}
+
+/// Every `[[classes]]` table checked (at least one).
+fn classes_of(
+    checker: &mut Checker,
+    file: &ScenarioFile,
+    base_dir: &Path,
+    seed: u64,
+) -> Vec<ClassPlan> {
+    let root = KeyPath::root();
+    if file.classes.is_empty() {
+        checker.fail(
+            &root.key("classes"),
+            "is empty: the traffic mix needs at least one [[classes]] table",
+        );
+    }
+    let mut class_names = HashSet::new();
+    let mut classes = Vec::new();
+    let class_context = ClassContext {
+        base_dir,
+        seed,
+        is_trace: file
+            .load
+            .as_ref()
+            .is_some_and(|l| l.kind == LoadKind::Trace),
+    };
+    for (index, spec) in file.classes.iter().enumerate() {
+        let key = root.key("classes").index(index);
+        classes.extend(class_plan(
+            checker,
+            &key,
+            spec,
+            &mut class_names,
+            &class_context,
+        ));
+    }
+    classes
+}
+
+/// A trace line without a prompt draws from its class, which must have a prompt source.
+fn check_trace_prompts(checker: &mut Checker, load: &LoadPlan, classes: &[ClassPlan]) {
+    let root = KeyPath::root();
+    if let Some(trace) = load.shape.trace() {
+        for entry in &trace.entries {
+            let (class, line) = (&classes[entry.class], entry.line);
+            if entry.prompt == TracePrompt::FromClass
+                && matches!(class.prompt, PromptSource::TraceOnly)
+            {
+                checker.fail(
+                    &root.key("load").key("trace"),
+                    format!(
+                        "{}:{line}: the line has neither messages nor input_tokens, and its class \"{}\" has no prompt source (input_tokens or dataset)",
+                        trace.path.display(),
+                        class.name
+                    ),
+                );
+                break;
+            }
+        }
+    }
+}
+
+/// Which classes each target sends through the Batch API (its mode, or its routing rules), and
+/// what that rules out: multi-turn classes there, or a closed loop with no request count.
+fn route_to_batch(
+    checker: &mut Checker,
+    file: &ScenarioFile,
+    targets: &mut [TargetPlan],
+    classes: &[ClassPlan],
+    load: Option<&LoadPlan>,
+) {
+    let root = KeyPath::root();
+    // Which classes each target sends through the Batch API.
+    for (target, spec) in targets.iter_mut().zip(&file.targets) {
+        target.batch_classes = classes
+            .iter()
+            .map(|class| match spec.mode {
+                TargetMode::BatchApi => true,
+                _ => spec.routing.as_ref().is_some_and(|rules| {
+                    rules
+                        .iter()
+                        .find(|rule| {
+                            rule.when
+                                .as_ref()
+                                .is_none_or(|when| when.matches(&class.labels))
+                        })
+                        .is_some_and(|rule| rule.to == crate::scenario::schema::RouteTo::BatchApi)
+                }),
+            })
+            .collect();
+    }
+    for (index, target) in targets.iter().enumerate() {
+        for (class_index, class) in classes.iter().enumerate() {
+            if class.session.is_some() && target.class_via_batch(class_index) {
+                checker.fail(
+                    &root.key("targets").index(index).key(if target.mode == TargetMode::BatchApi {
+                        "mode"
+                    } else {
+                        "routing"
+                    }),
+                    format!(
+                        "would send class \"{}\" through the Batch API, but its turns each need the answer to the one before: send multi-turn classes live",
+                        class.name
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(plan) = load {
+        let unknown_count =
+            matches!(plan.shape, LoadShape::Closed { .. }) && plan.requests.is_none();
+        for (index, spec) in file.targets.iter().enumerate() {
+            let routed_to_batch = targets
+                .iter()
+                .find(|t| t.name == spec.name)
+                .is_some_and(|t| t.is_routed());
+            if routed_to_batch && unknown_count {
+                checker.fail(
+                    &root.key("targets").index(index).key("routing"),
+                    "sends classes through the Batch API, which submits every request at once and \
+                     needs to know how many: set load.requests",
+                );
+            }
+            if spec.mode == TargetMode::BatchApi && unknown_count {
+                checker.fail(
+                    &root.key("targets").index(index).key("mode"),
+                    "\"batch-api\" submits every request at once, so it needs to know how many: \
+                     set load.requests (a closed loop's duration does not tell)",
+                );
+            }
+        }
+    }
 }
 
 /// The scenario as written, as JSON, with sensitive header values replaced.
