@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use crate::cost::TokenUsage;
-use crate::scenario::{ClassPlan, RunPlan};
+use crate::scenario::{ClassPlan, RunPlan, TargetPlan};
 use crate::workload::{self, PromptDraw, PromptSource, Trace};
 
 /// Output tokens assumed for a class that sets no `max_tokens`.
@@ -208,114 +208,112 @@ pub fn project(plan: &RunPlan) -> Result<RunProjection, ProjectionError> {
             .collect(),
         _ => Vec::new(),
     };
-    if !parts.is_empty() {
-        let mut whole: Option<RunProjection> = None;
-        for part in &parts {
-            let part = project(part)?;
-            whole = Some(match whole {
-                None => part,
-                Some(mut sum) => {
-                    for (total, more) in sum.targets.iter_mut().zip(part.targets) {
-                        total.requests += more.requests;
-                        total.input_tokens += more.input_tokens;
-                        total.output_tokens += more.output_tokens;
-                        total.cost = total.cost.zip(more.cost).map(|(a, b)| a + b);
-                        total.request_cost_p5_p95 =
-                            match (total.request_cost_p5_p95, more.request_cost_p5_p95) {
-                                (Some((a5, a95)), Some((b5, b95))) => {
-                                    Some((a5.min(b5), a95.max(b95)))
-                                }
-                                (one, other) => one.or(other),
-                            };
-                    }
-                    sum
-                }
-            });
-        }
-        if let Some(whole) = whole {
-            return Ok(whole);
-        }
+    let mut projected = parts.iter().map(project);
+    if let Some(first) = projected.next() {
+        return projected.try_fold(first?, |sum, part| Ok(add_projections(sum, part?)));
     }
-    let seed = plan.shard.seed(plan.seed);
     let mut targets = Vec::new();
     for (index, target) in plan.targets.iter().enumerate() {
-        let sizer = RequestSizer::new(&plan.classes, target.tokenizer);
-        let mut projection = TargetProjection {
-            target: target.name.clone(),
-            requests: 0,
-            input_tokens: 0,
-            output_tokens: 0,
-            cost: target.price.as_ref().map(|_| 0.0),
-            request_cost_p5_p95: None,
-        };
-        // Single requests' costs in billionths, two significant digits, for the p5–p95 range.
-        // (up to a million per request).
-        let mut costs =
-            hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1_000_000_000_000_000, 2)
-                .expect("static bounds");
-        // Past EXACT_WALK requests the walk stops, and the sums are scaled to the expected
-        // count: the first requests are a fair sample of the class mix (each request's class
-        // is drawn from the seed and its index alone), so a month-long soak projects in bounded
-        // time.
-        let mut visited = 0u64;
-        let walked =
-            crate::traffic::planned_requests(&plan.load, plan.shard, plan.seed, |k, _, _| {
-                if visited >= EXACT_WALK {
-                    return false;
-                }
-                visited += 1;
-                if let Some(shadow) = &plan.shadow {
-                    let (to_primary, to_candidate) = crate::traffic::sides_of(shadow, seed, k);
-                    let sent = (index != shadow.primary || to_primary)
-                        && (index != shadow.candidate || to_candidate);
-                    if !sent {
-                        return true;
-                    }
-                }
-                let trace = plan.load.shape.trace();
-                let (class, first) = sizer.size(&plan.classes, trace, seed, plan.shard.count, k);
-                let (requests, usage) = session_usage(&plan.classes[class], first);
-                projection.requests += requests;
-                projection.input_tokens += usage.input;
-                projection.output_tokens += usage.output;
-                if let (Some(total), Some(price)) = (&mut projection.cost, target.price_for(class))
-                {
-                    let cost = price.cost(&usage).total();
-                    *total += cost;
-                    costs.saturating_record(((cost * 1e9).round() as u64).max(1));
-                }
-                true
-            });
-        let Some(complete) = walked else {
-            return Err(ProjectionError(
-                "a closed loop bounded only by load.duration cannot be projected: its request \
-                 count depends on the server's speed (set load.requests)"
-                    .into(),
-            ));
-        };
-        if !complete {
-            let expected = plan
-                .load
-                .expected_requests(plan.shard)
-                .unwrap_or(visited as f64);
-            let scale = (expected / visited.max(1) as f64).max(1.0);
-            let scaled = |n: u64| (n as f64 * scale).round() as u64;
-            projection.requests = scaled(projection.requests);
-            projection.input_tokens = scaled(projection.input_tokens);
-            projection.output_tokens = scaled(projection.output_tokens);
-            projection.cost = projection.cost.map(|c| c * scale);
-        }
-        if !costs.is_empty() {
-            let at = |q: f64| costs.value_at_quantile(q) as f64 / 1e9;
-            projection.request_cost_p5_p95 = Some((at(0.05), at(0.95)));
-        }
-        targets.push(projection);
+        targets.push(project_target(plan, index, target)?);
     }
     Ok(RunProjection {
         currency: plan.cost.currency.clone(),
         targets,
         output_assumed: RequestSizer::assumes_output(&plan.classes),
     })
+}
+
+/// Adds one part's projection (a migration phase, a sweep step) to the sum so far.
+fn add_projections(mut sum: RunProjection, part: RunProjection) -> RunProjection {
+    for (total, more) in sum.targets.iter_mut().zip(part.targets) {
+        total.requests += more.requests;
+        total.input_tokens += more.input_tokens;
+        total.output_tokens += more.output_tokens;
+        total.cost = total.cost.zip(more.cost).map(|(a, b)| a + b);
+        total.request_cost_p5_p95 = match (total.request_cost_p5_p95, more.request_cost_p5_p95) {
+            (Some((a5, a95)), Some((b5, b95))) => Some((a5.min(b5), a95.max(b95))),
+            (one, other) => one.or(other),
+        };
+    }
+    sum
+}
+
+/// One target's projection: its planned requests walked (up to [`EXACT_WALK`], then scaled to
+/// the expected count), each sized and priced as the driver will send it.
+fn project_target(
+    plan: &RunPlan,
+    index: usize,
+    target: &TargetPlan,
+) -> Result<TargetProjection, ProjectionError> {
+    let seed = plan.shard.seed(plan.seed);
+    let sizer = RequestSizer::new(&plan.classes, target.tokenizer);
+    let mut projection = TargetProjection {
+        target: target.name.clone(),
+        requests: 0,
+        input_tokens: 0,
+        output_tokens: 0,
+        cost: target.price.as_ref().map(|_| 0.0),
+        request_cost_p5_p95: None,
+    };
+    // Single requests' costs in billionths, two significant digits, for the p5–p95 range.
+    // (up to a million per request).
+    let mut costs = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1_000_000_000_000_000, 2)
+        .expect("static bounds");
+    // Past EXACT_WALK requests the walk stops, and the sums are scaled to the expected
+    // count: the first requests are a fair sample of the class mix (each request's class
+    // is drawn from the seed and its index alone), so a month-long soak projects in bounded
+    // time.
+    let mut visited = 0u64;
+    let walked = crate::traffic::planned_requests(&plan.load, plan.shard, plan.seed, |k, _, _| {
+        if visited >= EXACT_WALK {
+            return false;
+        }
+        visited += 1;
+        if let Some(shadow) = &plan.shadow {
+            let (to_primary, to_candidate) = crate::traffic::sides_of(shadow, seed, k);
+            let sent = (index != shadow.primary || to_primary)
+                && (index != shadow.candidate || to_candidate);
+            if !sent {
+                return true;
+            }
+        }
+        let trace = plan.load.shape.trace();
+        let (class, first) = sizer.size(&plan.classes, trace, seed, plan.shard.count, k);
+        let (requests, usage) = session_usage(&plan.classes[class], first);
+        projection.requests += requests;
+        projection.input_tokens += usage.input;
+        projection.output_tokens += usage.output;
+        if let (Some(total), Some(price)) = (&mut projection.cost, target.price_for(class)) {
+            let cost = price.cost(&usage).total();
+            *total += cost;
+            costs.saturating_record(((cost * 1e9).round() as u64).max(1));
+        }
+        true
+    });
+    let Some(complete) = walked else {
+        return Err(ProjectionError(
+            "a closed loop bounded only by load.duration cannot be projected: its request \
+             count depends on the server's speed (set load.requests)"
+                .into(),
+        ));
+    };
+    if !complete {
+        let expected = plan
+            .load
+            .expected_requests(plan.shard)
+            .unwrap_or(visited as f64);
+        let scale = (expected / visited.max(1) as f64).max(1.0);
+        let scaled = |n: u64| (n as f64 * scale).round() as u64;
+        projection.requests = scaled(projection.requests);
+        projection.input_tokens = scaled(projection.input_tokens);
+        projection.output_tokens = scaled(projection.output_tokens);
+        projection.cost = projection.cost.map(|c| c * scale);
+    }
+    if !costs.is_empty() {
+        let at = |q: f64| costs.value_at_quantile(q) as f64 / 1e9;
+        projection.request_cost_p5_p95 = Some((at(0.05), at(0.95)));
+    }
+    Ok(projection)
 }
 
 /// Spend caps, in the reporting currency.

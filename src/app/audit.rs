@@ -16,7 +16,8 @@ use std::io::BufRead;
 use serde_json::Value;
 
 use crate::cost::{
-    resolve, Cost, Currencies, PricedMode, PricingTable, TargetPricing, TokenUsage, DAYS_PER_MONTH,
+    resolve, Cost, Currencies, Price, PricedMode, PricingTable, TargetPricing, TokenUsage,
+    DAYS_PER_MONTH,
 };
 
 /// Fields read from each line, and the names tried for each.
@@ -207,94 +208,29 @@ pub fn audit(input: impl BufRead, options: &AuditOptions) -> std::io::Result<Aud
         }
         report.lines += 1;
         let number = index + 1;
-        let mut bad = |message: String| {
-            report.malformed_count += 1;
-            if report.malformed.len() < MALFORMED_KEPT {
-                report.malformed.push((number, message));
-            }
-        };
-        let value: Value = match serde_json::from_str(&line) {
-            Ok(value @ Value::Object(_)) => value,
-            Ok(_) => {
-                bad("not a JSON object".into());
-                continue;
-            }
-            Err(e) => {
-                bad(format!("invalid JSON: {e}"));
-                continue;
-            }
-        };
-        let model = match field(&value, Field::Model, options) {
-            Some((Value::String(model), _)) if !model.is_empty() => model.clone(),
-            Some((other, path)) => {
-                bad(format!("\"{path}\" is not a model name ({other})"));
-                continue;
-            }
-            None => {
-                bad("no model".into());
-                continue;
-            }
-        };
-        let usage = match (
-            count(&value, Field::InputTokens, options, true),
-            count(&value, Field::OutputTokens, options, true),
-            count(&value, Field::CachedInputTokens, options, false),
-        ) {
-            (Ok(input), Ok(output), Ok(cached_input)) => TokenUsage {
-                input,
-                cached_input: cached_input.min(input),
-                output,
-            },
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-                bad(e);
-                continue;
-            }
-        };
-        let tolerance = match field(&value, Field::MaxWaitTime, options) {
-            Some((v, path)) => match v.as_f64().filter(|t| *t >= 0.0) {
-                Some(ms) => Some(ms),
-                None => {
-                    bad(format!("\"{path}\" is not a time in milliseconds ({v})"));
-                    continue;
+        let entry = match parse_line(&line, options) {
+            Ok(entry) => entry,
+            Err(message) => {
+                report.malformed_count += 1;
+                if report.malformed.len() < MALFORMED_KEPT {
+                    report.malformed.push((number, message));
                 }
-            },
-            None => None,
-        };
-        if let Some((v, path)) = field(&value, Field::Timestamp, options) {
-            match timestamp(v).filter(|t| t.is_finite()) {
-                Some(t) => {
-                    first = first.min(t);
-                    last = last.max(t);
-                }
-                None => {
-                    bad(format!(
-                        "\"{path}\" is not a time (RFC 3339 or Unix seconds): {v}"
-                    ));
-                    continue;
-                }
+                continue;
             }
+        };
+        let LogEntry {
+            model,
+            usage,
+            tolerance,
+            timestamp,
+        } = entry;
+        if let Some(t) = timestamp {
+            first = first.min(t);
+            last = last.max(t);
         }
-        let entry = prices.entry(model.clone()).or_insert_with(|| {
-            let pricing = TargetPricing::default();
-            let standard = resolve(
-                &options.table,
-                &options.currencies,
-                &model,
-                &pricing,
-                PricedMode::Standard,
-            );
-            let batch = resolve(
-                &options.table,
-                &options.currencies,
-                &model,
-                &pricing,
-                PricedMode::BatchApi,
-            );
-            match (standard, batch) {
-                (Ok(Some(s)), Ok(Some(b))) => Some((s, b)),
-                _ => None,
-            }
-        });
+        let entry = prices
+            .entry(model.clone())
+            .or_insert_with(|| prices_of(options, &model));
         let Some((standard, batch)) = entry else {
             *report.unpriced.entry(model).or_default() += 1;
             continue;
@@ -319,6 +255,101 @@ pub fn audit(input: impl BufRead, options: &AuditOptions) -> std::io::Result<Aud
         None => (1.0, "assumed (no timestamps; pass --log-days)"),
     };
     Ok(report)
+}
+
+/// One request of the log, read.
+struct LogEntry {
+    model: String,
+    usage: TokenUsage,
+    /// How long it could wait for its answer (ms), when the log says.
+    tolerance: Option<f64>,
+    /// When it was sent (Unix seconds), when the log says.
+    timestamp: Option<f64>,
+}
+
+/// Reads one line of the log, or says what is wrong with it.
+fn parse_line(line: &str, options: &AuditOptions) -> Result<LogEntry, String> {
+    let value: Value = match serde_json::from_str(line) {
+        Ok(value @ Value::Object(_)) => value,
+        Ok(_) => {
+            return Err("not a JSON object".into());
+        }
+        Err(e) => {
+            return Err(format!("invalid JSON: {e}"));
+        }
+    };
+    let model = match field(&value, Field::Model, options) {
+        Some((Value::String(model), _)) if !model.is_empty() => model.clone(),
+        Some((other, path)) => {
+            return Err(format!("\"{path}\" is not a model name ({other})"));
+        }
+        None => {
+            return Err("no model".into());
+        }
+    };
+    let usage = match (
+        count(&value, Field::InputTokens, options, true),
+        count(&value, Field::OutputTokens, options, true),
+        count(&value, Field::CachedInputTokens, options, false),
+    ) {
+        (Ok(input), Ok(output), Ok(cached_input)) => TokenUsage {
+            input,
+            cached_input: cached_input.min(input),
+            output,
+        },
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            return Err(e);
+        }
+    };
+    let tolerance = match field(&value, Field::MaxWaitTime, options) {
+        Some((v, path)) => match v.as_f64().filter(|t| *t >= 0.0) {
+            Some(ms) => Some(ms),
+            None => {
+                return Err(format!("\"{path}\" is not a time in milliseconds ({v})"));
+            }
+        },
+        None => None,
+    };
+    let mut at = None;
+    if let Some((v, path)) = field(&value, Field::Timestamp, options) {
+        match timestamp(v).filter(|t| t.is_finite()) {
+            Some(t) => at = Some(t),
+            None => {
+                return Err(format!(
+                    "\"{path}\" is not a time (RFC 3339 or Unix seconds): {v}"
+                ));
+            }
+        }
+    }
+    Ok(LogEntry {
+        model,
+        usage,
+        tolerance,
+        timestamp: at,
+    })
+}
+
+/// A model's standard and Batch API prices, when the table has both.
+fn prices_of(options: &AuditOptions, model: &str) -> Option<(Price, Price)> {
+    let pricing = TargetPricing::default();
+    let standard = resolve(
+        &options.table,
+        &options.currencies,
+        model,
+        &pricing,
+        PricedMode::Standard,
+    );
+    let batch = resolve(
+        &options.table,
+        &options.currencies,
+        model,
+        &pricing,
+        PricedMode::BatchApi,
+    );
+    match (standard, batch) {
+        (Ok(Some(s)), Ok(Some(b))) => Some((s, b)),
+        _ => None,
+    }
 }
 
 impl AuditReport {

@@ -86,70 +86,9 @@ pub fn merge(mut inputs: Vec<MergeInput>) -> Result<RunResults, MergeError> {
         targets.push(merge_target(target, &parts, &inputs)?);
     }
 
-    let mut warnings = Vec::new();
-    if !missing.is_empty() {
-        warnings.push(format!(
-            "{} of {count} shards missing (index {}): the merged results cover {} of {count} shards, \
-             about {:.0}% of the planned load",
-            missing.len(),
-            missing.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
-            present.len(),
-            100.0 * present.len() as f64 / f64::from(count)
-        ));
-    }
-    for (input, shard) in inputs.iter().zip(&shards) {
-        match input.results.status {
-            RunStatus::Completed => {}
-            RunStatus::Interrupted => warnings.push(format!(
-                "shard {}/{count} was interrupted: it covers only part of its share",
-                shard.index
-            )),
-            RunStatus::InProgress => warnings.push(format!(
-                "shard {}/{count} is a checkpoint of a worker that did not finish",
-                shard.index
-            )),
-            RunStatus::BudgetExhausted => warnings.push(format!(
-                "shard {}/{count} stopped at its spend cap",
-                shard.index
-            )),
-            RunStatus::Degraded => warnings.push(format!(
-                "shard {}/{count} is degraded: drover itself failed on some of its requests (see its warnings)",
-                shard.index
-            )),
-        }
-        for warning in &input.results.warnings {
-            warnings.push(format!("shard {}/{count}: {warning}", shard.index));
-        }
-    }
-    let versions: BTreeSet<&str> = inputs
-        .iter()
-        .map(|i| i.results.drover_version.as_str())
-        .collect();
-    if versions.len() > 1 {
-        warnings.push(format!(
-            "shards were made by different drover versions ({})",
-            versions.into_iter().collect::<Vec<_>>().join(", ")
-        ));
-    }
+    let warnings = shard_warnings(&inputs, &shards, &present, &missing);
 
-    let status = if inputs
-        .iter()
-        .any(|i| i.results.status == RunStatus::InProgress)
-    {
-        RunStatus::InProgress
-    } else if inputs
-        .iter()
-        .any(|i| i.results.status == RunStatus::BudgetExhausted)
-    {
-        RunStatus::BudgetExhausted
-    } else if inputs
-        .iter()
-        .any(|i| i.results.status == RunStatus::Interrupted)
-    {
-        RunStatus::Interrupted
-    } else {
-        RunStatus::Completed
-    };
+    let status = merged_status(&inputs);
     let started = inputs
         .iter()
         .filter_map(|i| parse_time(&i.results.started_at))
@@ -167,33 +106,7 @@ pub fn merge(mut inputs: Vec<MergeInput>) -> Result<RunResults, MergeError> {
     };
     let format = |t: SystemTime| humantime::format_rfc3339_millis(t).to_string();
 
-    let merged_shards = inputs
-        .iter()
-        .zip(&shards)
-        .map(|(input, shard)| MergedShard {
-            index: shard.index,
-            source: input.source.clone(),
-            host: input.results.environment.host.clone(),
-            status: input.results.status,
-            started_at: input.results.started_at.clone(),
-            duration_s: input.results.duration_s,
-            targets: input
-                .results
-                .targets
-                .iter()
-                .map(|t| MergedShardTarget {
-                    name: t.name.clone(),
-                    sent: t.summary.requests.sent,
-                    succeeded: t.summary.requests.succeeded,
-                    sent_per_s: if input.results.duration_s > 0.0 {
-                        t.summary.requests.sent as f64 / input.results.duration_s
-                    } else {
-                        0.0
-                    },
-                })
-                .collect(),
-        })
-        .collect();
+    let merged_shards = merged_shards(&inputs, &shards);
 
     let spend = crate::results::RunSpend::of(&targets);
     // The shards' SLOs, decided again on the merged histograms (exact: histograms and goodput
@@ -233,6 +146,116 @@ pub fn merge(mut inputs: Vec<MergeInput>) -> Result<RunResults, MergeError> {
     };
     merged.slo = slo_plan.map(|plan| crate::slo::evaluate(&plan, &merged));
     Ok(merged)
+}
+
+/// The merged run's warnings: missing shards, each shard's status and own warnings, and
+/// shards made by different drover versions.
+fn shard_warnings(
+    inputs: &[MergeInput],
+    shards: &[ShardInfo],
+    present: &[u32],
+    missing: &[u32],
+) -> Vec<String> {
+    let count = shards[0].count;
+    let mut warnings = Vec::new();
+    if !missing.is_empty() {
+        warnings.push(format!(
+            "{} of {count} shards missing (index {}): the merged results cover {} of {count} shards, \
+             about {:.0}% of the planned load",
+            missing.len(),
+            missing.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
+            present.len(),
+            100.0 * present.len() as f64 / f64::from(count)
+        ));
+    }
+    for (input, shard) in inputs.iter().zip(shards) {
+        match input.results.status {
+            RunStatus::Completed => {}
+            RunStatus::Interrupted => warnings.push(format!(
+                "shard {}/{count} was interrupted: it covers only part of its share",
+                shard.index
+            )),
+            RunStatus::InProgress => warnings.push(format!(
+                "shard {}/{count} is a checkpoint of a worker that did not finish",
+                shard.index
+            )),
+            RunStatus::BudgetExhausted => warnings.push(format!(
+                "shard {}/{count} stopped at its spend cap",
+                shard.index
+            )),
+            RunStatus::Degraded => warnings.push(format!(
+                "shard {}/{count} is degraded: drover itself failed on some of its requests (see its warnings)",
+                shard.index
+            )),
+        }
+        for warning in &input.results.warnings {
+            warnings.push(format!("shard {}/{count}: {warning}", shard.index));
+        }
+    }
+    let versions: BTreeSet<&str> = inputs
+        .iter()
+        .map(|i| i.results.drover_version.as_str())
+        .collect();
+    if versions.len() > 1 {
+        warnings.push(format!(
+            "shards were made by different drover versions ({})",
+            versions.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    warnings
+}
+
+/// The merged status: in progress if any shard is, else budget-exhausted, else interrupted.
+fn merged_status(inputs: &[MergeInput]) -> RunStatus {
+    if inputs
+        .iter()
+        .any(|i| i.results.status == RunStatus::InProgress)
+    {
+        RunStatus::InProgress
+    } else if inputs
+        .iter()
+        .any(|i| i.results.status == RunStatus::BudgetExhausted)
+    {
+        RunStatus::BudgetExhausted
+    } else if inputs
+        .iter()
+        .any(|i| i.results.status == RunStatus::Interrupted)
+    {
+        RunStatus::Interrupted
+    } else {
+        RunStatus::Completed
+    }
+}
+
+/// What each shard contributed, for the merged file's `merged.shards`.
+fn merged_shards(inputs: &[MergeInput], shards: &[ShardInfo]) -> Vec<MergedShard> {
+    inputs
+        .iter()
+        .zip(shards)
+        .map(|(input, shard)| MergedShard {
+            index: shard.index,
+            source: input.source.clone(),
+            host: input.results.environment.host.clone(),
+            status: input.results.status,
+            started_at: input.results.started_at.clone(),
+            duration_s: input.results.duration_s,
+            targets: input
+                .results
+                .targets
+                .iter()
+                .map(|t| MergedShardTarget {
+                    name: t.name.clone(),
+                    sent: t.summary.requests.sent,
+                    succeeded: t.summary.requests.succeeded,
+                    sent_per_s: if input.results.duration_s > 0.0 {
+                        t.summary.requests.sent as f64 / input.results.duration_s
+                    } else {
+                        0.0
+                    },
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 fn parse_time(text: &str) -> Option<SystemTime> {
@@ -374,139 +397,10 @@ pub fn merge_groups<'a>(
     let mut histograms: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
     let mut token_check = crate::results::TokenCheck::default();
     for (part, input) in parts.clone().zip(inputs) {
-        let requests = &mut merged.requests;
-        requests.sent += part.requests.sent;
-        requests.succeeded += part.requests.succeeded;
-        requests.failed += part.requests.failed;
-        requests.throttled += part.requests.throttled;
-        requests.aborted += part.requests.aborted;
-        requests.warmup_excluded += part.requests.warmup_excluded;
-        for (key, count) in &part.errors {
-            *merged.errors.entry(key.clone()).or_default() += count;
-        }
-        for (key, count) in &part.http_statuses {
-            *merged.http_statuses.entry(key.clone()).or_default() += count;
-        }
-        for (key, messages) in &part.error_samples {
-            let samples = merged.error_samples.entry(key.clone()).or_default();
-            for message in messages {
-                if samples.len() < ERROR_SAMPLES && !samples.contains(message) {
-                    samples.push(message.clone());
-                }
-            }
-        }
-        let room = RETRY_AFTER_SAMPLES.saturating_sub(merged.retry_after_s.len());
-        merged
-            .retry_after_s
-            .extend(part.retry_after_s.iter().take(room).copied());
-        merged.retries.requests_retried += part.retries.requests_retried;
-        for (key, count) in &part.retries.attempts_failed {
-            *merged
-                .retries
-                .attempts_failed
-                .entry(key.clone())
-                .or_default() += count;
-        }
-        let tokens = &mut merged.tokens;
-        tokens.output += part.tokens.output;
-        tokens.input += part.tokens.input;
-        tokens.cached_input += part.tokens.cached_input;
-        if let Some(cost) = &part.cost {
-            let total = merged.cost.get_or_insert_with(|| CostResults {
-                currency: cost.currency.clone(),
-                model: cost.model.clone(),
-                discount: cost.discount,
-                projection: cost.projection.clone(),
-                ..CostResults::default()
-            });
-            total.total += cost.total;
-            total.list += cost.list;
-            total.official += cost.official;
-            total.input += cost.input;
-            total.output += cost.output;
-            total.requests_priced += cost.requests_priced;
-            total.requests_estimated += cost.requests_estimated;
-        }
-        if let Some(theirs) = &part.output_length {
-            merged
-                .output_length
-                .get_or_insert_with(OutputLength::default)
-                .add(theirs);
-        }
-        if let Some(theirs) = &part.token_check {
-            token_check.add(theirs);
-        }
-        if let Some(theirs) = &part.shared_prefix {
-            merged
-                .shared_prefix
-                .get_or_insert_with(SharedPrefixCounts::default)
-                .add(theirs);
-        }
-        if let Some(theirs) = &part.sessions {
-            merged
-                .sessions
-                .get_or_insert_with(SessionCounts::default)
-                .add(theirs);
-        }
-        if let Some(theirs) = &part.connections {
-            merged
-                .connections
-                .get_or_insert_with(ConnectionCounts::default)
-                .add(theirs);
-        }
-        if let Some(theirs) = &part.stream_preamble {
-            merged
-                .stream_preamble
-                .get_or_insert_with(StreamPreamble::default)
-                .add(theirs);
-        }
-        let tokens = &mut merged.tokens;
-        tokens.source_usage += part.tokens.source_usage;
-        tokens.source_chunks += part.tokens.source_chunks;
-        tokens.source_estimated += part.tokens.source_estimated;
-        tokens.source_tokenizer += part.tokens.source_tokenizer;
-        for metric in part.latency_ms.keys() {
-            if !part.histograms.contains_key(metric) {
-                return Err(MergeError::Unreadable {
-                    file: input.source.clone(),
-                    message: format!(
-                        "\"{metric}\" has statistics but no histogram, so it cannot be merged exactly"
-                    ),
-                });
-            }
-        }
-        for (metric, encoded) in &part.histograms {
-            let histogram = decode_histogram(encoded).map_err(|e| MergeError::Unreadable {
-                file: input.source.clone(),
-                message: format!("histogram \"{metric}\": {e}"),
-            })?;
-            match histograms.get_mut(metric) {
-                Some(total) => total.add(&histogram).map_err(|e| MergeError::Unreadable {
-                    file: input.source.clone(),
-                    message: format!("histogram \"{metric}\" cannot be added: {e:?}"),
-                })?,
-                None => {
-                    histograms.insert(metric.clone(), histogram);
-                }
-            }
-        }
+        add_counts(&mut merged, part, &mut token_check);
+        add_histograms(&mut histograms, part, input)?;
     }
-    for (metric, histogram) in histograms {
-        if histogram.is_empty() {
-            continue;
-        }
-        let mut stat = stat_ms(&histogram);
-        // A per-gap metric keeps its sample size in requests when every part gives one.
-        stat.requests = parts
-            .clone()
-            .filter(|p| p.histograms.contains_key(&metric))
-            .map(|p| p.latency_ms.get(&metric).and_then(|s| s.requests))
-            .sum::<Option<u64>>();
-        merged.latency_ms.insert(metric.clone(), stat);
-        merged
-            .histograms
-            .insert(metric, encode_histogram(&histogram));
-    }
+    add_latencies(&mut merged, histograms, parts.clone());
     merged.token_check = crate::metrics::token_check_of(&token_check, &merged.output_length);
     let good: Option<u64> = parts
         .clone()
@@ -525,6 +419,164 @@ pub fn merge_groups<'a>(
         finish_cost(cost, merged.tokens.input, merged.tokens.output);
     }
     Ok(merged)
+}
+
+/// Adds a part's counters, tokens, cost and counted sections into `merged`.
+fn add_counts(
+    merged: &mut GroupResults,
+    part: &GroupResults,
+    token_check: &mut crate::results::TokenCheck,
+) {
+    let requests = &mut merged.requests;
+    requests.sent += part.requests.sent;
+    requests.succeeded += part.requests.succeeded;
+    requests.failed += part.requests.failed;
+    requests.throttled += part.requests.throttled;
+    requests.aborted += part.requests.aborted;
+    requests.warmup_excluded += part.requests.warmup_excluded;
+    for (key, count) in &part.errors {
+        *merged.errors.entry(key.clone()).or_default() += count;
+    }
+    for (key, count) in &part.http_statuses {
+        *merged.http_statuses.entry(key.clone()).or_default() += count;
+    }
+    for (key, messages) in &part.error_samples {
+        let samples = merged.error_samples.entry(key.clone()).or_default();
+        for message in messages {
+            if samples.len() < ERROR_SAMPLES && !samples.contains(message) {
+                samples.push(message.clone());
+            }
+        }
+    }
+    let room = RETRY_AFTER_SAMPLES.saturating_sub(merged.retry_after_s.len());
+    merged
+        .retry_after_s
+        .extend(part.retry_after_s.iter().take(room).copied());
+    merged.retries.requests_retried += part.retries.requests_retried;
+    for (key, count) in &part.retries.attempts_failed {
+        *merged
+            .retries
+            .attempts_failed
+            .entry(key.clone())
+            .or_default() += count;
+    }
+    let tokens = &mut merged.tokens;
+    tokens.output += part.tokens.output;
+    tokens.input += part.tokens.input;
+    tokens.cached_input += part.tokens.cached_input;
+    if let Some(cost) = &part.cost {
+        let total = merged.cost.get_or_insert_with(|| CostResults {
+            currency: cost.currency.clone(),
+            model: cost.model.clone(),
+            discount: cost.discount,
+            projection: cost.projection.clone(),
+            ..CostResults::default()
+        });
+        total.total += cost.total;
+        total.list += cost.list;
+        total.official += cost.official;
+        total.input += cost.input;
+        total.output += cost.output;
+        total.requests_priced += cost.requests_priced;
+        total.requests_estimated += cost.requests_estimated;
+    }
+    if let Some(theirs) = &part.output_length {
+        merged
+            .output_length
+            .get_or_insert_with(OutputLength::default)
+            .add(theirs);
+    }
+    if let Some(theirs) = &part.token_check {
+        token_check.add(theirs);
+    }
+    if let Some(theirs) = &part.shared_prefix {
+        merged
+            .shared_prefix
+            .get_or_insert_with(SharedPrefixCounts::default)
+            .add(theirs);
+    }
+    if let Some(theirs) = &part.sessions {
+        merged
+            .sessions
+            .get_or_insert_with(SessionCounts::default)
+            .add(theirs);
+    }
+    if let Some(theirs) = &part.connections {
+        merged
+            .connections
+            .get_or_insert_with(ConnectionCounts::default)
+            .add(theirs);
+    }
+    if let Some(theirs) = &part.stream_preamble {
+        merged
+            .stream_preamble
+            .get_or_insert_with(StreamPreamble::default)
+            .add(theirs);
+    }
+    let tokens = &mut merged.tokens;
+    tokens.source_usage += part.tokens.source_usage;
+    tokens.source_chunks += part.tokens.source_chunks;
+    tokens.source_estimated += part.tokens.source_estimated;
+    tokens.source_tokenizer += part.tokens.source_tokenizer;
+}
+
+/// Adds a part's histograms into `histograms`; every statistic must come with its histogram.
+fn add_histograms(
+    histograms: &mut BTreeMap<String, Histogram<u64>>,
+    part: &GroupResults,
+    input: &MergeInput,
+) -> Result<(), MergeError> {
+    for metric in part.latency_ms.keys() {
+        if !part.histograms.contains_key(metric) {
+            return Err(MergeError::Unreadable {
+                file: input.source.clone(),
+                message: format!(
+                    "\"{metric}\" has statistics but no histogram, so it cannot be merged exactly"
+                ),
+            });
+        }
+    }
+    for (metric, encoded) in &part.histograms {
+        let histogram = decode_histogram(encoded).map_err(|e| MergeError::Unreadable {
+            file: input.source.clone(),
+            message: format!("histogram \"{metric}\": {e}"),
+        })?;
+        match histograms.get_mut(metric) {
+            Some(total) => total.add(&histogram).map_err(|e| MergeError::Unreadable {
+                file: input.source.clone(),
+                message: format!("histogram \"{metric}\" cannot be added: {e:?}"),
+            })?,
+            None => {
+                histograms.insert(metric.clone(), histogram);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Each merged histogram's statistics; a per-gap metric keeps its sample size in requests when
+/// every part gives one.
+fn add_latencies<'a>(
+    merged: &mut GroupResults,
+    histograms: BTreeMap<String, Histogram<u64>>,
+    parts: impl Iterator<Item = &'a GroupResults> + Clone,
+) {
+    for (metric, histogram) in histograms {
+        if histogram.is_empty() {
+            continue;
+        }
+        let mut stat = stat_ms(&histogram);
+        // A per-gap metric keeps its sample size in requests when every part gives one.
+        stat.requests = parts
+            .clone()
+            .filter(|p| p.histograms.contains_key(&metric))
+            .map(|p| p.latency_ms.get(&metric).and_then(|s| s.requests))
+            .sum::<Option<u64>>();
+        merged.latency_ms.insert(metric.clone(), stat);
+        merged
+            .histograms
+            .insert(metric, encode_histogram(&histogram));
+    }
 }
 
 fn merge_throughput<'a>(

@@ -131,114 +131,13 @@ pub fn evaluate_gates(
         ));
     }
     for gate in &gates.max_regression {
-        let name = format!("max_regression.{}", gate.key);
-        let candidate_value = quantile_ms(cs, &gate.histogram, gate.quantile);
-        let primary_value = quantile_ms(ps, &gate.histogram, gate.quantile);
-        let (Some((cv, cn)), Some((pv, pn))) = (candidate_value, primary_value) else {
-            out.push(GateResult {
-                gate: name,
-                measured: None,
-                threshold: gate.max,
-                passed: false,
-                insufficient: false,
-                samples_needed: None,
-                detail: format!(
-                    "no {} measured on {}",
-                    gate.histogram,
-                    if candidate_value.is_some() {
-                        "the primary"
-                    } else {
-                        "the candidate"
-                    }
-                ),
-            });
-            continue;
-        };
-        let measured = if pv > 0.0 { cv / pv - 1.0 } else { 0.0 };
-        let detail =
-            format!("candidate {cv:.2} ms against primary {pv:.2} ms ({cn} and {pn} requests)");
-        // Each side must bound its quantile: a p99 of 6 requests is not a p99.
-        let minimum = quantile_minimum(gate.quantile, GATE_CONFIDENCE);
-        if cn.min(pn) < minimum {
-            out.push(insufficient(
-                name,
-                gate.max,
-                Some(measured),
-                minimum,
-                detail,
-            ));
-            continue;
-        }
-        out.push(GateResult {
-            gate: name,
-            measured: Some(measured),
-            threshold: gate.max,
-            passed: measured <= gate.max,
-            insufficient: false,
-            samples_needed: None,
-            detail,
-        });
+        out.push(regression_gate(gate, ps, cs));
     }
     if let Some(min) = gates.min_agreement {
-        let agreement = results
-            .paired
-            .as_ref()
-            .and_then(|p| p.overall())
-            .and_then(|g| g.agreement.as_ref());
-        out.push(match agreement {
-            Some(a) => GateResult {
-                gate: "min_agreement".into(),
-                measured: Some(a.similarity_mean),
-                threshold: min,
-                passed: a.similarity_mean >= min,
-                insufficient: false,
-                samples_needed: None,
-                detail: format!(
-                    "mean token F1 over {} pairs; {:.1}% exact matches",
-                    a.compared,
-                    a.exact_match_rate * 100.0
-                ),
-            },
-            None => GateResult {
-                gate: "min_agreement".into(),
-                measured: None,
-                threshold: min,
-                passed: false,
-                insufficient: false,
-                samples_needed: None,
-                detail: "no pair where both sides answered".into(),
-            },
-        });
+        out.push(agreement_gate(min, results));
     }
     if let Some(max) = gates.max_cost_ratio {
-        out.push(match (&cs.cost, &ps.cost) {
-            (Some(cc), Some(pc)) if pc.per_request > 0.0 => {
-                let ratio = cc.per_request / pc.per_request;
-                GateResult {
-                    gate: "max_cost_ratio".into(),
-                    measured: Some(ratio),
-                    threshold: max,
-                    passed: ratio <= max,
-                    insufficient: false,
-                    samples_needed: None,
-                    detail: format!(
-                        "{} against {} {} per request",
-                        crate::units::money(cc.per_request),
-                        crate::units::money(pc.per_request),
-                        cc.currency
-                    ),
-                }
-            }
-            _ => GateResult {
-                gate: "max_cost_ratio".into(),
-                measured: None,
-                threshold: max,
-                passed: false,
-                insufficient: false,
-                samples_needed: None,
-                detail: "no priced request on one side".into(),
-            },
-        });
+        out.push(cost_ratio_gate(max, ps, cs));
     }
     if let Some(max) = gates.max_cost {
         out.push(match &cs.cost {
@@ -268,6 +167,119 @@ pub fn evaluate_gates(
         });
     }
     out
+}
+
+/// `max_regression.<metric>.<quantile>`: the candidate's quantile against the primary's, each
+/// on enough requests to bound it.
+fn regression_gate(
+    gate: &crate::scenario::RegressionGate,
+    ps: &GroupResults,
+    cs: &GroupResults,
+) -> GateResult {
+    let name = format!("max_regression.{}", gate.key);
+    let candidate_value = quantile_ms(cs, &gate.histogram, gate.quantile);
+    let primary_value = quantile_ms(ps, &gate.histogram, gate.quantile);
+    let (Some((cv, cn)), Some((pv, pn))) = (candidate_value, primary_value) else {
+        return GateResult {
+            gate: name,
+            measured: None,
+            threshold: gate.max,
+            passed: false,
+            insufficient: false,
+            samples_needed: None,
+            detail: format!(
+                "no {} measured on {}",
+                gate.histogram,
+                if candidate_value.is_some() {
+                    "the primary"
+                } else {
+                    "the candidate"
+                }
+            ),
+        };
+    };
+    let measured = if pv > 0.0 { cv / pv - 1.0 } else { 0.0 };
+    let detail =
+        format!("candidate {cv:.2} ms against primary {pv:.2} ms ({cn} and {pn} requests)");
+    // Each side must bound its quantile: a p99 of 6 requests is not a p99.
+    let minimum = quantile_minimum(gate.quantile, GATE_CONFIDENCE);
+    if cn.min(pn) < minimum {
+        return insufficient(name, gate.max, Some(measured), minimum, detail);
+    }
+    GateResult {
+        gate: name,
+        measured: Some(measured),
+        threshold: gate.max,
+        passed: measured <= gate.max,
+        insufficient: false,
+        samples_needed: None,
+        detail,
+    }
+}
+
+/// `min_agreement`: the mean token F1 of the pairs where both sides answered.
+fn agreement_gate(min: f64, results: &RunResults) -> GateResult {
+    let agreement = results
+        .paired
+        .as_ref()
+        .and_then(|p| p.overall())
+        .and_then(|g| g.agreement.as_ref());
+    match agreement {
+        Some(a) => GateResult {
+            gate: "min_agreement".into(),
+            measured: Some(a.similarity_mean),
+            threshold: min,
+            passed: a.similarity_mean >= min,
+            insufficient: false,
+            samples_needed: None,
+            detail: format!(
+                "mean token F1 over {} pairs; {:.1}% exact matches",
+                a.compared,
+                a.exact_match_rate * 100.0
+            ),
+        },
+        None => GateResult {
+            gate: "min_agreement".into(),
+            measured: None,
+            threshold: min,
+            passed: false,
+            insufficient: false,
+            samples_needed: None,
+            detail: "no pair where both sides answered".into(),
+        },
+    }
+}
+
+/// `max_cost_ratio`: the candidate's cost per request over the primary's.
+fn cost_ratio_gate(max: f64, ps: &GroupResults, cs: &GroupResults) -> GateResult {
+    match (&cs.cost, &ps.cost) {
+        (Some(cc), Some(pc)) if pc.per_request > 0.0 => {
+            let ratio = cc.per_request / pc.per_request;
+            GateResult {
+                gate: "max_cost_ratio".into(),
+                measured: Some(ratio),
+                threshold: max,
+                passed: ratio <= max,
+                insufficient: false,
+                samples_needed: None,
+                detail: format!(
+                    "{} against {} {} per request",
+                    crate::units::money(cc.per_request),
+                    crate::units::money(pc.per_request),
+                    cc.currency
+                ),
+            }
+        }
+        _ => GateResult {
+            gate: "max_cost_ratio".into(),
+            measured: None,
+            threshold: max,
+            passed: false,
+            insufficient: false,
+            samples_needed: None,
+            detail: "no priced request on one side".into(),
+        },
+    }
 }
 
 /// What phase `index` (0-based) of `plan` measured, with its gates evaluated.

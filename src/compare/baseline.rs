@@ -333,11 +333,46 @@ fn compare_group(
     now: &GroupResults,
     targets: Option<(&TargetResults, &TargetResults)>,
 ) {
-    let mut push = |metric: String, kind: Kind, baseline: f64, current: f64, noise: Noise| {
-        let threshold = options
+    let mut changes = Changes {
+        out,
+        options,
+        target,
+        class,
+    };
+    latency_changes(&mut changes, base, now);
+    rate_changes(&mut changes, base, now);
+    if let Some((base_target, now_target)) = targets {
+        throughput_changes(&mut changes, base, now, (base_target, now_target));
+    }
+    if let (Some(a), Some(b)) = (&base.cost, &now.cost) {
+        if a.requests_priced > 0 && b.requests_priced > 0 {
+            changes.push(
+                "cost_per_mtok".to_string(),
+                Kind::Cost,
+                a.per_million_output_tokens,
+                b.per_million_output_tokens,
+                Noise::Untested("computed from token counts and prices".into()),
+            );
+        }
+    }
+}
+
+/// Where a group's metric changes go, and what decides them.
+struct Changes<'a> {
+    out: &'a mut Vec<MetricChange>,
+    options: &'a CompareOptions,
+    target: &'a str,
+    class: &'a str,
+}
+
+impl Changes<'_> {
+    /// One metric's change, judged against its threshold and the noise test.
+    fn push(&mut self, metric: String, kind: Kind, baseline: f64, current: f64, noise: Noise) {
+        let threshold = self
+            .options
             .thresholds
             .get(&metric)
-            .or_else(|| options.thresholds.get(kind.name()))
+            .or_else(|| self.options.thresholds.get(kind.name()))
             .copied()
             .unwrap_or_else(|| kind.default_threshold());
         let change = current - baseline;
@@ -369,9 +404,9 @@ fn compare_group(
                 ),
             }
         };
-        out.push(MetricChange {
-            target: target.to_string(),
-            class: class.to_string(),
+        self.out.push(MetricChange {
+            target: self.target.to_string(),
+            class: self.class.to_string(),
             metric,
             unit: kind.unit().to_string(),
             baseline,
@@ -382,7 +417,11 @@ fn compare_group(
             verdict,
             evidence,
         });
-    };
+    }
+}
+
+/// Each latency's p50, p90 and p99, tested on the histograms.
+fn latency_changes(changes: &mut Changes, base: &GroupResults, now: &GroupResults) {
     for latency in LATENCIES {
         let (Some(base_stat), Some(now_stat)) =
             (base.latency_ms.get(latency), now.latency_ms.get(latency))
@@ -405,10 +444,12 @@ fn compare_group(
             };
             let samples = (base_stat.sample_size(), now_stat.sample_size());
             let noise = match &histograms {
-                (Some(a), Some(b)) => quantile_noise((a, b), samples, quantile, options.confidence),
+                (Some(a), Some(b)) => {
+                    quantile_noise((a, b), samples, quantile, changes.options.confidence)
+                }
                 _ => Noise::Untested("no histograms to test against noise".into()),
             };
-            push(
+            changes.push(
                 format!("{latency}.{name}"),
                 Kind::Latency,
                 baseline,
@@ -417,6 +458,10 @@ fn compare_group(
             );
         }
     }
+}
+
+/// The error and throttle rates, tested as proportions.
+fn rate_changes(changes: &mut Changes, base: &GroupResults, now: &GroupResults) {
     let finished = |g: &GroupResults| g.requests.succeeded + g.requests.failed;
     for (metric, count) in [
         (
@@ -431,49 +476,50 @@ fn compare_group(
             continue;
         }
         let (base_k, now_k) = (count(base), count(now));
-        push(
+        changes.push(
             metric.to_string(),
             Kind::Rate,
             base_k as f64 / base_n as f64,
             now_k as f64 / now_n as f64,
-            proportion_noise(base_k, base_n, now_k, now_n, options.confidence),
+            proportion_noise(base_k, base_n, now_k, now_n, changes.options.confidence),
         );
     }
-    if let Some((base_target, now_target)) = targets {
-        for (metric, baseline, current, per_point) in [
-            (
-                "requests_per_s",
-                base.throughput.requests_per_s,
-                now.throughput.requests_per_s,
-                (|p: &SeriesPoint| p.completed) as fn(&SeriesPoint) -> u64,
-            ),
-            (
-                "output_tokens_per_s",
-                base.throughput.output_tokens_per_s,
-                now.throughput.output_tokens_per_s,
-                |p: &SeriesPoint| p.output_tokens,
-            ),
-        ] {
-            if baseline > 0.0 || current > 0.0 {
-                let noise = series_noise(base_target, now_target, per_point, options.confidence);
-                push(
-                    metric.to_string(),
-                    Kind::Throughput,
-                    baseline,
-                    current,
-                    noise,
-                );
-            }
-        }
-    }
-    if let (Some(a), Some(b)) = (&base.cost, &now.cost) {
-        if a.requests_priced > 0 && b.requests_priced > 0 {
-            push(
-                "cost_per_mtok".to_string(),
-                Kind::Cost,
-                a.per_million_output_tokens,
-                b.per_million_output_tokens,
-                Noise::Untested("computed from token counts and prices".into()),
+}
+
+/// Requests and output tokens per second, tested on the per-second series.
+fn throughput_changes(
+    changes: &mut Changes,
+    base: &GroupResults,
+    now: &GroupResults,
+    (base_target, now_target): (&TargetResults, &TargetResults),
+) {
+    for (metric, baseline, current, per_point) in [
+        (
+            "requests_per_s",
+            base.throughput.requests_per_s,
+            now.throughput.requests_per_s,
+            (|p: &SeriesPoint| p.completed) as fn(&SeriesPoint) -> u64,
+        ),
+        (
+            "output_tokens_per_s",
+            base.throughput.output_tokens_per_s,
+            now.throughput.output_tokens_per_s,
+            |p: &SeriesPoint| p.output_tokens,
+        ),
+    ] {
+        if baseline > 0.0 || current > 0.0 {
+            let noise = series_noise(
+                base_target,
+                now_target,
+                per_point,
+                changes.options.confidence,
+            );
+            changes.push(
+                metric.to_string(),
+                Kind::Throughput,
+                baseline,
+                current,
+                noise,
             );
         }
     }

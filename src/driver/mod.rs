@@ -340,6 +340,77 @@ impl Requester {
         }
     }
 
+    /// Request body of a turn: a single request's comes straight from its draw; a session's
+    /// turns carry the history as message values (returned, kept for the next turn).
+    fn turn_body(
+        &self,
+        drawn: &workload::Draw,
+        turn: u32,
+        turns: u32,
+        history: &[Value],
+    ) -> (Bytes, Vec<Value>) {
+        let mut messages = Vec::new();
+        let body = if turns == 1 {
+            first_turn_body(
+                &self.target.plan,
+                &self.classes,
+                self.trace.as_deref(),
+                drawn,
+            )
+        } else {
+            messages = match workload::messages(&self.classes, self.trace.as_deref(), drawn) {
+                Value::Array(list) => list,
+                _ => Vec::new(),
+            };
+            if turn > 0 {
+                let mut sent = history.to_vec();
+                sent.append(&mut messages);
+                messages = sent;
+            }
+            request_body(
+                &self.target.plan,
+                &self.classes[drawn.class],
+                drawn,
+                Messages::Values(&messages),
+            )
+        };
+        (body, messages)
+    }
+
+    /// Between turns: waits the think time (until `intended`) and reserves the next turn's
+    /// spend. `None` when the session ends here (stopped, or the budget is reached).
+    async fn before_next_turn(
+        &self,
+        drawn: &workload::Draw,
+        intended: Instant,
+    ) -> Option<Option<Reservation>> {
+        let mut stop = self.stop.clone();
+        tokio::select! {
+            biased;
+            _ = stopped(&mut stop) => return None,
+            _ = tokio::time::sleep_until(intended.into()) => {}
+        }
+        if let Some(guard) = &self.guard {
+            // Later turns are reserved at the first turn's projected price of a request.
+            let estimate = estimated_cost(
+                &self.target.plan,
+                &self.classes,
+                self.trace.as_deref(),
+                drawn,
+            );
+            let mut stop = self.stop.clone();
+            return Some(tokio::select! {
+                biased;
+                _ = stopped(&mut stop) => return None,
+                reserved = guard.reserve(self.target.index, estimate) => match reserved {
+                    Some(reservation) => Some(reservation),
+                    None => return None,
+                },
+            });
+        }
+        Some(None)
+    }
+
     /// [`Requester::send`] for a single request or a session.
     async fn send_turns(
         &self,
@@ -378,33 +449,7 @@ impl Requester {
                     ..begun
                 });
             }
-            // A single request's body comes straight from its draw; a session's turns carry
-            // the history as message values (kept for the next turn).
-            let mut messages = Vec::new();
-            let body = if turns == 1 {
-                first_turn_body(
-                    &self.target.plan,
-                    &self.classes,
-                    self.trace.as_deref(),
-                    &drawn,
-                )
-            } else {
-                messages = match workload::messages(&self.classes, self.trace.as_deref(), &drawn) {
-                    Value::Array(list) => list,
-                    _ => Vec::new(),
-                };
-                if turn > 0 {
-                    let mut sent = history.clone();
-                    sent.append(&mut messages);
-                    messages = sent;
-                }
-                request_body(
-                    &self.target.plan,
-                    &self.classes[drawn.class],
-                    &drawn,
-                    Messages::Values(&messages),
-                )
-            };
+            let (body, messages) = self.turn_body(&drawn, turn, turns, &history);
             let shape = RequestShape {
                 max_tokens: drawn.max_tokens,
                 turn: session.map(|_| Turn {
@@ -454,29 +499,9 @@ impl Requester {
             history = messages;
             history.push(json!({ "role": "assistant", "content": answer.map(|a| a.text).unwrap_or_default() }));
             intended = done + session.think_time;
-            let mut stop = self.stop.clone();
-            tokio::select! {
-                biased;
-                _ = stopped(&mut stop) => break,
-                _ = tokio::time::sleep_until(intended.into()) => {}
-            }
-            if let Some(guard) = &self.guard {
-                // Later turns are reserved at the first turn's projected price of a request.
-                let estimate = estimated_cost(
-                    &self.target.plan,
-                    &self.classes,
-                    self.trace.as_deref(),
-                    &drawn,
-                );
-                let mut stop = self.stop.clone();
-                reservation = tokio::select! {
-                    biased;
-                    _ = stopped(&mut stop) => break,
-                    reserved = guard.reserve(self.target.index, estimate) => match reserved {
-                        Some(reservation) => Some(reservation),
-                        None => break,
-                    },
-                };
+            match self.before_next_turn(&drawn, intended).await {
+                Some(next) => reservation = next,
+                None => break,
             }
             drawn = workload::draw_turn(&self.classes, drawn.class, self.seed, k, turn + 1);
         }
@@ -485,6 +510,53 @@ impl Requester {
 }
 
 impl Requester {
+    /// Settles both sides' spend reservations and, outside warm-up, keeps the pair when both
+    /// sides were sent.
+    fn settle_pair(
+        &self,
+        mirror: &Mirror,
+        (primary, candidate): (&Option<RequestRecord>, &Option<RequestRecord>),
+        (primary_reservation, candidate_reservation): (Option<Reservation>, Option<Reservation>),
+        class: &ClassPlan,
+        warmup: bool,
+    ) {
+        match primary {
+            Some(record) => settle(
+                self.guard.as_deref(),
+                primary_reservation,
+                &self.target,
+                record,
+            ),
+            None => {
+                if let (Some(guard), Some(reservation)) = (&self.guard, primary_reservation) {
+                    guard.settle(reservation, 0.0);
+                }
+            }
+        }
+        if let Some(record) = candidate {
+            settle(
+                self.guard.as_deref(),
+                candidate_reservation,
+                &mirror.candidate,
+                record,
+            );
+        }
+        if let (Some(p), Some(c), false) = (primary, candidate, warmup) {
+            let asked = |target: &TargetContext| target.plan.model_for(class.model.as_deref());
+            let sample = pair_sample(
+                p,
+                c,
+                &asked(&self.target),
+                &asked(&mirror.candidate),
+                actual_cost_if_priced(&self.target.plan, p),
+                actual_cost_if_priced(&mirror.candidate.plan, c),
+            );
+            if let Ok(mut pairs) = mirror.pairs.lock() {
+                pairs.push(sample);
+            }
+        }
+    }
+
     /// Sends request `k` of a migration phase to the side that serves it and, when mirrored,
     /// to the other side at the same moment; both records go to the recorder, and a pair (both
     /// sides sent, outside warm-up) to the phase's pairs.
@@ -568,41 +640,13 @@ impl Requester {
             }
         };
         let (primary, candidate) = tokio::join!(primary, candidate);
-        match &primary {
-            Some(record) => settle(
-                self.guard.as_deref(),
-                primary_reservation,
-                &self.target,
-                record,
-            ),
-            None => {
-                if let (Some(guard), Some(reservation)) = (&self.guard, primary_reservation) {
-                    guard.settle(reservation, 0.0);
-                }
-            }
-        }
-        if let Some(record) = &candidate {
-            settle(
-                self.guard.as_deref(),
-                candidate_reservation,
-                &mirror.candidate,
-                record,
-            );
-        }
-        if let (Some(p), Some(c), false) = (&primary, &candidate, warmup) {
-            let asked = |target: &TargetContext| target.plan.model_for(class.model.as_deref());
-            let sample = pair_sample(
-                p,
-                c,
-                &asked(&self.target),
-                &asked(&mirror.candidate),
-                actual_cost_if_priced(&self.target.plan, p),
-                actual_cost_if_priced(&mirror.candidate.plan, c),
-            );
-            if let Ok(mut pairs) = mirror.pairs.lock() {
-                pairs.push(sample);
-            }
-        }
+        self.settle_pair(
+            mirror,
+            (&primary, &candidate),
+            (primary_reservation, candidate_reservation),
+            class,
+            warmup,
+        );
         for mut record in [primary, candidate].into_iter().flatten() {
             record.answer = None;
             let target = record.target;

@@ -648,27 +648,10 @@ async fn read_stream(
     measured: &mut Measured,
 ) -> Result<(), Failure> {
     let api = reader.target.plan.api;
-    let content_type = response.headers().get(header::CONTENT_TYPE);
-    if !content_type.is_some_and(|v| is_event_stream(v.as_bytes())) {
-        let content_type = content_type
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let bytes = reader.rest(response.into_body(), 64 * 1024).await;
-        return Err(failure(
-            ErrorClass::Protocol,
-            Some(200),
-            format!(
-                "expected a text/event-stream response, got \"{content_type}\": {}",
-                openai::describe_error_body(&bytes)
-            ),
-        ));
-    }
+    let response = expect_event_stream(response, reader).await?;
     let mut parser = SseParser::new();
     let mut items = Vec::new();
-    let mut last_token: Option<Instant> = None;
-    let mut saw_done = false;
-    let mut anthropic_usage = crate::protocol::anthropic::StreamUsage::default();
+    let mut progress = StreamProgress::default();
     let mut body = response.into_body();
     while let Some(frame) = reader.next_frame(&mut body).await? {
         let frame = frame.map_err(|e| {
@@ -706,83 +689,17 @@ async fn read_stream(
                     ))
                 }
             };
-            measured.first_event.get_or_insert(arrived);
-            if saw_done {
-                continue;
-            }
-            if api == Api::OpenAi && event.data.trim() == "[DONE]" {
-                saw_done = true;
-                continue;
-            }
-            if event.invalid_utf8 {
-                return Err(failure(
-                    ErrorClass::Protocol,
-                    Some(200),
-                    "an SSE event's data is not valid UTF-8",
-                ));
-            }
-            let mut ping = false;
-            let parsed = match api {
-                Api::OpenAi => openai::parse_chunk(&event.data),
-                Api::Anthropic => crate::protocol::anthropic::parse_event(
-                    event.event.as_deref(),
-                    &event.data,
-                    &mut anthropic_usage,
-                )
-                .map(|parsed| {
-                    // `message_stop` ends the stream as `[DONE]` does; a ping is a keep-alive.
-                    saw_done |= parsed.stop;
-                    ping = parsed.ping;
-                    parsed.chunk
-                }),
-            };
-            let chunk = parsed.map_err(|e| {
-                let detail = match e {
-                    // Bounded far beyond the message's final cut, which follows scrubbing.
-                    ParseError::Json(_) => format!(
-                        "{e} (event data: {})",
-                        crate::redact::cut(&event.data, EVENT_TEXT_CHARS)
-                    ),
-                    ParseError::ServerError(_) => e.to_string(),
-                };
-                failure(ErrorClass::Protocol, Some(200), detail)
-            })?;
-            if ping {
-                measured.keepalive_comments += 1;
-                continue;
-            }
-            if chunk.has_answer && measured.first_answer.is_none() {
-                measured.first_answer = Some(arrived);
-            }
-            if !chunk.has_output && last_token.is_none() {
-                measured.empty_preludes += 1;
-            }
-            if chunk.has_output {
-                measured.output_chunks += 1;
-                match last_token {
-                    None => {
-                        measured.first_token = Some(arrived);
-                        measured.reasoning_first = !chunk.has_answer;
-                    }
-                    Some(previous) => measured.token_gaps.push(arrived - previous),
-                }
-                last_token = Some(arrived);
-            }
-            if chunk.usage.is_some() {
-                measured.usage = chunk.usage;
-            }
-            if reader.keep_answer {
-                if let Some(reason) = chunk.finish_reason {
-                    measured.finish_reason = Some(reason.into_owned());
-                }
-                if measured.model.is_none() {
-                    measured.model = chunk.model.map(Cow::into_owned);
-                }
-            }
-            measured.output_text.push(&chunk.text);
+            observe_event(
+                api,
+                reader.keep_answer,
+                &event,
+                arrived,
+                &mut progress,
+                measured,
+            )?;
         }
     }
-    if !saw_done {
+    if !progress.saw_done {
         return Err(failure(
             ErrorClass::TruncatedStream,
             Some(200),
@@ -801,6 +718,127 @@ async fn read_stream(
             ),
         ));
     }
+    Ok(())
+}
+
+/// A stream's state across its events.
+#[derive(Default)]
+struct StreamProgress {
+    /// When the last output token arrived.
+    last_token: Option<Instant>,
+    /// `[DONE]` or `message_stop` was seen: later events are ignored.
+    saw_done: bool,
+    anthropic_usage: crate::protocol::anthropic::StreamUsage,
+}
+
+/// The response, if it is an event stream; otherwise a protocol failure that quotes its body.
+async fn expect_event_stream(
+    response: http::Response<Incoming>,
+    reader: &mut BodyReader<'_, '_>,
+) -> Result<http::Response<Incoming>, Failure> {
+    let content_type = response.headers().get(header::CONTENT_TYPE);
+    if !content_type.is_some_and(|v| is_event_stream(v.as_bytes())) {
+        let content_type = content_type
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let bytes = reader.rest(response.into_body(), 64 * 1024).await;
+        return Err(failure(
+            ErrorClass::Protocol,
+            Some(200),
+            format!(
+                "expected a text/event-stream response, got \"{content_type}\": {}",
+                openai::describe_error_body(&bytes)
+            ),
+        ));
+    }
+    Ok(response)
+}
+
+/// One SSE event of a stream: its times (first event, first token, gaps, first answer), its
+/// usage, finish reason and model, and its text.
+fn observe_event(
+    api: Api,
+    keep_answer: bool,
+    event: &crate::protocol::sse::SseEvent,
+    arrived: Instant,
+    progress: &mut StreamProgress,
+    measured: &mut Measured,
+) -> Result<(), Failure> {
+    measured.first_event.get_or_insert(arrived);
+    if progress.saw_done {
+        return Ok(());
+    }
+    if api == Api::OpenAi && event.data.trim() == "[DONE]" {
+        progress.saw_done = true;
+        return Ok(());
+    }
+    if event.invalid_utf8 {
+        return Err(failure(
+            ErrorClass::Protocol,
+            Some(200),
+            "an SSE event's data is not valid UTF-8",
+        ));
+    }
+    let mut ping = false;
+    let parsed = match api {
+        Api::OpenAi => openai::parse_chunk(&event.data),
+        Api::Anthropic => crate::protocol::anthropic::parse_event(
+            event.event.as_deref(),
+            &event.data,
+            &mut progress.anthropic_usage,
+        )
+        .map(|parsed| {
+            // `message_stop` ends the stream as `[DONE]` does; a ping is a keep-alive.
+            progress.saw_done |= parsed.stop;
+            ping = parsed.ping;
+            parsed.chunk
+        }),
+    };
+    let chunk = parsed.map_err(|e| {
+        let detail = match e {
+            // Bounded far beyond the message's final cut, which follows scrubbing.
+            ParseError::Json(_) => format!(
+                "{e} (event data: {})",
+                crate::redact::cut(&event.data, EVENT_TEXT_CHARS)
+            ),
+            ParseError::ServerError(_) => e.to_string(),
+        };
+        failure(ErrorClass::Protocol, Some(200), detail)
+    })?;
+    if ping {
+        measured.keepalive_comments += 1;
+        return Ok(());
+    }
+    if chunk.has_answer && measured.first_answer.is_none() {
+        measured.first_answer = Some(arrived);
+    }
+    if !chunk.has_output && progress.last_token.is_none() {
+        measured.empty_preludes += 1;
+    }
+    if chunk.has_output {
+        measured.output_chunks += 1;
+        match progress.last_token {
+            None => {
+                measured.first_token = Some(arrived);
+                measured.reasoning_first = !chunk.has_answer;
+            }
+            Some(previous) => measured.token_gaps.push(arrived - previous),
+        }
+        progress.last_token = Some(arrived);
+    }
+    if chunk.usage.is_some() {
+        measured.usage = chunk.usage;
+    }
+    if keep_answer {
+        if let Some(reason) = chunk.finish_reason {
+            measured.finish_reason = Some(reason.into_owned());
+        }
+        if measured.model.is_none() {
+            measured.model = chunk.model.map(Cow::into_owned);
+        }
+    }
+    measured.output_text.push(&chunk.text);
     Ok(())
 }
 

@@ -26,93 +26,8 @@ impl Recorder {
     ) -> RunResults {
         let mut warnings = Vec::new();
         let mut targets = Vec::new();
-        for (index, target) in plan.targets.iter().enumerate() {
-            let summary = self.target_summary(index);
-            let aborted_here = aborted.get(index).copied().unwrap_or(0);
-            let summary_results = self.results_of(index, &summary, aborted_here);
-            if let LoadShape::Open { max_in_flight, .. } | LoadShape::Trace { max_in_flight, .. } =
-                &plan.load.shape
-            {
-                if let Some(lag) = summary_results.latency_ms.get(Metric::ScheduleLag.name()) {
-                    if lag.p99 > LAG_WARNING_MS {
-                        let cause = match max_in_flight {
-                            Some(cap) => format!(
-                                "the max_in_flight cap of {cap} held requests back or the client could not keep up"
-                            ),
-                            None => "the client could not keep up with the offered rate".into(),
-                        };
-                        warnings.push(format!(
-                            "target \"{}\": requests left late (schedule lag p99 {:.1} ms, max {:.1} ms): {cause}; \
-                             *_corrected latencies include that wait",
-                            target.name, lag.p99, lag.max
-                        ));
-                    }
-                }
-            }
-            if target.tls.insecure {
-                warnings.push(format!(
-                    "target \"{}\": TLS certificate verification was OFF (insecure_skip_verify); the endpoint's identity was not checked",
-                    target.name
-                ));
-            }
-            if summary.sent > 0 && summary.succeeded == 0 {
-                warnings.push(format!(
-                    "target \"{}\": every one of its {} requests failed",
-                    target.name, summary.sent
-                ));
-            }
-            if summary_results.tokens.source_tokenizer > 0 {
-                warnings.push(format!(
-                    "target \"{}\": {} responses carried no usage; their tokens were counted with the offline {} tokenizer (exact for OpenAI models that use it, an estimate for others), and so was their cost",
-                    target.name,
-                    summary_results.tokens.source_tokenizer,
-                    target.tokenizer.name()
-                ));
-            }
-            let live_mode = match target.mode {
-                TargetMode::Stream => "stream",
-                TargetMode::Complete => "complete",
-                TargetMode::BatchApi => "batch-api",
-            };
-            let classes: Vec<ClassResults> = plan
-                .classes
-                .iter()
-                .enumerate()
-                .map(|(class_index, class)| ClassResults {
-                    route: target.is_routed().then(|| {
-                        if target.class_via_batch(class_index) {
-                            "batch-api".to_string()
-                        } else {
-                            live_mode.to_string()
-                        }
-                    }),
-                    name: class.name.clone(),
-                    results: self.results_of(index, self.group(index, class_index), 0),
-                })
-                .collect();
-            warnings.extend(early_stop_warnings(&target.name, &classes));
-            let (series, series_origin_unix, series_step_s) = self.series(index);
-            targets.push(TargetResults {
-                name: target.name.clone(),
-                model: target.model.clone(),
-                mode: if target.is_routed() {
-                    format!("routed ({live_mode} + batch-api)")
-                } else {
-                    live_mode.to_string()
-                },
-                endpoint: match &target.endpoint {
-                    Endpoint::Url(url) => url.clone(),
-                    Endpoint::Mock(_) => "embedded-mock".into(),
-                },
-                summary: summary_results,
-                classes,
-                series,
-                series_origin_unix,
-                series_step_s,
-                stages: self.stage_results(plan, index),
-                batches: Vec::new(),
-                accounting: None,
-            });
+        for index in 0..plan.targets.len() {
+            targets.push(self.target_results(plan, index, aborted, &mut warnings));
         }
         let spend = crate::results::RunSpend::of(&targets);
         RunResults {
@@ -154,6 +69,65 @@ impl Recorder {
                     note: plan.cost.note.clone(),
                     currency: plan.cost.currency.clone(),
                 }),
+        }
+    }
+
+    /// One target's results: its summary, its classes (with their route), series and stages.
+    fn target_results(
+        &mut self,
+        plan: &RunPlan,
+        index: usize,
+        aborted: &[u64],
+        warnings: &mut Vec<String>,
+    ) -> TargetResults {
+        let target = &plan.targets[index];
+        let summary = self.target_summary(index);
+        let aborted_here = aborted.get(index).copied().unwrap_or(0);
+        let summary_results = self.results_of(index, &summary, aborted_here);
+        warnings.extend(target_warnings(plan, target, &summary, &summary_results));
+        let live_mode = match target.mode {
+            TargetMode::Stream => "stream",
+            TargetMode::Complete => "complete",
+            TargetMode::BatchApi => "batch-api",
+        };
+        let classes: Vec<ClassResults> = plan
+            .classes
+            .iter()
+            .enumerate()
+            .map(|(class_index, class)| ClassResults {
+                route: target.is_routed().then(|| {
+                    if target.class_via_batch(class_index) {
+                        "batch-api".to_string()
+                    } else {
+                        live_mode.to_string()
+                    }
+                }),
+                name: class.name.clone(),
+                results: self.results_of(index, self.group(index, class_index), 0),
+            })
+            .collect();
+        warnings.extend(early_stop_warnings(&target.name, &classes));
+        let (series, series_origin_unix, series_step_s) = self.series(index);
+        TargetResults {
+            name: target.name.clone(),
+            model: target.model.clone(),
+            mode: if target.is_routed() {
+                format!("routed ({live_mode} + batch-api)")
+            } else {
+                live_mode.to_string()
+            },
+            endpoint: match &target.endpoint {
+                Endpoint::Url(url) => url.clone(),
+                Endpoint::Mock(_) => "embedded-mock".into(),
+            },
+            summary: summary_results,
+            classes,
+            series,
+            series_origin_unix,
+            series_step_s,
+            stages: self.stage_results(plan, index),
+            batches: Vec::new(),
+            accounting: None,
         }
     }
 
@@ -205,4 +179,55 @@ pub fn early_stop_warnings(target: &str, classes: &[ClassResults]) -> Vec<String
             })
         })
         .collect()
+}
+
+/// Warnings about one target's validity: late sends, TLS verification off, no success, and
+/// tokens counted offline.
+fn target_warnings(
+    plan: &RunPlan,
+    target: &crate::scenario::TargetPlan,
+    summary: &super::GroupStats,
+    summary_results: &crate::results::GroupResults,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if let LoadShape::Open { max_in_flight, .. } | LoadShape::Trace { max_in_flight, .. } =
+        &plan.load.shape
+    {
+        if let Some(lag) = summary_results.latency_ms.get(Metric::ScheduleLag.name()) {
+            if lag.p99 > LAG_WARNING_MS {
+                let cause = match max_in_flight {
+                    Some(cap) => format!(
+                        "the max_in_flight cap of {cap} held requests back or the client could not keep up"
+                    ),
+                    None => "the client could not keep up with the offered rate".into(),
+                };
+                warnings.push(format!(
+                    "target \"{}\": requests left late (schedule lag p99 {:.1} ms, max {:.1} ms): {cause}; \
+                     *_corrected latencies include that wait",
+                    target.name, lag.p99, lag.max
+                ));
+            }
+        }
+    }
+    if target.tls.insecure {
+        warnings.push(format!(
+            "target \"{}\": TLS certificate verification was OFF (insecure_skip_verify); the endpoint's identity was not checked",
+            target.name
+        ));
+    }
+    if summary.sent > 0 && summary.succeeded == 0 {
+        warnings.push(format!(
+            "target \"{}\": every one of its {} requests failed",
+            target.name, summary.sent
+        ));
+    }
+    if summary_results.tokens.source_tokenizer > 0 {
+        warnings.push(format!(
+            "target \"{}\": {} responses carried no usage; their tokens were counted with the offline {} tokenizer (exact for OpenAI models that use it, an estimate for others), and so was their cost",
+            target.name,
+            summary_results.tokens.source_tokenizer,
+            target.tokenizer.name()
+        ));
+    }
+    warnings
 }

@@ -25,7 +25,7 @@ use rand::SeedableRng;
 use serde_json::{json, Value};
 
 use super::faults::Fault;
-use super::{LatencyModel, MockState};
+use super::{LatencyModel, MockConfig, MockState};
 
 type MockBody = BoxBody<Bytes, std::io::Error>;
 
@@ -473,47 +473,12 @@ fn plan_job(
             finish_reason = "stop";
         }
     }
-    // The prompt cache: the messages before the last are a prefix a earlier request may have
-    // warmed (as its own prefix, or as its messages plus the answer it got).
-    let cached_tokens = config.cache_ttft.map(|_| {
-        let prefix = &messages[..messages.len() - 1];
-        let hit = !prefix.is_empty()
-            && state
-                .prompt_cache
-                .check_and_insert(super::PromptCache::key(prefix));
-        let mut answered = messages.clone();
-        answered.push(json!({ "role": "assistant", "content": output_text(tokens) }));
-        state
-            .prompt_cache
-            .insert(super::PromptCache::key(&answered));
-        if hit {
-            count_prompt_tokens(prefix)
-        } else {
-            0
-        }
-    });
+    let cached_tokens = config
+        .cache_ttft
+        .map(|_| cached_prefix_tokens(state, messages, tokens));
     let fixed = |name: &str| header_u64(headers, name).map(Duration::from_millis);
     let cache_hit = cached_tokens.is_some_and(|n| n > 0);
-    let ttft_model = match (fixed("x-mock-ttft-ms"), config.cache_ttft) {
-        (Some(ms), _) => LatencyModel::Fixed(ms),
-        (None, Some(cached)) if cache_hit => cached,
-        _ => config.ttft,
-    };
-    let itl_model = fixed("x-mock-itl-ms").map_or(config.itl, LatencyModel::Fixed);
-    let speedup = if batch_mode {
-        config.batch_mode_speedup
-    } else {
-        1.0
-    };
-    let delays = (0..tokens)
-        .map(|i| {
-            if i == 0 {
-                ttft_model.sample(&mut rng)
-            } else {
-                itl_model.sample(&mut rng).div_f64(speedup)
-            }
-        })
-        .collect();
+    let delays = token_delays(headers, config, cache_hit, batch_mode, tokens, &mut rng);
     // The Messages API's top-level system prompt (a string or text blocks) counts like a
     // system message's content.
     let system_tokens = match request.get("system") {
@@ -538,6 +503,60 @@ fn plan_job(
         delays,
         prelude: fixed("x-mock-prelude-ms").or(config.prelude),
     })
+}
+
+/// The prompt cache: the messages before the last are a prefix an earlier request may have
+/// warmed (as its own prefix, or as its messages plus the answer it got). Returns the cached
+/// prompt tokens (0 on a miss) and warms this request's own messages and answer.
+fn cached_prefix_tokens(state: &MockState, messages: &[Value], tokens: u32) -> u64 {
+    let prefix = &messages[..messages.len() - 1];
+    let hit = !prefix.is_empty()
+        && state
+            .prompt_cache
+            .check_and_insert(super::PromptCache::key(prefix));
+    let mut answered = messages.to_vec();
+    answered.push(json!({ "role": "assistant", "content": output_text(tokens) }));
+    state
+        .prompt_cache
+        .insert(super::PromptCache::key(&answered));
+    if hit {
+        count_prompt_tokens(prefix)
+    } else {
+        0
+    }
+}
+
+/// Each token's delay: the first from the TTFT model (the cached one on a cache hit, or a
+/// fixed header), the rest from the inter-token model (faster in batch mode).
+fn token_delays(
+    headers: &HeaderMap,
+    config: &MockConfig,
+    cache_hit: bool,
+    batch_mode: bool,
+    tokens: u32,
+    rng: &mut rand::rngs::StdRng,
+) -> Vec<Duration> {
+    let fixed = |name: &str| header_u64(headers, name).map(Duration::from_millis);
+    let ttft_model = match (fixed("x-mock-ttft-ms"), config.cache_ttft) {
+        (Some(ms), _) => LatencyModel::Fixed(ms),
+        (None, Some(cached)) if cache_hit => cached,
+        _ => config.ttft,
+    };
+    let itl_model = fixed("x-mock-itl-ms").map_or(config.itl, LatencyModel::Fixed);
+    let speedup = if batch_mode {
+        config.batch_mode_speedup
+    } else {
+        1.0
+    };
+    (0..tokens)
+        .map(|i| {
+            if i == 0 {
+                ttft_model.sample(rng)
+            } else {
+                itl_model.sample(rng).div_f64(speedup)
+            }
+        })
+        .collect()
 }
 
 /// The Messages API's name for a finish reason.

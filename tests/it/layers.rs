@@ -60,7 +60,8 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// The code of a file without comments, without the contents of string and char literals, and
-/// without `#[cfg(test)]` items.
+/// without `#[cfg(test)]` items. Lines stay where they were (a removed comment or string keeps
+/// its line breaks), so that functions can be measured on it.
 fn code_of(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut code = String::with_capacity(text.len());
@@ -73,6 +74,7 @@ fn code_of(text: &str) -> String {
                 i += 1;
             }
         } else if c == '/' && next == Some('*') {
+            let start = i;
             let mut depth = 0;
             while i < chars.len() {
                 if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
@@ -88,6 +90,7 @@ fn code_of(text: &str) -> String {
                     i += 1;
                 }
             }
+            keep_lines(&mut code, &chars[start..i.min(chars.len())]);
         } else if c == 'r'
             && (next == Some('#') || next == Some('"'))
             && !ident_char(prev(&chars, i))
@@ -116,13 +119,16 @@ fn code_of(text: &str) -> String {
                 j += 1;
             }
             code.push_str("\"\"");
+            keep_lines(&mut code, &chars[i..j.min(chars.len())]);
             i = j;
         } else if c == '"' {
+            let start = i;
             i += 1;
             while i < chars.len() && chars[i] != '"' {
                 i += if chars[i] == '\\' { 2 } else { 1 };
             }
             code.push_str("\"\"");
+            keep_lines(&mut code, &chars[start..i.min(chars.len())]);
             i += 1;
         } else if c == '\'' && (chars.get(i + 2) == Some(&'\'') || next == Some('\\')) {
             // A char literal ('"', '\''); a lifetime ('a) has no closing quote there.
@@ -138,6 +144,11 @@ fn code_of(text: &str) -> String {
         }
     }
     without_test_items(&code)
+}
+
+/// One line break in `code` for each in `skipped`.
+fn keep_lines(code: &mut String, skipped: &[char]) {
+    code.extend(skipped.iter().filter(|c| **c == '\n'));
 }
 
 fn prev(chars: &[char], i: usize) -> char {
@@ -355,4 +366,95 @@ fn the_checker_sees_imports_and_ignores_tests_comments_and_strings() {
     // From a nested file, `super::` stays inside its own module.
     let nested = imported_modules("use super::client;", &["driver".into(), "batch".into()]);
     assert!(nested.is_empty(), "{nested:?}");
+}
+
+/// The linear renderers allowed past [`LONGEST_FUNCTION`] lines (ARCHITECTURE.md names them):
+/// each writes its sections in order, and splitting it would only scatter one page.
+const NAMED_RENDERERS: &[(&str, &str)] = &[
+    ("report/html.rs", "render"),
+    ("report/terminal.rs", "summary"),
+    ("report/compare.rs", "verdicts"),
+    ("report/markdown.rs", "render"),
+    ("report/format.rs", "workload_lines"),
+];
+
+/// The most lines a function may have, its signature and closing brace included.
+const LONGEST_FUNCTION: usize = 120;
+
+/// Each function of `code` (comments and strings blanked, lines kept): its name, first line
+/// and length in lines.
+fn functions(code: &str) -> Vec<(String, usize, usize)> {
+    let lines: Vec<&str> = code.lines().collect();
+    let mut found = Vec::new();
+    for (number, line) in lines.iter().enumerate() {
+        let mut words = line.split_whitespace().peekable();
+        while words
+            .peek()
+            .is_some_and(|w| w.starts_with("pub") || ["async", "const", "unsafe"].contains(w))
+        {
+            words.next();
+        }
+        if words.next() != Some("fn") {
+            continue;
+        }
+        let Some(name) = words
+            .next()
+            .map(|w| w.chars().take_while(|c| ident_char(*c)).collect::<String>())
+        else {
+            continue;
+        };
+        // From the signature, to the brace that closes the body (a `;` first: no body).
+        let rest = lines[number..].join("\n");
+        let mut depth = 0;
+        for (offset, c) in rest.char_indices() {
+            match c {
+                ';' if depth == 0 => break,
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        found.push((name, number + 1, rest[..=offset].lines().count()));
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn no_function_is_longer_than_120_lines_but_the_named_renderers() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut long = Vec::new();
+    let mut measured = 0;
+    for file in &files {
+        let relative = file
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let code = code_of(&std::fs::read_to_string(file).unwrap());
+        for (name, line, length) in functions(&code) {
+            measured += 1;
+            let named = NAMED_RENDERERS.contains(&(relative.as_str(), name.as_str()));
+            if length > LONGEST_FUNCTION && !named {
+                long.push(format!("{relative}:{line}: fn {name} has {length} lines"));
+            }
+        }
+    }
+    assert!(measured > 500, "only {measured} functions were found");
+    assert!(long.is_empty(), "split these:\n{}", long.join("\n"));
+}
+
+#[test]
+fn functions_are_measured_from_signature_to_closing_brace() {
+    let code = code_of(
+        "pub(crate) async fn a(x: u8) -> u8 {\n    let s = \"}\n}\";\n    x\n}\nfn b();\nfn c() {}\n",
+    );
+    let found = functions(&code);
+    assert_eq!(found, [("a".to_string(), 1, 5), ("c".to_string(), 7, 1)]);
 }

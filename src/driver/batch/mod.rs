@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::protocol::batch::{input_line, parse_line, BatchApiError, LineOutcome};
+use crate::protocol::batch::{input_line, parse_line, BatchApiError, BatchObject, LineOutcome};
 use crate::record::{BatchFailure, ErrorClass, Failure, RequestRecord, TokenSource};
 use crate::results::BatchResults;
 use crate::spend::Reservation;
@@ -86,6 +86,71 @@ fn chunks(lines: Vec<(Pending, String)>, max_requests: u64, max_bytes: u64) -> V
 pub(super) async fn run(mut generator: Generator) -> Vec<BatchResults> {
     let target = generator.target.clone();
     let options = target.plan.batch.clone();
+    let lines = batch_lines(&generator);
+    generator.ledger.schedule(target.index, lines.len() as u64);
+    let client = BatchClient {
+        client: &target.client,
+        base_url: &target.base_url,
+        authorization: target.authorization.as_ref(),
+        headers: &target.plan.headers,
+        redactor: &target.redactor,
+        timeout: target.plan.timeouts.total,
+    };
+    let (mut reports, mut running) = submit(&mut generator, &client, lines).await;
+
+    // Poll every running batch until it ends, with one backoff for all.
+    let mut wait = options.poll;
+    let deadline = Instant::now() + options.timeout;
+    while running.iter().any(|(batch, ..)| !batch.is_terminal()) {
+        let interrupted = tokio::select! {
+            biased;
+            _ = stopped(&mut generator.stop) => true,
+            _ = tokio::time::sleep(wait) => false,
+        };
+        if interrupted || Instant::now() >= deadline {
+            cancel_unfinished(&generator, &client, &mut running, interrupted).await;
+            if interrupted {
+                for (_, _, report, _) in running {
+                    reports.push(report);
+                }
+                return reports;
+            }
+            break;
+        }
+        for (batch, _, report, submitted) in running.iter_mut().filter(|(b, ..)| !b.is_terminal()) {
+            match client.retrieve(&batch.id).await {
+                Ok(now) => {
+                    report
+                        .status_times_s
+                        .entry(now.status.clone())
+                        .or_insert_with(|| submitted.elapsed().as_secs_f64());
+                    *batch = now;
+                }
+                // A failed status read is retried at the next poll; it is noted once.
+                Err(error) => {
+                    if report.problems.len() < PROBLEMS_KEPT {
+                        report.problems.push(error.to_string());
+                    }
+                }
+            }
+        }
+        wait = (wait * 2).min(options.max_poll);
+    }
+
+    for (batch, pending, mut report, submitted) in running {
+        finish(&generator, &client, &batch, pending, &mut report, submitted).await;
+        reports.push(report);
+    }
+    reports
+}
+
+/// A batch that was created, with its requests, its report so far and when it was submitted.
+type Running = (BatchObject, Vec<Pending>, BatchResults, Instant);
+
+/// Every request of the target that goes through the Batch API, as a JSONL input line, each
+/// with its spend reservation (under a cap, only the requests whose projected cost still fits).
+fn batch_lines(generator: &Generator) -> Vec<(Pending, String)> {
+    let target = &generator.target;
     // Under a spend cap, a batch holds only the requests whose projected cost still fits.
     let mut budget_left = true;
     // Validation makes sure a batch's closed loop has a request count, so the plan is known.
@@ -99,10 +164,10 @@ pub(super) async fn run(mut generator: Generator) -> Vec<BatchResults> {
             true
         },
     );
-    let lines: Vec<(Pending, String)> = planned
+    planned
         .into_iter()
         .filter_map(|(k, stage, warmup)| {
-            let (class, max_tokens, body) = single_request_body(&generator, k);
+            let (class, max_tokens, body) = single_request_body(generator, k);
             // A routed target sends only the classes its rules pick through the Batch API.
             if !target.plan.class_via_batch(class) || !budget_left {
                 return None;
@@ -150,16 +215,19 @@ pub(super) async fn run(mut generator: Generator) -> Vec<BatchResults> {
                 line,
             ))
         })
-        .collect();
-    generator.ledger.schedule(target.index, lines.len() as u64);
-    let client = BatchClient {
-        client: &target.client,
-        base_url: &target.base_url,
-        authorization: target.authorization.as_ref(),
-        headers: &target.plan.headers,
-        redactor: &target.redactor,
-        timeout: target.plan.timeouts.total,
-    };
+        .collect()
+}
+
+/// Uploads and creates the batches (split to the provider's limits): those created are
+/// returned running; those that could not be created are reported, their requests recorded as
+/// failed (or aborted, on an interrupt).
+async fn submit(
+    generator: &mut Generator,
+    client: &BatchClient<'_>,
+    lines: Vec<(Pending, String)>,
+) -> (Vec<BatchResults>, Vec<Running>) {
+    let target = generator.target.clone();
+    let options = target.plan.batch.clone();
     let mut reports = Vec::new();
     let mut running = Vec::new();
     for (number, chunk) in chunks(lines, options.max_requests, options.max_bytes)
@@ -192,7 +260,7 @@ pub(super) async fn run(mut generator: Generator) -> Vec<BatchResults> {
                 generator
                     .ledger
                     .abort(target.index, chunk.pending.len() as u64);
-                release(&generator, &mut chunk.pending);
+                release(generator, &mut chunk.pending);
                 report.status = "not_created".into();
                 report
                     .problems
@@ -213,7 +281,7 @@ pub(super) async fn run(mut generator: Generator) -> Vec<BatchResults> {
                         message: error.to_string(),
                         retry_after: None,
                     };
-                    send(&generator, pending, submitted, done, Err(failure)).await;
+                    send(generator, pending, submitted, done, Err(failure)).await;
                 }
                 reports.push(report);
             }
@@ -227,89 +295,56 @@ pub(super) async fn run(mut generator: Generator) -> Vec<BatchResults> {
             }
         }
     }
+    (reports, running)
+}
 
-    // Poll every running batch until it ends, with one backoff for all.
-    let mut wait = options.poll;
-    let deadline = Instant::now() + options.timeout;
-    while running.iter().any(|(batch, ..)| !batch.is_terminal()) {
-        let interrupted = tokio::select! {
-            biased;
-            _ = stopped(&mut generator.stop) => true,
-            _ = tokio::time::sleep(wait) => false,
+/// Cancels every batch still running: on an interrupt its requests are aborted; on the batch
+/// timeout it is marked cancelled and finished like any other.
+async fn cancel_unfinished(
+    generator: &Generator,
+    client: &BatchClient<'_>,
+    running: &mut [Running],
+    interrupted: bool,
+) {
+    let target = &generator.target;
+    for (batch, pending, report, _) in running.iter_mut().filter(|(b, ..)| !b.is_terminal()) {
+        let why = if interrupted {
+            "interrupted"
+        } else {
+            "batch timeout reached"
         };
-        if interrupted || Instant::now() >= deadline {
-            for (batch, pending, report, _) in running.iter_mut().filter(|(b, ..)| !b.is_terminal())
-            {
-                let why = if interrupted {
-                    "interrupted"
-                } else {
-                    "batch timeout reached"
-                };
-                match client.cancel(&batch.id).await {
-                    Ok(cancelled) => {
-                        generator.notices.send(&format!(
-                            "{why}: cancelled batch {} of target \"{}\" (status now {})",
-                            batch.id, target.plan.name, cancelled.status
-                        ));
-                        report.status = cancelled.status;
-                    }
-                    Err(error) => {
-                        generator.notices.send(&format!(
-                            "{why}: could not cancel batch {} of target \"{}\" ({error}); cancel it with:\n  \
-                             curl -X POST {}/batches/{}/cancel -H \"Authorization: Bearer ${}\"",
-                            batch.id,
-                            target.plan.name,
-                            target.base_url,
-                            batch.id,
-                            target.plan.api_key_env.as_deref().unwrap_or("API_KEY")
-                        ));
-                        report.problems.push(error.to_string());
-                    }
-                }
-                report
-                    .problems
-                    .push(format!("{why}: batch cancelled before it ended"));
-                if interrupted {
-                    generator.ledger.abort(target.index, pending.len() as u64);
-                    release(&generator, pending);
-                    pending.clear();
-                } else {
-                    batch.status = "cancelled".into();
-                }
+        match client.cancel(&batch.id).await {
+            Ok(cancelled) => {
+                generator.notices.send(&format!(
+                    "{why}: cancelled batch {} of target \"{}\" (status now {})",
+                    batch.id, target.plan.name, cancelled.status
+                ));
+                report.status = cancelled.status;
             }
-            if interrupted {
-                for (_, _, report, _) in running {
-                    reports.push(report);
-                }
-                return reports;
-            }
-            break;
-        }
-        for (batch, _, report, submitted) in running.iter_mut().filter(|(b, ..)| !b.is_terminal()) {
-            match client.retrieve(&batch.id).await {
-                Ok(now) => {
-                    report
-                        .status_times_s
-                        .entry(now.status.clone())
-                        .or_insert_with(|| submitted.elapsed().as_secs_f64());
-                    *batch = now;
-                }
-                // A failed status read is retried at the next poll; it is noted once.
-                Err(error) => {
-                    if report.problems.len() < PROBLEMS_KEPT {
-                        report.problems.push(error.to_string());
-                    }
-                }
+            Err(error) => {
+                generator.notices.send(&format!(
+                    "{why}: could not cancel batch {} of target \"{}\" ({error}); cancel it with:\n  \
+                     curl -X POST {}/batches/{}/cancel -H \"Authorization: Bearer ${}\"",
+                    batch.id,
+                    target.plan.name,
+                    target.base_url,
+                    batch.id,
+                    target.plan.api_key_env.as_deref().unwrap_or("API_KEY")
+                ));
+                report.problems.push(error.to_string());
             }
         }
-        wait = (wait * 2).min(options.max_poll);
+        report
+            .problems
+            .push(format!("{why}: batch cancelled before it ended"));
+        if interrupted {
+            generator.ledger.abort(target.index, pending.len() as u64);
+            release(generator, pending);
+            pending.clear();
+        } else {
+            batch.status = "cancelled".into();
+        }
     }
-
-    for (batch, pending, mut report, submitted) in running {
-        finish(&generator, &client, &batch, pending, &mut report, submitted).await;
-        reports.push(report);
-    }
-    reports
 }
 
 /// Downloads an ended batch's files, matches their lines to its requests and records each one.

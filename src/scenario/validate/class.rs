@@ -302,43 +302,7 @@ pub(super) fn length_model(
         checker.fail(&key.key("dataset"), "belongs to dist = \"empirical\"");
     }
     let model = match dist.dist {
-        LengthKind::Empirical => {
-            let format = dataset_format(checker, &key.key("format"), dist.format.as_deref());
-            match &dist.dataset {
-                None => {
-                    checker.fail(
-                        key,
-                        "an empirical distribution needs dataset (whose prompt lengths it draws)",
-                    );
-                    None
-                }
-                Some(file) => {
-                    match Dataset::load(&base_dir.join(file), format, InputFilter::default()) {
-                        Ok(data) => {
-                            // Content tokens of each prompt, the quantity input_tokens asks for.
-                            let lengths = data
-                                .records
-                                .iter()
-                                .map(|r| {
-                                    let content: u64 = r
-                                        .messages
-                                        .iter()
-                                        .filter_map(|m| m.get("content").and_then(|c| c.as_str()))
-                                        .map(|text| tokenizer.count(text))
-                                        .sum();
-                                    u32::try_from(content.max(1)).unwrap_or(u32::MAX)
-                                })
-                                .collect();
-                            Some(LengthModel::Empirical(Arc::new(lengths)))
-                        }
-                        Err(error) => {
-                            checker.fail(&key.key("dataset"), error.to_string());
-                            None
-                        }
-                    }
-                }
-            }
-        }
+        LengthKind::Empirical => empirical_lengths(checker, key, dist, base_dir, tokenizer),
         LengthKind::Uniform => match (dist.min, dist.max) {
             (Some(min), Some(max)) if min >= 1 && min <= max => {
                 Some(LengthModel::Uniform { min, max })
@@ -383,4 +347,49 @@ pub(super) fn length_model(
         return None;
     }
     model
+}
+
+/// `dist = "empirical"`: the content-token lengths of a dataset's prompts.
+fn empirical_lengths(
+    checker: &mut Checker,
+    key: &KeyPath,
+    dist: &crate::scenario::schema::LengthDistribution,
+    base_dir: &Path,
+    tokenizer: crate::tokenizer::Encoding,
+) -> Option<LengthModel> {
+    let format = dataset_format(checker, &key.key("format"), dist.format.as_deref());
+    match &dist.dataset {
+        None => {
+            checker.fail(
+                key,
+                "an empirical distribution needs dataset (whose prompt lengths it draws)",
+            );
+            None
+        }
+        Some(file) => {
+            match Dataset::load(&base_dir.join(file), format, InputFilter::default()) {
+                Ok(data) => {
+                    // Content tokens of each prompt, the quantity input_tokens asks for.
+                    let lengths = data
+                        .records
+                        .iter()
+                        .map(|r| {
+                            let content: u64 = r
+                                .messages
+                                .iter()
+                                .filter_map(|m| m.get("content").and_then(|c| c.as_str()))
+                                .map(|text| tokenizer.count(text))
+                                .sum();
+                            u32::try_from(content.max(1)).unwrap_or(u32::MAX)
+                        })
+                        .collect();
+                    Some(LengthModel::Empirical(Arc::new(lengths)))
+                }
+                Err(error) => {
+                    checker.fail(&key.key("dataset"), error.to_string());
+                    None
+                }
+            }
+        }
+    }
 }

@@ -19,33 +19,7 @@ pub(super) fn cost_setup(
 ) -> (CostPlan, PricingTable, Currencies) {
     let default_spec = CostSpec::default();
     let spec = spec.unwrap_or(&default_spec);
-    let builtin = || -> PricingTable {
-        toml::from_str(crate::cost::DEFAULT_TABLE).expect("the built-in pricing table parses")
-    };
-    let (mut table, source) = match &spec.pricing {
-        None => (builtin(), crate::cost::DEFAULT_TABLE_NAME.to_string()),
-        Some(file) => {
-            let path = base_dir.join(file);
-            let shown = path.display().to_string();
-            let parsed = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read pricing table {shown}: {e}"))
-                .and_then(|text| {
-                    toml::from_str::<PricingTable>(&text).map_err(|e| {
-                        let (line, column) = e
-                            .span()
-                            .map_or((1, 1), |span| crate::scenario::line_col(&text, span.start));
-                        format!("{shown}:{line}:{column}: {}", e.message().trim())
-                    })
-                });
-            match parsed {
-                Ok(table) => (table, shown),
-                Err(message) => {
-                    checker.fail(&key.key("pricing"), message);
-                    (builtin(), shown)
-                }
-            }
-        }
-    };
+    let (mut table, source) = pricing_table(checker, key, spec, base_dir);
     for (model, price) in &table.models {
         if let Some(problem) = price.problem() {
             checker.fail(
@@ -75,37 +49,7 @@ pub(super) fn cost_setup(
             );
         }
     }
-    let projection = spec.projection.as_ref().and_then(|p| {
-        use crate::cost::{Projection, ProjectionBasis};
-        let given: Vec<(ProjectionBasis, f64)> = [
-            (ProjectionBasis::RequestsPerDay, p.requests_per_day),
-            (ProjectionBasis::OutputTokensPerDay, p.output_tokens_per_day),
-            (ProjectionBasis::TokensPerDay, p.tokens_per_day),
-        ]
-        .into_iter()
-        .filter_map(|(basis, volume)| volume.map(|v| (basis, v)))
-        .collect();
-        match given.as_slice() {
-            [(basis, volume)] if volume.is_finite() && *volume > 0.0 => Some(Projection {
-                basis: *basis,
-                volume: *volume,
-            }),
-            [(basis, volume)] => {
-                checker.fail(
-                    &key.key("projection").key(basis.name()),
-                    format!("must be > 0 (got {volume})"),
-                );
-                None
-            }
-            _ => {
-                checker.fail(
-                    &key.key("projection"),
-                    "set exactly one of requests_per_day, output_tokens_per_day, tokens_per_day",
-                );
-                None
-            }
-        }
-    });
+    let projection = projection(checker, key, spec);
     let currencies = Currencies {
         reporting: currency.clone(),
         rates: spec.exchange_rates.clone(),
@@ -135,4 +79,80 @@ pub(super) fn cost_setup(
         allow_unpriced: spec.allow_unpriced.unwrap_or(false),
     };
     (plan, table, currencies)
+}
+
+/// The pricing table: the built-in one, or the file `pricing` names (with its place on error),
+/// and the name it is shown under.
+fn pricing_table(
+    checker: &mut Checker,
+    key: &KeyPath,
+    spec: &CostSpec,
+    base_dir: &Path,
+) -> (PricingTable, String) {
+    let builtin = || -> PricingTable {
+        toml::from_str(crate::cost::DEFAULT_TABLE).expect("the built-in pricing table parses")
+    };
+    match &spec.pricing {
+        None => (builtin(), crate::cost::DEFAULT_TABLE_NAME.to_string()),
+        Some(file) => {
+            let path = base_dir.join(file);
+            let shown = path.display().to_string();
+            let parsed = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read pricing table {shown}: {e}"))
+                .and_then(|text| {
+                    toml::from_str::<PricingTable>(&text).map_err(|e| {
+                        let (line, column) = e
+                            .span()
+                            .map_or((1, 1), |span| crate::scenario::line_col(&text, span.start));
+                        format!("{shown}:{line}:{column}: {}", e.message().trim())
+                    })
+                });
+            match parsed {
+                Ok(table) => (table, shown),
+                Err(message) => {
+                    checker.fail(&key.key("pricing"), message);
+                    (builtin(), shown)
+                }
+            }
+        }
+    }
+}
+
+/// `projection = { requests_per_day | output_tokens_per_day | tokens_per_day = N }`: exactly one.
+fn projection(
+    checker: &mut Checker,
+    key: &KeyPath,
+    spec: &CostSpec,
+) -> Option<crate::cost::Projection> {
+    spec.projection.as_ref().and_then(|p| {
+        use crate::cost::{Projection, ProjectionBasis};
+        let given: Vec<(ProjectionBasis, f64)> = [
+            (ProjectionBasis::RequestsPerDay, p.requests_per_day),
+            (ProjectionBasis::OutputTokensPerDay, p.output_tokens_per_day),
+            (ProjectionBasis::TokensPerDay, p.tokens_per_day),
+        ]
+        .into_iter()
+        .filter_map(|(basis, volume)| volume.map(|v| (basis, v)))
+        .collect();
+        match given.as_slice() {
+            [(basis, volume)] if volume.is_finite() && *volume > 0.0 => Some(Projection {
+                basis: *basis,
+                volume: *volume,
+            }),
+            [(basis, volume)] => {
+                checker.fail(
+                    &key.key("projection").key(basis.name()),
+                    format!("must be > 0 (got {volume})"),
+                );
+                None
+            }
+            _ => {
+                checker.fail(
+                    &key.key("projection"),
+                    "set exactly one of requests_per_day, output_tokens_per_day, tokens_per_day",
+                );
+                None
+            }
+        }
+    })
 }
