@@ -20,6 +20,8 @@ use crate::cost::{
     DAYS_PER_MONTH,
 };
 
+use super::Outcome;
+
 /// Fields read from each line, and the names tried for each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Field {
@@ -442,6 +444,95 @@ impl AuditReport {
             );
         }
         out
+    }
+}
+
+/// `drover audit`'s arguments.
+#[derive(Debug, Clone)]
+pub struct AuditRequest {
+    pub log: std::path::PathBuf,
+    pub batch_threshold: std::time::Duration,
+    pub mappings: Vec<(Field, String)>,
+    pub log_days: Option<f64>,
+    pub pricing: Option<std::path::PathBuf>,
+    pub currency: Option<String>,
+    pub exchange_rates: Vec<(String, f64)>,
+}
+
+/// `drover audit`: the pricing table read and checked, the log priced three ways and printed.
+pub fn command(args: AuditRequest) -> Outcome {
+    let table_text = match &args.pricing {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(error) => {
+                eprintln!(
+                    "error: {}: cannot read pricing table: {error}",
+                    path.display()
+                );
+                return Outcome::BadInput;
+            }
+        },
+        None => crate::cost::DEFAULT_TABLE.to_string(),
+    };
+    let shown = args.pricing.as_ref().map_or_else(
+        || crate::cost::DEFAULT_TABLE_NAME.to_string(),
+        |p| p.display().to_string(),
+    );
+    let table: crate::cost::PricingTable = match toml::from_str(&table_text) {
+        Ok(table) => table,
+        Err(error) => {
+            let (line, column) = error.span().map_or((1, 1), |span| {
+                crate::scenario::line_col(&table_text, span.start)
+            });
+            eprintln!("error: {shown}:{line}:{column}: {}", error.message().trim());
+            return Outcome::BadInput;
+        }
+    };
+    for (model, price) in &table.models {
+        if let Some(problem) = price.problem() {
+            eprintln!("error: {shown}: model \"{model}\": {problem}");
+            return Outcome::BadInput;
+        }
+    }
+    let file = match std::fs::File::open(&args.log) {
+        Ok(file) => file,
+        Err(error) => {
+            eprintln!("error: {}: cannot read log: {error}", args.log.display());
+            return Outcome::BadInput;
+        }
+    };
+    let threshold_ms = args.batch_threshold.as_secs_f64() * 1000.0;
+    let options = AuditOptions {
+        batch_threshold_ms: threshold_ms,
+        mapping: args.mappings.into_iter().collect(),
+        log_days: args.log_days,
+        currencies: crate::cost::Currencies {
+            reporting: args.currency.unwrap_or_else(|| table.currency.clone()),
+            rates: args.exchange_rates.into_iter().collect(),
+        },
+        table,
+    };
+    if let Err(error) = options.currencies.rate(&options.table.currency) {
+        eprintln!("error: {error}");
+        return Outcome::BadInput;
+    }
+    if options
+        .log_days
+        .is_some_and(|d| !(d.is_finite() && d > 0.0))
+    {
+        eprintln!("error: --log-days must be > 0");
+        return Outcome::BadInput;
+    }
+    match audit(std::io::BufReader::new(file), &options) {
+        Ok(report) => {
+            println!("audit of {} (prices: {shown})", args.log.display());
+            print!("{}", report.render(threshold_ms));
+            Outcome::Ok
+        }
+        Err(error) => {
+            eprintln!("error: {}: {error}", args.log.display());
+            Outcome::BadInput
+        }
     }
 }
 

@@ -15,6 +15,8 @@ use std::time::Duration;
 use crate::driver::{self, RunOptions, StopSignal};
 use crate::results::{LatencyStat, RunResults};
 
+use super::Outcome;
+
 /// What to measure.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CalibrateOptions {
@@ -257,6 +259,31 @@ impl Calibration {
             }
         }
         out
+    }
+}
+
+/// `drover calibrate`: the harness floor and the mock's precision on this machine.
+pub async fn command(args: CalibrateOptions) -> Outcome {
+    if args.duration < Duration::from_millis(100) {
+        eprintln!("error: --duration must be at least 100ms");
+        return Outcome::BadInput;
+    }
+    let options = args;
+    println!(
+        "calibrating: {} rate(s) for {} each, then the mock at {} concurrency level(s)",
+        options.rates.len(),
+        humantime::format_duration(options.duration),
+        options.streams.len()
+    );
+    match calibrate(&options).await {
+        Ok(calibration) => {
+            print!("{}", calibration.describe());
+            Outcome::Ok
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            Outcome::RunFailed
+        }
     }
 }
 

@@ -19,6 +19,8 @@ use crate::results::{
     SharedPrefixCounts, StageResults, StreamPreamble, TargetResults, Throughput,
 };
 
+use super::Outcome;
+
 /// One results file to merge and where it came from (for messages).
 #[derive(Debug, Clone)]
 pub struct MergeInput {
@@ -688,6 +690,92 @@ fn merge_environments(inputs: &[MergeInput]) -> Environment {
             .filter_map(|i| i.results.environment.peak_rss_bytes)
             .max(),
     }
+}
+
+/// `drover merge`'s arguments.
+#[derive(Debug, Clone)]
+pub struct MergeRequest {
+    /// Results files, or folders holding them (one level deep).
+    pub results: Vec<std::path::PathBuf>,
+    pub output: std::path::PathBuf,
+    pub require_all: bool,
+}
+
+/// `drover merge`: the shards' results read, merged exactly, written and summarised.
+pub fn command(args: MergeRequest) -> Outcome {
+    let paths = match results_paths(&args.results) {
+        Ok(paths) => paths,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Outcome::BadInput;
+        }
+    };
+    let mut inputs = Vec::new();
+    for path in &paths {
+        match crate::report::read_results(path) {
+            Ok(results) => inputs.push(MergeInput {
+                source: path.display().to_string(),
+                results,
+            }),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return Outcome::BadInput;
+            }
+        }
+    }
+    let merged = match merge(inputs) {
+        Ok(merged) => merged,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Outcome::BadInput;
+        }
+    };
+    let text = serde_json::to_string_pretty(&merged).expect("results always serialize");
+    if let Err(error) = crate::report::json::write_atomically(&args.output, text.as_bytes()) {
+        eprintln!("error: {error}");
+        return Outcome::RunFailed;
+    }
+    print!("{}", crate::report::terminal::summary(&merged));
+    println!("merged results: {}", args.output.display());
+    let missing = merged.merged.as_ref().map_or(0, |m| m.missing.len());
+    if args.require_all && missing > 0 {
+        eprintln!("error: {missing} shard(s) missing and --require-all was given");
+        return Outcome::RunFailed;
+    }
+    // The verdict of the whole run, as a single run would give it.
+    if merged.slo.as_ref().is_some_and(|slo| slo.failed()) {
+        return Outcome::SloFailed;
+    }
+    Outcome::Ok
+}
+
+/// The results files named by merge's arguments: a file as given; a folder stands for the
+/// `results.json` files in it and in its immediate subfolders (one per worker).
+fn results_paths(arguments: &[std::path::PathBuf]) -> Result<Vec<std::path::PathBuf>, String> {
+    let mut paths = Vec::new();
+    for argument in arguments {
+        if !argument.is_dir() {
+            paths.push(argument.clone());
+            continue;
+        }
+        let entries = std::fs::read_dir(argument)
+            .map_err(|e| format!("{}: cannot list folder: {e}", argument.display()))?;
+        let mut found: Vec<std::path::PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path().join("results.json"))
+            .chain(std::iter::once(argument.join("results.json")))
+            .filter(|path| path.is_file())
+            .collect();
+        if found.is_empty() {
+            return Err(format!(
+                "{}: no results.json in this folder or its subfolders",
+                argument.display()
+            ));
+        }
+        found.sort();
+        paths.extend(found);
+    }
+    Ok(paths)
 }
 
 #[cfg(test)]

@@ -7,13 +7,20 @@
 //! - [`sweep`]: a load sweep to the knee;
 //! - [`calibrate`]: what this machine adds to every number;
 //! - [`merge`]: the results of a sharded run, merged exactly;
-//! - [`audit`]: a request log priced streaming, batch and routed.
+//! - [`audit`]: a request log priced streaming, batch and routed;
+//! - [`compare`]: a run against its baseline, for CI gates;
+//! - [`report`]: results files rendered side by side;
+//! - [`mock`]: the mock server on its own;
+//! - [`run`]: one run (and `drover validate`), which also starts a scenario's sweep or migration.
 
 pub mod audit;
 pub mod calibrate;
+pub mod compare;
 pub mod merge;
 pub mod migration;
+pub mod mock;
 pub mod progress;
+pub mod report;
 pub mod run;
 pub mod sweep;
 
@@ -48,4 +55,20 @@ pub enum Outcome {
     Insufficient,
     /// Interrupted before it finished.
     Interrupted,
+}
+
+/// Resolves on Ctrl-C, or SIGTERM on Unix (how Kubernetes and CI stop a process).
+pub async fn wait_for_interrupt() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

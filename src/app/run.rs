@@ -503,3 +503,26 @@ pub(crate) fn checkpoint_sink(dir: &Path) -> CheckpointSink {
         }
     })
 }
+
+/// `drover validate`: the plan described and its spend projected; nothing is sent.
+pub fn validate(scenario: &Path) -> Outcome {
+    match load_plan(scenario) {
+        Ok(plan) => {
+            println!("ok: {}", scenario.display());
+            println!("{}", scenario::describe(&plan));
+            match crate::spend::project(&plan) {
+                Ok(projection) => println!("{}", projection.describe()),
+                Err(why) => println!("projection: none ({why})"),
+            }
+            if let Some(budget) = plan.cost.budget {
+                println!(
+                    "budget: {} {}",
+                    crate::units::money(budget),
+                    plan.cost.currency
+                );
+            }
+            Outcome::Ok
+        }
+        Err(outcome) => outcome,
+    }
+}

@@ -1111,32 +1111,16 @@ pub(crate) fn chat_body(
     min_tokens: Option<u32>,
     ignore_eos: Option<bool>,
 ) -> Bytes {
-    let stream = target.mode == TargetMode::Stream;
-    match target.api {
-        crate::scenario::Api::OpenAi => Bytes::from(
-            ChatRequest {
-                model,
-                messages,
-                max_tokens,
-                stream,
-                include_usage: target.stream_usage,
-                extra_body: &target.extra_body,
-                min_tokens,
-                ignore_eos,
-            }
-            .to_bytes(),
-        ),
-        crate::scenario::Api::Anthropic => Bytes::from(
-            crate::protocol::anthropic::request_body(
-                model,
-                &messages.to_values(),
-                max_tokens,
-                stream,
-                &target.extra_body,
-            )
-            .to_string(),
-        ),
-    }
+    target.api.body(&ChatRequest {
+        model,
+        messages,
+        max_tokens,
+        stream: target.mode == TargetMode::Stream,
+        include_usage: target.stream_usage,
+        extra_body: &target.extra_body,
+        min_tokens,
+        ignore_eos,
+    })
 }
 
 /// The JSON body request `k` of a plan sends to target `target` (its first turn), built as a run

@@ -6,7 +6,7 @@ use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderName, HeaderValue, Request, StatusCode, Uri};
+use http::{header, HeaderMap, HeaderValue, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
 
@@ -16,12 +16,13 @@ use super::connection::{ConnectError, ConnectionPool, SendError};
 use super::deadline::{self, Deadline, Expired};
 use crate::protocol::openai::{self, ParseError};
 use crate::protocol::sse::{SseItem, SseParser, DEFAULT_MAX_EVENT_BYTES};
+use crate::protocol::StreamItem;
 use crate::record::{
     Answer, ConnectionUse, ErrorClass, Failure, RequestRecord, RequestShape, TimeoutKind,
     TokenSource, Usage,
 };
 use crate::redact::Redactor;
-use crate::scenario::{Api, RetryPolicy, TargetMode, TargetPlan};
+use crate::scenario::{RetryPolicy, TargetMode, TargetPlan};
 
 /// Most characters of an event's data put into a protocol error's message, before it is
 /// scrubbed and cut to `redact::MESSAGE_CHARS`.
@@ -61,11 +62,7 @@ impl TargetContext {
         client: HttpClient,
         redactor: Redactor,
     ) -> Result<Self, String> {
-        let path = match plan.api {
-            Api::OpenAi => "chat/completions",
-            Api::Anthropic => "messages",
-        };
-        let url: Uri = format!("{base_url}/{path}")
+        let url: Uri = format!("{base_url}/{}", plan.api.path())
             .parse()
             .map_err(|e| format!("target \"{}\": bad URL: {e}", plan.name))?;
         // An embedded mock's end of each connection is a descriptor of this process too.
@@ -76,24 +73,21 @@ impl TargetContext {
         let connections =
             ConnectionPool::new(&url, plan.http, plan.timeouts.connect, &plan.tls, slots)
                 .map_err(|e| format!("target \"{}\": {e}", plan.name))?;
-        let authorization = match &plan.api_key {
-            Some(key) => {
-                let text = match plan.api {
-                    Api::OpenAi => format!("Bearer {}", key.expose()),
-                    Api::Anthropic => key.expose().to_string(),
-                };
-                let mut value = HeaderValue::from_str(&text).map_err(|_| {
-                    format!(
-                        "target \"{}\": the key in {} has characters not allowed in a header",
-                        plan.name,
-                        plan.api_key_env.as_deref().unwrap_or("its key variable")
-                    )
-                })?;
-                value.set_sensitive(true);
-                Some(value)
-            }
-            None => None,
+        let key_headers = match &plan.api_key {
+            Some(key) => plan.api.key_headers(key.expose()).map_err(|_| {
+                format!(
+                    "target \"{}\": the key in {} has characters not allowed in a header",
+                    plan.name,
+                    plan.api_key_env.as_deref().unwrap_or("its key variable")
+                )
+            })?,
+            None => Vec::new(),
         };
+        // The Batch API (OpenAI's) authorizes with the bearer token.
+        let authorization = key_headers
+            .iter()
+            .find(|(name, _)| name == header::AUTHORIZATION)
+            .map(|(_, value)| value.clone());
         let mut headers = HeaderMap::new();
         headers.insert(
             header::CONTENT_TYPE,
@@ -111,23 +105,8 @@ impl TargetContext {
             header::USER_AGENT,
             HeaderValue::from_static(concat!("drover/", env!("CARGO_PKG_VERSION"))),
         );
-        let mut api_headers = Vec::new();
-        match plan.api {
-            Api::OpenAi => {
-                if let Some(auth) = &authorization {
-                    api_headers.push((header::AUTHORIZATION, auth.clone()));
-                }
-            }
-            Api::Anthropic => {
-                if let Some(key) = &authorization {
-                    api_headers.push((HeaderName::from_static("x-api-key"), key.clone()));
-                }
-                api_headers.push((
-                    HeaderName::from_static("anthropic-version"),
-                    HeaderValue::from_static(crate::protocol::anthropic::API_VERSION),
-                ));
-            }
-        }
+        let mut api_headers = key_headers;
+        api_headers.extend(plan.api.fixed_headers());
         api_headers.extend(plan.headers.iter().cloned());
         for (name, value) in &api_headers {
             headers.append(name.clone(), value.clone());
@@ -145,8 +124,6 @@ impl TargetContext {
                 }
             }
         }
-        // The Batch API (OpenAI only) authorizes with the bearer token.
-        let authorization = authorization.filter(|_| plan.api == Api::OpenAi);
         Ok(TargetContext {
             index,
             client,
@@ -651,7 +628,11 @@ async fn read_stream(
     let response = expect_event_stream(response, reader).await?;
     let mut parser = SseParser::new();
     let mut items = Vec::new();
-    let mut progress = StreamProgress::default();
+    let mut progress = StreamProgress {
+        last_token: None,
+        saw_done: false,
+        decoder: api.stream_decoder(),
+    };
     let mut body = response.into_body();
     while let Some(frame) = reader.next_frame(&mut body).await? {
         let frame = frame.map_err(|e| {
@@ -689,14 +670,7 @@ async fn read_stream(
                     ))
                 }
             };
-            observe_event(
-                api,
-                reader.keep_answer,
-                &event,
-                arrived,
-                &mut progress,
-                measured,
-            )?;
+            observe_event(reader.keep_answer, &event, arrived, &mut progress, measured)?;
         }
     }
     if !progress.saw_done {
@@ -705,10 +679,7 @@ async fn read_stream(
             Some(200),
             format!(
                 "stream ended without {} after {} output chunks{}",
-                match api {
-                    Api::OpenAi => "[DONE]",
-                    Api::Anthropic => "message_stop",
-                },
+                api.end_of_stream(),
                 measured.output_chunks,
                 if parser.has_partial_event() {
                     " (mid-event)"
@@ -722,13 +693,13 @@ async fn read_stream(
 }
 
 /// A stream's state across its events.
-#[derive(Default)]
 struct StreamProgress {
     /// When the last output token arrived.
     last_token: Option<Instant>,
     /// `[DONE]` or `message_stop` was seen: later events are ignored.
     saw_done: bool,
-    anthropic_usage: crate::protocol::anthropic::StreamUsage,
+    /// The API's decoder of this stream's events.
+    decoder: crate::protocol::StreamDecoder,
 }
 
 /// The response, if it is an event stream; otherwise a protocol failure that quotes its body.
@@ -758,7 +729,6 @@ async fn expect_event_stream(
 /// One SSE event of a stream: its times (first event, first token, gaps, first answer), its
 /// usage, finish reason and model, and its text.
 fn observe_event(
-    api: Api,
     keep_answer: bool,
     event: &crate::protocol::sse::SseEvent,
     arrived: Instant,
@@ -769,10 +739,6 @@ fn observe_event(
     if progress.saw_done {
         return Ok(());
     }
-    if api == Api::OpenAi && event.data.trim() == "[DONE]" {
-        progress.saw_done = true;
-        return Ok(());
-    }
     if event.invalid_utf8 {
         return Err(failure(
             ErrorClass::Protocol,
@@ -780,36 +746,35 @@ fn observe_event(
             "an SSE event's data is not valid UTF-8",
         ));
     }
-    let mut ping = false;
-    let parsed = match api {
-        Api::OpenAi => openai::parse_chunk(&event.data),
-        Api::Anthropic => crate::protocol::anthropic::parse_event(
-            event.event.as_deref(),
-            &event.data,
-            &mut progress.anthropic_usage,
-        )
-        .map(|parsed| {
-            // `message_stop` ends the stream as `[DONE]` does; a ping is a keep-alive.
-            progress.saw_done |= parsed.stop;
-            ping = parsed.ping;
-            parsed.chunk
-        }),
+    let decoded = progress
+        .decoder
+        .decode(event.event.as_deref(), &event.data)
+        .map_err(|e| {
+            let detail = match e {
+                // Bounded far beyond the message's final cut, which follows scrubbing.
+                ParseError::Json(_) => format!(
+                    "{e} (event data: {})",
+                    crate::redact::cut(&event.data, EVENT_TEXT_CHARS)
+                ),
+                ParseError::ServerError(_) => e.to_string(),
+            };
+            failure(ErrorClass::Protocol, Some(200), detail)
+        })?;
+    let chunk = match decoded {
+        StreamItem::Chunk(chunk) => chunk,
+        StreamItem::Ping => {
+            measured.keepalive_comments += 1;
+            return Ok(());
+        }
+        // `[DONE]` carries nothing; `message_stop` ends the stream as `[DONE]` does.
+        StreamItem::End(last) => {
+            progress.saw_done = true;
+            match last {
+                Some(chunk) => chunk,
+                None => return Ok(()),
+            }
+        }
     };
-    let chunk = parsed.map_err(|e| {
-        let detail = match e {
-            // Bounded far beyond the message's final cut, which follows scrubbing.
-            ParseError::Json(_) => format!(
-                "{e} (event data: {})",
-                crate::redact::cut(&event.data, EVENT_TEXT_CHARS)
-            ),
-            ParseError::ServerError(_) => e.to_string(),
-        };
-        failure(ErrorClass::Protocol, Some(200), detail)
-    })?;
-    if ping {
-        measured.keepalive_comments += 1;
-        return Ok(());
-    }
     if chunk.has_answer && measured.first_answer.is_none() {
         measured.first_answer = Some(arrived);
     }
@@ -894,11 +859,12 @@ async fn read_completion(
         Some(only) => only,
         None => &joined,
     };
-    let info = match reader.target.plan.api {
-        Api::OpenAi => openai::parse_completion(body),
-        Api::Anthropic => crate::protocol::anthropic::parse_message(body),
-    }
-    .map_err(|e| failure(ErrorClass::Protocol, Some(200), e.to_string()))?;
+    let info = reader
+        .target
+        .plan
+        .api
+        .parse_completion(body)
+        .map_err(|e| failure(ErrorClass::Protocol, Some(200), e.to_string()))?;
     measured.usage = info.usage;
     if reader.keep_answer {
         measured.finish_reason = info.finish_reason.map(Cow::into_owned);

@@ -309,26 +309,7 @@ pub struct RetrySpec {
     pub max_retry_after: Option<HumanDuration>,
 }
 
-/// The API a target speaks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-pub enum Api {
-    /// `POST {base_url}/chat/completions`, `Authorization: Bearer`, `data:` chunks until `[DONE]`.
-    #[default]
-    #[serde(rename = "openai")]
-    OpenAi,
-    /// `POST {base_url}/messages`, `x-api-key` and `anthropic-version`, event-typed SSE.
-    #[serde(rename = "anthropic")]
-    Anthropic,
-}
-
-impl Api {
-    pub fn name(self) -> &'static str {
-        match self {
-            Api::OpenAi => "openai",
-            Api::Anthropic => "anthropic",
-        }
-    }
-}
+pub use crate::protocol::Api;
 
 /// How a target is asked for completions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
