@@ -113,7 +113,13 @@ pub async fn run(
             results.budget_exhausted = true;
             break;
         }
-        let mut run = driver::run(&step_plan, RunOptions::default(), stop.clone())
+        // Each step's warnings as they happen (spend alerts, batch cancels) go to stderr, as a
+        // run's do.
+        let options = RunOptions {
+            notices: super::run::stderr_notices(),
+            ..RunOptions::default()
+        };
+        let mut run = driver::run(&step_plan, options, stop.clone())
             .await
             .map_err(|source| SweepError::Step { value, source })?;
         let evaluated = evaluate(slo, &run);
