@@ -140,6 +140,11 @@ async fn one_budget_covers_the_whole_sweep() {
         stderr.contains("the budget, which covers the whole sweep, was reached"),
         "{stderr}"
     );
+    // The steps' spend alerts are announced as they are crossed, as a run's are.
+    assert!(
+        stderr.contains("warning: spend passed 50% of the budget"),
+        "{stderr}"
+    );
     let run_dir = only_run_dir(&dir.path().join("out"));
     let sweep: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("sweep.json")).unwrap())
