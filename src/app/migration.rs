@@ -503,17 +503,8 @@ pub async fn run_and_report(
     let write = |folder: &Path, results: &RunResults| {
         let path =
             crate::report::json::write_results(folder, results).map_err(|e| e.to_string())?;
-        crate::report::write_report(
-            folder,
-            &crate::report::Report {
-                inputs: vec![crate::report::ReportInput {
-                    label: results.scenario.name.clone(),
-                    results: results.clone(),
-                }],
-                rollout: None,
-            },
-        )
-        .map_err(|e| e.to_string())?;
+        crate::report::write_report(folder, &crate::report::Report::of_run(results))
+            .map_err(|e| e.to_string())?;
         Ok(path)
     };
     let mut phases = Vec::new();

@@ -325,16 +325,7 @@ fn write_and_report(dir: &Path, results: &RunResults) -> Result<(), Outcome> {
             return Err(Outcome::RunFailed);
         }
     }
-    let rendered = report::write_report(
-        dir,
-        &report::Report {
-            inputs: vec![report::ReportInput {
-                label: results.scenario.name.clone(),
-                results: results.clone(),
-            }],
-            rollout: None,
-        },
-    );
+    let rendered = report::write_report(dir, &report::Report::of_run(results));
     let _ = match &rendered {
         Ok(written) => writeln!(
             stdout,

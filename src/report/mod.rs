@@ -32,6 +32,17 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report of one run, under its scenario's name.
+    pub fn of_run(results: &RunResults) -> Report {
+        Report {
+            inputs: vec![ReportInput {
+                label: results.scenario.name.clone(),
+                results: results.clone(),
+            }],
+            rollout: None,
+        }
+    }
+
     /// Names each plotted line: the target, prefixed by the input's label when there are several
     /// inputs.
     pub fn series_name(&self, input: usize, target: usize) -> String {

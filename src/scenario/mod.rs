@@ -408,11 +408,10 @@ impl TargetPlan {
     /// A target's price for a request of a class (its Batch API price when routing sends the class
     /// there).
     pub fn price_for(&self, class: usize) -> Option<&crate::cost::Price> {
-        let target = self;
-        if target.is_routed() && target.class_via_batch(class) {
-            target.batch_price.as_ref().or(target.price.as_ref())
+        if self.is_routed() && self.class_via_batch(class) {
+            self.batch_price.as_ref().or(self.price.as_ref())
         } else {
-            target.price.as_ref()
+            self.price.as_ref()
         }
     }
 
@@ -583,12 +582,11 @@ impl LoadPlan {
     /// a closed loop and a trace, the expected count (∫rate dt over the stages, within the load's
     /// duration and request limit) for an open loop. `None` for a closed loop bounded only by time.
     pub fn expected_requests(&self, shard: crate::shard::Shard) -> Option<f64> {
-        let load = self;
-        let whole = match &load.shape {
-            LoadShape::Closed { .. } => load.requests? as f64,
+        let whole = match &self.shape {
+            LoadShape::Closed { .. } => self.requests? as f64,
             LoadShape::Trace { trace, .. } => trace.entries.len() as f64,
             LoadShape::Open { stages, .. } => {
-                let cap = load.duration.map_or(f64::INFINITY, |d| d.as_secs_f64());
+                let cap = self.duration.map_or(f64::INFINITY, |d| d.as_secs_f64());
                 let mut elapsed = 0.0;
                 let mut arrivals = 0.0;
                 for stage in stages {
@@ -606,13 +604,13 @@ impl LoadPlan {
                     arrivals += stage.rate * run + slope * run * run / 2.0;
                     elapsed += run;
                 }
-                match load.requests {
+                match self.requests {
                     Some(limit) => arrivals.min(limit as f64),
                     None => arrivals,
                 }
             }
         };
-        let whole = match (&load.shape, load.requests) {
+        let whole = match (&self.shape, self.requests) {
             (LoadShape::Trace { .. }, Some(limit)) => whole.min(limit as f64),
             _ => whole,
         };
