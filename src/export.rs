@@ -204,6 +204,7 @@ mod tests {
             empty_preludes: 0,
             keepalive_comments: 0,
             reasoning_first: false,
+            detail: Default::default(),
             done: start + ms(112),
             token_gaps: Vec::new(),
             output_tokens: 7,

@@ -186,6 +186,8 @@ pub struct RequestRecord {
     pub keepalive_comments: u32,
     /// Its first token was not answer text (reasoning, or a tool call).
     pub reasoning_first: bool,
+    /// Reasoning, refusals and unknown stream events.
+    pub detail: OutputDetail,
     pub done: Instant,
     /// Gaps between successive output-carrying events.
     pub token_gaps: Vec<Duration>,
@@ -216,6 +218,30 @@ pub struct RequestRecord {
     /// The answer, kept only when something needs it: a later turn of its session, or the
     /// comparison of a shadow pair.
     pub answer: Option<Answer>,
+}
+
+/// What an answer carried besides its text and timing: reasoning, a refusal, and stream events
+/// of types the API does not define.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutputDetail {
+    /// The first event carrying reasoning (`reasoning_content`, thinking, a reasoning summary).
+    pub first_reasoning: Option<Instant>,
+    /// Reasoning tokens: from usage details, or counted from the reasoning text received when
+    /// the server sent none (then `reasoning_estimated`).
+    pub reasoning_tokens: u64,
+    pub reasoning_estimated: bool,
+    /// The answer was a refusal.
+    pub refused: bool,
+    /// Stream events of a type the API does not define, and the first such type.
+    pub unknown_events: u32,
+    pub unknown_event_type: Option<String>,
+}
+
+impl OutputDetail {
+    /// Whether the request reasoned (reasoning tokens counted, or reasoning output received).
+    pub fn reasoned(&self) -> bool {
+        self.reasoning_tokens > 0 || self.first_reasoning.is_some()
+    }
 }
 
 /// What a response said, beyond its timing.
@@ -301,6 +327,10 @@ impl RequestRecord {
             .checked_sub(self.retry_wait)
             .unwrap_or(self.started)
             .saturating_duration_since(self.intended)
+    }
+    /// From the send to the first reasoning output.
+    pub fn time_to_first_reasoning(&self) -> Option<Duration> {
+        self.detail.first_reasoning.map(|t| t - self.sent)
     }
     /// From the first token to the first answer token (0 when the answer came first).
     pub fn time_to_first_answer(&self) -> Option<Duration> {

@@ -29,6 +29,7 @@ pub struct MockRequest {
     pub itl: Duration,
     pub itl_spread: Duration,
     pub output_tokens: u32,
+    pub reasoning_tokens: u32,
     pub prelude: Option<Duration>,
     pub api_key_env: Option<String>,
     pub seed: u64,
@@ -59,6 +60,7 @@ pub async fn serve(args: MockRequest) -> Outcome {
         ttft: latency(args.ttft, args.ttft_spread),
         itl: latency(args.itl, args.itl_spread),
         output_tokens: args.output_tokens,
+        reasoning_tokens: args.reasoning_tokens,
         prelude: args.prelude,
         seed: args.seed,
         faults: FaultPlan {

@@ -253,6 +253,10 @@ pub struct MockArgs {
     /// Tokens per response unless max_tokens is lower.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub output_tokens: u32,
+    /// Of each answer's tokens, this many come first as reasoning (reasoning deltas, usage's
+    /// reasoning tokens).
+    #[arg(long, default_value_t = 0)]
+    pub reasoning_tokens: u32,
     /// Send a role-only chunk this long after each request, before the first token.
     #[arg(long, value_parser = parse_duration)]
     pub prelude: Option<std::time::Duration>,

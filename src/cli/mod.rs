@@ -142,6 +142,7 @@ async fn serve_mock(args: MockArgs) -> i32 {
             itl: args.itl,
             itl_spread: args.itl_spread,
             output_tokens: args.output_tokens,
+            reasoning_tokens: args.reasoning_tokens,
             prelude: args.prelude,
             api_key_env: args.api_key_env,
             seed: args.seed,

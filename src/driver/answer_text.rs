@@ -55,6 +55,11 @@ impl AnswerText {
         self.push(text);
     }
 
+    /// Whether no text was received.
+    pub fn is_empty(&self) -> bool {
+        self.received == 0
+    }
+
     /// Whether some of the text was not kept.
     #[cfg(test)]
     fn truncated(&self) -> bool {

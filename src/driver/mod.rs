@@ -1115,6 +1115,7 @@ pub(crate) fn chat_body(
         model,
         messages,
         max_tokens,
+        output_limit: target.output_limit,
         stream: target.mode == TargetMode::Stream,
         include_usage: target.stream_usage,
         extra_body: &target.extra_body,
@@ -1141,6 +1142,10 @@ fn first_turn_body(
     drawn: &workload::Draw,
 ) -> Bytes {
     let class = &classes[drawn.class];
+    if target.api == crate::protocol::Api::Embeddings && class.inputs_per_request > 1 {
+        let inputs = workload::embedding_inputs(classes, trace, drawn);
+        return request_body(target, class, drawn, Messages::Values(&inputs));
+    }
     match workload::synthetic_text(classes, drawn) {
         Some(prompt) => request_body(
             target,

@@ -62,7 +62,7 @@ impl TargetContext {
         client: HttpClient,
         redactor: Redactor,
     ) -> Result<Self, String> {
-        let url: Uri = format!("{base_url}/{}", plan.api.path())
+        let url: Uri = request_url(&plan, base_url)
             .parse()
             .map_err(|e| format!("target \"{}\": bad URL: {e}", plan.name))?;
         // An embedded mock's end of each connection is a descriptor of this process too.
@@ -74,13 +74,13 @@ impl TargetContext {
             ConnectionPool::new(&url, plan.http, plan.timeouts.connect, &plan.tls, slots)
                 .map_err(|e| format!("target \"{}\": {e}", plan.name))?;
         let key_headers = match &plan.api_key {
-            Some(key) => plan.api.key_headers(key.expose()).map_err(|_| {
+            Some(key) => vec![plan.auth.header_for(key.expose()).map_err(|_| {
                 format!(
                     "target \"{}\": the key in {} has characters not allowed in a header",
                     plan.name,
                     plan.api_key_env.as_deref().unwrap_or("its key variable")
                 )
-            })?,
+            })?],
             None => Vec::new(),
         };
         // The Batch API (OpenAI's) authorizes with the bearer token.
@@ -140,6 +140,45 @@ impl TargetContext {
     }
 }
 
+/// The URL a target's requests go to: its `url` (a full URL, or a path from the endpoint's
+/// origin), or `base_url` and the API's path; then its query parameters, percent-encoded.
+fn request_url(plan: &TargetPlan, base_url: &str) -> String {
+    let mut url = match &plan.url {
+        Some(path) if path.starts_with('/') => format!("{}{path}", origin_of(base_url)),
+        Some(full) => full.clone(),
+        None => format!("{base_url}/{}", plan.api.path()),
+    };
+    for (name, value) in &plan.query {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&percent_encode(name));
+        url.push('=');
+        url.push_str(&percent_encode(value));
+    }
+    url
+}
+
+/// `scheme://authority` of a URL (what precedes its path).
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(slash) => &url[..after_scheme + slash],
+        None => url,
+    }
+}
+
+/// A query component with every byte but RFC 3986's unreserved ones percent-encoded.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 impl TargetContext {
     /// The authentication, API version and scenario headers every call to the target carries.
     pub fn api_headers(&self) -> impl Iterator<Item = (http::HeaderName, HeaderValue)> + '_ {
@@ -177,6 +216,9 @@ struct Measured {
     empty_preludes: u32,
     keepalive_comments: u32,
     reasoning_first: bool,
+    detail: crate::record::OutputDetail,
+    /// Reasoning text (bounded), counted with the tokenizer when usage has no reasoning count.
+    reasoning_text: AnswerText,
     token_gaps: Vec<Duration>,
     output_chunks: u64,
     usage: Option<Usage>,
@@ -231,6 +273,8 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
             client_tokens = Some(count);
         }
     }
+    let api = target.plan.api;
+    reasoning_count(&mut measured, tokenizer, outcome.is_ok()).await;
     let (output_tokens, token_source, input_tokens) = match &measured.usage {
         Some(usage) => (
             usage.completion_tokens,
@@ -244,7 +288,7 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
                 let output = text.count_tokens(tokenizer);
                 let input = serde_json::from_slice::<serde_json::Value>(&body)
                     .ok()
-                    .map(|body| tokenizer.count_messages(&body["messages"]));
+                    .map(|body| tokenizer.count_messages(&api.prompt_messages(&body)));
                 (output, input, text)
             })
             .await;
@@ -274,6 +318,7 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
         empty_preludes: measured.empty_preludes,
         keepalive_comments: measured.keepalive_comments,
         reasoning_first: measured.reasoning_first,
+        detail: measured.detail,
         done,
         token_gaps: measured.token_gaps,
         output_tokens,
@@ -301,6 +346,25 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
     }
 }
 
+/// A successful request's reasoning tokens: usage's count when it has one; otherwise the
+/// reasoning text received, counted on the blocking pool (an estimate).
+async fn reasoning_count(
+    measured: &mut Measured,
+    tokenizer: crate::tokenizer::Encoding,
+    succeeded: bool,
+) {
+    let from_usage = measured.usage.map_or(0, |u| u.reasoning_tokens);
+    if from_usage > 0 || !succeeded || measured.reasoning_text.is_empty() {
+        measured.detail.reasoning_tokens = from_usage;
+        return;
+    }
+    let text = std::mem::take(&mut measured.reasoning_text);
+    if let Ok(count) = tokio::task::spawn_blocking(move || text.count_tokens(tokenizer)).await {
+        measured.detail.reasoning_tokens = count;
+        measured.detail.reasoning_estimated = true;
+    }
+}
+
 /// The record of a request that drover itself failed on (a caught panic): class `internal`,
 /// timed from now, so that it is counted rather than lost.
 pub(crate) fn internal_record(begun: &super::ledger::Begun, message: &str) -> RequestRecord {
@@ -321,6 +385,7 @@ pub(crate) fn internal_record(begun: &super::ledger::Begun, message: &str) -> Re
         empty_preludes: 0,
         keepalive_comments: 0,
         reasoning_first: false,
+        detail: Default::default(),
         done: now,
         token_gaps: Vec::new(),
         output_tokens: 0,
@@ -766,6 +831,13 @@ fn observe_event(
             measured.keepalive_comments += 1;
             return Ok(());
         }
+        StreamItem::Unknown(kind) => {
+            measured.detail.unknown_events = measured.detail.unknown_events.saturating_add(1);
+            if measured.detail.unknown_event_type.is_none() {
+                measured.detail.unknown_event_type = Some(crate::redact::cut(&kind, 64));
+            }
+            return Ok(());
+        }
         // `[DONE]` carries nothing; `message_stop` ends the stream as `[DONE]` does.
         StreamItem::End(last) => {
             progress.saw_done = true;
@@ -778,6 +850,13 @@ fn observe_event(
     if chunk.has_answer && measured.first_answer.is_none() {
         measured.first_answer = Some(arrived);
     }
+    if chunk.has_reasoning {
+        measured.detail.first_reasoning.get_or_insert(arrived);
+        if !chunk.has_answer {
+            measured.reasoning_text.push(&chunk.text);
+        }
+    }
+    measured.detail.refused |= chunk.refusal;
     if !chunk.has_output && progress.last_token.is_none() {
         measured.empty_preludes += 1;
     }
@@ -866,6 +945,7 @@ async fn read_completion(
         .parse_completion(body)
         .map_err(|e| failure(ErrorClass::Protocol, Some(200), e.to_string()))?;
     measured.usage = info.usage;
+    measured.detail.refused = info.refusal;
     if reader.keep_answer {
         measured.finish_reason = info.finish_reason.map(Cow::into_owned);
         measured.model = info.model.map(Cow::into_owned);

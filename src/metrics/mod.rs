@@ -787,6 +787,7 @@ mod tests {
             empty_preludes: 0,
             keepalive_comments: 0,
             reasoning_first: false,
+            detail: Default::default(),
             done: start + ms(5 + ttft_ms + 30),
             token_gaps: vec![ms(10), ms(10), ms(10)],
             output_tokens: 4,

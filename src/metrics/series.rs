@@ -223,6 +223,7 @@ mod tests {
             empty_preludes: 0,
             keepalive_comments: 0,
             reasoning_first: false,
+            detail: Default::default(),
             done: start + done,
             token_gaps: Vec::new(),
             output_tokens: 2,

@@ -6,8 +6,9 @@
 //! processing time (10% validating, 80% in progress, 10% finalizing), judged whenever it is read.
 //! A configurable fraction of its requests fail (chosen by a hash of the seed and `custom_id`, so
 //! the same input fails the same way); they go to the error file with a 500 response, the rest to
-//! the output file as chat completions with usage. An input line that is not a valid request fails
-//! the whole batch at validation, as OpenAI does.
+//! the output file as answers of the batch's endpoint (chat completions, responses, completions
+//! or embeddings) with usage. An input line that is not a valid request fails the whole batch at
+//! validation, as OpenAI does.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,6 +17,95 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::openai::{count_prompt_tokens, OUTPUT_WORDS};
+
+/// The body field that carries an endpoint's prompt, for the endpoints the mock batches.
+fn prompt_field(endpoint: &str) -> Option<&'static str> {
+    match endpoint {
+        "/v1/chat/completions" => Some("messages"),
+        "/v1/completions" => Some("prompt"),
+        "/v1/responses" | "/v1/embeddings" => Some("input"),
+        _ => None,
+    }
+}
+
+/// A batched request's prompt as chat messages, whatever its endpoint.
+fn prompt_of(body: &Value) -> Vec<Value> {
+    let user = |content: &Value| json!({ "role": "user", "content": content });
+    match (body.get("messages"), body.get("input"), body.get("prompt")) {
+        (Some(Value::Array(messages)), _, _) => messages.clone(),
+        (_, Some(Value::Array(items)), _) => items
+            .iter()
+            .map(|item| {
+                if item.is_object() {
+                    item.clone()
+                } else {
+                    user(item)
+                }
+            })
+            .collect(),
+        (_, Some(text), _) | (_, _, Some(text)) => vec![user(text)],
+        _ => Vec::new(),
+    }
+}
+
+/// One successful batched answer, written in its endpoint's format.
+struct Answered<'a> {
+    id: String,
+    model: &'a Value,
+    content: &'a str,
+    finish_reason: &'a str,
+    prompt_tokens: u64,
+    tokens: u64,
+}
+
+impl Answered<'_> {
+    fn body(&self, endpoint: &str, request: &Value) -> Value {
+        let Answered {
+            id,
+            model,
+            content,
+            finish_reason,
+            prompt_tokens,
+            tokens,
+        } = self;
+        let created = unix_now();
+        match endpoint {
+            "/v1/embeddings" => {
+                let inputs = match request.get("input") {
+                    Some(Value::Array(items)) if !items.iter().all(Value::is_number) => items.len(),
+                    _ => 1,
+                };
+                let data: Vec<Value> = (0..inputs)
+                    .map(|index| json!({ "object": "embedding", "index": index, "embedding": [0.6, 0.8] }))
+                    .collect();
+                json!({ "object": "list", "data": data, "model": model,
+                        "usage": { "prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens } })
+            }
+            "/v1/completions" => json!({
+                "id": format!("cmpl-{id}"), "object": "text_completion", "created": created, "model": model,
+                "choices": [{ "index": 0, "text": content, "logprobs": null, "finish_reason": finish_reason }],
+                "usage": { "prompt_tokens": prompt_tokens, "completion_tokens": tokens, "total_tokens": prompt_tokens + tokens },
+            }),
+            "/v1/responses" => json!({
+                "id": format!("resp_{id}"), "object": "response", "created_at": created, "model": model,
+                "status": if *finish_reason == "length" { "incomplete" } else { "completed" },
+                "incomplete_details": if *finish_reason == "length" { json!({ "reason": "max_output_tokens" }) } else { Value::Null },
+                "error": null,
+                "output": [{ "id": format!("msg_{id}"), "type": "message", "role": "assistant", "status": "completed",
+                             "content": [{ "type": "output_text", "text": content, "annotations": [] }] }],
+                "usage": { "input_tokens": prompt_tokens, "input_tokens_details": { "cached_tokens": 0 },
+                           "output_tokens": tokens, "output_tokens_details": { "reasoning_tokens": 0 },
+                           "total_tokens": prompt_tokens + tokens },
+            }),
+            _ => json!({
+                "id": format!("chatcmpl-{id}"), "object": "chat.completion", "created": created, "model": model,
+                "choices": [{ "index": 0, "message": { "role": "assistant", "content": content, "refusal": null },
+                              "logprobs": null, "finish_reason": finish_reason }],
+                "usage": { "prompt_tokens": prompt_tokens, "completion_tokens": tokens, "total_tokens": prompt_tokens + tokens },
+            }),
+        }
+    }
+}
 
 /// Batch API behaviour.
 #[derive(Debug, Clone, PartialEq)]
@@ -218,6 +308,12 @@ impl BatchStore {
                 "input_file_id, endpoint and completion_window are required",
             );
         };
+        let Some(prompt_field) = prompt_field(&endpoint) else {
+            return error(
+                400,
+                format!("endpoint \"{endpoint}\" is not one of /v1/chat/completions, /v1/responses, /v1/completions, /v1/embeddings"),
+            );
+        };
         let input = {
             let files = self.files.lock().unwrap_or_else(|e| e.into_inner());
             match files.get(&input_file_id) {
@@ -241,12 +337,8 @@ impl BatchStore {
                 Ok(v) if v.get("url").and_then(Value::as_str) != Some(endpoint.as_str()) => {
                     Some(format!("url must be the batch's endpoint {endpoint}"))
                 }
-                Ok(v)
-                    if v.pointer("/body/messages")
-                        .and_then(Value::as_array)
-                        .is_none() =>
-                {
-                    Some("body.messages must be an array".into())
+                Ok(v) if v.pointer(&format!("/body/{prompt_field}")).is_none() => {
+                    Some(format!("body.{prompt_field} is required"))
                 }
                 Ok(_) => None,
             };
@@ -336,11 +428,11 @@ impl BatchStore {
                 continue;
             }
             let body = &request["body"];
-            let messages = body["messages"].as_array().cloned().unwrap_or_default();
-            let prompt_tokens = count_prompt_tokens(&messages);
+            let prompt_tokens = count_prompt_tokens(&prompt_of(body));
             let cap = body
                 .get("max_completion_tokens")
                 .or_else(|| body.get("max_tokens"))
+                .or_else(|| body.get("max_output_tokens"))
                 .and_then(Value::as_u64);
             let (tokens, finish_reason) = match cap {
                 Some(cap) if cap < u64::from(output_tokens) => (cap, "length"),
@@ -349,17 +441,17 @@ impl BatchStore {
             let content: String = (0..tokens as usize)
                 .map(|i| OUTPUT_WORDS[i % OUTPUT_WORDS.len()])
                 .collect();
+            let answer = Answered {
+                id: format!("mock-{}-{n}", batch.id),
+                model: &body["model"],
+                content: &content,
+                finish_reason,
+                prompt_tokens,
+                tokens,
+            };
             let line = json!({
                 "id": line_id, "custom_id": custom_id,
-                "response": { "status_code": 200, "request_id": request_id, "body": {
-                    "id": format!("chatcmpl-mock-{}-{n}", batch.id),
-                    "object": "chat.completion",
-                    "created": unix_now(),
-                    "model": body["model"],
-                    "choices": [{ "index": 0, "message": { "role": "assistant", "content": content, "refusal": null },
-                                  "logprobs": null, "finish_reason": finish_reason }],
-                    "usage": { "prompt_tokens": prompt_tokens, "completion_tokens": tokens, "total_tokens": prompt_tokens + tokens },
-                }},
+                "response": { "status_code": 200, "request_id": request_id, "body": answer.body(&batch.endpoint, body) },
                 "error": null,
             });
             output.push_str(&line.to_string());

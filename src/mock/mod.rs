@@ -37,6 +37,9 @@ pub struct MockConfig {
     pub itl: LatencyModel,
     /// Tokens generated when the request's `max_tokens` does not cap them.
     pub output_tokens: u32,
+    /// Of each answer's tokens, this many come first as reasoning (`reasoning_content` deltas,
+    /// a Responses reasoning summary, Anthropic thinking), counted in usage's reasoning tokens.
+    pub reasoning_tokens: u32,
     /// When set, a role-only chunk is sent this long after the request; otherwise the role-only
     /// chunk goes out together with the first token.
     pub prelude: Option<Duration>,
@@ -70,6 +73,7 @@ impl Default for MockConfig {
             ttft: LatencyModel::Fixed(Duration::from_millis(40)),
             itl: LatencyModel::Fixed(Duration::from_millis(8)),
             output_tokens: 64,
+            reasoning_tokens: 0,
             prelude: None,
             seed: 0x5eed,
             faults: FaultPlan::default(),

@@ -1,9 +1,13 @@
 //! The mock's completion endpoints: OpenAI-compatible chat completions, and the same answers in
-//! the Anthropic Messages API's format at `/v1/messages`.
+//! the Responses API's format at `/v1/responses`, legacy completions at `/v1/completions`, the
+//! Anthropic Messages API's at `/v1/messages`, and embeddings at `/v1/embeddings`. Azure
+//! OpenAI's shape (`/openai/deployments/{name}/…?api-version=…`, the key in `api-key`) reaches
+//! the same routes.
 //!
 //! Per-request overrides (for tests), as request headers:
 //! - `x-mock-ttft-ms`, `x-mock-itl-ms`: fixed delays for this request;
 //! - `x-mock-output-tokens`: tokens to generate (still capped by `max_tokens`);
+//! - `x-mock-reasoning-tokens`: of those, how many come first as reasoning;
 //! - `x-mock-prelude-ms`: send a role-only chunk this long after the request;
 //! - `x-mock-status`: answer with this HTTP status and an OpenAI-style error body (429 carries
 //!   `Retry-After: 1`);
@@ -27,6 +31,9 @@ use serde_json::{json, Value};
 use super::faults::Fault;
 use super::{LatencyModel, MockConfig, MockState};
 
+mod embeddings;
+mod responses;
+
 type MockBody = BoxBody<Bytes, std::io::Error>;
 
 /// Returned by the service to make hyper drop the connection without a response.
@@ -49,16 +56,34 @@ pub(crate) async fn handle(
     id: u64,
 ) -> Result<Response<MockBody>, ResetConnection> {
     let received = Instant::now();
-    let path = request.uri().path().trim_end_matches('/').to_string();
+    let path = match azure_path(request.uri()) {
+        Ok(path) => path,
+        Err(message) => {
+            return Ok(error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &message,
+            ))
+        }
+    };
+    let generating = match path.as_str() {
+        "/v1/chat/completions" | "/chat/completions" => Some(Format::OpenAi),
+        "/v1/messages" | "/messages" => Some(Format::Anthropic),
+        "/v1/responses" | "/responses" => Some(Format::Responses),
+        "/v1/completions" | "/completions" => Some(Format::Completions),
+        _ => None,
+    };
+    if request.method() == Method::POST {
+        if let Some(format) = generating {
+            state.requests.fetch_add(1, Ordering::Relaxed);
+            return chat_completions(request, state, id, received, format).await;
+        }
+        if matches!(path.as_str(), "/v1/embeddings" | "/embeddings") {
+            state.requests.fetch_add(1, Ordering::Relaxed);
+            return Ok(embeddings::handle(request, state, id, received).await);
+        }
+    }
     let response = match (request.method().clone(), path.as_str()) {
-        (Method::POST, "/v1/chat/completions" | "/chat/completions") => {
-            state.requests.fetch_add(1, Ordering::Relaxed);
-            return chat_completions(request, state, id, received, Format::OpenAi).await;
-        }
-        (Method::POST, "/v1/messages" | "/messages") => {
-            state.requests.fetch_add(1, Ordering::Relaxed);
-            return chat_completions(request, state, id, received, Format::Anthropic).await;
-        }
         (method, path) if path.starts_with("/v1/files") || path.starts_with("/v1/batches") => {
             return Ok(batch_api(request, method, path.to_string(), state).await);
         }
@@ -98,6 +123,40 @@ pub(crate) async fn handle(
         ),
     };
     Ok(response)
+}
+
+/// The request's path, with Azure OpenAI's deployment prefix
+/// (`/openai/deployments/{name}/chat/completions?api-version=…`) turned into the `/v1/` route;
+/// an Azure-shaped request without `api-version` is refused as Azure refuses it.
+fn azure_path(uri: &http::Uri) -> Result<String, String> {
+    let path = uri.path().trim_end_matches('/');
+    let Some(rest) = path.strip_prefix("/openai/deployments/") else {
+        return Ok(path.to_string());
+    };
+    let Some((_deployment, route)) = rest.split_once('/') else {
+        return Ok(path.to_string());
+    };
+    let has_version = uri.query().is_some_and(|q| {
+        q.split('&')
+            .any(|kv| kv.starts_with("api-version=") && kv.len() > 12)
+    });
+    if !has_version {
+        return Err("Missing required query parameter: api-version".into());
+    }
+    Ok(format!("/v1/{route}"))
+}
+
+/// The key a request presented: `Authorization: Bearer`, Azure's `api-key`, or Anthropic's
+/// `x-api-key`.
+fn presented_key(headers: &HeaderMap, format: Format) -> Option<String> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    match format {
+        Format::Anthropic => header("x-api-key"),
+        _ => header(header::AUTHORIZATION.as_str())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .or_else(|| header("api-key")),
+    }
+    .map(str::to_string)
 }
 
 /// The Batch API routes (see [`super::batch`]).
@@ -228,6 +287,10 @@ enum Format {
     OpenAi,
     /// The Anthropic Messages API: `event:`-typed SSE, usage in `message_start`/`message_delta`.
     Anthropic,
+    /// The Responses API: typed events until `response.completed`.
+    Responses,
+    /// Legacy completions: `data:` chunks of `choices[].text`, `[DONE]`.
+    Completions,
 }
 
 struct Job {
@@ -236,6 +299,8 @@ struct Job {
     stream: bool,
     include_usage: bool,
     tokens: u32,
+    /// Of `tokens`, how many come first as reasoning.
+    reasoning_tokens: u32,
     finish_reason: &'static str,
     prompt_tokens: u64,
     /// Of `prompt_tokens`, those served from the simulated prompt cache (`None`: no cache).
@@ -254,14 +319,7 @@ async fn chat_completions(
     format: Format,
 ) -> Result<Response<MockBody>, ResetConnection> {
     let headers = request.headers().clone();
-    let presented_key = match format {
-        Format::OpenAi => headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ")),
-        Format::Anthropic => headers.get("x-api-key").and_then(|v| v.to_str().ok()),
-    }
-    .map(str::to_string);
+    let presented_key = presented_key(&headers, format);
     if format == Format::Anthropic && !headers.contains_key("anthropic-version") {
         return Ok(anthropic_error(
             StatusCode::BAD_REQUEST,
@@ -420,11 +478,8 @@ fn plan_job(
         .and_then(Value::as_str)
         .ok_or("you must provide a model parameter")?
         .to_string();
-    let messages = request
-        .get("messages")
-        .and_then(Value::as_array)
-        .filter(|m| !m.is_empty())
-        .ok_or("'messages' must be a non-empty array")?;
+    let prompt = prompt_messages(&request, format)?;
+    let messages = &prompt;
     let stream = request
         .get("stream")
         .and_then(Value::as_bool)
@@ -441,7 +496,11 @@ fn plan_job(
     let max_tokens = request
         .get("max_completion_tokens")
         .or_else(|| request.get("max_tokens"))
+        .or_else(|| request.get("max_output_tokens"))
         .and_then(Value::as_u64);
+    if format == Format::Responses && request.get("max_tokens").is_some() {
+        return Err("Unsupported parameter: 'max_tokens'. Use 'max_output_tokens' instead.".into());
+    }
     if format == Format::Anthropic && max_tokens.is_none() {
         return Err("max_tokens: Field required".into());
     }
@@ -487,6 +546,12 @@ fn plan_job(
         }
         _ => 0,
     };
+    let reasoning_tokens = match format {
+        Format::Completions => 0,
+        _ => header_u64(headers, "x-mock-reasoning-tokens")
+            .map_or(config.reasoning_tokens, |n| n.min(u32::MAX as u64) as u32),
+    }
+    .min(tokens);
     Ok(Job {
         format,
         model,
@@ -494,6 +559,7 @@ fn plan_job(
         // The Messages API always reports usage.
         include_usage: include_usage || format == Format::Anthropic,
         tokens,
+        reasoning_tokens,
         finish_reason,
         prompt_tokens: scaled_input(
             count_prompt_tokens(messages) + system_tokens,
@@ -503,6 +569,47 @@ fn plan_job(
         delays,
         prelude: fixed("x-mock-prelude-ms").or(config.prelude),
     })
+}
+
+/// The prompt of a request as chat messages: `messages`; the Responses API's `input` (text or
+/// items) after its `instructions`; a completion's `prompt`.
+fn prompt_messages(request: &Value, format: Format) -> Result<Vec<Value>, String> {
+    let messages = match format {
+        Format::OpenAi | Format::Anthropic => request
+            .get("messages")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+        Format::Responses => {
+            let mut messages: Vec<Value> = request
+                .get("instructions")
+                .map(|text| json!({ "role": "system", "content": text }))
+                .into_iter()
+                .collect();
+            match request.get("input") {
+                Some(Value::String(text)) => {
+                    messages.push(json!({ "role": "user", "content": text }))
+                }
+                Some(Value::Array(items)) => messages.extend(items.iter().cloned()),
+                _ => return Err("'input' must be a string or a list of input items".into()),
+            }
+            messages
+        }
+        Format::Completions => match request.get("prompt") {
+            Some(Value::String(text)) => vec![json!({ "role": "user", "content": text })],
+            _ => return Err("'prompt' must be a string".into()),
+        },
+    };
+    if messages
+        .iter()
+        .all(|m| m.get("role").and_then(Value::as_str) == Some("system"))
+    {
+        return Err(match format {
+            Format::Responses => "'input' must not be empty".into(),
+            _ => "'messages' must be a non-empty array".into(),
+        });
+    }
+    Ok(messages)
 }
 
 /// The prompt cache: the messages before the last are a prefix an earlier request may have
@@ -613,7 +720,19 @@ fn usage_json(job: &Job) -> Value {
     if let Some(cached) = job.cached_tokens {
         usage["prompt_tokens_details"] = json!({ "cached_tokens": cached });
     }
+    if job.reasoning_tokens > 0 {
+        usage["completion_tokens_details"] = json!({ "reasoning_tokens": job.reasoning_tokens });
+    }
     usage
+}
+
+/// The words of an answer: its reasoning (the first `reasoning_tokens`), then its answer.
+fn answer_parts(job: &Job) -> (String, String) {
+    let all: Vec<&str> = (0..job.tokens as usize)
+        .map(|i| OUTPUT_WORDS[i % OUTPUT_WORDS.len()])
+        .collect();
+    let (reasoning, answer) = all.split_at(job.reasoning_tokens as usize);
+    (reasoning.concat(), answer.concat())
 }
 
 /// The text of an answer of `tokens` tokens, as streamed and as returned whole.
@@ -631,8 +750,37 @@ async fn complete_response(
 ) -> Response<MockBody> {
     let total: Duration = job.delays.iter().sum();
     wait_out(&state, received + total).await;
-    let content = output_text(job.tokens);
+    let (reasoning, content) = answer_parts(&job);
+    match job.format {
+        Format::Responses => {
+            return json_response(StatusCode::OK, responses::whole_response(&job, id))
+        }
+        Format::Completions => {
+            return json_response(
+                StatusCode::OK,
+                json!({
+                    "id": format!("cmpl-mock-{id}"),
+                    "object": "text_completion",
+                    "created": unix_now(),
+                    "model": job.model,
+                    "choices": [{
+                        "index": 0,
+                        "text": content,
+                        "logprobs": null,
+                        "finish_reason": job.finish_reason,
+                    }],
+                    "usage": usage_json(&job),
+                }),
+            )
+        }
+        Format::OpenAi | Format::Anthropic => {}
+    }
     if job.format == Format::Anthropic {
+        let mut blocks = Vec::new();
+        if !reasoning.is_empty() {
+            blocks.push(json!({ "type": "thinking", "thinking": reasoning, "signature": "mock" }));
+        }
+        blocks.push(json!({ "type": "text", "text": content }));
         return json_response(
             StatusCode::OK,
             json!({
@@ -640,7 +788,7 @@ async fn complete_response(
                 "type": "message",
                 "role": "assistant",
                 "model": job.model,
-                "content": [{ "type": "text", "text": content }],
+                "content": blocks,
                 "stop_reason": anthropic_stop_reason(job.finish_reason),
                 "stop_sequence": null,
                 "usage": anthropic_usage(&job, Some(job.tokens)),
@@ -657,7 +805,11 @@ async fn complete_response(
             "system_fingerprint": null,
             "choices": [{
                 "index": 0,
-                "message": { "role": "assistant", "content": content, "refusal": null },
+                "message": if reasoning.is_empty() {
+                    json!({ "role": "assistant", "content": content, "refusal": null })
+                } else {
+                    json!({ "role": "assistant", "content": content, "reasoning_content": reasoning, "refusal": null })
+                },
                 "logprobs": null,
                 "finish_reason": job.finish_reason,
             }],
@@ -711,6 +863,8 @@ struct StreamState {
     dripping: Option<VecDeque<u8>>,
     /// The decode slot this answer holds until its stream is dropped (capacity model).
     _slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The next event's `sequence_number` (Responses API streams).
+    sequence: u64,
 }
 
 impl StreamState {
@@ -844,22 +998,39 @@ impl StreamState {
                 }
             }
         }
-        if self.job.format == Format::Anthropic {
-            return self.next_anthropic_frame().await;
+        match self.job.format {
+            Format::Anthropic => return self.next_anthropic_frame().await,
+            Format::Responses => return self.next_responses_frame().await,
+            Format::OpenAi | Format::Completions => {}
         }
-        const ROLE_DELTA: &str = r#"{"role":"assistant","content":"","refusal":null}"#;
+        // A chat chunk's choice carries a delta object; a legacy completion's its text.
+        let completions = self.job.format == Format::Completions;
+        let role_delta = if completions {
+            "\"\""
+        } else {
+            r#"{"role":"assistant","content":"","refusal":null}"#
+        };
         let payload = match self.step {
             Step::Prelude => {
                 self.pass_prelude().await;
-                self.chunk(ROLE_DELTA, None)
+                self.chunk(role_delta, None)
             }
             Step::Token(i) => {
                 self.emit_token(i).await;
                 let word = OUTPUT_WORDS[i % OUTPUT_WORDS.len()];
-                let token = self.chunk(&format!(r#"{{"content":"{word}"}}"#), None);
-                if i == 0 && self.job.prelude.is_none() {
+                let field = if i < self.job.reasoning_tokens as usize {
+                    "reasoning_content"
+                } else {
+                    "content"
+                };
+                let token = if completions {
+                    self.chunk(&format!("\"{word}\""), None)
+                } else {
+                    self.chunk(&format!(r#"{{"{field}":"{word}"}}"#), None)
+                };
+                if i == 0 && self.job.prelude.is_none() && !completions {
                     // No separate prelude: the role-only chunk goes out with the first token.
-                    let role = self.chunk(ROLE_DELTA, None);
+                    let role = self.chunk(role_delta, None);
                     return Some(Ok(Bytes::from(format!(
                         "data: {role}\n\ndata: {token}\n\n"
                     ))));
@@ -873,13 +1044,13 @@ impl StreamState {
                     Step::Done
                 };
                 let finish = self.job.finish_reason;
-                self.chunk("{}", Some(finish))
+                self.chunk(if completions { "\"\"" } else { "{}" }, Some(finish))
             }
             Step::Usage => {
                 self.step = Step::Done;
                 json!({
-                    "id": format!("chatcmpl-mock-{}", self.id),
-                    "object": "chat.completion.chunk",
+                    "id": format!("{}-mock-{}", if completions { "cmpl" } else { "chatcmpl" }, self.id),
+                    "object": if completions { "text_completion" } else { "chat.completion.chunk" },
                     "created": self.created,
                     "model": self.job.model,
                     "system_fingerprint": null,
@@ -918,9 +1089,19 @@ impl StreamState {
                 "usage": anthropic_usage(&self.job, Some(1)),
             }
         });
+        let first_block = if self.job.reasoning_tokens > 0 {
+            r#"{"type":"thinking","thinking":""}"#
+        } else {
+            r#"{"type":"text","text":""}"#
+        };
         format!(
-            "event: message_start\ndata: {start}\n\nevent: content_block_start\ndata: {{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{{\"type\":\"text\",\"text\":\"\"}}}}\n\nevent: ping\ndata: {{\"type\": \"ping\"}}\n\n"
+            "event: message_start\ndata: {start}\n\nevent: content_block_start\ndata: {{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{first_block}}}\n\nevent: ping\ndata: {{\"type\": \"ping\"}}\n\n"
         )
+    }
+
+    /// The index of the text block of a Messages API stream (1 after a thinking block).
+    fn anthropic_text_index(&self) -> usize {
+        usize::from(self.job.reasoning_tokens > 0)
     }
 
     /// The next frame of a Messages API stream (the same schedule as the OpenAI one).
@@ -933,9 +1114,20 @@ impl StreamState {
             Step::Token(i) => {
                 self.emit_token(i).await;
                 let word = OUTPUT_WORDS[i % OUTPUT_WORDS.len()];
-                let delta = format!(
-                    "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{word}\"}}}}\n\n"
-                );
+                let reasoning = self.job.reasoning_tokens as usize;
+                let mut delta = String::new();
+                if i == reasoning && i > 0 {
+                    // The thinking block ends and the text block begins.
+                    delta.push_str("event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n");
+                }
+                let (index, kind, field) = if i < reasoning {
+                    (0, "thinking_delta", "thinking")
+                } else {
+                    (self.anthropic_text_index(), "text_delta", "text")
+                };
+                delta.push_str(&format!(
+                    "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":{index},\"delta\":{{\"type\":\"{kind}\",\"{field}\":\"{word}\"}}}}\n\n"
+                ));
                 if i == 0 && self.job.prelude.is_none() {
                     format!("{}{delta}", self.anthropic_opening())
                 } else {
@@ -952,8 +1144,13 @@ impl StreamState {
                     },
                     "usage": { "output_tokens": self.job.tokens },
                 });
+                let index = if self.job.reasoning_tokens >= self.job.tokens {
+                    0
+                } else {
+                    self.anthropic_text_index()
+                };
                 format!(
-                    "event: content_block_stop\ndata: {{\"type\":\"content_block_stop\",\"index\":0}}\n\nevent: message_delta\ndata: {delta}\n\n"
+                    "event: content_block_stop\ndata: {{\"type\":\"content_block_stop\",\"index\":{index}}}\n\nevent: message_delta\ndata: {delta}\n\n"
                 )
             }
             Step::Usage | Step::Done => {
@@ -986,9 +1183,15 @@ fn stream_response(
     };
     let created = unix_now();
     let model = serde_json::to_string(&job.model).unwrap_or_else(|_| "\"\"".into());
-    let chunk_prefix = format!(
-        r#"{{"id":"chatcmpl-mock-{id}","object":"chat.completion.chunk","created":{created},"model":{model},"system_fingerprint":null,"choices":[{{"index":0,"delta":"#
-    );
+    let chunk_prefix = if job.format == Format::Completions {
+        format!(
+            r#"{{"id":"cmpl-mock-{id}","object":"text_completion","created":{created},"model":{model},"choices":[{{"index":0,"text":"#
+        )
+    } else {
+        format!(
+            r#"{{"id":"chatcmpl-mock-{id}","object":"chat.completion.chunk","created":{created},"model":{model},"system_fingerprint":null,"choices":[{{"index":0,"delta":"#
+        )
+    };
     let chunk_suffix = format!(
         r#","logprobs":null,"finish_reason":null}}]{}}}"#,
         if job.include_usage {
@@ -1010,6 +1213,7 @@ fn stream_response(
         fault_at: job.tokens as usize / 2,
         dripping: None,
         _slot: slot,
+        sequence: 0,
         job,
         state,
         id,

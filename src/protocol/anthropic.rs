@@ -155,6 +155,8 @@ pub struct StreamEvent {
     pub stop: bool,
     /// A `ping` (a keep-alive, never a token).
     pub ping: bool,
+    /// An event type the Messages API does not define.
+    pub unknown: Option<String>,
 }
 
 /// Token counts gathered over a stream: input from `message_start`, output from the last
@@ -227,7 +229,11 @@ pub fn parse_event(
             if let Some(delta) = &event.delta {
                 let (text, answer) = match delta.kind.as_deref() {
                     Some("text_delta") => (delta.text.clone(), true),
-                    Some("thinking_delta") => (delta.thinking.clone(), false),
+                    Some("thinking_delta") => {
+                        out.chunk.has_reasoning =
+                            delta.thinking.as_deref().is_some_and(|t| !t.is_empty());
+                        (delta.thinking.clone(), false)
+                    }
                     Some("input_json_delta") => (delta.partial_json.clone(), false),
                     _ => (None, false),
                 };
@@ -256,8 +262,8 @@ pub fn parse_event(
             });
             return Err(ParseError::ServerError(error_text(&error)));
         }
-        // content_block_start/stop and event types added later carry no output.
-        _ => {}
+        "content_block_start" | "content_block_stop" => {}
+        other => out.unknown = Some(other.to_string()),
     }
     Ok(out)
 }
@@ -303,6 +309,7 @@ pub fn parse_message(body: &[u8]) -> Result<CompletionInfo<'static>, ParseError>
     });
     Ok(CompletionInfo {
         has_output: !text.is_empty(),
+        refusal: message.stop_reason.as_deref() == Some("refusal"),
         finish_reason: message.stop_reason.map(Cow::Owned),
         model: message.model.map(Cow::Owned),
         usage,

@@ -6,7 +6,6 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::protocol::openai;
 use crate::record::Usage;
 
 /// Statuses after which a batch changes no more.
@@ -98,7 +97,8 @@ pub enum LineOutcome {
 }
 
 /// Reads one line of an output or error file: its `custom_id` and outcome.
-pub fn parse_line(line: &str) -> Result<(String, LineOutcome), String> {
+/// `api` reads a successful line's body (a chat completion, response, completion or embeddings).
+pub fn parse_line(line: &str, api: super::Api) -> Result<(String, LineOutcome), String> {
     let value: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
     let custom_id = value
         .get("custom_id")
@@ -152,7 +152,7 @@ pub fn parse_line(line: &str) -> Result<(String, LineOutcome), String> {
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     Ok((
         custom_id,
-        match openai::parse_completion(&bytes) {
+        match api.parse_completion(&bytes) {
             Ok(info) => LineOutcome::Success {
                 usage: info.usage,
                 text: info.text.into_owned(),
@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn output_and_error_lines_are_read() {
         let ok = r#"{"id":"batch_req_1","custom_id":"drover-3","response":{"status_code":200,"request_id":"r","body":{"choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":2}}},"error":null}"#;
-        let (id, outcome) = parse_line(ok).unwrap();
+        let (id, outcome) = parse_line(ok, crate::protocol::Api::OpenAi).unwrap();
         assert_eq!(id, "drover-3");
         assert_eq!(
             outcome,
@@ -188,7 +188,7 @@ mod tests {
         );
         let failed = r#"{"custom_id":"drover-4","response":{"status_code":500,"body":{"error":{"message":"boom"}}},"error":null}"#;
         assert_eq!(
-            parse_line(failed).unwrap().1,
+            parse_line(failed, crate::protocol::Api::OpenAi).unwrap().1,
             LineOutcome::Failure {
                 status: Some(500),
                 message: "HTTP 500: boom".into()
@@ -196,20 +196,20 @@ mod tests {
         );
         let errored = r#"{"custom_id":"drover-5","response":null,"error":{"code":"batch_expired","message":"not done in time"}}"#;
         assert_eq!(
-            parse_line(errored).unwrap().1,
+            parse_line(errored, crate::protocol::Api::OpenAi).unwrap().1,
             LineOutcome::Failure {
                 status: None,
                 message: "batch_expired: not done in time".into()
             }
         );
-        assert!(parse_line("{not json")
+        assert!(parse_line("{not json", crate::protocol::Api::OpenAi)
             .unwrap_err()
             .starts_with("invalid JSON"));
         assert_eq!(
-            parse_line(r#"{"response":{}}"#).unwrap_err(),
+            parse_line(r#"{"response":{}}"#, crate::protocol::Api::OpenAi).unwrap_err(),
             "no \"custom_id\""
         );
-        assert!(parse_line(r#"{"custom_id":"x"}"#).is_err());
+        assert!(parse_line(r#"{"custom_id":"x"}"#, crate::protocol::Api::OpenAi).is_err());
     }
 
     #[test]

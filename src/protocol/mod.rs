@@ -1,5 +1,6 @@
-//! Wire formats: the OpenAI-compatible chat-completions API, the Anthropic Messages API, the
-//! Server-Sent Events stream both use, and the asynchronous Batch API's lines.
+//! Wire formats: the OpenAI-compatible chat-completions API, the Responses API, legacy text
+//! completions, embeddings, the Anthropic Messages API, the Server-Sent Events stream they use,
+//! and the asynchronous Batch APIs' lines.
 //!
 //! [`Api`] is the one place that knows what differs between the APIs a target may speak: the
 //! path, how the key is sent, the request body, how a stream ends, and how its events and a
@@ -8,7 +9,10 @@
 
 pub mod anthropic;
 pub mod batch;
+pub mod completions;
+pub mod embeddings;
 pub mod openai;
+pub mod responses;
 pub mod sse;
 
 use bytes::Bytes;
@@ -28,13 +32,82 @@ pub enum Api {
     /// `POST {base_url}/messages`, `x-api-key` and `anthropic-version`, event-typed SSE.
     #[serde(rename = "anthropic")]
     Anthropic,
+    /// `POST {base_url}/responses`: `input` and `instructions`, typed events until
+    /// `response.completed`.
+    #[serde(rename = "responses")]
+    Responses,
+    /// `POST {base_url}/completions`: a `prompt` string, `data:` chunks of `choices[].text`.
+    #[serde(rename = "completions")]
+    Completions,
+    /// `POST {base_url}/embeddings`: `input` strings, one JSON answer of vectors (no stream).
+    #[serde(rename = "embeddings")]
+    Embeddings,
+}
+
+/// The request field that caps the output, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputLimit {
+    /// `max_tokens` (chat completions, legacy completions, Anthropic).
+    MaxTokens,
+    /// `max_completion_tokens` (OpenAI's reasoning models on chat completions).
+    MaxCompletionTokens,
+    /// `max_output_tokens` (the Responses API).
+    MaxOutputTokens,
+    /// No cap is sent.
+    None,
+}
+
+impl OutputLimit {
+    /// The field's name in a request body.
+    pub fn field(self) -> Option<&'static str> {
+        match self {
+            OutputLimit::MaxTokens => Some("max_tokens"),
+            OutputLimit::MaxCompletionTokens => Some("max_completion_tokens"),
+            OutputLimit::MaxOutputTokens => Some("max_output_tokens"),
+            OutputLimit::None => None,
+        }
+    }
+}
+
+/// How a key is sent: a header, and a scheme before the key (`Bearer`) or none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Auth {
+    pub header: HeaderName,
+    pub scheme: String,
+}
+
+impl Auth {
+    /// The header that carries `key`, marked sensitive (never logged or shown).
+    pub fn header_for(&self, key: &str) -> Result<(HeaderName, HeaderValue), InvalidHeaderValue> {
+        let text = if self.scheme.is_empty() {
+            key.to_string()
+        } else {
+            format!("{} {key}", self.scheme)
+        };
+        let mut value = HeaderValue::from_str(&text)?;
+        value.set_sensitive(true);
+        Ok((self.header.clone(), value))
+    }
 }
 
 impl Api {
+    /// Every API, in the order documentation lists them.
+    pub const ALL: [Api; 5] = [
+        Api::OpenAi,
+        Api::Responses,
+        Api::Completions,
+        Api::Embeddings,
+        Api::Anthropic,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Api::OpenAi => "openai",
             Api::Anthropic => "anthropic",
+            Api::Responses => "responses",
+            Api::Completions => "completions",
+            Api::Embeddings => "embeddings",
         }
     }
 
@@ -43,56 +116,101 @@ impl Api {
         match self {
             Api::OpenAi => "chat/completions",
             Api::Anthropic => "messages",
+            Api::Responses => "responses",
+            Api::Completions => "completions",
+            Api::Embeddings => "embeddings",
         }
     }
 
-    /// The headers that carry `key`, marked sensitive (never logged or shown).
-    pub fn key_headers(
-        self,
-        key: &str,
-    ) -> Result<Vec<(HeaderName, HeaderValue)>, InvalidHeaderValue> {
-        let (name, text) = match self {
-            Api::OpenAi => (AUTHORIZATION, format!("Bearer {key}")),
-            Api::Anthropic => (HeaderName::from_static("x-api-key"), key.to_string()),
-        };
-        let mut value = HeaderValue::from_str(&text)?;
-        value.set_sensitive(true);
-        Ok(vec![(name, value)])
+    /// Whether the API can stream its answer.
+    pub fn streams(self) -> bool {
+        self != Api::Embeddings
+    }
+
+    /// Whether its answers are generated text (and so have tokens, a first token and a cap).
+    pub fn generates(self) -> bool {
+        self != Api::Embeddings
+    }
+
+    /// The `url` of this API's lines in an OpenAI Batch API input file, if it has one there.
+    pub fn openai_batch_url(self) -> Option<&'static str> {
+        match self {
+            Api::OpenAi => Some("/v1/chat/completions"),
+            Api::Responses => Some("/v1/responses"),
+            Api::Completions => Some("/v1/completions"),
+            Api::Embeddings => Some("/v1/embeddings"),
+            Api::Anthropic => None,
+        }
+    }
+
+    /// The output cap's field unless a target names another.
+    pub fn default_output_limit(self) -> OutputLimit {
+        match self {
+            Api::OpenAi | Api::Anthropic | Api::Completions => OutputLimit::MaxTokens,
+            Api::Responses => OutputLimit::MaxOutputTokens,
+            Api::Embeddings => OutputLimit::None,
+        }
+    }
+
+    /// How a key is sent unless a target says otherwise.
+    pub fn default_auth(self) -> Auth {
+        match self {
+            Api::Anthropic => Auth {
+                header: HeaderName::from_static("x-api-key"),
+                scheme: String::new(),
+            },
+            _ => Auth {
+                header: AUTHORIZATION,
+                scheme: "Bearer".into(),
+            },
+        }
     }
 
     /// Headers every request of this API carries.
     pub fn fixed_headers(self) -> Vec<(HeaderName, HeaderValue)> {
         match self {
-            Api::OpenAi => Vec::new(),
             Api::Anthropic => vec![(
                 HeaderName::from_static("anthropic-version"),
                 HeaderValue::from_static(anthropic::API_VERSION),
             )],
+            _ => Vec::new(),
         }
     }
 
     /// The request body for `request`, in this API's format.
     pub fn body(self, request: &ChatRequest<'_>) -> Bytes {
-        match self {
-            Api::OpenAi => Bytes::from(request.to_bytes()),
-            Api::Anthropic => Bytes::from(
-                anthropic::request_body(
-                    request.model,
-                    &request.messages.to_values(),
-                    request.max_tokens,
-                    request.stream,
-                    request.extra_body,
-                )
-                .to_string(),
+        let value = match self {
+            Api::OpenAi => return Bytes::from(request.to_bytes()),
+            Api::Anthropic => anthropic::request_body(
+                request.model,
+                &request.messages.to_values(),
+                request.max_tokens,
+                request.stream,
+                request.extra_body,
             ),
-        }
+            Api::Responses => responses::request_body(
+                request.model,
+                &request.messages.to_values(),
+                request.output_limit.field().zip(request.max_tokens),
+                request.stream,
+                request.extra_body,
+            ),
+            Api::Completions => completions::request_body(request),
+            Api::Embeddings => embeddings::request_body(
+                request.model,
+                &request.messages.to_values(),
+                request.extra_body,
+            ),
+        };
+        Bytes::from(value.to_string())
     }
 
     /// What ends a stream of this API, as an error message names it.
     pub fn end_of_stream(self) -> &'static str {
         match self {
-            Api::OpenAi => "[DONE]",
+            Api::OpenAi | Api::Completions | Api::Embeddings => "[DONE]",
             Api::Anthropic => "message_stop",
+            Api::Responses => "response.completed",
         }
     }
 
@@ -107,8 +225,47 @@ impl Api {
     /// A whole (non-streamed) answer.
     pub fn parse_completion(self, body: &[u8]) -> Result<CompletionInfo<'_>, ParseError> {
         match self {
-            Api::OpenAi => openai::parse_completion(body),
+            Api::OpenAi | Api::Completions => openai::parse_completion(body),
             Api::Anthropic => anthropic::parse_message(body),
+            Api::Responses => responses::parse_response(body),
+            Api::Embeddings => embeddings::parse_embeddings(body),
+        }
+    }
+
+    /// The prompt of a request body this API sent, as chat messages (for counting its tokens
+    /// when the server sends no usage).
+    pub fn prompt_messages(self, body: &serde_json::Value) -> serde_json::Value {
+        use serde_json::{json, Value};
+        let text = |value: &Value| json!([{ "role": "user", "content": value }]);
+        match self {
+            Api::OpenAi => body["messages"].clone(),
+            Api::Anthropic => {
+                let mut messages = body["messages"].as_array().cloned().unwrap_or_default();
+                if let Some(system) = body.get("system") {
+                    messages.insert(0, json!({ "role": "system", "content": system }));
+                }
+                Value::Array(messages)
+            }
+            Api::Responses => {
+                let mut messages = match &body["input"] {
+                    Value::Array(items) => items.clone(),
+                    other => vec![json!({ "role": "user", "content": other })],
+                };
+                if let Some(instructions) = body.get("instructions") {
+                    messages.insert(0, json!({ "role": "system", "content": instructions }));
+                }
+                Value::Array(messages)
+            }
+            Api::Completions => text(&body["prompt"]),
+            Api::Embeddings => match &body["input"] {
+                Value::Array(inputs) => Value::Array(
+                    inputs
+                        .iter()
+                        .map(|input| json!({ "role": "user", "content": input }))
+                        .collect(),
+                ),
+                other => text(other),
+            },
         }
     }
 }
@@ -130,6 +287,8 @@ pub enum StreamItem<'a> {
     Ping,
     /// The end of the stream (`[DONE]`; a final chunk may come with it).
     End(Option<ChunkInfo<'a>>),
+    /// An event of a type the API does not define (counted and named, never dropped silently).
+    Unknown(String),
 }
 
 impl StreamDecoder {
@@ -140,11 +299,17 @@ impl StreamDecoder {
         data: &'a str,
     ) -> Result<StreamItem<'a>, ParseError> {
         match self.api {
-            Api::OpenAi if data.trim() == "[DONE]" => Ok(StreamItem::End(None)),
-            Api::OpenAi => openai::parse_chunk(data).map(StreamItem::Chunk),
+            Api::OpenAi | Api::Completions | Api::Embeddings if data.trim() == "[DONE]" => {
+                Ok(StreamItem::End(None))
+            }
+            Api::OpenAi | Api::Completions | Api::Embeddings => {
+                openai::parse_chunk(data).map(StreamItem::Chunk)
+            }
             Api::Anthropic => {
                 let event = anthropic::parse_event(name, data, &mut self.anthropic_usage)?;
-                Ok(if event.ping {
+                Ok(if let Some(kind) = event.unknown {
+                    StreamItem::Unknown(kind)
+                } else if event.ping {
                     StreamItem::Ping
                 } else if event.stop {
                     StreamItem::End(Some(event.chunk))
@@ -152,6 +317,11 @@ impl StreamDecoder {
                     StreamItem::Chunk(event.chunk)
                 })
             }
+            Api::Responses => Ok(match responses::parse_event(name, data)? {
+                responses::ResponsesEvent::Chunk(chunk) => StreamItem::Chunk(chunk),
+                responses::ResponsesEvent::End(chunk) => StreamItem::End(Some(chunk)),
+                responses::ResponsesEvent::Unknown(kind) => StreamItem::Unknown(kind),
+            }),
         }
     }
 }
@@ -162,21 +332,31 @@ mod tests {
 
     #[test]
     fn each_api_sends_its_key_its_way() {
-        let openai = Api::OpenAi.key_headers("sk-1").unwrap();
-        assert_eq!(openai[0].0, AUTHORIZATION);
-        assert_eq!(openai[0].1, "Bearer sk-1");
-        assert!(openai[0].1.is_sensitive());
-        let anthropic = Api::Anthropic.key_headers("sk-2").unwrap();
+        let openai = Api::OpenAi.default_auth().header_for("sk-1").unwrap();
+        assert_eq!(openai.0, AUTHORIZATION);
+        assert_eq!(openai.1, "Bearer sk-1");
+        assert!(openai.1.is_sensitive());
+        let anthropic = Api::Anthropic.default_auth().header_for("sk-2").unwrap();
         assert_eq!(
-            (anthropic[0].0.as_str(), anthropic[0].1.to_str().unwrap()),
+            (anthropic.0.as_str(), anthropic.1.to_str().unwrap()),
             ("x-api-key", "sk-2")
         );
+        let azure = Auth {
+            header: HeaderName::from_static("api-key"),
+            scheme: String::new(),
+        };
+        let azure = azure.header_for("az-3").unwrap();
+        assert_eq!(
+            (azure.0.as_str(), azure.1.to_str().unwrap()),
+            ("api-key", "az-3")
+        );
+        assert!(azure.1.is_sensitive());
         assert_eq!(
             Api::Anthropic.fixed_headers()[0].0.as_str(),
             "anthropic-version"
         );
         assert!(Api::OpenAi.fixed_headers().is_empty());
-        assert!(Api::OpenAi.key_headers("bad\nkey").is_err());
+        assert!(Api::OpenAi.default_auth().header_for("bad\nkey").is_err());
     }
 
     #[test]

@@ -78,6 +78,8 @@ pub struct ChatRequest<'a> {
     pub model: &'a str,
     pub messages: Messages<'a>,
     pub max_tokens: Option<u32>,
+    /// The field that carries `max_tokens`.
+    pub output_limit: super::OutputLimit,
     pub stream: bool,
     pub include_usage: bool,
     pub extra_body: &'a Map<String, Value>,
@@ -112,8 +114,8 @@ impl serde::Serialize for ChatRequest<'_> {
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("model", self.model)?;
         map.serialize_entry("messages", &self.messages)?;
-        if let Some(max_tokens) = self.max_tokens {
-            map.serialize_entry("max_tokens", &max_tokens)?;
+        if let (Some(max_tokens), Some(field)) = (self.max_tokens, self.output_limit.field()) {
+            map.serialize_entry(field, &max_tokens)?;
         }
         map.serialize_entry("stream", &self.stream)?;
         if self.stream && self.include_usage && !self.extra_body.contains_key("stream_options") {
@@ -206,6 +208,8 @@ struct WireChunkChoice<'a> {
     #[serde(default, borrow)]
     delta: Option<WireDelta<'a>>,
     #[serde(default, borrow)]
+    text: Option<WireText<'a>>,
+    #[serde(default, borrow)]
     finish_reason: Option<WireText<'a>>,
 }
 
@@ -217,6 +221,11 @@ struct WireDelta<'a> {
     reasoning_content: Option<WireText<'a>>,
     #[serde(default, borrow)]
     reasoning: Option<WireText<'a>>,
+    #[serde(default, borrow)]
+    refusal: Option<WireText<'a>>,
+    /// Legacy completions put the text here.
+    #[serde(default, borrow)]
+    text: Option<WireText<'a>>,
     #[serde(default)]
     tool_calls: Option<Vec<Value>>,
 }
@@ -237,25 +246,52 @@ impl<'a> WireDelta<'a> {
         })
     }
 
-    /// Its output text, answer then reasoning, in order: `(text, has_answer, has_output)`.
-    fn into_text(self) -> (Cow<'a, str>, bool, bool) {
+    /// Its output text, answer then reasoning, in order, and what kinds of output it carried.
+    fn into_text(self) -> (Cow<'a, str>, DeltaKinds) {
         let tool_text = self.has_tool_text();
         let mut text = Cow::Borrowed("");
-        let mut has_answer = false;
-        for (part, answer) in [
-            (self.content, true),
-            (self.reasoning_content, false),
-            (self.reasoning, false),
+        let mut kinds = DeltaKinds::default();
+        for (part, kind) in [
+            (self.content, PartKind::Answer),
+            (self.text, PartKind::Answer),
+            (self.refusal, PartKind::Refusal),
+            (self.reasoning_content, PartKind::Reasoning),
+            (self.reasoning, PartKind::Reasoning),
         ] {
             let Some(WireText(part)) = part else {
                 continue;
             };
-            has_answer |= answer && !part.is_empty();
+            if !part.is_empty() {
+                match kind {
+                    PartKind::Answer => kinds.answer = true,
+                    PartKind::Refusal => {
+                        kinds.answer = true;
+                        kinds.refusal = true;
+                    }
+                    PartKind::Reasoning => kinds.reasoning = true,
+                }
+            }
             append(&mut text, part);
         }
-        let has_output = !text.is_empty() || tool_text;
-        (text, has_answer, has_output)
+        kinds.output = !text.is_empty() || tool_text;
+        (text, kinds)
     }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum PartKind {
+    Answer,
+    Refusal,
+    Reasoning,
+}
+
+/// The kinds of output a delta (or a whole message) carried.
+#[derive(Debug, Clone, Copy, Default)]
+struct DeltaKinds {
+    output: bool,
+    answer: bool,
+    reasoning: bool,
+    refusal: bool,
 }
 
 /// Appends `part` to `text`, keeping a lone part borrowed.
@@ -274,6 +310,10 @@ pub struct ChunkInfo<'a> {
     pub has_output: bool,
     /// Non-empty `content` (the answer, as opposed to reasoning).
     pub has_answer: bool,
+    /// Non-empty reasoning (`reasoning_content`, `reasoning`, thinking, a reasoning summary).
+    pub has_reasoning: bool,
+    /// The answer is a refusal (a `refusal` delta or part).
+    pub refusal: bool,
     pub finish_reason: Option<Cow<'a, str>>,
     /// The `model` the chunk names (what answered).
     pub model: Option<Cow<'a, str>>,
@@ -304,10 +344,17 @@ pub fn parse_chunk(data: &str) -> Result<ChunkInfo<'_>, ParseError> {
         ..ChunkInfo::default()
     };
     for choice in chunk.choices {
-        if let Some(delta) = choice.delta {
-            let (text, has_answer, has_output) = delta.into_text();
-            info.has_answer |= has_answer;
-            info.has_output |= has_output;
+        // Chat chunks carry a delta; legacy completion chunks their text on the choice.
+        let delta = choice.delta.or(choice.text.map(|text| WireDelta {
+            text: Some(text),
+            ..WireDelta::default()
+        }));
+        if let Some(delta) = delta {
+            let (text, kinds) = delta.into_text();
+            info.has_answer |= kinds.answer;
+            info.has_output |= kinds.output;
+            info.has_reasoning |= kinds.reasoning;
+            info.refusal |= kinds.refusal;
             append(&mut info.text, text);
         }
         if let Some(reason) = text_of(choice.finish_reason) {
@@ -328,6 +375,8 @@ pub struct CompletionInfo<'a> {
     pub usage: Option<Usage>,
     /// The output text (content, reasoning), for counting tokens without usage.
     pub text: Cow<'a, str>,
+    /// The answer is a refusal.
+    pub refusal: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -347,6 +396,8 @@ struct WireCompletionChoice<'a> {
     #[serde(default, borrow)]
     message: Option<WireDelta<'a>>,
     #[serde(default, borrow)]
+    text: Option<WireText<'a>>,
+    #[serde(default, borrow)]
     finish_reason: Option<WireText<'a>>,
 }
 
@@ -359,18 +410,22 @@ pub fn parse_completion(body: &[u8]) -> Result<CompletionInfo<'_>, ParseError> {
     }
     let first = completion.choices.into_iter().next();
     let (finish_reason, message) = match first {
-        Some(choice) => (text_of(choice.finish_reason), choice.message),
+        Some(choice) => {
+            let text = choice.text.map(|text| WireDelta {
+                text: Some(text),
+                ..WireDelta::default()
+            });
+            (text_of(choice.finish_reason), choice.message.or(text))
+        }
         None => (None, None),
     };
-    let (text, has_output) = match message {
-        Some(message) => {
-            let (text, _, has_output) = message.into_text();
-            (text, has_output)
-        }
-        None => (Cow::Borrowed(""), false),
+    let (text, kinds) = match message {
+        Some(message) => message.into_text(),
+        None => (Cow::Borrowed(""), DeltaKinds::default()),
     };
     Ok(CompletionInfo {
-        has_output,
+        has_output: kinds.output,
+        refusal: kinds.refusal,
         finish_reason,
         model: text_of(completion.model),
         usage: completion.usage.map(WireUsage::into_usage),
@@ -497,6 +552,7 @@ mod tests {
                 model: "m",
                 messages,
                 max_tokens: Some(8),
+                output_limit: crate::protocol::OutputLimit::MaxTokens,
                 stream: false,
                 include_usage: false,
                 extra_body: &extra,
@@ -522,6 +578,7 @@ mod tests {
             model: "m",
             messages: Messages::Values(&messages),
             max_tokens: Some(8),
+            output_limit: crate::protocol::OutputLimit::MaxTokens,
             stream: true,
             include_usage: true,
             extra_body: &extra,

@@ -380,6 +380,15 @@ pub struct TargetPlan {
     pub api_key: Option<Secret>,
     pub model: String,
     pub api: Api,
+    /// The field that carries a class's `max_tokens`.
+    pub output_limit: crate::protocol::OutputLimit,
+    /// How the key is sent.
+    pub auth: crate::protocol::Auth,
+    /// Query parameters on every request, as `name=value` pairs (percent-encoded on the wire).
+    pub query: Vec<(String, String)>,
+    /// The request URL in place of `base_url` + the API's path: a full URL, or a path from the
+    /// endpoint's origin when it starts with `/`.
+    pub url: Option<String>,
     pub mode: TargetMode,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub extra_body: serde_json::Map<String, serde_json::Value>,

@@ -184,11 +184,26 @@ pub struct TargetSpec {
     /// Name of the environment variable that holds the API key (never the key itself).
     pub api_key_env: Option<String>,
     pub model: String,
-    /// The API the endpoint speaks: OpenAI chat completions (default) or Anthropic Messages.
+    /// The API the endpoint speaks: OpenAI chat completions (default), the Responses API,
+    /// legacy completions, embeddings, or Anthropic Messages.
     #[serde(default)]
     pub api: Api,
+    /// The request field that carries a class's `max_tokens` (default per API; `"none"` sends
+    /// no cap).
+    pub max_tokens_field: Option<crate::protocol::OutputLimit>,
+    /// How the key is sent: `{ header = "api-key", scheme = "" }` (default per API:
+    /// `Authorization: Bearer` or Anthropic's `x-api-key`).
+    pub auth: Option<AuthSpec>,
+    /// Query parameters on every request (e.g. Azure's `api-version`).
     #[serde(default)]
-    pub mode: TargetMode,
+    pub query: BTreeMap<String, String>,
+    /// The request URL in place of `base_url` + the API's path: a full URL, or a path from the
+    /// endpoint's host when it starts with `/` (deployment-style paths).
+    pub url: Option<String>,
+    /// How answers are asked for; default `stream` (`complete` for embeddings, which do not
+    /// stream). Read it with [`TargetSpec::mode`].
+    #[serde(rename = "mode")]
+    pub mode_set: Option<TargetMode>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// JSON fields merged verbatim into every request body (e.g. `mode = "batch"`).
@@ -225,6 +240,27 @@ pub struct TargetSpec {
     pub tokenizer: Option<crate::tokenizer::Encoding>,
     /// Rules that send some classes through the Batch API instead (a hybrid router).
     pub routing: Option<Vec<RouteSpec>>,
+}
+
+impl TargetSpec {
+    /// The target's mode, its API's default filled in.
+    pub fn mode(&self) -> TargetMode {
+        self.mode_set.unwrap_or(if self.api.streams() {
+            TargetMode::Stream
+        } else {
+            TargetMode::Complete
+        })
+    }
+}
+
+/// `auth = { header = "api-key", scheme = "" }`: the header that carries the key, and the
+/// word before the key in it (none when empty).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSpec {
+    pub header: String,
+    #[serde(default)]
+    pub scheme: Option<String>,
 }
 
 /// `{ when = { user_facing = false }, to = "batch-api" }`: the first rule whose `when` matches a
@@ -343,6 +379,8 @@ pub struct MockSpec {
     pub ttft: Option<LatencySpec>,
     pub itl: Option<LatencySpec>,
     pub output_tokens: Option<u32>,
+    /// Of each answer's tokens, this many come first as reasoning (default 0).
+    pub reasoning_tokens: Option<u32>,
     /// Send a role-only chunk this long after the request, before the first token.
     pub prelude: Option<HumanDuration>,
     /// Faults to inject, each with a probability per request.
@@ -446,6 +484,8 @@ pub struct ClassSpec {
     /// Passed through for servers that honour them (vLLM, SGLang, TGI).
     pub min_tokens: Option<u32>,
     pub ignore_eos: Option<bool>,
+    /// Texts per request for an embeddings target (bulk embedding; default 1).
+    pub inputs_per_request: Option<u32>,
     /// Start a fraction of requests with one of K shared system prompts.
     pub shared_prefix: Option<SharedPrefixSpec>,
     /// Multi-turn sessions: requests per conversation (default 1).

@@ -38,6 +38,8 @@ pub struct ClassPlan {
     pub max_tokens: Option<LengthModel>,
     pub min_tokens: Option<u32>,
     pub ignore_eos: Option<bool>,
+    /// Texts per request for an embeddings target (1 elsewhere).
+    pub inputs_per_request: u32,
     pub shared_prefix: Option<SharedPrefix>,
     /// Multi-turn conversations; `None` = one request each.
     pub session: Option<SessionPlan>,
@@ -372,6 +374,39 @@ pub fn messages(classes: &[ClassPlan], trace: Option<&Trace>, draw: &Draw) -> Va
     Value::Array(list)
 }
 
+/// The texts of a drawn embeddings request: its own prompt, then `inputs_per_request − 1` more
+/// of its class (synthetic texts from seeds derived from its own, or the dataset records that
+/// follow its record), as user messages. A pure function of the draw.
+pub fn embedding_inputs(classes: &[ClassPlan], trace: Option<&Trace>, draw: &Draw) -> Vec<Value> {
+    let class = &classes[draw.class];
+    let mut inputs = Vec::with_capacity(class.inputs_per_request as usize);
+    for i in 0..u64::from(class.inputs_per_request.max(1)) {
+        let prompt = match (&draw.prompt, &class.prompt) {
+            (_, _) if i == 0 => draw.prompt.clone(),
+            (PromptDraw::Synthetic { tokens, text_seed }, _) => PromptDraw::Synthetic {
+                tokens: *tokens,
+                text_seed: text_seed ^ i.wrapping_mul(0x2545_F491_4F6C_DD1D),
+            },
+            (PromptDraw::Record(index), PromptSource::Dataset(source)) => {
+                PromptDraw::Record((*index + i as usize) % source.data.records.len().max(1))
+            }
+            (other, _) => other.clone(),
+        };
+        let sibling = Draw {
+            prompt,
+            prefix: None,
+            ..draw.clone()
+        };
+        if let Value::Array(list) = messages(classes, trace, &sibling) {
+            inputs.extend(
+                list.into_iter()
+                    .filter(|m| m.get("role").and_then(Value::as_str) != Some("system")),
+            );
+        }
+    }
+    inputs
+}
+
 /// The text of a drawn synthetic prompt: its user message, after the class's shared prefix as
 /// a system message when it has one.
 pub struct SyntheticText<'a> {
@@ -418,7 +453,7 @@ pub fn input_tokens(
         },
         PromptDraw::Trace(_) => tokenizer.count_messages(&messages(classes, trace, draw)),
     };
-    prompt + prefix
+    prompt * u64::from(class.inputs_per_request.max(1)) + prefix
 }
 
 /// One line about what a class sends, for `drover validate` and the start of a run.
@@ -506,6 +541,7 @@ mod tests {
             max_tokens: None,
             min_tokens: None,
             ignore_eos: None,
+            inputs_per_request: 1,
             shared_prefix: None,
             session: None,
             model: None,

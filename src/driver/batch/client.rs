@@ -142,12 +142,13 @@ impl BatchClient<'_> {
     pub async fn create(
         &self,
         input_file_id: &str,
+        endpoint: &str,
         completion_window: &str,
     ) -> Result<BatchObject, BatchApiError> {
         let what = "creating the batch (POST /batches)";
         let body = json!({
             "input_file_id": input_file_id,
-            "endpoint": "/v1/chat/completions",
+            "endpoint": endpoint,
             "completion_window": completion_window,
             "metadata": { "created_by": "drover" },
         });

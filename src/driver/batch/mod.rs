@@ -153,6 +153,12 @@ fn batch_lines(generator: &Generator) -> Vec<(Pending, String)> {
     let target = &generator.target;
     // Under a spend cap, a batch holds only the requests whose projected cost still fits.
     let mut budget_left = true;
+    // Validation refuses the Batch API for an API it does not carry.
+    let batch_url = target
+        .plan
+        .api
+        .openai_batch_url()
+        .unwrap_or("/v1/chat/completions");
     // Validation makes sure a batch's closed loop has a request count, so the plan is known.
     let mut planned = Vec::new();
     planned_requests(
@@ -202,7 +208,7 @@ fn batch_lines(generator: &Generator) -> Vec<(Pending, String)> {
                 fields.insert("stream".into(), serde_json::Value::Bool(false));
                 fields.remove("stream_options");
             }
-            let line = input_line(&custom_id(k), "/v1/chat/completions", &body);
+            let line = input_line(&custom_id(k), batch_url, &body);
             Some((
                 Pending {
                     k,
@@ -242,7 +248,14 @@ async fn submit(
                     Bytes::from(chunk.jsonl.clone()),
                 )
                 .await?;
-            client.create(&file, &options.completion_window).await
+            let endpoint = target
+                .plan
+                .api
+                .openai_batch_url()
+                .unwrap_or("/v1/chat/completions");
+            client
+                .create(&file, endpoint, &options.completion_window)
+                .await
         };
         let created = tokio::select! {
             biased;
@@ -362,6 +375,7 @@ async fn finish(
         report.reported_failed = counts.failed;
     }
     report.problems.extend(batch.error_messages());
+    let api = generator.target.plan.api;
     let mut outcomes: HashMap<String, LineOutcome> = HashMap::new();
     let files = [batch.output_file_id.as_ref(), batch.error_file_id.as_ref()];
     let known: HashMap<String, ()> = pending.iter().map(|p| (custom_id(p.k), ())).collect();
@@ -372,7 +386,7 @@ async fn finish(
                     if line.trim().is_empty() {
                         continue;
                     }
-                    match parse_line(line) {
+                    match parse_line(line, api) {
                         Ok((id, outcome)) if known.contains_key(&id) => {
                             outcomes.insert(id, outcome);
                         }
@@ -480,6 +494,7 @@ async fn send(
         empty_preludes: 0,
         keepalive_comments: 0,
         reasoning_first: false,
+        detail: Default::default(),
         done,
         token_gaps: Vec::new(),
         output_tokens,

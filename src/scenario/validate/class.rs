@@ -83,6 +83,17 @@ pub(super) fn class_plan(
         max_tokens,
         min_tokens: spec.min_tokens,
         ignore_eos: spec.ignore_eos,
+        inputs_per_request: match spec.inputs_per_request {
+            Some(n) if !(1..=2048).contains(&n) => {
+                checker.fail(
+                    &key.key("inputs_per_request"),
+                    format!("must be 1 to 2048 (the embeddings API's limit; got {n})"),
+                );
+                1
+            }
+            Some(n) => n,
+            None => 1,
+        },
         shared_prefix,
         session,
         model: spec.model.clone(),

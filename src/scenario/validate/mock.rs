@@ -61,6 +61,17 @@ pub(super) fn mock_config(
             .as_ref()
             .map_or(defaults.itl, |s| latency_model(checker, &key.key("itl"), s)),
         output_tokens,
+        reasoning_tokens: match spec.reasoning_tokens {
+            Some(n) if n > MAX_TOKENS => {
+                checker.fail(
+                    &key.key("reasoning_tokens"),
+                    format!("must be at most {MAX_TOKENS} (got {n})"),
+                );
+                0
+            }
+            Some(n) => n,
+            None => defaults.reasoning_tokens,
+        },
         prelude: spec.prelude.map(|d| d.0),
         seed,
         batch: crate::mock::BatchMockConfig {

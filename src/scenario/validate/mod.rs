@@ -158,6 +158,7 @@ pub fn plan_from_file(
     }
 
     route_to_batch(&mut checker, &file, &mut targets, &classes, load.as_ref());
+    classes_fit_apis(&mut checker, &file, &targets);
     let slo = file
         .slo
         .as_ref()
@@ -310,6 +311,63 @@ fn check_trace_prompts(checker: &mut Checker, load: &LoadPlan, classes: &[ClassP
 
 /// Which classes each target sends through the Batch API (its mode, or its routing rules), and
 /// what that rules out: multi-turn classes there, or a closed loop with no request count.
+/// Refuses a class whose shape a target's API cannot carry: sessions to an API without turns
+/// (legacy completions, embeddings), output caps to embeddings, several inputs per request to
+/// anything but embeddings.
+fn classes_fit_apis(checker: &mut Checker, file: &ScenarioFile, targets: &[TargetPlan]) {
+    use crate::protocol::Api;
+    let apis: Vec<Api> = targets.iter().map(|t| t.api).collect();
+    let names = |wanted: &dyn Fn(Api) -> bool| {
+        targets
+            .iter()
+            .filter(|t| wanted(t.api))
+            .map(|t| format!("\"{}\" (api = \"{}\")", t.name, t.api.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let root = KeyPath::root();
+    for (index, spec) in file.classes.iter().enumerate() {
+        let key = root.key("classes").index(index);
+        let no_turns = |api: Api| matches!(api, Api::Completions | Api::Embeddings);
+        if spec.turns.is_some_and(|t| t > 1) && apis.iter().any(|a| no_turns(*a)) {
+            checker.fail(
+                &key.key("turns"),
+                format!(
+                    "multi-turn sessions need a chat API; target {} has no turns",
+                    names(&no_turns)
+                ),
+            );
+        }
+        let embeds = |api: Api| api == Api::Embeddings;
+        if apis.iter().any(|a| embeds(*a)) {
+            for (field, set) in [
+                ("max_tokens", spec.max_tokens.is_some()),
+                ("min_tokens", spec.min_tokens.is_some()),
+                ("ignore_eos", spec.ignore_eos.is_some()),
+            ] {
+                if set {
+                    checker.fail(
+                        &key.key(field),
+                        format!(
+                            "embeddings generate no tokens; target {} cannot use it",
+                            names(&embeds)
+                        ),
+                    );
+                }
+            }
+        }
+        if spec.inputs_per_request.is_some_and(|n| n > 1) && !apis.iter().all(|a| embeds(*a)) {
+            checker.fail(
+                &key.key("inputs_per_request"),
+                format!(
+                    "only embeddings take several inputs per request; target {} sends one prompt",
+                    names(&|api| !embeds(api))
+                ),
+            );
+        }
+    }
+}
+
 fn route_to_batch(
     checker: &mut Checker,
     file: &ScenarioFile,
@@ -322,7 +380,7 @@ fn route_to_batch(
     for (target, spec) in targets.iter_mut().zip(&file.targets) {
         target.batch_classes = classes
             .iter()
-            .map(|class| match spec.mode {
+            .map(|class| match spec.mode() {
                 TargetMode::BatchApi => true,
                 _ => spec.routing.as_ref().is_some_and(|rules| {
                     rules
@@ -369,7 +427,7 @@ fn route_to_batch(
                      needs to know how many: set load.requests",
                 );
             }
-            if spec.mode == TargetMode::BatchApi && unknown_count {
+            if spec.mode() == TargetMode::BatchApi && unknown_count {
                 checker.fail(
                     &root.key("targets").index(index).key("mode"),
                     "\"batch-api\" submits every request at once, so it needs to know how many: \

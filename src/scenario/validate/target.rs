@@ -82,6 +82,7 @@ pub(super) fn target_plan(
         )))),
     };
     let api_key = api_key(checker, key, spec, env);
+    let shape = api_shape(checker, key, spec);
     let headers = headers(checker, key, spec);
     check_body_and_retry(checker, key, spec);
     let tls = TlsOptions {
@@ -102,7 +103,11 @@ pub(super) fn target_plan(
         api_key,
         model: spec.model.clone(),
         api: spec.api,
-        mode: spec.mode,
+        output_limit: shape.output_limit,
+        auth: shape.auth,
+        query: shape.query,
+        url: shape.url,
+        mode: spec.mode(),
         headers,
         extra_body: spec.extra_body.clone(),
         model_map: spec.model_map.clone(),
@@ -154,6 +159,109 @@ fn api_key(
     }
 }
 
+/// How a target's requests are shaped for its API: the output cap's field, the key's header,
+/// query parameters and a URL override.
+struct ApiShape {
+    output_limit: crate::protocol::OutputLimit,
+    auth: crate::protocol::Auth,
+    query: Vec<(String, String)>,
+    url: Option<String>,
+}
+
+/// The API's request shape from `max_tokens_field`, `auth`, `query`, `url` and `mode`, each
+/// checked against what the API can carry.
+fn api_shape(checker: &mut Checker, key: &KeyPath, spec: &TargetSpec) -> ApiShape {
+    use crate::protocol::{Api, OutputLimit};
+    let api = spec.api;
+    let output_limit = spec.max_tokens_field.unwrap_or(api.default_output_limit());
+    match (api, output_limit) {
+        (Api::Anthropic, OutputLimit::None) => checker.fail(
+            &key.key("max_tokens_field"),
+            "the Messages API requires max_tokens: use \"max_tokens\" (the default)",
+        ),
+        (Api::Anthropic, limit) if limit != OutputLimit::MaxTokens => checker.fail(
+            &key.key("max_tokens_field"),
+            "the Messages API takes max_tokens only",
+        ),
+        (Api::Embeddings, limit) if limit != OutputLimit::None => checker.fail(
+            &key.key("max_tokens_field"),
+            "embeddings generate no tokens: leave max_tokens_field out",
+        ),
+        _ => {}
+    }
+    if !api.streams() && spec.mode() == TargetMode::Stream {
+        checker.fail(
+            &key.key("mode"),
+            format!(
+                "api = \"{}\" does not stream: use mode = \"complete\" or \"batch-api\"",
+                api.name()
+            ),
+        );
+    }
+    let auth = match &spec.auth {
+        None => api.default_auth(),
+        Some(auth) => match HeaderName::from_bytes(auth.header.as_bytes()) {
+            Ok(header) => crate::protocol::Auth {
+                header,
+                scheme: auth.scheme.clone().unwrap_or_default().trim().to_string(),
+            },
+            Err(_) => {
+                checker.fail(
+                    &key.key("auth").key("header"),
+                    format!("\"{}\" is not a valid HTTP header name", auth.header),
+                );
+                api.default_auth()
+            }
+        },
+    };
+    if spec.auth.is_some() && spec.api_key_env.is_none() {
+        checker.fail(
+            &key.key("auth"),
+            "says how the key is sent, but the target has no api_key_env to read it from",
+        );
+    }
+    for name in spec.query.keys() {
+        if name.trim().is_empty() {
+            checker.fail(&key.key("query"), "has a parameter without a name");
+        }
+    }
+    let url = spec.url.as_ref().and_then(|url| {
+        let from_origin = url.starts_with('/') && !url.starts_with("//");
+        let absolute = url
+            .parse::<http::Uri>()
+            .is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some());
+        if spec.mock.is_some() && !from_origin {
+            checker.fail(
+                &key.key("url"),
+                "on a mock target must be a path from its address, starting with / (e.g. \"/openai/deployments/gpt-4o/chat/completions\")",
+            );
+            return None;
+        }
+        if !from_origin && !absolute {
+            checker.fail(
+                &key.key("url"),
+                format!("\"{url}\" is neither an http(s):// URL nor a path starting with /"),
+            );
+            return None;
+        }
+        if from_origin && url.parse::<http::uri::PathAndQuery>().is_err() {
+            checker.fail(&key.key("url"), format!("\"{url}\" is not a valid URL path"));
+            return None;
+        }
+        Some(url.clone())
+    });
+    ApiShape {
+        output_limit,
+        auth,
+        query: spec
+            .query
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect(),
+        url,
+    }
+}
+
 /// The target's extra headers, each a valid name and value (secrets marked sensitive).
 fn headers(
     checker: &mut Checker,
@@ -180,7 +288,21 @@ fn headers(
 
 /// `extra_body` sets nothing drover sets itself; `retry` stays within its bounds.
 fn check_body_and_retry(checker: &mut Checker, key: &KeyPath, spec: &TargetSpec) {
-    for reserved in ["model", "messages", "stream", "max_tokens"] {
+    let limit = spec
+        .max_tokens_field
+        .unwrap_or(spec.api.default_output_limit())
+        .field();
+    let reserved_fields = [
+        "model",
+        "messages",
+        "stream",
+        "max_tokens",
+        "input",
+        "prompt",
+    ]
+    .into_iter()
+    .chain(limit);
+    for reserved in reserved_fields {
         if spec.extra_body.contains_key(reserved) {
             checker.fail(
                 &key.key("extra_body").key(reserved),
@@ -235,7 +357,7 @@ fn routed_batch_price(
     currencies: &Currencies,
 ) -> Option<Price> {
     if spec.api == crate::scenario::Api::Anthropic {
-        if spec.mode == TargetMode::BatchApi {
+        if spec.mode() == TargetMode::BatchApi {
             checker.fail(
                 &key.key("mode"),
                 "\"batch-api\" is OpenAI's Batch API; an api = \"anthropic\" target streams or completes live",
@@ -249,7 +371,7 @@ fn routed_batch_price(
         }
     }
     match &spec.routing {
-        Some(_) if spec.mode == TargetMode::BatchApi => {
+        Some(_) if spec.mode() == TargetMode::BatchApi => {
             checker.fail(
                 &key.key("routing"),
                 "is for stream or complete targets (a batch-api target sends everything through the Batch API)",
@@ -289,7 +411,7 @@ pub(super) fn batch_options(
     let Some(batch) = &spec.batch else {
         return defaults;
     };
-    if spec.mode != TargetMode::BatchApi && spec.routing.is_none() {
+    if spec.mode() != TargetMode::BatchApi && spec.routing.is_none() {
         checker.fail(
             key,
             "is only used with mode = \"batch-api\" or with routing rules",
@@ -353,7 +475,7 @@ pub(super) fn target_price(
             return None;
         }
     }
-    let mode = if spec.mode == TargetMode::BatchApi {
+    let mode = if spec.mode() == TargetMode::BatchApi {
         PricedMode::BatchApi
     } else if spec.extra_body.get("mode").and_then(|m| m.as_str()) == Some("batch") {
         PricedMode::BatchMode
