@@ -291,6 +291,8 @@ pub struct RequestShape {
     pub turn: Option<Turn>,
     /// Whether it started with one of its class's shared prefixes.
     pub shared_prefix: bool,
+    /// The texts it asked to embed (0: not an embeddings request).
+    pub inputs: u32,
 }
 
 /// Turn `index` (0-based) of a session of `of` turns.

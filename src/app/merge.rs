@@ -417,6 +417,9 @@ pub fn merge_groups<'a>(
         goodput.finish(&merged.requests, merged.throughput.window_s);
         goodput
     });
+    if let Some(answers) = &mut merged.answers {
+        answers.finish(merged.throughput.window_s);
+    }
     if let Some(cost) = &mut merged.cost {
         finish_cost(cost, merged.tokens.input, merged.tokens.output);
     }
@@ -513,6 +516,12 @@ fn add_counts(
         merged
             .stream_preamble
             .get_or_insert_with(StreamPreamble::default)
+            .add(theirs);
+    }
+    if let Some(theirs) = &part.answers {
+        merged
+            .answers
+            .get_or_insert_with(crate::results::AnswerDetail::default)
             .add(theirs);
     }
     let tokens = &mut merged.tokens;

@@ -451,12 +451,11 @@ impl Requester {
             }
             let (body, messages) = self.turn_body(&drawn, turn, turns, &history);
             let shape = RequestShape {
-                max_tokens: drawn.max_tokens,
                 turn: session.map(|_| Turn {
                     index: turn,
                     of: turns,
                 }),
-                shared_prefix: drawn.prefix.is_some(),
+                ..request_shape(&self.target.plan, &self.classes, &drawn)
             };
             let last_turn = turn + 1 == turns;
             let mut record = execute_with_retries(
@@ -618,11 +617,7 @@ impl Requester {
             intended,
             body: request_body(&target.plan, class, &drawn, Messages::Values(&messages)),
             warmup,
-            shape: RequestShape {
-                max_tokens: drawn.max_tokens,
-                turn: None,
-                shared_prefix: drawn.prefix.is_some(),
-            },
+            shape: request_shape(&target.plan, &self.classes, &drawn),
             keep_answer: true,
         };
         let primary = async {
@@ -910,13 +905,17 @@ fn start_targets(
         let base_url = match &target.endpoint {
             Endpoint::Url(url) => url.clone(),
             Endpoint::Mock(config) => {
-                let handle =
-                    mock::start((**config).clone(), MockOptions::default()).map_err(|source| {
-                        DriverError::Mock {
-                            target: target.name.clone(),
-                            source,
-                        }
-                    })?;
+                // A mock target with a key requires it, in the header the target sends it in.
+                let options = MockOptions {
+                    required_key: target.api_key.as_ref().map(|k| k.expose().to_string()),
+                    ..MockOptions::default()
+                };
+                let handle = mock::start((**config).clone(), options).map_err(|source| {
+                    DriverError::Mock {
+                        target: target.name.clone(),
+                        source,
+                    }
+                })?;
                 let url = handle.base_url();
                 mocks.push(handle);
                 url
@@ -1082,6 +1081,28 @@ fn routed_away(generator: &Generator, k: u64) -> bool {
             )
             .class,
         )
+}
+
+/// What a drawn request asks of `target`: the cap it sends (none when the target sends no cap
+/// field), its shared prefix, the texts it embeds.
+pub(crate) fn request_shape(
+    target: &crate::scenario::TargetPlan,
+    classes: &[ClassPlan],
+    drawn: &workload::Draw,
+) -> RequestShape {
+    let embeds = target.api == crate::protocol::Api::Embeddings;
+    RequestShape {
+        max_tokens: drawn
+            .max_tokens
+            .filter(|_| target.output_limit.field().is_some()),
+        turn: None,
+        shared_prefix: drawn.prefix.is_some(),
+        inputs: if embeds {
+            classes[drawn.class].inputs_per_request.max(1)
+        } else {
+            0
+        },
+    }
 }
 
 /// The JSON body of a drawn request for this target.

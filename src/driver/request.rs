@@ -259,6 +259,7 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
         measured.reasoning_first || measured.usage.is_some_and(|u| u.reasoning_tokens > 0);
     if measured.usage.is_some()
         && !reasoned
+        && target.plan.api.generates()
         && outcome.is_ok()
         && crate::results::TokenCheck::samples(job.index)
     {

@@ -17,9 +17,9 @@ pub use series::{fill_gaps, PointSum, Series, MAX_POINTS};
 use crate::cost::{Cost, Price, Projection, ProjectionBasis, TokenUsage, DAYS_PER_MONTH};
 use crate::record::{ConnectionUse, ErrorClass, RequestRecord, TokenSource};
 use crate::results::{
-    ConnectionCounts, CostProjection, CostResults, Goodput, GroupResults, OutputLength,
-    RequestCounts, SessionCounts, SharedPrefixCounts, StreamPreamble, Throughput, TokenCheck,
-    TokenTotals,
+    AnswerDetail, ConnectionCounts, CostProjection, CostResults, Goodput, GroupResults,
+    OutputLength, RequestCounts, SessionCounts, SharedPrefixCounts, StreamPreamble, Throughput,
+    TokenCheck, TokenTotals,
 };
 
 /// The latency metrics recorded for each group, with their names in results.
@@ -101,6 +101,7 @@ pub struct GroupStats {
     sessions: Option<SessionCounts>,
     connections: Option<ConnectionCounts>,
     stream_preamble: Option<StreamPreamble>,
+    answers: Option<AnswerDetail>,
     /// Requests that met every goodput criterion (`None`: goodput is not tracked).
     good: Option<u64>,
     /// Successful requests that gave at least one token gap (the sample size of `itl`).
@@ -137,6 +138,7 @@ impl Default for GroupStats {
             sessions: None,
             connections: None,
             stream_preamble: None,
+            answers: None,
             good: None,
             requests_with_gaps: 0,
         }
@@ -248,6 +250,37 @@ impl GroupStats {
         }
     }
 
+    /// A request's unknown stream events (whatever its outcome), and a successful answer's
+    /// reasoning, refusal and embedded texts.
+    fn record_answer(&mut self, record: &RequestRecord) {
+        let detail = &record.detail;
+        let succeeded = record.outcome.is_ok();
+        let noteworthy = detail.unknown_events > 0
+            || (succeeded && (detail.reasoned() || detail.refused || record.shape.inputs > 0));
+        if !noteworthy {
+            return;
+        }
+        let answers = self.answers.get_or_insert_with(AnswerDetail::default);
+        answers.unknown_events += u64::from(detail.unknown_events);
+        if let Some(kind) = &detail.unknown_event_type {
+            answers.note_unknown_type(kind);
+        }
+        if !succeeded {
+            return;
+        }
+        if detail.reasoned() {
+            answers.reasoned += 1;
+            answers.reasoning_tokens += detail.reasoning_tokens;
+            answers.reasoned_output_tokens += record.output_tokens;
+            answers.reasoning_estimated += u64::from(detail.reasoning_estimated);
+        }
+        answers.refusals += u64::from(detail.refused);
+        answers.inputs += u64::from(record.shape.inputs);
+        if let Some(first) = record.time_to_first_reasoning() {
+            self.observe_extra("time_to_first_reasoning".into(), first);
+        }
+    }
+
     /// Counts a measured request toward goodput when it was good.
     pub fn count_good(&mut self, record: &RequestRecord, good: bool) {
         if !record.warmup {
@@ -280,6 +313,7 @@ impl GroupStats {
             // Earlier attempts and backoffs: the server's doing, kept apart from schedule lag.
             self.observe_extra("retry_wait".into(), record.retry_wait);
         }
+        self.record_answer(record);
         match &record.outcome {
             Ok(()) => {
                 self.succeeded += 1;
@@ -422,6 +456,11 @@ impl GroupStats {
         if let Some(theirs) = other.good {
             *self.good.get_or_insert(0) += theirs;
         }
+        if let Some(theirs) = &other.answers {
+            self.answers
+                .get_or_insert_with(AnswerDetail::default)
+                .add(theirs);
+        }
     }
 
     /// The measured window: first send to last completion.
@@ -512,6 +551,10 @@ impl GroupStats {
             counts
         });
         results.stream_preamble = self.stream_preamble.clone();
+        results.answers = self.answers.clone().map(|mut answers| {
+            answers.finish(window);
+            answers
+        });
         results.goodput = self.good.map(|good| {
             let mut goodput = Goodput {
                 good,

@@ -105,7 +105,12 @@ pub fn cost_cells(group: &GroupResults) -> Vec<String> {
         }),
         format!("{estimated}{}", money(cost.total)),
         money(cost.per_request),
-        money(cost.per_million_output_tokens),
+        // Without output tokens (embeddings) a price per output token means nothing.
+        if group.tokens.output > 0 {
+            money(cost.per_million_output_tokens)
+        } else {
+            "-".into()
+        },
         per_day,
         per_month,
     ]
@@ -360,6 +365,7 @@ pub fn workload_lines(results: &crate::results::RunResults) -> Vec<String> {
             }
         }
     }
+    out.extend(answer_lines(results));
     out
 }
 
@@ -400,6 +406,74 @@ fn difference_text(d: &crate::results::paired::PairedDifference) -> String {
             p_value(p)
         ))
     )
+}
+
+/// Per target: reasoning (how many answers reasoned, their reasoning tokens and share of the
+/// output, time to the first reasoning and the first answer output), refusals, stream events
+/// the API does not define, and texts embedded. For the terminal, Markdown and HTML alike.
+pub fn answer_lines(results: &crate::results::RunResults) -> Vec<String> {
+    let mut out = Vec::new();
+    let p50 = |group: &crate::results::GroupResults, metric: &str| {
+        group
+            .latency_ms
+            .get(metric)
+            .map_or("-".to_string(), |s| format!("{:.1} ms", s.p50))
+    };
+    for target in &results.targets {
+        let group = &target.summary;
+        let Some(answers) = &group.answers else {
+            continue;
+        };
+        let succeeded = group.requests.succeeded;
+        if answers.reasoned > 0 {
+            let estimated = if answers.reasoning_estimated > 0 {
+                format!(
+                    " ({} counted by drover from the reasoning text: the server's usage had no reasoning count)",
+                    thousands(answers.reasoning_estimated)
+                )
+            } else {
+                " (from the server's usage)".to_string()
+            };
+            out.push(format!(
+                "reasoning {}: {} of {} answers reasoned: {} reasoning tokens, {:.1}% of their {} output tokens{estimated}; time to first reasoning p50 {}, time to first answer p50 {}",
+                target.name,
+                thousands(answers.reasoned),
+                thousands(succeeded),
+                thousands(answers.reasoning_tokens),
+                answers.reasoning_share * 100.0,
+                thousands(answers.reasoned_output_tokens),
+                p50(group, "time_to_first_reasoning"),
+                p50(group, "time_to_first_answer"),
+            ));
+        }
+        if answers.refusals > 0 {
+            out.push(format!(
+                "refusals {}: {} of {} answers were refusals",
+                target.name,
+                thousands(answers.refusals),
+                thousands(succeeded)
+            ));
+        }
+        if answers.unknown_events > 0 {
+            out.push(format!(
+                "unknown events {}: {} stream event(s) of types the API does not define, not counted as tokens: {}",
+                target.name,
+                thousands(answers.unknown_events),
+                answers.unknown_event_types.join(", ")
+            ));
+        }
+        if answers.inputs > 0 {
+            out.push(format!(
+                "embeddings {}: {} texts embedded in {} requests, {:.1} inputs/s, {} input tokens",
+                target.name,
+                thousands(answers.inputs),
+                thousands(succeeded),
+                answers.inputs_per_s,
+                thousands(group.tokens.input)
+            ));
+        }
+    }
+    out
 }
 
 /// The paired comparison of a shadow run, a few lines per group (for the terminal, Markdown and

@@ -370,10 +370,81 @@ pub struct GroupResults {
     /// reasoning, is in `latency_ms` as `time_to_first_answer`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_preamble: Option<StreamPreamble>,
+    /// Reasoning, refusals, unknown stream events and embedded inputs (absent when none of
+    /// them occurred; the time to the first reasoning output is in `latency_ms` as
+    /// `time_to_first_reasoning`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers: Option<AnswerDetail>,
     /// Requests that met every latency criterion of the scenario's SLOs (present when the
     /// scenario has latency assertions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub goodput: Option<Goodput>,
+}
+
+/// What the successful requests' answers carried besides their text (README, "APIs").
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AnswerDetail {
+    /// Requests that reasoned (reasoning tokens in usage, or reasoning output received).
+    pub reasoned: u64,
+    /// Their reasoning tokens (part of the output tokens, priced as output).
+    pub reasoning_tokens: u64,
+    /// Their output tokens, reasoning included.
+    pub reasoned_output_tokens: u64,
+    /// `reasoning_tokens / reasoned_output_tokens`.
+    pub reasoning_share: f64,
+    /// Of `reasoned`, those whose reasoning count is drover's estimate from the reasoning text
+    /// (the server's usage had no reasoning count).
+    pub reasoning_estimated: u64,
+    /// Answers that were refusals.
+    pub refusals: u64,
+    /// Stream events of a type the API does not define, and their types (up to 8).
+    pub unknown_events: u64,
+    pub unknown_event_types: Vec<String>,
+    /// Texts embedded (embeddings targets), and per second of the measured window.
+    pub inputs: u64,
+    pub inputs_per_s: f64,
+}
+
+/// Unknown event types kept per group.
+pub const UNKNOWN_EVENT_TYPES_KEPT: usize = 8;
+
+impl AnswerDetail {
+    pub fn add(&mut self, other: &AnswerDetail) {
+        self.reasoned += other.reasoned;
+        self.reasoning_tokens += other.reasoning_tokens;
+        self.reasoned_output_tokens += other.reasoned_output_tokens;
+        self.reasoning_estimated += other.reasoning_estimated;
+        self.refusals += other.refusals;
+        self.unknown_events += other.unknown_events;
+        for kind in &other.unknown_event_types {
+            self.note_unknown_type(kind);
+        }
+        self.inputs += other.inputs;
+    }
+
+    /// Keeps an unknown event type's name (sorted, at most [`UNKNOWN_EVENT_TYPES_KEPT`]).
+    pub fn note_unknown_type(&mut self, kind: &str) {
+        if self.unknown_event_types.len() < UNKNOWN_EVENT_TYPES_KEPT
+            && !self.unknown_event_types.iter().any(|k| k == kind)
+        {
+            self.unknown_event_types.push(kind.to_string());
+            self.unknown_event_types.sort();
+        }
+    }
+
+    /// Recomputes the share and the rate (over `window_s` seconds).
+    pub fn finish(&mut self, window_s: f64) {
+        self.reasoning_share = if self.reasoned_output_tokens > 0 {
+            self.reasoning_tokens as f64 / self.reasoned_output_tokens as f64
+        } else {
+            0.0
+        };
+        self.inputs_per_s = if window_s > 0.0 {
+            self.inputs as f64 / window_s
+        } else {
+            0.0
+        };
+    }
 }
 
 /// Goodput: successful requests within every latency criterion; failures count against it.

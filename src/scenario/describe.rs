@@ -43,6 +43,13 @@ fn targets_and_classes(plan: &RunPlan) -> String {
         plan.classes.len(),
         classes.join(", "),
     );
+    for target in &plan.targets {
+        text.push_str(&format!(
+            "target {}: {}\n",
+            target.name,
+            request_shape(target)
+        ));
+    }
     for class in &plan.classes {
         text.push_str(&format!(
             "class {}: {}\n",
@@ -51,6 +58,50 @@ fn targets_and_classes(plan: &RunPlan) -> String {
         ));
     }
     text
+}
+
+/// What a target's requests look like: API, mode, path, output cap field, key header.
+fn request_shape(target: &crate::scenario::TargetPlan) -> String {
+    let path = match &target.url {
+        Some(url) => url.clone(),
+        None => format!(".../{}", target.api.path()),
+    };
+    let query: Vec<String> = target
+        .query
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", query.join("&"))
+    };
+    let cap = target
+        .output_limit
+        .field()
+        .map_or("no output cap".to_string(), |f| format!("cap as {f}"));
+    let key = match (&target.api_key_env, &target.api_key) {
+        (None, _) => "no key".to_string(),
+        (Some(var), Some(_)) => format!(
+            "key from {var} in {}{}",
+            target.auth.header,
+            if target.auth.scheme.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", target.auth.scheme)
+            }
+        ),
+        (Some(var), None) => format!("{var} is not set: no key sent"),
+    };
+    format!(
+        "api = \"{}\", mode = \"{}\", POST {path}{query}, {cap}, {key}",
+        target.api.name(),
+        match target.mode {
+            crate::scenario::TargetMode::Stream => "stream",
+            crate::scenario::TargetMode::Complete => "complete",
+            crate::scenario::TargetMode::BatchApi => "batch-api",
+        }
+    )
 }
 
 fn load_bound(plan: &RunPlan) -> String {

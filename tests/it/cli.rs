@@ -77,15 +77,6 @@ fn malformed_scenarios_name_file_line_column_and_exit_2() {
             "targets is missing",
         ),
         (
-            "missing env var for the key",
-            GOOD_TARGET.replace(
-                "model = \"m\"\n",
-                "model = \"m\"\napi_key_env = \"DROVER_TEST_SURELY_UNSET\"\n",
-            ) + GOOD_CLASS + GOOD_LOAD,
-            "s.toml:4:15:",
-            "environment variable DROVER_TEST_SURELY_UNSET is not set",
-        ),
-        (
             "unreadable dataset",
             format!("{GOOD_TARGET}[[classes]]\nname = \"d\"\ndataset = \"no-such.jsonl\"\n{GOOD_LOAD}"),
             "s.toml:10:11:",
@@ -145,6 +136,45 @@ fn malformed_scenarios_name_file_line_column_and_exit_2() {
             assert!(!stderr.contains("panicked"), "{name}: {stderr}");
         }
     }
+}
+
+/// A key variable that is not set: `run` refuses the file at its place; `validate` (which sends
+/// nothing) passes it with a warning; an embedded mock runs without the key.
+#[test]
+fn an_unset_key_variable_stops_a_run_but_only_warns_in_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = "[[targets]]\nname = \"real\"\nmodel = \"m\"\nbase_url = \"http://127.0.0.1:9/v1\"\napi_key_env = \"DROVER_TEST_SURELY_UNSET\"\n";
+    write(
+        dir.path(),
+        "s.toml",
+        &format!("{real}{GOOD_CLASS}{GOOD_LOAD}"),
+    );
+    let run = drover(dir.path(), &["run", "s.toml"], &[]);
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("s.toml:5:15:")
+            && stderr.contains("environment variable DROVER_TEST_SURELY_UNSET is not set"),
+        "{stderr}"
+    );
+    let validate = drover(dir.path(), &["validate", "s.toml"], &[]);
+    let stderr = text(&validate.stderr);
+    assert_eq!(validate.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: environment variable DROVER_TEST_SURELY_UNSET is not set"),
+        "{stderr}"
+    );
+    let mock = GOOD_TARGET.replace(
+        "model = \"m\"\n",
+        "model = \"m\"\napi_key_env = \"DROVER_TEST_SURELY_UNSET\"\n",
+    );
+    write(
+        dir.path(),
+        "s.toml",
+        &format!("{mock}{GOOD_CLASS}{GOOD_LOAD}"),
+    );
+    let output = common::run_s_toml(dir.path(), &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
 }
 
 #[test]

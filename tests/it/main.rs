@@ -6,6 +6,7 @@
 mod common;
 
 mod anthropic;
+mod apis;
 mod app;
 mod batch;
 mod cli;

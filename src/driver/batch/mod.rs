@@ -509,7 +509,14 @@ async fn send(
         retry_wait: Duration::ZERO,
         via_batch_api: true,
         shape: crate::record::RequestShape {
-            max_tokens: request.max_tokens,
+            max_tokens: request
+                .max_tokens
+                .filter(|_| generator.target.plan.output_limit.field().is_some()),
+            inputs: if generator.target.plan.api == crate::protocol::Api::Embeddings {
+                generator.classes[request.class].inputs_per_request.max(1)
+            } else {
+                0
+            },
             ..Default::default()
         },
         answer: None,
