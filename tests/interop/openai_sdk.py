@@ -1,6 +1,8 @@
 """Interop with the official `openai` Python SDK: drives `drover mock` through the SDK, streaming
-and not, and checks that the SDK parses content, usage, finish reasons, model lists and errors,
-and that its Batch API calls (file upload, batch create, retrieve, file content) work.
+and not, and checks that the SDK parses content, usage, finish reasons, model lists and errors;
+the Responses API (whole, streamed with reasoning, incomplete), legacy completions, embeddings
+(base64 and float) and Azure OpenAI's request shape; and that its Batch API calls (file upload,
+batch create, retrieve, file content) work.
 
 Usage: python3 openai_sdk.py PATH_TO_DROVER_BINARY
 Loopback only; every call has a timeout and the mock is stopped on exit.
@@ -76,6 +78,60 @@ def main():
         chunks = [c for c in plain]
         check("stream without usage", all(c.usage is None for c in chunks) and len(chunks) == 14,
               f"{len(chunks)} chunks")
+
+        # The Responses API, whole and streamed, with a reasoning phase (x-mock-reasoning-tokens).
+        response = client.responses.create(model="mock-llm", input="say something",
+                                           instructions="be brief", max_output_tokens=6,
+                                           extra_headers={"x-mock-output-tokens": "6"})
+        check("responses output_text", len(response.output_text.split()) == 6
+              and response.status == "completed", repr(response.output_text))
+        check("responses usage", response.usage.output_tokens == 6
+              and response.usage.input_tokens == 4, repr(response.usage))
+        events, text, completed = [], "", None
+        with client.responses.stream(model="mock-llm", input="say something",
+                                     max_output_tokens=8,
+                                     extra_headers={"x-mock-reasoning-tokens": "3",
+                                                    "x-mock-output-tokens": "8"}) as stream:
+            for event in stream:
+                events.append(event.type)
+                if event.type == "response.output_text.delta":
+                    text += event.delta
+            completed = stream.get_final_response()
+        check("responses stream deltas", len(text.split()) == 5 and events[0] == "response.created"
+              and events[-1] == "response.completed", repr(events[:3]))
+        check("responses stream reasoning", "response.reasoning_summary_text.delta" in events
+              and completed.usage.output_tokens_details.reasoning_tokens == 3, repr(completed.usage))
+        check("responses stream sequence", completed.output_text == text, repr(completed.output_text))
+        incomplete = client.responses.create(model="mock-llm", input="x", max_output_tokens=2,
+                                             extra_headers={"x-mock-output-tokens": "5"})
+        check("responses incomplete", incomplete.status == "incomplete"
+              and incomplete.incomplete_details.reason == "max_output_tokens", repr(incomplete.status))
+
+        # Legacy completions, whole and streamed.
+        legacy = client.completions.create(model="mock-llm", prompt="say something", max_tokens=4)
+        check("completions text", len(legacy.choices[0].text.split()) == 4
+              and legacy.choices[0].finish_reason == "length" and legacy.usage.completion_tokens == 4,
+              repr(legacy.choices[0].text))
+        pieces = [c.choices[0].text for c in client.completions.create(
+            model="mock-llm", prompt="say something", max_tokens=3, stream=True) if c.choices]
+        check("completions stream", len("".join(pieces).split()) == 3, repr(pieces))
+
+        # Embeddings: the SDK asks for base64 by default and decodes it.
+        embedded = client.embeddings.create(model="mock-embed", input=["one two", "three"],
+                                            dimensions=16)
+        check("embeddings vectors", len(embedded.data) == 2
+              and all(len(d.embedding) == 16 for d in embedded.data)
+              and abs(sum(x * x for x in embedded.data[0].embedding) - 1.0) < 1e-3,
+              repr(len(embedded.data)))
+        check("embeddings usage", embedded.usage.prompt_tokens == 3, repr(embedded.usage))
+        floats = client.embeddings.create(model="mock-embed", input="one", encoding_format="float")
+        check("embeddings floats", len(floats.data[0].embedding) == 8)
+
+        # Azure OpenAI's shape: deployment path, api-version, key in api-key.
+        azure = openai.AzureOpenAI(azure_endpoint=base_url.removesuffix("/v1"), api_key=KEY,
+                                   api_version="2024-10-21", timeout=10, max_retries=0)
+        reply = azure.chat.completions.create(model="gpt-4o", messages=messages, max_tokens=3)
+        check("azure chat", len(reply.choices[0].message.content.split()) == 3)
 
         models = client.models.list()
         check("models list", any(m.id == "mock-llm" for m in models.data))
