@@ -698,7 +698,14 @@ requests = 10
         let plan = check(&text, &|name| (name == "K").then(|| "sk-1".to_string())).unwrap();
         assert_eq!(plan.targets[0].api_key.as_ref().unwrap().expose(), "sk-1");
         assert_eq!(plan.secrets(), vec!["sk-1".to_string()]);
-        let error = check(&text, &|_| None).unwrap_err();
+        // An embedded mock runs without its key; a real endpoint is refused without it.
+        let unkeyed = check(&text, &|_| None).unwrap();
+        assert!(unkeyed.targets[0].api_key.is_none());
+        let real = text.replace(
+            "[targets.mock]\nttft = \"10ms\"",
+            "base_url = \"http://127.0.0.1:9/v1\"",
+        );
+        let error = check(&real, &|_| None).unwrap_err();
         assert!(error.contains("targets[0].api_key_env environment variable K is not set"));
         assert!(error.starts_with("s.toml:5:15:"), "{error}");
     }
