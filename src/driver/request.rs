@@ -28,6 +28,9 @@ use crate::scenario::{RetryPolicy, TargetMode, TargetPlan};
 /// scrubbed and cut to `redact::MESSAGE_CHARS`.
 const EVENT_TEXT_CHARS: usize = 16 * 1024;
 
+/// Most characters of an unknown stream event's type kept in results.
+const UNKNOWN_TYPE_CHARS: usize = 64;
+
 /// Largest error or non-streaming body read into memory.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
@@ -246,6 +249,10 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
             .scrub_and_cut(&failure.message, crate::redact::MESSAGE_CHARS);
         failure
     });
+    // An unknown event's type is the server's text, shown in results: scrubbed, then cut.
+    if let Some(kind) = &mut measured.detail.unknown_event_type {
+        *kind = target.redactor.scrub_and_cut(kind, UNKNOWN_TYPE_CHARS);
+    }
     // Without usage, a successful request's counts come from the offline tokenizer (output
     // from the text received, input from the request's messages), counted on the blocking pool
     // so that no other request's timing waits for it; a failed one is not counted (its output
@@ -835,7 +842,9 @@ fn observe_event(
         StreamItem::Unknown(kind) => {
             measured.detail.unknown_events = measured.detail.unknown_events.saturating_add(1);
             if measured.detail.unknown_event_type.is_none() {
-                measured.detail.unknown_event_type = Some(crate::redact::cut(&kind, 64));
+                // Bounded far beyond its final cut, which follows scrubbing.
+                measured.detail.unknown_event_type =
+                    Some(crate::redact::cut(&kind, EVENT_TEXT_CHARS));
             }
             return Ok(());
         }

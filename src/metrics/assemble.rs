@@ -8,7 +8,7 @@ use crate::results::{
     ClassResults, Environment, PricingInfo, RunResults, RunStatus, ScenarioInfo, ShardInfo,
     StageResults, TargetResults, SCHEMA,
 };
-use crate::scenario::{Endpoint, LoadShape, RunPlan, TargetMode};
+use crate::scenario::{Endpoint, LoadShape, RunPlan};
 
 /// Schedule lag p99 above which a run is flagged as limited by the client or its in-flight cap.
 const LAG_WARNING_MS: f64 = 10.0;
@@ -85,11 +85,7 @@ impl Recorder {
         let aborted_here = aborted.get(index).copied().unwrap_or(0);
         let summary_results = self.results_of(index, &summary, aborted_here);
         warnings.extend(target_warnings(plan, target, &summary, &summary_results));
-        let live_mode = match target.mode {
-            TargetMode::Stream => "stream",
-            TargetMode::Complete => "complete",
-            TargetMode::BatchApi => "batch-api",
-        };
+        let live_mode = target.mode.name();
         let classes: Vec<ClassResults> = plan
             .classes
             .iter()

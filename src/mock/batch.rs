@@ -17,34 +17,22 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::openai::{count_prompt_tokens, OUTPUT_WORDS};
+use crate::protocol::Api;
 
-/// The body field that carries an endpoint's prompt, for the endpoints the mock batches.
-fn prompt_field(endpoint: &str) -> Option<&'static str> {
-    match endpoint {
-        "/v1/chat/completions" => Some("messages"),
-        "/v1/completions" => Some("prompt"),
-        "/v1/responses" | "/v1/embeddings" => Some("input"),
-        _ => None,
-    }
+/// The API of a Batch API endpoint the mock batches (the inverse of
+/// [`Api::openai_batch_url`]).
+fn endpoint_api(endpoint: &str) -> Option<Api> {
+    Api::ALL
+        .into_iter()
+        .find(|api| api.openai_batch_url() == Some(endpoint))
 }
 
-/// A batched request's prompt as chat messages, whatever its endpoint.
-fn prompt_of(body: &Value) -> Vec<Value> {
-    let user = |content: &Value| json!({ "role": "user", "content": content });
-    match (body.get("messages"), body.get("input"), body.get("prompt")) {
-        (Some(Value::Array(messages)), _, _) => messages.clone(),
-        (_, Some(Value::Array(items)), _) => items
-            .iter()
-            .map(|item| {
-                if item.is_object() {
-                    item.clone()
-                } else {
-                    user(item)
-                }
-            })
-            .collect(),
-        (_, Some(text), _) | (_, _, Some(text)) => vec![user(text)],
-        _ => Vec::new(),
+/// The body field that carries an API's prompt.
+fn prompt_field(api: Api) -> &'static str {
+    match api {
+        Api::OpenAi | Api::Anthropic => "messages",
+        Api::Completions => "prompt",
+        Api::Responses | Api::Embeddings => "input",
     }
 }
 
@@ -308,7 +296,7 @@ impl BatchStore {
                 "input_file_id, endpoint and completion_window are required",
             );
         };
-        let Some(prompt_field) = prompt_field(&endpoint) else {
+        let Some(prompt_field) = endpoint_api(&endpoint).map(prompt_field) else {
             return error(
                 400,
                 format!("endpoint \"{endpoint}\" is not one of /v1/chat/completions, /v1/responses, /v1/completions, /v1/embeddings"),
@@ -428,7 +416,10 @@ impl BatchStore {
                 continue;
             }
             let body = &request["body"];
-            let prompt_tokens = count_prompt_tokens(&prompt_of(body));
+            let api = endpoint_api(&batch.endpoint).unwrap_or_default();
+            let prompt = api.prompt_messages(body);
+            let prompt_tokens =
+                count_prompt_tokens(prompt.as_array().map_or(&[][..], Vec::as_slice));
             let cap = body
                 .get("max_completion_tokens")
                 .or_else(|| body.get("max_tokens"))

@@ -80,7 +80,7 @@ pub(crate) async fn handle(
         }
         if matches!(path.as_str(), "/v1/embeddings" | "/embeddings") {
             state.requests.fetch_add(1, Ordering::Relaxed);
-            return Ok(embeddings::handle(request, state, id, received).await);
+            return embeddings::handle(request, state, id, received).await;
         }
     }
     let response = match (request.method().clone(), path.as_str()) {
@@ -311,25 +311,33 @@ struct Job {
     prelude: Option<Duration>,
 }
 
-async fn chat_completions(
+/// A request the mock will answer: its headers, the key it presented, its body.
+struct Admitted {
+    headers: HeaderMap,
+    key: Option<String>,
+    body: Bytes,
+}
+
+/// What every answering route checks before it plans an answer, in order: Anthropic's version
+/// header, the key (when one is required), a status forced by `x-mock-status`; then it reads the
+/// body, bounded. `Err` is the answer to send instead.
+async fn admit(
     request: Request<Incoming>,
-    state: Arc<MockState>,
-    id: u64,
-    received: Instant,
+    state: &MockState,
     format: Format,
-) -> Result<Response<MockBody>, ResetConnection> {
+) -> Result<Admitted, Response<MockBody>> {
     let headers = request.headers().clone();
-    let presented_key = presented_key(&headers, format);
+    let key = presented_key(&headers, format);
     if format == Format::Anthropic && !headers.contains_key("anthropic-version") {
-        return Ok(anthropic_error(
+        return Err(anthropic_error(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
             "anthropic-version: header is required",
         ));
     }
     if let Some(required) = &state.required_key {
-        if presented_key.as_deref() != Some(required.as_str()) {
-            return Ok(error_response(
+        if key.as_deref() != Some(required.as_str()) {
+            return Err(error_response(
                 StatusCode::UNAUTHORIZED,
                 "invalid_request_error",
                 "Incorrect API key provided.",
@@ -341,23 +349,42 @@ async fn chat_completions(
             .ok()
             .and_then(|s| StatusCode::from_u16(s).ok())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return Ok(status_response(
+        return Err(status_response(
             status,
             &format!("mock error with status {}", status.as_u16()),
         ));
     }
-    let body = match http_body_util::Limited::new(request.into_body(), MAX_REQUEST_BYTES)
+    match http_body_util::Limited::new(request.into_body(), MAX_REQUEST_BYTES)
         .collect()
         .await
     {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) => {
-            return Ok(error_response(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                &format!("could not read request body: {e}"),
-            ))
-        }
+        Ok(collected) => Ok(Admitted {
+            headers,
+            key,
+            body: collected.to_bytes(),
+        }),
+        Err(e) => Err(error_response(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            &format!("could not read request body: {e}"),
+        )),
+    }
+}
+
+async fn chat_completions(
+    request: Request<Incoming>,
+    state: Arc<MockState>,
+    id: u64,
+    received: Instant,
+    format: Format,
+) -> Result<Response<MockBody>, ResetConnection> {
+    let Admitted {
+        headers,
+        key: presented_key,
+        body,
+    } = match admit(request, &state, format).await {
+        Ok(admitted) => admitted,
+        Err(response) => return Ok(response),
     };
     let job = match plan_job(&body, &headers, &state, id, format) {
         Ok(job) => job,

@@ -233,17 +233,19 @@ fn slo_value(value: f64, unit: &str) -> String {
     }
 }
 
+/// A metric's p50 as `12.3 ms`, or `-` when the group has none.
+fn p50(group: &GroupResults, metric: &str) -> String {
+    group
+        .latency_ms
+        .get(metric)
+        .map_or("-".to_string(), |s| format!("{:.1} ms", s.p50))
+}
+
 /// Per target: connections opened and reused with their set-up times, and what streams sent
 /// before their first token. Per class: output length asked for versus produced, shared-prefix
 /// cache hits, sessions. For the terminal, Markdown and HTML alike.
 pub fn workload_lines(results: &crate::results::RunResults) -> Vec<String> {
     let mut out = Vec::new();
-    let p50 = |group: &crate::results::GroupResults, metric: &str| {
-        group
-            .latency_ms
-            .get(metric)
-            .map_or("-".to_string(), |s| format!("{:.1} ms", s.p50))
-    };
     let p50_precise = |group: &crate::results::GroupResults, metric: &str| {
         group
             .latency_ms
@@ -413,12 +415,6 @@ fn difference_text(d: &crate::results::paired::PairedDifference) -> String {
 /// the API does not define, and texts embedded. For the terminal, Markdown and HTML alike.
 pub fn answer_lines(results: &crate::results::RunResults) -> Vec<String> {
     let mut out = Vec::new();
-    let p50 = |group: &crate::results::GroupResults, metric: &str| {
-        group
-            .latency_ms
-            .get(metric)
-            .map_or("-".to_string(), |s| format!("{:.1} ms", s.p50))
-    };
     for target in &results.targets {
         let group = &target.summary;
         let Some(answers) = &group.answers else {

@@ -96,11 +96,7 @@ fn request_shape(target: &crate::scenario::TargetPlan) -> String {
     format!(
         "api = \"{}\", mode = \"{}\", POST {path}{query}, {cap}, {key}",
         target.api.name(),
-        match target.mode {
-            crate::scenario::TargetMode::Stream => "stream",
-            crate::scenario::TargetMode::Complete => "complete",
-            crate::scenario::TargetMode::BatchApi => "batch-api",
-        }
+        target.mode.name()
     )
 }
 

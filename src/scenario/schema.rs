@@ -360,6 +360,17 @@ pub enum TargetMode {
     BatchApi,
 }
 
+impl TargetMode {
+    /// Its name in scenario files and results.
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetMode::Stream => "stream",
+            TargetMode::Complete => "complete",
+            TargetMode::BatchApi => "batch-api",
+        }
+    }
+}
+
 /// HTTP protocol version the client speaks to a target.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -41,6 +41,17 @@ fn run_example(name: &str, env: &[(&str, &str)]) -> (String, serde_json::Value, 
     (terminal, results, read("summary.md"), read("report.html"))
 }
 
+/// `line` is in the terminal output, summary.md and report.html alike.
+fn assert_shown(line: &str, terminal: &str, summary: &str, html: &str) {
+    for (place, text) in [
+        ("terminal", terminal),
+        ("summary.md", summary),
+        ("report.html", html),
+    ] {
+        assert!(text.contains(line), "{place} lacks {line:?}");
+    }
+}
+
 fn target<'a>(results: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     results["targets"]
         .as_array()
@@ -84,13 +95,7 @@ async fn reasoning_is_timed_and_counted_apart_from_the_answer_on_both_apis() {
         assert_eq!(answers["reasoned_output_tokens"], 1200, "{name}: {answers}");
         let line =
             format!("reasoning {name}: 30 of 30 answers reasoned: 300 reasoning tokens, 25.0%");
-        for (place, text) in [
-            ("terminal", &terminal),
-            ("summary.md", &summary),
-            ("report.html", &html),
-        ] {
-            assert!(text.contains(&line), "{place} lacks {line:?}");
-        }
+        assert_shown(&line, &terminal, &summary, &html);
     }
 }
 
@@ -148,13 +153,7 @@ async fn responses_completions_and_embeddings_examples_run_and_show_their_figure
     );
     assert!(group["cost"]["total"].as_f64().unwrap() > 0.0);
     let line = format!("embeddings embeddings: {inputs} texts embedded in 100 requests");
-    for (place, text) in [
-        ("terminal", &terminal),
-        ("summary.md", &summary),
-        ("report.html", &html),
-    ] {
-        assert!(text.contains(&line), "{place} lacks {line:?}");
-    }
+    assert_shown(&line, &terminal, &summary, &html);
 }
 
 #[tokio::test]
@@ -270,18 +269,7 @@ async fn an_unknown_event_type_is_counted_and_named_never_dropped() {
         ),
     )
     .unwrap();
-    let output = drover(
-        dir.path(),
-        &[
-            "run",
-            "s.toml",
-            "--out",
-            "out",
-            "--no-progress",
-            "--no-preflight",
-        ],
-        &[],
-    );
+    let output = common::run_s_toml(dir.path(), &["--no-preflight"]);
     let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
     assert_eq!(output.status.code(), Some(0), "{all}");
     let results = common::only_results(&dir.path().join("out"));

@@ -9,14 +9,13 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use rand::SeedableRng;
 use serde_json::{json, Value};
 
 use super::{
-    answer_with_fault, error_response, header_u64, json_response, presented_key, scaled_input,
-    status_response, wait_out, Format, MockBody, MAX_REQUEST_BYTES,
+    admit, answer_with_fault, error_response, header_u64, json_response, scaled_input, wait_out,
+    Admitted, Format, MockBody, ResetConnection,
 };
 use crate::mock::MockState;
 
@@ -103,61 +102,28 @@ pub(super) async fn handle(
     state: Arc<MockState>,
     id: u64,
     received: Instant,
-) -> Response<MockBody> {
-    let headers = request.headers().clone();
-    let key = presented_key(&headers, Format::OpenAi);
-    if let Some(required) = &state.required_key {
-        if key.as_deref() != Some(required.as_str()) {
-            return error_response(
-                StatusCode::UNAUTHORIZED,
-                "invalid_request_error",
-                "Incorrect API key provided.",
-            );
-        }
-    }
-    if let Some(status) = header_u64(&headers, "x-mock-status") {
-        let status = u16::try_from(status)
-            .ok()
-            .and_then(|s| StatusCode::from_u16(s).ok())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return status_response(
-            status,
-            &format!("mock error with status {}", status.as_u16()),
-        );
-    }
-    let body = match http_body_util::Limited::new(request.into_body(), MAX_REQUEST_BYTES)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                &format!("could not read request body: {e}"),
-            )
-        }
+) -> Result<Response<MockBody>, ResetConnection> {
+    let Admitted { headers, key, body } = match admit(request, &state, Format::OpenAi).await {
+        Ok(admitted) => admitted,
+        Err(response) => return Ok(response),
     };
     let job = match plan(&body) {
         Ok(job) => job,
         Err(message) => {
-            return error_response(StatusCode::BAD_REQUEST, "invalid_request_error", &message)
+            return Ok(error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &message,
+            ))
         }
     };
     let config = &state.config;
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed ^ id.wrapping_mul(0xFA17));
     if let Some(fault) = config.faults.draw(&mut rng, false) {
         state.faults_injected.add(fault);
-        match answer_with_fault(fault, key.as_deref()) {
-            Ok(Some(response)) => return response,
-            Ok(None) => {}
-            Err(_) => {
-                return error_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    "mock fault: connection reset",
-                )
-            }
+        // A reset drops the connection as on every other route; stream faults do not apply.
+        if let Some(response) = answer_with_fault(fault, key.as_deref())? {
+            return Ok(response);
         }
     }
     state.completions.fetch_add(1, Ordering::Relaxed);
@@ -179,7 +145,7 @@ pub(super) async fn handle(
         })
         .collect();
     let tokens = scaled_input(job.inputs.iter().sum(), config.input_usage_scale);
-    json_response(
+    Ok(json_response(
         StatusCode::OK,
         json!({
             "object": "list",
@@ -187,7 +153,7 @@ pub(super) async fn handle(
             "model": job.model,
             "usage": { "prompt_tokens": tokens, "total_tokens": tokens },
         }),
-    )
+    ))
 }
 
 #[cfg(test)]
