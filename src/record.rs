@@ -33,7 +33,9 @@ pub enum ErrorClass {
 }
 
 /// Why a request submitted through the Batch API has no answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum BatchFailure {
     /// Its line in the error file carried an `error` object and no response.
@@ -45,6 +47,7 @@ pub enum BatchFailure {
     /// The batch was cancelled before this request was done.
     Cancelled,
     /// Neither the output nor the error file had a (valid) line for it.
+    #[default]
     Missing,
     /// The Batch API calls themselves failed (upload, create, poll or download).
     Api,

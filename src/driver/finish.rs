@@ -57,7 +57,8 @@ pub(super) fn batch_reports(results: &mut RunResults, batches: Vec<Vec<BatchResu
                     target.name, report.unknown_custom_ids, report.malformed_lines
                 ));
             }
-            if !matches!(report.status.as_str(), "completed") {
+            // OpenAI's batches end `completed`, Message Batches `ended`.
+            if !matches!(report.status.as_str(), "completed" | "ended") {
                 results.warnings.push(format!(
                     "target \"{}\": batch {id} ended {}{}",
                     target.name,

@@ -49,7 +49,6 @@ pub struct TargetContext {
     /// The base URL up to the API version, without a trailing slash.
     pub base_url: String,
     pub plan: TargetPlan,
-    pub authorization: Option<HeaderValue>,
     /// The headers of every request to it: built once, cloned per request.
     pub headers: HeaderMap,
     /// Its authentication, API version and scenario headers (for calls besides completions).
@@ -86,11 +85,6 @@ impl TargetContext {
             })?],
             None => Vec::new(),
         };
-        // The Batch API (OpenAI's) authorizes with the bearer token.
-        let authorization = key_headers
-            .iter()
-            .find(|(name, _)| name == header::AUTHORIZATION)
-            .map(|(_, value)| value.clone());
         let mut headers = HeaderMap::new();
         headers.insert(
             header::CONTENT_TYPE,
@@ -137,7 +131,6 @@ impl TargetContext {
             request_uri,
             base_url: base_url.to_string(),
             plan,
-            authorization,
             redactor,
         })
     }
@@ -161,7 +154,7 @@ fn request_url(plan: &TargetPlan, base_url: &str) -> String {
 }
 
 /// `scheme://authority` of a URL (what precedes its path).
-fn origin_of(url: &str) -> &str {
+pub(super) fn origin_of(url: &str) -> &str {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
     match url[after_scheme..].find('/') {
         Some(slash) => &url[..after_scheme + slash],

@@ -47,7 +47,7 @@ struct Answered<'a> {
 }
 
 impl Answered<'_> {
-    fn body(&self, endpoint: &str, request: &Value) -> Value {
+    fn body(&self, api: Api, request: &Value) -> Value {
         let Answered {
             id,
             model,
@@ -57,8 +57,8 @@ impl Answered<'_> {
             tokens,
         } = self;
         let created = unix_now();
-        match endpoint {
-            "/v1/embeddings" => {
+        match api {
+            Api::Embeddings => {
                 let inputs = match request.get("input") {
                     Some(Value::Array(items)) if !items.iter().all(Value::is_number) => items.len(),
                     _ => 1,
@@ -69,12 +69,12 @@ impl Answered<'_> {
                 json!({ "object": "list", "data": data, "model": model,
                         "usage": { "prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens } })
             }
-            "/v1/completions" => json!({
+            Api::Completions => json!({
                 "id": format!("cmpl-{id}"), "object": "text_completion", "created": created, "model": model,
                 "choices": [{ "index": 0, "text": content, "logprobs": null, "finish_reason": finish_reason }],
                 "usage": { "prompt_tokens": prompt_tokens, "completion_tokens": tokens, "total_tokens": prompt_tokens + tokens },
             }),
-            "/v1/responses" => json!({
+            Api::Responses => json!({
                 "id": format!("resp_{id}"), "object": "response", "created_at": created, "model": model,
                 "status": if *finish_reason == "length" { "incomplete" } else { "completed" },
                 "incomplete_details": if *finish_reason == "length" { json!({ "reason": "max_output_tokens" }) } else { Value::Null },
@@ -85,7 +85,15 @@ impl Answered<'_> {
                            "output_tokens": tokens, "output_tokens_details": { "reasoning_tokens": 0 },
                            "total_tokens": prompt_tokens + tokens },
             }),
-            _ => json!({
+            Api::Anthropic => json!({
+                "id": format!("msg_{id}"), "type": "message", "role": "assistant", "model": model,
+                "content": [{ "type": "text", "text": content }],
+                "stop_reason": if *finish_reason == "length" { "max_tokens" } else { "end_turn" },
+                "stop_sequence": null,
+                "usage": { "input_tokens": prompt_tokens, "output_tokens": tokens,
+                           "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0 },
+            }),
+            Api::OpenAi => json!({
                 "id": format!("chatcmpl-{id}"), "object": "chat.completion", "created": created, "model": model,
                 "choices": [{ "index": 0, "message": { "role": "assistant", "content": content, "refusal": null },
                               "logprobs": null, "finish_reason": finish_reason }],
@@ -93,6 +101,35 @@ impl Answered<'_> {
             }),
         }
     }
+}
+
+/// The mock's answer to one batched request `body` of `api`, in that API's format, with usage:
+/// the prompt counted in words, `output_tokens` words generated unless the request's cap is
+/// lower.
+pub(super) fn answer(api: Api, body: &Value, id: &str, output_tokens: u32) -> Value {
+    let prompt = api.prompt_messages(body);
+    let prompt_tokens = count_prompt_tokens(prompt.as_array().map_or(&[][..], Vec::as_slice));
+    let cap = body
+        .get("max_completion_tokens")
+        .or_else(|| body.get("max_tokens"))
+        .or_else(|| body.get("max_output_tokens"))
+        .and_then(Value::as_u64);
+    let (tokens, finish_reason) = match cap {
+        Some(cap) if cap < u64::from(output_tokens) => (cap, "length"),
+        _ => (u64::from(output_tokens), "stop"),
+    };
+    let content: String = (0..tokens as usize)
+        .map(|i| OUTPUT_WORDS[i % OUTPUT_WORDS.len()])
+        .collect();
+    Answered {
+        id: id.to_string(),
+        model: &body["model"],
+        content: &content,
+        finish_reason,
+        prompt_tokens,
+        tokens,
+    }
+    .body(api, body)
 }
 
 /// Batch API behaviour.
@@ -167,6 +204,7 @@ pub fn fails(seed: u64, custom_id: &str, rate: f64) -> bool {
 }
 
 /// What the HTTP layer should answer.
+#[derive(Debug)]
 pub(crate) struct Answer {
     pub status: u16,
     pub body: Value,
@@ -415,34 +453,16 @@ impl BatchStore {
                 batch.failed += 1;
                 continue;
             }
-            let body = &request["body"];
             let api = endpoint_api(&batch.endpoint).unwrap_or_default();
-            let prompt = api.prompt_messages(body);
-            let prompt_tokens =
-                count_prompt_tokens(prompt.as_array().map_or(&[][..], Vec::as_slice));
-            let cap = body
-                .get("max_completion_tokens")
-                .or_else(|| body.get("max_tokens"))
-                .or_else(|| body.get("max_output_tokens"))
-                .and_then(Value::as_u64);
-            let (tokens, finish_reason) = match cap {
-                Some(cap) if cap < u64::from(output_tokens) => (cap, "length"),
-                _ => (u64::from(output_tokens), "stop"),
-            };
-            let content: String = (0..tokens as usize)
-                .map(|i| OUTPUT_WORDS[i % OUTPUT_WORDS.len()])
-                .collect();
-            let answer = Answered {
-                id: format!("mock-{}-{n}", batch.id),
-                model: &body["model"],
-                content: &content,
-                finish_reason,
-                prompt_tokens,
-                tokens,
-            };
+            let answer = answer(
+                api,
+                &request["body"],
+                &format!("mock-{}-{n}", batch.id),
+                output_tokens,
+            );
             let line = json!({
                 "id": line_id, "custom_id": custom_id,
-                "response": { "status_code": 200, "request_id": request_id, "body": answer.body(&batch.endpoint, body) },
+                "response": { "status_code": 200, "request_id": request_id, "body": answer },
                 "error": null,
             });
             output.push_str(&line.to_string());

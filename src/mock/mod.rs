@@ -1,6 +1,6 @@
 //! The built-in mock LLM server: an OpenAI-compatible `POST /v1/chat/completions`, the Anthropic
-//! Messages API's `POST /v1/messages` (each streaming and not), the Batch API and
-//! `GET /v1/models` on hyper, with configurable, time-faithful latency and an optional capacity
+//! Messages API's `POST /v1/messages` (each streaming and not), the Responses, completions and
+//! embeddings APIs, OpenAI's Batch API, Anthropic's Message Batches and `GET /v1/models` on hyper, with configurable, time-faithful latency and an optional capacity
 //! model (decode slots).
 //!
 //! Tokens are scheduled at absolute deadlines (`start + ttft + Σ gaps`) rather than by repeated
@@ -11,6 +11,7 @@
 pub mod batch;
 pub mod faults;
 mod latency;
+mod message_batches;
 pub mod openai;
 
 use std::net::SocketAddr;
@@ -146,6 +147,7 @@ pub(crate) struct MockState {
     pub(crate) timer: crate::timer::PreciseTimer,
     pub(crate) faults_injected: faults::FaultCounts,
     pub(crate) batches: batch::BatchStore,
+    pub(crate) message_batches: message_batches::MessageBatchStore,
     pub(crate) prompt_cache: PromptCache,
     /// The decode slots of the capacity model (`None`: unlimited).
     pub(crate) slots: Option<Arc<tokio::sync::Semaphore>>,
@@ -267,9 +269,11 @@ impl MockHandle {
         }
     }
 
-    /// Every `custom_id` the Batch API failed on purpose so far.
+    /// Every `custom_id` the Batch API and Message Batches failed on purpose so far.
     pub fn batch_failed_ids(&self) -> Vec<String> {
-        self.state.batches.failed_ids()
+        let mut ids = self.state.batches.failed_ids();
+        ids.extend(self.state.message_batches.failed_ids());
+        ids
     }
 
     /// Faults injected so far, by name (also served at `GET /mock/faults`).
@@ -333,6 +337,7 @@ pub fn start(config: MockConfig, options: MockOptions) -> std::io::Result<MockHa
         timer: crate::timer::PreciseTimer::start()?,
         faults_injected: faults::FaultCounts::default(),
         batches: batch::BatchStore::default(),
+        message_batches: message_batches::MessageBatchStore::default(),
         prompt_cache: PromptCache::default(),
         slots: config_slots,
     });

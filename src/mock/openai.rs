@@ -84,6 +84,9 @@ pub(crate) async fn handle(
         }
     }
     let response = match (request.method().clone(), path.as_str()) {
+        (method, path) if path.starts_with("/v1/messages/batches") => {
+            return Ok(message_batches_api(request, method, path.to_string(), state).await);
+        }
         (method, path) if path.starts_with("/v1/files") || path.starts_with("/v1/batches") => {
             return Ok(batch_api(request, method, path.to_string(), state).await);
         }
@@ -229,6 +232,101 @@ async fn batch_api(
             status: 404,
             body: json!({ "error": { "message": format!("no route for {method} {path}"), "type": "invalid_request_error" } }),
         },
+    };
+    json_response(
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        answer.body,
+    )
+}
+
+/// The Message Batches routes (see [`super::message_batches`]): Anthropic's headers
+/// (`x-api-key` when a key is required, `anthropic-version`) and its error format.
+async fn message_batches_api(
+    request: Request<Incoming>,
+    method: Method,
+    path: String,
+    state: Arc<MockState>,
+) -> Response<MockBody> {
+    let headers = request.headers();
+    if !headers.contains_key("anthropic-version") {
+        return anthropic_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "anthropic-version: header is required",
+        );
+    }
+    if let Some(required) = &state.required_key {
+        if presented_key(headers, Format::Anthropic).as_deref() != Some(required.as_str()) {
+            return anthropic_error(
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "invalid x-api-key",
+            );
+        }
+    }
+    // `results_url` points back at the host the client named.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| request.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let origin = format!("http://{host}");
+    let body = match http_body_util::Limited::new(request.into_body(), MAX_UPLOAD_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            return anthropic_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &format!("could not read request body: {e}"),
+            )
+        }
+    };
+    let store = &state.message_batches;
+    let config = &state.config;
+    let settings = super::message_batches::Settings {
+        batch: &config.batch,
+        seed: config.seed,
+        output_tokens: config.output_tokens,
+        origin: &origin,
+    };
+    let segments: Vec<&str> = path
+        .trim_start_matches("/v1/messages/batches")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let answer = match (method, segments.as_slice()) {
+        (Method::POST, []) => store.create(&body, settings),
+        (Method::GET, []) => store.list(settings),
+        (Method::GET, [id]) => store.retrieve(id, settings),
+        (Method::POST, [id, "cancel"]) => store.cancel(id, settings),
+        (Method::GET, [id, "results"]) => {
+            return match store.results(id) {
+                Ok(bytes) => Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, "application/binary")
+                    .body(
+                        Full::new(bytes)
+                            .map_err(|never: Infallible| match never {})
+                            .boxed(),
+                    )
+                    .expect("static response parts are valid"),
+                Err(answer) => json_response(
+                    StatusCode::from_u16(answer.status).unwrap_or(StatusCode::NOT_FOUND),
+                    answer.body,
+                ),
+            }
+        }
+        (method, _) => {
+            return anthropic_error(
+                StatusCode::NOT_FOUND,
+                "not_found_error",
+                &format!("no route for {method} {path}"),
+            )
+        }
     };
     json_response(
         StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

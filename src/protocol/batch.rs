@@ -1,7 +1,9 @@
 //! The OpenAI Batch API, client side: the JSONL input lines, uploading them (`POST /files`,
 //! multipart, `purpose=batch`), creating a batch (`POST /batches`), reading and cancelling it
 //! (`GET /batches/{id}`, `POST /batches/{id}/cancel`), downloading its output and error files
-//! (`GET /files/{id}/content`), and reading their lines back by `custom_id`.
+//! (`GET /files/{id}/content`), and reading their lines back by `custom_id`; and [`BatchApi`],
+//! which of the two batch APIs (this one, or Anthropic's [`super::message_batches`]) a target
+//! uses.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -94,6 +96,45 @@ pub enum LineOutcome {
         status: Option<u16>,
         message: String,
     },
+    /// Never processed: the batch was cancelled or expired first (Message Batches say so per
+    /// line).
+    Unprocessed(crate::record::BatchFailure),
+}
+
+/// The asynchronous batch API that carries a target's requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchApi {
+    /// OpenAI's Batch API: a JSONL file uploaded, a batch created from it, output and error
+    /// files downloaded (also Azure OpenAI and OpenAI-compatible relays).
+    OpenAi,
+    /// Anthropic's Message Batches: the requests in the create body, results from `results_url`.
+    MessageBatches,
+}
+
+impl BatchApi {
+    /// Its name in messages and README.
+    pub fn name(self) -> &'static str {
+        match self {
+            BatchApi::OpenAi => "the Batch API",
+            BatchApi::MessageBatches => "Message Batches",
+        }
+    }
+
+    /// Most requests in one batch (the provider's limit).
+    pub fn max_requests(self) -> u64 {
+        match self {
+            BatchApi::OpenAi => 50_000,
+            BatchApi::MessageBatches => super::message_batches::MAX_REQUESTS,
+        }
+    }
+
+    /// Largest batch in bytes (OpenAI: the input file; Anthropic: the create body).
+    pub fn max_bytes(self) -> u64 {
+        match self {
+            BatchApi::OpenAi => 200 * 1024 * 1024,
+            BatchApi::MessageBatches => super::message_batches::MAX_BYTES,
+        }
+    }
 }
 
 /// Reads one line of an output or error file: its `custom_id` and outcome.

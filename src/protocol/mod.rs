@@ -11,6 +11,7 @@ pub mod anthropic;
 pub mod batch;
 pub mod completions;
 pub mod embeddings;
+pub mod message_batches;
 pub mod openai;
 pub mod responses;
 pub mod sse;
@@ -140,6 +141,14 @@ impl Api {
             Api::Completions => Some("/v1/completions"),
             Api::Embeddings => Some("/v1/embeddings"),
             Api::Anthropic => None,
+        }
+    }
+
+    /// The asynchronous batch API that carries this API's requests, if there is one.
+    pub fn batch_api(self) -> Option<batch::BatchApi> {
+        match self {
+            Api::Anthropic => Some(batch::BatchApi::MessageBatches),
+            _ => self.openai_batch_url().map(|_| batch::BatchApi::OpenAi),
         }
     }
 

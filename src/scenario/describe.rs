@@ -93,8 +93,15 @@ fn request_shape(target: &crate::scenario::TargetPlan) -> String {
         ),
         (Some(var), None) => format!("{var} is not set: no key sent"),
     };
+    // A batch-api target's requests go in batches: say through which API.
+    let via = match (target.mode, target.api.batch_api()) {
+        (crate::scenario::TargetMode::BatchApi, Some(batch_api)) => {
+            format!(" in batches through {}", batch_api.name())
+        }
+        _ => String::new(),
+    };
     format!(
-        "api = \"{}\", mode = \"{}\", POST {path}{query}, {cap}, {key}",
+        "api = \"{}\", mode = \"{}\", POST {path}{query}{via}, {cap}, {key}",
         target.api.name(),
         target.mode.name()
     )

@@ -446,6 +446,17 @@ pub struct BatchOptions {
     pub timeout: Duration,
 }
 
+impl BatchOptions {
+    /// The defaults for a batch API: its own request and size limits.
+    pub fn for_api(batch_api: crate::protocol::batch::BatchApi) -> Self {
+        BatchOptions {
+            max_requests: batch_api.max_requests(),
+            max_bytes: batch_api.max_bytes(),
+            ..BatchOptions::default()
+        }
+    }
+}
+
 impl Default for BatchOptions {
     fn default() -> Self {
         BatchOptions {

@@ -356,7 +356,8 @@ pub enum TargetMode {
     Stream,
     /// `stream: false`, one JSON response.
     Complete,
-    /// The asynchronous OpenAI Batch API: every request in JSONL batches, polled until done.
+    /// The provider's asynchronous batch API (OpenAI's Batch API, or Anthropic's Message Batches
+    /// for `api = "anthropic"`): every request in batches, polled until done.
     BatchApi,
 }
 

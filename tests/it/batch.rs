@@ -2,7 +2,6 @@
 //! against wiremock servers that end a batch `failed` or `expired`, or answer with an unknown
 //! `custom_id` or a malformed line. Every server is on 127.0.0.1 and started by the test.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,20 +13,6 @@ use drover::results::RunResults;
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-/// A writer the test reads back.
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn scenario(base_url: &str, requests: u64, extra: &str) -> String {
     format!(
@@ -55,7 +40,7 @@ requests = {requests}
 /// Runs scenario text; returns the results and the per-request export lines.
 async fn run(text: &str) -> (RunResults, Vec<Value>) {
     let plan = drover::scenario::parse(text, Path::new("s.toml")).unwrap_or_else(|e| panic!("{e}"));
-    let buffer = Shared::default();
+    let buffer = crate::common::SharedBuffer::default();
     let log = RequestLog::new(
         Box::new(buffer.clone()),
         vec!["batch".into()],
@@ -72,7 +57,7 @@ async fn run(text: &str) -> (RunResults, Vec<Value>) {
     .await
     .expect("a batch run ends")
     .expect("run starts");
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let text = buffer.text();
     let lines = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

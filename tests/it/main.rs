@@ -18,6 +18,7 @@ mod faults;
 mod fuzz_corpus;
 mod hostile;
 mod layers;
+mod message_batches;
 mod migration;
 mod properties;
 mod protocol;

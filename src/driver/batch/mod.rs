@@ -1,11 +1,13 @@
-//! Runs a `batch-api` target: the same requests the scenario would send live (request k has the
-//! same class and prompt as on every other target), submitted at the start as JSONL batches split
-//! to the provider's limits, polled with backoff until each batch ends, then matched back to their
-//! requests by `custom_id`. Every request becomes one [`RequestRecord`] whose end-to-end latency
-//! is its batch's turnaround (submission start to results downloaded).
+//! Runs a `batch-api` target through its provider's batch API (OpenAI's Batch API, or
+//! Anthropic's Message Batches for an `api = "anthropic"` target): the same requests the
+//! scenario would send live (request k has the same class and prompt as on every other target),
+//! submitted at the start as batches split to the provider's limits, polled with backoff until
+//! each batch ends, then matched back to their requests by `custom_id`. Every request becomes
+//! one [`RequestRecord`] whose end-to-end latency is its batch's turnaround (submission start to
+//! results downloaded).
 //!
-//! An interrupt cancels every batch still running (`POST /batches/{id}/cancel`), or prints the
-//! command that does, and counts its requests as aborted.
+//! An interrupt cancels every batch still running (`POST …/{id}/cancel`), or prints the command
+//! that does, and counts its requests as aborted.
 
 mod client;
 
@@ -14,14 +16,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::protocol::batch::{input_line, parse_line, BatchApiError, BatchObject, LineOutcome};
+use crate::protocol::batch::{input_line, BatchApi, BatchApiError, LineOutcome};
+use crate::protocol::message_batches::request_entry;
 use crate::record::{BatchFailure, ErrorClass, Failure, RequestRecord, TokenSource};
 use crate::results::BatchResults;
 use crate::spend::Reservation;
 use crate::traffic::planned_requests;
 
 use super::{single_request_body, stopped, Generator};
-use client::BatchClient;
+use client::{BatchClient, Snapshot};
 
 /// Messages kept per batch about unknown or malformed lines.
 const PROBLEMS_KEPT: usize = 5;
@@ -88,11 +91,14 @@ pub(super) async fn run(mut generator: Generator) -> Vec<BatchResults> {
     let options = target.plan.batch.clone();
     let lines = batch_lines(&generator);
     generator.ledger.schedule(target.index, lines.len() as u64);
+    let headers: Vec<_> = target.api_headers().collect();
     let client = BatchClient {
         client: &target.client,
+        // Validation refuses the batch-api mode for an API without a batch API.
+        batch_api: target.plan.api.batch_api().unwrap_or(BatchApi::OpenAi),
+        api: target.plan.api,
         base_url: &target.base_url,
-        authorization: target.authorization.as_ref(),
-        headers: &target.plan.headers,
+        headers: &headers,
         redactor: &target.redactor,
         timeout: target.plan.timeouts.total,
     };
@@ -101,7 +107,7 @@ pub(super) async fn run(mut generator: Generator) -> Vec<BatchResults> {
     // Poll every running batch until it ends, with one backoff for all.
     let mut wait = options.poll;
     let deadline = Instant::now() + options.timeout;
-    while running.iter().any(|(batch, ..)| !batch.is_terminal()) {
+    while running.iter().any(|(batch, ..)| !batch.ended) {
         let interrupted = tokio::select! {
             biased;
             _ = stopped(&mut generator.stop) => true,
@@ -117,8 +123,8 @@ pub(super) async fn run(mut generator: Generator) -> Vec<BatchResults> {
             }
             break;
         }
-        for (batch, _, report, submitted) in running.iter_mut().filter(|(b, ..)| !b.is_terminal()) {
-            match client.retrieve(&batch.id).await {
+        for (batch, _, report, submitted) in running.iter_mut().filter(|(b, ..)| !b.ended) {
+            match client.status(&batch.id).await {
                 Ok(now) => {
                     report
                         .status_times_s
@@ -145,10 +151,11 @@ pub(super) async fn run(mut generator: Generator) -> Vec<BatchResults> {
 }
 
 /// A batch that was created, with its requests, its report so far and when it was submitted.
-type Running = (BatchObject, Vec<Pending>, BatchResults, Instant);
+type Running = (Snapshot, Vec<Pending>, BatchResults, Instant);
 
-/// Every request of the target that goes through the Batch API, as a JSONL input line, each
-/// with its spend reservation (under a cap, only the requests whose projected cost still fits).
+/// Every request of the target that goes through its batch API, as one line (an OpenAI input
+/// line, or a Message Batches request entry), each with its spend reservation (under a cap, only
+/// the requests whose projected cost still fits).
 fn batch_lines(generator: &Generator) -> Vec<(Pending, String)> {
     let target = &generator.target;
     // Under a spend cap, a batch holds only the requests whose projected cost still fits.
@@ -203,12 +210,19 @@ fn batch_lines(generator: &Generator) -> Vec<(Pending, String)> {
             };
             let mut body: serde_json::Value =
                 serde_json::from_slice(&body).expect("drover's own request bodies are JSON");
-            // A routed target's own mode may be streaming; a batch line never streams.
+            // A routed target's own mode may be streaming; a batch line never streams (and a
+            // Message Batches request takes the non-streaming parameters only).
             if let Some(fields) = body.as_object_mut() {
                 fields.insert("stream".into(), serde_json::Value::Bool(false));
                 fields.remove("stream_options");
+                if target.plan.api == crate::protocol::Api::Anthropic {
+                    fields.remove("stream");
+                }
             }
-            let line = input_line(&custom_id(k), batch_url, &body);
+            let line = match target.plan.api.batch_api() {
+                Some(BatchApi::MessageBatches) => request_entry(&custom_id(k), &body),
+                _ => input_line(&custom_id(k), batch_url, &body),
+            };
             Some((
                 Pending {
                     k,
@@ -241,22 +255,12 @@ async fn submit(
         .enumerate()
     {
         let submitted = Instant::now();
-        let created = async {
-            let file = client
-                .upload(
-                    &format!("drover-{}-{number}.jsonl", target.plan.name),
-                    Bytes::from(chunk.jsonl.clone()),
-                )
-                .await?;
-            let endpoint = target
-                .plan
-                .api
-                .openai_batch_url()
-                .unwrap_or("/v1/chat/completions");
-            client
-                .create(&file, endpoint, &options.completion_window)
-                .await
-        };
+        let filename = format!("drover-{}-{number}.jsonl", target.plan.name);
+        let created = client.submit(
+            &filename,
+            Bytes::from(chunk.jsonl.clone()),
+            &options.completion_window,
+        );
         let created = tokio::select! {
             biased;
             _ = stopped(&mut generator.stop) => None,
@@ -320,13 +324,13 @@ async fn cancel_unfinished(
     interrupted: bool,
 ) {
     let target = &generator.target;
-    for (batch, pending, report, _) in running.iter_mut().filter(|(b, ..)| !b.is_terminal()) {
+    for (batch, pending, report, _) in running.iter_mut().filter(|(b, ..)| !b.ended) {
         let why = if interrupted {
             "interrupted"
         } else {
             "batch timeout reached"
         };
-        match client.cancel(&batch.id).await {
+        match client.cancel_batch(&batch.id).await {
             Ok(cancelled) => {
                 generator.notices.send(&format!(
                     "{why}: cancelled batch {} of target \"{}\" (status now {})",
@@ -336,13 +340,14 @@ async fn cancel_unfinished(
             }
             Err(error) => {
                 generator.notices.send(&format!(
-                    "{why}: could not cancel batch {} of target \"{}\" ({error}); cancel it with:\n  \
-                     curl -X POST {}/batches/{}/cancel -H \"Authorization: Bearer ${}\"",
+                    "{why}: could not cancel batch {} of target \"{}\" ({error}); cancel it with:\n  {}",
                     batch.id,
                     target.plan.name,
-                    target.base_url,
-                    batch.id,
-                    target.plan.api_key_env.as_deref().unwrap_or("API_KEY")
+                    client.cancel_command(
+                        &batch.id,
+                        &target.plan.auth,
+                        target.plan.api_key_env.as_deref().unwrap_or("API_KEY")
+                    )
                 ));
                 report.problems.push(error.to_string());
             }
@@ -355,6 +360,10 @@ async fn cancel_unfinished(
             release(generator, pending);
             pending.clear();
         } else {
+            // Its results are not waited for: what had no line is counted as cancelled.
+            batch.ended = true;
+            batch.results.clear();
+            batch.unanswered = BatchFailure::Cancelled;
             batch.status = "cancelled".into();
         }
     }
@@ -364,29 +373,25 @@ async fn cancel_unfinished(
 async fn finish(
     generator: &Generator,
     client: &BatchClient<'_>,
-    batch: &crate::protocol::batch::BatchObject,
+    batch: &Snapshot,
     mut pending: Vec<Pending>,
     report: &mut BatchResults,
     submitted: Instant,
 ) {
     report.status = batch.status.clone();
-    if let Some(counts) = batch.request_counts {
-        report.reported_completed = counts.completed;
-        report.reported_failed = counts.failed;
-    }
-    report.problems.extend(batch.error_messages());
-    let api = generator.target.plan.api;
+    report.reported_completed = batch.reported_completed;
+    report.reported_failed = batch.reported_failed;
+    report.problems.extend(batch.problems.iter().cloned());
     let mut outcomes: HashMap<String, LineOutcome> = HashMap::new();
-    let files = [batch.output_file_id.as_ref(), batch.error_file_id.as_ref()];
     let known: HashMap<String, ()> = pending.iter().map(|p| (custom_id(p.k), ())).collect();
-    for file in files.into_iter().flatten() {
-        match client.content(file).await {
+    for file in &batch.results {
+        match client.download(file).await {
             Ok(bytes) => {
                 for (number, line) in String::from_utf8_lossy(&bytes).lines().enumerate() {
                     if line.trim().is_empty() {
                         continue;
                     }
-                    match parse_line(line, api) {
+                    match client.parse_line(line) {
                         Ok((id, outcome)) if known.contains_key(&id) => {
                             outcomes.insert(id, outcome);
                         }
@@ -415,12 +420,7 @@ async fn finish(
     }
     let done = Instant::now();
     report.turnaround_s = Some(done.duration_since(submitted).as_secs_f64());
-    let unanswered = match batch.status.as_str() {
-        "failed" => BatchFailure::Failed,
-        "expired" => BatchFailure::Expired,
-        "cancelled" => BatchFailure::Cancelled,
-        _ => BatchFailure::Missing,
-    };
+    let unanswered = batch.unanswered;
     for request in &mut pending {
         let outcome = match outcomes.remove(&custom_id(request.k)) {
             Some(LineOutcome::Success { usage, text }) => {
@@ -437,6 +437,20 @@ async fn finish(
                     },
                     status,
                     message: generator.target.redactor.redact(&message),
+                    retry_after: None,
+                })
+            }
+            Some(LineOutcome::Unprocessed(why)) => {
+                report.failed += 1;
+                Err(Failure {
+                    class: ErrorClass::Batch(why),
+                    status: None,
+                    message: format!(
+                        "batch {}: {} was {} before it was processed",
+                        batch.id,
+                        custom_id(request.k),
+                        why.name()
+                    ),
                     retry_after: None,
                 })
             }

@@ -349,8 +349,7 @@ fn timeouts(checker: &mut Checker, key: &KeyPath, spec: &TargetSpec) -> Timeouts
     }
 }
 
-/// Modes an Anthropic target cannot use, and the Batch API price of a routed target's routed
-/// classes.
+/// The Batch API price of a routed target's routed classes.
 fn routed_batch_price(
     checker: &mut Checker,
     key: &KeyPath,
@@ -358,20 +357,6 @@ fn routed_batch_price(
     table: &PricingTable,
     currencies: &Currencies,
 ) -> Option<Price> {
-    if spec.api == crate::scenario::Api::Anthropic {
-        if spec.mode() == TargetMode::BatchApi {
-            checker.fail(
-                &key.key("mode"),
-                "\"batch-api\" is OpenAI's Batch API; an api = \"anthropic\" target streams or completes live",
-            );
-        }
-        if spec.routing.is_some() {
-            checker.fail(
-                &key.key("routing"),
-                "routes to OpenAI's Batch API, which an api = \"anthropic\" target does not speak",
-            );
-        }
-    }
     match &spec.routing {
         Some(_) if spec.mode() == TargetMode::BatchApi => {
             checker.fail(
@@ -409,10 +394,19 @@ pub(super) fn batch_options(
     key: &KeyPath,
     spec: &crate::scenario::schema::TargetSpec,
 ) -> BatchOptions {
-    let defaults = BatchOptions::default();
+    let batch_api = spec.api.batch_api();
+    let defaults = batch_api.map_or_else(BatchOptions::default, BatchOptions::for_api);
     let Some(batch) = &spec.batch else {
         return defaults;
     };
+    if batch.completion_window.is_some()
+        && batch_api == Some(crate::protocol::batch::BatchApi::MessageBatches)
+    {
+        checker.fail(
+            &key.key("completion_window"),
+            "is OpenAI's; Anthropic's Message Batches always have 24 hours",
+        );
+    }
     if spec.mode() != TargetMode::BatchApi && spec.routing.is_none() {
         checker.fail(
             key,

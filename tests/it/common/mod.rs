@@ -8,6 +8,26 @@ use std::process::{Command, Output};
 use drover::driver::{self, RunOptions, StopSignal};
 use drover::results::{GroupResults, LatencyStat, RunResults};
 
+/// A writer (for a request log) that the test reads back.
+#[derive(Clone, Default)]
+pub struct SharedBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl SharedBuffer {
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl std::io::Write for SharedBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Timing-sensitive tests hold this so they never share the two CI cores with each other.
 pub static TIMING_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
