@@ -1,12 +1,14 @@
 """Interop with the official `anthropic` Python SDK: drives `drover mock`'s `/v1/messages`
 through the SDK, streaming and not, and checks that the SDK parses its text, usage, stop reasons
-and event sequence, and reports a wrong key as an authentication error.
+and event sequence, and reports a wrong key as an authentication error; then its Message Batches
+(`client.messages.batches` create, retrieve, results, list and cancel).
 
 Usage: python3 anthropic_sdk.py PATH_TO_DROVER_BINARY
 Loopback only; every call has a timeout and the mock is stopped on exit.
 """
 
 import sys
+import time
 
 import anthropic
 from anthropic import Anthropic
@@ -59,6 +61,48 @@ def main():
             check("messages wrong key", False, "no error raised")
         except anthropic.AuthenticationError as error:
             check("messages wrong key", error.status_code == 401)
+
+        requests = [{"custom_id": f"req-{i}", "params": {
+            "model": "mock-llm", "max_tokens": 4 + i, "messages": messages}} for i in range(3)]
+        batch = client.messages.batches.create(requests=requests)
+        check("batches create", batch.type == "message_batch"
+              and batch.processing_status == "in_progress"
+              and batch.request_counts.processing == 3 and batch.results_url is None, repr(batch))
+        deadline = time.monotonic() + 10
+        while batch.processing_status != "ended" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            batch = client.messages.batches.retrieve(batch.id)
+        check("batches retrieve ended", batch.processing_status == "ended"
+              and batch.request_counts.succeeded == 3 and batch.ended_at is not None
+              and batch.results_url is not None, repr(batch))
+        results = {entry.custom_id: entry for entry in client.messages.batches.results(batch.id)}
+        check("batches results", sorted(results) == ["req-0", "req-1", "req-2"]
+              and all(entry.result.type == "succeeded" for entry in results.values()),
+              repr(results))
+        message = results["req-1"].result.message
+        check("batches result message", message.usage.output_tokens == 5
+              and message.usage.input_tokens > 0 and message.stop_reason == "max_tokens"
+              and len(message.content[0].text.split()) == 5, repr(message))
+        listed = [b.id for b in client.messages.batches.list()]
+        check("batches list", batch.id in listed, repr(listed))
+
+        slow = client.messages.batches.create(requests=[{"custom_id": "late", "params": {
+            "model": "mock-llm", "max_tokens": 4, "messages": messages}}])
+        cancelled = client.messages.batches.cancel(slow.id)
+        check("batches cancel", cancelled.processing_status == "canceling"
+              and cancelled.cancel_initiated_at is not None, repr(cancelled))
+        ended = client.messages.batches.retrieve(slow.id)
+        late = list(client.messages.batches.results(slow.id))
+        check("batches cancelled results", ended.processing_status == "ended"
+              and ended.request_counts.canceled == 1 and late[0].result.type == "canceled",
+              repr((ended, late)))
+
+        try:
+            client.messages.batches.create(requests=[{"custom_id": "no spaces allowed",
+                                                      "params": requests[0]["params"]}])
+            check("batches bad custom_id", False, "no error raised")
+        except anthropic.BadRequestError as error:
+            check("batches bad custom_id", "custom_id" in str(error), str(error))
     finally:
         proc.terminate()
         proc.wait(timeout=5)

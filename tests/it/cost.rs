@@ -297,6 +297,27 @@ fn the_batch_vs_stream_scenario_compares_modes_and_a_routed_policy_in_one_table(
     assert!(costs[2] < costs[1] && costs[1] < costs[0], "{costs:?}");
     assert!(!results.targets[2].batches.is_empty());
 
+    // The same trade-off for Claude: Message Batches at half the streamed price per output
+    // token, every batch ended.
+    let claude = |name: &str| results.targets.iter().find(|t| t.name == name).unwrap();
+    let (stream, batched) = (claude("claude-stream"), claude("claude-batch-api"));
+    assert_eq!(batched.mode, "batch-api");
+    assert_eq!(batched.summary.requests.sent, 300);
+    assert_eq!(batched.batches.len(), 3);
+    assert!(batched.batches.iter().all(|b| b.status == "ended"));
+    let (stream_cost, batch_cost) = (
+        stream.summary.cost.as_ref().unwrap(),
+        batched.summary.cost.as_ref().unwrap(),
+    );
+    assert_eq!(batch_cost.discount, 0.5);
+    assert!(
+        batch_cost.per_million_output_tokens < stream_cost.per_million_output_tokens,
+        "{batch_cost:?} vs {stream_cost:?}"
+    );
+    assert!(table.lines().any(|l| l.starts_with("claude-batch-api ")
+        && l.contains("batch-api")
+        && l.contains("50.0%")));
+
     // The routed policy: its rules send the class that is not user-facing through the Batch
     // API and stream the other; each part is priced as its mode, and the blend lies between.
     let routed = results.targets.iter().find(|t| t.name == "routed").unwrap();

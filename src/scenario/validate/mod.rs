@@ -720,4 +720,32 @@ requests = 10
             "{error}"
         );
     }
+
+    #[test]
+    fn an_anthropic_target_batches_through_message_batches_with_anthropics_limits() {
+        let batched = BASE.replace(
+            "model = \"mock\"",
+            "model = \"mock\"\napi = \"anthropic\"\nmode = \"batch-api\"",
+        );
+        let text = format!("{batched}\n[load]\nkind = \"closed\"\nusers = 1\nrequests = 5\n");
+        let plan = check(&text, &|_| None).unwrap();
+        let batch = &plan.targets[0].batch;
+        assert_eq!(
+            (batch.max_requests, batch.max_bytes),
+            (100_000, 256 * 1024 * 1024)
+        );
+        let windowed = text.replace(
+            "mode = \"batch-api\"",
+            "mode = \"batch-api\"\nbatch = { completion_window = \"24h\" }",
+        );
+        let error = check(&windowed, &|_| None).unwrap_err();
+        assert!(
+            error.contains("targets[0].batch.completion_window is OpenAI's"),
+            "{error}"
+        );
+        // An OpenAI target keeps OpenAI's limits.
+        let openai = text.replace("api = \"anthropic\"\n", "");
+        let plan = check(&openai, &|_| None).unwrap();
+        assert_eq!(plan.targets[0].batch.max_requests, 50_000);
+    }
 }
