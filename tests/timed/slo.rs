@@ -146,6 +146,7 @@ async fn twenty_requests_leave_a_p99_inconclusive_with_the_samples_it_needs() {
 
 #[test]
 fn a_run_with_no_successful_request_never_passes() {
+    let _serial = common::TIMING_LOCK.blocking_lock();
     // A port nothing listens on: every request fails to connect.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

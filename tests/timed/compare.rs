@@ -163,6 +163,7 @@ async fn two_seeds_of_one_mock_configuration_are_not_a_regression() {
 
 #[test]
 fn unusable_inputs_exit_2_with_the_reason() {
+    let _serial = common::TIMING_LOCK.blocking_lock();
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.json");
     let (code, output) = compare(dir.path(), &missing, &missing);

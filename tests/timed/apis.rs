@@ -183,6 +183,7 @@ async fn the_azure_example_sends_its_key_in_api_key_to_its_deployment_path() {
 
 #[tokio::test]
 async fn a_real_azure_endpoint_gets_api_key_api_version_and_the_deployment_path() {
+    let _serial = common::TIMING_LOCK.lock().await;
     let server = MockServer::start().await;
     let body = serde_json::json!({
         "id": "x", "object": "chat.completion", "model": "gpt-4o",
@@ -243,6 +244,7 @@ requests = 3
 
 #[tokio::test]
 async fn an_unknown_event_type_is_counted_and_named_never_dropped() {
+    let _serial = common::TIMING_LOCK.lock().await;
     let stream = concat!(
         "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"r\",\"status\":\"in_progress\",\"model\":\"m\",\"output\":[]}}\n\n",
         "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"item_id\":\"i\",\"output_index\":0,\"content_index\":0,\"delta\":\"Hi\"}\n\n",
@@ -295,6 +297,7 @@ async fn an_unknown_event_type_is_counted_and_named_never_dropped() {
 /// Shapes a target's API cannot carry are refused by validate and run alike, at their place.
 #[test]
 fn shapes_an_api_cannot_carry_are_refused_with_their_place() {
+    let _serial = common::TIMING_LOCK.blocking_lock();
     let target = |api: &str, extra: &str| {
         format!(
             "[[targets]]\nname = \"t\"\napi = \"{api}\"\nmodel = \"m\"\n{extra}[targets.mock]\n"

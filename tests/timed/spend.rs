@@ -63,6 +63,7 @@ fn results(dir: &Path) -> RunResults {
 
 #[test]
 fn a_projection_with_fixed_lengths_equals_the_hand_computed_cost() {
+    let _serial = common::TIMING_LOCK.blocking_lock();
     let dir = tempfile::tempdir().unwrap();
     let plan = drover::scenario::parse(&scenario("", ""), &dir.path().join("s.toml")).unwrap();
     let projection = drover::spend::project(&plan).unwrap();
@@ -97,6 +98,7 @@ fn a_projection_with_fixed_lengths_equals_the_hand_computed_cost() {
 
 #[test]
 fn a_projection_over_the_budget_does_not_start() {
+    let _serial = common::TIMING_LOCK.blocking_lock();
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), &scenario("budget = 0.1", ""));
     let output = drover(dir.path(), &["run", "s.toml", "--out", "out"], &[]);
@@ -178,6 +180,7 @@ fn a_cap_of_half_the_projection_stops_sending_at_the_cap() {
 
 #[test]
 fn an_unpriced_target_under_a_budget_needs_an_explicit_choice() {
+    let _serial = common::TIMING_LOCK.blocking_lock();
     let dir = tempfile::tempdir().unwrap();
     let unpriced = "\n[[targets]]\nname = \"free\"\nmodel = \"mock-llm\"\n[targets.mock]\nttft = \"1ms\"\nitl = \"1ms\"\noutput_tokens = 5\n";
     write(dir.path(), &scenario("budget = 10", unpriced));

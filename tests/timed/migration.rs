@@ -412,6 +412,7 @@ async fn a_gate_on_too_few_requests_is_insufficient_and_holds_the_rollout() {
 
 #[test]
 fn a_migration_refuses_to_be_sharded() {
+    let _serial = common::TIMING_LOCK.blocking_lock();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("m.toml"), scenario("[targets.mock]")).unwrap();
     let output = drover(
