@@ -5,7 +5,8 @@
 //! Cost is a pure function of token usage and a [`Price`]:
 //!
 //! ```text
-//! list      = (uncached_input × input + cached_input × cached_input_price + output × output) / 1e6
+//! list      = (uncached_input × input + cached_input × cached_input_price
+//!              + answer_output × output + reasoning_output × reasoning_output_price) / 1e6
 //! billed    = list × (1 − discount) × bill_rate          (in the bill currency)
 //! reported  = billed ÷ exchange_rate[bill currency]      (in the reporting currency)
 //! ```
@@ -45,6 +46,9 @@ pub struct ModelPrice {
     pub output: f64,
     /// Price of input tokens read from the provider's prompt cache; input price when absent.
     pub cached_input: Option<f64>,
+    /// Price of output tokens spent reasoning (part of the output a server reports); output
+    /// price when absent, as OpenAI, Anthropic and DeepSeek bill them today.
+    pub reasoning_output: Option<f64>,
     /// Fraction off for the asynchronous Batch API (0.5 = half price).
     #[serde(default)]
     pub batch_api_discount: f64,
@@ -60,6 +64,7 @@ impl ModelPrice {
             ("input", Some(self.input)),
             ("output", Some(self.output)),
             ("cached_input", self.cached_input),
+            ("reasoning_output", self.reasoning_output),
         ];
         for (name, value) in prices {
             if let Some(value) = value {
@@ -110,7 +115,10 @@ pub struct TokenUsage {
     pub input: u64,
     /// Input tokens read from the provider's cache.
     pub cached_input: u64,
+    /// All output tokens, reasoning ones included.
     pub output: u64,
+    /// Output tokens spent reasoning (part of `output`).
+    pub reasoning_output: u64,
 }
 
 /// An amount in the reporting currency, split by what it paid for.
@@ -149,7 +157,10 @@ impl Price {
         let list_factor = self.bill_rate * self.to_reporting / 1e6;
         let factor = (1.0 - self.discount) * list_factor;
         let input = uncached as f64 * self.list.input + cached as f64 * cached_price;
-        let output = usage.output as f64 * self.list.output;
+        let reasoning = usage.reasoning_output.min(usage.output);
+        let reasoning_price = self.list.reasoning_output.unwrap_or(self.list.output);
+        let output = (usage.output - reasoning) as f64 * self.list.output
+            + reasoning as f64 * reasoning_price;
         Cost {
             input: input * factor,
             output: output * factor,
@@ -332,6 +343,7 @@ pub fn record_cost(
         input: record.input_tokens.unwrap_or(0),
         cached_input: record.cached_input_tokens,
         output: record.output_tokens,
+        reasoning_output: record.detail.reasoning_tokens,
     }))
 }
 
@@ -386,10 +398,46 @@ mod tests {
             input: 1_000,
             cached_input: 400,
             output: 500,
+            reasoning_output: 0,
         });
         assert!(close(cost.input, 0.0014), "{cost:?}");
         assert!(close(cost.output, 0.004), "{cost:?}");
         assert!(close(cost.total(), 0.0054));
+    }
+
+    #[test]
+    fn reasoning_tokens_cost_their_own_price_or_the_output_price() {
+        let mut price = resolve(
+            &table(),
+            &usd(),
+            "gpt-4.1",
+            &TargetPricing::default(),
+            PricedMode::Standard,
+        )
+        .unwrap()
+        .unwrap();
+        // 500 output tokens of which 300 reasoned, at $8 per 1M output.
+        let usage = TokenUsage {
+            input: 0,
+            cached_input: 0,
+            output: 500,
+            reasoning_output: 300,
+        };
+        // No reasoning price: all 500 at the output price, 500 × 8 → $0.004.
+        assert!(close(price.cost(&usage).output, 0.004));
+        // Reasoning at $2 per 1M: 200 × 8 + 300 × 2 = 2,200 → $0.0022, list alike.
+        price.list.reasoning_output = Some(2.0);
+        let cost = price.cost(&usage);
+        assert!(close(cost.output, 0.0022), "{cost:?}");
+        assert!(close(cost.list, 0.0022), "{cost:?}");
+        // A server claiming more reasoning than output: reasoning is capped at the output.
+        let claimed = TokenUsage {
+            reasoning_output: 900,
+            ..usage
+        };
+        assert!(close(price.cost(&claimed).output, 0.001), "500 × 2");
+        price.list.reasoning_output = Some(-1.0);
+        assert!(price.list.problem().unwrap().contains("reasoning_output"));
     }
 
     #[test]
@@ -398,6 +446,7 @@ mod tests {
             input: 2_000_000,
             cached_input: 0,
             output: 1_000_000,
+            reasoning_output: 0,
         };
         let cost = |pricing: &TargetPricing, mode| {
             resolve(&table(), &usd(), "claude-sonnet-4-5", pricing, mode)
@@ -433,6 +482,7 @@ mod tests {
             input: 1_000_000,
             cached_input: 0,
             output: 1_000_000,
+            reasoning_output: 0,
         };
         // GPT-4.1 list: $2 + $8 = $10. The relay bills ¥1 per $1 → ¥10 → $10 / 7.3.
         let relay = TargetPricing {
@@ -505,6 +555,7 @@ mod tests {
             input: 30_000,
             cached_input: 0,
             output: 10_000,
+            reasoning_output: 0,
         };
         let per_day = |basis, volume| Projection { basis, volume }.per_day(2.0, 100, &usage);
         // $2 for 10,000 output tokens → $2,000 for 10M a day.

@@ -85,6 +85,8 @@ impl RequestSizer {
                 input,
                 cached_input: 0,
                 output: drawn.max_tokens.map_or(ASSUMED_OUTPUT_TOKENS, u64::from),
+                // Not known before the answers: projected as answer tokens.
+                reasoning_output: 0,
             },
         )
     }
@@ -179,6 +181,7 @@ fn session_usage(class: &ClassPlan, first: TokenUsage) -> (u64, TokenUsage) {
             input: first.input * (turns + history_turns) + first.output * history_turns,
             cached_input: 0,
             output: first.output * turns,
+            reasoning_output: first.reasoning_output * turns,
         },
     )
 }

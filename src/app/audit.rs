@@ -298,6 +298,8 @@ fn parse_line(line: &str, options: &AuditOptions) -> Result<LogEntry, String> {
             input,
             cached_input: cached_input.min(input),
             output,
+            // Logs are audited at the answer-token price: their reasoning share is not read.
+            reasoning_output: 0,
         },
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             return Err(e);

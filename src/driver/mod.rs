@@ -731,6 +731,8 @@ fn estimated_cost(
             output: drawn
                 .max_tokens
                 .map_or(crate::spend::ASSUMED_OUTPUT_TOKENS, u64::from),
+            // Not known before the answer: the estimate prices all output as answer tokens.
+            reasoning_output: 0,
         })
         .total()
     })

@@ -617,10 +617,12 @@ pub fn finish_cost(cost: &mut CostResults, input_tokens: u64, output_tokens: u64
     } else {
         0.0
     };
+    // Token counts only scale the measured cost to a day's volume.
     let usage = TokenUsage {
         input: input_tokens,
         cached_input: 0,
         output: output_tokens,
+        reasoning_output: 0,
     };
     let (total, requests) = (cost.total, cost.requests_priced);
     cost.projection = cost.projection.take().and_then(|mut projection| {
@@ -783,6 +785,7 @@ impl Recorder {
                     input: stats.input_tokens,
                     cached_input: stats.cached_input_tokens,
                     output: stats.output_tokens,
+                    reasoning_output: stats.answers.as_ref().map_or(0, |a| a.reasoning_tokens),
                 },
             ));
         }

@@ -124,6 +124,57 @@ async fn priced_targets_cost_their_usage_at_list_and_relay_rates() {
     );
 }
 
+/// A reasoning model priced with its own reasoning price: each answer's 10 reasoning tokens (of
+/// 40, per the mock's usage details) cost $1 per 1M, its 30 answer tokens $4 per 1M.
+#[tokio::test]
+async fn reasoning_tokens_are_priced_at_their_own_price() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"
+name = "reasoning-priced"
+[[targets]]
+name = "reasoner"
+model = "mock-reasoner"
+mode = "stream"
+pricing = { model = "thinker" }
+[targets.mock]
+ttft = "1ms"
+itl = "1ms"
+output_tokens = 40
+reasoning_tokens = 10
+
+[[classes]]
+name = "c"
+input_tokens = 100
+max_tokens = 40
+
+[load]
+kind = "closed"
+users = 2
+requests = 10
+
+[cost.models."thinker"]
+input = 0.5
+output = 4.0
+reasoning_output = 1.0
+"#;
+    let results = run_scenario_in(dir.path(), text).await;
+    let summary = &results.targets[0].summary;
+    assert_eq!(summary.requests.succeeded, 10);
+    assert_eq!(summary.tokens.output, 400);
+    let answers = summary.answers.as_ref().expect("answer details");
+    assert_eq!(answers.reasoning_tokens, 100, "{answers:?}");
+    let cost = summary.cost.as_ref().expect("priced");
+    let input = summary.tokens.input as f64 * 0.5 / 1e6;
+    let output = (300.0 * 4.0 + 100.0 * 1.0) / 1e6;
+    assert!((cost.input - input).abs() < 1e-12, "{cost:?}");
+    assert!(
+        (cost.output - output).abs() < 1e-12,
+        "{} vs {output}",
+        cost.output
+    );
+    assert!((cost.total - (input + output)).abs() < 1e-12);
+}
+
 fn error_of(dir: &Path, text: &str) -> String {
     std::fs::write(dir.join("s.toml"), text).unwrap();
     let output = drover(dir, &["validate", "s.toml"], &[]);
