@@ -852,6 +852,7 @@ mod tests {
                     source: "s.toml".into(),
                     seed: 1,
                     as_run: serde_json::json!({ "name": scenario }),
+                    overrides: Vec::new(),
                 },
                 status: RunStatus::Completed,
                 started_at: "2026-11-25T10:00:00.000Z".into(),

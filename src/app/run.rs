@@ -15,6 +15,7 @@ use crate::export::RequestLog;
 use crate::notice::Notices;
 use crate::report;
 use crate::results::{RunResults, RunStatus};
+use crate::scenario::overrides::Override;
 use crate::scenario::{self, RunPlan, ScenarioError};
 use crate::shard::Shard;
 
@@ -41,6 +42,8 @@ pub struct RunRequest {
     pub allow_over_budget: bool,
     pub allow_unpriced: bool,
     pub start_at: Option<SystemTime>,
+    /// Overrides applied to the scenario before validation (`--set`, then `DROVER_SET_*`).
+    pub overrides: Vec<Override>,
 }
 
 impl RunRequest {
@@ -58,6 +61,7 @@ impl RunRequest {
             allow_over_budget: false,
             allow_unpriced: false,
             start_at: None,
+            overrides: Vec::new(),
         }
     }
 }
@@ -80,11 +84,22 @@ pub async fn run(request: RunRequest, stop: StopSignal) -> Outcome {
     }
 }
 
-/// Reads and validates the scenario, printing each problem with its place in the file.
-pub fn load_plan(path: &Path) -> Result<RunPlan, Outcome> {
-    scenario::load(path).map_err(|error| {
-        print_scenario_error(&error);
-        Outcome::BadInput
+/// Reads the scenario, applies the overrides and validates it, printing each problem with its
+/// place in the file (or the override it came from).
+pub fn load_plan(path: &Path, overrides: &[Override]) -> Result<RunPlan, Outcome> {
+    let env = |name: &str| std::env::var(name).ok();
+    read_scenario(path)
+        .and_then(|text| scenario::parse_overridden(&text, path, overrides, &env))
+        .map_err(|error| {
+            print_scenario_error(&error);
+            Outcome::BadInput
+        })
+}
+
+fn read_scenario(path: &Path) -> Result<String, ScenarioError> {
+    std::fs::read_to_string(path).map_err(|source| ScenarioError::Unreadable {
+        path: path.display().to_string(),
+        source,
     })
 }
 
@@ -151,7 +166,7 @@ pub fn prepare(request: RunRequest) -> Result<Prepared, Outcome> {
 
 /// The scenario's plan with the run's shard, start time and budget applied.
 fn planned(request: &RunRequest) -> Result<RunPlan, Outcome> {
-    let plan = load_plan(&request.scenario)?;
+    let plan = load_plan(&request.scenario, &request.overrides)?;
     let shard = match request.shard {
         Some(shard) => Some(shard),
         None => Shard::from_env(&|name| std::env::var(name).ok()).map_err(|error| {
@@ -496,7 +511,7 @@ pub(crate) fn checkpoint_sink(dir: &Path) -> CheckpointSink {
 }
 
 /// `drover validate`: the plan described and its spend projected; nothing is sent.
-pub fn validate(scenario: &Path) -> Outcome {
+pub fn validate(scenario: &Path, overrides: &[Override]) -> Outcome {
     // A key variable that is not set yet is a warning here (nothing is sent); `drover run`
     // refuses it.
     let unset = std::cell::RefCell::new(Vec::new());
@@ -507,12 +522,8 @@ pub fn validate(scenario: &Path) -> Outcome {
             Some("drover-validate-stand-in-key".to_string())
         }
     };
-    let checked = std::fs::read_to_string(scenario)
-        .map_err(|source| ScenarioError::Unreadable {
-            path: scenario.display().to_string(),
-            source,
-        })
-        .and_then(|text| scenario::parse_with_env(&text, scenario, &env));
+    let checked = read_scenario(scenario)
+        .and_then(|text| scenario::parse_overridden(&text, scenario, overrides, &env));
     let checked = checked.map_err(|error| {
         print_scenario_error(&error);
         Outcome::BadInput

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use drover::scenario::overrides::{Origin, Override};
 
 /// drover — load testing and benchmarking for LLM inference endpoints.
 #[derive(Debug, Parser)]
@@ -124,6 +125,12 @@ pub struct RunArgs {
     /// shards on different machines begin together. Preflight runs before the wait.
     #[arg(long, value_parser = parse_start_at)]
     pub start_at: Option<std::time::SystemTime>,
+    /// Override a value of the scenario: a dotted key (load.rate, targets.NAME.base_url,
+    /// classes.NAME.max_tokens) and a value, read as TOML or else as a string (repeatable; after
+    /// any DROVER_SET_* environment variable, each of which holds one KEY=VALUE). Results record
+    /// every override.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
+    pub sets: Vec<Override>,
 }
 
 #[derive(Debug, Args)]
@@ -231,6 +238,15 @@ pub struct CompareArgs {
 pub struct ValidateArgs {
     /// The scenario file (TOML).
     pub scenario: PathBuf,
+    /// Override a value of the scenario: a dotted key (load.rate, targets.NAME.base_url,
+    /// classes.NAME.max_tokens) and a value, read as TOML or else as a string (repeatable; after
+    /// any DROVER_SET_* environment variable, each of which holds one KEY=VALUE).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
+    pub sets: Vec<Override>,
+}
+
+fn parse_set(text: &str) -> Result<Override, String> {
+    Override::parse(text, Origin::Flag)
 }
 
 #[derive(Debug, Args)]

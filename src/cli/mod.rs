@@ -45,6 +45,10 @@ where
 }
 
 async fn run(args: RunArgs) -> i32 {
+    let overrides = match overrides(args.sets) {
+        Ok(overrides) => overrides,
+        Err(code) => return code,
+    };
     let request = app::run::RunRequest {
         scenario: args.scenario,
         out: args.out,
@@ -57,6 +61,7 @@ async fn run(args: RunArgs) -> i32 {
         allow_over_budget: args.allow_over_budget,
         allow_unpriced: args.allow_unpriced,
         start_at: args.start_at,
+        overrides,
     };
     let prepared = match app::run::prepare(request) {
         Ok(prepared) => prepared,
@@ -91,7 +96,34 @@ fn exit_on_interrupts(handle: driver::StopHandle, results: std::path::PathBuf) {
 }
 
 fn validate(args: ValidateArgs) -> i32 {
-    exit::code(app::run::validate(&args.scenario))
+    match overrides(args.sets) {
+        Ok(overrides) => exit::code(app::run::validate(&args.scenario, &overrides)),
+        Err(code) => code,
+    }
+}
+
+/// The `DROVER_SET_*` overrides of the environment, then the `--set` flags (so a flag wins).
+fn overrides(
+    sets: Vec<drover::scenario::overrides::Override>,
+) -> Result<Vec<drover::scenario::overrides::Override>, i32> {
+    use drover::scenario::overrides::{Override, ENV_PREFIX};
+    let mut vars = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.to_str().filter(|n| n.starts_with(ENV_PREFIX)) else {
+            continue;
+        };
+        let Some(value) = value.to_str() else {
+            eprintln!("error: {name}: its value is not UTF-8");
+            return Err(exit::code(Outcome::BadInput));
+        };
+        vars.push((name.to_string(), value.to_string()));
+    }
+    let mut overrides = Override::from_env(vars).map_err(|message| {
+        eprintln!("error: {message}");
+        exit::code(Outcome::BadInput)
+    })?;
+    overrides.extend(sets);
+    Ok(overrides)
 }
 
 fn audit_command(args: AuditArgs) -> i32 {

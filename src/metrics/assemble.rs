@@ -42,6 +42,7 @@ impl Recorder {
                 source: plan.source.display().to_string(),
                 seed: plan.seed,
                 as_run: plan.scenario_as_run.clone(),
+                overrides: plan.overrides.clone(),
             },
             status,
             started_at: humantime::format_rfc3339_millis(started_at).to_string(),

@@ -157,6 +157,9 @@ pub struct ScenarioInfo {
     pub source: String,
     pub seed: u64,
     pub as_run: serde_json::Value,
+    /// Overrides applied to the file before it ran (`--set load.rate=40`, `DROVER_SET_…`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
 }
 
 /// The machine that ran the load.

@@ -4,6 +4,7 @@
 
 mod describe;
 mod locate;
+pub mod overrides;
 pub mod schema;
 mod transform;
 mod validate;
@@ -54,6 +55,8 @@ pub struct RunPlan {
     pub load: LoadPlan,
     /// The scenario as written (sensitive header values redacted), for the results file.
     pub scenario_as_run: serde_json::Value,
+    /// The overrides applied to the file (`--set load.rate=40`), as given.
+    pub overrides: Vec<String>,
     /// Which part of the load this worker sends ([`apply_shard`]); the whole by default.
     pub shard: crate::shard::Shard,
     /// When the load starts (`--start-at`), so that shards begin together; `None` = at once.
@@ -647,11 +650,16 @@ pub struct ScenarioIssue {
     /// The key path (`load.rate`), empty for syntax errors.
     pub key: String,
     pub message: String,
+    /// The override whose value is wrong (`--set load.rate`), named instead of the file's place.
+    pub set_by: Option<String>,
 }
 
 impl fmt::Display for ScenarioIssue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        match &self.set_by {
+            Some(label) => write!(f, "{label}: ")?,
+            None => write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?,
+        }
         if !self.key.is_empty() {
             write!(f, "{} ", self.key)?;
         }
@@ -699,17 +707,116 @@ pub fn parse_with_env(
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<RunPlan, ScenarioError> {
-    let file: ScenarioFile = toml::from_str(text).map_err(|error| {
-        let (line, column) = error
-            .span()
-            .map_or((1, 1), |span| line_col(text, span.start));
+    let file: ScenarioFile =
+        toml::from_str(text).map_err(|error| document_error(&error, text, path))?;
+    plan_from_file(file, text, path, env)
+}
+
+/// A syntax or type error of a scenario document, at its place in `text`.
+fn document_error(error: &toml::de::Error, text: &str, path: &Path) -> ScenarioError {
+    let (line, column) = error
+        .span()
+        .map_or((1, 1), |span| line_col(text, span.start));
+    ScenarioError::Invalid(vec![ScenarioIssue {
+        file: path.to_path_buf(),
+        line,
+        column,
+        key: String::new(),
+        message: error.message().trim().to_string(),
+        set_by: None,
+    }])
+}
+
+/// [`parse_with_env`] with `overrides` applied to the text first. A problem in an override's
+/// value names the override (`--set load.rate: must be …`); every other problem keeps its place
+/// in the file. The plan records the overrides.
+pub fn parse_overridden(
+    text: &str,
+    path: &Path,
+    overrides: &[overrides::Override],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<RunPlan, ScenarioError> {
+    if overrides.is_empty() {
+        return parse_with_env(text, path, env);
+    }
+    // The file's own syntax errors are reported in the file, before any override.
+    if let Err(error) = toml::from_str::<toml::Table>(text) {
+        return Err(document_error(&error, text, path));
+    }
+    let (edited, applied) = overrides::apply(text, path, overrides).map_err(|refused| {
         ScenarioError::Invalid(vec![ScenarioIssue {
             file: path.to_path_buf(),
-            line,
-            column,
+            line: 1,
+            column: 1,
             key: String::new(),
-            message: error.message().trim().to_string(),
+            message: refused.message,
+            set_by: Some(refused.label),
         }])
     })?;
-    plan_from_file(file, text, path, env)
+    let file: ScenarioFile = match toml::from_str(&edited) {
+        Ok(file) => file,
+        Err(error) => {
+            return Err(overridden_document_error(
+                &error, text, &edited, path, &applied,
+            ))
+        }
+    };
+    // Validation locates problems by key path in the file as written.
+    let mut plan = plan_from_file(file, text, path, env).map_err(|error| match error {
+        ScenarioError::Invalid(issues) => ScenarioError::Invalid(
+            issues
+                .into_iter()
+                .map(|issue| name_the_override(issue, &applied))
+                .collect(),
+        ),
+        other => other,
+    })?;
+    plan.overrides = overrides.iter().map(ToString::to_string).collect();
+    Ok(plan)
+}
+
+/// A type error after overrides: the override's when it is on an overridden value's line, the
+/// file's (at its place) when the file alone has it too.
+fn overridden_document_error(
+    error: &toml::de::Error,
+    text: &str,
+    edited: &str,
+    path: &Path,
+    applied: &[overrides::Applied],
+) -> ScenarioError {
+    let line = error.span().map(|span| line_col(edited, span.start).0);
+    if let Some(culprit) = applied
+        .iter()
+        .rev()
+        .find(|a| Some(locate(edited, &a.path).0) == line)
+    {
+        return ScenarioError::Invalid(vec![ScenarioIssue {
+            file: path.to_path_buf(),
+            line: 1,
+            column: 1,
+            key: String::new(),
+            message: error.message().trim().to_string(),
+            set_by: Some(culprit.with.label()),
+        }]);
+    }
+    if let Err(own) = toml::from_str::<ScenarioFile>(text) {
+        return document_error(&own, text, path);
+    }
+    let mut issue = match document_error(error, edited, path) {
+        ScenarioError::Invalid(mut issues) => issues.remove(0),
+        other => return other,
+    };
+    issue.message = format!("{} (with the overrides applied)", issue.message);
+    ScenarioError::Invalid(vec![issue])
+}
+
+/// Names the override whose value a validation problem is about.
+fn name_the_override(mut issue: ScenarioIssue, applied: &[overrides::Applied]) -> ScenarioIssue {
+    if let Some(culprit) = applied.iter().rev().find(|a| a.covers(&issue.key)) {
+        if issue.key == culprit.path.to_string() {
+            issue.key.clear();
+        }
+        issue.set_by = Some(culprit.with.label());
+    }
+    issue
 }

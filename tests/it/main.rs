@@ -18,6 +18,7 @@ mod hostile;
 mod layers;
 mod layout;
 mod message_batches;
+mod overrides;
 mod properties;
 mod protocol;
 mod report;

@@ -76,6 +76,7 @@ impl Checker<'_> {
             column,
             key: key.to_string(),
             message: message.into(),
+            set_by: None,
         });
     }
 
@@ -195,6 +196,7 @@ pub fn plan_from_file(
         classes,
         load: load.expect("load checked above"),
         scenario_as_run,
+        overrides: Vec::new(),
         shard: crate::shard::Shard::WHOLE,
         start_at: None,
         cost,
