@@ -24,8 +24,10 @@ use super::Outcome;
 /// What to run and how: `drover run`'s arguments.
 #[derive(Debug, Clone)]
 pub struct RunRequest {
-    /// The scenario file.
+    /// The scenario file (for a quick run, the name its text goes by).
     pub scenario: PathBuf,
+    /// The scenario's text when it comes from flags rather than the file (a quick run).
+    pub text: Option<String>,
     /// The folder under which the run's folder is made.
     pub out: PathBuf,
     /// Show the progress line on stderr.
@@ -51,6 +53,7 @@ impl RunRequest {
     pub fn new(scenario: impl Into<PathBuf>, out: impl Into<PathBuf>) -> Self {
         RunRequest {
             scenario: scenario.into(),
+            text: None,
             out: out.into(),
             progress: false,
             preflight: true,
@@ -84,11 +87,15 @@ pub async fn run(request: RunRequest, stop: StopSignal) -> Outcome {
     }
 }
 
-/// Reads the scenario, applies the overrides and validates it, printing each problem with its
-/// place in the file (or the override it came from).
-pub fn load_plan(path: &Path, overrides: &[Override]) -> Result<RunPlan, Outcome> {
+/// Reads the scenario (or takes its `text`), applies the overrides and validates it, printing
+/// each problem with its place in the file (or the override it came from).
+pub fn load_plan(
+    path: &Path,
+    text: Option<&str>,
+    overrides: &[Override],
+) -> Result<RunPlan, Outcome> {
     let env = |name: &str| std::env::var(name).ok();
-    read_scenario(path)
+    text.map_or_else(|| read_scenario(path), |text| Ok(text.to_string()))
         .and_then(|text| scenario::parse_overridden(&text, path, overrides, &env))
         .map_err(|error| {
             print_scenario_error(&error);
@@ -166,7 +173,11 @@ pub fn prepare(request: RunRequest) -> Result<Prepared, Outcome> {
 
 /// The scenario's plan with the run's shard, start time and budget applied.
 fn planned(request: &RunRequest) -> Result<RunPlan, Outcome> {
-    let plan = load_plan(&request.scenario, &request.overrides)?;
+    let plan = load_plan(
+        &request.scenario,
+        request.text.as_deref(),
+        &request.overrides,
+    )?;
     let shard = match request.shard {
         Some(shard) => Some(shard),
         None => Shard::from_env(&|name| std::env::var(name).ok()).map_err(|error| {
@@ -510,29 +521,71 @@ pub(crate) fn checkpoint_sink(dir: &Path) -> CheckpointSink {
     })
 }
 
-/// `drover validate`: the plan described and its spend projected; nothing is sent.
-pub fn validate(scenario: &Path, overrides: &[Override]) -> Outcome {
-    // A key variable that is not set yet is a warning here (nothing is sent); `drover run`
-    // refuses it.
+/// `drover run --print-scenario`: the scenario as it would run (a quick run's file, overrides
+/// applied), validated, on stdout; nothing is sent. A key variable not set yet is only warned
+/// about, as in `drover validate`.
+pub fn print_scenario(request: &RunRequest) -> Outcome {
+    let text = match &request.text {
+        Some(text) => Ok(text.clone()),
+        None => read_scenario(&request.scenario),
+    };
     let unset = std::cell::RefCell::new(Vec::new());
-    let env = |name: &str| match std::env::var(name) {
+    let env = stand_in_keys(&unset);
+    // Validation names a refused override, or a problem of the file, with its place; once it
+    // passes, the overrides apply.
+    let printed = text.and_then(|text| {
+        scenario::parse_overridden(&text, &request.scenario, &request.overrides, &env)?;
+        Ok(
+            scenario::overrides::apply(&text, &request.scenario, &request.overrides)
+                .map_or(text, |(edited, _)| edited),
+        )
+    });
+    match printed {
+        Ok(text) => {
+            print!("{text}");
+            warn_unset_keys(&unset.borrow());
+            Outcome::Ok
+        }
+        Err(error) => {
+            print_scenario_error(&error);
+            Outcome::BadInput
+        }
+    }
+}
+
+/// Environment look-ups for a check that sends nothing: a key variable not set yet reads as a
+/// stand-in and is noted in `unset`.
+fn stand_in_keys(unset: &std::cell::RefCell<Vec<String>>) -> impl Fn(&str) -> Option<String> + '_ {
+    move |name: &str| match std::env::var(name) {
         Ok(value) if !value.is_empty() => Some(value),
         _ => {
             unset.borrow_mut().push(name.to_string());
             Some("drover-validate-stand-in-key".to_string())
         }
-    };
+    }
+}
+
+fn warn_unset_keys(names: &[String]) {
+    for name in names {
+        eprintln!(
+            "warning: environment variable {name} is not set: the file is valid; `drover run` needs it for a real endpoint (an embedded mock runs without a key)"
+        );
+    }
+}
+
+/// `drover validate`: the plan described and its spend projected; nothing is sent.
+pub fn validate(scenario: &Path, overrides: &[Override]) -> Outcome {
+    // A key variable that is not set yet is a warning here (nothing is sent); `drover run`
+    // refuses it.
+    let unset = std::cell::RefCell::new(Vec::new());
+    let env = stand_in_keys(&unset);
     let checked = read_scenario(scenario)
         .and_then(|text| scenario::parse_overridden(&text, scenario, overrides, &env));
     let checked = checked.map_err(|error| {
         print_scenario_error(&error);
         Outcome::BadInput
     });
-    for name in unset.borrow().iter() {
-        eprintln!(
-            "warning: environment variable {name} is not set: the file is valid; `drover run` needs it for a real endpoint (an embedded mock runs without a key)"
-        );
-    }
+    warn_unset_keys(&unset.borrow());
     match checked {
         Ok(plan) => {
             println!("ok: {}", scenario.display());

@@ -89,8 +89,16 @@ could not run (a mock could not start, or every request failed).")]
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The scenario file (TOML).
-    pub scenario: PathBuf,
+    /// The scenario file (TOML). Without it, a quick run from --url or --mock and the flags
+    /// below ("Quick run").
+    #[arg(required_unless_present_any = ["url", "mock"])]
+    pub scenario: Option<PathBuf>,
+    #[command(flatten)]
+    pub quick: QuickArgs,
+    /// Print the scenario as it would run (overrides applied, a quick run written as a file) as
+    /// TOML on stdout, and exit without sending anything.
+    #[arg(long)]
+    pub print_scenario: bool,
     /// Folder under which the run's report folder (results.json, summary.md, report.html,
     /// charts/) is created.
     #[arg(long, default_value = "reports")]
@@ -131,6 +139,60 @@ pub struct RunArgs {
     /// every override.
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
     pub sets: Vec<Override>,
+}
+
+/// A run without a scenario file: one target, one class of synthetic prompts, one load.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Quick run (no scenario file)")]
+pub struct QuickArgs {
+    /// The endpoint's base URL, up to the API version (http://127.0.0.1:8000/v1).
+    #[arg(long, conflicts_with_all = ["scenario", "mock"])]
+    pub url: Option<String>,
+    /// Send to the embedded mock (its default latencies) instead of a URL.
+    #[arg(long, conflicts_with = "scenario")]
+    pub mock: bool,
+    /// The model to ask for.
+    #[arg(long, conflicts_with = "scenario", required_unless_present_any = ["scenario", "mock"])]
+    pub model: Option<String>,
+    /// The API the endpoint speaks (default openai: chat completions).
+    #[arg(long, conflicts_with = "scenario", value_parser = drover::scenario::quick::APIS)]
+    pub api: Option<String>,
+    /// How answers are asked for (default stream).
+    #[arg(long, conflicts_with = "scenario", value_parser = drover::scenario::quick::MODES)]
+    pub mode: Option<String>,
+    /// Open loop: requests per second, whatever the server does.
+    #[arg(long, conflicts_with_all = ["scenario", "users"], value_parser = parse_requests_per_second)]
+    pub rate: Option<f64>,
+    /// Open loop's arrivals: poisson (exponential gaps) or constant.
+    #[arg(long, requires = "rate", value_parser = drover::scenario::quick::ARRIVALS)]
+    pub arrival: Option<String>,
+    /// Closed loop: concurrent users, each sending its next request when the last one ends
+    /// (default 1 when neither --rate nor --users is given).
+    #[arg(long, conflicts_with = "scenario", value_parser = clap::value_parser!(u32).range(1..))]
+    pub users: Option<u32>,
+    /// How long the load runs (default 10s when neither --duration nor --requests is given).
+    #[arg(long, conflicts_with_all = ["scenario", "requests"], value_parser = parse_duration_text)]
+    pub duration: Option<String>,
+    /// How many requests to send.
+    #[arg(long, conflicts_with = "scenario", value_parser = clap::value_parser!(u64).range(1..))]
+    pub requests: Option<u64>,
+    /// Synthetic prompt length in tokens.
+    #[arg(long, conflicts_with = "scenario", default_value_t = 128)]
+    pub input_tokens: u64,
+    /// Output cap per request.
+    #[arg(long, conflicts_with = "scenario", default_value_t = 128)]
+    pub max_tokens: u32,
+    /// The environment variable holding the endpoint's key.
+    #[arg(long, conflicts_with_all = ["scenario", "mock"])]
+    pub key_env: Option<String>,
+    /// Seed of prompts, arrivals and the class mix (written into --print-scenario's file).
+    #[arg(long, conflicts_with = "scenario")]
+    pub seed: Option<u64>,
+}
+
+/// A duration as written (kept as text for the scenario file), checked here.
+fn parse_duration_text(text: &str) -> Result<String, String> {
+    parse_duration(text).map(|_| text.trim().to_string())
 }
 
 #[derive(Debug, Args)]

@@ -49,8 +49,16 @@ async fn run(args: RunArgs) -> i32 {
         Ok(overrides) => overrides,
         Err(code) => return code,
     };
+    let (scenario, text) = match args.scenario {
+        Some(file) => (file, None),
+        None => (
+            std::path::PathBuf::from("quick.toml"),
+            Some(quick_run(&args.quick).to_toml()),
+        ),
+    };
     let request = app::run::RunRequest {
-        scenario: args.scenario,
+        scenario,
+        text,
         out: args.out,
         progress: !args.no_progress,
         preflight: !args.no_preflight,
@@ -63,6 +71,9 @@ async fn run(args: RunArgs) -> i32 {
         start_at: args.start_at,
         overrides,
     };
+    if args.print_scenario {
+        return exit::code(app::run::print_scenario(&request));
+    }
     let prepared = match app::run::prepare(request) {
         Ok(prepared) => prepared,
         Err(outcome) => return exit::code(outcome),
@@ -70,6 +81,48 @@ async fn run(args: RunArgs) -> i32 {
     let stop = StopSignal::default();
     exit_on_interrupts(stop.handle(), prepared.dir.join("results.json"));
     exit::code(app::run::execute(prepared, stop).await)
+}
+
+/// The quick run the flags describe (clap has checked that --url or --mock is there, with
+/// --model for a URL).
+fn quick_run(args: &args::QuickArgs) -> drover::scenario::quick::QuickRun {
+    use drover::scenario::quick::{self, QuickLength, QuickLoad, QuickRun, QuickTarget};
+    // clap checked each against the same list; this finds the list's own &'static str.
+    let pick = |list: &[&'static str], value: &Option<String>| {
+        value
+            .as_deref()
+            .and_then(|v| list.iter().copied().find(|known| *known == v))
+    };
+    let target = match &args.url {
+        Some(url) => QuickTarget::Url {
+            base_url: url.clone(),
+            key_env: args.key_env.clone(),
+        },
+        None => QuickTarget::Mock,
+    };
+    let load = match (args.rate, args.users) {
+        (Some(per_second), _) => QuickLoad::Rate {
+            per_second,
+            arrival: pick(&quick::ARRIVALS, &args.arrival).unwrap_or("poisson"),
+        },
+        (None, users) => QuickLoad::Users(users.unwrap_or(1)),
+    };
+    let length = match (&args.duration, args.requests) {
+        (_, Some(requests)) => QuickLength::Requests(requests),
+        (Some(duration), None) => QuickLength::Duration(duration.clone()),
+        (None, None) => QuickLength::Duration("10s".into()),
+    };
+    QuickRun {
+        target,
+        model: args.model.clone().unwrap_or_else(|| "mock-llm".into()),
+        api: pick(&quick::APIS, &args.api),
+        mode: pick(&quick::MODES, &args.mode),
+        load,
+        length,
+        input_tokens: args.input_tokens,
+        max_tokens: args.max_tokens,
+        seed: args.seed,
+    }
 }
 
 /// A first interrupt stops the load and lets in-flight requests finish; a second writes what

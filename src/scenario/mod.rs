@@ -5,6 +5,7 @@
 mod describe;
 mod locate;
 pub mod overrides;
+pub mod quick;
 pub mod schema;
 mod transform;
 mod validate;

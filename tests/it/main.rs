@@ -21,6 +21,7 @@ mod message_batches;
 mod overrides;
 mod properties;
 mod protocol;
+mod quick;
 mod report;
 mod tls;
 mod workloads;
