@@ -698,6 +698,7 @@ fn merge_environments(inputs: &[MergeInput]) -> Environment {
             .iter()
             .filter_map(|i| i.results.environment.peak_rss_bytes)
             .max(),
+        build: Some(unique(|e| e.build.as_deref().unwrap_or("unknown"))),
     }
 }
 

@@ -9,7 +9,7 @@ use drover::scenario::overrides::{Origin, Override};
 
 /// drover — load testing and benchmarking for LLM inference endpoints.
 #[derive(Debug, Parser)]
-#[command(name = "drover", version, about, long_about = None)]
+#[command(name = "drover", version = drover::results::BUILD, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

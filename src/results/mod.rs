@@ -162,6 +162,16 @@ pub struct ScenarioInfo {
     pub overrides: Vec<String>,
 }
 
+/// The build: `0.1.0 (commit 1a2b3c4d5e6f, release)`, as `drover --version` prints it.
+pub const BUILD: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("DROVER_GIT_COMMIT"),
+    ", ",
+    env!("DROVER_BUILD_PROFILE"),
+    ")"
+);
+
 /// The machine that ran the load.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Environment {
@@ -171,6 +181,10 @@ pub struct Environment {
     /// Peak resident memory of the drover process (Linux), for a merged file the largest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_rss_bytes: Option<u64>,
+    /// The drover build that ran: version, git commit and build profile ([`BUILD`]); for a
+    /// merged file, every build that ran a shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
 }
 
 impl Environment {
@@ -187,6 +201,7 @@ impl Environment {
             os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             peak_rss_bytes: peak_rss_bytes(),
+            build: Some(BUILD.to_string()),
         }
     }
 }

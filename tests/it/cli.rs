@@ -814,3 +814,40 @@ fn run_help_and_readme_list_the_same_exit_codes() {
         "README's exit codes differ from drover run --help"
     );
 }
+
+#[test]
+fn the_version_and_the_results_name_the_commit_and_the_build_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let version = text(&drover(dir.path(), &["--version"], &[]).stdout);
+    let git = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output();
+    let commit = match git {
+        Ok(out) if out.status.success() => text(&out.stdout).trim().to_string(),
+        _ => "unknown".to_string(),
+    };
+    let build = version
+        .trim()
+        .strip_prefix("drover ")
+        .unwrap_or_else(|| panic!("{version}"));
+    let expected = format!("{} (commit {commit}, ", env!("CARGO_PKG_VERSION"));
+    assert!(build.starts_with(&expected), "{build} vs {expected}");
+    assert!(build.ends_with(')'), "{build}");
+    let output = drover(
+        dir.path(),
+        &[
+            "run",
+            "--mock",
+            "--requests",
+            "2",
+            "--out",
+            "out",
+            "--no-progress",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let results = common::only_results(&dir.path().join("out"));
+    assert_eq!(results["environment"]["build"], build);
+}
