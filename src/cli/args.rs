@@ -85,6 +85,29 @@ could not run (a mock could not start, or every request failed).")]
   curl -N http://127.0.0.1:8089/v1/chat/completions -H 'content-type: application/json' \\
     -d '{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true}'")]
     Mock(MockArgs),
+    /// Print a shell completion script for drover on stdout.
+    #[command(after_help = "Examples:
+  drover completions bash > /etc/bash_completion.d/drover
+  drover completions zsh > \"${fpath[1]}/_drover\"")]
+    Completions(CompletionsArgs),
+    /// Print drover's manual page (roff) on stdout, or write a page per command into a folder.
+    #[command(after_help = "Examples:
+  drover man > drover.1 && man ./drover.1
+  drover man --out /usr/local/share/man/man1   # drover.1, drover-run.1, drover-validate.1, ...")]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write drover.1 and a drover-COMMAND.1 page for each command into this folder.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

@@ -24,6 +24,36 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Compare(args) => compare_command(args),
         Command::Audit(args) => audit_command(args),
         Command::Calibrate(args) => with_runtime(|| calibrate_command(args)),
+        Command::Completions(args) => completions(args.shell),
+        Command::Man(args) => manual_pages(args.out),
+    }
+}
+
+/// `drover completions SHELL`: the shell's completion script, generated from the arguments.
+fn completions(shell: clap_complete::Shell) -> i32 {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut command, "drover", &mut std::io::stdout());
+    exit::code(Outcome::Ok)
+}
+
+/// `drover man`: the manual page on stdout, or with `--out` a page per command in a folder,
+/// generated from the arguments.
+fn manual_pages(out: Option<std::path::PathBuf>) -> i32 {
+    let command = <Cli as clap::CommandFactory>::command();
+    let written = match &out {
+        None => clap_mangen::Man::new(command).render(&mut std::io::stdout()),
+        Some(dir) => {
+            std::fs::create_dir_all(dir).and_then(|()| clap_mangen::generate_to(command, dir))
+        }
+    };
+    match written {
+        Ok(()) => exit::code(Outcome::Ok),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => exit::code(Outcome::Ok),
+        Err(error) => {
+            let place = out.map_or("stdout".into(), |dir| dir.display().to_string());
+            eprintln!("error: cannot write the manual pages to {place}: {error}");
+            exit::code(Outcome::RunFailed)
+        }
     }
 }
 

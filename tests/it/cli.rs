@@ -851,3 +851,38 @@ fn the_version_and_the_results_name_the_commit_and_the_build_profile() {
     let results = common::only_results(&dir.path().join("out"));
     assert_eq!(results["environment"]["build"], build);
 }
+
+#[test]
+fn completions_and_manual_pages_are_generated_from_the_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every flag is there, as each shell writes it (fish: `-l set`).
+    for (shell, set) in [("bash", "--set"), ("zsh", "--set"), ("fish", "-l set")] {
+        let output = drover(dir.path(), &["completions", shell], &[]);
+        assert_eq!(output.status.code(), Some(0), "{shell}");
+        let script = text(&output.stdout);
+        assert!(
+            script.contains("print-scenario") && script.contains(set),
+            "{shell}"
+        );
+    }
+    // The bash script is valid bash.
+    let bash = drover(dir.path(), &["completions", "bash"], &[]).stdout;
+    std::fs::write(dir.path().join("drover.bash"), bash).unwrap();
+    let syntax = std::process::Command::new("bash")
+        .args(["-n", "drover.bash"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(syntax.status.success(), "{}", text(&syntax.stderr));
+    let unknown = drover(dir.path(), &["completions", "tcsh"], &[]);
+    assert_eq!(unknown.status.code(), Some(2));
+
+    let page = text(&drover(dir.path(), &["man"], &[]).stdout);
+    assert!(page.contains(".TH drover 1"), "{page}");
+    let output = drover(dir.path(), &["man", "--out", "man1"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let run_page = std::fs::read_to_string(dir.path().join("man1/drover-run.1")).unwrap();
+    assert!(run_page.contains(".TH drover-run 1"), "{run_page}");
+    assert!(run_page.contains("\\-\\-set"), "{run_page}");
+    assert!(dir.path().join("man1/drover-validate.1").exists());
+}
