@@ -21,8 +21,13 @@ pub enum Command {
     #[command(after_help = super::exit::run_help())]
     Run(RunArgs),
     /// Check a scenario file and print what it would do; sends nothing.
-    #[command(after_help = "Example:
-  drover validate scenarios/my-provider.toml")]
+    #[command(after_help = "Examples:
+  drover validate scenarios/my-provider.toml
+  drover validate scenarios/quickstart.toml --set load.rate=40
+
+A key variable that is not set is a warning here (exit 0); drover run refuses it.
+Exit codes: 0 the scenario is valid; 2 it is not (each problem with file:line:column, or the
+override it came from); 1 internal error.")]
     Validate(ValidateArgs),
     /// Render saved results (one run, or several side by side) as summary.md, report.html and charts.
     #[command(after_help = "Examples:

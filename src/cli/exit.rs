@@ -76,7 +76,7 @@ pub fn run_help() -> String {
         })
         .collect();
     format!(
-        "Examples:\n  drover run scenarios/quickstart.toml\n  OPENAI_API_KEY=... drover run scenarios/openai-compatible.toml --out results/\n\nExit codes:\n{}",
+        "Examples:\n  drover run scenarios/quickstart.toml\n  drover run scenarios/quickstart.toml --set load.rate=40 --set classes.chat.max_tokens=16\n  OPENAI_API_KEY=... drover run scenarios/openai-compatible.toml --out results/\n  drover run --url http://127.0.0.1:8000/v1 --model m --rate 20 --duration 30s\n  drover run --mock --users 4 --requests 200 --print-scenario > my.toml\n\nExit codes:\n{}",
         codes.join("\n")
     )
 }

@@ -22,6 +22,7 @@ mod overrides;
 mod properties;
 mod protocol;
 mod quick;
+mod readme;
 mod report;
 mod tls;
 mod workloads;
