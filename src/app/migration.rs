@@ -464,7 +464,8 @@ fn reason_of(rollout: &RolloutResults, extend_up_to: f64) -> String {
 /// How each phase runs, as `drover run` was asked: progress, checkpoints, export.
 #[derive(Debug, Clone, Copy)]
 pub struct PhaseOptions {
-    pub progress: bool,
+    /// Live progress, and how it is drawn.
+    pub progress: Option<super::progress::Style>,
     pub checkpoint_every: std::time::Duration,
     /// Each phase writes its requests (both sides of every pair) to its `requests.jsonl`.
     pub export_requests: bool,
@@ -492,7 +493,7 @@ pub async fn run_and_report(
             })
             .flatten();
         RunOptions {
-            live: super::run::live_outputs(phases_run.progress),
+            live: super::run::live_outputs(plan, phases_run.progress, false),
             notices: super::run::stderr_notices(),
             checkpoint: Some(super::run::checkpoint_sink(folder)),
             checkpoint_every: phases_run.checkpoint_every,

@@ -30,8 +30,10 @@ pub struct RunRequest {
     pub text: Option<String>,
     /// The folder under which the run's folder is made.
     pub out: PathBuf,
-    /// Show the progress line on stderr.
+    /// Show live progress on stderr.
     pub progress: bool,
+    /// Colours in the live progress on a terminal.
+    pub color: super::progress::ColorChoice,
     /// Send one request per target first to check key, model and mode.
     pub preflight: bool,
     pub checkpoint_every: Duration,
@@ -56,6 +58,7 @@ impl RunRequest {
             text: None,
             out: out.into(),
             progress: false,
+            color: super::progress::ColorChoice::Auto,
             preflight: true,
             checkpoint_every: Duration::from_secs(10),
             export_requests: false,
@@ -262,14 +265,22 @@ pub async fn execute(prepared: Prepared, stop: StopSignal) -> Outcome {
     }
     if plan.migration.is_some() {
         let phases = super::migration::PhaseOptions {
-            progress: request.progress,
+            progress: request
+                .progress
+                .then(|| super::progress::Style::for_stderr(request.color)),
             checkpoint_every: request.checkpoint_every,
             export_requests: request.export_requests,
         };
         return super::migration::run_and_report(&plan, &dir, stop, phases).await;
     }
     let options = RunOptions {
-        live: live_outputs(request.progress),
+        live: live_outputs(
+            &plan,
+            request
+                .progress
+                .then(|| super::progress::Style::for_stderr(request.color)),
+            true,
+        ),
         notices: stderr_notices(),
         checkpoint: Some(checkpoint_sink(&dir)),
         checkpoint_every: request.checkpoint_every,
@@ -497,18 +508,25 @@ fn over_budget(plan: &RunPlan, projection: &crate::spend::RunProjection) -> Vec<
     over
 }
 
-/// The run's live outputs: the progress line when asked for.
-pub(crate) fn live_outputs(progress: bool) -> Vec<SinkFactory> {
-    if progress {
-        vec![super::progress::sink()]
-    } else {
-        Vec::new()
-    }
+/// The run's live outputs: the progress display when asked for (`length`: it may show a
+/// percentage and an ETA from the plan).
+pub(crate) fn live_outputs(
+    plan: &RunPlan,
+    progress: Option<super::progress::Style>,
+    length: bool,
+) -> Vec<SinkFactory> {
+    progress
+        .map(|style| super::progress::sink(plan, style, length))
+        .into_iter()
+        .collect()
 }
 
 /// A run's warnings, printed to stderr as they happen.
 pub(crate) fn stderr_notices() -> Notices {
-    Notices::to(|line| eprintln!("{line}"))
+    Notices::to(|line| {
+        eprintln!("{line}");
+        super::progress::other_output_written();
+    })
 }
 
 /// Checkpoints into `dir`: a failed write is a warning, the run goes on.

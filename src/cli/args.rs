@@ -134,6 +134,9 @@ pub struct RunArgs {
     /// Do not print live progress on stderr.
     #[arg(long)]
     pub no_progress: bool,
+    /// Colours in the live progress: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
     /// Skip the one-request-per-target check of key, model and mode before the load.
     #[arg(long)]
     pub no_preflight: bool,
@@ -167,6 +170,24 @@ pub struct RunArgs {
     /// every override.
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
     pub sets: Vec<Override>,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+impl From<Color> for drover::app::progress::ColorChoice {
+    fn from(color: Color) -> Self {
+        match color {
+            Color::Auto => Self::Auto,
+            Color::Always => Self::Always,
+            Color::Never => Self::Never,
+        }
+    }
 }
 
 /// A run without a scenario file: one target, one class of synthetic prompts, one load.

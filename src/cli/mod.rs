@@ -91,6 +91,7 @@ async fn run(args: RunArgs) -> i32 {
         text,
         out: args.out,
         progress: !args.no_progress,
+        color: args.color.into(),
         preflight: !args.no_preflight,
         checkpoint_every: args.checkpoint_every,
         export_requests: args.export_requests,
@@ -161,6 +162,7 @@ fn exit_on_interrupts(handle: driver::StopHandle, results: std::path::PathBuf) {
     tokio::spawn(async move {
         app::wait_for_interrupt().await;
         eprintln!("\ninterrupted: no new requests; in-flight requests get 5 s to finish, then results are written (interrupt again to exit at once)");
+        app::progress::other_output_written();
         handle.stop();
         app::wait_for_interrupt().await;
         // What finished is written first (a few seconds at most), then the process exits.

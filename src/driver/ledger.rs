@@ -66,6 +66,11 @@ impl Ledger {
             .fetch_add(count, Ordering::Relaxed);
     }
 
+    /// How many of target `target`'s requests have begun so far (sent, or submitted in a batch).
+    pub(crate) fn begun(&self, target: usize) -> u64 {
+        self.targets[target].scheduled.load(Ordering::Relaxed)
+    }
+
     /// How many of target `target`'s requests were aborted.
     pub(crate) fn aborted(&self, target: usize) -> u64 {
         self.targets[target].aborted.load(Ordering::Relaxed)

@@ -29,7 +29,7 @@ use crate::traffic::{sides_of, Schedule};
 pub use client::HttpClient;
 pub use preflight::{preflight, PreflightError};
 pub use request::{execute, execute_with_retries, Job, TargetContext};
-pub use sink::{RecordSink, SinkFactory};
+pub use sink::{LiveCounts, RecordSink, SinkFactory};
 
 use crate::export::RequestLog;
 use crate::metrics::paired::{model_matches, Agreement, PairSample, SideOutcome, SideSample};
@@ -794,12 +794,19 @@ pub async fn run(
     let start = Instant::now();
     let (record_tx, record_rx) = mpsc::channel::<RequestRecord>(16 * 1024);
     let target_count = plan.targets.len();
-    let collector = recorder::spawn(plan, &options, &stop, (start, started_at), record_rx);
+    let ledger = Arc::new(Ledger::new(target_count));
+    let collector = recorder::spawn(
+        plan,
+        &options,
+        &stop,
+        (start, started_at),
+        record_rx,
+        ledger.clone(),
+    );
 
     let classes = Arc::new(plan.classes.clone());
     let guard = spend_guard(plan, &options.notices);
     let pairs = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let ledger = Arc::new(Ledger::new(target_count));
     // In a migration phase only the primary's generator runs: it sends each request to the
     // side that serves it and mirrors copies to the other side.
     let mirror = plan.shadow.map(|shadow| {

@@ -17,7 +17,8 @@ use crate::record::RequestRecord;
 use crate::results::RunStatus;
 use crate::scenario::{LoadShape, RunPlan};
 
-use super::{RecordSink, RunOptions, SinkFactory, StopSignal, Urgency};
+use super::ledger::Ledger;
+use super::{LiveCounts, RecordSink, RunOptions, SinkFactory, StopSignal, Urgency};
 
 /// Most records the recorder takes from its channel at once.
 const RECORD_BATCH: usize = 256;
@@ -38,6 +39,7 @@ struct RecordLoop {
     notices: Notices,
     urgent: Arc<watch::Sender<Urgency>>,
     urgent_requests: watch::Receiver<Urgency>,
+    ledger: Arc<Ledger>,
 }
 
 /// Starts the recorder task (`(start, started_at)`: the run's clock); it ends with the metrics
@@ -48,6 +50,7 @@ pub(super) fn spawn(
     stop: &StopSignal,
     (start, started_at): (Instant, SystemTime),
     records: mpsc::Receiver<RequestRecord>,
+    ledger: Arc<Ledger>,
 ) -> JoinHandle<(Recorder, Vec<u64>)> {
     let target_count = plan.targets.len();
     let class_count = plan.classes.len();
@@ -115,6 +118,7 @@ pub(super) fn spawn(
         notices,
         urgent,
         urgent_requests,
+        ledger,
     }))
 }
 
@@ -131,6 +135,7 @@ async fn record_loop(state: RecordLoop) -> (Recorder, Vec<u64>) {
         notices,
         urgent,
         mut urgent_requests,
+        ledger,
     } = state;
     let mut sinks: Vec<Box<dyn RecordSink>> = live.iter().map(|make| make(start)).collect();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -188,8 +193,11 @@ async fn record_loop(state: RecordLoop) -> (Recorder, Vec<u64>) {
                 }
             },
             _ = tick.tick() => {
+                let live = LiveCounts {
+                    begun: (0..target_count).map(|t| ledger.begun(t)).collect(),
+                };
                 for sink in &mut sinks {
-                    sink.tick();
+                    sink.tick(&live);
                 }
                 if let Some(write) = checkpoint.as_ref().filter(|_| !frozen) {
                     if last_checkpoint.elapsed() >= checkpoint_every {

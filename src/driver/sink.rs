@@ -13,10 +13,17 @@ use crate::record::RequestRecord;
 pub trait RecordSink: Send {
     /// One finished request (warm-up included; `record.warmup` says which).
     fn record(&mut self, record: &RequestRecord);
-    /// Once a second while the run goes.
-    fn tick(&mut self) {}
+    /// Once a second while the run goes, with what the driver has begun so far.
+    fn tick(&mut self, _live: &LiveCounts) {}
     /// The last record has arrived.
     fn finish(&mut self) {}
+}
+
+/// What a live view cannot learn from finished records: the requests begun per target (sent,
+/// or submitted in a batch), so that begun − finished is what is in flight.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveCounts {
+    pub begun: Vec<u64>,
 }
 
 /// Makes a run's sink, given the instant the run started (every phase or step of a workflow

@@ -17,6 +17,7 @@ mod fuzz_corpus;
 mod hostile;
 mod layers;
 mod layout;
+mod live;
 mod message_batches;
 mod overrides;
 mod properties;
