@@ -2,7 +2,8 @@
 //! per target: requests done and failed (with the most frequent error classes), in flight,
 //! requests and output tokens per second, and TTFT and E2E p50/p99 both since the start and over
 //! the last 10 seconds. The run's progress (elapsed against the planned duration, or requests
-//! finished against the planned count) comes with a percentage and an ETA.
+//! finished against the planned count) comes with a percentage and an ETA. A target sending
+//! through a Batch API also shows its batches' status and counts while they run.
 //!
 //! On a terminal ([`Style::Live`]) the block is redrawn in place, with a bar and, unless
 //! `NO_COLOR` or `--color never`, colours; it never changes the terminal's modes, so an interrupt
@@ -425,6 +426,9 @@ impl RecordSink for Progress {
             let recent = self.targets[index].close_second();
             let begun = live.begun.get(index).copied().unwrap_or(0);
             lines.extend(self.target_lines(index, begun, interval, &recent));
+            if let Some(Some(batch)) = live.batch.get(index) {
+                lines.push(format!("    batch API: {batch}"));
+            }
         }
         for target in &mut self.targets {
             target.finished_now = 0;

@@ -19,6 +19,8 @@ struct TargetBooks {
     scheduled: AtomicU64,
     handed: AtomicU64,
     aborted: AtomicU64,
+    /// What the target's Batch API batches are doing, for live views (`None`: no batch running).
+    batch_status: std::sync::Mutex<Option<String>>,
 }
 
 /// Every target's counts.
@@ -69,6 +71,22 @@ impl Ledger {
     /// How many of target `target`'s requests have begun so far (sent, or submitted in a batch).
     pub(crate) fn begun(&self, target: usize) -> u64 {
         self.targets[target].scheduled.load(Ordering::Relaxed)
+    }
+
+    /// Notes what target `target`'s batches are doing now (`None` once they are read back).
+    pub(crate) fn set_batch_status(&self, target: usize, status: Option<String>) {
+        if let Ok(mut slot) = self.targets[target].batch_status.lock() {
+            *slot = status;
+        }
+    }
+
+    /// What target `target`'s batches are doing, if any runs.
+    pub(crate) fn batch_status(&self, target: usize) -> Option<String> {
+        self.targets[target]
+            .batch_status
+            .lock()
+            .ok()
+            .and_then(|slot| slot.clone())
     }
 
     /// How many of target `target`'s requests were aborted.

@@ -195,6 +195,7 @@ async fn record_loop(state: RecordLoop) -> (Recorder, Vec<u64>) {
             _ = tick.tick() => {
                 let live = LiveCounts {
                     begun: (0..target_count).map(|t| ledger.begun(t)).collect(),
+                    batch: (0..target_count).map(|t| ledger.batch_status(t)).collect(),
                 };
                 for sink in &mut sinks {
                     sink.tick(&live);

@@ -24,6 +24,8 @@ pub trait RecordSink: Send {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LiveCounts {
     pub begun: Vec<u64>,
+    /// Per target, what its Batch API batches are doing, while they run.
+    pub batch: Vec<Option<String>>,
 }
 
 /// Makes a run's sink, given the instant the run started (every phase or step of a workflow

@@ -141,3 +141,27 @@ fn a_pipe_gets_plain_lines_with_recent_percentiles() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_batch_api_target_shows_its_batches_while_they_run() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.toml"),
+        "[[targets]]\nname = \"batched\"\nmodel = \"m\"\nmode = \"batch-api\"\n[targets.mock]\nbatch_processing_time = \"2500ms\"\n\n[[classes]]\nname = \"c\"\ninput_tokens = 8\nmax_tokens = 8\n\n[load]\nkind = \"closed\"\nusers = 1\nrequests = 40\n",
+    )
+    .unwrap();
+    let output = drover(dir.path(), &["run", "s.toml", "--out", "out"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    let batch_lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("    batch API: 1 batch ("))
+        .collect();
+    assert!(!batch_lines.is_empty(), "{stderr}");
+    assert!(
+        batch_lines[0].contains("of 40 as the provider counts"),
+        "{stderr}"
+    );
+    // While the batch runs, its requests are in flight.
+    assert!(stderr.contains("in flight 40"), "{stderr}");
+}

@@ -103,6 +103,12 @@ pub(super) async fn run(mut generator: Generator) -> Vec<BatchResults> {
         timeout: target.plan.timeouts.total,
     };
     let (mut reports, mut running) = submit(&mut generator, &client, lines).await;
+    let submitted_at = Instant::now();
+    let show = |running: &[Running]| {
+        let status = live_status(running, submitted_at.elapsed());
+        generator.ledger.set_batch_status(target.index, status);
+    };
+    show(&running);
 
     // Poll every running batch until it ends, with one backoff for all.
     let mut wait = options.poll;
@@ -140,8 +146,10 @@ pub(super) async fn run(mut generator: Generator) -> Vec<BatchResults> {
                 }
             }
         }
+        show(&running);
         wait = (wait * 2).min(options.max_poll);
     }
+    generator.ledger.set_batch_status(target.index, None);
 
     for (batch, pending, mut report, submitted) in running {
         finish(&generator, &client, &batch, pending, &mut report, submitted).await;
@@ -152,6 +160,38 @@ pub(super) async fn run(mut generator: Generator) -> Vec<BatchResults> {
 
 /// A batch that was created, with its requests, its report so far and when it was submitted.
 type Running = (Snapshot, Vec<Pending>, BatchResults, Instant);
+
+/// What the running batches are doing, for a live view: `2 batches (in_progress 2) for 12s:
+/// 120 done, 2 failed of 500 as the provider counts`; `None` without a batch.
+fn live_status(running: &[Running], elapsed: Duration) -> Option<String> {
+    if running.is_empty() {
+        return None;
+    }
+    let mut statuses: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for (batch, ..) in running {
+        *statuses.entry(batch.status.as_str()).or_default() += 1;
+    }
+    let statuses: Vec<String> = statuses
+        .iter()
+        .map(|(status, count)| format!("{status} {count}"))
+        .collect();
+    let total: usize = running.iter().map(|(_, pending, ..)| pending.len()).sum();
+    let completed: u64 = running
+        .iter()
+        .map(|(batch, ..)| batch.reported_completed)
+        .sum();
+    let failed: u64 = running
+        .iter()
+        .map(|(batch, ..)| batch.reported_failed)
+        .sum();
+    Some(format!(
+        "{} batch{} ({}) for {}s: {completed} done, {failed} failed of {total} as the provider counts",
+        running.len(),
+        if running.len() == 1 { "" } else { "es" },
+        statuses.join(", "),
+        elapsed.as_secs()
+    ))
+}
 
 /// Every request of the target that goes through its batch API, as one line (an OpenAI input
 /// line, or a Message Batches request entry), each with its spend reservation (under a cap, only
