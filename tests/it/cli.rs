@@ -894,3 +894,42 @@ fn completions_and_manual_pages_are_generated_from_the_arguments() {
     assert!(run_page.contains("\\-\\-set"), "{run_page}");
     assert!(dir.path().join("man1/drover-validate.1").exists());
 }
+
+#[test]
+fn every_commands_help_names_only_codes_of_the_one_exit_code_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = |args: &[&str]| text(&common::drover(dir.path(), args, &[]).stdout);
+    let table: Vec<u32> = help(&["run", "--help"])
+        .split_once("Exit codes:")
+        .unwrap()
+        .1
+        .lines()
+        .filter_map(|line| line.split_whitespace().next()?.parse().ok())
+        .collect();
+    for command in [
+        "validate",
+        "report",
+        "compare",
+        "merge",
+        "audit",
+        "calibrate",
+    ] {
+        let text = help(&[command, "--help"]);
+        let codes_text = text
+            .split_once("Exit codes:")
+            .unwrap_or_else(|| panic!("{command} --help lists no exit codes"))
+            .1;
+        // "0 ok; 2 a results file is missing, …; 3 …": the number that opens each clause.
+        let codes: Vec<u32> = codes_text
+            .split(';')
+            .filter_map(|clause| clause.split_whitespace().next()?.parse().ok())
+            .collect();
+        assert!(
+            codes.contains(&0) && codes.len() >= 2,
+            "{command}: {codes_text}"
+        );
+        for code in codes {
+            assert!(table.contains(&code), "{command} --help names exit code {code}, which the table of drover run --help has not");
+        }
+    }
+}
