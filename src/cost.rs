@@ -381,9 +381,9 @@ mod tests {
         assert!(table.as_of.is_some() && table.note.is_some());
     }
 
-    #[test]
-    fn list_price_with_cache_hits_by_hand() {
-        let price = resolve(
+    /// GPT-4.1 at its list price from the shipped table, in USD, streamed.
+    fn gpt_4_1() -> Price {
+        resolve(
             &table(),
             &usd(),
             "gpt-4.1",
@@ -391,7 +391,12 @@ mod tests {
             PricedMode::Standard,
         )
         .unwrap()
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn list_price_with_cache_hits_by_hand() {
+        let price = gpt_4_1();
         // 1,000 input of which 400 cached, 500 output at $2 / $0.50 / $8 per 1M:
         // 600 × 2 + 400 × 0.5 = 1,400 → $0.0014; 500 × 8 = 4,000 → $0.004.
         let cost = price.cost(&TokenUsage {
@@ -407,15 +412,7 @@ mod tests {
 
     #[test]
     fn reasoning_tokens_cost_their_own_price_or_the_output_price() {
-        let mut price = resolve(
-            &table(),
-            &usd(),
-            "gpt-4.1",
-            &TargetPricing::default(),
-            PricedMode::Standard,
-        )
-        .unwrap()
-        .unwrap();
+        let mut price = gpt_4_1();
         // 500 output tokens of which 300 reasoned, at $8 per 1M output.
         let usage = TokenUsage {
             input: 0,

@@ -70,6 +70,12 @@ impl RunRequest {
             overrides: Vec::new(),
         }
     }
+
+    /// How live progress is drawn on this process's stderr, when it is asked for.
+    fn progress_style(&self) -> Option<super::progress::Style> {
+        self.progress
+            .then(|| super::progress::Style::for_stderr(self.color))
+    }
 }
 
 /// A run that passed every check and may start.
@@ -265,22 +271,14 @@ pub async fn execute(prepared: Prepared, stop: StopSignal) -> Outcome {
     }
     if plan.migration.is_some() {
         let phases = super::migration::PhaseOptions {
-            progress: request
-                .progress
-                .then(|| super::progress::Style::for_stderr(request.color)),
+            progress: request.progress_style(),
             checkpoint_every: request.checkpoint_every,
             export_requests: request.export_requests,
         };
         return super::migration::run_and_report(&plan, &dir, stop, phases).await;
     }
     let options = RunOptions {
-        live: live_outputs(
-            &plan,
-            request
-                .progress
-                .then(|| super::progress::Style::for_stderr(request.color)),
-            true,
-        ),
+        live: live_outputs(&plan, request.progress_style(), true),
         notices: stderr_notices(),
         checkpoint: Some(checkpoint_sink(&dir)),
         checkpoint_every: request.checkpoint_every,
