@@ -69,10 +69,9 @@ impl RequestSizer {
         classes: &[ClassPlan],
         trace: Option<&Trace>,
         seed: u64,
-        shard_count: u32,
         k: u64,
     ) -> (usize, TokenUsage) {
-        let drawn = workload::draw(classes, trace, seed, shard_count, k);
+        let drawn = workload::draw(classes, trace, seed, k);
         let input = match drawn.prompt {
             PromptDraw::Record(index) if drawn.prefix.is_none() => {
                 self.record_tokens[drawn.class][index]
@@ -248,7 +247,7 @@ fn project_target(
     index: usize,
     target: &TargetPlan,
 ) -> Result<TargetProjection, ProjectionError> {
-    let seed = plan.shard.seed(plan.seed);
+    let seed = plan.seed;
     let sizer = RequestSizer::new(&plan.classes, target.tokenizer);
     let mut projection = TargetProjection {
         target: target.name.clone(),
@@ -281,7 +280,7 @@ fn project_target(
             }
         }
         let trace = plan.load.shape.trace();
-        let (class, first) = sizer.size(&plan.classes, trace, seed, plan.shard.count, k);
+        let (class, first) = sizer.size(&plan.classes, trace, seed, k);
         let (requests, usage) = session_usage(&plan.classes[class], first);
         projection.requests += requests;
         projection.input_tokens += usage.input;

@@ -184,10 +184,9 @@ struct Generator {
     target: Arc<TargetContext>,
     classes: Arc<Vec<ClassPlan>>,
     load: LoadPlan,
-    /// The shard's seed, for prompts and class choices.
+    /// The scenario's seed, for prompts, class choices and arrival times: the same on every
+    /// shard and target, so request k is the same request everywhere.
     seed: u64,
-    /// The scenario's seed, for arrival times: identical on every shard and target.
-    arrival_seed: u64,
     shard: Shard,
     start: Instant,
     records: mpsc::Sender<RequestRecord>,
@@ -222,13 +221,7 @@ impl Generator {
         let (Some(guard), Some(sizer)) = (&self.guard, &self.sizer) else {
             return Ok(None);
         };
-        let (class, usage) = sizer.size(
-            &self.classes,
-            self.trace.as_deref(),
-            self.seed,
-            self.shard.count,
-            k,
-        );
+        let (class, usage) = sizer.size(&self.classes, self.trace.as_deref(), self.seed, k);
         let estimate = self
             .target
             .plan
@@ -262,7 +255,6 @@ impl Generator {
             classes: self.classes.clone(),
             trace: self.trace.clone(),
             seed: self.seed,
-            shard_count: self.shard.count,
             records: self.records.clone(),
             guard: self.guard.clone(),
             stop: self.stop.clone(),
@@ -279,7 +271,6 @@ struct Requester {
     classes: Arc<Vec<ClassPlan>>,
     trace: Option<Arc<Trace>>,
     seed: u64,
-    shard_count: u32,
     records: mpsc::Sender<RequestRecord>,
     guard: Option<Arc<SpendGuard>>,
     stop: watch::Receiver<bool>,
@@ -427,13 +418,7 @@ impl Requester {
         } = begun;
         // Begun before anything that could fail on it; its class is known once drawn.
         books.begin(begun);
-        let first = workload::draw(
-            &self.classes,
-            self.trace.as_deref(),
-            self.seed,
-            self.shard_count,
-            k,
-        );
+        let first = workload::draw(&self.classes, self.trace.as_deref(), self.seed, k);
         books.relabel(self.target.index, k, first.class);
         let session = self.classes[first.class].session;
         let turns = session.map_or(1, |s| s.turns);
@@ -573,13 +558,7 @@ impl Requester {
             warmup,
             ..
         } = begun;
-        let drawn = workload::draw(
-            &self.classes,
-            self.trace.as_deref(),
-            self.seed,
-            self.shard_count,
-            k,
-        );
+        let drawn = workload::draw(&self.classes, self.trace.as_deref(), self.seed, k);
         let messages = match workload::messages(&self.classes, self.trace.as_deref(), &drawn) {
             Value::Array(list) => list,
             _ => Vec::new(),
@@ -831,8 +810,7 @@ pub async fn run(
             target: target.clone(),
             classes: classes.clone(),
             load: plan.load.clone(),
-            seed: plan.shard.seed(plan.seed),
-            arrival_seed: plan.seed,
+            seed: plan.seed,
             shard: plan.shard,
             start,
             records: record_tx.clone(),
@@ -1015,7 +993,7 @@ fn spawn_loops(
         } else {
             let max_in_flight = generator.load.shape.max_in_flight();
             // Only a closed loop has no schedule.
-            if let Some(schedule) = Schedule::of(&generator.load.shape, generator.arrival_seed) {
+            if let Some(schedule) = Schedule::of(&generator.load.shape, generator.seed) {
                 open_loop(generator, schedule, max_in_flight).await;
             }
         }
@@ -1085,7 +1063,6 @@ fn routed_away(generator: &Generator, k: u64) -> bool {
                 &generator.classes,
                 generator.trace.as_deref(),
                 generator.seed,
-                generator.shard.count,
                 k,
             )
             .class,
@@ -1158,8 +1135,7 @@ pub(crate) fn chat_body(
 /// builds it: for benchmarks and tools.
 pub fn request_bytes(plan: &RunPlan, target: usize, k: u64) -> Bytes {
     let trace = plan.load.shape.trace();
-    let seed = plan.shard.seed(plan.seed);
-    let drawn = workload::draw(&plan.classes, trace, seed, plan.shard.count, k);
+    let drawn = workload::draw(&plan.classes, trace, plan.seed, k);
     first_turn_body(&plan.targets[target], &plan.classes, trace, &drawn)
 }
 
@@ -1200,7 +1176,6 @@ fn single_request_body(generator: &Generator, k: u64) -> (usize, Option<u32>, By
         &generator.classes,
         generator.trace.as_deref(),
         generator.seed,
-        generator.shard.count,
         k,
     );
     let body = first_turn_body(

@@ -107,7 +107,7 @@ pub struct ShardInfo {
     /// 0-based.
     pub index: u32,
     pub count: u32,
-    /// The seed this shard drew prompts and classes from.
+    /// The seed of this shard's embedded mocks (its requests draw from the scenario seed).
     pub seed: u64,
     /// The agreed start time (`--start-at`, RFC 3339), when one was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,14 +1,11 @@
 //! Plans derived from a plan: the part of it one shard runs (`--shard K/N`). See
 //! [`crate::shard`] for how a load splits.
 
-use std::sync::Arc;
-
 use crate::shard::{Shard, ShardError};
-use crate::workload::{DatasetSource, PromptSource};
 
 use super::{Endpoint, LoadShape, RunPlan};
 
-/// The plan this shard runs: users, in-flight cap and datasets split, seed derived. Refuses splits
+/// The plan this shard runs: users and in-flight cap split, the embedded mocks' seed derived. Refuses splits
 /// that would leave a shard with nothing to do.
 pub fn apply_shard(mut plan: RunPlan, shard: Shard) -> Result<RunPlan, ShardError> {
     plan.shard = shard;
@@ -46,28 +43,9 @@ pub fn apply_shard(mut plan: RunPlan, shard: Shard) -> Result<RunPlan, ShardErro
             )));
         }
     }
-    for class in &mut plan.classes {
-        if let PromptSource::Dataset(source) = &class.prompt {
-            let dataset = &source.data;
-            let range = shard.slice(dataset.records.len());
-            if range.is_empty() {
-                return Err(ShardError(format!(
-                    "class \"{}\": dataset {} has {} records, too few for {n} disjoint shard slices",
-                    class.name,
-                    dataset.path.display(),
-                    dataset.records.len()
-                )));
-            }
-            let mut slice = (**dataset).clone();
-            slice.records = dataset.records[range].to_vec();
-            // A shuffle permutes the shard's own slice, from the shard's seed.
-            class.prompt = PromptSource::Dataset(DatasetSource::new(
-                Arc::new(slice),
-                source.sampling,
-                shard.seed(plan.seed),
-            ));
-        }
-    }
+    // Prompts, classes and datasets are not split: request k draws from the scenario seed and
+    // the whole dataset on every shard, as the unsharded run does. An embedded mock gets the
+    // shard's own seed (its latency draws are the server's, not the traffic's).
     let seed = shard.seed(plan.seed);
     for target in &mut plan.targets {
         if let Endpoint::Mock(config) = &mut target.endpoint {
@@ -94,37 +72,34 @@ mod tests {
     }
 
     #[test]
-    fn applying_a_shard_splits_users_and_datasets_disjointly() {
+    fn applying_a_shard_splits_users_and_sends_the_unsharded_requests() {
         let dir = tempfile::tempdir().unwrap();
         let whole = plan(dir.path(), "kind = \"closed\"\nusers = 7\nrequests = 100");
         let mut users = 0;
-        let mut prompts = Vec::new();
+        let mut bodies = std::collections::BTreeMap::new();
         for index in 0..3 {
             let sharded = apply_shard(whole.clone(), Shard::new(index, 3).unwrap()).unwrap();
             let LoadShape::Closed { users: here } = sharded.load.shape else {
                 panic!("closed loop expected");
             };
             users += here;
-            let PromptSource::Dataset(data) = &sharded.classes[0].prompt else {
-                panic!("dataset expected");
-            };
-            prompts.extend(data.data.records.iter().map(|r| r.messages[0].to_string()));
             assert_eq!(sharded.shard.index, index);
+            // Shard `index` sends the global indices k ≡ index (mod 3).
+            for k in (u64::from(index)..100).step_by(3) {
+                bodies.insert(k, crate::driver::request_bytes(&sharded, 0, k));
+            }
         }
         assert_eq!(users, 7);
-        let PromptSource::Dataset(data) = &whole.classes[0].prompt else {
-            panic!("dataset expected");
-        };
-        let all: Vec<String> = data
-            .data
-            .records
-            .iter()
-            .map(|r| r.messages[0].to_string())
-            .collect();
-        assert_eq!(
-            prompts, all,
-            "slices are disjoint and cover the dataset in order"
-        );
+        // Request k of the shards is request k of the unsharded run, body for body (the same
+        // class, dataset record and output cap).
+        assert_eq!(bodies.len(), 100);
+        for (k, body) in &bodies {
+            assert_eq!(
+                body,
+                &crate::driver::request_bytes(&whole, 0, *k),
+                "request {k}"
+            );
+        }
 
         let error = apply_shard(whole.clone(), Shard::new(0, 8).unwrap()).unwrap_err();
         assert!(

@@ -242,15 +242,10 @@ pub fn request_choice(classes: &[ClassPlan], seed: u64, k: u64) -> (usize, Small
     (class, rng)
 }
 
-/// Decides request `k`: its class (or the trace entry's), prompt, output cap and prefix.
-/// `shard_count` turns `k` into the shard-local position that sequential sampling walks.
-pub fn draw(
-    classes: &[ClassPlan],
-    trace: Option<&Trace>,
-    seed: u64,
-    shard_count: u32,
-    k: u64,
-) -> Draw {
+/// Decides request `k` (its global index, the same on every shard): its class (or the trace
+/// entry's), prompt, output cap and prefix, from the scenario `seed` and `k` alone, so that a
+/// sharded run's shards together send exactly the unsharded run's requests.
+pub fn draw(classes: &[ClassPlan], trace: Option<&Trace>, seed: u64, k: u64) -> Draw {
     let entry = trace.and_then(|t| t.entries.get(k as usize));
     let (class_index, mut rng) = match entry {
         Some(entry) => (
@@ -260,14 +255,13 @@ pub fn draw(
         None => request_choice(classes, seed, k),
     };
     let class = &classes[class_index];
-    let position = k / u64::from(shard_count.max(1));
     let prompt = match entry.map(|e| &e.prompt) {
         Some(TracePrompt::Messages(_)) => PromptDraw::Trace(k as usize),
         Some(TracePrompt::Tokens(tokens)) => PromptDraw::Synthetic {
             tokens: *tokens,
             text_seed: rng.random(),
         },
-        Some(TracePrompt::FromClass) | None => class_prompt(class, class_index, position, &mut rng),
+        Some(TracePrompt::FromClass) | None => class_prompt(class, class_index, k, &mut rng),
     };
     let record_cap = match (&prompt, &class.prompt) {
         (PromptDraw::Record(index), PromptSource::Dataset(source)) => {
@@ -579,7 +573,7 @@ mod tests {
         plan.shared_prefix = Some(SharedPrefix::new("c", 2, 100, 0.5));
         let classes = vec![plan];
         for k in 0..40 {
-            let drawn = draw(&classes, None, 9, 1, k);
+            let drawn = draw(&classes, None, 9, k);
             let built = messages(&classes, None, &drawn);
             for encoding in [Encoding::O200kBase, Encoding::Cl100kBase] {
                 assert_eq!(
@@ -602,8 +596,7 @@ mod tests {
             lengths,
             unique: false,
         })];
-        let text =
-            |classes: &[ClassPlan], k| messages(classes, None, &draw(classes, None, 1, 1, k));
+        let text = |classes: &[ClassPlan], k| messages(classes, None, &draw(classes, None, 1, k));
         assert_ne!(text(&unique, 0), text(&unique, 1));
         assert_eq!(text(&repeated, 0), text(&repeated, 1));
     }
@@ -628,9 +621,9 @@ mod tests {
         )))
     }
 
-    fn records_drawn(classes: &[ClassPlan], shard_count: u32, ks: &[u64]) -> Vec<usize> {
+    fn records_drawn(classes: &[ClassPlan], ks: &[u64]) -> Vec<usize> {
         ks.iter()
-            .map(|k| match draw(classes, None, 5, shard_count, *k).prompt {
+            .map(|k| match draw(classes, None, 5, *k).prompt {
                 PromptDraw::Record(index) => index,
                 other => panic!("{other:?}"),
             })
@@ -641,23 +634,23 @@ mod tests {
     fn sequential_sampling_walks_the_file_in_order_and_wraps() {
         let classes = vec![dataset_class(4, Sampling::Sequential)];
         let ks: Vec<u64> = (0..6).collect();
-        assert_eq!(records_drawn(&classes, 1, &ks), vec![0, 1, 2, 3, 0, 1]);
-        // Shard 1 of 2 sends k = 1, 3, 5, …: its own positions 0, 1, 2 of its slice.
-        assert_eq!(records_drawn(&classes, 2, &[1, 3, 5]), vec![0, 1, 2]);
+        assert_eq!(records_drawn(&classes, &ks), vec![0, 1, 2, 3, 0, 1]);
+        // Shard 1 of 2 sends k = 1, 3, 5, …: the records the unsharded run sends as those.
+        assert_eq!(records_drawn(&classes, &[1, 3, 5]), vec![1, 3, 1]);
     }
 
     #[test]
     fn shuffled_sampling_uses_every_record_once_before_repeating() {
         let classes = vec![dataset_class(50, Sampling::Shuffle)];
         let ks: Vec<u64> = (0..100).collect();
-        let drawn = records_drawn(&classes, 1, &ks);
+        let drawn = records_drawn(&classes, &ks);
         let mut first: Vec<usize> = drawn[..50].to_vec();
         assert_ne!(first, (0..50).collect::<Vec<_>>(), "shuffled");
         first.sort_unstable();
         assert_eq!(first, (0..50).collect::<Vec<_>>());
         assert_eq!(drawn[..50], drawn[50..], "the same order again");
         // Random sampling repeats records within the first pass (birthday bound at 50 of 50).
-        let random = records_drawn(&[dataset_class(50, Sampling::Random)], 1, &ks[..50]);
+        let random = records_drawn(&[dataset_class(50, Sampling::Random)], &ks[..50]);
         let distinct: std::collections::BTreeSet<_> = random.iter().collect();
         assert!(distinct.len() < 50);
     }
@@ -670,7 +663,7 @@ mod tests {
         });
         plan.shared_prefix = Some(SharedPrefix::new("c", 3, 40, 0.25));
         let classes = vec![plan];
-        let drawn: Vec<Draw> = (0..4000).map(|k| draw(&classes, None, 3, 1, k)).collect();
+        let drawn: Vec<Draw> = (0..4000).map(|k| draw(&classes, None, 3, k)).collect();
         let with = drawn.iter().filter(|d| d.prefix.is_some()).count();
         assert!((850..1150).contains(&with), "{with} of 4000 have a prefix");
         let first = drawn.iter().find(|d| d.prefix.is_some()).unwrap();

@@ -25,5 +25,6 @@ mod protocol;
 mod quick;
 mod readme;
 mod report;
+mod sharded_traffic;
 mod tls;
 mod workloads;

@@ -211,7 +211,7 @@ fn batch_lines(generator: &Generator) -> Vec<(Pending, String)> {
     planned_requests(
         &generator.load,
         generator.shard,
-        generator.arrival_seed,
+        generator.seed,
         |k, stage, warmup| {
             planned.push((k, stage, warmup));
             true
@@ -231,7 +231,6 @@ fn batch_lines(generator: &Generator) -> Vec<(Pending, String)> {
                         &generator.classes,
                         generator.trace.as_deref(),
                         generator.seed,
-                        generator.shard.count,
                         k,
                     );
                     let estimate = target
