@@ -48,11 +48,12 @@ impl Drop for Tmux {
     }
 }
 
-fn wait_for(tmux: &Tmux, what: &str, limit: Duration) -> String {
+/// The pane's screen once `ready` holds for it, or after `limit`.
+fn wait_for(tmux: &Tmux, ready: impl Fn(&str) -> bool, limit: Duration) -> String {
     let start = Instant::now();
     loop {
         let screen = tmux.screen();
-        if screen.contains(what) || start.elapsed() > limit {
+        if ready(&screen) || start.elapsed() > limit {
             return screen;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -79,16 +80,21 @@ fn a_terminal_gets_a_bar_an_eta_and_recent_percentiles_and_ctrl_c_leaves_it_as_i
         "40",
         &command,
     ]);
-    // A few frames in: the bar, the percentage and ETA of a 20 s run, and the recent window.
-    let screen = wait_for(&tmux, "[   3.0s]", Duration::from_secs(20));
+    // A frame with answers in: the bar, the percentage and the ETA of a 20 s run (10 s to 19 s
+    // left in its first ten seconds), and percentiles over the last 10 s.
+    let answered = |screen: &str| {
+        screen.contains("(last 10s ")
+            && !screen.contains("(last 10s -)")
+            && screen.contains("ETA 1")
+    };
+    let screen = wait_for(&tmux, answered, Duration::from_secs(20));
+    assert!(answered(&screen), "{screen}");
     assert!(screen.contains('█') && screen.contains('░'), "{screen}");
-    assert!(screen.contains("ETA 1"), "{screen}");
-    assert!(screen.contains("last 10s"), "{screen}");
     assert!(screen.contains("in flight"), "{screen}");
     // Redrawn in place: one headline on the screen, not one per second.
     assert_eq!(screen.matches(" ETA ").count(), 1, "{screen}");
     tmux.run(&["send-keys", "-t", "live", "C-c"]);
-    let screen = wait_for(&tmux, "EXIT=", Duration::from_secs(20));
+    let screen = wait_for(&tmux, |s| s.contains("EXIT="), Duration::from_secs(20));
     assert!(screen.contains("EXIT=130"), "{screen}");
     assert!(screen.contains("interrupted: no new requests"), "{screen}");
     // The interrupt message was not drawn over by a later frame.
