@@ -104,7 +104,7 @@ pub fn load_plan(
     overrides: &[Override],
 ) -> Result<RunPlan, Outcome> {
     let env = |name: &str| std::env::var(name).ok();
-    text.map_or_else(|| read_scenario(path), |text| Ok(text.to_string()))
+    scenario_text(path, text)
         .and_then(|text| scenario::parse_overridden(&text, path, overrides, &env))
         .map_err(|error| {
             print_scenario_error(&error);
@@ -112,11 +112,9 @@ pub fn load_plan(
         })
 }
 
-fn read_scenario(path: &Path) -> Result<String, ScenarioError> {
-    std::fs::read_to_string(path).map_err(|source| ScenarioError::Unreadable {
-        path: path.display().to_string(),
-        source,
-    })
+/// A quick run's `text`, or else the scenario file's.
+fn scenario_text(path: &Path, text: Option<&str>) -> Result<String, ScenarioError> {
+    text.map_or_else(|| scenario::read(path), |text| Ok(text.to_string()))
 }
 
 /// Prints a scenario error, one `error:` line per problem.
@@ -541,20 +539,13 @@ pub(crate) fn checkpoint_sink(dir: &Path) -> CheckpointSink {
 /// applied), validated, on stdout; nothing is sent. A key variable not set yet is only warned
 /// about, as in `drover validate`.
 pub fn print_scenario(request: &RunRequest) -> Outcome {
-    let text = match &request.text {
-        Some(text) => Ok(text.clone()),
-        None => read_scenario(&request.scenario),
-    };
+    let text = scenario_text(&request.scenario, request.text.as_deref());
     let unset = std::cell::RefCell::new(Vec::new());
     let env = stand_in_keys(&unset);
-    // Validation names a refused override, or a problem of the file, with its place; once it
-    // passes, the overrides apply.
+    // Validation names a refused override, or a problem of the file, with its place.
     let printed = text.and_then(|text| {
-        scenario::parse_overridden(&text, &request.scenario, &request.overrides, &env)?;
-        Ok(
-            scenario::overrides::apply(&text, &request.scenario, &request.overrides)
-                .map_or(text, |(edited, _)| edited),
-        )
+        scenario::parse_overridden_text(&text, &request.scenario, &request.overrides, &env)
+            .map(|(_, as_run)| as_run)
     });
     match printed {
         Ok(text) => {
@@ -595,7 +586,7 @@ pub fn validate(scenario: &Path, overrides: &[Override]) -> Outcome {
     // refuses it.
     let unset = std::cell::RefCell::new(Vec::new());
     let env = stand_in_keys(&unset);
-    let checked = read_scenario(scenario)
+    let checked = scenario::read(scenario)
         .and_then(|text| scenario::parse_overridden(&text, scenario, overrides, &env));
     let checked = checked.map_err(|error| {
         print_scenario_error(&error);

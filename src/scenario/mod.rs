@@ -690,11 +690,15 @@ fn join_issues(issues: &[ScenarioIssue]) -> String {
 
 /// Reads, parses and validates a scenario file.
 pub fn load(path: &Path) -> Result<RunPlan, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Unreadable {
+    parse(&read(path)?, path)
+}
+
+/// A scenario file's text.
+pub fn read(path: &Path) -> Result<String, ScenarioError> {
+    std::fs::read_to_string(path).map_err(|source| ScenarioError::Unreadable {
         path: path.display().to_string(),
         source,
-    })?;
-    parse(&text, path)
+    })
 }
 
 /// Parses and validates scenario text; `path` names the file in errors and anchors datasets.
@@ -737,8 +741,18 @@ pub fn parse_overridden(
     overrides: &[overrides::Override],
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<RunPlan, ScenarioError> {
+    parse_overridden_text(text, path, overrides, env).map(|(plan, _)| plan)
+}
+
+/// [`parse_overridden`], also returning the text as run (the overrides applied).
+pub fn parse_overridden_text(
+    text: &str,
+    path: &Path,
+    overrides: &[overrides::Override],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(RunPlan, String), ScenarioError> {
     if overrides.is_empty() {
-        return parse_with_env(text, path, env);
+        return parse_with_env(text, path, env).map(|plan| (plan, text.to_string()));
     }
     // The file's own syntax errors are reported in the file, before any override.
     if let Err(error) = toml::from_str::<toml::Table>(text) {
@@ -773,7 +787,7 @@ pub fn parse_overridden(
         other => other,
     })?;
     plan.overrides = overrides.iter().map(ToString::to_string).collect();
-    Ok(plan)
+    Ok((plan, edited))
 }
 
 /// A type error after overrides: the override's when it is on an overridden value's line, the

@@ -122,6 +122,7 @@ pub(super) async fn run(mut generator: Generator) -> Vec<BatchResults> {
         if interrupted || Instant::now() >= deadline {
             cancel_unfinished(&generator, &client, &mut running, interrupted).await;
             if interrupted {
+                generator.ledger.set_batch_status(target.index, None);
                 for (_, _, report, _) in running {
                     reports.push(report);
                 }
