@@ -109,6 +109,7 @@ pub fn merge(mut inputs: Vec<MergeInput>) -> Result<RunResults, MergeError> {
     let format = |t: SystemTime| humantime::format_rfc3339_millis(t).to_string();
 
     let merged_shards = merged_shards(&inputs, &shards);
+    let start_skew_s = start_skew(&inputs);
 
     let spend = crate::results::RunSpend::of(&targets);
     // The shards' SLOs, decided again on the merged histograms (exact: histograms and goodput
@@ -144,6 +145,7 @@ pub fn merge(mut inputs: Vec<MergeInput>) -> Result<RunResults, MergeError> {
             present,
             missing,
             shards: merged_shards,
+            start_skew_s,
         }),
     };
     merged.slo = slo_plan.map(|plan| crate::slo::evaluate(&plan, &merged));
@@ -207,7 +209,8 @@ fn shard_warnings(
     warnings
 }
 
-/// The merged status: in progress if any shard is, else budget-exhausted, else interrupted.
+/// The merged status: in progress if any shard is, else budget-exhausted, else interrupted,
+/// else degraded.
 fn merged_status(inputs: &[MergeInput]) -> RunStatus {
     if inputs
         .iter()
@@ -224,6 +227,11 @@ fn merged_status(inputs: &[MergeInput]) -> RunStatus {
         .any(|i| i.results.status == RunStatus::Interrupted)
     {
         RunStatus::Interrupted
+    } else if inputs
+        .iter()
+        .any(|i| i.results.status == RunStatus::Degraded)
+    {
+        RunStatus::Degraded
     } else {
         RunStatus::Completed
     }
@@ -240,6 +248,11 @@ fn merged_shards(inputs: &[MergeInput], shards: &[ShardInfo]) -> Vec<MergedShard
             host: input.results.environment.host.clone(),
             status: input.results.status,
             started_at: input.results.started_at.clone(),
+            start_late_s: shard.start_at.as_deref().and_then(|agreed| {
+                let agreed = crate::shard::parse_start_at(agreed).ok()?;
+                let started = parse_time(&input.results.started_at)?;
+                Some(seconds_between(agreed, started))
+            }),
             duration_s: input.results.duration_s,
             targets: input
                 .results
@@ -258,6 +271,27 @@ fn merged_shards(inputs: &[MergeInput], shards: &[ShardInfo]) -> Vec<MergedShard
                 .collect(),
         })
         .collect()
+}
+
+/// Seconds from `from` to `to`, negative when `to` is earlier.
+fn seconds_between(from: SystemTime, to: SystemTime) -> f64 {
+    match to.duration_since(from) {
+        Ok(later) => later.as_secs_f64(),
+        Err(earlier) => -earlier.duration().as_secs_f64(),
+    }
+}
+
+/// How far apart the shards' loads began: the last `started_at` less the first. `None` when a
+/// shard's start cannot be read (then nothing can be said of the skew).
+fn start_skew(inputs: &[MergeInput]) -> Option<f64> {
+    let starts: Option<Vec<SystemTime>> = inputs
+        .iter()
+        .map(|i| parse_time(&i.results.started_at))
+        .collect();
+    let starts = starts?;
+    let first = *starts.iter().min()?;
+    let last = *starts.iter().max()?;
+    Some(seconds_between(first, last))
 }
 
 fn parse_time(text: &str) -> Option<SystemTime> {
@@ -709,10 +743,49 @@ pub struct MergeRequest {
     pub results: Vec<std::path::PathBuf>,
     pub output: std::path::PathBuf,
     pub require_all: bool,
+    /// The most the shards' load starts may lie apart before the merge is refused.
+    pub max_start_skew: std::time::Duration,
+    /// Merge shards that started further apart than `max_start_skew` (with a warning).
+    pub force: bool,
+    /// Wait up to this long for every shard's final results before merging.
+    pub wait: Option<std::time::Duration>,
+    /// Also render the merged report (report.html, summary.md, charts) into this folder.
+    pub report: Option<std::path::PathBuf>,
+    /// Also write the merged results, its report and each shard's results as one `.tar.gz`.
+    pub archive: Option<std::path::PathBuf>,
 }
 
-/// `drover merge`: the shards' results read, merged exactly, written and summarised.
+/// `drover merge`: the shards' results read, merged exactly, written and summarised; the exit
+/// code carries the merged run's verdict (as `drover run` would give it unsharded).
 pub fn command(args: MergeRequest) -> Outcome {
+    if let Some(limit) = args.wait {
+        let end = super::shard_wait::wait_for_shards(
+            limit,
+            || results_paths(&args.results).unwrap_or_default(),
+            |line| eprintln!("{line}"),
+        );
+        if end.timed_out {
+            match end.shard_count {
+                Some(count) => eprintln!(
+                    "warning: waited {}: {} of {count} shards finished; merging what is there",
+                    humantime::format_duration(limit),
+                    end.finished.len()
+                ),
+                None => {
+                    eprintln!(
+                        "error: waited {}: no shard wrote results under {}",
+                        humantime::format_duration(limit),
+                        args.results
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    return Outcome::RunFailed;
+                }
+            }
+        }
+    }
     let paths = match results_paths(&args.results) {
         Ok(paths) => paths,
         Err(error) => {
@@ -733,13 +806,17 @@ pub fn command(args: MergeRequest) -> Outcome {
             }
         }
     }
-    let merged = match merge(inputs) {
+    let mut merged = match merge(inputs) {
         Ok(merged) => merged,
         Err(error) => {
             eprintln!("error: {error}");
             return Outcome::BadInput;
         }
     };
+    if let Err(message) = check_start_skew(&mut merged, args.max_start_skew, args.force) {
+        eprintln!("error: {message}");
+        return Outcome::BadInput;
+    }
     let text = serde_json::to_string_pretty(&merged).expect("results always serialize");
     if let Err(error) = crate::report::json::write_atomically(&args.output, text.as_bytes()) {
         eprintln!("error: {error}");
@@ -747,16 +824,140 @@ pub fn command(args: MergeRequest) -> Outcome {
     }
     print!("{}", crate::report::terminal::summary(&merged));
     println!("merged results: {}", args.output.display());
+    if let Err(outcome) = write_outputs(&args, &merged, &paths) {
+        return outcome;
+    }
     let missing = merged.merged.as_ref().map_or(0, |m| m.missing.len());
     if args.require_all && missing > 0 {
         eprintln!("error: {missing} shard(s) missing and --require-all was given");
         return Outcome::RunFailed;
     }
-    // The verdict of the whole run, as a single run would give it.
-    if merged.slo.as_ref().is_some_and(|slo| slo.failed()) {
-        return Outcome::SloFailed;
+    // The verdict of the whole run, as a single run would give it: a budget or drover's own
+    // trouble on any shard, a target that never succeeded, or a failed SLO. Interrupted or
+    // unfinished shards are warnings above (their share is missing from the totals).
+    match merged.status {
+        RunStatus::BudgetExhausted | RunStatus::Degraded => super::run::verdict_of(&merged),
+        _ => super::run::measured_verdict(&merged),
     }
-    Outcome::Ok
+}
+
+/// Refuses (or, forced, warns of) shards whose loads began further apart than `bound`: their
+/// traffic did not overlap as one run's would, so the merged rates and latencies under load are
+/// not the planned experiment's.
+fn check_start_skew(
+    merged: &mut RunResults,
+    bound: std::time::Duration,
+    force: bool,
+) -> Result<(), String> {
+    let Some(info) = &merged.merged else {
+        return Ok(());
+    };
+    let Some(skew) = info.start_skew_s.filter(|s| *s > bound.as_secs_f64()) else {
+        return Ok(());
+    };
+    let latest = info
+        .shards
+        .iter()
+        .max_by(|a, b| a.started_at.cmp(&b.started_at))
+        .map(|shard| match shard.start_late_s {
+            Some(late) => format!(
+                "; the last, shard {}, began {late:.3} s after --start-at",
+                shard.index
+            ),
+            None => format!("; the last was shard {}", shard.index),
+        })
+        .unwrap_or_default();
+    let message = format!(
+        "the shards' loads began {skew:.3} s apart{latest}, more than --max-start-skew {}: \
+         their traffic did not overlap as one run's would",
+        humantime::format_duration(bound)
+    );
+    if !force {
+        return Err(format!(
+            "{message}. Start the workers with one --start-at far enough ahead for all of them \
+             (image pulls, scheduling), or merge anyway with --force"
+        ));
+    }
+    eprintln!("warning: {message} (merged anyway: --force)");
+    merged
+        .warnings
+        .push(format!("{message} (merged with --force)"));
+    Ok(())
+}
+
+/// The merged report and the archive, when asked for.
+fn write_outputs(
+    args: &MergeRequest,
+    merged: &RunResults,
+    shard_files: &[std::path::PathBuf],
+) -> Result<(), Outcome> {
+    let mut entries = vec![super::archive::ArchiveEntry {
+        source: args.output.clone(),
+        name: "merged.json".into(),
+    }];
+    if let Some(dir) = &args.report {
+        match crate::report::write_report(dir, &crate::report::Report::of_run(merged)) {
+            Ok(written) => {
+                println!(
+                    "report: {} ({} charts, summary.md)",
+                    written.dir.join("report.html").display(),
+                    written.charts.len()
+                );
+                for file in ["report.html", "summary.md"] {
+                    entries.push(super::archive::ArchiveEntry {
+                        source: dir.join(file),
+                        name: format!("report/{file}"),
+                    });
+                }
+                for chart in &written.charts {
+                    for extension in ["svg", "png"] {
+                        let file = format!("charts/{chart}.{extension}");
+                        entries.push(super::archive::ArchiveEntry {
+                            source: dir.join(&file),
+                            name: format!("report/{file}"),
+                        });
+                    }
+                }
+            }
+            Err(error) => {
+                eprintln!("error: could not render the merged report: {error}");
+                return Err(Outcome::RunFailed);
+            }
+        }
+    }
+    let Some(archive) = &args.archive else {
+        return Ok(());
+    };
+    for file in shard_files {
+        let folder = file
+            .parent()
+            .and_then(|p| p.file_name())
+            .map_or_else(|| "shard".to_string(), |f| f.to_string_lossy().into_owned());
+        entries.push(super::archive::ArchiveEntry {
+            source: file.clone(),
+            name: format!("shards/{folder}/results.json"),
+        });
+    }
+    let root = archive
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .map(|f| {
+            f.trim_end_matches(".tar.gz")
+                .trim_end_matches(".tgz")
+                .to_string()
+        })
+        .filter(|f| !f.is_empty())
+        .unwrap_or_else(|| "drover-run".into());
+    match super::archive::write(archive, &root, &entries) {
+        Ok(()) => {
+            println!("archive: {}", archive.display());
+            Ok(())
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            Err(Outcome::RunFailed)
+        }
+    }
 }
 
 /// The results files named by merge's arguments: a file as given; a folder stands for the
@@ -996,5 +1197,72 @@ mod tests {
         let error = merge(vec![shard(0, 2, "a", &[1]), other_schema]).unwrap_err();
         assert!(error.to_string().contains("the schema differs"));
         assert!(matches!(merge(Vec::new()), Err(MergeError::NoInputs)));
+    }
+
+    /// Three shards agreed on 10:00:00 and began 5 ms, 20 ms and `last_ms` after it.
+    fn skewed_shards(last_ms: u32) -> Vec<MergeInput> {
+        [5, 20, last_ms]
+            .iter()
+            .enumerate()
+            .map(|(index, late_ms)| {
+                let mut input = shard(index as u32, 3, "s", &[1_000, 2_000]);
+                input.results.started_at = format!("2026-11-25T10:00:00.{late_ms:03}Z");
+                input.results.shard.as_mut().unwrap().start_at =
+                    Some("2026-11-25T10:00:00Z".into());
+                input
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_start_skew_and_each_shards_lateness_are_recorded() {
+        let merged = merge(skewed_shards(140)).unwrap();
+        let info = merged.merged.as_ref().unwrap();
+        let skew = info.start_skew_s.unwrap();
+        assert!((skew - 0.135).abs() < 1e-9, "{skew}");
+        let late: Vec<f64> = info
+            .shards
+            .iter()
+            .map(|s| s.start_late_s.unwrap())
+            .collect();
+        for (got, want) in late.iter().zip([0.005, 0.020, 0.140]) {
+            assert!((got - want).abs() < 1e-9, "{late:?}");
+        }
+        // Within the bound: nothing refused, nothing added.
+        let mut within = merged.clone();
+        check_start_skew(&mut within, std::time::Duration::from_secs(1), false).unwrap();
+        assert_eq!(within.warnings, merged.warnings);
+    }
+
+    #[test]
+    fn shards_begun_too_far_apart_are_refused_unless_forced() {
+        let mut merged = merge(skewed_shards(900)).unwrap();
+        let bound = std::time::Duration::from_millis(500);
+        let error = check_start_skew(&mut merged.clone(), bound, false).unwrap_err();
+        assert!(
+            error.contains("0.895 s apart")
+                && error.contains("shard 2, began 0.900 s after --start-at")
+                && error.contains("--max-start-skew 500ms")
+                && error.contains("--force"),
+            "{error}"
+        );
+        check_start_skew(&mut merged, bound, true).unwrap();
+        assert!(
+            merged
+                .warnings
+                .iter()
+                .any(|w| w.contains("merged with --force")),
+            "{:?}",
+            merged.warnings
+        );
+    }
+
+    #[test]
+    fn a_degraded_shard_makes_the_merged_run_degraded() {
+        let mut inputs = skewed_shards(30);
+        inputs[1].results.status = RunStatus::Degraded;
+        assert_eq!(merge(inputs.clone()).unwrap().status, RunStatus::Degraded);
+        inputs[2].results.status = RunStatus::BudgetExhausted;
+        assert_eq!(merge(inputs).unwrap().status, RunStatus::BudgetExhausted);
     }
 }

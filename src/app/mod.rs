@@ -6,13 +6,15 @@
 //! - [`migration`]: a phased migration from a primary to a candidate, gate by gate;
 //! - [`sweep`]: a load sweep to the knee;
 //! - [`calibrate`]: what this machine adds to every number;
-//! - [`merge`]: the results of a sharded run, merged exactly;
+//! - [`merge`]: the results of a sharded run, merged exactly ([`shard_wait`] waits for them,
+//!   [`archive`] packs the outcome into one file);
 //! - [`audit`]: a request log priced streaming, batch and routed;
 //! - [`compare`]: a run against its baseline, for CI gates;
 //! - [`report`]: results files rendered side by side;
 //! - [`mock`]: the mock server on its own;
 //! - [`run`]: one run (and `drover validate`), which also starts a scenario's sweep or migration.
 
+pub mod archive;
 pub mod audit;
 pub mod calibrate;
 pub mod compare;
@@ -22,6 +24,7 @@ pub mod mock;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod shard_wait;
 pub mod sweep;
 
 /// How a workflow ended, as the binary maps it to an exit code (`cli/exit.rs` holds the one

@@ -392,6 +392,12 @@ pub fn verdict_of(results: &RunResults) -> Outcome {
         }
         _ => {}
     }
+    measured_verdict(results)
+}
+
+/// The verdict of what was measured, whatever the run's status: a target that never succeeded
+/// (run failed), a failed SLO, or ok.
+pub fn measured_verdict(results: &RunResults) -> Outcome {
     let failed_target = results
         .targets
         .iter()

@@ -60,10 +60,13 @@ is wrong; 3 an output file could not be written.")]
   drover report results/merged.json
 
 Histograms merge exactly; counters and tokens add; time series line up by wall-clock second.
-Missing shards are listed in the merged file and its summary. Exit codes: 0 ok; 2 the inputs
+Missing shards are listed in the merged file and its summary, with how far apart the shards
+began. The exit code is the merged run's verdict, as `drover run` gives it: 0 ok; 2 the inputs
 are unreadable or not shards of one run (different scenario, shard count or start time, a shard
-given twice); 3 the merged file could not be written, or shards are missing and
---require-all was given.")]
+given twice, loads begun further apart than --max-start-skew); 3 the merged file, report or
+archive could not be written, shards are missing and --require-all was given, a target never
+succeeded, or --wait found no results; 6 a shard stopped at its budget; 7 an [slo] assertion
+failed on the merged results; 10 a shard is degraded.")]
     Merge(MergeArgs),
     /// Price a request log three ways (all streaming, all Batch API, routed by latency tolerance).
     #[command(after_help = "Example:
@@ -170,6 +173,12 @@ pub struct RunArgs {
     /// every override.
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
     pub sets: Vec<Override>,
+    /// Exit 0 once the results are written, whatever their verdict: a stop at the budget (6), a
+    /// failed SLO (7), a migration's rollback (9) or insufficient (11), a degraded run (10). The
+    /// verdict stays in results.json and the summary. For shard workers (a Kubernetes Indexed
+    /// Job) whose run's verdict `drover merge` decides on the merged results.
+    #[arg(long)]
+    pub exit_zero_on_verdict: bool,
 }
 
 /// `--color`.
@@ -309,6 +318,23 @@ pub struct MergeArgs {
     /// Exit with code 3 when some of the run's shards are missing (the file is still written).
     #[arg(long)]
     pub require_all: bool,
+    /// Refuse shards whose loads began further apart than this (their started_at times).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub max_start_skew: std::time::Duration,
+    /// Merge shards that began further apart than --max-start-skew (the merged file says so).
+    #[arg(long)]
+    pub force: bool,
+    /// First wait up to this long until every shard's results are final (not in_progress), so
+    /// that merge can start together with the workers; then merge what is there.
+    #[arg(long, value_parser = parse_duration)]
+    pub wait: Option<std::time::Duration>,
+    /// Also render the merged report (report.html, summary.md, charts/) into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+    /// Also write the merged results, the report (with --report) and every shard's results.json
+    /// as one .tar.gz file, to take a run out of a cluster with one copy.
+    #[arg(long, value_name = "FILE")]
+    pub archive: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -61,6 +61,27 @@ pub fn entry(outcome: Outcome) -> (i32, &'static str) {
     }
 }
 
+/// Whether an outcome is a verdict on results that were written (a budget stop, a failed SLO,
+/// a rollback, insufficient samples, a degraded run), as `--exit-zero-on-verdict` withholds it;
+/// every other non-zero outcome means the run itself went wrong.
+pub fn is_verdict(outcome: Outcome) -> bool {
+    match outcome {
+        Outcome::BudgetExhausted
+        | Outcome::SloFailed
+        | Outcome::Rollback
+        | Outcome::Degraded
+        | Outcome::Insufficient => true,
+        Outcome::Ok
+        | Outcome::Internal
+        | Outcome::BadInput
+        | Outcome::RunFailed
+        | Outcome::PreflightFailed
+        | Outcome::OverBudget
+        | Outcome::Regressed
+        | Outcome::Interrupted => false,
+    }
+}
+
 /// The exit code of an outcome.
 pub fn code(outcome: Outcome) -> i32 {
     entry(outcome).0
@@ -84,6 +105,16 @@ pub fn run_help() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_verdicts_withheld_for_shard_workers_are_6_7_9_10_and_11() {
+        let verdicts: Vec<i32> = OUTCOMES
+            .iter()
+            .filter(|&&o| is_verdict(o))
+            .map(|&o| code(o))
+            .collect();
+        assert_eq!(verdicts, [6, 7, 9, 10, 11]);
+    }
 
     #[test]
     fn outcomes_are_listed_once_in_code_order() {

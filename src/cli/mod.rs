@@ -111,7 +111,15 @@ async fn run(args: RunArgs) -> i32 {
     };
     let stop = StopSignal::default();
     exit_on_interrupts(stop.handle(), prepared.dir.join("results.json"));
-    exit::code(app::run::execute(prepared, stop).await)
+    let outcome = app::run::execute(prepared, stop).await;
+    if args.exit_zero_on_verdict && exit::is_verdict(outcome) {
+        let (code, meaning) = exit::entry(outcome);
+        eprintln!(
+            "exit code {code} ({meaning}) withheld by --exit-zero-on-verdict: the verdict is in results.json"
+        );
+        return exit::code(Outcome::Ok);
+    }
+    exit::code(outcome)
 }
 
 /// The quick run the flags describe (clap has checked that --url or --mock is there, with
@@ -228,6 +236,11 @@ fn merge_command(args: MergeArgs) -> i32 {
         results: args.results,
         output: args.output,
         require_all: args.require_all,
+        max_start_skew: args.max_start_skew,
+        force: args.force,
+        wait: args.wait,
+        report: args.report,
+        archive: args.archive,
     }))
 }
 

@@ -244,6 +244,61 @@ fn p50(group: &GroupResults, metric: &str) -> String {
 /// Per target: connections opened and reused with their set-up times, and what streams sent
 /// before their first token. Per class: output length asked for versus produced, shared-prefix
 /// cache hits, sessions. For the terminal, Markdown and HTML alike.
+/// A merged run's shards: how many were merged, which are missing, how far apart their loads
+/// began, then one indented line per shard (host, status, requests and rate, lateness).
+pub fn shard_lines(results: &crate::results::RunResults) -> Vec<String> {
+    use crate::results::RunStatus;
+    let Some(merged) = &results.merged else {
+        return Vec::new();
+    };
+    let missing = if merged.missing.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; MISSING shard(s) {}",
+            merged
+                .missing
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let skew = merged
+        .start_skew_s
+        .map(|skew| format!("; loads began within {skew:.3} s of each other"))
+        .unwrap_or_default();
+    let mut lines = vec![format!(
+        "merged {} of {} shards{missing}{skew}",
+        merged.present.len(),
+        merged.shard_count
+    )];
+    for shard in &merged.shards {
+        let sent: u64 = shard.targets.iter().map(|t| t.sent).sum();
+        let rate: f64 = shard.targets.iter().map(|t| t.sent_per_s).sum();
+        let status = match shard.status {
+            RunStatus::Completed => "completed",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::InProgress => "in progress",
+            RunStatus::BudgetExhausted => "stopped at the budget",
+            RunStatus::Degraded => "degraded",
+        };
+        let late = shard
+            .start_late_s
+            .map(|late| format!(", began {late:.3} s after --start-at"))
+            .unwrap_or_default();
+        lines.push(format!(
+            "  shard {}/{} on {}: {status}, {} sent at {rate:.1} req/s in {:.1} s{late}",
+            shard.index,
+            merged.shard_count,
+            shard.host,
+            thousands(sent),
+            shard.duration_s
+        ));
+    }
+    lines
+}
+
 pub fn workload_lines(results: &crate::results::RunResults) -> Vec<String> {
     let mut out = Vec::new();
     let p50_precise = |group: &crate::results::GroupResults, metric: &str| {

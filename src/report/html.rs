@@ -171,6 +171,22 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
                 .map(move |line| format!("{}: {line}", input.label))
         })
         .collect();
+    let shards: Vec<String> = report
+        .inputs
+        .iter()
+        .flat_map(|input| {
+            super::format::shard_lines(&input.results)
+                .into_iter()
+                .map(move |line| format!("{}: {}", input.label, line.trim_start()))
+        })
+        .collect();
+    if !shards.is_empty() {
+        out.push_str("<section id=\"shards\"><h2>Shards</h2><ul>");
+        for line in &shards {
+            let _ = write!(out, "<li>{}</li>", escape(line));
+        }
+        out.push_str("</ul></section>\n");
+    }
     if !slo.is_empty() {
         out.push_str("<section id=\"slo\"><h2>SLOs</h2><ul>");
         for line in &slo {

@@ -112,6 +112,15 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
         }
     }
     for input in &report.inputs {
+        let shards = format::shard_lines(&input.results);
+        if !shards.is_empty() {
+            let _ = writeln!(out, "\n## Shards: {}\n", cell(&input.label));
+            for line in shards {
+                let _ = writeln!(out, "- {}", cell(line.trim_start()));
+            }
+        }
+    }
+    for input in &report.inputs {
         let slo = format::slo_lines(&input.results);
         if !slo.is_empty() {
             let _ = writeln!(out, "\n## SLOs: {}\n", cell(&input.label));

@@ -174,46 +174,8 @@ pub fn summary(results: &RunResults) -> String {
             shard.index, shard.count
         );
     }
-    if let Some(merged) = &results.merged {
-        let missing = if merged.missing.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; MISSING shard(s) {}",
-                merged
-                    .missing
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        let _ = writeln!(
-            out,
-            "merged {} of {} shards{missing}",
-            merged.present.len(),
-            merged.shard_count
-        );
-        for shard in &merged.shards {
-            let sent: u64 = shard.targets.iter().map(|t| t.sent).sum();
-            let rate: f64 = shard.targets.iter().map(|t| t.sent_per_s).sum();
-            let status = match shard.status {
-                RunStatus::Completed => "completed",
-                RunStatus::Interrupted => "interrupted",
-                RunStatus::InProgress => "in progress",
-                RunStatus::BudgetExhausted => "stopped at the budget",
-                RunStatus::Degraded => "degraded",
-            };
-            let _ = writeln!(
-                out,
-                "  shard {}/{} on {}: {status}, {} sent at {rate:.1} req/s in {:.1} s",
-                shard.index,
-                merged.shard_count,
-                shard.host,
-                format::thousands(sent),
-                shard.duration_s
-            );
-        }
+    for line in format::shard_lines(results) {
+        let _ = writeln!(out, "{line}");
     }
     let mut rows = Vec::new();
     for target in &results.targets {

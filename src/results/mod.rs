@@ -124,6 +124,10 @@ pub struct MergeInfo {
     pub missing: Vec<u32>,
     /// Each merged shard, in index order.
     pub shards: Vec<MergedShard>,
+    /// Seconds between the first and the last shard's load start (`started_at`): how far apart
+    /// the shards' traffic began. Absent when a shard's start time could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_skew_s: Option<f64>,
 }
 
 /// One input of a merge, as it was.
@@ -135,6 +139,10 @@ pub struct MergedShard {
     pub host: String,
     pub status: RunStatus,
     pub started_at: String,
+    /// Seconds from the agreed start (`--start-at`) to this shard's load start: how late it
+    /// began (absent without `--start-at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_late_s: Option<f64>,
     pub duration_s: f64,
     /// Per target: requests sent and the rate at which this shard sent them.
     pub targets: Vec<MergedShardTarget>,

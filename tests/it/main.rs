@@ -10,6 +10,7 @@ mod anthropic;
 mod app;
 mod batch;
 mod cli;
+mod cluster_merge;
 mod cost;
 mod deploy;
 mod driver;

@@ -322,14 +322,43 @@ fn merged_shards_decide_the_slos_as_the_unsharded_run_does() {
     // Three workers of the same run; each decides its own third, the merge decides the whole.
     let start_at =
         humantime::format_rfc3339_millis(SystemTime::now() + Duration::from_secs(2)).to_string();
-    let run = ["run", scenario, "--no-progress", "--out", "shards"];
+    // As the Kubernetes workers run: a shard's own verdict does not fail its pod.
+    let run = [
+        "run",
+        scenario,
+        "--no-progress",
+        "--out",
+        "shards",
+        "--exit-zero-on-verdict",
+    ];
+    let mut said_withheld = 0;
     for output in run_shards(dir.path(), &run, 3, &start_at) {
-        assert!(
-            matches!(output.status.code(), Some(0 | 7)),
-            "{}",
-            text(&output.stderr)
-        );
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        said_withheld += usize::from(stderr.contains(
+            "exit code 7 (an [slo] assertion failed (or was inconclusive with fail_on_inconclusive), or a sweep found no step that met them) withheld by --exit-zero-on-verdict",
+        ));
     }
+    let mut withheld = 0;
+    for file in results_files(&dir.path().join("shards")) {
+        let shard = read(&file);
+        let failed = shard.slo.as_ref().unwrap().failed();
+        let stdout = std::fs::read_to_string(file.with_file_name("summary.md")).unwrap();
+        assert_eq!(
+            stdout.contains("SLO verdict: FAIL"),
+            failed,
+            "the shard's verdict stays in its summary"
+        );
+        withheld += usize::from(failed);
+    }
+    assert!(
+        withheld > 0,
+        "a third of the run also fails its own ttft.p99 < 50ms"
+    );
+    assert_eq!(
+        said_withheld, withheld,
+        "each failing worker says what it withheld"
+    );
     let output = drover(dir.path(), &["merge", "shards", "-o", "merged.json"], &[]);
     let stdout = text(&output.stdout);
     assert_eq!(
