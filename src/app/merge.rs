@@ -761,9 +761,16 @@ pub fn command(args: MergeRequest) -> Outcome {
     if let Some(limit) = args.wait {
         let end = super::shard_wait::wait_for_shards(
             limit,
+            super::shard_wait::STALE_AFTER,
             || results_paths(&args.results).unwrap_or_default(),
             |line| eprintln!("{line}"),
         );
+        for index in &end.stale {
+            eprintln!(
+                "warning: shard {index}'s checkpoint has not changed for {}: its worker died; merging its last checkpoint",
+                humantime::format_duration(super::shard_wait::STALE_AFTER)
+            );
+        }
         if end.timed_out {
             match end.shard_count {
                 Some(count) => eprintln!(

@@ -1,8 +1,10 @@
 //! `drover merge --wait`: waits until every shard of a run has written its final results, so that
 //! the merge step can be started together with the workers (one `helm install` or `kubectl apply`)
-//! instead of after them. A shard is final when its results file no longer says `in_progress`;
-//! the shard count comes from the first results file found. At the deadline the merge goes on
-//! with what is there, and the shards still missing are reported as missing.
+//! instead of after them. A shard is final when its results file no longer says `in_progress`,
+//! or when that checkpoint has not changed for [`STALE_AFTER`] past the run's agreed start (its
+//! worker died: killed, out of memory; a live worker rewrites it every `--checkpoint-every`,
+//! 10 s by default). The shard count comes from the first results file found. At the deadline
+//! the merge goes on with what is there, and the shards still missing are reported as missing.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -10,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use crate::results::RunStatus;
 
+/// A checkpoint unchanged this long after the later of its run's agreed start and its own write
+/// is a dead worker's last word.
+pub const STALE_AFTER: Duration = Duration::from_secs(120);
 /// How often the folder is looked at again.
 const POLL: Duration = Duration::from_millis(500);
 /// How often a line says what is still awaited.
@@ -22,6 +27,8 @@ pub struct WaitEnd {
     pub shard_count: Option<u32>,
     /// Shards whose results are final.
     pub finished: BTreeSet<u32>,
+    /// Of those, shards whose last checkpoint went stale (their worker died).
+    pub stale: BTreeSet<u32>,
     /// The deadline passed first.
     pub timed_out: bool,
 }
@@ -31,6 +38,7 @@ pub struct WaitEnd {
 /// its first checkpoint, and merge reports any file that stays unreadable.
 pub fn wait_for_shards(
     limit: Duration,
+    stale_after: Duration,
     find: impl Fn() -> Vec<PathBuf>,
     mut report: impl FnMut(&str),
 ) -> WaitEnd {
@@ -39,6 +47,7 @@ pub fn wait_for_shards(
     loop {
         let mut shard_count = None;
         let mut finished = BTreeSet::new();
+        let mut stale = BTreeSet::new();
         for path in find() {
             let Ok(results) = crate::report::read_results(&path) else {
                 continue;
@@ -47,6 +56,9 @@ pub fn wait_for_shards(
             shard_count.get_or_insert(shard.count);
             if results.status != RunStatus::InProgress {
                 finished.insert(shard.index);
+            } else if is_stale(&path, shard.start_at.as_deref(), stale_after) {
+                finished.insert(shard.index);
+                stale.insert(shard.index);
             }
         }
         let done = shard_count.is_some_and(|count| (0..count).all(|i| finished.contains(&i)));
@@ -55,6 +67,7 @@ pub fn wait_for_shards(
             return WaitEnd {
                 shard_count,
                 finished,
+                stale,
                 timed_out,
             };
         }
@@ -74,6 +87,20 @@ pub fn wait_for_shards(
         }
         std::thread::sleep(POLL.min(limit.saturating_sub(started.elapsed())));
     }
+}
+
+/// Whether the checkpoint at `path` has not been rewritten for `stale_after`, counted from the
+/// later of its last write and the run's agreed start (a worker waiting for `--start-at` does
+/// not write).
+fn is_stale(path: &std::path::Path, start_at: Option<&str>, stale_after: Duration) -> bool {
+    let Ok(written) = std::fs::metadata(path).and_then(|m| m.modified()) else {
+        return false;
+    };
+    let agreed = start_at.and_then(|t| crate::shard::parse_start_at(t).ok());
+    let quiet_since = agreed.map_or(written, |agreed| agreed.max(written));
+    std::time::SystemTime::now()
+        .duration_since(quiet_since)
+        .is_ok_and(|quiet| quiet >= stale_after)
 }
 
 #[cfg(test)]
@@ -110,6 +137,7 @@ mod tests {
         let polls = std::cell::Cell::new(0);
         let end = wait_for_shards(
             Duration::from_secs(60),
+            STALE_AFTER,
             || {
                 polls.set(polls.get() + 1);
                 // The second worker finishes (budget reached) while merge waits.
@@ -130,6 +158,7 @@ mod tests {
             WaitEnd {
                 shard_count: Some(2),
                 finished: BTreeSet::from([0, 1]),
+                stale: BTreeSet::new(),
                 timed_out: false,
             }
         );
@@ -142,6 +171,7 @@ mod tests {
         let second = write_shard(dir.path(), 1, RunStatus::InProgress);
         let end = wait_for_shards(
             Duration::from_millis(50),
+            STALE_AFTER,
             || {
                 vec![
                     first.clone(),
@@ -156,6 +186,7 @@ mod tests {
             WaitEnd {
                 shard_count: Some(2),
                 finished: BTreeSet::from([0]),
+                stale: BTreeSet::new(),
                 timed_out: true,
             }
         );
@@ -163,8 +194,49 @@ mod tests {
 
     #[test]
     fn with_no_results_file_at_all_the_count_is_unknown() {
-        let end = wait_for_shards(Duration::ZERO, Vec::new, |_| {});
+        let end = wait_for_shards(Duration::ZERO, STALE_AFTER, Vec::new, |_| {});
         assert_eq!(end.shard_count, None);
         assert!(end.timed_out);
+    }
+
+    /// Shard 1's checkpoint was last written `age` ago, for a run agreed to start `since` ago.
+    fn dead_worker(age: Duration, since: Duration) -> WaitEnd {
+        let dir = tempfile::tempdir().unwrap();
+        let first = write_shard(dir.path(), 0, RunStatus::Completed);
+        let second = write_shard(dir.path(), 1, RunStatus::InProgress);
+        let mut results: RunResults =
+            serde_json::from_str(&std::fs::read_to_string(&second).unwrap()).unwrap();
+        let agreed = std::time::SystemTime::now() - since;
+        results.shard.as_mut().unwrap().start_at =
+            Some(humantime::format_rfc3339_millis(agreed).to_string());
+        std::fs::write(&second, serde_json::to_string(&results).unwrap()).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&second)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - age)
+            .unwrap();
+        wait_for_shards(
+            Duration::from_millis(50),
+            Duration::from_secs(120),
+            || vec![first.clone(), second.clone()],
+            |_| {},
+        )
+    }
+
+    #[test]
+    fn a_checkpoint_unchanged_past_the_start_is_a_dead_workers_last_word() {
+        // Written 5 min ago, the run began 4 min ago: the worker died.
+        let end = dead_worker(Duration::from_secs(300), Duration::from_secs(240));
+        assert_eq!(end.finished, BTreeSet::from([0, 1]));
+        assert_eq!(end.stale, BTreeSet::from([1]));
+        assert!(!end.timed_out);
+        // Written 5 min ago, but the run began only a minute ago: the worker waited for it.
+        let end = dead_worker(Duration::from_secs(300), Duration::from_secs(60));
+        assert_eq!(end.finished, BTreeSet::from([0]));
+        assert!(end.timed_out);
+        // Rewritten 30 s ago: alive.
+        let end = dead_worker(Duration::from_secs(30), Duration::from_secs(600));
+        assert_eq!(end.finished, BTreeSet::from([0]));
     }
 }

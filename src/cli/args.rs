@@ -325,7 +325,9 @@ pub struct MergeArgs {
     #[arg(long)]
     pub force: bool,
     /// First wait up to this long until every shard's results are final (not in_progress), so
-    /// that merge can start together with the workers; then merge what is there.
+    /// that merge can start together with the workers; then merge what is there. A checkpoint
+    /// unchanged for 2 minutes past the agreed start counts as final (its worker died): keep
+    /// the workers' --checkpoint-every below that.
     #[arg(long, value_parser = parse_duration)]
     pub wait: Option<std::time::Duration>,
     /// Also render the merged report (report.html, summary.md, charts/) into this folder.

@@ -1,7 +1,9 @@
-//! The Kubernetes manifests and the Dockerfile cannot be applied here, so this keeps them honest:
-//! it parses every manifest as YAML and checks the fields the workers and the merge step rely on
-//! (indexed completions, the shard count, the key from a Secret, the scenario from a ConfigMap,
-//! the shared results volume), and that the embedded scenario is a valid drover scenario.
+//! The Kubernetes manifests (rendered from the Helm chart; `deploy/check.sh` validates both
+//! against the Kubernetes schemas) and the Dockerfile cannot be applied here, so this keeps them
+//! honest from drover's side: it parses every manifest as YAML and checks the fields the workers
+//! and the merge step rely on (indexed completions, the shard count, the failure policy, the key
+//! from a Secret, the scenario from a ConfigMap, the shared results volume, drover's own flags),
+//! and that the embedded scenario is a valid drover scenario.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -79,16 +81,30 @@ fn the_workers_job_is_indexed_and_wired_to_scenario_secret_and_results() {
     assert_eq!(spec["completionMode"].as_str(), Some("Indexed"));
     let completions = spec["completions"].as_i64().expect("completions");
     assert_eq!(spec["parallelism"].as_i64(), Some(completions));
-    assert_eq!(
-        spec["backoffLimit"].as_i64(),
-        Some(0),
-        "a shard must not be retried later"
-    );
+    // A failed worker fails only its own index, and is not retried later (out of step).
+    assert_eq!(spec["backoffLimitPerIndex"].as_i64(), Some(0));
+    assert!(spec["backoffLimit"].is_badvalue(), "no Job-wide limit");
+    // Exits that are the same for every shard (bad input, could not run, preflight, over budget)
+    // fail the Job at once; a verdict never reaches the policy (the worker exits 0 on it).
+    let rules = list(&spec["podFailurePolicy"]["rules"]);
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0]["action"].as_str(), Some("FailJob"));
+    let on_exit = &rules[0]["onExitCodes"];
+    assert_eq!(on_exit["operator"].as_str(), Some("In"));
+    let codes: Vec<i64> = list(&on_exit["values"])
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert_eq!(codes, [2, 3, 4, 5]);
     let pod = &spec["template"]["spec"];
     assert_eq!(pod["restartPolicy"].as_str(), Some("Never"));
     let containers = list(&pod["containers"]);
     assert_eq!(containers.len(), 1);
     let container = &containers[0];
+    assert_eq!(
+        on_exit["containerName"].as_str(),
+        container["name"].as_str()
+    );
 
     // The shard count the workers read equals the number of indices Kubernetes hands out.
     let count = str_of(&env_entry(container, "DROVER_SHARD_COUNT")["value"]);
@@ -116,6 +132,7 @@ fn the_workers_job_is_indexed_and_wired_to_scenario_secret_and_results() {
         out.starts_with(&format!("{results_mount}/")),
         "{out} not on {results_mount}"
     );
+    assert!(args.contains(&"--exit-zero-on-verdict"), "{args:?}");
     let start_at = args[args.iter().position(|a| *a == "--start-at").unwrap() + 1];
     assert_eq!(start_at, "$(START_AT)");
     for variable in ["RUN_ID", "START_AT"] {
@@ -176,6 +193,21 @@ fn the_merge_job_reads_the_workers_results_folder() {
         !output.ends_with("/results.json"),
         "the merged file must not be taken for a shard"
     );
+    // It starts with the workers and waits for them; the report and the archive go to the
+    // same run folder, where the fetch pod sees them.
+    let value_of = |flag: &str| args[args.iter().position(|a| *a == flag).unwrap() + 1];
+    drover::scenario::schema::parse_duration(value_of("--wait")).unwrap();
+    drover::scenario::schema::parse_duration(value_of("--max-start-skew")).unwrap();
+    let report = value_of("--report");
+    let archive = value_of("--archive");
+    assert!(report.starts_with(&format!("{worker_out}/")), "{report}");
+    assert!(
+        archive.starts_with(&format!("{worker_out}/")) && archive.ends_with(".tar.gz"),
+        "{archive}"
+    );
+    let fetch = &get(&all, "Pod/drover-fetch")["spec"];
+    let fetch_container = &list(&fetch["containers"])[0];
+    assert_eq!(mount_of(fetch, fetch_container, is_results_volume), mount);
     assert_eq!(
         env_entry(container, "RUN_ID")["valueFrom"]["configMapKeyRef"]["name"].as_str(),
         Some("drover-run")
