@@ -1,7 +1,7 @@
-//! The merge step as the Kubernetes recipe runs it: started together with the workers
-//! (`drover merge --wait`), it waits for every shard's final results, then writes the merged
-//! results, the merged report and one archive to take out of the cluster; and shards whose loads
-//! began too far apart are refused unless forced.
+//! The Kubernetes recipe's processes, run here with the manifests' own args: the merge Job's
+//! `drover merge --wait`, started together with the workers, waits for every shard's final
+//! results, then writes the merged results, the merged report and one archive to take out of the
+//! cluster; and shards whose loads began too far apart are refused unless forced.
 
 use crate::common;
 
@@ -33,39 +33,66 @@ fn archive_names(path: &Path) -> Vec<(String, usize)> {
     names
 }
 
+/// The args of the first container of `Job/<name>` in deploy/kubernetes, with `$(VAR)` taken
+/// from `vars` and the pod paths (`/results`, the scenario mount) mapped into `dir`, as the kubelet
+/// would hand them to the process.
+fn job_args(name: &str, vars: &[(&str, &str)], dir: &Path, scenario: &str) -> Vec<String> {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("deploy/kubernetes/{name}.yaml"));
+    let docs =
+        yaml_rust2::YamlLoader::load_from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let container = &docs[0]["spec"]["template"]["spec"]["containers"][0];
+    container["args"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|arg| {
+            let mut arg = arg.as_str().unwrap().to_string();
+            for (variable, value) in vars {
+                arg = arg.replace(&format!("$({variable})"), value);
+            }
+            if arg == "/etc/drover/scenario.toml" {
+                return scenario.to_string();
+            }
+            match arg.strip_prefix("/results") {
+                Some(rest) => format!("{}{rest}", dir.join("results").display()),
+                None => arg,
+            }
+        })
+        .collect()
+}
+
 #[test]
 fn a_merge_started_with_the_workers_waits_for_them_and_packs_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/quickstart.toml");
-    std::fs::create_dir(dir.path().join("run-1")).unwrap();
-
-    // The merge Job starts first and waits (as `helm install` starts both Jobs at once).
-    // --max-start-skew 3s: a busy CI machine may start a worker's process late; the refusal
-    // itself is checked below on start times set by hand.
+    // The run as the manifests start it: the merge Job and the workers at once, each process
+    // with the manifest's own args and the variables Kubernetes sets (JOB_COMPLETION_INDEX) or
+    // the manifests set (DROVER_SHARD_COUNT, RUN_ID, START_AT). The scenario is quickstart's,
+    // shortened to 2 s.
+    let start_at =
+        humantime::format_rfc3339_millis(SystemTime::now() + Duration::from_secs(5)).to_string();
+    let vars = [("RUN_ID", "run-1"), ("START_AT", start_at.as_str())];
+    let merge_args = job_args("merge-job", &vars, dir.path(), scenario);
+    let worker_args = job_args("workers-job", &vars, dir.path(), scenario);
+    assert!(
+        worker_args.contains(&"--exit-zero-on-verdict".to_string()),
+        "{worker_args:?}"
+    );
     let merge = Command::new(drover_bin())
         .current_dir(dir.path())
-        .args(["merge", "run-1", "-o", "run-1/merged.json", "--wait", "60s"])
-        .args(["--max-start-skew", "3s", "--report", "run-1/report"])
-        .args(["--archive", "run-1/run-1.tar.gz"])
+        .args(&merge_args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start_at =
-        humantime::format_rfc3339_millis(SystemTime::now() + Duration::from_secs(3)).to_string();
     let workers: Vec<_> = (0..SHARDS)
         .map(|k| {
             Command::new(drover_bin())
                 .current_dir(dir.path())
-                .args([
-                    "run",
-                    scenario,
-                    "--set",
-                    "load.duration=2s",
-                    "--no-progress",
-                ])
-                .args(["--no-preflight", "--out", "run-1", "--exit-zero-on-verdict"])
-                .args(["--shard", &format!("{k}/{SHARDS}"), "--start-at", &start_at])
+                .args(&worker_args)
+                .env("JOB_COMPLETION_INDEX", k.to_string())
+                .env("DROVER_SHARD_COUNT", SHARDS.to_string())
+                .env("DROVER_SET_DURATION", "load.duration=2s")
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -86,7 +113,7 @@ fn a_merge_started_with_the_workers_waits_for_them_and_packs_the_run() {
     );
 
     // Every shard was merged: the wait ended on their final results, not at its deadline.
-    let merged = read(&dir.path().join("run-1/merged.json"));
+    let merged = read(&dir.path().join("results/run-1/merged.json"));
     assert_eq!(merged["merged"]["present"], serde_json::json!([0, 1, 2]));
     assert_eq!(merged["merged"]["missing"], serde_json::json!([]));
     assert_eq!(merged["status"], "completed");
@@ -101,13 +128,14 @@ fn a_merge_started_with_the_workers_waits_for_them_and_packs_the_run() {
         "{stdout}"
     );
     assert!(stdout.contains("s after --start-at"), "{stdout}");
-    let summary = std::fs::read_to_string(dir.path().join("run-1/report/summary.md")).unwrap();
+    let summary =
+        std::fs::read_to_string(dir.path().join("results/run-1/report/summary.md")).unwrap();
     assert!(summary.contains("## Shards: "), "{summary}");
     assert!(summary.contains("merged 3 of 3 shards"), "{summary}");
 
     // One archive holds the merged results, the report with its charts, and every shard's
     // results, byte for byte.
-    let names = archive_names(&dir.path().join("run-1/run-1.tar.gz"));
+    let names = archive_names(&dir.path().join("results/run-1/run-1.tar.gz"));
     let size_of = |name: &str| {
         names
             .iter()
@@ -117,7 +145,7 @@ fn a_merge_started_with_the_workers_waits_for_them_and_packs_the_run() {
     };
     assert_eq!(
         size_of("run-1/merged.json"),
-        std::fs::metadata(dir.path().join("run-1/merged.json"))
+        std::fs::metadata(dir.path().join("results/run-1/merged.json"))
             .unwrap()
             .len() as usize
     );
@@ -135,7 +163,7 @@ fn a_merge_started_with_the_workers_waits_for_them_and_packs_the_run() {
 
     // Shards whose loads began 5 s apart are refused, and merged when forced.
     let skewed = dir.path().join("skewed");
-    for (k, folder) in std::fs::read_dir(dir.path().join("run-1"))
+    for (k, folder) in std::fs::read_dir(dir.path().join("results/run-1"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.join("results.json").is_file())
