@@ -61,12 +61,12 @@ is wrong; 3 an output file could not be written.")]
 
 Histograms merge exactly; counters and tokens add; time series line up by wall-clock second.
 Missing shards are listed in the merged file and its summary, with how far apart the shards
-began. The exit code is the merged run's verdict, as `drover run` gives it: 0 ok; 2 the inputs
-are unreadable or not shards of one run (different scenario, shard count or start time, a shard
-given twice, loads begun further apart than --max-start-skew); 3 the merged file, report or
-archive could not be written, shards are missing and --require-all was given, a target never
-succeeded, or --wait found no results; 6 a shard stopped at its budget; 7 an [slo] assertion
-failed on the merged results; 10 a shard is degraded.")]
+began. The exit code is the merged run's verdict, as `drover run` gives it. Exit codes: 0 ok;
+2 the inputs are unreadable or not shards of one run (different scenario, shard count or start
+time, a shard given twice, loads begun further apart than --max-start-skew); 3 the merged file,
+report or archive could not be written, shards are missing and --require-all was given, a
+target never succeeded, or --wait found no results; 6 a shard stopped at its budget; 7 an [slo]
+assertion failed on the merged results; 10 a shard is degraded.")]
     Merge(MergeArgs),
     /// Price a request log three ways (all streaming, all Batch API, routed by latency tolerance).
     #[command(after_help = "Example:
