@@ -1,6 +1,6 @@
 //! Wire formats: the OpenAI-compatible chat-completions API, the Responses API, legacy text
 //! completions, embeddings, the Anthropic Messages API, the Server-Sent Events stream they use,
-//! and the asynchronous Batch APIs' lines.
+//! the asynchronous Batch APIs' lines, and the Prometheus text servers export metrics in.
 //!
 //! [`Api`] is the one place that knows what differs between the APIs a target may speak: the
 //! path, how the key is sent, the request body, how a stream ends, and how its events and a
@@ -13,6 +13,7 @@ pub mod completions;
 pub mod embeddings;
 pub mod message_batches;
 pub mod openai;
+pub mod prometheus;
 pub mod responses;
 pub mod sse;
 
