@@ -420,6 +420,8 @@ fn merge_target(
             .flat_map(|t| t.batches.iter().cloned())
             .collect(),
         accounting: merge_accounting(parts),
+        // Every shard scraped the same server: the first shard's view stands for the run's.
+        server_metrics: parts.iter().find_map(|t| t.server_metrics.clone()),
     })
 }
 
@@ -1050,6 +1052,7 @@ mod tests {
             stages: Vec::new(),
             batches: Vec::new(),
             accounting: None,
+            server_metrics: None,
         };
         MergeInput {
             source: format!("shard{index}.json"),

@@ -15,6 +15,7 @@ mod ledger;
 mod preflight;
 mod recorder;
 mod request;
+mod scrape;
 mod sink;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -771,6 +772,7 @@ pub async fn run(
     wait_for_start_at(plan, &stop).await;
     let started_at = SystemTime::now();
     let start = Instant::now();
+    let scrapers = start_scrapers(plan, &mocks, started_at);
     let (record_tx, record_rx) = mpsc::channel::<RequestRecord>(16 * 1024);
     let target_count = plan.targets.len();
     let ledger = Arc::new(Ledger::new(target_count));
@@ -849,6 +851,15 @@ pub async fn run(
     })?;
     let aborted: Vec<u64> = (0..target_count).map(|t| ledger.aborted(t)).collect();
     let ended_at = SystemTime::now();
+    // The last scrape runs while an embedded mock still serves its page.
+    let mut server_metrics = Vec::with_capacity(scrapers.len());
+    for scraper in scrapers {
+        server_metrics.push(match scraper {
+            Some(Ok(scraper)) => Some(Ok(scraper.finish().await)),
+            Some(Err(message)) => Some(Err(message)),
+            None => None,
+        });
+    }
     drop(mocks);
 
     let budget_stopped = guard.as_ref().is_some_and(|g| g.exhausted());
@@ -867,6 +878,7 @@ pub async fn run(
         start.elapsed(),
         status,
     );
+    finish::server_metrics(&mut results, server_metrics, plan, started_at);
     check_books(&mut results, &ledger, &received, &generator_failures);
     finish::degraded_if_drover_failed(&mut results, &generator_failures);
     if let Some(shadow) = plan.shadow {
@@ -880,13 +892,49 @@ pub async fn run(
     Ok(results)
 }
 
+/// A target's index and its embedded mock.
+type TargetMock = (usize, MockHandle);
+
+/// Starts scraping the server metrics of every target that asks for them (an embedded mock's
+/// own page when no URL is given), on the run's series time base. A scraper that cannot start
+/// leaves its target's `server_metrics` saying why.
+fn start_scrapers(
+    plan: &RunPlan,
+    mocks: &[TargetMock],
+    started_at: SystemTime,
+) -> Vec<Option<Result<scrape::Scraper, String>>> {
+    let origin_unix = started_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    plan.targets
+        .iter()
+        .enumerate()
+        .map(|(index, target)| {
+            let metrics = target.server_metrics.as_ref()?;
+            let url = match &metrics.url {
+                Some(url) => url.clone(),
+                None => {
+                    let mock = mocks.iter().find(|(i, _)| *i == index)?;
+                    format!("http://{}/metrics", mock.1.addr())
+                }
+            };
+            Some(scrape::Scraper::start(
+                metrics,
+                &url,
+                &target.tls,
+                origin_unix,
+            ))
+        })
+        .collect()
+}
+
 /// Starts each target's embedded mock (kept running while the handles live) and builds every
 /// target's context: its HTTP client, base URL and redactor.
 fn start_targets(
     plan: &RunPlan,
-) -> Result<(Vec<MockHandle>, Vec<Arc<TargetContext>>), DriverError> {
+) -> Result<(Vec<TargetMock>, Vec<Arc<TargetContext>>), DriverError> {
     let redactor = Redactor::new(plan.secrets());
-    let mut mocks: Vec<MockHandle> = Vec::new();
+    let mut mocks: Vec<TargetMock> = Vec::new();
     let mut targets = Vec::new();
     for (index, target) in plan.targets.iter().enumerate() {
         let base_url = match &target.endpoint {
@@ -904,7 +952,7 @@ fn start_targets(
                     }
                 })?;
                 let url = handle.base_url();
-                mocks.push(handle);
+                mocks.push((index, handle));
                 url
             }
         };

@@ -125,6 +125,7 @@ impl Recorder {
             stages: self.stage_results(plan, index),
             batches: Vec::new(),
             accounting: None,
+            server_metrics: None,
         }
     }
 

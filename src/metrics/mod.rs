@@ -5,6 +5,7 @@
 mod assemble;
 pub mod paired;
 mod series;
+pub mod server;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};

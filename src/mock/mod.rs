@@ -1,7 +1,8 @@
 //! The built-in mock LLM server: an OpenAI-compatible `POST /v1/chat/completions`, the Anthropic
 //! Messages API's `POST /v1/messages` (each streaming and not), the Responses, completions and
-//! embeddings APIs, OpenAI's Batch API, Anthropic's Message Batches and `GET /v1/models` on hyper, with configurable, time-faithful latency and an optional capacity
-//! model (decode slots).
+//! embeddings APIs, OpenAI's Batch API, Anthropic's Message Batches, `GET /v1/models` and a
+//! Prometheus `GET /metrics` in vLLM's names on hyper, with configurable, time-faithful latency
+//! and an optional capacity model (decode slots).
 //!
 //! Tokens are scheduled at absolute deadlines (`start + ttft + Σ gaps`) rather than by repeated
 //! sleeps, so delays do not drift. Tests can steer single requests with `x-mock-*` headers (see
@@ -13,6 +14,7 @@ pub mod faults;
 mod latency;
 mod message_batches;
 pub mod openai;
+mod server_metrics;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -151,6 +153,8 @@ pub(crate) struct MockState {
     pub(crate) prompt_cache: PromptCache,
     /// The decode slots of the capacity model (`None`: unlimited).
     pub(crate) slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// What `GET /metrics` shows.
+    pub(crate) gauges: Arc<server_metrics::ServerGauges>,
 }
 
 /// Hashes of message prefixes the mock has seen, for its simulated prompt cache.
@@ -327,6 +331,7 @@ pub fn start(config: MockConfig, options: MockOptions) -> std::io::Result<MockHa
     let config_slots = config
         .decode_slots
         .map(|slots| Arc::new(tokio::sync::Semaphore::new(slots.max(1) as usize)));
+    let gauges = Arc::new(server_metrics::ServerGauges::new(config.decode_slots));
     let state = Arc::new(MockState {
         config,
         required_key: options.required_key,
@@ -339,6 +344,7 @@ pub fn start(config: MockConfig, options: MockOptions) -> std::io::Result<MockHa
         batches: batch::BatchStore::default(),
         message_batches: message_batches::MessageBatchStore::default(),
         prompt_cache: PromptCache::default(),
+        gauges,
         slots: config_slots,
     });
     let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel();

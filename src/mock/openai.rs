@@ -29,7 +29,7 @@ use rand::SeedableRng;
 use serde_json::{json, Value};
 
 use super::faults::Fault;
-use super::{LatencyModel, MockConfig, MockState};
+use super::{server_metrics, LatencyModel, MockConfig, MockState};
 
 mod embeddings;
 mod responses;
@@ -94,6 +94,18 @@ pub(crate) async fn handle(
             StatusCode::OK,
             json!({ "injected": state.faults_injected.snapshot() }),
         ),
+        (Method::GET, "/metrics") => Response::builder()
+            .status(StatusCode::OK)
+            .header(
+                header::CONTENT_TYPE,
+                crate::protocol::prometheus::CONTENT_TYPE,
+            )
+            .body(
+                Full::new(Bytes::from(state.gauges.page()))
+                    .map_err(|never: Infallible| match never {})
+                    .boxed(),
+            )
+            .expect("static response parts are valid"),
         (Method::GET, "/v1/models" | "/models") => json_response(
             StatusCode::OK,
             json!({
@@ -519,18 +531,27 @@ async fn chat_completions(
     }
     state.completions.fetch_add(1, Ordering::Relaxed);
     // The capacity model: wait for a decode slot, and time the answer from when one is free.
+    let arrived = received;
     let (slot, received) = match &state.slots {
-        Some(slots) => match slots.clone().acquire_owned().await {
-            Ok(permit) => (Some(permit), Instant::now()),
-            Err(_) => (None, received),
-        },
+        Some(slots) => {
+            let _waiting = state.gauges.waiting();
+            match slots.clone().acquire_owned().await {
+                Ok(permit) => (Some(permit), Instant::now()),
+                Err(_) => (None, received),
+            }
+        }
         None => (None, received),
     };
+    let mut busy =
+        server_metrics::Busy::start(state.gauges.clone(), slot, arrived, job.prompt_tokens);
     Ok(if job.stream {
-        stream_response(job, fault, state, id, received, slot)
+        stream_response(job, fault, state, id, received, busy)
     } else {
+        let first_token_at = received + job.delays.first().copied().unwrap_or_default();
+        let tokens = u64::from(job.tokens);
         let response = complete_response(job, state, id, received).await;
-        drop(slot);
+        busy.tokens(tokens, first_token_at);
+        drop(busy);
         response
     })
 }
@@ -986,8 +1007,9 @@ struct StreamState {
     fault_at: usize,
     /// Slow drip: bytes still to send, one at a time.
     dripping: Option<VecDeque<u8>>,
-    /// The decode slot this answer holds until its stream is dropped (capacity model).
-    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Running until the stream is dropped, with the decode slot it holds (capacity model);
+    /// counts the stream's tokens for `/metrics`.
+    busy: server_metrics::Busy,
     /// The next event's `sequence_number` (Responses API streams).
     sequence: u64,
 }
@@ -1039,6 +1061,7 @@ impl StreamState {
             None => self.state.record_first_token(now - self.received),
             Some(previous) => self.state.record_token_gap(now - previous),
         }
+        self.busy.token(now);
         self.last_emit = Some(now);
     }
 
@@ -1297,7 +1320,7 @@ fn stream_response(
     state: Arc<MockState>,
     id: u64,
     received: Instant,
-    slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    busy: server_metrics::Busy,
 ) -> Response<MockBody> {
     let step = if job.prelude.is_some() {
         Step::Prelude
@@ -1337,7 +1360,7 @@ fn stream_response(
         fault,
         fault_at: job.tokens as usize / 2,
         dripping: None,
-        _slot: slot,
+        busy,
         sequence: 0,
         job,
         state,

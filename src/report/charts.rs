@@ -197,6 +197,112 @@ fn over_time_panels(report: &Report) -> Vec<Panel> {
         .collect()
 }
 
+/// The server's scraped queue and KV cache above the client's TTFT, second by second on the
+/// same clock (empty panels when no target scraped its server).
+fn server_panels(report: &Report) -> Vec<Panel> {
+    type Pick = fn(&crate::results::server::ServerPoint) -> Option<f64>;
+    /// A panel's title and unit, and its lines: name suffix, value, dashed.
+    type PanelSpec = (&'static str, &'static str, Vec<(&'static str, Pick, bool)>);
+    let server: [PanelSpec; 2] = [
+        (
+            "Server: requests running and waiting (scraped)",
+            "requests",
+            vec![
+                (" running", |p| p.running, false),
+                (" waiting", |p| p.waiting, true),
+            ],
+        ),
+        (
+            "Server: KV-cache usage (scraped)",
+            "%",
+            vec![(" KV cache", |p| p.kv_usage.map(|u| 100.0 * u), false)],
+        ),
+    ];
+    let targets: Vec<(usize, usize)> = report
+        .series()
+        .into_iter()
+        .filter(|&(input, target)| {
+            report.inputs[input].results.targets[target]
+                .server_metrics
+                .is_some()
+        })
+        .collect();
+    if targets.is_empty() {
+        return Vec::new();
+    }
+    let mut panels: Vec<Panel> = server
+        .into_iter()
+        .map(|(title, unit, picks)| {
+            let mut lines = Vec::new();
+            for (color, &(input, target)) in targets.iter().enumerate() {
+                let Some(metrics) = &report.inputs[input].results.targets[target].server_metrics
+                else {
+                    continue;
+                };
+                for (suffix, pick, dashed) in &picks {
+                    let points: Vec<(f64, f64)> = metrics
+                        .points
+                        .iter()
+                        .filter_map(|p| pick(p).map(|v| (p.t_s, v)))
+                        .collect();
+                    if !points.is_empty() {
+                        lines.push(Line {
+                            name: format!("{}{suffix}", report.series_name(input, target)),
+                            color,
+                            dashed: *dashed,
+                            points,
+                        });
+                    }
+                }
+            }
+            Panel {
+                title: title.into(),
+                x_desc: "seconds since start".into(),
+                y_desc: unit.into(),
+                x_nines: false,
+                lines,
+            }
+        })
+        .collect();
+    let mut ttft = Vec::new();
+    for (color, &(input, target)) in targets.iter().enumerate() {
+        let results = &report.inputs[input].results.targets[target];
+        for (suffix, pick) in [
+            (
+                " p50",
+                (|p| p.ttft_p50_ms) as fn(&crate::results::SeriesPoint) -> Option<f64>,
+            ),
+            (" p99", |p| p.ttft_p99_ms),
+        ] {
+            // A point covers [second, second + step): drawn at its middle, as the server's
+            // scrapes are at their instants.
+            let half_step = results.series_step_s.max(1) as f64 / 2.0;
+            let points: Vec<(f64, f64)> = results
+                .series
+                .iter()
+                .filter_map(|p| pick(p).map(|v| (p.second as f64 + half_step, v)))
+                .collect();
+            if !points.is_empty() {
+                ttft.push(Line {
+                    name: format!("{} TTFT{suffix}", report.series_name(input, target)),
+                    color,
+                    dashed: suffix == " p99",
+                    points,
+                });
+            }
+        }
+    }
+    panels.push(Panel {
+        title: "Client: TTFT per second (p50, p99)".into(),
+        x_desc: "seconds since start".into(),
+        y_desc: "ms".into(),
+        x_nines: false,
+        lines: ttft,
+    });
+    panels.retain(|p| !p.lines.is_empty());
+    panels
+}
+
 fn throughput_panel(report: &Report) -> Panel {
     let mut lines = Vec::new();
     for (color, (input, target)) in report.series().into_iter().enumerate() {
@@ -323,6 +429,12 @@ pub fn build(report: &Report) -> Result<Vec<Chart>, ReportError> {
             "Activity over time",
             "Per second of the run, by completion time.",
             over_time_panels(report),
+        ),
+        (
+            "server",
+            "Server metrics against client latency",
+            "Scraped from the server's /metrics on the run's clock: the requests it ran and queued and its KV-cache usage, above the TTFT drover measured in the same seconds.",
+            server_panels(report),
         ),
         (
             "paired-differences",

@@ -299,6 +299,99 @@ pub fn shard_lines(results: &crate::results::RunResults) -> Vec<String> {
     lines
 }
 
+/// What each target's server said about itself (scraped `/metrics`): its queue, KV cache and
+/// token rates, its own latencies beside drover's, and the saturation verdict.
+pub fn server_lines(results: &crate::results::RunResults) -> Vec<String> {
+    let mut lines = Vec::new();
+    for target in &results.targets {
+        let Some(metrics) = &target.server_metrics else {
+            continue;
+        };
+        let s = &metrics.summary;
+        let failed: u64 = metrics.failed.values().sum();
+        let mut figures = vec![format!(
+            "{} scrapes every {}s{}",
+            metrics.scrapes,
+            metrics.every_s,
+            if failed > 0 {
+                format!(" ({failed} failed)")
+            } else {
+                String::new()
+            }
+        )];
+        let pair = |name: &str, max: Option<f64>, mean: Option<f64>| {
+            max.zip(mean)
+                .map(|(max, mean)| format!("{name} max {max:.0}, mean {mean:.1}"))
+        };
+        figures.extend(pair("running", s.max_running, s.mean_running));
+        figures.extend(pair("waiting", s.max_waiting, s.mean_waiting));
+        if let (Some(mean), Some(max)) = (s.mean_kv_usage, s.max_kv_usage) {
+            figures.push(format!(
+                "KV cache mean {:.0}%, max {:.0}%",
+                100.0 * mean,
+                100.0 * max
+            ));
+        }
+        if let Some(rate) = s.prefix_cache_hit_rate {
+            figures.push(format!("prefix cache hits {:.1}%", 100.0 * rate));
+        }
+        if let Some(rate) = s.prompt_tokens_per_s {
+            figures.push(format!("prompt {} tok/s", thousands(rate.round() as u64)));
+        }
+        if let Some(rate) = s.generation_tokens_per_s {
+            figures.push(format!(
+                "generation {} tok/s",
+                thousands(rate.round() as u64)
+            ));
+        }
+        lines.push(format!(
+            "server {} ({}): {}",
+            target.name,
+            metrics.server,
+            figures.join("; ")
+        ));
+        for (label, server, client) in [
+            ("TTFT", &s.ttft_ms, target.summary.latency_ms.get("ttft")),
+            ("E2E", &s.e2e_ms, target.summary.latency_ms.get("e2e")),
+        ] {
+            let Some(server) = server else { continue };
+            let mut line = format!(
+                "server {} {label} p50 {:.1} ms, p99 {:.1} ms over {:.0} requests (its buckets, interpolated)",
+                target.name, server.p50, server.p99, server.count
+            );
+            if let Some(client) = client.filter(|c| c.count > 0) {
+                line.push_str(&format!(
+                    "; drover measured p50 {:.1} ms, p99 {:.1} ms: the p50's {} is network, queueing before the server and the client",
+                    client.p50,
+                    client.p99,
+                    signed_ms(client.p50 - server.p50)
+                ));
+            }
+            lines.push(line);
+        }
+        if let Some(queue) = &s.queue_ms {
+            lines.push(format!(
+                "server {} queue time p50 {:.1} ms, p99 {:.1} ms",
+                target.name, queue.p50, queue.p99
+            ));
+        }
+        if metrics.saturation.is_empty() {
+            lines.push(format!(
+                "server {}: no sign of saturation (queue did not grow, KV cache not full)",
+                target.name
+            ));
+        } else {
+            for sign in &metrics.saturation {
+                lines.push(format!("server {}: SATURATED: {sign}", target.name));
+            }
+        }
+        if let Some(stopped) = &metrics.stopped {
+            lines.push(format!("server {}: scraping {stopped}", target.name));
+        }
+    }
+    lines
+}
+
 pub fn workload_lines(results: &crate::results::RunResults) -> Vec<String> {
     let mut out = Vec::new();
     let p50_precise = |group: &crate::results::GroupResults, metric: &str| {

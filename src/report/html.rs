@@ -171,6 +171,27 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
                 .map(move |line| format!("{}: {line}", input.label))
         })
         .collect();
+    let server: Vec<String> = report
+        .inputs
+        .iter()
+        .flat_map(|input| {
+            super::format::server_lines(&input.results)
+                .into_iter()
+                .map(move |line| format!("{}: {line}", input.label))
+        })
+        .collect();
+    if !server.is_empty() {
+        out.push_str("<section id=\"server-metrics\"><h2>Server metrics</h2><ul>");
+        for line in &server {
+            let class = if line.contains("SATURATED") {
+                " class=\"fail\""
+            } else {
+                ""
+            };
+            let _ = write!(out, "<li{class}>{}</li>", escape(line));
+        }
+        out.push_str("</ul></section>\n");
+    }
     let shards: Vec<String> = report
         .inputs
         .iter()

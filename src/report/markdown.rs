@@ -112,6 +112,15 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
         }
     }
     for input in &report.inputs {
+        let server = format::server_lines(&input.results);
+        if !server.is_empty() {
+            let _ = writeln!(out, "\n## Server metrics: {}\n", cell(&input.label));
+            for line in server {
+                let _ = writeln!(out, "- {}", cell(&line));
+            }
+        }
+    }
+    for input in &report.inputs {
         let shards = format::shard_lines(&input.results);
         if !shards.is_empty() {
             let _ = writeln!(out, "\n## Shards: {}\n", cell(&input.label));

@@ -268,6 +268,13 @@ pub fn summary(results: &RunResults) -> String {
             let _ = writeln!(out, "{line}");
         }
     }
+    let server = format::server_lines(results);
+    if !server.is_empty() {
+        out.push('\n');
+        for line in server {
+            let _ = writeln!(out, "{line}");
+        }
+    }
     let slo = format::slo_lines(results);
     if !slo.is_empty() {
         out.push('\n');

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod migration;
 pub mod paired;
+pub mod server;
 pub mod slo;
 
 /// Schema identifier written into every results file.
@@ -276,6 +277,9 @@ pub struct TargetResults {
     /// in files written before drover kept them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accounting: Option<Accounting>,
+    /// The server's own metrics, scraped during the run (`server_metrics`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_metrics: Option<server::ServerMetricsResults>,
 }
 
 /// Every request a run started ends in exactly one record (ok, an error class, or `internal`)

@@ -415,6 +415,8 @@ pub struct TargetPlan {
     pub batch_price: Option<crate::cost::Price>,
     /// This target's own spend cap.
     pub budget: Option<f64>,
+    /// The server's metrics, scraped during the run.
+    pub server_metrics: Option<ServerMetricsPlan>,
 }
 
 impl TargetPlan {
@@ -506,6 +508,25 @@ pub struct TlsOptions {
     pub extra_roots: Vec<Vec<u8>>,
     /// Skip certificate verification entirely.
     pub insecure: bool,
+}
+
+/// What to scrape of a target's server, and the bounds of each scrape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerMetricsPlan {
+    /// `None`: the target's embedded mock's `/metrics`.
+    pub url: Option<String>,
+    pub every: Duration,
+    pub timeout: Duration,
+    pub max_bytes: usize,
+    pub max_samples: usize,
+    /// Names or `*` patterns of series kept as they are.
+    pub keep: Vec<String>,
+}
+
+impl ServerMetricsPlan {
+    pub const DEFAULT_EVERY: Duration = Duration::from_secs(1);
+    pub const DEFAULT_MAX_BYTES: usize = 4 * 1024 * 1024;
+    pub const DEFAULT_MAX_SAMPLES: usize = 20_000;
 }
 
 /// A target's timeouts (see [`TimeoutKind`](crate::record::TimeoutKind)).

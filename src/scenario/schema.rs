@@ -240,6 +240,31 @@ pub struct TargetSpec {
     pub tokenizer: Option<crate::tokenizer::Encoding>,
     /// Rules that send some classes through the Batch API instead (a hybrid router).
     pub routing: Option<Vec<RouteSpec>>,
+    /// Scrape the server's Prometheus `/metrics` during the run (an embedded mock's own without
+    /// `url`).
+    pub server_metrics: Option<ServerMetricsSpec>,
+}
+
+/// `server_metrics = { url = "http://host:port/metrics", every = "1s" }`: what to scrape, how
+/// often, and the bounds that keep a slow, huge or wrong endpoint from costing the run anything.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerMetricsSpec {
+    /// The page's URL; required unless the target is an embedded mock.
+    pub url: Option<String>,
+    /// How often it is scraped (default 1s, at least 100ms).
+    pub every: Option<HumanDuration>,
+    /// How long one scrape may take (default and at most `every`).
+    pub timeout: Option<HumanDuration>,
+    /// The largest page read, in bytes (default 4 MiB, at most 64 MiB); a larger one is
+    /// abandoned and reported.
+    pub max_bytes: Option<u64>,
+    /// Samples read from one page (default 20,000); later ones are dropped and counted.
+    pub max_samples: Option<u32>,
+    /// Series kept as they are besides the known figures: metric names, `*` matching any run
+    /// of characters (`"vllm:num_preemptions_total"`, `"vllm:spec_decode_*"`).
+    #[serde(default)]
+    pub keep: Vec<String>,
 }
 
 impl TargetSpec {

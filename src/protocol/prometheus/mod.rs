@@ -13,7 +13,7 @@ mod write;
 
 use std::collections::BTreeMap;
 
-pub use write::Writer;
+pub use write::{Writer, CONTENT_TYPE};
 
 /// One sample: a metric name, its labels in the order given, and its value.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,7 +101,9 @@ impl Exposition {
         self.named(name)
             .map(|s| s.value)
             .filter(|v| v.is_finite())
-            .fold(None, |acc: Option<f64>, v| Some(acc.map_or(v, |a| a.max(v))))
+            .fold(None, |acc: Option<f64>, v| {
+                Some(acc.map_or(v, |a| a.max(v)))
+            })
     }
 
     /// The histogram family `name` (`name_bucket`, `name_sum`, `name_count`), its label sets
@@ -209,7 +211,9 @@ impl Histogram {
                 if in_bucket <= 0.0 {
                     return Some(bound);
                 }
-                return Some(lower_bound + (bound - lower_bound) * (rank - lower_count) / in_bucket);
+                return Some(
+                    lower_bound + (bound - lower_bound) * (rank - lower_count) / in_bucket,
+                );
             }
             lower_bound = bound;
             lower_count = cumulative;
@@ -388,7 +392,10 @@ demo_nan NaN
             Some(&MetricType::Histogram)
         );
         let odd = page.named("odd").next().unwrap();
-        assert_eq!(odd.label("path"), Some("a \"quoted\" \\ value, with = and }"));
+        assert_eq!(
+            odd.label("path"),
+            Some("a \"quoted\" \\ value, with = and }")
+        );
         assert_eq!(odd.value, 1000.0);
         // NaN is read, and left out of sums.
         assert!(page.named("demo_nan").next().unwrap().value.is_nan());
@@ -423,7 +430,10 @@ demo_nan NaN
             count: 6.0,
         };
         let new = later.since(&earlier);
-        assert_eq!(new.buckets, vec![(0.1, 0.0), (1.0, 3.0), (f64::INFINITY, 4.0)]);
+        assert_eq!(
+            new.buckets,
+            vec![(0.1, 0.0), (1.0, 3.0), (f64::INFINITY, 4.0)]
+        );
         assert_eq!((new.sum, new.count), (5.0, 4.0));
         // A restarted server: the later scrape is taken whole.
         assert_eq!(earlier.since(&later), earlier);
@@ -472,7 +482,9 @@ demo_nan NaN
     fn any_input_is_read_without_panicking() {
         use rand::{RngExt, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let alphabet: Vec<char> = "ab_:{}=\",\\ \n#+-.0123456789eInfNa\u{e9}".chars().collect();
+        let alphabet: Vec<char> = "ab_:{}=\",\\ \n#+-.0123456789eInfNa\u{e9}"
+            .chars()
+            .collect();
         for _ in 0..2_000 {
             let len = rng.random_range(0..80);
             let text: String = (0..len)

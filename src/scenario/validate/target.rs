@@ -11,8 +11,8 @@ use crate::cost::{Currencies, PricedMode, PricingTable, TargetPricing};
 use crate::scenario::locate::KeyPath;
 use crate::scenario::schema::TargetMode;
 use crate::scenario::{
-    is_sensitive_header, BatchOptions, Endpoint, RetryPolicy, Secret, TargetPlan, Timeouts,
-    TlsOptions,
+    is_sensitive_header, BatchOptions, Endpoint, RetryPolicy, Secret, ServerMetricsPlan,
+    TargetPlan, Timeouts, TlsOptions,
 };
 
 use super::*;
@@ -95,6 +95,7 @@ pub(super) fn target_plan(
     let batch = batch_options(checker, &key.key("batch"), spec);
     let batch_price = routed_batch_price(checker, key, spec, table, currencies);
     let price = target_price(checker, &key.key("pricing"), table, currencies, spec);
+    let server_metrics = server_metrics(checker, &key.key("server_metrics"), spec);
     let endpoint = endpoint?;
     Some(TargetPlan {
         name: spec.name.clone(),
@@ -127,6 +128,90 @@ pub(super) fn target_plan(
         batch_classes: Vec::new(),
         batch_price,
         budget: spec.pricing.as_ref().and_then(|p| p.budget),
+        server_metrics,
+    })
+}
+
+/// `server_metrics`: a URL (unless the target is an embedded mock, which serves its own), and
+/// bounds within reason.
+fn server_metrics(
+    checker: &mut Checker,
+    key: &KeyPath,
+    spec: &TargetSpec,
+) -> Option<ServerMetricsPlan> {
+    let metrics = spec.server_metrics.as_ref()?;
+    match &metrics.url {
+        Some(url) => {
+            let valid = url.parse::<http::Uri>().is_ok_and(|uri| {
+                matches!(uri.scheme_str(), Some("http") | Some("https")) && uri.host().is_some()
+            });
+            if !valid {
+                checker.fail(
+                    &key.key("url"),
+                    format!(
+                        "\"{url}\" is not an http:// or https:// URL (e.g. http://10.0.0.5:8000/metrics)"
+                    ),
+                );
+            }
+        }
+        None if spec.mock.is_some() => {}
+        None => checker.fail(
+            key,
+            "needs url (the server's Prometheus page, e.g. http://10.0.0.5:8000/metrics); only an embedded mock serves its own",
+        ),
+    }
+    let every = metrics
+        .every
+        .map_or(ServerMetricsPlan::DEFAULT_EVERY, |d| d.0);
+    if every < Duration::from_millis(100) || every > Duration::from_secs(3600) {
+        checker.fail(&key.key("every"), "must be from 100ms to 1h");
+    }
+    let timeout = metrics.timeout.map_or(every, |d| d.0);
+    if timeout.is_zero() || timeout > every {
+        checker.fail(
+            &key.key("timeout"),
+            format!(
+                "must be more than 0 and at most every ({}): one scrape at a time",
+                humantime::format_duration(every)
+            ),
+        );
+    }
+    let max_bytes = metrics
+        .max_bytes
+        .map_or(ServerMetricsPlan::DEFAULT_MAX_BYTES as u64, |b| b);
+    if !(1024..=64 * 1024 * 1024).contains(&max_bytes) {
+        checker.fail(
+            &key.key("max_bytes"),
+            "must be from 1024 to 67108864 (64 MiB)",
+        );
+    }
+    let max_samples = metrics
+        .max_samples
+        .map_or(ServerMetricsPlan::DEFAULT_MAX_SAMPLES as u32, |n| n);
+    if !(1..=1_000_000).contains(&max_samples) {
+        checker.fail(&key.key("max_samples"), "must be from 1 to 1000000");
+    }
+    for (i, pattern) in metrics.keep.iter().enumerate() {
+        let valid = !pattern.is_empty()
+            && pattern
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '*'));
+        if !valid {
+            checker.fail(
+                &key.key("keep").index(i),
+                format!(
+                    "\"{pattern}\" is not a metric name or a pattern of one (letters, digits, _, : and *)"
+                ),
+            );
+        }
+    }
+    Some(ServerMetricsPlan {
+        url: metrics.url.clone(),
+        every,
+        timeout,
+        max_bytes: max_bytes as usize,
+        max_samples: max_samples as usize,
+        keep: metrics.keep.clone(),
     })
 }
 
