@@ -14,6 +14,7 @@ mod compare;
 mod faults;
 mod hostile;
 mod migration;
+mod server_metrics;
 mod shards;
 mod slo;
 mod spend;

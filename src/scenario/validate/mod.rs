@@ -713,6 +713,65 @@ requests = 10
     }
 
     #[test]
+    fn server_metrics_are_checked_with_their_place() {
+        let with = |metrics: &str, real: bool| {
+            let mut text = BASE.replace(
+                "model = \"mock\"",
+                &format!("model = \"mock\"\nserver_metrics = {metrics}"),
+            );
+            if real {
+                text = text.replace(
+                    "[targets.mock]\nttft = \"10ms\"",
+                    "base_url = \"http://127.0.0.1:9/v1\"",
+                );
+            }
+            check(
+                &format!("{text}\n[load]\nkind = \"closed\"\nusers = 1\nrequests = 3\n"),
+                &|_| None,
+            )
+        };
+        // An embedded mock scrapes its own page; defaults filled in.
+        let plan = with("{ keep = [\"vllm:*\"] }", false).unwrap();
+        let metrics = plan.targets[0].server_metrics.clone().unwrap();
+        assert_eq!(metrics.url, None);
+        assert_eq!(metrics.every, Duration::from_secs(1));
+        assert_eq!(metrics.timeout, Duration::from_secs(1));
+        assert_eq!(metrics.max_bytes, 4 * 1024 * 1024);
+        // A real endpoint must say where its page is.
+        let error = with("{ every = \"2s\" }", true).unwrap_err();
+        assert!(
+            error.starts_with("s.toml:5:18: targets[0].server_metrics needs url"),
+            "{error}"
+        );
+        for (metrics, expected) in [
+            (
+                "{ url = \"ftp://x/metrics\" }",
+                "server_metrics.url \"ftp://x/metrics\" is not an http:// or https:// URL",
+            ),
+            (
+                "{ every = \"10ms\" }",
+                "server_metrics.every must be from 100ms to 1h",
+            ),
+            (
+                "{ every = \"1s\", timeout = \"2s\" }",
+                "server_metrics.timeout must be more than 0 and at most every (1s)",
+            ),
+            (
+                "{ max_bytes = 10 }",
+                "server_metrics.max_bytes must be from 1024",
+            ),
+            (
+                "{ keep = [\"vllm:num requests\"] }",
+                "server_metrics.keep[0] \"vllm:num requests\" is not a metric name",
+            ),
+            ("{ urls = \"x\" }", "unknown field `urls`"),
+        ] {
+            let error = with(metrics, false).unwrap_err();
+            assert!(error.contains(expected), "{metrics}: {error}");
+        }
+    }
+
+    #[test]
     fn closed_loop_rejects_open_loop_keys() {
         let text =
             format!("{BASE}\n[load]\nkind = \"closed\"\nusers = 2\nrate = 3\nrequests = 5\n");
