@@ -12,12 +12,14 @@
 //! - [`compare`]: a run against its baseline, for CI gates;
 //! - [`report`]: results files rendered side by side;
 //! - [`mock`]: the mock server on its own;
+//! - [`exposition`]: a run's live figures served in Prometheus text (`--metrics-addr`);
 //! - [`run`]: one run (and `drover validate`), which also starts a scenario's sweep or migration.
 
 pub mod archive;
 pub mod audit;
 pub mod calibrate;
 pub mod compare;
+pub mod exposition;
 pub mod merge;
 pub mod migration;
 pub mod mock;

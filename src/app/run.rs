@@ -48,6 +48,10 @@ pub struct RunRequest {
     pub start_at: Option<SystemTime>,
     /// Overrides applied to the scenario before validation (`--set`, then `DROVER_SET_*`).
     pub overrides: Vec<Override>,
+    /// Serve drover's live figures in Prometheus text here during the run.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// How long the live figures stay served after the run.
+    pub metrics_linger: Duration,
 }
 
 impl RunRequest {
@@ -68,6 +72,8 @@ impl RunRequest {
             allow_unpriced: false,
             start_at: None,
             overrides: Vec::new(),
+            metrics_addr: None,
+            metrics_linger: Duration::ZERO,
         }
     }
 
@@ -264,6 +270,13 @@ pub async fn execute(prepared: Prepared, stop: StopSignal) -> Outcome {
         request,
         ..
     } = prepared;
+    if plan.sweep.is_some() || plan.migration.is_some() {
+        if request.metrics_addr.is_some() {
+            eprintln!(
+                "warning: --metrics-addr serves a plain run's figures; a sweep's or a migration's are not served"
+            );
+        }
+    }
     if plan.sweep.is_some() {
         return super::sweep::run_and_report(&plan, &dir, stop).await;
     }
@@ -275,8 +288,26 @@ pub async fn execute(prepared: Prepared, stop: StopSignal) -> Outcome {
         };
         return super::migration::run_and_report(&plan, &dir, stop, phases).await;
     }
+    let exposition = match request.metrics_addr {
+        Some(addr) => match super::exposition::Exposition::serve(addr, &plan) {
+            Ok(exposition) => {
+                eprintln!(
+                    "live metrics: http://{}/metrics (Prometheus text)",
+                    exposition.addr()
+                );
+                Some(exposition)
+            }
+            Err(error) => {
+                eprintln!("error: --metrics-addr {addr}: cannot listen there: {error}");
+                return Outcome::RunFailed;
+            }
+        },
+        None => None,
+    };
+    let mut live = live_outputs(&plan, request.progress_style(), true);
+    live.extend(exposition.as_ref().map(super::exposition::Exposition::sink));
     let options = RunOptions {
-        live: live_outputs(&plan, request.progress_style(), true),
+        live,
         notices: stderr_notices(),
         checkpoint: Some(checkpoint_sink(&dir)),
         checkpoint_every: request.checkpoint_every,
@@ -294,7 +325,11 @@ pub async fn execute(prepared: Prepared, stop: StopSignal) -> Outcome {
     if let Some(slo) = &plan.slo {
         results.slo = Some(crate::slo::evaluate(slo, &results));
     }
-    if let Err(outcome) = write_and_report(&dir, &results) {
+    let written = write_and_report(&dir, &results);
+    if let Some(exposition) = exposition {
+        exposition.linger_and_stop(request.metrics_linger).await;
+    }
+    if let Err(outcome) = written {
         return outcome;
     }
     verdict_of(&results)

@@ -179,6 +179,14 @@ pub struct RunArgs {
     /// Job) whose run's verdict `drover merge` decides on the merged results.
     #[arg(long)]
     pub exit_zero_on_verdict: bool,
+    /// Serve drover's live figures (requests by outcome and class, in flight, TTFT/ITL/E2E and
+    /// schedule-lag histograms, output tokens, spend) in Prometheus text at
+    /// http://ADDR/metrics during the run (e.g. 127.0.0.1:9464; port 0 picks one).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Keep serving the final figures this long after the run, so that a last scrape sees them.
+    #[arg(long, default_value = "0s", value_parser = parse_duration, requires = "metrics_addr")]
+    pub metrics_linger: std::time::Duration,
 }
 
 /// `--color`.

@@ -101,6 +101,8 @@ async fn run(args: RunArgs) -> i32 {
         allow_unpriced: args.allow_unpriced,
         start_at: args.start_at,
         overrides,
+        metrics_addr: args.metrics_addr,
+        metrics_linger: args.metrics_linger,
     };
     if args.print_scenario {
         return exit::code(app::run::print_scenario(&request));

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Installs the official openai and anthropic Python SDKs into a virtualenv under target/ and runs
-# the interop checks against `drover mock` (the debug binary that `cargo test` built).
+# Installs the official openai and anthropic Python SDKs and the Prometheus Python client into a
+# virtualenv under target/ and runs the interop checks against `drover mock`, and drover's live
+# metrics against the client's parser (the debug binary that `cargo test` built).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 venv="$root/target/interop-venv"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'openai>=1.40,<3' 'anthropic>=0.40,<1'
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'openai>=1.40,<3' 'anthropic>=0.40,<1' \
+  'prometheus_client>=0.20,<1'
 cargo build --quiet --bin drover
 "$venv/bin/python" "$root/tests/interop/openai_sdk.py" "$root/target/debug/drover"
 "$venv/bin/python" "$root/tests/interop/anthropic_sdk.py" "$root/target/debug/drover"
+"$venv/bin/python" "$root/tests/interop/live_metrics.py" "$root/target/debug/drover"
