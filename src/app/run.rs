@@ -270,12 +270,10 @@ pub async fn execute(prepared: Prepared, stop: StopSignal) -> Outcome {
         request,
         ..
     } = prepared;
-    if plan.sweep.is_some() || plan.migration.is_some() {
-        if request.metrics_addr.is_some() {
-            eprintln!(
-                "warning: --metrics-addr serves a plain run's figures; a sweep's or a migration's are not served"
-            );
-        }
+    if (plan.sweep.is_some() || plan.migration.is_some()) && request.metrics_addr.is_some() {
+        eprintln!(
+            "warning: --metrics-addr serves a plain run's figures; a sweep's or a migration's are not served"
+        );
     }
     if plan.sweep.is_some() {
         return super::sweep::run_and_report(&plan, &dir, stop).await;
