@@ -835,16 +835,7 @@ pub async fn run(
     let mut batches = vec![Vec::new(); target_count];
     // A generator that panicked outside any request (each request's own panics are caught and
     // recorded) is reported; the books below show what it left unsent.
-    let mut generator_failures = Vec::new();
-    while let Some(joined) = generators.join_next().await {
-        match joined {
-            Ok((index, reports)) => batches[index].extend(reports),
-            Err(error) => generator_failures.push(match error.try_into_panic() {
-                Ok(panic) => panic_message(&*panic),
-                Err(error) => error.to_string(),
-            }),
-        }
-    }
+    let generator_failures = join_generators(&mut generators, &mut batches).await;
     let interrupted = *stop.sender.borrow();
     let (recorder, received) = collector.await.map_err(|error| DriverError::Internal {
         message: format!("the recorder failed: {error}"),
@@ -852,14 +843,7 @@ pub async fn run(
     let aborted: Vec<u64> = (0..target_count).map(|t| ledger.aborted(t)).collect();
     let ended_at = SystemTime::now();
     // The last scrape runs while an embedded mock still serves its page.
-    let mut server_metrics = Vec::with_capacity(scrapers.len());
-    for scraper in scrapers {
-        server_metrics.push(match scraper {
-            Some(Ok(scraper)) => Some(Ok(scraper.finish().await)),
-            Some(Err(message)) => Some(Err(message)),
-            None => None,
-        });
-    }
+    let server_metrics = finish_scrapers(scrapers).await;
     drop(mocks);
 
     let budget_stopped = guard.as_ref().is_some_and(|g| g.exhausted());
@@ -895,6 +879,26 @@ pub async fn run(
 /// A target's index and its embedded mock.
 type TargetMock = (usize, MockHandle);
 
+/// Waits for every generator: their Batch API reports go to their target's list; a generator
+/// that panicked outside any request (each request's own panics are caught and recorded) is
+/// returned as a failure.
+async fn join_generators(
+    generators: &mut JoinSet<(usize, Vec<crate::results::BatchResults>)>,
+    batches: &mut [Vec<crate::results::BatchResults>],
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    while let Some(joined) = generators.join_next().await {
+        match joined {
+            Ok((index, reports)) => batches[index].extend(reports),
+            Err(error) => failures.push(match error.try_into_panic() {
+                Ok(panic) => panic_message(&*panic),
+                Err(error) => error.to_string(),
+            }),
+        }
+    }
+    failures
+}
+
 /// Starts scraping the server metrics of every target that asks for them (an embedded mock's
 /// own page when no URL is given), on the run's series time base. A scraper that cannot start
 /// leaves its target's `server_metrics` saying why.
@@ -927,6 +931,24 @@ fn start_scrapers(
         })
         .collect()
 }
+
+/// Ends every target's scraping (each with one last scrape) and returns what each found.
+async fn finish_scrapers(
+    scrapers: Vec<Option<Result<scrape::Scraper, String>>>,
+) -> Vec<ScrapedServer> {
+    let mut found = Vec::with_capacity(scrapers.len());
+    for scraper in scrapers {
+        found.push(match scraper {
+            Some(Ok(scraper)) => Some(Ok(scraper.finish().await)),
+            Some(Err(message)) => Some(Err(message)),
+            None => None,
+        });
+    }
+    found
+}
+
+/// A target's scraped server metrics, why its scraper could not start, or nothing asked.
+type ScrapedServer = Option<Result<crate::results::server::ServerMetricsResults, String>>;
 
 /// Starts each target's embedded mock (kept running while the handles live) and builds every
 /// target's context: its HTTP client, base URL and redactor.
