@@ -36,6 +36,10 @@ pub struct SweepStep {
     /// The assertions that failed or were inconclusive.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missed: Vec<String>,
+    /// Whether the first target's server showed saturation in its scraped metrics (its queue
+    /// grew, or its KV cache stayed full); absent without `server_metrics`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_saturated: Option<bool>,
 }
 
 /// A whole sweep.
@@ -196,6 +200,7 @@ fn summarize(
         failed_fraction: 0.0,
         schedule_lag_p99_ms: None,
         missed,
+        server_saturated: None,
     };
     // A sweep's figures are the first target's (the one whose limit is sought); each step's
     // results file holds every target.
@@ -208,6 +213,10 @@ fn summarize(
         step.ttft_p99_ms = summary.latency_ms.get("ttft").map(|s| s.p99);
         step.e2e_p99_ms = summary.latency_ms.get("e2e").map(|s| s.p99);
         step.schedule_lag_p99_ms = summary.latency_ms.get("schedule_lag").map(|s| s.p99);
+        step.server_saturated = target
+            .server_metrics
+            .as_ref()
+            .map(|metrics| !metrics.saturation.is_empty());
         let finished = summary.requests.succeeded + summary.requests.failed;
         if finished > 0 {
             step.failed_fraction = summary.requests.failed as f64 / finished as f64;
@@ -229,6 +238,11 @@ pub fn step_line(over: &str, step: &SweepStep) -> String {
         ms(step.e2e_p99_ms),
         step.failed_fraction * 100.0
     );
+    match step.server_saturated {
+        Some(true) => line.push_str("  server SATURATED"),
+        Some(false) => line.push_str("  server not saturated"),
+        None => {}
+    }
     if !step.missed.is_empty() {
         line.push_str(&format!("  missed: {}", step.missed.join("; ")));
     }
@@ -242,7 +256,7 @@ pub fn knee_line(results: &SweepResults) -> String {
     } else {
         " users"
     };
-    match (results.knee, results.first_miss) {
+    let line = match (results.knee, results.first_miss) {
         (Some(knee), Some(miss)) => format!(
             "knee: {knee}{unit} is the highest load that met every SLO; {miss}{unit} did not (the limit lies between)"
         ),
@@ -253,6 +267,30 @@ pub fn knee_line(results: &SweepResults) -> String {
             "knee: none: the first step ({miss}{unit}) already missed the SLOs; start lower"
         ),
         (None, None) => "knee: none: no step finished".to_string(),
+    };
+    format!("{line}{}", server_explanation(results, unit))
+}
+
+/// What the server's own metrics say of the knee, where they were scraped: saturated from which
+/// step, or at none (then the limit is not the server's queue or cache).
+fn server_explanation(results: &SweepResults, unit: &str) -> String {
+    let scraped: Vec<&SweepStep> = results
+        .steps
+        .iter()
+        .filter(|s| s.server_saturated.is_some())
+        .collect();
+    if scraped.is_empty() {
+        return String::new();
+    }
+    match scraped.iter().find(|s| s.server_saturated == Some(true)) {
+        Some(first) => format!(
+            "; the server's own metrics show it saturated (queue growing or KV cache full) from {}{unit}",
+            first.value
+        ),
+        None => format!(
+            "; the server's own metrics show no saturation up to {}{unit}: the limit is not its queue or KV cache (look at the network, the client's schedule lag, or an SLO tighter than what the server does unloaded)",
+            scraped.last().map_or(0.0, |s| s.value)
+        ),
     }
 }
 
@@ -304,5 +342,62 @@ pub async fn run_and_report(plan: &RunPlan, dir: &Path, stop: StopSignal) -> Out
         Outcome::SloFailed
     } else {
         Outcome::Ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(value: f64, verdict: Verdict, server_saturated: Option<bool>) -> SweepStep {
+        let mut step = summarize(value, verdict, String::new(), Vec::new(), &empty_run());
+        step.server_saturated = server_saturated;
+        step
+    }
+
+    fn empty_run() -> RunResults {
+        serde_json::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/scenarios/baselines/ci-gate.json"
+            ))
+            .unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn sweep(steps: Vec<SweepStep>) -> SweepResults {
+        SweepResults {
+            scenario: "s".into(),
+            over: "rate".into(),
+            step_duration_s: 4.0,
+            knee: Some(30.0),
+            first_miss: Some(40.0),
+            steps,
+            interrupted: false,
+            budget_exhausted: false,
+            degraded_steps: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_knee_line_says_what_the_servers_metrics_show() {
+        let saturated = sweep(vec![
+            step(20.0, Verdict::Pass, Some(false)),
+            step(30.0, Verdict::Pass, Some(false)),
+            step(40.0, Verdict::Fail, Some(true)),
+        ]);
+        assert!(knee_line(&saturated).ends_with(
+            "; the server's own metrics show it saturated (queue growing or KV cache full) from 40 req/s"
+        ));
+        let never = sweep(vec![
+            step(20.0, Verdict::Pass, Some(false)),
+            step(40.0, Verdict::Fail, Some(false)),
+        ]);
+        assert!(knee_line(&never).contains("no saturation up to 40 req/s"));
+        assert!(step_line("rate", &saturated.steps[2]).contains("server SATURATED"));
+        // Without server metrics, nothing is said of the server.
+        let unscraped = sweep(vec![step(40.0, Verdict::Fail, None)]);
+        assert!(!knee_line(&unscraped).contains("server"));
     }
 }
