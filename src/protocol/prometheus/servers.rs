@@ -6,9 +6,9 @@
 //! |---|---|---|---|---|
 //! | running | `vllm:num_requests_running` | `sglang:num_running_reqs` | `tgi_batch_current_size` | `llamacpp:requests_processing` |
 //! | waiting | `vllm:num_requests_waiting` | `sglang:num_queue_reqs` | `tgi_queue_size` | `llamacpp:requests_deferred` |
-//! | KV-cache usage (0–1) | `vllm:kv_cache_usage_perc` (`vllm:gpu_cache_usage_perc` before 0.10) | `sglang:token_usage` | — | `llamacpp:kv_cache_usage_ratio` |
-//! | prefix-cache hits | `vllm:prefix_cache_hits_total` / `vllm:prefix_cache_queries_total` (`vllm:gpu_prefix_cache_hit_rate`) | `sglang:cache_hit_rate` | — | — |
-//! | prompt tokens | `vllm:prompt_tokens_total` | `sglang:prompt_tokens_total` | `tgi_request_input_length_sum` | `llamacpp:prompt_tokens_total` |
+//! | KV-cache usage (0–1) | `vllm:kv_cache_usage_perc` (`vllm:gpu_cache_usage_perc` before 0.10) | `sglang:token_usage` | — | `llamacpp:kv_cache_usage_ratio` (older servers) |
+//! | prefix-cache hits | `vllm:prefix_cache_hits_total` / `vllm:prefix_cache_queries_total` (`vllm:gpu_prefix_cache_hit_rate`) | `sglang:cache_hit_rate` | — | `llamacpp:prompt_tokens_cached_total` / all prompt tokens |
+//! | prompt tokens | `vllm:prompt_tokens_total` | `sglang:prompt_tokens_total` | `tgi_request_input_length_sum` | `llamacpp:prompt_tokens_total` + `llamacpp:prompt_tokens_cached_total` |
 //! | generated tokens | `vllm:generation_tokens_total` | `sglang:generation_tokens_total` | `tgi_request_generated_tokens_sum` | `llamacpp:tokens_predicted_total` |
 //! | TTFT | `vllm:time_to_first_token_seconds` | `sglang:time_to_first_token_seconds` | — | — |
 //! | end to end | `vllm:e2e_request_latency_seconds` | `sglang:e2e_request_latency_seconds` | `tgi_request_duration` | — |
@@ -119,15 +119,25 @@ pub fn figures(page: &Exposition) -> (ServerKind, Figures) {
             },
         )
     } else if has("llamacpp:") {
+        // Its prompt counter leaves out the tokens reused from its cache, which it counts apart
+        // (recent servers): together they are every prompt token, and the cached share is the
+        // prefix cache's hit rate.
+        let processed = page.sum("llamacpp:prompt_tokens_total");
+        let cached = page.sum("llamacpp:prompt_tokens_cached_total");
+        let prompt_tokens = match (processed, cached) {
+            (Some(processed), Some(cached)) => Some(processed + cached),
+            (processed, _) => processed,
+        };
         (
             ServerKind::LlamaCpp,
             Figures {
                 running: page.sum("llamacpp:requests_processing"),
                 waiting: page.sum("llamacpp:requests_deferred"),
+                // Exported by servers before late 2025 only.
                 kv_usage: page.max("llamacpp:kv_cache_usage_ratio"),
-                prefix_counts: None,
+                prefix_counts: cached.zip(prompt_tokens),
                 prefix_hit_rate: None,
-                prompt_tokens: page.sum("llamacpp:prompt_tokens_total"),
+                prompt_tokens,
                 generation_tokens: page.sum("llamacpp:tokens_predicted_total"),
                 ttft: None,
                 e2e: None,
@@ -143,6 +153,10 @@ pub fn figures(page: &Exposition) -> (ServerKind, Figures) {
 mod tests {
     use super::super::{parse, Limits};
     use super::*;
+
+    fn figures_of(page: &Exposition) -> Figures {
+        figures(page).1
+    }
 
     fn fixture(name: &str) -> Exposition {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -203,10 +217,18 @@ mod tests {
         assert_eq!(kind, ServerKind::LlamaCpp);
         assert_eq!(figures.running, Some(1.0));
         assert_eq!(figures.waiting, Some(2.0));
-        assert_eq!(figures.kv_usage, Some(0.21));
-        assert_eq!(figures.prompt_tokens, Some(6886.0));
+        assert_eq!(figures.kv_usage, None, "no longer exported");
+        // 6,886 processed and 2,114 from the cache: 9,000 prompt tokens, 2,114 of them hits.
+        assert_eq!(figures.prompt_tokens, Some(9000.0));
+        assert_eq!(figures.prefix_counts, Some((2114.0, 9000.0)));
         assert_eq!(figures.generation_tokens, Some(3469.0));
         assert_eq!(figures.ttft, None);
+        // An older server's KV-cache ratio is still read.
+        let older = parse(
+            "llamacpp:requests_processing 1\nllamacpp:kv_cache_usage_ratio 0.21\n",
+            &Limits::default(),
+        );
+        assert_eq!(figures_of(&older).kv_usage, Some(0.21));
     }
 
     #[test]
