@@ -68,8 +68,13 @@ impl ScrapeLog {
         let (kind, figures) = crate::protocol::prometheus::servers::figures(page);
         self.kind.get_or_insert(kind);
         self.scrapes += 1;
+        // A rate over much less than the scrape interval (the last scrape, right after the load
+        // ends) would magnify a counter's step into a spike: it is left out.
+        let min_dt = 0.5 * self.every_s;
         let rate = |now: Option<f64>, before: Option<f64>, dt: f64| match (now, before) {
-            (Some(now), Some(before)) if dt > 0.0 && now >= before => Some((now - before) / dt),
+            (Some(now), Some(before)) if dt > 0.0 && dt >= min_dt && now >= before => {
+                Some((now - before) / dt)
+            }
             _ => None,
         };
         let (prompt_rate, generation_rate) = match &self.latest {
@@ -351,21 +356,23 @@ mod tests {
         log.read(0.0, &vllm_page(1.0, 0.0, 0.1, 100.0, [10, 0, 0]));
         log.read(1.0, &vllm_page(4.0, 2.0, 0.5, 300.0, [10, 20, 0]));
         log.read(2.0, &vllm_page(4.0, 6.0, 0.9, 700.0, [10, 20, 20]));
+        // The last scrape, a moment after the previous one: no rate from it.
+        log.read(2.05, &vllm_page(4.0, 6.0, 0.9, 732.0, [10, 20, 20]));
         log.failed("timeout", "took longer than 1s".into());
         let results = log.into_results(1_000);
         assert_eq!(results.server, "vllm");
-        assert_eq!(results.scrapes, 3);
+        assert_eq!(results.scrapes, 4);
         assert_eq!(results.failed["timeout"], 1);
         let rates: Vec<Option<f64>> = results
             .points
             .iter()
             .map(|p| p.generation_tokens_per_s)
             .collect();
-        assert_eq!(rates, [None, Some(200.0), Some(400.0)]);
+        assert_eq!(rates, [None, Some(200.0), Some(400.0), None]);
         let summary = &results.summary;
         assert_eq!(summary.max_waiting, Some(6.0));
-        assert_eq!(summary.mean_running, Some(3.0));
-        assert_eq!(summary.generation_tokens_per_s, Some(300.0));
+        assert_eq!(summary.mean_running, Some(3.25));
+        assert!((summary.generation_tokens_per_s.unwrap() - 632.0 / 2.05).abs() < 1e-9);
         // 40 TTFTs during the run: 20 in (50, 100] ms, 20 in (100 ms, +Inf).
         let ttft = summary.ttft_ms.as_ref().unwrap();
         assert_eq!(ttft.count, 40.0);
@@ -373,7 +380,7 @@ mod tests {
         assert_eq!(ttft.p99, 100.0, "in +Inf: the highest finite bound");
         assert_eq!(
             results.kept["vllm:num_preemptions_total"],
-            vec![[0.0, 3.0], [1.0, 3.0], [2.0, 3.0]]
+            vec![[0.0, 3.0], [1.0, 3.0], [2.0, 3.0], [2.05, 3.0]]
         );
     }
 

@@ -214,14 +214,15 @@ mod tests {
     #[test]
     fn llama_cpp_names_map_to_the_figures() {
         let (kind, figures) = figures(&fixture("llamacpp.txt"));
+        // Recorded from a real llama-server with 2 slots, 60 requests deferred behind them.
         assert_eq!(kind, ServerKind::LlamaCpp);
-        assert_eq!(figures.running, Some(1.0));
-        assert_eq!(figures.waiting, Some(2.0));
+        assert_eq!(figures.running, Some(2.0));
+        assert_eq!(figures.waiting, Some(60.0));
         assert_eq!(figures.kv_usage, None, "no longer exported");
-        // 6,886 processed and 2,114 from the cache: 9,000 prompt tokens, 2,114 of them hits.
-        assert_eq!(figures.prompt_tokens, Some(9000.0));
-        assert_eq!(figures.prefix_counts, Some((2114.0, 9000.0)));
-        assert_eq!(figures.generation_tokens, Some(3469.0));
+        // 1,073 processed and 12 from the cache: 1,085 prompt tokens, 12 of them hits.
+        assert_eq!(figures.prompt_tokens, Some(1085.0));
+        assert_eq!(figures.prefix_counts, Some((12.0, 1085.0)));
+        assert_eq!(figures.generation_tokens, Some(328.0));
         assert_eq!(figures.ttft, None);
         // An older server's KV-cache ratio is still read.
         let older = parse(
