@@ -279,6 +279,8 @@ impl Exposition {
         let server = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
+                    // Out of descriptors, say: try again shortly rather than spin.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 };
                 let figures = shown.clone();
