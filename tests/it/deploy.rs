@@ -277,6 +277,27 @@ fn the_ci_recipe_runs_the_scenario_and_gates_on_the_committed_baseline() {
         position("drover compare \"$BASELINE\""),
     );
     assert!(build < run && run < compare);
+    // The JUnit publisher needs to create a check run.
+    assert_eq!(str_of(&workflow["permissions"]["checks"]), "write");
+    // A failed SLO (exit 7) still wrote results: the run step lets it through to the comparison
+    // and records it; a last step fails the job on it, whatever the comparison said.
+    let run_line = run_lines[run];
+    assert!(run_line.contains("set +e") && run_line.contains("exit_code=$code"));
+    assert!(run_line.contains("[ \"$code\" -ne 7 ]"), "{run_line}");
+    let slo_step = steps
+        .iter()
+        .find(|s| s["name"].as_str() == Some("Fail on the SLO verdict"))
+        .expect("a step that fails on the SLO verdict");
+    assert_eq!(
+        str_of(&slo_step["if"]),
+        "always() && steps.run.outputs.exit_code == '7'"
+    );
+    assert!(str_of(&slo_step["run"]).contains("exit 7"));
+    let run_id = steps
+        .iter()
+        .find(|s| s["run"].as_str().is_some_and(|r| r.contains("drover run")))
+        .and_then(|s| s["id"].as_str());
+    assert_eq!(run_id, Some("run"));
     let compare_line = run_lines[compare];
     assert!(compare_line.contains("--markdown \"$GITHUB_STEP_SUMMARY\""));
     assert!(compare_line.contains("--junit"));
