@@ -6,7 +6,7 @@
 //! 10 s by default). The shard count comes from the first results file found. At the deadline
 //! the merge goes on with what is there, and the shards still missing are reported as missing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -44,11 +44,18 @@ pub fn wait_for_shards(
 ) -> WaitEnd {
     let started = Instant::now();
     let mut last_report = started;
+    // Final results do not change: each is read once, not at every poll of a long wait.
+    let mut final_shards: BTreeMap<PathBuf, (u32, u32)> = BTreeMap::new();
     loop {
         let mut shard_count = None;
         let mut finished = BTreeSet::new();
         let mut stale = BTreeSet::new();
         for path in find() {
+            if let Some(&(count, index)) = final_shards.get(&path) {
+                shard_count.get_or_insert(count);
+                finished.insert(index);
+                continue;
+            }
             let Ok(results) = crate::report::read_results(&path) else {
                 continue;
             };
@@ -56,6 +63,7 @@ pub fn wait_for_shards(
             shard_count.get_or_insert(shard.count);
             if results.status != RunStatus::InProgress {
                 finished.insert(shard.index);
+                final_shards.insert(path, (shard.count, shard.index));
             } else if is_stale(&path, shard.start_at.as_deref(), stale_after) {
                 finished.insert(shard.index);
                 stale.insert(shard.index);

@@ -45,29 +45,12 @@ pub(super) fn paired(
     )
 }
 
-/// Each target's batch reports, with a warning for skipped lines and for a batch that did not
-/// complete.
 /// Each target's scraped server metrics, with a warning for scrapes that failed or stopped (a
 /// scraper that could not start is a warning too).
 pub(super) fn server_metrics(
     results: &mut RunResults,
     scraped: Vec<Option<Result<crate::results::server::ServerMetricsResults, String>>>,
-    plan: &RunPlan,
-    started_at: std::time::SystemTime,
 ) {
-    // An open loop's sending window, on the points' clock (which counts from the wall-clock
-    // second the run started in).
-    let sending_until = match &plan.load.shape {
-        crate::scenario::LoadShape::Open { stages, .. } => {
-            let sending: std::time::Duration =
-                stages.iter().filter_map(|stage| stage.duration).sum();
-            let start_offset = started_at
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0.0, |d| f64::from(d.subsec_nanos()) / 1e9);
-            Some(start_offset + sending.as_secs_f64())
-        }
-        _ => None,
-    };
     for (target, scraped) in results.targets.iter_mut().zip(scraped) {
         match scraped {
             None => {}
@@ -75,11 +58,7 @@ pub(super) fn server_metrics(
                 "target \"{}\": its server metrics could not be scraped: {message}",
                 target.name
             )),
-            Some(Ok(mut metrics)) => {
-                if sending_until.is_some() {
-                    metrics.saturation =
-                        crate::metrics::server::saturation(&metrics.points, sending_until);
-                }
+            Some(Ok(metrics)) => {
                 let failed: u64 = metrics.failed.values().sum();
                 if failed > 0 || metrics.stopped.is_some() {
                     let classes: Vec<String> = metrics
@@ -112,6 +91,8 @@ pub(super) fn server_metrics(
     }
 }
 
+/// Each target's batch reports, with a warning for skipped lines and for a batch that did not
+/// complete.
 pub(super) fn batch_reports(results: &mut RunResults, batches: Vec<Vec<BatchResults>>) {
     for (target, reports) in results.targets.iter_mut().zip(batches) {
         for report in &reports {

@@ -862,7 +862,7 @@ pub async fn run(
         start.elapsed(),
         status,
     );
-    finish::server_metrics(&mut results, server_metrics, plan, started_at);
+    finish::server_metrics(&mut results, server_metrics);
     check_books(&mut results, &ledger, &received, &generator_failures);
     finish::degraded_if_drover_failed(&mut results, &generator_failures);
     if let Some(shadow) = plan.shadow {
@@ -907,9 +907,19 @@ fn start_scrapers(
     mocks: &[TargetMock],
     started_at: SystemTime,
 ) -> Vec<Option<Result<scrape::Scraper, String>>> {
-    let origin_unix = started_at
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let origin_unix = crate::metrics::origin_unix(started_at);
+    // An open loop's sending window, on the points' clock (which counts from the wall-clock
+    // second the run started in): a backlog drained after it says nothing of saturation.
+    let sending_until = match &plan.load.shape {
+        LoadShape::Open { stages, .. } => {
+            let sending: Duration = stages.iter().filter_map(|stage| stage.duration).sum();
+            let start_offset = started_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| f64::from(d.subsec_nanos()) / 1e9);
+            Some(start_offset + sending.as_secs_f64())
+        }
+        LoadShape::Closed { .. } | LoadShape::Trace { .. } => None,
+    };
     plan.targets
         .iter()
         .enumerate()
@@ -927,6 +937,7 @@ fn start_scrapers(
                 &url,
                 &target.tls,
                 origin_unix,
+                sending_until,
             ))
         })
         .collect()

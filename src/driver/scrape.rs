@@ -40,12 +40,15 @@ struct Failure {
 }
 
 impl Scraper {
-    /// Starts scraping `url`; points count seconds from `origin_unix` (the run's series origin).
+    /// Starts scraping `url`; points count seconds from `origin_unix` (the run's series origin),
+    /// and saturation is judged on the scrapes up to `saturation_until` (an open loop's sending
+    /// window) when given.
     pub fn start(
         plan: &ServerMetricsPlan,
         url: &str,
         tls: &TlsOptions,
         origin_unix: u64,
+        saturation_until: Option<f64>,
     ) -> Result<Scraper, String> {
         let uri: Uri = url
             .parse()
@@ -58,7 +61,8 @@ impl Scraper {
         )
         .map_err(|e| e.to_string())?;
         let (stop, stopped) = watch::channel(false);
-        let log = ScrapeLog::new(shown(&uri), plan.every.as_secs_f64(), plan.keep.clone());
+        let log = ScrapeLog::new(shown(&uri), plan.every.as_secs_f64(), plan.keep.clone())
+            .judge_saturation_until(saturation_until);
         let task = tokio::spawn(scrape_loop(
             client,
             uri,
@@ -214,24 +218,24 @@ async fn fetch(client: &HttpClient, uri: &Uri, max_bytes: usize) -> Result<Strin
             unusable: status.is_client_error(),
         });
     }
-    let mut body = response.into_body();
-    let mut bytes: Vec<u8> = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| Failure {
-            class: "connection".into(),
-            message: format!("the page broke off: {e}"),
-            unusable: false,
-        })?;
-        if let Ok(data) = frame.into_data() {
-            if bytes.len() + data.len() > max_bytes {
-                return Err(Failure {
+    let bytes = http_body_util::Limited::new(response.into_body(), max_bytes)
+        .collect()
+        .await
+        .map_err(|error| {
+            if error.is::<http_body_util::LengthLimitError>() {
+                Failure {
                     class: "too_large".into(),
                     message: format!("the page is larger than max_bytes ({max_bytes} bytes)"),
                     unusable: true,
-                });
+                }
+            } else {
+                Failure {
+                    class: "connection".into(),
+                    message: format!("the page broke off: {error}"),
+                    unusable: false,
+                }
             }
-            bytes.extend_from_slice(&data);
-        }
-    }
+        })?
+        .to_bytes();
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use hdrhistogram::Histogram;
 
 pub use crate::hist::{decode_histogram, encode_histogram, micros, new_histogram, stat_ms};
-pub use series::{fill_gaps, PointSum, Series, MAX_POINTS};
+pub use series::{fill_gaps, origin_unix, PointSum, Series, MAX_POINTS};
 
 use crate::cost::{Cost, Price, Projection, ProjectionBasis, TokenUsage, DAYS_PER_MONTH};
 use crate::record::{ConnectionUse, ErrorClass, RequestRecord, TokenSource};

@@ -122,6 +122,15 @@ pub struct Series {
     closed: BTreeMap<u64, SeriesPoint>,
 }
 
+/// A run's series origin: the Unix second it started in (what `series_origin_unix` holds, and
+/// what every other per-time figure of the run, such as scraped server metrics, counts from).
+pub fn origin_unix(started_at: SystemTime) -> u64 {
+    started_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
 impl Series {
     /// A series for a run that started at `start` (monotonic) = `started_at` (wall clock).
     pub fn new(start: Instant, started_at: SystemTime) -> Self {
@@ -131,7 +140,7 @@ impl Series {
         Series {
             start,
             offset: Duration::from_nanos(u64::from(since_epoch.subsec_nanos())),
-            origin_unix: since_epoch.as_secs(),
+            origin_unix: origin_unix(started_at),
             step: 1,
             open: BTreeMap::new(),
             closed: BTreeMap::new(),

@@ -41,6 +41,8 @@ pub struct ScrapeLog {
     prefix_rates: Vec<f64>,
     kept: BTreeMap<String, Vec<[f64; 2]>>,
     kept_dropped: std::collections::BTreeSet<String>,
+    /// The saturation rule looks at scrapes up to here (an open loop's sending window).
+    saturation_until: Option<f64>,
 }
 
 impl ScrapeLog {
@@ -60,7 +62,15 @@ impl ScrapeLog {
             prefix_rates: Vec::new(),
             kept: BTreeMap::new(),
             kept_dropped: Default::default(),
+            saturation_until: None,
         }
+    }
+
+    /// Judges saturation on the scrapes up to `until` seconds after the origin only (see
+    /// [`saturation`]).
+    pub fn judge_saturation_until(mut self, until: Option<f64>) -> Self {
+        self.saturation_until = until;
+        self
     }
 
     /// A page read at `t_s` seconds after the origin.
@@ -158,7 +168,7 @@ impl ScrapeLog {
             &self.prefix_rates,
         );
         ServerMetricsResults {
-            saturation: saturation(&self.points, None),
+            saturation: saturation(&self.points, self.saturation_until),
             url: self.url,
             every_s: self.every_s,
             server: self.kind.unwrap_or(ServerKind::Other).name().to_string(),

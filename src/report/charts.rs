@@ -58,6 +58,19 @@ pub struct Panel {
     pub lines: Vec<Line>,
 }
 
+impl Panel {
+    /// A panel over the run's time: x in seconds since its start.
+    fn over_time(title: &str, unit: &str, lines: Vec<Line>) -> Panel {
+        Panel {
+            title: title.into(),
+            x_desc: "seconds since start".into(),
+            y_desc: unit.into(),
+            x_nines: false,
+            lines,
+        }
+    }
+}
+
 /// A chart: one or more panels stacked vertically.
 #[derive(Debug, Clone)]
 pub struct Chart {
@@ -186,13 +199,7 @@ fn over_time_panels(report: &Report) -> Vec<Panel> {
                     }
                 }
             }
-            Panel {
-                title: title.into(),
-                x_desc: "seconds since start".into(),
-                y_desc: unit.into(),
-                x_nines: false,
-                lines,
-            }
+            Panel::over_time(title, unit, lines)
         })
         .collect()
 }
@@ -255,13 +262,7 @@ fn server_panels(report: &Report) -> Vec<Panel> {
                     }
                 }
             }
-            Panel {
-                title: title.into(),
-                x_desc: "seconds since start".into(),
-                y_desc: unit.into(),
-                x_nines: false,
-                lines,
-            }
+            Panel::over_time(title, unit, lines)
         })
         .collect();
     let mut ttft = Vec::new();
@@ -292,13 +293,11 @@ fn server_panels(report: &Report) -> Vec<Panel> {
             }
         }
     }
-    panels.push(Panel {
-        title: "Client: TTFT per second (p50, p99)".into(),
-        x_desc: "seconds since start".into(),
-        y_desc: "ms".into(),
-        x_nines: false,
-        lines: ttft,
-    });
+    panels.push(Panel::over_time(
+        "Client: TTFT per second (p50, p99)",
+        "ms",
+        ttft,
+    ));
     panels.retain(|p| !p.lines.is_empty());
     panels
 }
