@@ -55,6 +55,9 @@ pub struct Panel {
     pub y_desc: String,
     /// Label the x axis as percentiles on a log "nines" scale (x = −log10(1 − q)).
     pub x_nines: bool,
+    /// A logarithmic x axis (for values spanning orders of magnitude: seconds of a stream beside
+    /// hours of a batch). Points at or below zero are left out.
+    pub x_log: bool,
     pub lines: Vec<Line>,
 }
 
@@ -66,6 +69,7 @@ impl Panel {
             x_desc: "seconds since start".into(),
             y_desc: unit.into(),
             x_nines: false,
+            x_log: false,
             lines,
         }
     }
@@ -93,34 +97,55 @@ fn ms(micros: u64) -> f64 {
     micros as f64 / 1000.0
 }
 
-/// Percentile lines in nines space, up to the nines the sample supports (log10 of its count).
+/// Percentile lines in nines space, up to the nines the sample supports (log10 of its count);
+/// for a run on a schedule, the coordinated-omission-corrected line beside each, dashed.
 fn percentile_panel(report: &Report, metric: &str, label: &str) -> Panel {
     let mut lines = Vec::new();
+    let corrected_metric = format!("{metric}_corrected");
     for (color, (input, target)) in report.series().into_iter().enumerate() {
         let Some(h) = histogram(report, input, target, metric) else {
             continue;
         };
         let max_nines = (h.len() as f64).log10().clamp(1.0, 4.0);
-        let points = (0..=200)
-            .map(|i| max_nines * i as f64 / 200.0)
-            .map(|x| (x, ms(h.value_at_quantile(1.0 - 10f64.powf(-x)))))
-            .collect();
+        let curve = |h: &Histogram<u64>| -> Vec<(f64, f64)> {
+            (0..=200)
+                .map(|i| max_nines * i as f64 / 200.0)
+                .map(|x| (x, ms(h.value_at_quantile(1.0 - 10f64.powf(-x)))))
+                .collect()
+        };
         lines.push(Line {
             name: report.series_name(input, target),
             color,
             dashed: false,
-            points,
+            points: curve(&h),
         });
+        if super::format::scheduled(&report.inputs[input].results) {
+            if let Some(corrected) = histogram(report, input, target, &corrected_metric) {
+                lines.push(Line {
+                    name: format!("{} corrected", report.series_name(input, target)),
+                    color,
+                    dashed: true,
+                    points: curve(&corrected),
+                });
+            }
+        }
     }
     Panel {
         title: format!("{label} by percentile"),
         x_desc: "percentile (log scale of nines)".into(),
         y_desc: format!("{label} (ms)"),
         x_nines: true,
+        x_log: false,
         lines,
     }
 }
 
+/// The quantile a distribution chart's x axis ends at: one outlier would otherwise stretch the
+/// axis until the body of the distribution is a vertical line at its left edge.
+const CDF_CLIP_QUANTILE: f64 = 0.99;
+
+/// The cumulative distribution up to [`CDF_CLIP_QUANTILE`] (the tail beyond it is in the
+/// percentile charts, which are made for it).
 fn cdf_panel(report: &Report, metric: &str, label: &str) -> Panel {
     let mut lines = Vec::new();
     for (color, (input, target)) in report.series().into_iter().enumerate() {
@@ -128,7 +153,7 @@ fn cdf_panel(report: &Report, metric: &str, label: &str) -> Panel {
             continue;
         };
         let points = (0..=200)
-            .map(|i| i as f64 / 200.0)
+            .map(|i| CDF_CLIP_QUANTILE * i as f64 / 200.0)
             .map(|q| (ms(h.value_at_quantile(q)), q))
             .collect();
         lines.push(Line {
@@ -139,10 +164,57 @@ fn cdf_panel(report: &Report, metric: &str, label: &str) -> Panel {
         });
     }
     Panel {
-        title: format!("{label} distribution (CDF)"),
-        x_desc: format!("{label} (ms)"),
+        title: format!("{label} distribution (CDF), up to p99"),
+        x_desc: format!("{label} (ms; the axis ends at p99)"),
         y_desc: "fraction of samples at or below".into(),
         x_nines: false,
+        x_log: false,
+        lines,
+    }
+}
+
+/// Cost against latency, one line per priced target from its E2E p50 to its p99 at the height
+/// of its cost per 1M output tokens: the batch-or-stream trade-off at a glance (lower is
+/// cheaper, further left is faster). The latency axis is logarithmic, as a batch's hours and a
+/// stream's seconds belong on one chart.
+fn cost_panel(report: &Report) -> Panel {
+    let mut lines = Vec::new();
+    for (color, (input, target)) in report.series().into_iter().enumerate() {
+        let results = &report.inputs[input].results.targets[target];
+        let group = &results.summary;
+        let (Some(cost), Some(e2e)) = (&group.cost, group.latency_ms.get("e2e")) else {
+            continue;
+        };
+        if group.tokens.output == 0 || e2e.p50.is_nan() || e2e.p50 <= 0.0 {
+            continue;
+        }
+        let y = cost.per_million_output_tokens;
+        let name = report.series_name(input, target);
+        // "stream" needs no "(stream)"; a routed target's mode already says "routed (…)".
+        let mode = results
+            .mode
+            .strip_prefix("routed ")
+            .unwrap_or(&results.mode);
+        let name = if name == mode {
+            name
+        } else if mode.starts_with('(') {
+            format!("{name} {mode}")
+        } else {
+            format!("{name} ({mode})")
+        };
+        lines.push(Line {
+            name: format!("{name}: E2E p50 → p99"),
+            color,
+            dashed: false,
+            points: vec![(e2e.p50, y), (e2e.p99.max(e2e.p50), y)],
+        });
+    }
+    Panel {
+        title: "Cost per 1M output tokens against end-to-end latency".into(),
+        x_desc: "E2E latency, p50 to p99 (log scale)".into(),
+        y_desc: "cost per 1M output tokens".into(),
+        x_nines: false,
+        x_log: true,
         lines,
     }
 }
@@ -332,6 +404,7 @@ fn throughput_panel(report: &Report) -> Panel {
         x_desc: "achieved throughput (successful req/s)".into(),
         y_desc: "p99 latency (ms)".into(),
         x_nines: false,
+        x_log: false,
         lines,
     }
 }
@@ -378,6 +451,7 @@ fn paired_panel(report: &Report, metric: &str, label: &str) -> Panel {
         x_desc: format!("{label} difference (ms; below 0: the candidate was faster)"),
         y_desc: "fraction of pairs at or below".into(),
         x_nines: false,
+        x_log: false,
         lines,
     }
 }
@@ -402,25 +476,25 @@ pub fn build(report: &Report) -> Result<Vec<Chart>, ReportError> {
         (
             "ttft-percentiles",
             "Time to first token by percentile",
-            "TTFT at each percentile; x is −log10(1 − q): 1 = p90, 2 = p99, 3 = p99.9.",
+            "TTFT at each percentile; x is −log10(1 − q): 1 = p90, 2 = p99, 3 = p99.9. For a run on a schedule (open loop, trace) the dashed line is corrected latency, from the time each request was meant to leave: the gap between the lines is time spent waiting to be sent.",
             vec![percentile_panel(report, "ttft", "TTFT")],
         ),
         (
             "e2e-percentiles",
             "End-to-end latency by percentile",
-            "E2E (service time, from the actual send) at each percentile.",
+            "E2E (service time, from the actual send) at each percentile. For a run on a schedule the dashed line is corrected E2E, from the intended send time: the gap is time spent waiting to be sent.",
             vec![percentile_panel(report, "e2e", "E2E")],
         ),
         (
             "ttft-cdf",
             "Time to first token distribution",
-            "Cumulative distribution of TTFT.",
+            "Cumulative distribution of TTFT up to its p99 (the axis is clipped there; the slowest 1% is in the percentile chart).",
             vec![cdf_panel(report, "ttft", "TTFT")],
         ),
         (
             "itl-cdf",
             "Inter-token latency distribution",
-            "Cumulative distribution of every gap between output tokens.",
+            "Cumulative distribution of every gap between output tokens up to its p99 (the axis is clipped there, as one long stall would flatten the rest).",
             vec![cdf_panel(report, "itl", "ITL")],
         ),
         (
@@ -443,6 +517,12 @@ pub fn build(report: &Report) -> Result<Vec<Chart>, ReportError> {
                 paired_panel(report, "ttft", "TTFT"),
                 paired_panel(report, "e2e", "E2E"),
             ],
+        ),
+        (
+            "cost",
+            "Cost against latency",
+            "Each priced target from its E2E p50 (left dot) to its p99 (right dot), at the height of what it cost per 1M output tokens: lower is cheaper, further left is faster. The latency axis is logarithmic.",
+            vec![cost_panel(report)],
         ),
         (
             "latency-throughput",
@@ -552,69 +632,142 @@ fn draw<DB: DrawingBackend>(
     Ok(())
 }
 
+/// The x range of a log axis: the positive values, padded by a fifth of a decade each side.
+fn log_axis_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in values.filter(|v| v.is_finite() && *v > 0.0) {
+        low = low.min(v);
+        high = high.max(v);
+    }
+    if !low.is_finite() {
+        return (1.0, 10.0);
+    }
+    let pad = 10f64.powf(0.2);
+    (low / pad, high * pad)
+}
+
 fn draw_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     panel: &Panel,
     compact: bool,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    let (x_low, x_high) = axis_range(
+    let xs = || {
         panel
             .lines
             .iter()
-            .flat_map(|l| l.points.iter().map(|p| p.0)),
-    );
+            .flat_map(|l| l.points.iter().map(|p| p.0))
+    };
     let (y_low, y_high) = axis_range(
         panel
             .lines
             .iter()
             .flat_map(|l| l.points.iter().map(|p| p.1)),
     );
-    let (x_low, x_high) = if panel.x_nines {
-        (0.0, x_high.clamp(1.0, 4.0))
-    } else {
-        (x_low, x_high)
+    let builder = |area| {
+        let mut builder = ChartBuilder::on(area);
+        builder
+            .caption(&panel.title, (FONT, if compact { 13 } else { 16 }))
+            .margin(if compact { 4 } else { 12 })
+            .x_label_area_size(if compact { 28 } else { 42 })
+            .y_label_area_size(if compact { 52 } else { 64 });
+        builder
     };
-    let label_size = if compact { 11 } else { 14 };
-    let mut chart = ChartBuilder::on(area)
-        .caption(&panel.title, (FONT, if compact { 13 } else { 16 }))
-        .margin(if compact { 4 } else { 12 })
-        .x_label_area_size(if compact { 28 } else { 42 })
-        .y_label_area_size(if compact { 52 } else { 64 })
-        .build_cartesian_2d(x_low..x_high, y_low..y_high)?;
-    let nines = |x: &f64| nines_label(*x);
-    let mut mesh = chart.configure_mesh();
+    if panel.x_log {
+        let (x_low, x_high) = log_axis_range(xs());
+        let mut chart =
+            builder(area).build_cartesian_2d((x_low..x_high).log_scale(), y_low..y_high)?;
+        let compact_ms = |x: &f64| compact_milliseconds(*x);
+        let mut mesh = chart.configure_mesh();
+        style_mesh(&mut mesh, panel, compact);
+        mesh.x_label_formatter(&compact_ms);
+        mesh.draw()?;
+        plot_lines(&mut chart, panel, compact, |x| x > 0.0)
+    } else {
+        let (x_low, x_high) = axis_range(xs());
+        let (x_low, x_high) = if panel.x_nines {
+            (0.0, x_high.clamp(1.0, 4.0))
+        } else {
+            (x_low, x_high)
+        };
+        let mut chart = builder(area).build_cartesian_2d(x_low..x_high, y_low..y_high)?;
+        let nines = |x: &f64| nines_label(*x);
+        let mut mesh = chart.configure_mesh();
+        style_mesh(&mut mesh, panel, compact);
+        if panel.x_nines {
+            mesh.x_labels(x_high.floor() as usize + 1)
+                .x_label_formatter(&nines);
+        }
+        mesh.draw()?;
+        plot_lines(&mut chart, panel, compact, |_| true)
+    }
+}
+
+/// A log axis label in milliseconds: short, so that the crowded top decade stays readable
+/// (`500 ms`, `2 s`, `1.5 min`, `3 h`).
+fn compact_milliseconds(x: f64) -> String {
+    let trim = |v: f64| {
+        let text = format!("{v:.1}");
+        text.trim_end_matches(".0").to_string()
+    };
+    if x < 1_000.0 {
+        format!("{} ms", trim(x))
+    } else if x < 60_000.0 {
+        format!("{} s", trim(x / 1_000.0))
+    } else if x < 3_600_000.0 {
+        format!("{} min", trim(x / 60_000.0))
+    } else {
+        format!("{} h", trim(x / 3_600_000.0))
+    }
+}
+
+fn label_size(compact: bool) -> u32 {
+    if compact {
+        11
+    } else {
+        14
+    }
+}
+
+/// Axis descriptions, fonts and grid shared by every panel.
+fn style_mesh<DB: DrawingBackend, X: Ranged, Y: Ranged>(
+    mesh: &mut plotters::chart::MeshStyle<'_, '_, X, Y, DB>,
+    panel: &Panel,
+    compact: bool,
+) {
+    let label_size = label_size(compact);
     mesh.x_desc(panel.x_desc.as_str())
         .y_desc(panel.y_desc.as_str())
         .label_style((FONT, label_size))
         .axis_desc_style((FONT, label_size + 1))
         .y_labels(if compact { 5 } else { 10 })
         .light_line_style(RGBColor(235, 235, 235));
-    if panel.x_nines {
-        mesh.x_labels(x_high.floor() as usize + 1)
-            .x_label_formatter(&nines);
-    }
-    mesh.draw()?;
+}
+
+/// Draws a panel's lines (and their points, when there are few) and its legend; `keep` filters
+/// points the axis cannot show (zero on a log axis).
+fn plot_lines<'a, DB: DrawingBackend + 'a, X: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, plotters::coord::types::RangedCoordf64>>,
+    panel: &Panel,
+    compact: bool,
+    keep: impl Fn(f64) -> bool,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     for line in &panel.lines {
         let color = PALETTE[line.color % PALETTE.len()];
         let style = color.stroke_width(2);
+        let points: Vec<(f64, f64)> = line.points.iter().copied().filter(|p| keep(p.0)).collect();
         let drawn = if line.dashed {
-            chart.draw_series(DashedLineSeries::new(
-                line.points.iter().copied(),
-                6,
-                4,
-                style,
-            ))?
+            chart.draw_series(DashedLineSeries::new(points.iter().copied(), 6, 4, style))?
         } else {
-            chart.draw_series(LineSeries::new(line.points.iter().copied(), style))?
+            chart.draw_series(LineSeries::new(points.iter().copied(), style))?
         };
         let dashed = line.dashed;
         drawn.label(line.name.as_str()).legend(move |(x, y)| {
             let end = if dashed { x + 8 } else { x + 18 };
             PathElement::new(vec![(x, y), (end, y)], color.stroke_width(3))
         });
-        if line.points.len() <= 20 {
+        if points.len() <= 20 {
             chart.draw_series(
-                line.points
+                points
                     .iter()
                     .map(|&(x, y)| Circle::new((x, y), 3, color.filled())),
             )?;
@@ -622,7 +775,7 @@ fn draw_panel<DB: DrawingBackend>(
     }
     chart
         .configure_series_labels()
-        .label_font((FONT, label_size))
+        .label_font((FONT, label_size(compact)))
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(150, 150, 150))
         .position(if panel.x_nines || panel.y_desc.starts_with("fraction") {
@@ -645,5 +798,20 @@ mod tests {
         assert_eq!(nines_label(2.0), "99");
         assert_eq!(nines_label(3.0), "99.9");
         assert_eq!(nines_label(4.0), "99.99");
+    }
+
+    #[test]
+    fn log_axis_labels_are_short() {
+        assert_eq!(compact_milliseconds(500.0), "500 ms");
+        assert_eq!(compact_milliseconds(2_000.0), "2 s");
+        assert_eq!(compact_milliseconds(90_000.0), "1.5 min");
+        assert_eq!(compact_milliseconds(3.0 * 3_600_000.0), "3 h");
+    }
+
+    #[test]
+    fn log_axis_range_skips_zero_and_pads() {
+        let (low, high) = log_axis_range([0.0, 100.0, 10_000.0].into_iter());
+        assert!(low < 100.0 && low > 50.0, "{low}");
+        assert!(high > 10_000.0 && high < 20_000.0, "{high}");
     }
 }

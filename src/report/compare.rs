@@ -73,10 +73,15 @@ const COMPARED: [MetricSpec; 8] = [
     },
     MetricSpec {
         name: "cost per 1M output tokens",
-        unit: "",
+        unit: "money",
         lower_is_better: true,
-        // Results carry no pricing yet; shown as "n/a", never invented.
-        read: |_| None,
+        // Unpriced targets, and groups without output (embeddings), have none: "n/a".
+        read: |g| {
+            g.cost
+                .as_ref()
+                .filter(|_| g.tokens.output > 0)
+                .map(|c| c.per_million_output_tokens)
+        },
     },
 ];
 
@@ -106,6 +111,7 @@ impl DeltaRow {
             None => "n/a".into(),
             Some(v) if self.unit == "ms" => format::ms(v),
             Some(v) if self.unit == "%" => format!("{v:.2}%"),
+            Some(v) if self.unit == "money" => format::money(v),
             Some(v) => format::rate(v),
         }
     }
@@ -276,7 +282,7 @@ pub fn verdicts(report: &Report) -> Vec<Verdict> {
                 report.inputs[0].label,
                 row.shown(0),
                 row.shown(i),
-                if row.unit.is_empty() || row.unit == "%" {
+                if matches!(row.unit, "" | "%" | "money") {
                     String::new()
                 } else {
                     format!(" {}", row.unit)

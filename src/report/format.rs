@@ -2,7 +2,7 @@
 //! the SLO, workload, paired and phase lines, so that views never disagree. The numbers in them
 //! are written by [`crate::units`], re-exported here.
 
-use crate::results::{GroupResults, LatencyStat};
+use crate::results::{GroupResults, LatencyStat, RunResults};
 pub use crate::units::{money, ms, percent, rate, thousands};
 
 /// A latency statistic of a group, or `-` when the group has none (no successful request).
@@ -114,6 +114,198 @@ pub fn cost_cells(group: &GroupResults) -> Vec<String> {
         per_day,
         per_month,
     ]
+}
+
+/// The cost of a run laid out once for every view: latency and speed beside cost, per target
+/// and (when there are several) per class, with the mode each group ran in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostTable {
+    /// What the table holds and in which currency, with the price table it came from.
+    pub heading: String,
+    /// Target, class and mode, then four latency and speed columns, then [`COST_COLUMNS`].
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    /// What to read beside it: the projection's basis, the run's whole spend, estimates.
+    pub notes: Vec<String>,
+}
+
+/// The run's cost table, or `None` when no target was priced.
+pub fn cost_table(results: &RunResults) -> Option<CostTable> {
+    if !results.targets.iter().any(|t| t.summary.cost.is_some()) {
+        return None;
+    }
+    let mut rows = Vec::new();
+    let mut currency = None;
+    let mut projection = None;
+    let mut estimated = false;
+    for target in &results.targets {
+        let groups = std::iter::once(("(all)", &target.summary, target.mode.as_str())).chain(
+            target
+                .classes
+                .iter()
+                .filter(|_| target.classes.len() > 1)
+                .map(|c| {
+                    (
+                        c.name.as_str(),
+                        &c.results,
+                        c.route.as_deref().unwrap_or(target.mode.as_str()),
+                    )
+                }),
+        );
+        for (class, group, mode) in groups {
+            if let Some(cost) = &group.cost {
+                currency.get_or_insert_with(|| cost.currency.clone());
+                projection = projection.or(cost.projection.clone());
+                estimated |= cost.requests_estimated > 0;
+            }
+            let p50 = |s: &LatencyStat| s.p50;
+            let p99 = |s: &LatencyStat| s.p99;
+            let mut row = vec![target.name.clone(), class.to_string(), mode.to_string()];
+            row.push(stat(group, "ttft", p50));
+            row.push(stat(group, "e2e", p50));
+            row.push(stat(group, "e2e", p99));
+            row.push(rate(group.throughput.output_tokens_per_s));
+            row.extend(cost_cells(group));
+            rows.push(row);
+        }
+    }
+    let mut header: Vec<String> = [
+        "target",
+        "class",
+        "mode",
+        "TTFT p50",
+        "E2E p50",
+        "E2E p99",
+        "out tok/s",
+    ]
+    .iter()
+    .map(|c| c.to_string())
+    .collect();
+    header.extend(COST_COLUMNS.iter().map(|c| c.to_string()));
+    let heading = format!(
+        "latency, speed and cost side by side; cost in {} of the successful requests{}",
+        currency.unwrap_or_default(),
+        results.pricing.as_ref().map_or(String::new(), |p| format!(
+            " (prices: {}{}; they change)",
+            p.table,
+            p.as_of
+                .as_deref()
+                .map_or(String::new(), |d| format!(" as of {d}"))
+        ))
+    );
+    let mut notes = Vec::new();
+    if let Some(projection) = projection {
+        notes.push(format!(
+            "per day/month: projected to {} {} (30-day month)",
+            thousands(projection.volume.round() as u64),
+            projection.basis.replace('_', " ")
+        ));
+    }
+    if let Some(spend) = &results.spend {
+        let unpriced = if spend.targets_unpriced > 0 {
+            format!(" ({} unpriced)", spend.targets_unpriced)
+        } else {
+            String::new()
+        };
+        let budget = spend.budget.map_or(String::new(), |cap| {
+            format!(
+                "; budget {} ({:.0}% used{})",
+                money(cap),
+                spend.total / cap * 100.0,
+                if spend.exhausted { ", reached" } else { "" }
+            )
+        });
+        // Under a budget the guard counted every request, warm-up included; otherwise the total
+        // is the targets' cost, which covers the measured requests.
+        let guarded = spend.budget.is_some() || !spend.target_budgets.is_empty();
+        notes.push(format!(
+            "{} {} {} over {} priced target(s){unpriced}{budget}",
+            if guarded {
+                "the whole run spent (warm-up included)"
+            } else {
+                "the measured requests cost"
+            },
+            money(spend.total),
+            spend.currency,
+            spend.targets_priced
+        ));
+    }
+    if estimated {
+        notes.push(
+            "~: some token counts were estimated (the server sent no usage), so is the cost".into(),
+        );
+    }
+    Some(CostTable {
+        heading,
+        header,
+        rows,
+        notes,
+    })
+}
+
+/// Whether the run sent on a schedule (an open loop or a trace), where latency measured from
+/// the intended send time differs from latency measured from the actual one. A closed loop has
+/// no schedule: its users send when their last answer ends.
+pub fn scheduled(results: &RunResults) -> bool {
+    matches!(
+        results
+            .scenario
+            .as_run
+            .pointer("/load/kind")
+            .and_then(|k| k.as_str()),
+        Some("open" | "trace")
+    )
+}
+
+/// What corrected latency means, said once wherever it is shown.
+pub const CORRECTED_NOTE: &str = "\"corr\" latencies are measured from the time the schedule meant each request to leave, the others from the time it actually left. The difference is time requests waited behind max_in_flight or a client that fell behind: a user arriving on that schedule would have waited it too (coordinated omission).";
+
+/// Header of [`corrected_table`].
+pub const CORRECTED_COLUMNS: [&str; 9] = [
+    "target", "class", "metric", "p50", "p50 corr", "p90", "p90 corr", "p99", "p99 corr",
+];
+
+/// TTFT and E2E percentiles beside their coordinated-omission-corrected values, per target (and
+/// class, when there are several); `None` for a closed loop.
+pub fn corrected_table(results: &RunResults) -> Option<Vec<Vec<String>>> {
+    if !scheduled(results) {
+        return None;
+    }
+    let mut rows = Vec::new();
+    for target in &results.targets {
+        let groups = std::iter::once(("(all)", &target.summary)).chain(
+            target
+                .classes
+                .iter()
+                .filter(|_| target.classes.len() > 1)
+                .map(|c| (c.name.as_str(), &c.results)),
+        );
+        for (class, group) in groups {
+            for (label, metric, corrected) in [
+                ("TTFT", "ttft", "ttft_corrected"),
+                ("E2E", "e2e", "e2e_corrected"),
+            ] {
+                let (Some(plain), Some(corr)) = (
+                    group.latency_ms.get(metric),
+                    group.latency_ms.get(corrected),
+                ) else {
+                    continue;
+                };
+                rows.push(vec![
+                    target.name.clone(),
+                    class.to_string(),
+                    label.to_string(),
+                    ms(plain.p50),
+                    ms(corr.p50),
+                    ms(plain.p90),
+                    ms(corr.p90),
+                    ms(plain.p99),
+                    ms(corr.p99),
+                ]);
+            }
+        }
+    }
+    (!rows.is_empty()).then_some(rows)
 }
 
 pub fn summary_cells(group: &GroupResults) -> Vec<String> {

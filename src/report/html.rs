@@ -105,6 +105,20 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
         ("verdicts", "Verdicts".to_string()),
         ("summary", "Summary".into()),
     ];
+    if report
+        .inputs
+        .iter()
+        .any(|i| super::format::corrected_table(&i.results).is_some())
+    {
+        sections.push(("corrected", "Corrected latency".into()));
+    }
+    if report
+        .inputs
+        .iter()
+        .any(|i| i.results.targets.iter().any(|t| t.summary.cost.is_some()))
+    {
+        sections.push(("cost", "Cost".into()));
+    }
     if report.rollout.is_some() {
         sections.push(("rollout", "Rollout".into()));
     }
@@ -144,6 +158,57 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
     columns.extend(SUMMARY_COLUMNS.iter().map(|c| c.to_string()));
     table(&mut out, &columns, &summary_rows(report), 3);
     out.push_str("<p class=\"meta\">Latencies in ms. “E2E p99 corr” is measured from the intended send time (coordinated omission corrected).</p></section>\n");
+
+    let corrected: Vec<(&str, Vec<Vec<String>>)> = report
+        .inputs
+        .iter()
+        .filter_map(|input| {
+            super::format::corrected_table(&input.results).map(|rows| (input.label.as_str(), rows))
+        })
+        .collect();
+    if !corrected.is_empty() {
+        out.push_str("<section id=\"corrected\"><h2>Corrected latency</h2>");
+        let columns: Vec<String> = super::format::CORRECTED_COLUMNS
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        for (label, rows) in &corrected {
+            if report.inputs.len() > 1 {
+                let _ = write!(out, "<h3>{}</h3>", escape(label));
+            }
+            table(&mut out, &columns, rows, 3);
+        }
+        let _ = writeln!(
+            out,
+            "<p class=\"meta\">Latencies in ms. {}</p></section>",
+            escape(super::format::CORRECTED_NOTE)
+        );
+    }
+    let costs: Vec<(&str, super::format::CostTable)> = report
+        .inputs
+        .iter()
+        .filter_map(|input| {
+            super::format::cost_table(&input.results).map(|cost| (input.label.as_str(), cost))
+        })
+        .collect();
+    if !costs.is_empty() {
+        out.push_str("<section id=\"cost\"><h2>Cost</h2>");
+        for (label, cost) in &costs {
+            if report.inputs.len() > 1 {
+                let _ = write!(out, "<h3>{}</h3>", escape(label));
+            }
+            let _ = write!(out, "<p class=\"meta\">{}</p>", escape(&cost.heading));
+            table(&mut out, &cost.header, &cost.rows, 3);
+            if !cost.notes.is_empty() {
+                out.push_str("<ul>");
+                for note in &cost.notes {
+                    let _ = write!(out, "<li>{}</li>", escape(note));
+                }
+                out.push_str("</ul>");
+            }
+        }
+        out.push_str("</section>\n");
+    }
 
     let workload: Vec<String> = report
         .inputs

@@ -96,6 +96,35 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
         out,
         "\nLatencies in ms. \"E2E p99 corr\" is measured from the intended send time (coordinated omission corrected)."
     );
+    for input in &report.inputs {
+        let Some(rows) = format::corrected_table(&input.results) else {
+            continue;
+        };
+        let _ = writeln!(out, "\n## Corrected latency: {}\n", cell(&input.label));
+        out.push_str(&header(&format::CORRECTED_COLUMNS));
+        for cells in &rows {
+            out.push_str(&row(cells));
+        }
+        let _ = writeln!(out, "\nLatencies in ms. {}", format::CORRECTED_NOTE);
+    }
+    for input in &report.inputs {
+        let Some(cost) = format::cost_table(&input.results) else {
+            continue;
+        };
+        let _ = writeln!(out, "\n## Cost: {}\n", cell(&input.label));
+        let _ = writeln!(out, "{}\n", cell(&cost.heading));
+        let columns: Vec<&str> = cost.header.iter().map(String::as_str).collect();
+        out.push_str(&header(&columns));
+        for cells in &cost.rows {
+            out.push_str(&row(cells));
+        }
+        if !cost.notes.is_empty() {
+            out.push('\n');
+        }
+        for note in &cost.notes {
+            let _ = writeln!(out, "- {}", cell(note));
+        }
+    }
     let workload: Vec<(String, String)> = report
         .inputs
         .iter()

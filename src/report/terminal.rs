@@ -36,115 +36,15 @@ fn table(header: &[&str], rows: &[Vec<String>], label_columns: usize) -> String 
     out
 }
 
-/// Cost per target (and class, when there are several), in the reporting currency.
-fn cost_section(results: &RunResults) -> String {
-    let mut rows = Vec::new();
-    let mut currency = None;
-    let mut projection = None;
-    let mut estimated = false;
-    for target in &results.targets {
-        let groups = std::iter::once(("(all)", &target.summary, target.mode.as_str())).chain(
-            target
-                .classes
-                .iter()
-                .filter(|_| target.classes.len() > 1)
-                .map(|c| {
-                    (
-                        c.name.as_str(),
-                        &c.results,
-                        c.route.as_deref().unwrap_or(target.mode.as_str()),
-                    )
-                }),
-        );
-        for (class, group, mode) in groups {
-            if let Some(cost) = &group.cost {
-                currency.get_or_insert_with(|| cost.currency.clone());
-                projection = projection.or(cost.projection.clone());
-                estimated |= cost.requests_estimated > 0;
-            }
-            let mut row = vec![target.name.clone(), class.to_string(), mode.to_string()];
-            for (metric, pick) in [
-                (
-                    "ttft",
-                    (|s| s.p50) as fn(&crate::results::LatencyStat) -> f64,
-                ),
-                ("e2e", |s| s.p50),
-                ("e2e", |s| s.p99),
-            ] {
-                row.push(format::stat(group, metric, pick));
-            }
-            row.push(format::rate(group.throughput.output_tokens_per_s));
-            row.extend(format::cost_cells(group));
-            rows.push(row);
-        }
-    }
-    let mut header = vec![
-        "target",
-        "class",
-        "mode",
-        "TTFT p50",
-        "E2E p50",
-        "E2E p99",
-        "out tok/s",
-    ];
-    header.extend(format::COST_COLUMNS);
+/// Cost per target (and class, when there are several), in the reporting currency: the table
+/// every view shares ([`format::cost_table`]) laid out for the terminal.
+fn cost_section(cost: &format::CostTable) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "\nlatency, speed and cost side by side; cost in {} of the successful requests{}",
-        currency.unwrap_or_default(),
-        results.pricing.as_ref().map_or(String::new(), |p| format!(
-            " (prices: {}{}; they change)",
-            p.table,
-            p.as_of
-                .as_deref()
-                .map_or(String::new(), |d| format!(" as of {d}"))
-        ))
-    );
-    out.push_str(&table(&header, &rows, 3));
-    if let Some(projection) = projection {
-        let _ = writeln!(
-            out,
-            "per day/month: projected to {} {} (30-day month)",
-            format::thousands(projection.volume.round() as u64),
-            projection.basis.replace('_', " ")
-        );
-    }
-    if let Some(spend) = &results.spend {
-        let unpriced = if spend.targets_unpriced > 0 {
-            format!(" ({} unpriced)", spend.targets_unpriced)
-        } else {
-            String::new()
-        };
-        let budget = spend.budget.map_or(String::new(), |cap| {
-            format!(
-                "; budget {} ({:.0}% used{})",
-                format::money(cap),
-                spend.total / cap * 100.0,
-                if spend.exhausted { ", reached" } else { "" }
-            )
-        });
-        // Under a budget the guard counted every request, warm-up included; otherwise the total
-        // is the targets' cost, which covers the measured requests.
-        let guarded = spend.budget.is_some() || !spend.target_budgets.is_empty();
-        let _ = writeln!(
-            out,
-            "{} {} {} over {} priced target(s){unpriced}{budget}",
-            if guarded {
-                "the whole run spent (warm-up included)"
-            } else {
-                "the measured requests cost"
-            },
-            format::money(spend.total),
-            spend.currency,
-            spend.targets_priced
-        );
-    }
-    if estimated {
-        let _ = writeln!(
-            out,
-            "~: some token counts were estimated (the server sent no usage), so is the cost"
-        );
+    let _ = writeln!(out, "\n{}", cost.heading);
+    let header: Vec<&str> = cost.header.iter().map(String::as_str).collect();
+    out.push_str(&table(&header, &cost.rows, 3));
+    for note in &cost.notes {
+        let _ = writeln!(out, "{note}");
     }
     out
 }
@@ -198,6 +98,11 @@ pub fn summary(results: &RunResults) -> String {
         out,
         "latencies in ms; \"corr\" is measured from the intended send time"
     );
+    if let Some(rows) = format::corrected_table(results) {
+        out.push_str("\nlatency from the intended send time (corrected) beside latency from the actual send\n");
+        out.push_str(&table(&format::CORRECTED_COLUMNS, &rows, 3));
+        let _ = writeln!(out, "{}", format::CORRECTED_NOTE);
+    }
     for target in &results.targets {
         let summary = &target.summary;
         if summary.requests.aborted > 0 {
@@ -290,8 +195,8 @@ pub fn summary(results: &RunResults) -> String {
             }
         }
     }
-    if results.targets.iter().any(|t| t.summary.cost.is_some()) {
-        out.push_str(&cost_section(results));
+    if let Some(cost) = format::cost_table(results) {
+        out.push_str(&cost_section(&cost));
     }
     for warning in &results.warnings {
         let _ = writeln!(out, "warning: {warning}");

@@ -411,3 +411,153 @@ fn the_batch_vs_stream_scenario_compares_modes_and_a_routed_policy_in_one_table(
         .unwrap();
     assert!(row.contains("batch-api") && row.contains("50.0%"), "{row}");
 }
+
+/// The rows of the terminal's cost table: from its header line to the first line that is not a
+/// row (cells are separated by at least two spaces).
+fn terminal_cost_rows(stdout: &str) -> Vec<Vec<String>> {
+    let start = stdout.find("latency, speed and cost side by side").unwrap();
+    stdout[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| !l.starts_with("per day/month") && !l.starts_with("the measured"))
+        .map(|l| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .collect()
+}
+
+/// The rows of summary.md's cost table (after its header and alignment rows).
+fn markdown_cost_rows(markdown: &str) -> Vec<Vec<String>> {
+    let start = markdown
+        .find("## Cost:")
+        .expect("summary.md has no cost section");
+    markdown[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// The rows of report.html's cost table, read with a strict XML parser.
+fn html_cost_rows(html: &str) -> Vec<Vec<String>> {
+    let body = html.trim_start_matches("<!DOCTYPE html>");
+    let document = roxmltree::Document::parse(body).expect("report.html is well-formed");
+    let section = document
+        .descendants()
+        .find(|n| n.attribute("id") == Some("cost"))
+        .expect("report.html has no cost section");
+    let table = section
+        .descendants()
+        .find(|n| n.has_tag_name("tbody"))
+        .unwrap();
+    table
+        .children()
+        .filter(|n| n.has_tag_name("tr"))
+        .map(|row| {
+            row.children()
+                .filter(|n| n.has_tag_name("td"))
+                .map(|cell| cell.text().unwrap_or_default().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn the_batch_vs_stream_reports_show_every_cost_figure_of_the_terminal_and_a_cost_chart() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tempfile::tempdir().unwrap();
+    let output = drover(
+        root,
+        &[
+            "run",
+            "scenarios/batch-vs-stream.toml",
+            "--no-progress",
+            "--set",
+            "load.requests=60",
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let run_dir = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("results.json").exists())
+        .unwrap();
+    let results: drover::results::RunResults =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("results.json")).unwrap())
+            .unwrap();
+    let terminal = terminal_cost_rows(&stdout);
+    let markdown =
+        markdown_cost_rows(&std::fs::read_to_string(run_dir.join("summary.md")).unwrap());
+    let html = html_cost_rows(&std::fs::read_to_string(run_dir.join("report.html")).unwrap());
+    // Six targets, each with its two classes: 18 rows, the same in all three views.
+    assert_eq!(terminal.len(), 18, "{terminal:#?}");
+    assert_eq!(markdown, terminal);
+    assert_eq!(html, terminal);
+
+    // Every row carries its group's cost from results.json.
+    for target in &results.targets {
+        let groups = std::iter::once(("(all)", &target.summary))
+            .chain(target.classes.iter().map(|c| (c.name.as_str(), &c.results)));
+        for (class, group) in groups {
+            let row = terminal
+                .iter()
+                .find(|r| r[0] == target.name && r[1] == class)
+                .unwrap_or_else(|| panic!("no row for {}/{class}", target.name));
+            let cost = group.cost.as_ref().unwrap();
+            let projection = cost.projection.as_ref().unwrap();
+            let money = drover::units::money;
+            // priced as, discount, vs official, cost, per request, per 1M out, per day, month.
+            assert_eq!(row[7], cost.model);
+            assert_eq!(row[8], drover::units::percent(cost.discount));
+            assert!(row[9].ends_with("saved"), "{row:?}");
+            assert_eq!(row[10].trim_start_matches('~'), money(cost.total));
+            assert_eq!(row[11], money(cost.per_request));
+            assert_eq!(row[12], money(cost.per_million_output_tokens));
+            assert_eq!(row[13], money(projection.per_day));
+            assert_eq!(row[14], money(projection.per_month));
+        }
+    }
+    // The notes under the table too: the projection's basis and the run's spend.
+    let summary_md = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
+    let spend = results.spend.as_ref().unwrap();
+    for note in [
+        "per day/month: projected to 1,000,000 requests per day (30-day month)".to_string(),
+        format!(
+            "the measured requests cost {} USD",
+            drover::units::money(spend.total)
+        ),
+    ] {
+        assert!(stdout.contains(&note), "terminal lacks {note}");
+        assert!(summary_md.contains(&note), "summary.md lacks {note}");
+    }
+
+    // The cost chart: a line per priced target, drawn, linked and inlined.
+    assert!(run_dir.join("charts/cost.svg").exists());
+    assert!(run_dir.join("charts/cost.png").exists());
+    assert!(summary_md.contains("(charts/cost.svg)"));
+    let report_html = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
+    assert!(report_html.contains("id=\"chart-cost\""));
+    let svg = std::fs::read_to_string(run_dir.join("charts/cost.svg")).unwrap();
+    for target in &results.targets {
+        assert!(
+            svg.contains(&target.name),
+            "{} not in the cost chart",
+            target.name
+        );
+    }
+}

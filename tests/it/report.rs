@@ -188,8 +188,15 @@ async fn a_run_without_success_renders_with_a_clear_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_comparison_shows_both_runs_on_every_chart_and_a_delta_table() {
     let load = "kind = \"closed\"\nusers = 2\nrequests = 40\n";
-    let before = run_scenario(&mock_scenario("10ms", load)).await;
-    let after = run_scenario(&mock_scenario("30ms", load)).await;
+    // Priced alike but for a discount: the comparison's cost row shows both and the change.
+    let priced = |ttft: &str, pricing: &str| {
+        mock_scenario(ttft, load).replace(
+            "model = \"m\"\n",
+            &format!("model = \"m\"\npricing = {{ model = \"gpt-4.1\"{pricing} }}\n"),
+        )
+    };
+    let before = run_scenario(&priced("10ms", ", discount = 0.5")).await;
+    let after = run_scenario(&priced("30ms", "")).await;
     let dir = tempfile::tempdir().unwrap();
     let inputs_dir = dir.path().join("inputs");
     for (name, results) in [("before", &before), ("after", &after)] {
@@ -255,6 +262,27 @@ async fn a_comparison_shows_both_runs_on_every_chart_and_a_delta_table() {
         assert!(markdown.contains(&format!("| {metric} |")), "{metric}");
     }
     assert!(markdown.contains("| Δ after |"));
+    // Half price before, list price after: per output token the cost doubled.
+    let per_million = |r: &RunResults| {
+        r.targets[0]
+            .summary
+            .cost
+            .as_ref()
+            .unwrap()
+            .per_million_output_tokens
+    };
+    let cost_row = markdown
+        .lines()
+        .find(|l| l.starts_with("| cost per 1M output tokens |"))
+        .unwrap();
+    assert_eq!(
+        cost_row,
+        format!(
+            "| cost per 1M output tokens | {} | {} | +100.0% |",
+            drover::units::money(per_million(&before)),
+            drover::units::money(per_million(&after))
+        )
+    );
     assert!(
         markdown.contains("TTFT p50 of \"mock\": after is +"),
         "{markdown}"

@@ -287,3 +287,101 @@ impl SchedulingProbe {
         late.get(rank - 1).copied().unwrap_or(0.0)
     }
 }
+
+/// The nearest-rank percentile of `values` (sorted in place).
+fn nearest_rank(values: &mut [f64], q: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    values[rank - 1]
+}
+
+/// A cell of summary.md's table as a number (`1,011` → 1011).
+fn cell_number(cell: &str) -> f64 {
+    cell.trim()
+        .replace(',', "")
+        .parse()
+        .unwrap_or_else(|e| panic!("{cell}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_summary_shows_corrected_latency_of_a_stalled_server_as_the_request_log_has_it() {
+    let _serial = TIMING_LOCK.lock().await;
+    // An open loop held to one request in flight, against a server that stalls a stream for a
+    // second about every 50th request (2%, drawn from the mock's seed): requests scheduled
+    // during a stall wait, which only latency from the intended send time shows.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.toml"),
+        r#"name = "stalled"
+[[targets]]
+name = "mock"
+model = "m"
+mode = "stream"
+[targets.mock]
+ttft = "5ms"
+itl = "1ms"
+output_tokens = 8
+faults = { stall = 0.02, stall_for = "1s" }
+
+[[classes]]
+name = "c"
+input_tokens = 16
+max_tokens = 8
+
+[load]
+kind = "open"
+rate = 25
+requests = 200
+max_in_flight = 1
+"#,
+    )
+    .unwrap();
+    let output = common::run_s_toml(dir.path(), &["--export-requests"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        common::text(&output.stderr)
+    );
+    let run = common::only_run_dir(&dir.path().join("out"));
+
+    // Corrected E2E of each successful request, from the log: its wait to be sent plus its
+    // service time.
+    let log = std::fs::read_to_string(run.join("requests.jsonl")).unwrap();
+    let mut corrected = Vec::new();
+    let mut service = Vec::new();
+    for line in log.lines() {
+        let request: serde_json::Value = serde_json::from_str(line).unwrap();
+        if request["outcome"] != "ok" || request["warmup"] == true {
+            continue;
+        }
+        let number = |field: &str| request[field].as_f64().unwrap();
+        service.push(number("e2e_ms"));
+        corrected.push(number("sent_ms") - number("intended_ms") + number("e2e_ms"));
+    }
+    assert_eq!(corrected.len(), 200, "every request succeeded");
+    let recomputed_p90 = nearest_rank(&mut corrected, 0.90);
+    let service_p90 = nearest_rank(&mut service, 0.90);
+
+    let summary = std::fs::read_to_string(run.join("summary.md")).unwrap();
+    let row = summary
+        .lines()
+        .find(|l| l.starts_with("| mock | (all) | E2E |"))
+        .unwrap_or_else(|| panic!("no corrected E2E row in:\n{summary}"));
+    let cells: Vec<&str> = row.trim_matches('|').split(" | ").collect();
+    let (shown_p90, shown_p90_corrected) = (cell_number(cells[5]), cell_number(cells[6]));
+    // The stalls must have made a difference for the comparison to mean anything.
+    assert!(
+        recomputed_p90 > 5.0 * service_p90,
+        "corrected p90 {recomputed_p90} ms vs service p90 {service_p90} ms"
+    );
+    assert!(
+        (shown_p90_corrected - recomputed_p90).abs() <= 0.05 * recomputed_p90,
+        "summary.md corrected E2E p90 {shown_p90_corrected} ms, requests.jsonl {recomputed_p90} ms"
+    );
+    assert!(
+        (shown_p90 - service_p90).abs() <= 0.05 * service_p90.max(1.0),
+        "summary.md E2E p90 {shown_p90} ms, requests.jsonl {service_p90} ms"
+    );
+    assert!(summary.contains("coordinated omission"), "{summary}");
+}
