@@ -1,7 +1,8 @@
-//! The optional per-request export (`run --export-requests`): one JSON line per finished request,
-//! streamed to `requests.jsonl` as records arrive, so that it costs disk, not memory. Times are
-//! milliseconds from the run's start (and the send time also as Unix seconds, to join shards).
-//! Failure messages are the already scrubbed samples' text: no secrets.
+//! The optional per-request export: one JSON line per finished request streamed to
+//! `requests.jsonl` (`run --export-requests`), and the same fields as one CSV row each in
+//! `requests.csv` (`run --csv`), written as records arrive so that they cost disk, not memory.
+//! Times are milliseconds from the run's start (and the send time also as Unix seconds, to join
+//! shards). Failure messages are the already scrubbed samples' text: no secrets.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -49,9 +50,93 @@ struct Line<'a> {
     retried: Vec<String>,
 }
 
-/// Writes request records as JSON lines.
+/// One row of `requests.csv`: the fields of [`Line`], in its order, every column always present
+/// (empty where the JSON line leaves a field out) and the retried classes joined by `;`.
+#[derive(Debug, Serialize)]
+struct CsvRow<'a> {
+    request: u64,
+    target: &'a str,
+    class: &'a str,
+    stage: usize,
+    warmup: bool,
+    sent_unix_s: f64,
+    intended_ms: f64,
+    sent_ms: f64,
+    schedule_lag_ms: f64,
+    connection: &'static str,
+    dns_ms: Option<f64>,
+    tcp_connect_ms: Option<f64>,
+    tls_handshake_ms: Option<f64>,
+    ttfb_ms: Option<f64>,
+    ttft_ms: Option<f64>,
+    e2e_ms: f64,
+    output_tokens: u64,
+    input_tokens: Option<u64>,
+    outcome: &'a str,
+    status: Option<u16>,
+    error: Option<&'a str>,
+    retried: String,
+}
+
+/// The header of `requests.csv`, the field names of [`CsvRow`] (a test keeps them equal).
+pub const CSV_COLUMNS: [&str; 22] = [
+    "request",
+    "target",
+    "class",
+    "stage",
+    "warmup",
+    "sent_unix_s",
+    "intended_ms",
+    "sent_ms",
+    "schedule_lag_ms",
+    "connection",
+    "dns_ms",
+    "tcp_connect_ms",
+    "tls_handshake_ms",
+    "ttfb_ms",
+    "ttft_ms",
+    "e2e_ms",
+    "output_tokens",
+    "input_tokens",
+    "outcome",
+    "status",
+    "error",
+    "retried",
+];
+
+impl<'a> CsvRow<'a> {
+    fn of(line: &'a Line<'a>) -> Self {
+        CsvRow {
+            request: line.request,
+            target: line.target,
+            class: line.class,
+            stage: line.stage,
+            warmup: line.warmup,
+            sent_unix_s: line.sent_unix_s,
+            intended_ms: line.intended_ms,
+            sent_ms: line.sent_ms,
+            schedule_lag_ms: line.schedule_lag_ms,
+            connection: line.connection,
+            dns_ms: line.dns_ms,
+            tcp_connect_ms: line.tcp_connect_ms,
+            tls_handshake_ms: line.tls_handshake_ms,
+            ttfb_ms: line.ttfb_ms,
+            ttft_ms: line.ttft_ms,
+            e2e_ms: line.e2e_ms,
+            output_tokens: line.output_tokens,
+            input_tokens: line.input_tokens,
+            outcome: &line.outcome,
+            status: line.status,
+            error: line.error,
+            retried: line.retried.join(";"),
+        }
+    }
+}
+
+/// Writes request records as JSON lines, CSV rows, or both.
 pub struct RequestLog {
-    out: BufWriter<Box<dyn Write + Send>>,
+    out: Option<BufWriter<Box<dyn Write + Send>>>,
+    csv: Option<csv::Writer<Box<dyn Write + Send>>>,
     targets: Vec<String>,
     classes: Vec<String>,
     start: Option<(Instant, SystemTime)>,
@@ -80,15 +165,37 @@ impl RequestLog {
         Ok(Self::new(Box::new(file), targets, classes))
     }
 
-    /// A log into any writer.
+    /// A log of JSON lines into any writer.
     pub fn new(out: Box<dyn Write + Send>, targets: Vec<String>, classes: Vec<String>) -> Self {
+        let mut log = Self::empty(targets, classes);
+        log.out = Some(BufWriter::with_capacity(64 * 1024, out));
+        log
+    }
+
+    /// A log that writes nothing until given a destination ([`RequestLog::with_csv`]).
+    pub fn empty(targets: Vec<String>, classes: Vec<String>) -> Self {
         RequestLog {
-            out: BufWriter::with_capacity(64 * 1024, out),
+            out: None,
+            csv: None,
             targets,
             classes,
             start: None,
             failed: false,
         }
+    }
+
+    /// Also writes every record as a CSV row into `out`, after a header of [`CSV_COLUMNS`]
+    /// (written at once, so that a run without a finished request still leaves a valid file).
+    pub fn with_csv(mut self, out: Box<dyn Write + Send>) -> std::io::Result<Self> {
+        let mut writer = csv::WriterBuilder::new()
+            .has_headers(false)
+            .buffer_capacity(64 * 1024)
+            .from_writer(out);
+        writer
+            .write_record(CSV_COLUMNS)
+            .map_err(std::io::Error::other)?;
+        self.csv = Some(writer);
+        Ok(self)
     }
 
     /// Sets the run's start, from which line times are measured.
@@ -139,9 +246,17 @@ impl RequestLog {
             error: failure.map(|f| f.message.as_str()),
             retried: record.retried.iter().map(|c| c.key()).collect(),
         };
-        let result = serde_json::to_writer(&mut self.out, &line)
-            .map_err(std::io::Error::other)
-            .and_then(|()| self.out.write_all(b"\n"));
+        let mut result = Ok(());
+        if let Some(out) = &mut self.out {
+            result = serde_json::to_writer(&mut *out, &line)
+                .map_err(std::io::Error::other)
+                .and_then(|()| out.write_all(b"\n"));
+        }
+        if let (Ok(()), Some(csv)) = (&result, &mut self.csv) {
+            result = csv
+                .serialize(CsvRow::of(&line))
+                .map_err(std::io::Error::other);
+        }
         if result.is_err() {
             self.failed = true;
         }
@@ -153,7 +268,13 @@ impl RequestLog {
         if self.failed {
             return Ok(());
         }
-        self.out.flush()
+        if let Some(out) = &mut self.out {
+            out.flush()?;
+        }
+        if let Some(csv) = &mut self.csv {
+            csv.flush()?;
+        }
+        Ok(())
     }
 }
 
@@ -177,18 +298,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn writes_one_json_line_per_record() {
-        let start = Instant::now();
-        let buffer = Shared::default();
-        let mut log = RequestLog::new(
-            Box::new(buffer.clone()),
-            vec!["a".into()],
-            vec!["chat".into()],
-        );
-        log.start(start, SystemTime::UNIX_EPOCH + Duration::from_secs(100));
+    /// A successful record: sent 12 ms into the run, first token at 52 ms, done at 112 ms.
+    fn sample_record(start: Instant) -> RequestRecord {
         let ms = Duration::from_millis;
-        let mut record = RequestRecord {
+        RequestRecord {
             index: 0,
             target: 0,
             class: 0,
@@ -220,7 +333,20 @@ mod tests {
             via_batch_api: false,
             shape: Default::default(),
             answer: None,
-        };
+        }
+    }
+
+    #[test]
+    fn writes_one_json_line_per_record() {
+        let start = Instant::now();
+        let buffer = Shared::default();
+        let mut log = RequestLog::new(
+            Box::new(buffer.clone()),
+            vec!["a".into()],
+            vec!["chat".into()],
+        );
+        log.start(start, SystemTime::UNIX_EPOCH + Duration::from_secs(100));
+        let mut record = sample_record(start);
         log.write(&record).unwrap();
         record.outcome = Err(Failure {
             class: ErrorClass::HttpStatus(503),
@@ -244,5 +370,54 @@ mod tests {
         assert_eq!(lines[1]["outcome"], "http_503");
         assert_eq!(lines[1]["status"], 503);
         assert_eq!(lines[1]["error"], "HTTP 503: busy");
+    }
+
+    #[test]
+    fn csv_rows_carry_the_json_lines_fields_under_the_published_header() {
+        let start = Instant::now();
+        let (json, csv) = (Shared::default(), Shared::default());
+        let mut log = RequestLog::new(Box::new(json.clone()), vec!["a".into()], vec!["c,1".into()])
+            .with_csv(Box::new(csv.clone()))
+            .unwrap();
+        log.start(start, SystemTime::UNIX_EPOCH);
+        let record = RequestRecord {
+            retried: vec![ErrorClass::Throttled, ErrorClass::HttpStatus(503)],
+            outcome: Err(Failure {
+                class: ErrorClass::HttpStatus(500),
+                status: Some(500),
+                message: "HTTP 500: \"quoted\", with a comma".into(),
+                retry_after: None,
+            }),
+            ..sample_record(start)
+        };
+        log.write(&record).unwrap();
+        log.flush().unwrap();
+        let text = String::from_utf8(csv.0.lock().unwrap().clone()).unwrap();
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+        assert_eq!(header, CSV_COLUMNS);
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 1);
+        let line: serde_json::Value = serde_json::from_str(
+            String::from_utf8(json.0.lock().unwrap().clone())
+                .unwrap()
+                .trim(),
+        )
+        .unwrap();
+        for (column, cell) in CSV_COLUMNS.iter().zip(rows[0].iter()) {
+            let expected = match &line[*column] {
+                serde_json::Value::Null => String::new(),
+                serde_json::Value::String(text) => text.clone(),
+                serde_json::Value::Array(items) => items
+                    .iter()
+                    .map(|i| i.as_str().unwrap())
+                    .collect::<Vec<_>>()
+                    .join(";"),
+                other => other.to_string(),
+            };
+            assert_eq!(cell, expected, "column {column}");
+        }
+        assert_eq!(&rows[0][2], "c,1");
+        assert_eq!(&rows[0][21], "throttled;http_503");
     }
 }

@@ -907,11 +907,7 @@ fn write_outputs(
     if let Some(dir) = &args.report {
         match crate::report::write_report(dir, &crate::report::Report::of_run(merged)) {
             Ok(written) => {
-                println!(
-                    "report: {} ({} charts, summary.md)",
-                    written.dir.join("report.html").display(),
-                    written.charts.len()
-                );
+                println!("report: {}", written.described());
                 for file in ["report.html", "summary.md"] {
                     entries.push(super::archive::ArchiveEntry {
                         source: dir.join(file),

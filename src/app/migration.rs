@@ -467,8 +467,9 @@ pub struct PhaseOptions {
     /// Live progress, and how it is drawn.
     pub progress: Option<super::progress::Style>,
     pub checkpoint_every: std::time::Duration,
-    /// Each phase writes its requests (both sides of every pair) to its `requests.jsonl`.
-    pub export_requests: bool,
+    /// Each phase writes its requests (both sides of every pair) to its `requests.jsonl` and/or
+    /// `requests.csv` (and with CSV its `groups.csv`).
+    pub formats: super::run::RequestFormats,
 }
 
 /// Runs a scenario's `[migration]`: one run per phase (each with its results and report), the
@@ -483,14 +484,17 @@ pub async fn run_and_report(
     // with --export-requests writes its requests.jsonl there (both sides of every pair).
     let options = |folder: &Path| {
         let request_log = phases_run
-            .export_requests
-            .then(|| match super::run::create_request_log(plan, folder) {
-                Ok(log) => Some(log),
-                Err(message) => {
-                    eprintln!("warning: the per-request export: {message}");
-                    None
-                }
-            })
+            .formats
+            .any()
+            .then(
+                || match super::run::create_request_log(plan, folder, phases_run.formats) {
+                    Ok(log) => Some(log),
+                    Err(message) => {
+                        eprintln!("warning: the per-request export: {message}");
+                        None
+                    }
+                },
+            )
             .flatten();
         RunOptions {
             live: super::run::live_outputs(plan, phases_run.progress, false),
@@ -504,8 +508,11 @@ pub async fn run_and_report(
     let write = |folder: &Path, results: &RunResults| {
         let path =
             crate::report::json::write_results(folder, results).map_err(|e| e.to_string())?;
-        crate::report::write_report(folder, &crate::report::Report::of_run(results))
-            .map_err(|e| e.to_string())?;
+        let report = crate::report::Report::of_run(results);
+        if phases_run.formats.csv {
+            crate::report::write_groups_csv(folder, &report).map_err(|e| e.to_string())?;
+        }
+        crate::report::write_report(folder, &report).map_err(|e| e.to_string())?;
         Ok(path)
     };
     let mut phases = Vec::new();

@@ -14,6 +14,8 @@ pub struct ReportRequest {
     pub out: Option<PathBuf>,
     /// One per results file, in order, or none.
     pub labels: Vec<String>,
+    /// Also write groups.csv.
+    pub csv: bool,
 }
 
 /// `drover report`: results files rendered side by side (Markdown, HTML, charts).
@@ -56,19 +58,22 @@ pub fn command(args: ReportRequest) -> Outcome {
         let stamp = report::json::utc_stamp(std::time::SystemTime::now());
         std::path::PathBuf::from("reports").join(format!("report-{stamp}"))
     });
-    match report::write_report(
-        &out,
-        &report::Report {
-            inputs,
-            rollout: None,
-        },
-    ) {
+    let report = report::Report {
+        inputs,
+        rollout: None,
+    };
+    if args.csv {
+        match report::write_groups_csv(&out, &report) {
+            Ok(path) => println!("csv: {}", path.display()),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return Outcome::RunFailed;
+            }
+        }
+    }
+    match report::write_report(&out, &report) {
         Ok(written) => {
-            println!(
-                "report: {} ({} charts, summary.md)",
-                written.dir.join("report.html").display(),
-                written.charts.len()
-            );
+            println!("report: {}", written.described());
             Outcome::Ok
         }
         Err(error) => {

@@ -39,6 +39,8 @@ pub struct RunRequest {
     pub checkpoint_every: Duration,
     /// Write every finished request to `requests.jsonl`.
     pub export_requests: bool,
+    /// Write every finished request to `requests.csv`, and each group's summary to `groups.csv`.
+    pub csv: bool,
     /// `--shard K/N`; without it, the shard comes from the Indexed Job's environment.
     pub shard: Option<Shard>,
     /// `--budget`, over `[cost] budget`.
@@ -66,6 +68,7 @@ impl RunRequest {
             preflight: true,
             checkpoint_every: Duration::from_secs(10),
             export_requests: false,
+            csv: false,
             shard: None,
             budget: None,
             allow_over_budget: false,
@@ -151,15 +154,19 @@ pub fn prepare(request: RunRequest) -> Result<Prepared, Outcome> {
         );
         return Err(Outcome::RunFailed);
     }
-    if request.export_requests && plan.sweep.is_some() {
+    if (request.export_requests || request.csv) && plan.sweep.is_some() {
         eprintln!(
-            "error: {}: --export-requests does not export a [sweep]'s steps yet: run a step's load as its own scenario to export its requests",
+            "error: {}: --export-requests and --csv do not export a [sweep]'s steps yet: run a step's load as its own scenario to export its requests",
             request.scenario.display()
         );
         return Err(Outcome::BadInput);
     }
-    let request_log = if request.export_requests && plan.migration.is_none() {
-        match create_request_log(&plan, &dir) {
+    let formats = RequestFormats {
+        jsonl: request.export_requests,
+        csv: request.csv,
+    };
+    let request_log = if formats.any() && plan.migration.is_none() {
+        match create_request_log(&plan, &dir, formats) {
             Ok(log) => Some(log),
             Err(message) => {
                 eprintln!("error: {message}");
@@ -238,22 +245,46 @@ fn folder_of(plan: &RunPlan) -> String {
     folder
 }
 
-/// `requests.jsonl` in `dir`, ready for the run's records.
+/// The files a run's per-request export goes to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestFormats {
+    /// `requests.jsonl` (`--export-requests`).
+    pub jsonl: bool,
+    /// `requests.csv` (`--csv`).
+    pub csv: bool,
+}
+
+impl RequestFormats {
+    pub fn any(self) -> bool {
+        self.jsonl || self.csv
+    }
+}
+
+/// `requests.jsonl` and/or `requests.csv` in `dir`, ready for the run's records.
 pub(crate) fn create_request_log(
     plan: &RunPlan,
     dir: &Path,
+    formats: RequestFormats,
 ) -> Result<Arc<Mutex<RequestLog>>, String> {
-    let path = dir.join("requests.jsonl");
-    std::fs::create_dir_all(dir)
-        .and_then(|()| {
-            RequestLog::create(
-                &path,
-                plan.targets.iter().map(|t| t.name.clone()).collect(),
-                plan.classes.iter().map(|c| c.name.clone()).collect(),
-            )
-        })
-        .map(|log| Arc::new(Mutex::new(log)))
-        .map_err(|error| format!("cannot create {}: {error}", path.display()))
+    let create = |name: &str| {
+        let path = dir.join(name);
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::File::create(&path))
+            .map_err(|error| format!("cannot create {}: {error}", path.display()))
+    };
+    let targets = plan.targets.iter().map(|t| t.name.clone()).collect();
+    let classes = plan.classes.iter().map(|c| c.name.clone()).collect();
+    let mut log = if formats.jsonl {
+        RequestLog::new(Box::new(create("requests.jsonl")?), targets, classes)
+    } else {
+        RequestLog::empty(targets, classes)
+    };
+    if formats.csv {
+        log = log
+            .with_csv(Box::new(create("requests.csv")?))
+            .map_err(|error| format!("cannot write requests.csv: {error}"))?;
+    }
+    Ok(Arc::new(Mutex::new(log)))
 }
 
 /// Preflight, the wait for `--start-at`, then the run, its sweep or its migration.
@@ -282,7 +313,10 @@ pub async fn execute(prepared: Prepared, stop: StopSignal) -> Outcome {
         let phases = super::migration::PhaseOptions {
             progress: request.progress_style(),
             checkpoint_every: request.checkpoint_every,
-            export_requests: request.export_requests,
+            formats: RequestFormats {
+                jsonl: request.export_requests,
+                csv: request.csv,
+            },
         };
         return super::migration::run_and_report(&plan, &dir, stop, phases).await;
     }
@@ -323,7 +357,7 @@ pub async fn execute(prepared: Prepared, stop: StopSignal) -> Outcome {
     if let Some(slo) = &plan.slo {
         results.slo = Some(crate::slo::evaluate(slo, &results));
     }
-    let written = write_and_report(&dir, &results);
+    let written = write_and_report(&dir, &results, request.csv);
     if let Some(exposition) = exposition {
         exposition.linger_and_stop(request.metrics_linger).await;
     }
@@ -378,8 +412,9 @@ fn announce_start_at(plan: &RunPlan) {
     }
 }
 
-/// Prints the summary, writes the results (first: the measurements) and then the report.
-fn write_and_report(dir: &Path, results: &RunResults) -> Result<(), Outcome> {
+/// Prints the summary, writes the results (first: the measurements) and then the report (with
+/// `groups.csv` when `csv`).
+fn write_and_report(dir: &Path, results: &RunResults, csv: bool) -> Result<(), Outcome> {
     let mut stdout = std::io::stdout().lock();
     let _ = write!(stdout, "{}", report::terminal::summary(results));
     match report::json::write_results(dir, results) {
@@ -391,14 +426,18 @@ fn write_and_report(dir: &Path, results: &RunResults) -> Result<(), Outcome> {
             return Err(Outcome::RunFailed);
         }
     }
-    let rendered = report::write_report(dir, &report::Report::of_run(results));
+    let report = report::Report::of_run(results);
+    if csv {
+        match report::write_groups_csv(dir, &report) {
+            Ok(path) => {
+                let _ = writeln!(stdout, "csv: {} (and requests.csv)", path.display());
+            }
+            Err(error) => eprintln!("error: {error}"),
+        }
+    }
+    let rendered = report::write_report(dir, &report);
     let _ = match &rendered {
-        Ok(written) => writeln!(
-            stdout,
-            "report: {} ({} charts, summary.md)",
-            written.dir.join("report.html").display(),
-            written.charts.len()
-        ),
+        Ok(written) => writeln!(stdout, "report: {}", written.described()),
         Err(error) => {
             eprintln!("error: could not render the report: {error}");
             Ok(())

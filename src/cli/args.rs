@@ -93,6 +93,11 @@ could not run (a mock could not start, or every request failed).")]
   curl -N http://127.0.0.1:8089/v1/chat/completions -H 'content-type: application/json' \\
     -d '{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true}'")]
     Mock(MockArgs),
+    /// Print the JSON Schema of the results document (drover.results/v1) on stdout.
+    #[command(after_help = "Example:
+  drover schema > results.schema.json
+The same schema is published in the repository as docs/results.schema.json.")]
+    Schema,
     /// Print a shell completion script for drover on stdout.
     #[command(after_help = "Examples:
   drover completions bash > /etc/bash_completion.d/drover
@@ -150,6 +155,10 @@ pub struct RunArgs {
     /// streamed as requests finish (off by default: results hold histograms, not samples).
     #[arg(long)]
     pub export_requests: bool,
+    /// Also write CSV: every finished request to requests.csv (the fields of requests.jsonl,
+    /// streamed as requests finish) and one row per target and class to groups.csv.
+    #[arg(long)]
+    pub csv: bool,
     /// Send only shard K of N of the load (0-based K; e.g. 0/4 … 3/4). Without it, the shard is
     /// taken from JOB_COMPLETION_INDEX and DROVER_SHARD_COUNT when JOB_COMPLETION_INDEX is set.
     #[arg(long, value_parser = parse_shard)]
@@ -358,6 +367,9 @@ pub struct ReportArgs {
     /// A label per input, in order (default: the input's folder name).
     #[arg(long = "label")]
     pub labels: Vec<String>,
+    /// Also write groups.csv: one row per input, target and class.
+    #[arg(long)]
+    pub csv: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 pub mod args;
 pub mod exit;
 
+use std::io::Write as _;
 use std::time::Duration;
 
 use drover::app::{self, Outcome};
@@ -25,7 +26,23 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Audit(args) => audit_command(args),
         Command::Calibrate(args) => with_runtime(|| calibrate_command(args)),
         Command::Completions(args) => completions(args.shell),
+        Command::Schema => print_schema(),
         Command::Man(args) => manual_pages(args.out),
+    }
+}
+
+/// `drover schema`: the results document's JSON Schema on stdout.
+fn print_schema() -> i32 {
+    let text =
+        serde_json::to_string_pretty(&drover::results::json_schema()).expect("a schema serializes");
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}") {
+        Ok(()) => exit::code(Outcome::Ok),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => exit::code(Outcome::Ok),
+        Err(error) => {
+            eprintln!("error: cannot write the schema: {error}");
+            exit::code(Outcome::RunFailed)
+        }
     }
 }
 
@@ -95,6 +112,7 @@ async fn run(args: RunArgs) -> i32 {
         preflight: !args.no_preflight,
         checkpoint_every: args.checkpoint_every,
         export_requests: args.export_requests,
+        csv: args.csv,
         shard: args.shard,
         budget: args.budget,
         allow_over_budget: args.allow_over_budget,
@@ -262,6 +280,7 @@ fn report_command(args: ReportArgs) -> i32 {
         results: args.results,
         out: args.out,
         labels: args.labels,
+        csv: args.csv,
     }))
 }
 

@@ -1,14 +1,17 @@
 //! Rendering [`RunResults`]: the terminal summary, the results JSON (written atomically), and a
-//! report folder with `summary.md`, a self-contained `report.html` and charts (SVG and PNG).
+//! report folder with `summary.md`, a self-contained `report.html`, charts (SVG and PNG) and,
+//! for a run with SLOs, `junit.xml`.
 //!
 //! A report reads only results documents, so it renders a finished run, a saved one, or several
 //! side by side (before/after, provider A/B) the same way.
 
 pub mod charts;
 pub mod compare;
+pub mod csv;
 pub mod format;
 pub mod html;
 pub mod json;
+pub mod junit;
 pub mod markdown;
 pub mod terminal;
 
@@ -96,6 +99,8 @@ pub enum ReportError {
     Write(#[from] json::WriteError),
     #[error("cannot draw chart {chart}: {message}")]
     Chart { chart: String, message: String },
+    #[error("cannot write groups.csv: {0}")]
+    Csv(String),
 }
 
 /// Reads a results file, checking its schema.
@@ -149,6 +154,29 @@ pub fn parse_results(text: &str, shown: &str) -> Result<RunResults, ReportError>
 pub struct WrittenReport {
     pub dir: PathBuf,
     pub charts: Vec<String>,
+    /// The extra files written beside summary.md and report.html (`junit.xml`, CSV files).
+    pub extras: Vec<String>,
+}
+
+impl WrittenReport {
+    /// `…/report.html (6 charts, summary.md, junit.xml)`: what a command prints of it.
+    pub fn described(&self) -> String {
+        let mut parts = vec![format!("{} charts", self.charts.len()), "summary.md".into()];
+        parts.extend(self.extras.iter().cloned());
+        format!(
+            "{} ({})",
+            self.dir.join("report.html").display(),
+            parts.join(", ")
+        )
+    }
+}
+
+/// Writes `groups.csv` (one row per run, target and class: [`csv::groups_csv`]) into `dir`.
+pub fn write_groups_csv(dir: &Path, report: &Report) -> Result<PathBuf, ReportError> {
+    let bytes = csv::groups_csv(report).map_err(|e| ReportError::Csv(e.to_string()))?;
+    let path = dir.join("groups.csv");
+    json::write_atomically(&path, &bytes)?;
+    Ok(path)
 }
 
 /// Writes `summary.md`, `report.html` and `charts/*.svg|png` into `dir`.
@@ -170,8 +198,17 @@ pub fn write_report(dir: &Path, report: &Report) -> Result<WrittenReport, Report
         &dir.join("report.html"),
         html::render(report, &charts).as_bytes(),
     )?;
+    // A run's own SLO assertions as JUnit for CI (a comparison's JUnit is `drover compare`'s).
+    let mut extras = Vec::new();
+    if let [input] = report.inputs.as_slice() {
+        if let Some(xml) = junit::slo_junit(&input.results) {
+            json::write_atomically(&dir.join("junit.xml"), xml.as_bytes())?;
+            extras.push("junit.xml".to_string());
+        }
+    }
     Ok(WrittenReport {
         dir: dir.to_path_buf(),
         charts: charts.iter().map(|c| c.id.clone()).collect(),
+        extras,
     })
 }

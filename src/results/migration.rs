@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One gate checked after a phase.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct GateResult {
     /// `max_error_rate`, `max_regression.ttft.p99`, `min_agreement`, …
     pub gate: String,
@@ -90,7 +90,7 @@ fn format_gate_value(gate: &str, value: f64) -> String {
 
 /// What one phase was and how its gates came out (kept in the phase's results and in
 /// `migration.json`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct PhaseOutcome {
     /// 1-based.
     pub index: usize,
@@ -137,7 +137,7 @@ fn as_written() -> f64 {
 }
 
 /// The end of a rollout.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RolloutVerdict {
     /// Every phase passed its gates.
@@ -166,7 +166,7 @@ impl RolloutVerdict {
 }
 
 /// A whole migration, as `migration.json` keeps it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct RolloutResults {
     pub scenario: String,
     pub primary: String,

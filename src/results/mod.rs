@@ -13,8 +13,41 @@ pub mod slo;
 /// Schema identifier written into every results file.
 pub const SCHEMA: &str = "drover.results/v1";
 
+/// Where the published JSON Schema of [`SCHEMA`] lives in the repository (`drover schema`
+/// prints the same document; a test keeps the two equal).
+pub const SCHEMA_FILE: &str = "docs/results.schema.json";
+
+/// The JSON Schema (draft 2020-12) of a results document, generated from these types, so it
+/// cannot drift from what drover writes and reads.
+pub fn json_schema() -> serde_json::Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(RunResults))
+        .expect("a generated schema is JSON");
+    if let Some(object) = schema.as_object_mut() {
+        object.insert(
+            "$id".into(),
+            format!(
+                "https://drover.dev/schemas/{}.json",
+                SCHEMA.replace('/', "-")
+            )
+            .into(),
+        );
+        object.insert(
+            "title".into(),
+            format!("drover results document ({SCHEMA})").into(),
+        );
+    }
+    // The one value the `schema` field can have: a reader of another version is told at once.
+    if let Some(field) = schema.pointer_mut("/properties/schema") {
+        *field = serde_json::json!({
+            "description": "The document's format and version.",
+            "const": SCHEMA,
+        });
+    }
+    schema
+}
+
 /// A whole run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunResults {
     pub schema: String,
     pub drover_version: String,
@@ -54,7 +87,7 @@ pub struct RunResults {
 }
 
 /// The run's spend in the reporting currency.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunSpend {
     pub currency: String,
     pub total: f64,
@@ -92,7 +125,7 @@ impl RunSpend {
 }
 
 /// Where a run's prices came from.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PricingInfo {
     /// The table file, or the built-in one.
     pub table: String,
@@ -103,7 +136,7 @@ pub struct PricingInfo {
 }
 
 /// A shard's identity (see [`crate::shard`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ShardInfo {
     /// 0-based.
     pub index: u32,
@@ -116,7 +149,7 @@ pub struct ShardInfo {
 }
 
 /// What a merged results file was made of.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MergeInfo {
     /// Shards the run was split into.
     pub shard_count: u32,
@@ -132,7 +165,7 @@ pub struct MergeInfo {
 }
 
 /// One input of a merge, as it was.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MergedShard {
     pub index: u32,
     /// The file it was read from.
@@ -150,7 +183,7 @@ pub struct MergedShard {
 }
 
 /// A shard's share of one target.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MergedShardTarget {
     pub name: String,
     pub sent: u64,
@@ -160,7 +193,7 @@ pub struct MergedShardTarget {
 }
 
 /// The scenario as run (secrets never included).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScenarioInfo {
     pub name: String,
     pub source: String,
@@ -182,7 +215,7 @@ pub const BUILD: &str = concat!(
 );
 
 /// The machine that ran the load.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Environment {
     pub host: String,
     pub os: String,
@@ -230,7 +263,9 @@ pub fn peak_rss_bytes() -> Option<u64> {
 }
 
 /// How the run ended.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Every scheduled request was sent and finished.
@@ -249,7 +284,7 @@ pub enum RunStatus {
 }
 
 /// One target's results: all classes together, then each class.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TargetResults {
     pub name: String,
     pub model: String,
@@ -284,7 +319,9 @@ pub struct TargetResults {
 
 /// Every request a run started ends in exactly one record (ok, an error class, or `internal`)
 /// or is aborted: `scheduled = recorded + aborted`, warm-up included.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub struct Accounting {
     /// Requests the driver started (each turn of a session, each side of a shadow pair).
     pub scheduled: u64,
@@ -299,7 +336,7 @@ pub struct Accounting {
 }
 
 /// One batch submitted through the Batch API.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct BatchResults {
     /// The provider's batch id (absent when it could not be created).
     pub id: Option<String>,
@@ -333,7 +370,7 @@ fn one() -> u64 {
 }
 
 /// One stage of a stepped profile: requests whose intended send time fell in it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StageResults {
     pub index: usize,
     /// Offered rate at the start and end of the stage (equal for a step).
@@ -346,7 +383,7 @@ pub struct StageResults {
 }
 
 /// One class's results within a target.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ClassResults {
     pub name: String,
     /// For a routed target: where this class's requests went (`batch-api`, or the live mode).
@@ -357,7 +394,7 @@ pub struct ClassResults {
 }
 
 /// Counters, latency statistics and histograms of a group of requests.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GroupResults {
     pub requests: RequestCounts,
     /// Failed requests by error class (`http_500`, `throttled`, `timeout`, ...).
@@ -412,7 +449,7 @@ pub struct GroupResults {
 }
 
 /// What the successful requests' answers carried besides their text (README, "APIs").
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct AnswerDetail {
     /// Requests that reasoned (reasoning tokens in usage, or reasoning output received).
     pub reasoned: u64,
@@ -478,7 +515,7 @@ impl AnswerDetail {
 }
 
 /// Goodput: successful requests within every latency criterion; failures count against it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Goodput {
     pub good: u64,
     /// `good / (succeeded + failed)`.
@@ -505,7 +542,7 @@ impl Goodput {
 }
 
 /// Requests that opened a connection versus reused one.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ConnectionCounts {
     pub opened: u64,
     pub reused: u64,
@@ -535,7 +572,7 @@ impl ConnectionCounts {
 }
 
 /// Over successful streamed requests: events and comments that were not tokens.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct StreamPreamble {
     pub requests: u64,
     /// Events before the first token that carried no output (role-only or empty deltas).
@@ -560,7 +597,7 @@ impl StreamPreamble {
 
 /// Output length asked for (`max_tokens`) versus produced, over successful requests that sent a
 /// cap. A request "stopped early" when it produced fewer tokens than its cap.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct OutputLength {
     pub requests: u64,
     /// Sums over those requests.
@@ -600,7 +637,7 @@ impl OutputLength {
 /// How far a target's token counts can be trusted (README, "Token counts you can check"): the
 /// server's usage against the client's own count of the streamed text and against the number
 /// of content events, and answers longer than the `max_tokens` they asked for.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct TokenCheck {
     /// Successful requests with usage whose text drover also counted (the first 200 of the
     /// scenario and 1 in 16 after them, by request index; not those that reasoned, whose usage
@@ -703,7 +740,7 @@ impl TokenCheck {
 
 /// Successful requests that started with a shared prefix; `cache_hits` of them reported cached
 /// input tokens (their TTFT is `ttft_cache_hit` in `latency_ms`, the others' `ttft_cache_miss`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct SharedPrefixCounts {
     pub requests: u64,
     pub cache_hits: u64,
@@ -721,7 +758,7 @@ impl SharedPrefixCounts {
 
 /// Multi-turn sessions: a session starts with its first turn's request and completes when its
 /// last turn succeeds (a failed turn ends it).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct SessionCounts {
     pub started: u64,
     pub completed: u64,
@@ -730,7 +767,7 @@ pub struct SessionCounts {
 }
 
 /// One turn index's requests.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct TurnCounts {
     pub turn: u32,
     pub sent: u64,
@@ -782,7 +819,7 @@ impl SessionCounts {
 }
 
 /// Cost of a group's successful requests, in the run's reporting currency.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CostResults {
     pub currency: String,
     /// The pricing-table entry the target was priced as.
@@ -817,7 +854,7 @@ pub struct CostResults {
 }
 
 /// A cost scaled to a daily volume.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CostProjection {
     /// `requests_per_day`, `output_tokens_per_day` or `tokens_per_day`.
     pub basis: String,
@@ -830,7 +867,7 @@ pub struct CostProjection {
 /// Request counts. `succeeded + failed` equals `sent` minus requests still in flight when an
 /// interrupt ended the run (`aborted`). `failed` includes the `throttled` (429) ones, which are
 /// also counted apart so that throttling and errors can be judged separately.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct RequestCounts {
     pub sent: u64,
     pub succeeded: u64,
@@ -843,7 +880,7 @@ pub struct RequestCounts {
 }
 
 /// How often requests were tried again.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct RetryCounts {
     /// Requests that needed more than one attempt.
     pub requests_retried: u64,
@@ -852,7 +889,7 @@ pub struct RetryCounts {
 }
 
 /// Token totals over successful requests and where the counts came from.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct TokenTotals {
     pub output: u64,
     /// Input tokens as reported by the server's usage (0 when never reported).
@@ -870,7 +907,7 @@ pub struct TokenTotals {
 }
 
 /// Throughput over the measured window (first send to last completion).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Throughput {
     pub window_s: f64,
     /// The window on the wall clock (Unix seconds), so that shards' windows can be joined.
@@ -883,7 +920,7 @@ pub struct Throughput {
 }
 
 /// Summary statistics of one latency metric, in milliseconds.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct LatencyStat {
     pub count: u64,
     pub mean: f64,
@@ -910,7 +947,7 @@ impl LatencyStat {
 }
 
 /// One point of the time series: the requests that completed in `[second, second + step)`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SeriesPoint {
     /// Seconds since the series origin (the wall-clock second the run started in).
     pub second: u64,

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The paired comparison of a run, as results keep it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct PairedComparison {
     pub primary: String,
     pub candidate: String,
@@ -20,7 +20,7 @@ impl PairedComparison {
 }
 
 /// The pairs of one class (or all of them).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct PairedGroup {
     pub class: String,
     pub pairs: u64,
@@ -41,7 +41,7 @@ pub struct PairedGroup {
 }
 
 /// One side's outcomes over a group's pairs.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 pub struct SideStats {
     pub requests: u64,
     pub succeeded: u64,
@@ -66,7 +66,7 @@ pub struct SideStats {
 }
 
 /// The distribution of per-pair differences.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct PairedDifference {
     pub pairs: u64,
     pub median: f64,
@@ -86,7 +86,7 @@ pub struct PairedDifference {
 }
 
 /// Equal-width bins of differences; values outside go to `below` and `above`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct DifferenceHistogram {
     pub start: f64,
     pub width: f64,
@@ -96,7 +96,7 @@ pub struct DifferenceHistogram {
 }
 
 /// Output agreement over the pairs where both sides answered.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct AgreementStats {
     pub compared: u64,
     pub exact_match_rate: f64,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// A target's scraped server metrics.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServerMetricsResults {
     /// The page scraped (the embedded mock's, or the scenario's `url`).
     pub url: String,
@@ -50,7 +50,7 @@ fn is_zero(n: &u64) -> bool {
 }
 
 /// One scrape's figures; `None` where the server does not export one.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServerPoint {
     /// Seconds since the origin.
     pub t_s: f64,
@@ -69,7 +69,7 @@ pub struct ServerPoint {
 }
 
 /// The run's server figures in one place.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServerSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_running: Option<f64>,
@@ -102,7 +102,7 @@ pub struct ServerSummary {
 
 /// A server-side latency histogram, summarised (milliseconds; percentiles interpolated within
 /// the server's buckets, as Prometheus' `histogram_quantile` does, so as coarse as they are).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServerLatency {
     pub count: f64,
     pub mean: f64,

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// `pass`, `fail` or `inconclusive`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Pass,
@@ -23,7 +23,7 @@ impl Verdict {
 }
 
 /// One assertion, evaluated on one target (and class).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct AssertionResult {
     pub assertion: String,
     pub target: String,
@@ -50,7 +50,7 @@ pub struct AssertionResult {
 }
 
 /// Every assertion of a run, evaluated.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SloResults {
     pub confidence: f64,
     pub fail_on_inconclusive: bool,

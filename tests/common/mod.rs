@@ -31,13 +31,86 @@ impl std::io::Write for SharedBuffer {
 /// Timing-sensitive tests hold this so they never share the two CI cores with each other.
 pub static TIMING_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Parses and runs scenario text (as if read from `dir/scenario.toml`).
+/// The published JSON Schema of results documents (docs/results.schema.json), compiled once.
+fn results_validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(drover::results::SCHEMA_FILE);
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+        jsonschema::validator_for(&schema).expect("the published schema compiles")
+    })
+}
+
+/// Panics, naming `origin` and every violation, unless `document` validates against the
+/// published schema.
+pub fn assert_valid_results(document: &serde_json::Value, origin: &str) {
+    let errors: Vec<String> = results_validator()
+        .iter_errors(document)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{origin} does not validate against {}:\n{}",
+        drover::results::SCHEMA_FILE,
+        errors.join("\n")
+    );
+}
+
+/// Every results document (schema drover.results/v1) written at or after `since` under
+/// `place` (a file or a folder, searched a few levels deep) validates against the schema.
+pub fn check_results_written(place: &Path, since: std::time::SystemTime) -> usize {
+    let mut checked = 0;
+    let mut pending = vec![(place.to_path_buf(), 0)];
+    while let Some((path, depth)) = pending.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            let skip = path
+                .file_name()
+                .is_some_and(|n| n == "target" || n == ".git" || n == "node_modules");
+            if depth < 6 && !skip {
+                if let Ok(entries) = std::fs::read_dir(&path) {
+                    for entry in entries.flatten() {
+                        pending.push((entry.path(), depth + 1));
+                    }
+                }
+            }
+            continue;
+        }
+        let fresh = meta.modified().is_ok_and(|t| t >= since);
+        if !fresh || path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Ok(document) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        if document.get("schema").and_then(|s| s.as_str()) == Some(drover::results::SCHEMA) {
+            assert_valid_results(&document, &path.display().to_string());
+            checked += 1;
+        }
+    }
+    checked
+}
+
+/// Parses and runs scenario text (as if read from `dir/scenario.toml`); the results validate
+/// against the published schema as they would be written.
 pub async fn run_scenario_in(dir: &Path, text: &str) -> RunResults {
     let path = dir.join("scenario.toml");
     let plan = drover::scenario::parse(text, &path).unwrap_or_else(|e| panic!("{e}"));
-    driver::run(&plan, RunOptions::default(), StopSignal::default())
+    let results = driver::run(&plan, RunOptions::default(), StopSignal::default())
         .await
-        .expect("run starts")
+        .expect("run starts");
+    assert_valid_results(
+        &serde_json::to_value(&results).unwrap(),
+        "the results of a library run",
+    );
+    results
 }
 
 pub async fn run_scenario(text: &str) -> RunResults {
@@ -64,14 +137,31 @@ pub fn drover_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_drover")))
 }
 
-/// Runs the CLI with `args` in `dir`, with extra environment variables.
+/// Runs the CLI with `args` in `dir`, with extra environment variables. Every results document
+/// the command wrote (under `dir`, or a path named by an argument, outside the repository's own
+/// folders) must validate against the published schema.
 pub fn drover(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(drover_bin());
     command.current_dir(dir).args(args);
     for (key, value) in env {
         command.env(key, value);
     }
-    command.output().expect("drover binary runs")
+    let since = std::time::SystemTime::now();
+    let output = command.output().expect("drover binary runs");
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut places: Vec<PathBuf> = args
+        .iter()
+        .map(|arg| dir.join(arg))
+        .filter(|path| path.exists())
+        .collect();
+    places.push(dir.to_path_buf());
+    for place in places {
+        // The repository's own folders hold fixtures (some broken on purpose) and reports/.
+        if !place.starts_with(repository) {
+            check_results_written(&place, since);
+        }
+    }
+    output
 }
 
 /// `drover run s.toml --out out --no-progress` in `dir`, with `extra` flags after them.

@@ -26,6 +26,7 @@ mod protocol;
 mod quick;
 mod readme;
 mod report;
+mod schema;
 mod sharded_traffic;
 mod tls;
 mod workloads;

@@ -326,3 +326,122 @@ fn report_rejects_bad_inputs_with_exit_2() {
         );
     }
 }
+
+#[test]
+fn csv_outputs_parse_and_match_the_results() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.toml"),
+        "name = \"csv\"\n[[targets]]\nname = \"mock\"\nmodel = \"m\"\npricing = { model = \"gpt-4.1\" }\n\
+         [targets.mock]\nttft = \"1ms\"\nitl = \"1ms\"\noutput_tokens = 5\nfaults = { http_500 = 0.2 }\n\n\
+         [[classes]]\nname = \"short, plain\"\ninput_tokens = 8\n\n[[classes]]\nname = \"long\"\ninput_tokens = 64\n\n\
+         [load]\nkind = \"closed\"\nusers = 2\nrequests = 60\nwarmup_requests = 4\n",
+    )
+    .unwrap();
+    let output = common::run_s_toml(dir.path(), &["--csv"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let run = common::only_run_dir(&dir.path().join("out"));
+    let results: RunResults =
+        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    let summary = &results.targets[0].summary;
+    assert!(summary.requests.failed > 0, "the faults should fail some");
+
+    // requests.csv: one row per finished request, warm-up included and marked.
+    let mut reader = csv::Reader::from_path(run.join("requests.csv")).unwrap();
+    let header = reader.headers().unwrap().clone();
+    assert_eq!(
+        header.iter().collect::<Vec<_>>(),
+        drover::export::CSV_COLUMNS
+    );
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let measured: Vec<&csv::StringRecord> = rows
+        .iter()
+        .filter(|r| &r[column("warmup")] == "false")
+        .collect();
+    assert_eq!(rows.len(), 60);
+    assert_eq!(rows.len() - measured.len(), 4);
+    assert_eq!(measured.len() as u64, summary.requests.sent);
+    let ok = measured
+        .iter()
+        .filter(|r| &r[column("outcome")] == "ok")
+        .count() as u64;
+    assert_eq!(ok, summary.requests.succeeded);
+    for class in &results.targets[0].classes {
+        let sent = measured
+            .iter()
+            .filter(|r| r[column("class")] == class.name)
+            .count() as u64;
+        assert_eq!(sent, class.results.requests.sent, "{}", class.name);
+    }
+    let output_tokens: u64 = measured
+        .iter()
+        .filter(|r| &r[column("outcome")] == "ok")
+        .map(|r| r[column("output_tokens")].parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(output_tokens, summary.tokens.output);
+
+    // groups.csv: the (all) row and a row per class, numbers exactly as in results.json.
+    let mut reader = csv::Reader::from_path(run.join("groups.csv")).unwrap();
+    let header = reader.headers().unwrap().clone();
+    assert_eq!(
+        header.iter().map(String::from).collect::<Vec<_>>(),
+        drover::report::csv::columns()
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 3);
+    let cell = |row: &csv::StringRecord, name: &str| -> String {
+        row[header.iter().position(|h| h == name).unwrap()].to_string()
+    };
+    let groups = std::iter::once(("(all)", summary)).chain(
+        results.targets[0]
+            .classes
+            .iter()
+            .map(|c| (c.name.as_str(), &c.results)),
+    );
+    for ((class, group), row) in groups.zip(&rows) {
+        assert_eq!(cell(row, "class"), class);
+        assert_eq!(cell(row, "sent"), group.requests.sent.to_string());
+        assert_eq!(cell(row, "failed"), group.requests.failed.to_string());
+        for (column, value) in [
+            ("ttft_p50_ms", group.latency_ms["ttft"].p50),
+            (
+                "e2e_corrected_p99_ms",
+                group.latency_ms["e2e_corrected"].p99,
+            ),
+            ("output_tokens_per_s", group.throughput.output_tokens_per_s),
+            ("cost_total", group.cost.as_ref().unwrap().total),
+        ] {
+            assert_eq!(
+                cell(row, column).parse::<f64>().unwrap(),
+                value,
+                "{class} {column}"
+            );
+        }
+    }
+
+    // `drover report --csv` over two runs: a row per run, target and class.
+    let output = drover(
+        dir.path(),
+        &[
+            "report",
+            run.join("results.json").to_str().unwrap(),
+            run.join("results.json").to_str().unwrap(),
+            "--label",
+            "a",
+            "--label",
+            "b",
+            "--csv",
+            "--out",
+            "both",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let mut reader = csv::Reader::from_path(dir.path().join("both/groups.csv")).unwrap();
+    let runs: Vec<String> = reader
+        .records()
+        .map(|r| r.unwrap()[0].to_string())
+        .collect();
+    assert_eq!(runs, ["a", "a", "a", "b", "b", "b"]);
+}

@@ -13,6 +13,34 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The test cases of a run's junit.xml, parsed strictly: (name, what the case holds: `failure`,
+/// `skipped` or `system-out`).
+fn junit_cases(run_dir: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(run_dir.join("junit.xml")).expect("the run wrote junit.xml");
+    let document = roxmltree::Document::parse(&text).expect("junit.xml is well-formed XML");
+    let root = document.root_element();
+    assert_eq!(root.tag_name().name(), "testsuites");
+    let cases: Vec<(String, String)> = document
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .map(|case| {
+            let inner = case
+                .children()
+                .find(|c| c.is_element())
+                .map_or("", |c| c.tag_name().name());
+            (
+                case.attribute("name").unwrap().to_string(),
+                inner.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        root.attribute("tests").unwrap().parse::<usize>().unwrap(),
+        cases.len()
+    );
+    cases
+}
+
 fn assertions(results: &serde_json::Value) -> Vec<(String, String)> {
     results["slo"]["assertions"]
         .as_array()
@@ -60,6 +88,16 @@ async fn the_ttft_claim_passes_at_the_median_and_fails_at_the_tail() {
         ]
     );
     assert_eq!(results["slo"]["verdict"], "fail");
+    // junit.xml: one test case per assertion, the failed one a failure.
+    assert_eq!(
+        junit_cases(&common::only_run_dir(out.path())),
+        [
+            ("ttft.p50 < 50ms".to_string(), "system-out".to_string()),
+            ("ttft.p99 < 50ms".into(), "failure".into()),
+            ("error_rate < 1%".into(), "system-out".into()),
+            ("good_fraction > 50%".into(), "system-out".into()),
+        ]
+    );
     let median = &results["slo"]["assertions"][0];
     assert_eq!(median["samples"], 400);
     let (lower, upper) = (
@@ -137,6 +175,16 @@ async fn twenty_requests_leave_a_p99_inconclusive_with_the_samples_it_needs() {
         );
         // 0.99^n ≤ 2.5% from n = 368: the top sample then bounds the p99.
         assert_eq!(p99["samples_needed"], 368);
+        // Inconclusive is skipped in JUnit, or a failure when it fails the run.
+        let expected = if fail_on_inconclusive {
+            "failure"
+        } else {
+            "skipped"
+        };
+        assert_eq!(
+            junit_cases(&common::only_run_dir(&dir.path().join("out"))),
+            [("ttft.p99 < 60ms".to_string(), expected.to_string())]
+        );
         assert!(
             stdout.contains("about 368 samples would decide"),
             "{stdout}"
