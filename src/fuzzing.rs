@@ -47,6 +47,7 @@ pub fn results_file(data: &[u8]) {
         let report = crate::report::Report {
             inputs,
             rollout: None,
+            sweep: None,
         };
         if let Ok(charts) = crate::report::charts::build(&report) {
             let _ = crate::report::markdown::render(&report, &charts);

@@ -547,6 +547,7 @@ pub async fn run_and_report(
             &crate::report::Report {
                 inputs: phases,
                 rollout: Some(rollout.clone()),
+                sweep: None,
             },
         );
         match rendered {

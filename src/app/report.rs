@@ -61,6 +61,7 @@ pub fn command(args: ReportRequest) -> Outcome {
     let report = report::Report {
         inputs,
         rollout: None,
+        sweep: None,
     };
     if args.csv {
         match report::write_groups_csv(&out, &report) {

@@ -4,8 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use crate::driver::{self, DriverError, RunOptions, StopSignal};
 use crate::results::RunResults;
 use crate::scenario::{RunPlan, SweepPlan};
@@ -13,58 +11,7 @@ use crate::slo::{evaluate, Verdict};
 
 use super::Outcome;
 
-/// One step of a sweep, as `sweep.json` keeps it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SweepStep {
-    /// The offered load: requests per second or users.
-    pub value: f64,
-    /// The step's SLO verdict.
-    pub verdict: Verdict,
-    /// The step's results file, relative to the sweep's folder.
-    pub results: String,
-    pub sent: u64,
-    pub requests_per_s: f64,
-    pub output_tokens_per_s: f64,
-    pub ttft_p50_ms: Option<f64>,
-    pub ttft_p99_ms: Option<f64>,
-    pub e2e_p99_ms: Option<f64>,
-    /// Failed requests over finished ones (429s included).
-    pub failed_fraction: f64,
-    /// The schedule's lateness at p99: large values mean the client, not the server, limited
-    /// the step.
-    pub schedule_lag_p99_ms: Option<f64>,
-    /// The assertions that failed or were inconclusive.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub missed: Vec<String>,
-    /// Whether the first target's server showed saturation in its scraped metrics (its queue
-    /// grew, or its KV cache stayed full); absent without `server_metrics`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server_saturated: Option<bool>,
-}
-
-/// A whole sweep.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SweepResults {
-    pub scenario: String,
-    /// `rate` or `users`.
-    pub over: String,
-    pub step_duration_s: f64,
-    pub steps: Vec<SweepStep>,
-    /// The highest load whose step passed with every step before it passing too; `None` when
-    /// the first step already missed.
-    pub knee: Option<f64>,
-    /// The first load that missed (the knee lies between `knee` and this).
-    pub first_miss: Option<f64>,
-    /// Stopped by an interrupt: later steps were not run.
-    pub interrupted: bool,
-    /// Stopped at a budget, which covers the whole sweep: later steps were not run.
-    #[serde(default)]
-    pub budget_exhausted: bool,
-    /// The loads of the steps that were `degraded` (drover itself failed on some requests):
-    /// their figures are not the endpoint's alone.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub degraded_steps: Vec<f64>,
-}
+pub use crate::results::sweep::{SweepResults, SweepStep};
 
 /// Why a sweep could not run.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +31,7 @@ pub async fn run(
     dir: &Path,
     stop: StopSignal,
     write: &dyn Fn(&Path, &RunResults) -> Result<PathBuf, String>,
-    progress: &mut dyn FnMut(&SweepStep),
+    progress: &mut dyn FnMut(&SweepStep, &RunResults),
 ) -> Result<SweepResults, SweepError> {
     let sweep: &SweepPlan = plan.sweep.as_ref().ok_or(SweepError::NoSweep)?;
     let slo = plan.slo.as_ref().ok_or(SweepError::NoSweep)?;
@@ -134,6 +81,12 @@ pub async fn run(
             .filter(|a| a.verdict != Verdict::Pass)
             .map(|a| format!("{} ({}: {})", a.assertion, a.target, a.verdict.name()))
             .collect();
+        let samples_needed = evaluated
+            .assertions
+            .iter()
+            .filter(|a| a.verdict == Verdict::Inconclusive)
+            .filter_map(|a| a.samples_needed)
+            .max();
         run.slo = Some(evaluated);
         let folder = dir.join(format!(
             "step-{:02}-{}-{}",
@@ -148,8 +101,9 @@ pub async fn run(
             .unwrap_or(&written)
             .display()
             .to_string();
-        let step = summarize(value, verdict, relative, missed, &run);
-        progress(&step);
+        let mut step = summarize(value, verdict, relative, missed, &run);
+        step.samples_needed = samples_needed;
+        progress(&step, &run);
         spent_run += run.spend.as_ref().map_or(0.0, |spend| spend.total);
         for (spent, target) in spent_by_target.iter_mut().zip(&run.targets) {
             *spent += target.summary.cost.as_ref().map_or(0.0, |cost| cost.total);
@@ -200,6 +154,7 @@ fn summarize(
         failed_fraction: 0.0,
         schedule_lag_p99_ms: None,
         missed,
+        samples_needed: None,
         server_saturated: None,
     };
     // A sweep's figures are the first target's (the one whose limit is sought); each step's
@@ -225,74 +180,7 @@ fn summarize(
     step
 }
 
-/// The line printed for a step as it finishes.
-pub fn step_line(over: &str, step: &SweepStep) -> String {
-    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
-    let mut line = format!(
-        "{over} {:>8}: {:<12} {:>9.1} req/s  TTFT p50 {:>7} p99 {:>7} ms  E2E p99 {:>7} ms  failed {:.1}%",
-        step.value,
-        step.verdict.name(),
-        step.requests_per_s,
-        ms(step.ttft_p50_ms),
-        ms(step.ttft_p99_ms),
-        ms(step.e2e_p99_ms),
-        step.failed_fraction * 100.0
-    );
-    match step.server_saturated {
-        Some(true) => line.push_str("  server SATURATED"),
-        Some(false) => line.push_str("  server not saturated"),
-        None => {}
-    }
-    if !step.missed.is_empty() {
-        line.push_str(&format!("  missed: {}", step.missed.join("; ")));
-    }
-    line
-}
-
-/// The closing line: the knee, or why there is none.
-pub fn knee_line(results: &SweepResults) -> String {
-    let unit = if results.over == "rate" {
-        " req/s"
-    } else {
-        " users"
-    };
-    let line = match (results.knee, results.first_miss) {
-        (Some(knee), Some(miss)) => format!(
-            "knee: {knee}{unit} is the highest load that met every SLO; {miss}{unit} did not (the limit lies between)"
-        ),
-        (Some(knee), None) => format!(
-            "knee: every step met the SLOs, up to {knee}{unit}; the limit is higher: extend the values"
-        ),
-        (None, Some(miss)) => format!(
-            "knee: none: the first step ({miss}{unit}) already missed the SLOs; start lower"
-        ),
-        (None, None) => "knee: none: no step finished".to_string(),
-    };
-    format!("{line}{}", server_explanation(results, unit))
-}
-
-/// What the server's own metrics say of the knee, where they were scraped: saturated from which
-/// step, or at none (then the limit is not the server's queue or cache).
-fn server_explanation(results: &SweepResults, unit: &str) -> String {
-    let scraped: Vec<&SweepStep> = results
-        .steps
-        .iter()
-        .filter(|s| s.server_saturated.is_some())
-        .collect();
-    if scraped.is_empty() {
-        return String::new();
-    }
-    match scraped.iter().find(|s| s.server_saturated == Some(true)) {
-        Some(first) => format!(
-            "; the server's own metrics show it saturated (queue growing or KV cache full) from {}{unit}",
-            first.value
-        ),
-        None => format!(
-            "; the server's own metrics show no saturation up to {}{unit}: the limit is not its queue or KV cache (look at the network, the client's schedule lag, or an SLO tighter than what the server does unloaded)",
-            scraped.last().map_or(0.0, |s| s.value)
-        ),
-    }
-}
+pub use crate::report::sweep::{knee_line, step_line};
 
 /// Runs a scenario's `[sweep]`: one run per load value, each with its results folder, then
 /// `sweep.json` and the knee.
@@ -301,8 +189,13 @@ pub async fn run_and_report(plan: &RunPlan, dir: &Path, stop: StopSignal) -> Out
     let write = |folder: &Path, results: &RunResults| {
         crate::report::json::write_results(folder, results).map_err(|e| e.to_string())
     };
-    let mut progress = |step: &SweepStep| {
+    let mut steps = Vec::new();
+    let mut progress = |step: &SweepStep, run: &RunResults| {
         println!("{}", step_line(over, step));
+        steps.push(crate::report::ReportInput {
+            label: format!("{over} {}", step.value),
+            results: run.clone(),
+        });
     };
     let results = match run(plan, dir, stop, &write, &mut progress).await {
         Ok(results) => results,
@@ -323,6 +216,20 @@ pub async fn run_and_report(plan: &RunPlan, dir: &Path, stop: StopSignal) -> Out
         return Outcome::RunFailed;
     }
     println!("sweep: {}", path.display());
+    if !steps.is_empty() {
+        let report = crate::report::Report {
+            inputs: steps,
+            rollout: None,
+            sweep: Some(results.clone()),
+        };
+        match crate::report::write_report(dir, &report) {
+            Ok(written) => println!("report: {}", written.described()),
+            Err(error) => {
+                eprintln!("error: could not render the report: {error}");
+                return Outcome::RunFailed;
+            }
+        }
+    }
     if results.interrupted {
         Outcome::Interrupted
     } else if results.budget_exhausted {
@@ -378,6 +285,37 @@ mod tests {
             budget_exhausted: false,
             degraded_steps: Vec::new(),
         }
+    }
+
+    #[test]
+    fn an_undecided_step_asks_for_longer_steps_not_a_lower_start() {
+        let mut first = step(20.0, Verdict::Inconclusive, None);
+        first.requests_per_s = 20.0;
+        first.samples_needed = Some(368);
+        let mut undecided = sweep(vec![first.clone()]);
+        undecided.knee = None;
+        undecided.first_miss = Some(20.0);
+        assert_eq!(
+            knee_line(&undecided),
+            "knee: none yet: the first step (20 req/s) could not decide; its sample was too small to decide the SLOs (about 368 samples would decide: about 18 s at the 20.0 req/s it achieved, against 4 s now): lengthen step_duration, not a lower start"
+        );
+        // A first step that failed outright still says start lower.
+        let mut failed = sweep(vec![step(20.0, Verdict::Fail, None)]);
+        failed.knee = None;
+        failed.first_miss = Some(20.0);
+        assert!(knee_line(&failed).ends_with("already missed the SLOs; start lower"));
+        // A later undecided step: the knee is a lower bound.
+        let mut later = step(40.0, Verdict::Inconclusive, None);
+        later.requests_per_s = 40.0;
+        later.samples_needed = Some(400);
+        let bound = sweep(vec![step(30.0, Verdict::Pass, None), later]);
+        assert!(
+            knee_line(&bound).starts_with(
+                "knee: at least 30 req/s; 40 req/s neither met nor missed the SLOs: its sample was too small"
+            ),
+            "{}",
+            knee_line(&bound)
+        );
     }
 
     #[test]

@@ -472,7 +472,27 @@ pub fn build(report: &Report) -> Result<Vec<Chart>, ReportError> {
         .collect();
     scenarios.dedup();
     let subtitle = format!("{} · {date}", scenarios.join(", "));
+    let runs: Vec<&crate::results::RunResults> = report.inputs.iter().map(|i| &i.results).collect();
+    let (sweep_load, sweep_pareto) = match &report.sweep {
+        Some(sweep) => (
+            super::sweep::load_panels(sweep, &runs),
+            vec![super::sweep::pareto_panel(sweep, &runs)],
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
     let candidates = vec![
+        (
+            "sweep-latency",
+            "Latency against load",
+            "Each step's TTFT and E2E (p50 solid, p99 dashed) against the load it was offered (top) and the throughput it achieved (bottom), the first target's; the knee (the highest load that met every SLO) is the vertical line, the SLOs' latency thresholds the horizontal ones.",
+            sweep_load,
+        ),
+        (
+            "sweep-pareto",
+            "Tokens/s per user against total tokens/s",
+            "One point per step: what one stream gets (1000 / TPOT p50, tokens/s) against what the server delivers in all (output tokens/s). Up and to the right is better; past the knee, total throughput stops growing while each user's speed falls.",
+            sweep_pareto,
+        ),
         (
             "ttft-percentiles",
             "Time to first token by percentile",
@@ -728,6 +748,64 @@ fn label_size(compact: bool) -> u32 {
     }
 }
 
+/// The corner for the legend that covers the fewest points (a third of each axis from the
+/// corner), preferring the upper corners, then the right, on ties.
+fn legend_corner(panel: &Panel) -> SeriesLabelPosition {
+    let points: Vec<(f64, f64)> = panel
+        .lines
+        .iter()
+        .flat_map(|l| l.points.iter().copied())
+        .filter(|p| p.0.is_finite() && p.1.is_finite() && (!panel.x_log || p.0 > 0.0))
+        .map(|(x, y)| (if panel.x_log { x.log10() } else { x }, y))
+        .collect();
+    let range = |values: Vec<f64>, starts_at_zero: bool| {
+        let (low, high) = values
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(*v), hi.max(*v))
+            });
+        // Linear axes start at zero (or below, for negative values), as `axis_range` draws them.
+        let low = if starts_at_zero { low.min(0.0) } else { low };
+        (low, (high - low).max(f64::MIN_POSITIVE))
+    };
+    let (x_low, x_span) = range(
+        points.iter().map(|p| p.0).collect(),
+        !panel.x_log && !panel.x_nines,
+    );
+    let (y_low, y_span) = range(points.iter().map(|p| p.1).collect(), true);
+    let covered = |right: bool, upper: bool| {
+        points
+            .iter()
+            .filter(|(x, y)| {
+                let fx = (x - x_low) / x_span;
+                let fy = (y - y_low) / y_span;
+                (if right { fx > 0.6 } else { fx < 0.4 })
+                    && (if upper { fy > 0.6 } else { fy < 0.4 })
+            })
+            .count()
+    };
+    let preferred_left = panel.x_nines || panel.y_desc.starts_with("fraction");
+    let candidates = if preferred_left {
+        [
+            (false, true, SeriesLabelPosition::UpperLeft),
+            (true, true, SeriesLabelPosition::UpperRight),
+            (true, false, SeriesLabelPosition::LowerRight),
+            (false, false, SeriesLabelPosition::LowerLeft),
+        ]
+    } else {
+        [
+            (true, true, SeriesLabelPosition::UpperRight),
+            (false, true, SeriesLabelPosition::UpperLeft),
+            (true, false, SeriesLabelPosition::LowerRight),
+            (false, false, SeriesLabelPosition::LowerLeft),
+        ]
+    };
+    candidates
+        .into_iter()
+        .min_by_key(|(right, upper, _)| covered(*right, *upper))
+        .map_or(SeriesLabelPosition::UpperRight, |(_, _, corner)| corner)
+}
+
 /// Axis descriptions, fonts and grid shared by every panel.
 fn style_mesh<DB: DrawingBackend, X: Ranged, Y: Ranged>(
     mesh: &mut plotters::chart::MeshStyle<'_, '_, X, Y, DB>,
@@ -778,11 +856,7 @@ fn plot_lines<'a, DB: DrawingBackend + 'a, X: Ranged<ValueType = f64>>(
         .label_font((FONT, label_size(compact)))
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(150, 150, 150))
-        .position(if panel.x_nines || panel.y_desc.starts_with("fraction") {
-            SeriesLabelPosition::UpperLeft
-        } else {
-            SeriesLabelPosition::UpperRight
-        })
+        .position(legend_corner(panel))
         .draw()?;
     Ok(())
 }

@@ -319,6 +319,17 @@ pub fn verdicts(report: &Report) -> Vec<Verdict> {
             text: format!("{run}{headline}"),
         });
     }
+    if let Some(sweep) = &report.sweep {
+        let text = super::sweep::knee_line(sweep);
+        verdicts.push(Verdict {
+            level: if sweep.knee.is_some() && !text.contains("neither") {
+                Level::Info
+            } else {
+                Level::Warn
+            },
+            text,
+        });
+    }
     if let Some(rollout) = &report.rollout {
         verdicts.push(Verdict {
             level: match rollout.verdict {
@@ -329,7 +340,7 @@ pub fn verdicts(report: &Report) -> Vec<Verdict> {
             text: super::format::verdict_line(rollout),
         });
     }
-    if !any_slo && report.rollout.is_none() {
+    if !any_slo && report.rollout.is_none() && report.sweep.is_none() {
         verdicts.push(Verdict {
             level: Level::Info,
             text:

@@ -101,10 +101,11 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
     }
     out.push_str("</header>\n<nav><ul>");
     let comparisons = compare::comparisons(report);
-    let mut sections = vec![
-        ("verdicts", "Verdicts".to_string()),
-        ("summary", "Summary".into()),
-    ];
+    let mut sections = vec![("verdicts", "Verdicts".to_string())];
+    if report.sweep.is_some() {
+        sections.push(("sweep", "Sweep".into()));
+    }
+    sections.push(("summary", "Summary".into()));
     if report
         .inputs
         .iter()
@@ -153,6 +154,26 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
     }
     out.push_str("</ul></section>\n");
 
+    if let Some(sweep) = &report.sweep {
+        let knee = super::sweep::knee_line(sweep);
+        let class = if sweep.knee.is_some() && !knee.contains("neither") {
+            "info"
+        } else {
+            "warn"
+        };
+        let _ = write!(
+            out,
+            "<section id=\"sweep\"><h2>Sweep</h2><ul class=\"verdicts\"><li class=\"{class}\">{}</li></ul>",
+            escape(&knee)
+        );
+        let (columns, rows) = super::sweep::step_table(sweep);
+        table(&mut out, &columns, &rows, 2);
+        let _ = writeln!(
+            out,
+            "<p class=\"meta\">The first target's figures, one row per step of {:.0} s; each step's own results are in its folder.</p></section>",
+            sweep.step_duration_s
+        );
+    }
     out.push_str("<section id=\"summary\"><h2>Summary</h2>");
     let mut columns: Vec<String> = vec!["run".into(), "target".into(), "class".into()];
     columns.extend(SUMMARY_COLUMNS.iter().map(|c| c.to_string()));

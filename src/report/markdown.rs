@@ -85,6 +85,21 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
         };
         let _ = writeln!(out, "- {mark} {}", cell(&verdict.text));
     }
+    if let Some(sweep) = &report.sweep {
+        let _ = writeln!(out, "\n## Sweep\n");
+        let _ = writeln!(out, "{}\n", cell(&super::sweep::knee_line(sweep)));
+        let (columns, rows) = super::sweep::step_table(sweep);
+        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+        out.push_str(&header(&columns));
+        for cells in &rows {
+            out.push_str(&row(cells));
+        }
+        let _ = writeln!(
+            out,
+            "\nThe first target's figures, one row per step of {:.0} s; each step's own results are in its folder.",
+            sweep.step_duration_s
+        );
+    }
     let _ = writeln!(out, "\n## Summary\n");
     let mut columns = vec!["run", "target", "class"];
     columns.extend(SUMMARY_COLUMNS);

@@ -13,6 +13,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod sweep;
 pub mod terminal;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,8 @@ pub struct Report {
     pub inputs: Vec<ReportInput>,
     /// A migration's verdict and phases, when the inputs are its phases.
     pub rollout: Option<crate::results::migration::RolloutResults>,
+    /// A sweep's steps and knee, when the inputs are its steps (in order).
+    pub sweep: Option<crate::results::sweep::SweepResults>,
 }
 
 impl Report {
@@ -43,6 +46,7 @@ impl Report {
                 results: results.clone(),
             }],
             rollout: None,
+            sweep: None,
         }
     }
 
@@ -70,6 +74,13 @@ impl Report {
 
     /// The report's title: the scenario, or the labels compared.
     pub fn title(&self) -> String {
+        if self.sweep.is_some() {
+            let scenario = self
+                .inputs
+                .first()
+                .map_or("", |i| i.results.scenario.name.as_str());
+            return format!("drover sweep: {scenario}");
+        }
         if self.inputs.len() == 1 {
             format!("drover report: {}", self.inputs[0].results.scenario.name)
         } else {

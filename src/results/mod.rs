@@ -9,6 +9,7 @@ pub mod migration;
 pub mod paired;
 pub mod server;
 pub mod slo;
+pub mod sweep;
 
 /// Schema identifier written into every results file.
 pub const SCHEMA: &str = "drover.results/v1";

@@ -24,6 +24,7 @@ fn single(results: RunResults) -> Report {
             results,
         }],
         rollout: None,
+        sweep: None,
     }
 }
 

@@ -166,3 +166,101 @@ async fn one_budget_covers_the_whole_sweep() {
     assert!(spent <= 0.06 + 10.0 * 0.0006, "spent {spent}");
     assert!(spent >= 0.05, "spent {spent}");
 }
+
+/// The legend texts of a chart's SVG.
+fn svg_texts(path: &std::path::Path) -> Vec<String> {
+    let svg = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let document = roxmltree::Document::parse(&svg).unwrap();
+    document
+        .descendants()
+        .filter(|n| n.tag_name().name() == "text")
+        .filter_map(|n| n.text())
+        .map(|t| t.trim().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn find_the_knee_writes_a_report_with_the_load_charts_and_the_knee_marked() {
+    let _timing = TIMING_LOCK.lock().await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tempfile::tempdir().unwrap();
+    let output = drover(
+        root,
+        &[
+            "run",
+            "scenarios/find-the-knee.toml",
+            "--out",
+            out.path().to_str().unwrap(),
+            "--no-progress",
+        ],
+        &[],
+    );
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+    let run_dir = only_run_dir(out.path());
+    let sweep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("sweep.json")).unwrap())
+            .unwrap();
+    let knee = sweep["knee"].as_f64().expect("a knee was found");
+    let knee_label = format!("knee: {knee} req/s");
+
+    // The latency-against-load chart: both panels, the SLO's own statistic and threshold, and
+    // the knee as a line of its own.
+    let latency = svg_texts(&run_dir.join("charts/sweep-latency.svg"));
+    for text in [
+        "Latency against offered load (rate)",
+        "Latency against achieved throughput",
+        "TTFT p50",
+        "E2E p99",
+        "ttft.p90",
+        "SLO ttft.p90 < 200ms",
+        knee_label.as_str(),
+    ] {
+        assert!(
+            latency.iter().any(|t| t == text),
+            "{text} not in {latency:?}"
+        );
+    }
+    // The Pareto chart: a point per step and the knee.
+    let pareto = svg_texts(&run_dir.join("charts/sweep-pareto.svg"));
+    assert!(pareto.iter().any(|t| t == &knee_label), "{pareto:?}");
+    assert!(
+        pareto.iter().any(|t| t.starts_with("steps (rate 20 to")),
+        "{pareto:?}"
+    );
+    assert!(run_dir.join("charts/sweep-pareto.png").exists());
+
+    // summary.md and report.html: the knee line and a row per step, the knee's row marked.
+    let summary = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
+    let knee_line = stdout
+        .lines()
+        .find(|l| l.starts_with("knee: "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(summary.contains(knee_line), "{summary}");
+    assert!(
+        summary.starts_with("# drover sweep: find-the-knee"),
+        "{summary}"
+    );
+    let steps = sweep["steps"].as_array().unwrap();
+    let rows: Vec<&str> = summary
+        .lines()
+        .skip_while(|l| !l.starts_with("## Sweep"))
+        .take_while(|l| !l.starts_with("## Summary"))
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| rate |"))
+        .collect();
+    assert_eq!(rows.len(), steps.len(), "{summary}");
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with(&format!("| {knee} | pass (knee) |"))),
+        "{rows:?}"
+    );
+    let html = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
+    roxmltree::Document::parse(html.trim_start_matches("<!DOCTYPE html>")).unwrap();
+    assert!(html.contains("id=\"sweep\"") && html.contains("id=\"chart-sweep-latency\""));
+    assert!(html.contains("id=\"chart-sweep-pareto\""));
+}
