@@ -66,6 +66,7 @@ pub mod spend;
 
 // Analysis and rendering.
 pub mod compare;
+pub mod history;
 pub mod report;
 
 // Workflows.

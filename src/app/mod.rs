@@ -20,6 +20,7 @@ pub mod audit;
 pub mod calibrate;
 pub mod compare;
 pub mod exposition;
+pub mod history;
 pub mod merge;
 pub mod migration;
 pub mod mock;

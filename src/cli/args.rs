@@ -93,6 +93,9 @@ could not run (a mock could not start, or every request failed).")]
   curl -N http://127.0.0.1:8089/v1/chat/completions -H 'content-type: application/json' \\
     -d '{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true}'")]
     Mock(MockArgs),
+    /// Keep runs' headline figures in a SQLite file and render their trends.
+    #[command(subcommand)]
+    History(HistoryCommand),
     /// Print the JSON Schema of the results document (drover.results/v1) on stdout.
     #[command(after_help = "Example:
   drover schema > results.schema.json
@@ -321,6 +324,88 @@ pub struct AuditArgs {
     /// Units of a currency per 1 reporting-currency unit: CODE=RATE (repeatable).
     #[arg(long = "exchange-rate", value_parser = parse_rate)]
     pub exchange_rates: Vec<(String, f64)>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// Add runs' results to the history (a SQLite file, created when missing).
+    #[command(after_help = "Examples:
+  drover history add reports/quickstart-*/results.json --db perf-history.sqlite
+  drover history add results.json --db perf-history.sqlite --commit \"$(git rev-parse HEAD)\" --branch main
+
+Each target's TTFT, ITL, TPOT and E2E percentiles, requests/s, output tokens/s, error and
+throttle rates and cost per 1M output tokens are kept, with the commit, branch and label. The
+commit and branch default to GITHUB_SHA / CI_COMMIT_SHA and GITHUB_HEAD_REF, GITHUB_REF_NAME /
+CI_COMMIT_REF_NAME. Adding the same run twice (scenario, start, host) keeps one. Exit codes: 0
+added; 2 a results file or the history is unreadable, or a results file is an unfinished
+checkpoint.")]
+    Add(HistoryAddArgs),
+    /// Render the trends over the last runs of a scenario, flagging slow drifts.
+    #[command(after_help = "Example:
+  drover history report --db perf-history.sqlite --last 20 --out reports/history
+
+A figure drifted when, over at least 5 completed runs, it moved one way more than chance
+explains (Mann-Kendall, p < 0.05) and by at least --drift of its median the worse way
+(Theil-Sen slope over the window). Writes history.md, history.html and charts/history.svg|png.
+Exit codes: 0 rendered; 2 the history is missing, unreadable or has no run of the scenario;
+3 the report could not be written; 8 a figure drifted and --fail-on-drift was given.")]
+    Report(HistoryReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryAddArgs {
+    /// Results files (results.json of a run, or a merged file).
+    #[arg(required = true)]
+    pub results: Vec<PathBuf>,
+    /// The history file (SQLite).
+    #[arg(long)]
+    pub db: PathBuf,
+    /// The commit the run measured (default: GITHUB_SHA or CI_COMMIT_SHA).
+    #[arg(long)]
+    pub commit: Option<String>,
+    /// The branch (default: GITHUB_HEAD_REF, GITHUB_REF_NAME or CI_COMMIT_REF_NAME).
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// A free label shown with the run.
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryReportArgs {
+    /// The history file (SQLite).
+    #[arg(long)]
+    pub db: PathBuf,
+    /// The scenario whose runs to show (default: the scenario of the run added last).
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// How many of the latest completed runs to show.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(2..=10_000))]
+    pub last: u64,
+    /// The move the worse way a drift needs, relative to the figure's median (e.g. 10%).
+    #[arg(long, default_value = "10%", value_parser = parse_share)]
+    pub drift: f64,
+    /// Folder to write the report into (default: reports/history-<UTC time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Exit with code 8 when a figure drifted.
+    #[arg(long)]
+    pub fail_on_drift: bool,
+}
+
+/// `10%` or `0.1` as a fraction between 0 and 10.
+fn parse_share(text: &str) -> Result<f64, String> {
+    let trimmed = text.trim();
+    let value = match trimmed.strip_suffix('%') {
+        Some(number) => number.trim().parse::<f64>().map(|v| v / 100.0),
+        None => trimmed.parse::<f64>(),
+    }
+    .map_err(|_| format!("\"{text}\" is not a share (write 10% or 0.1)"))?;
+    if value.is_finite() && value > 0.0 && value <= 10.0 {
+        Ok(value)
+    } else {
+        Err(format!("{text} is not a share between 0% and 1000%"))
+    }
 }
 
 #[derive(Debug, Args)]

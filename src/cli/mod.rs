@@ -11,8 +11,8 @@ use drover::app::{self, Outcome};
 use drover::driver::{self, StopSignal};
 
 use args::{
-    AuditArgs, CalibrateArgs, Cli, Command, CompareArgs, MergeArgs, MockArgs, ReportArgs, RunArgs,
-    ValidateArgs,
+    AuditArgs, CalibrateArgs, Cli, Command, CompareArgs, HistoryCommand, MergeArgs, MockArgs,
+    ReportArgs, RunArgs, ValidateArgs,
 };
 
 pub fn dispatch(cli: Cli) -> i32 {
@@ -27,6 +27,27 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Calibrate(args) => with_runtime(|| calibrate_command(args)),
         Command::Completions(args) => completions(args.shell),
         Command::Schema => print_schema(),
+        Command::History(HistoryCommand::Add(args)) => {
+            exit::code(app::history::add(app::history::AddRequest {
+                results: args.results,
+                db: args.db,
+                provenance: app::history::provenance_from_env(drover::history::Provenance {
+                    commit: args.commit,
+                    branch: args.branch,
+                    label: args.label,
+                }),
+            }))
+        }
+        Command::History(HistoryCommand::Report(args)) => {
+            exit::code(app::history::report(app::history::ReportRequest {
+                db: args.db,
+                scenario: args.scenario,
+                last: args.last as usize,
+                threshold: args.drift,
+                out: args.out,
+                fail_on_drift: args.fail_on_drift,
+            }))
+        }
         Command::Man(args) => manual_pages(args.out),
     }
 }

@@ -555,27 +555,36 @@ pub fn build(report: &Report) -> Result<Vec<Chart>, ReportError> {
         .into_iter()
         .filter(|(_, _, _, panels)| panels.iter().any(|p| !p.lines.is_empty()))
         .map(|(id, title, caption, panels)| {
-            let title = format!("{title} — {subtitle}");
-            let error = |message: String| ReportError::Chart {
-                chart: id.to_string(),
-                message,
-            };
-            let mut svg = String::new();
-            {
-                let root =
-                    SVGBackend::with_string(&mut svg, size(panels.len())).into_drawing_area();
-                draw(&root, &title, &panels).map_err(error)?;
-                root.present().map_err(|e| error(e.to_string()))?;
-            }
-            Ok(Chart {
-                id: id.into(),
-                title,
-                caption: caption.into(),
-                panels,
-                svg,
-            })
+            chart(id, &format!("{title} — {subtitle}"), caption, panels)
         })
         .collect()
+}
+
+/// Draws panels as a chart (its SVG; [`write_png`] makes the PNG).
+pub fn chart(
+    id: &str,
+    title: &str,
+    caption: &str,
+    panels: Vec<Panel>,
+) -> Result<Chart, ReportError> {
+    register_font();
+    let error = |message: String| ReportError::Chart {
+        chart: id.to_string(),
+        message,
+    };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size(panels.len())).into_drawing_area();
+        draw(&root, title, &panels).map_err(error)?;
+        root.present().map_err(|e| error(e.to_string()))?;
+    }
+    Ok(Chart {
+        id: id.into(),
+        title: title.into(),
+        caption: caption.into(),
+        panels,
+        svg,
+    })
 }
 
 /// Renders a chart to a PNG file (written to a temporary name, then renamed).
@@ -711,11 +720,22 @@ fn draw_panel<DB: DrawingBackend>(
         };
         let mut chart = builder(area).build_cartesian_2d(x_low..x_high, y_low..y_high)?;
         let nines = |x: &f64| nines_label(*x);
+        // Whole-number x values (runs, steps) get whole-number labels only.
+        let whole = |x: &f64| {
+            if x.fract().abs() < 1e-9 {
+                format!("{x:.0}")
+            } else {
+                String::new()
+            }
+        };
+        let integral = xs().all(|x| x.fract() == 0.0) && x_high - x_low <= 60.0;
         let mut mesh = chart.configure_mesh();
         style_mesh(&mut mesh, panel, compact);
         if panel.x_nines {
             mesh.x_labels(x_high.floor() as usize + 1)
                 .x_label_formatter(&nines);
+        } else if integral {
+            mesh.x_label_formatter(&whole);
         }
         mesh.draw()?;
         plot_lines(&mut chart, panel, compact, |_| true)

@@ -34,6 +34,7 @@ const ORDER: &[(&str, &str)] = &[
     ("driver", "execution"),
     ("compare", "analysis and rendering"),
     ("report", "analysis and rendering"),
+    ("history", "analysis and rendering"),
     ("app", "workflows"),
     ("fuzzing", "workflows"),
 ];

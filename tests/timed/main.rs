@@ -12,6 +12,7 @@ mod common;
 mod apis;
 mod compare;
 mod faults;
+mod history;
 mod hostile;
 mod migration;
 mod server_metrics;
