@@ -39,10 +39,7 @@ pub fn results_file(data: &[u8]) {
         return;
     };
     let _ = crate::report::terminal::summary(&results);
-    let input = |label: &str| crate::report::ReportInput {
-        label: label.into(),
-        results: results.clone(),
-    };
+    let input = |label: &str| crate::report::ReportInput::new(label, results.clone());
     for inputs in [vec![input("a")], vec![input("a"), input("b")]] {
         let report = crate::report::Report {
             inputs,

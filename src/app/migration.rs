@@ -521,10 +521,10 @@ pub async fn run_and_report(
         for line in crate::report::format::paired_lines(results).iter().skip(1) {
             println!("  {line}");
         }
-        phases.push(crate::report::ReportInput {
-            label: outcome.name.clone(),
-            results: results.clone(),
-        });
+        phases.push(crate::report::ReportInput::new(
+            outcome.name.clone(),
+            results.clone(),
+        ));
     };
     let rollout = match run(plan, dir, stop, &options, &write, &mut progress).await {
         Ok(rollout) => rollout,

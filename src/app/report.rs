@@ -42,7 +42,8 @@ pub fn command(args: ReportRequest) -> Outcome {
             .get(i)
             .cloned()
             .unwrap_or_else(|| default_label(path, &results));
-        inputs.push(report::ReportInput { label, results });
+        let folder = path.parent().unwrap_or(std::path::Path::new("."));
+        inputs.push(report::ReportInput::new(label, results).with_requests_in(folder));
     }
     // Labels name the lines on every chart: keep them distinct.
     for i in 1..inputs.len() {

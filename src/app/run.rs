@@ -426,7 +426,8 @@ fn write_and_report(dir: &Path, results: &RunResults, csv: bool) -> Result<(), O
             return Err(Outcome::RunFailed);
         }
     }
-    let report = report::Report::of_run(results);
+    let mut report = report::Report::of_run(results);
+    report.inputs[0] = report.inputs[0].clone().with_requests_in(dir);
     if csv {
         match report::write_groups_csv(dir, &report) {
             Ok(path) => {

@@ -192,10 +192,10 @@ pub async fn run_and_report(plan: &RunPlan, dir: &Path, stop: StopSignal) -> Out
     let mut steps = Vec::new();
     let mut progress = |step: &SweepStep, run: &RunResults| {
         println!("{}", step_line(over, step));
-        steps.push(crate::report::ReportInput {
-            label: format!("{over} {}", step.value),
-            results: run.clone(),
-        });
+        steps.push(crate::report::ReportInput::new(
+            format!("{over} {}", step.value),
+            run.clone(),
+        ));
     };
     let results = match run(plan, dir, stop, &write, &mut progress).await {
         Ok(results) => results,

@@ -193,6 +193,7 @@ pub fn chart(view: &HistoryView) -> Result<Option<Chart>, ReportError> {
                         },
                         color,
                         dashed: *dashed,
+                        markers_only: false,
                         points,
                     });
                 }

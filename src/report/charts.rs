@@ -44,6 +44,8 @@ pub struct Line {
     pub color: usize,
     /// Drawn dashed: the second line of a series (a p99 beside its p50).
     pub dashed: bool,
+    /// Drawn as dots without a line (a scatter of requests).
+    pub markers_only: bool,
     pub points: Vec<(f64, f64)>,
 }
 
@@ -117,6 +119,7 @@ fn percentile_panel(report: &Report, metric: &str, label: &str) -> Panel {
             name: report.series_name(input, target),
             color,
             dashed: false,
+            markers_only: false,
             points: curve(&h),
         });
         if super::format::scheduled(&report.inputs[input].results) {
@@ -125,6 +128,7 @@ fn percentile_panel(report: &Report, metric: &str, label: &str) -> Panel {
                     name: format!("{} corrected", report.series_name(input, target)),
                     color,
                     dashed: true,
+                    markers_only: false,
                     points: curve(&corrected),
                 });
             }
@@ -160,6 +164,7 @@ fn cdf_panel(report: &Report, metric: &str, label: &str) -> Panel {
             name: report.series_name(input, target),
             color,
             dashed: false,
+            markers_only: false,
             points,
         });
     }
@@ -206,6 +211,7 @@ fn cost_panel(report: &Report) -> Panel {
             name: format!("{name}: E2E p50 → p99"),
             color,
             dashed: false,
+            markers_only: false,
             points: vec![(e2e.p50, y), (e2e.p99.max(e2e.p50), y)],
         });
     }
@@ -266,6 +272,7 @@ fn over_time_panels(report: &Report) -> Vec<Panel> {
                             name: format!("{}{suffix}", report.series_name(input, target)),
                             color,
                             dashed: *suffix == " p99",
+                            markers_only: false,
                             points,
                         });
                     }
@@ -329,6 +336,7 @@ fn server_panels(report: &Report) -> Vec<Panel> {
                             name: format!("{}{suffix}", report.series_name(input, target)),
                             color,
                             dashed: *dashed,
+                            markers_only: false,
                             points,
                         });
                     }
@@ -360,6 +368,7 @@ fn server_panels(report: &Report) -> Vec<Panel> {
                     name: format!("{} TTFT{suffix}", report.series_name(input, target)),
                     color,
                     dashed: suffix == " p99",
+                    markers_only: false,
                     points,
                 });
             }
@@ -394,6 +403,7 @@ fn throughput_panel(report: &Report) -> Panel {
                     name: format!("{}{suffix}", report.series_name(input, target)),
                     color,
                     dashed: metric == "e2e",
+                    markers_only: false,
                     points,
                 });
             }
@@ -443,6 +453,7 @@ fn paired_panel(report: &Report, metric: &str, label: &str) -> Panel {
             },
             color,
             dashed: false,
+            markers_only: false,
             points,
         });
     }
@@ -454,6 +465,66 @@ fn paired_panel(report: &Report, metric: &str, label: &str) -> Panel {
         x_log: false,
         lines,
     }
+}
+
+/// Each request as a dot at its send time: TTFT above, E2E below (failed requests in their own
+/// colour on the E2E panel), for inputs whose `requests.jsonl` was read (up to
+/// [`super::requests::SCATTER_MAX`] requests).
+fn scatter_panels(report: &Report) -> Vec<Panel> {
+    let mut ttft = Vec::new();
+    let mut e2e = Vec::new();
+    let mut failed = Vec::new();
+    for (color, (input, target)) in report.series().into_iter().enumerate() {
+        let Some(requests) = &report.inputs[input].requests else {
+            continue;
+        };
+        let name = report.series_name(input, target);
+        let target_name = &report.inputs[input].results.targets[target].name;
+        let mine = || requests.iter().filter(|r| &r.target == target_name);
+        let dots = |points: Vec<(f64, f64)>, name: String, color: usize| Line {
+            name,
+            color,
+            dashed: false,
+            markers_only: true,
+            points,
+        };
+        let ttft_points: Vec<(f64, f64)> = mine()
+            .filter(|r| r.ok)
+            .filter_map(|r| r.ttft_ms.map(|t| (r.sent_s, t)))
+            .collect();
+        if !ttft_points.is_empty() {
+            ttft.push(dots(ttft_points, name.clone(), color));
+        }
+        let e2e_points: Vec<(f64, f64)> = mine()
+            .filter(|r| r.ok)
+            .map(|r| (r.sent_s, r.e2e_ms))
+            .collect();
+        if !e2e_points.is_empty() {
+            e2e.push(dots(e2e_points, name.clone(), color));
+        }
+        failed.extend(mine().filter(|r| !r.ok).map(|r| (r.sent_s, r.e2e_ms)));
+    }
+    if !failed.is_empty() {
+        e2e.push(Line {
+            name: "failed (time to the failure)".into(),
+            color: 3,
+            dashed: false,
+            markers_only: true,
+            points: failed,
+        });
+    }
+    let panel = |title: &str, lines| Panel {
+        title: title.into(),
+        x_desc: "seconds since start (actual send)".into(),
+        y_desc: "ms".into(),
+        x_nines: false,
+        x_log: false,
+        lines,
+    };
+    vec![
+        panel("TTFT of each request", ttft),
+        panel("E2E of each request", e2e),
+    ]
 }
 
 /// Every chart the report's data supports; a chart without data is left out, not drawn empty.
@@ -516,6 +587,12 @@ pub fn build(report: &Report) -> Result<Vec<Chart>, ReportError> {
             "Inter-token latency distribution",
             "Cumulative distribution of every gap between output tokens up to its p99 (the axis is clipped there, as one long stall would flatten the rest).",
             vec![cdf_panel(report, "itl", "ITL")],
+        ),
+        (
+            "latency-scatter",
+            "Every request over time",
+            "One dot per measured request at the time it was sent (drawn when the run exported requests.jsonl and measured at most 20,000 requests): stalls, bursts and slow starts that percentiles average away.",
+            scatter_panels(report),
         ),
         (
             "over-time",
@@ -853,6 +930,14 @@ fn plot_lines<'a, DB: DrawingBackend + 'a, X: Ranged<ValueType = f64>>(
         let color = PALETTE[line.color % PALETTE.len()];
         let style = color.stroke_width(2);
         let points: Vec<(f64, f64)> = line.points.iter().copied().filter(|p| keep(p.0)).collect();
+        if line.markers_only {
+            let dot = color.mix(0.55).filled();
+            chart
+                .draw_series(points.iter().map(|&(x, y)| Circle::new((x, y), 2, dot)))?
+                .label(line.name.as_str())
+                .legend(move |(x, y)| Circle::new((x + 9, y), 3, color.filled()));
+            continue;
+        }
         let drawn = if line.dashed {
             chart.draw_series(DashedLineSeries::new(points.iter().copied(), 6, 4, style))?
         } else {

@@ -308,6 +308,34 @@ pub fn corrected_table(results: &RunResults) -> Option<Vec<Vec<String>>> {
     (!rows.is_empty()).then_some(rows)
 }
 
+/// A value with its unset fields (`null`) and the tables left empty by them removed.
+fn without_unset(value: &serde_json::Value) -> Option<serde_json::Value> {
+    match value {
+        serde_json::Value::Null => None,
+        serde_json::Value::Object(map) => {
+            let kept: serde_json::Map<String, serde_json::Value> = map
+                .iter()
+                .filter_map(|(k, v)| without_unset(v).map(|v| (k.clone(), v)))
+                .collect();
+            (!kept.is_empty()).then_some(serde_json::Value::Object(kept))
+        }
+        serde_json::Value::Array(items) => Some(serde_json::Value::Array(
+            items.iter().filter_map(without_unset).collect(),
+        )),
+        other => Some(other.clone()),
+    }
+}
+
+/// The scenario as run, written back as TOML with only what the file (and its overrides) set:
+/// every field it left to a default is left out. JSON when TOML cannot hold it.
+pub fn scenario_toml(as_run: &serde_json::Value) -> String {
+    let Some(kept) = without_unset(as_run) else {
+        return String::new();
+    };
+    toml::to_string_pretty(&kept)
+        .unwrap_or_else(|_| serde_json::to_string_pretty(&kept).unwrap_or_default())
+}
+
 pub fn summary_cells(group: &GroupResults) -> Vec<String> {
     let p50 = |s: &LatencyStat| s.p50;
     let p99 = |s: &LatencyStat| s.p99;

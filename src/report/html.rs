@@ -428,9 +428,9 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
     }
     out.push_str("</section>\n");
 
-    out.push_str("<section id=\"scenario\"><h2>Scenario as run</h2>");
+    out.push_str("<section id=\"scenario\"><h2>Scenario as run</h2><p class=\"meta\">As TOML, with only what the file and its overrides set (every default left out; header values redacted).</p>");
     for input in &report.inputs {
-        let text = serde_json::to_string_pretty(&input.results.scenario.as_run).unwrap_or_default();
+        let text = super::format::scenario_toml(&input.results.scenario.as_run);
         let _ = write!(
             out,
             "<h3>{} ({})</h3><pre>{}</pre>",

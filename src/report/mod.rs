@@ -13,6 +13,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod requests;
 pub mod sweep;
 pub mod terminal;
 
@@ -25,6 +26,25 @@ use crate::results::{RunResults, SCHEMA};
 pub struct ReportInput {
     pub label: String,
     pub results: RunResults,
+    /// The run's requests one by one, when its folder holds a small enough `requests.jsonl`
+    /// (for the per-request scatter).
+    pub requests: Option<Vec<requests::RequestPoint>>,
+}
+
+impl ReportInput {
+    pub fn new(label: impl Into<String>, results: RunResults) -> Self {
+        ReportInput {
+            label: label.into(),
+            results,
+            requests: None,
+        }
+    }
+
+    /// With the requests of `dir/requests.jsonl`, when there and small enough.
+    pub fn with_requests_in(mut self, dir: &Path) -> Self {
+        self.requests = requests::read_log(&dir.join("requests.jsonl"));
+        self
+    }
 }
 
 /// Everything a report shows.
@@ -41,10 +61,10 @@ impl Report {
     /// The report of one run, under its scenario's name.
     pub fn of_run(results: &RunResults) -> Report {
         Report {
-            inputs: vec![ReportInput {
-                label: results.scenario.name.clone(),
-                results: results.clone(),
-            }],
+            inputs: vec![ReportInput::new(
+                results.scenario.name.clone(),
+                results.clone(),
+            )],
             rollout: None,
             sweep: None,
         }

@@ -229,6 +229,7 @@ pub fn load_panels(results: &SweepResults, runs: &[&RunResults]) -> Vec<Panel> {
                 name: name.to_string(),
                 color: i / 2 * 3,
                 dashed: *dashed,
+                markers_only: false,
                 points: steps(results, runs)
                     .filter_map(|(step, group)| {
                         group
@@ -268,6 +269,7 @@ pub fn load_panels(results: &SweepResults, runs: &[&RunResults]) -> Vec<Panel> {
                             .to_string(),
                         color,
                         dashed: false,
+                        markers_only: false,
                         points: steps(results, runs)
                             .filter_map(|(step, group)| {
                                 group
@@ -283,6 +285,7 @@ pub fn load_panels(results: &SweepResults, runs: &[&RunResults]) -> Vec<Panel> {
                 name: format!("SLO {text}"),
                 color,
                 dashed: true,
+                markers_only: false,
                 points: vec![(low, threshold), (high, threshold)],
             });
         }
@@ -294,6 +297,7 @@ pub fn load_panels(results: &SweepResults, runs: &[&RunResults]) -> Vec<Panel> {
                 name: format!("knee: {}{unit}", step.value),
                 color: 6,
                 dashed: true,
+                markers_only: false,
                 points: vec![(x, 0.0), (x, top)],
             });
         }
@@ -341,6 +345,7 @@ pub fn pareto_panel(results: &SweepResults, runs: &[&RunResults]) -> Panel {
             ),
             color: 0,
             dashed: false,
+            markers_only: false,
             points,
         });
     }
@@ -356,6 +361,7 @@ pub fn pareto_panel(results: &SweepResults, runs: &[&RunResults]) -> Panel {
                 name: format!("knee: {}{unit}", results.knee.unwrap_or_default()),
                 color: 3,
                 dashed: false,
+                markers_only: false,
                 points: vec![point],
             });
         }

@@ -19,10 +19,7 @@ fn mock_scenario(ttft: &str, load: &str) -> String {
 
 fn single(results: RunResults) -> Report {
     Report {
-        inputs: vec![ReportInput {
-            label: results.scenario.name.clone(),
-            results,
-        }],
+        inputs: vec![ReportInput::new(results.scenario.name.clone(), results)],
         rollout: None,
         sweep: None,
     }
@@ -445,4 +442,74 @@ fn csv_outputs_parse_and_match_the_results() {
         .map(|r| r.unwrap()[0].to_string())
         .collect();
     assert_eq!(runs, ["a", "a", "a", "b", "b", "b"]);
+}
+
+#[tokio::test]
+async fn the_scenario_as_run_is_shown_as_toml_without_defaults_and_reads_back() {
+    let results = run_scenario(&mock_scenario(
+        "2ms",
+        "kind = \"open\"\nrate = 100\nrequests = 10\n",
+    ))
+    .await;
+    let text = drover::report::format::scenario_toml(&results.scenario.as_run);
+    // Only what the file set: no unset fields, no defaults such as users or stages.
+    assert!(!text.contains("null") && !text.contains("users"), "{text}");
+    assert!(
+        text.contains("[[classes]]") && text.contains("rate = 100"),
+        "{text}"
+    );
+    // It is a scenario drover reads, the same one.
+    let plan = drover::scenario::parse(&text, Path::new("as-run.toml"))
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(plan.classes.len(), 2);
+    assert_eq!(plan.targets[0].name, "mock");
+    // report.html shows it.
+    let dir = tempfile::tempdir().unwrap();
+    report::write_report(dir.path(), &single(results)).unwrap();
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("[[classes]]") && !html.contains("&quot;dataset&quot;: null"));
+}
+
+#[test]
+fn an_exported_run_gets_a_dot_per_request_and_an_unexported_one_no_scatter() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.toml"),
+        format!(
+            "name = \"dots\"\n{}",
+            mock_scenario("1ms", "kind = \"closed\"\nusers = 2\nrequests = 30\n")
+        ),
+    )
+    .unwrap();
+    let output = common::run_s_toml(dir.path(), &["--export-requests"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let run = common::only_run_dir(&dir.path().join("out"));
+    let svg = std::fs::read_to_string(run.join("charts/latency-scatter.svg")).unwrap();
+    let document = roxmltree::Document::parse(&svg).unwrap();
+    let dots = document
+        .descendants()
+        .filter(|n| n.has_tag_name("circle"))
+        .count();
+    // 30 TTFT dots and 30 E2E dots, and the two legend marks.
+    assert_eq!(dots, 62, "{dots}");
+    // The same report from `drover report`, which reads requests.jsonl beside results.json.
+    let output = drover(
+        dir.path(),
+        &[
+            "report",
+            run.join("results.json").to_str().unwrap(),
+            "--out",
+            "again",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(0));
+    assert!(dir.path().join("again/charts/latency-scatter.svg").exists());
+
+    let plain = tempfile::tempdir().unwrap();
+    std::fs::copy(dir.path().join("s.toml"), plain.path().join("s.toml")).unwrap();
+    let output = common::run_s_toml(plain.path(), &[]);
+    assert_eq!(output.status.code(), Some(0));
+    let run = common::only_run_dir(&plain.path().join("out"));
+    assert!(!run.join("charts/latency-scatter.svg").exists());
 }
