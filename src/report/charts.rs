@@ -254,6 +254,15 @@ fn over_time_panels(report: &Report) -> Vec<Panel> {
             vec![("", |p, step| Some(p.failed as f64 / step))],
         ),
     ];
+    // A migration's phases and a sweep's steps ran one after another: each is drawn where it
+    // ran on one timeline (seconds since the first one started), not all from zero.
+    let sequence = report.rollout.is_some() || report.sweep.is_some();
+    let first_origin = report
+        .inputs
+        .iter()
+        .flat_map(|i| i.results.targets.iter().map(|t| t.series_origin_unix))
+        .min()
+        .unwrap_or(0);
     specs
         .into_iter()
         .map(|(title, unit, picks)| {
@@ -261,11 +270,16 @@ fn over_time_panels(report: &Report) -> Vec<Panel> {
             for (color, (input, target)) in report.series().into_iter().enumerate() {
                 let results = &report.inputs[input].results.targets[target];
                 let step = results.series_step_s.max(1) as f64;
+                let offset = if sequence {
+                    results.series_origin_unix.saturating_sub(first_origin) as f64
+                } else {
+                    0.0
+                };
                 for (suffix, pick) in &picks {
                     let points: Vec<(f64, f64)> = results
                         .series
                         .iter()
-                        .filter_map(|p| pick(p, step).map(|v| (p.second as f64, v)))
+                        .filter_map(|p| pick(p, step).map(|v| (offset + p.second as f64, v)))
                         .collect();
                     if !points.is_empty() {
                         lines.push(Line {
@@ -597,7 +611,7 @@ pub fn build(report: &Report) -> Result<Vec<Chart>, ReportError> {
         (
             "over-time",
             "Activity over time",
-            "Per second of the run, by completion time.",
+            "Per second of the run, by completion time; a migration's phases and a sweep's steps each where they ran, on one timeline.",
             over_time_panels(report),
         ),
         (
@@ -977,6 +991,50 @@ mod tests {
         assert_eq!(nines_label(2.0), "99");
         assert_eq!(nines_label(3.0), "99.9");
         assert_eq!(nines_label(4.0), "99.99");
+    }
+
+    fn baseline() -> crate::results::RunResults {
+        serde_json::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/scenarios/baselines/ci-gate.json"
+            ))
+            .unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn steps_of_a_sweep_are_drawn_on_one_timeline() {
+        let first = baseline();
+        let mut second = first.clone();
+        second.targets[0].series_origin_unix += 10;
+        let inputs = vec![
+            super::super::ReportInput::new("rate 20", first),
+            super::super::ReportInput::new("rate 30", second),
+        ];
+        let mut report = Report {
+            inputs,
+            rollout: None,
+            sweep: None,
+        };
+        let start =
+            |report: &Report, line: usize| over_time_panels(report)[0].lines[line].points[0].0;
+        // Two runs compared side by side share x = 0 …
+        assert_eq!(start(&report, 0), start(&report, 1));
+        // … the steps of one sweep do not: the second began 10 s after the first.
+        report.sweep = Some(crate::results::sweep::SweepResults {
+            scenario: "s".into(),
+            over: "rate".into(),
+            step_duration_s: 4.0,
+            steps: Vec::new(),
+            knee: None,
+            first_miss: None,
+            interrupted: false,
+            budget_exhausted: false,
+            degraded_steps: Vec::new(),
+        });
+        assert_eq!(start(&report, 1) - start(&report, 0), 10.0);
     }
 
     #[test]
