@@ -15,6 +15,7 @@ mod cost;
 mod deploy;
 mod driver;
 mod fuzz_corpus;
+mod history;
 mod hostile;
 mod layers;
 mod layout;
