@@ -94,12 +94,15 @@ impl Report {
 
     /// The report's title: the scenario, or the labels compared.
     pub fn title(&self) -> String {
+        let scenario = self
+            .inputs
+            .first()
+            .map_or("", |i| i.results.scenario.name.as_str());
         if self.sweep.is_some() {
-            let scenario = self
-                .inputs
-                .first()
-                .map_or("", |i| i.results.scenario.name.as_str());
             return format!("drover sweep: {scenario}");
+        }
+        if self.rollout.is_some() {
+            return format!("drover migration: {scenario}");
         }
         if self.inputs.len() == 1 {
             format!("drover report: {}", self.inputs[0].results.scenario.name)
