@@ -197,7 +197,10 @@ async fn a_slower_failing_candidate_is_rolled_back_in_its_shadow_phase() {
     );
     let html = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
     assert!(html.contains("id=\"rollout\""), "no rollout section");
-    assert!(html.contains("<title>drover migration: "), "not titled as a migration");
+    assert!(
+        html.contains("<title>drover migration: "),
+        "not titled as a migration"
+    );
     assert!(
         html.contains("Verdict: ROLLBACK"),
         "no verdict in the report"
