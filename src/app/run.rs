@@ -426,8 +426,14 @@ fn write_and_report(dir: &Path, results: &RunResults, csv: bool) -> Result<(), O
             return Err(Outcome::RunFailed);
         }
     }
-    let mut report = report::Report::of_run(results);
-    report.inputs[0] = report.inputs[0].clone().with_requests_in(dir);
+    let report = report::Report {
+        inputs: vec![
+            report::ReportInput::new(results.scenario.name.clone(), results.clone())
+                .with_requests_in(dir),
+        ],
+        rollout: None,
+        sweep: None,
+    };
     if csv {
         match report::write_groups_csv(dir, &report) {
             Ok(path) => {

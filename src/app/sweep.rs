@@ -257,20 +257,15 @@ mod tests {
     use super::*;
 
     fn step(value: f64, verdict: Verdict, server_saturated: Option<bool>) -> SweepStep {
-        let mut step = summarize(value, verdict, String::new(), Vec::new(), &empty_run());
+        let mut step = summarize(
+            value,
+            verdict,
+            String::new(),
+            Vec::new(),
+            &crate::results::committed_baseline(),
+        );
         step.server_saturated = server_saturated;
         step
-    }
-
-    fn empty_run() -> RunResults {
-        serde_json::from_str(
-            &std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/scenarios/baselines/ci-gate.json"
-            ))
-            .unwrap(),
-        )
-        .unwrap()
     }
 
     fn sweep(steps: Vec<SweepStep>) -> SweepResults {

@@ -8,7 +8,8 @@ use super::figures;
 use super::store::StoredRun;
 use super::trend::{describe, Trend, TrendVerdict, MIN_RUNS};
 use crate::report::charts::{self, Chart, Line, Panel};
-use crate::report::html::escape;
+use crate::report::html::{self, escape};
+use crate::report::markdown;
 use crate::report::ReportError;
 
 /// Everything the trend report shows.
@@ -222,34 +223,12 @@ pub fn chart(view: &HistoryView) -> Result<Option<Chart>, ReportError> {
     .map(Some)
 }
 
-fn md_cell(text: &str) -> String {
-    text.replace('|', "\\|").replace(['\n', '\r'], " ")
-}
-
-fn md_table(out: &mut String, header: &[String], rows: &[Vec<String>]) {
-    let _ = writeln!(
-        out,
-        "| {} |",
-        header
-            .iter()
-            .map(|h| md_cell(h))
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
-    let _ = writeln!(
-        out,
-        "|{}",
-        header.iter().map(|_| "---|").collect::<String>()
-    );
-    for row in rows {
-        let _ = writeln!(
-            out,
-            "| {} |",
-            row.iter()
-                .map(|c| md_cell(c))
-                .collect::<Vec<_>>()
-                .join(" | ")
-        );
+/// A Markdown table with `label_columns` text columns, then numbers.
+fn md_table(out: &mut String, header: &[String], rows: &[Vec<String>], label_columns: usize) {
+    let columns: Vec<&str> = header.iter().map(String::as_str).collect();
+    out.push_str(&markdown::header_with(&columns, label_columns));
+    for cells in rows {
+        out.push_str(&markdown::row(cells));
     }
 }
 
@@ -267,23 +246,31 @@ const TREND_COLUMNS: [&str; 7] = [
 pub fn markdown(view: &HistoryView, chart: Option<&Chart>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# drover history: {}\n", view.scenario);
-    let _ = writeln!(out, "{}\n", md_cell(&view.headline()));
+    let _ = writeln!(out, "{}\n", markdown::cell(&view.headline()));
     for drift in view.drifts() {
-        let _ = writeln!(out, "- ✗ {}", md_cell(&describe(drift, view.threshold)));
+        let _ = writeln!(
+            out,
+            "- ✗ {}",
+            markdown::cell(&describe(drift, view.threshold))
+        );
     }
     for trend in view
         .trends
         .iter()
         .filter(|t| t.verdict == TrendVerdict::Improving)
     {
-        let _ = writeln!(out, "- ℹ {}", md_cell(&describe(trend, view.threshold)));
+        let _ = writeln!(
+            out,
+            "- ℹ {}",
+            markdown::cell(&describe(trend, view.threshold))
+        );
     }
     let _ = writeln!(out, "\n## Runs\n");
     let (header, rows) = view.table();
-    md_table(&mut out, &header, &rows);
+    md_table(&mut out, &header, &rows, 6);
     let _ = writeln!(out, "\n## Trends\n");
     let header: Vec<String> = TREND_COLUMNS.iter().map(|c| c.to_string()).collect();
-    md_table(&mut out, &header, &view.trend_rows());
+    md_table(&mut out, &header, &view.trend_rows(), 3);
     let _ = writeln!(
         out,
         "\nchange: the Theil–Sen slope carried over the window, relative to the median; p: Mann–Kendall, two-sided; a drift needs p < 0.05 and a move of {:.0}% or more the worse way, over at least {MIN_RUNS} runs.",
@@ -299,35 +286,15 @@ pub fn markdown(view: &HistoryView, chart: Option<&Chart>) -> String {
     out
 }
 
-fn html_table(out: &mut String, header: &[String], rows: &[Vec<String>]) {
-    out.push_str("<table><thead><tr>");
-    for h in header {
-        let _ = write!(out, "<th>{}</th>", escape(h));
-    }
-    out.push_str("</tr></thead><tbody>");
-    for row in rows {
-        out.push_str("<tr>");
-        for cell in row {
-            let _ = write!(out, "<td>{}</td>", escape(cell));
-        }
-        out.push_str("</tr>");
-    }
-    out.push_str("</tbody></table>\n");
-}
-
 /// `history.html`: self-contained, the chart inline.
 pub fn html(view: &HistoryView, chart: Option<&Chart>) -> String {
     let title = format!("drover history: {}", view.scenario);
     let mut out = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/><title>{}</title><style>\
-         body {{ font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 0 auto; max-width: 1100px; padding: 1.5em; color: #1b1b1b; }}\
-         table {{ border-collapse: collapse; font-size: 0.85em; margin: 0.6em 0; }} th, td {{ border: 1px solid #ddd; padding: 0.25em 0.5em; }} th {{ background: #f3f3f3; }}\
-         li.fail {{ border-left: 5px solid #d55e00; background: #fbe9e1; padding: 0.4em; list-style: none; margin: 0.3em 0; }}\
-         li.info {{ border-left: 5px solid #0072b2; background: #e6f1f8; padding: 0.4em; list-style: none; margin: 0.3em 0; }}\
-         figure svg {{ max-width: 100%; height: auto; border: 1px solid #eee; }}</style></head><body>\n",
-        escape(&title)
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/><title>{}</title><style>{}</style></head><body>\n",
+        escape(&title),
+        html::STYLE
     );
-    let _ = writeln!(out, "<h1>{}</h1><ul>", escape(&title));
+    let _ = writeln!(out, "<h1>{}</h1><ul class=\"verdicts\">", escape(&title));
     let class = if view.drifts().is_empty() {
         "info"
     } else {
@@ -347,22 +314,19 @@ pub fn html(view: &HistoryView, chart: Option<&Chart>) -> String {
     }
     out.push_str("</ul>\n");
     if let Some(chart) = chart {
-        let svg = chart
-            .svg
-            .find("<svg")
-            .map_or(chart.svg.as_str(), |at| &chart.svg[at..]);
         let _ = writeln!(
             out,
-            "<figure id=\"chart-history\">{svg}<figcaption>{}</figcaption></figure>",
+            "<figure id=\"chart-history\">{}<figcaption>{}</figcaption></figure>",
+            html::inline_svg(&chart.svg),
             escape(&chart.caption)
         );
     }
     out.push_str("<h2>Runs</h2>");
     let (header, rows) = view.table();
-    html_table(&mut out, &header, &rows);
+    html::table(&mut out, &header, &rows, 6);
     out.push_str("<h2>Trends</h2>");
     let header: Vec<String> = TREND_COLUMNS.iter().map(|c| c.to_string()).collect();
-    html_table(&mut out, &header, &view.trend_rows());
+    html::table(&mut out, &header, &view.trend_rows(), 3);
     out.push_str("</body></html>\n");
     out
 }

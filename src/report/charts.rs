@@ -993,20 +993,9 @@ mod tests {
         assert_eq!(nines_label(4.0), "99.99");
     }
 
-    fn baseline() -> crate::results::RunResults {
-        serde_json::from_str(
-            &std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/scenarios/baselines/ci-gate.json"
-            ))
-            .unwrap(),
-        )
-        .unwrap()
-    }
-
     #[test]
     fn steps_of_a_sweep_are_drawn_on_one_timeline() {
-        let first = baseline();
+        let first = crate::results::committed_baseline();
         let mut second = first.clone();
         second.targets[0].series_origin_unix += 10;
         let inputs = vec![

@@ -322,7 +322,7 @@ pub fn verdicts(report: &Report) -> Vec<Verdict> {
     if let Some(sweep) = &report.sweep {
         let text = super::sweep::knee_line(sweep);
         verdicts.push(Verdict {
-            level: if sweep.knee.is_some() && !text.contains("neither") {
+            level: if super::sweep::knee_found(sweep) {
                 Level::Info
             } else {
                 Level::Warn

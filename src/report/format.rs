@@ -116,6 +116,26 @@ pub fn cost_cells(group: &GroupResults) -> Vec<String> {
     ]
 }
 
+/// The groups a table shows of a target: `(all)`, then each class when there are several,
+/// with the mode each ran in (a routed class's route).
+pub fn shown_groups(
+    target: &crate::results::TargetResults,
+) -> impl Iterator<Item = (&str, &GroupResults, &str)> {
+    std::iter::once(("(all)", &target.summary, target.mode.as_str())).chain(
+        target
+            .classes
+            .iter()
+            .filter(|_| target.classes.len() > 1)
+            .map(|c| {
+                (
+                    c.name.as_str(),
+                    &c.results,
+                    c.route.as_deref().unwrap_or(target.mode.as_str()),
+                )
+            }),
+    )
+}
+
 /// The cost of a run laid out once for every view: latency and speed beside cost, per target
 /// and (when there are several) per class, with the mode each group ran in.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,20 +159,7 @@ pub fn cost_table(results: &RunResults) -> Option<CostTable> {
     let mut projection = None;
     let mut estimated = false;
     for target in &results.targets {
-        let groups = std::iter::once(("(all)", &target.summary, target.mode.as_str())).chain(
-            target
-                .classes
-                .iter()
-                .filter(|_| target.classes.len() > 1)
-                .map(|c| {
-                    (
-                        c.name.as_str(),
-                        &c.results,
-                        c.route.as_deref().unwrap_or(target.mode.as_str()),
-                    )
-                }),
-        );
-        for (class, group, mode) in groups {
+        for (class, group, mode) in shown_groups(target) {
             if let Some(cost) = &group.cost {
                 currency.get_or_insert_with(|| cost.currency.clone());
                 projection = projection.or(cost.projection.clone());
@@ -273,14 +280,7 @@ pub fn corrected_table(results: &RunResults) -> Option<Vec<Vec<String>>> {
     }
     let mut rows = Vec::new();
     for target in &results.targets {
-        let groups = std::iter::once(("(all)", &target.summary)).chain(
-            target
-                .classes
-                .iter()
-                .filter(|_| target.classes.len() > 1)
-                .map(|c| (c.name.as_str(), &c.results)),
-        );
-        for (class, group) in groups {
+        for (class, group, _) in shown_groups(target) {
             for (label, metric, corrected) in [
                 ("TTFT", "ttft", "ttft_corrected"),
                 ("E2E", "e2e", "e2e_corrected"),

@@ -26,7 +26,7 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-const STYLE: &str = "
+pub(crate) const STYLE: &str = "
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 0 auto; max-width: 1100px; padding: 1.5em; color: #1b1b1b; line-height: 1.45; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; }
 h2 { border-bottom: 2px solid #e5e5e5; padding-bottom: 0.2em; margin-top: 1.8em; }
@@ -48,7 +48,13 @@ figcaption { color: #555; font-size: 0.9em; }
 pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
 ";
 
-fn table(out: &mut String, columns: &[String], rows: &[Vec<String>], label_columns: usize) {
+/// A table: the first `label_columns` cells of a row as text, the rest as right-aligned numbers.
+pub(crate) fn table(
+    out: &mut String,
+    columns: &[String],
+    rows: &[Vec<String>],
+    label_columns: usize,
+) {
     out.push_str("<table><thead><tr>");
     for column in columns {
         let _ = write!(out, "<th>{}</th>", escape(column));
@@ -69,7 +75,7 @@ fn table(out: &mut String, columns: &[String], rows: &[Vec<String>], label_colum
 }
 
 /// The chart's SVG without an XML declaration, ready to inline.
-fn inline_svg(svg: &str) -> &str {
+pub(crate) fn inline_svg(svg: &str) -> &str {
     match svg.find("<svg") {
         Some(start) => &svg[start..],
         None => svg,
@@ -156,7 +162,7 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
 
     if let Some(sweep) = &report.sweep {
         let knee = super::sweep::knee_line(sweep);
-        let class = if sweep.knee.is_some() && !knee.contains("neither") {
+        let class = if super::sweep::knee_found(sweep) {
             "info"
         } else {
             "warn"

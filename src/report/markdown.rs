@@ -8,11 +8,13 @@ use super::compare::{self, Level};
 use super::format::{self, SUMMARY_COLUMNS};
 use super::Report;
 
-fn cell(text: &str) -> String {
+/// A table cell: pipes escaped, line breaks made spaces.
+pub(crate) fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
-fn row(cells: &[String]) -> String {
+/// A table row.
+pub(crate) fn row(cells: &[String]) -> String {
     format!(
         "| {} |\n",
         cells
@@ -24,6 +26,12 @@ fn row(cells: &[String]) -> String {
 }
 
 fn header(columns: &[&str]) -> String {
+    header_with(columns, 3)
+}
+
+/// A table's header and alignment rows: the first `label_columns` left-aligned, the rest (the
+/// numbers) right-aligned.
+pub(crate) fn header_with(columns: &[&str], label_columns: usize) -> String {
     let cells: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
     let mut out = row(&cells);
     out.push_str(&format!(
@@ -31,7 +39,7 @@ fn header(columns: &[&str]) -> String {
         columns
             .iter()
             .enumerate()
-            .map(|(i, _)| if i < 3 { "---|" } else { "---:|" })
+            .map(|(i, _)| if i < label_columns { "---|" } else { "---:|" })
             .collect::<String>()
     ));
     out
@@ -42,16 +50,10 @@ pub fn summary_rows(report: &Report) -> Vec<Vec<String>> {
     let mut rows = Vec::new();
     for input in &report.inputs {
         for target in &input.results.targets {
-            let mut all = vec![input.label.clone(), target.name.clone(), "(all)".into()];
-            all.extend(format::summary_cells(&target.summary));
-            rows.push(all);
-            if target.classes.len() > 1 {
-                for class in &target.classes {
-                    let mut row =
-                        vec![input.label.clone(), target.name.clone(), class.name.clone()];
-                    row.extend(format::summary_cells(&class.results));
-                    rows.push(row);
-                }
+            for (class, group, _) in format::shown_groups(target) {
+                let mut row = vec![input.label.clone(), target.name.clone(), class.to_string()];
+                row.extend(format::summary_cells(group));
+                rows.push(row);
             }
         }
     }

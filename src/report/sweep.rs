@@ -57,13 +57,24 @@ fn longer_steps(results: &SweepResults, step: &SweepStep) -> String {
     format!("its sample was too small to decide the SLOs{needed}: lengthen step_duration")
 }
 
+/// The step that first missed, when it neither met nor missed the SLOs (too few samples).
+fn undecided_miss(results: &SweepResults) -> Option<&SweepStep> {
+    results
+        .first_miss
+        .and_then(|miss| results.steps.iter().find(|s| s.value == miss))
+        .filter(|s| s.verdict == Verdict::Inconclusive)
+}
+
+/// Whether the sweep found its knee: a load that met every SLO, with the first miss (if any)
+/// a real miss, not a step too short to decide.
+pub fn knee_found(results: &SweepResults) -> bool {
+    results.knee.is_some() && undecided_miss(results).is_none()
+}
+
 /// The closing line: the knee, or why there is none and what to do next.
 pub fn knee_line(results: &SweepResults) -> String {
     let unit = unit(&results.over);
-    let miss_step = results
-        .first_miss
-        .and_then(|miss| results.steps.iter().find(|s| s.value == miss));
-    let undecided = miss_step.filter(|s| s.verdict == Verdict::Inconclusive);
+    let undecided = undecided_miss(results);
     let line = match (results.knee, results.first_miss, undecided) {
         (Some(knee), Some(miss), Some(step)) => format!(
             "knee: at least {knee}{unit}; {miss}{unit} neither met nor missed the SLOs: {}",

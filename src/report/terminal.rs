@@ -79,15 +79,10 @@ pub fn summary(results: &RunResults) -> String {
     }
     let mut rows = Vec::new();
     for target in &results.targets {
-        let mut row = vec![target.name.clone(), "(all)".to_string()];
-        row.extend(format::summary_cells(&target.summary));
-        rows.push(row);
-        if target.classes.len() > 1 {
-            for class in &target.classes {
-                let mut row = vec![target.name.clone(), class.name.clone()];
-                row.extend(format::summary_cells(&class.results));
-                rows.push(row);
-            }
+        for (class, group, _) in format::shown_groups(target) {
+            let mut row = vec![target.name.clone(), class.to_string()];
+            row.extend(format::summary_cells(group));
+            rows.push(row);
         }
     }
     let mut header = vec!["target", "class"];

@@ -14,6 +14,20 @@ pub mod sweep;
 /// Schema identifier written into every results file.
 pub const SCHEMA: &str = "drover.results/v1";
 
+/// The committed results of the CI gate's scenario (scenarios/baselines/ci-gate.json): a real
+/// results document for unit tests.
+#[cfg(test)]
+pub(crate) fn committed_baseline() -> RunResults {
+    serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scenarios/baselines/ci-gate.json"
+        ))
+        .expect("the committed baseline is there"),
+    )
+    .expect("the committed baseline is a results document")
+}
+
 /// Where the published JSON Schema of [`SCHEMA`] lives in the repository (`drover schema`
 /// prints the same document; a test keeps the two equal).
 pub const SCHEMA_FILE: &str = "docs/results.schema.json";
