@@ -142,6 +142,16 @@ pub enum TokenSource {
     Estimated,
     /// No usage: counted with the offline tokenizer (an estimate for other vocabularies).
     Tokenizer,
+    /// No usage, and the answer stopped at its `max_tokens` (or the tokenizer counted more than
+    /// the cap): the cap.
+    MaxTokens,
+}
+
+impl TokenSource {
+    /// Whether the count is the server's own (`usage`) rather than the client's estimate.
+    pub fn is_reported(self) -> bool {
+        self == TokenSource::Usage
+    }
 }
 
 /// Token usage as the server reported it.

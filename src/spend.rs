@@ -32,15 +32,15 @@ pub const ASSUMED_OUTPUT_TOKENS: u64 = 1024;
 /// Token sizes of requests, drawn exactly as the driver draws them.
 #[derive(Debug, Clone)]
 pub struct RequestSizer {
-    tokenizer: crate::tokenizer::Encoding,
+    tokenizer: crate::tokenizer::Tokenizer,
     /// Per class: each dataset record's input tokens, counted once.
     record_tokens: Vec<Vec<u64>>,
 }
 
 impl RequestSizer {
-    pub fn new(classes: &[ClassPlan], tokenizer: crate::tokenizer::Encoding) -> Self {
+    pub fn new(classes: &[ClassPlan], tokenizer: crate::tokenizer::Tokenizer) -> Self {
         RequestSizer {
-            tokenizer,
+            tokenizer: tokenizer.clone(),
             record_tokens: classes
                 .iter()
                 .map(|class| match &class.prompt {
@@ -48,7 +48,7 @@ impl RequestSizer {
                         .data
                         .records
                         .iter()
-                        .map(|record| record.input_tokens(tokenizer))
+                        .map(|record| record.input_tokens(&tokenizer))
                         .collect(),
                     _ => Vec::new(),
                 })
@@ -76,7 +76,7 @@ impl RequestSizer {
             PromptDraw::Record(index) if drawn.prefix.is_none() => {
                 self.record_tokens[drawn.class][index]
             }
-            _ => workload::input_tokens(classes, trace, &drawn, self.tokenizer),
+            _ => workload::input_tokens(classes, trace, &drawn, &self.tokenizer),
         };
         (
             drawn.class,
@@ -248,7 +248,7 @@ fn project_target(
     target: &TargetPlan,
 ) -> Result<TargetProjection, ProjectionError> {
     let seed = plan.seed;
-    let sizer = RequestSizer::new(&plan.classes, target.tokenizer);
+    let sizer = RequestSizer::new(&plan.classes, target.tokenizer.clone());
     let mut projection = TargetProjection {
         target: target.name.clone(),
         requests: 0,

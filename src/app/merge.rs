@@ -422,6 +422,7 @@ fn merge_target(
         accounting: merge_accounting(parts),
         // Every shard scraped the same server: the first shard's view stands for the run's.
         server_metrics: parts.iter().find_map(|t| t.server_metrics.clone()),
+        tokenizer: first.tokenizer.clone(),
     })
 }
 
@@ -565,6 +566,7 @@ fn add_counts(
     tokens.source_chunks += part.tokens.source_chunks;
     tokens.source_estimated += part.tokens.source_estimated;
     tokens.source_tokenizer += part.tokens.source_tokenizer;
+    tokens.source_max_tokens += part.tokens.source_max_tokens;
 }
 
 /// Adds a part's histograms into `histograms`; every statistic must come with its histogram.
@@ -1049,6 +1051,7 @@ mod tests {
             batches: Vec::new(),
             accounting: None,
             server_metrics: None,
+            tokenizer: None,
         };
         MergeInput {
             source: format!("shard{index}.json"),

@@ -9,7 +9,7 @@
 //! (an estimate, as every tokenizer count of another model's vocabulary is: `token_source` says
 //! `tokenizer`).
 
-use crate::tokenizer::Encoding;
+use crate::tokenizer::Tokenizer;
 
 /// Most bytes of answer text kept per request (256 KiB: about 64,000 tokens of English).
 pub const KEPT_BYTES: usize = 256 * 1024;
@@ -78,7 +78,7 @@ impl AnswerText {
 
     /// Tokens in the whole text (see the module doc for text past the bound). Pure CPU work:
     /// call it on the blocking pool.
-    pub fn count_tokens(&self, tokenizer: Encoding) -> u64 {
+    pub fn count_tokens(&self, tokenizer: &Tokenizer) -> u64 {
         let mut end = self.kept.len().min(COUNTED_BYTES);
         while !self.kept.is_char_boundary(end) {
             end -= 1;
@@ -93,7 +93,7 @@ impl AnswerText {
     }
 }
 
-fn count_in_pieces(text: &str, tokenizer: Encoding) -> u64 {
+fn count_in_pieces(text: &str, tokenizer: &Tokenizer) -> u64 {
     if text.len() <= PIECE_BYTES {
         return tokenizer.count(text);
     }
@@ -121,6 +121,7 @@ fn count_in_pieces(text: &str, tokenizer: Encoding) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tokenizer::Encoding;
 
     #[test]
     fn text_past_the_bound_is_counted_not_kept() {
@@ -134,7 +135,7 @@ mod tests {
         assert_eq!(text.kept().len(), KEPT_BYTES);
         assert!(text.truncated());
         let whole = Encoding::O200kBase.count(&line.repeat(pushed / line.len()));
-        let estimated = text.count_tokens(Encoding::O200kBase);
+        let estimated = text.count_tokens(&Encoding::O200kBase.into());
         let error = (estimated as f64 - whole as f64).abs() / whole as f64;
         assert!(error < 0.01, "estimated {estimated}, whole {whole}");
     }
@@ -154,12 +155,12 @@ mod tests {
         text.set("Hello there, how are you?");
         assert!(!text.truncated());
         assert_eq!(
-            text.count_tokens(Encoding::O200kBase),
+            text.count_tokens(&Encoding::O200kBase.into()),
             Encoding::O200kBase.count("Hello there, how are you?")
         );
         // One endless word is counted in pieces, in bounded time.
         let mut endless = AnswerText::default();
         endless.push(&"a".repeat(KEPT_BYTES));
-        assert!(endless.count_tokens(Encoding::O200kBase) > 0);
+        assert!(endless.count_tokens(&Encoding::O200kBase.into()) > 0);
     }
 }

@@ -12,6 +12,7 @@ mod connection;
 mod deadline;
 mod finish;
 mod ledger;
+mod output_count;
 mod preflight;
 mod recorder;
 mod request;
@@ -706,7 +707,7 @@ fn estimated_cost(
 ) -> f64 {
     target.price_for(drawn.class).map_or(0.0, |p| {
         p.cost(&crate::cost::TokenUsage {
-            input: workload::input_tokens(classes, trace, drawn, target.tokenizer),
+            input: workload::input_tokens(classes, trace, drawn, &target.tokenizer),
             cached_input: 0,
             output: drawn
                 .max_tokens
@@ -805,9 +806,12 @@ pub async fn run(
         {
             continue;
         }
-        let sizer = guard
-            .as_ref()
-            .map(|_| Arc::new(RequestSizer::new(&plan.classes, target.plan.tokenizer)));
+        let sizer = guard.as_ref().map(|_| {
+            Arc::new(RequestSizer::new(
+                &plan.classes,
+                target.plan.tokenizer.clone(),
+            ))
+        });
         let generator = || Generator {
             target: target.clone(),
             classes: classes.clone(),

@@ -221,6 +221,8 @@ struct Measured {
     /// Output text (bounded), counted with the tokenizer when no usage arrives.
     output_text: AnswerText,
     finish_reason: Option<String>,
+    /// The server said the answer stopped at its token cap.
+    cut_at_cap: bool,
     model: Option<String>,
     /// It crossed a server's close on a reused connection and went out again on a fresh one.
     reconnected: bool,
@@ -250,7 +252,7 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
     // from the text received, input from the request's messages), counted on the blocking pool
     // so that no other request's timing waits for it; a failed one is not counted (its output
     // is the output-carrying events received).
-    let tokenizer = target.plan.tokenizer;
+    let tokenizer = &target.plan.tokenizer;
     // A sample of the successful requests with usage also gets the client's own count of its
     // text, on the blocking pool, so that a server's usage can be checked (TokenCheck). Not a
     // request that reasoned: its usage counts reasoning a server may hide or summarize.
@@ -264,8 +266,9 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
         && crate::results::TokenCheck::samples(job.index)
     {
         let text = std::mem::take(&mut measured.output_text);
+        let tokenizer = tokenizer.clone();
         if let Ok((count, text)) = tokio::task::spawn_blocking(move || {
-            let count = text.count_tokens(tokenizer);
+            let count = text.count_tokens(&tokenizer);
             (count, text)
         })
         .await
@@ -285,8 +288,9 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
         None if outcome.is_ok() => {
             let text = std::mem::take(&mut measured.output_text);
             let body = job.body.clone();
+            let tokenizer = tokenizer.clone();
             let counted = tokio::task::spawn_blocking(move || {
-                let output = text.count_tokens(tokenizer);
+                let output = text.count_tokens(&tokenizer);
                 let input = serde_json::from_slice::<serde_json::Value>(&body)
                     .ok()
                     .map(|body| tokenizer.count_messages(&api.prompt_messages(&body)));
@@ -294,9 +298,16 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
             })
             .await;
             match counted {
-                Ok((output, input, text)) => {
+                Ok((counted, input, text)) => {
                     measured.output_text = text;
-                    (output, TokenSource::Tokenizer, input)
+                    let (output, source) =
+                        super::output_count::choose(super::output_count::Observed {
+                            counted,
+                            content_events: measured.output_chunks,
+                            max_tokens: job.shape.max_tokens,
+                            cut_at_cap: measured.cut_at_cap,
+                        });
+                    (output, source, input)
                 }
                 Err(_) => (measured.output_chunks, TokenSource::Chunks, None),
             }
@@ -351,7 +362,7 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
 /// reasoning text received, counted on the blocking pool (an estimate).
 async fn reasoning_count(
     measured: &mut Measured,
-    tokenizer: crate::tokenizer::Encoding,
+    tokenizer: &crate::tokenizer::Tokenizer,
     succeeded: bool,
 ) {
     let from_usage = measured.usage.map_or(0, |u| u.reasoning_tokens);
@@ -360,7 +371,8 @@ async fn reasoning_count(
         return;
     }
     let text = std::mem::take(&mut measured.reasoning_text);
-    if let Ok(count) = tokio::task::spawn_blocking(move || text.count_tokens(tokenizer)).await {
+    let tokenizer = tokenizer.clone();
+    if let Ok(count) = tokio::task::spawn_blocking(move || text.count_tokens(&tokenizer)).await {
         measured.detail.reasoning_tokens = count;
         measured.detail.reasoning_estimated = true;
     }
@@ -877,6 +889,9 @@ fn observe_event(
     if chunk.usage.is_some() {
         measured.usage = chunk.usage;
     }
+    if let Some(reason) = &chunk.finish_reason {
+        measured.cut_at_cap = super::output_count::is_cap_reason(reason);
+    }
     if keep_answer {
         if let Some(reason) = chunk.finish_reason {
             measured.finish_reason = Some(reason.into_owned());
@@ -949,6 +964,10 @@ async fn read_completion(
         .map_err(|e| failure(ErrorClass::Protocol, Some(200), e.to_string()))?;
     measured.usage = info.usage;
     measured.detail.refused = info.refusal;
+    measured.cut_at_cap = info
+        .finish_reason
+        .as_deref()
+        .is_some_and(super::output_count::is_cap_reason);
     if reader.keep_answer {
         measured.finish_reason = info.finish_reason.map(Cow::into_owned);
         measured.model = info.model.map(Cow::into_owned);

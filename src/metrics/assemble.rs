@@ -126,6 +126,7 @@ impl Recorder {
             batches: Vec::new(),
             accounting: None,
             server_metrics: None,
+            tokenizer: Some(tokenizer_used(&target.tokenizer)),
         }
     }
 
@@ -219,13 +220,73 @@ fn target_warnings(
             target.name, summary.sent
         ));
     }
-    if summary_results.tokens.source_tokenizer > 0 {
-        warnings.push(format!(
-            "target \"{}\": {} responses carried no usage; their tokens were counted with the offline {} tokenizer (exact for OpenAI models that use it, an estimate for others), and so was their cost",
-            target.name,
-            summary_results.tokens.source_tokenizer,
-            target.tokenizer.name()
-        ));
+    if let Some(line) = estimate_warning(&target.name, &summary_results.tokens, &target.tokenizer) {
+        warnings.push(line);
     }
     warnings
+}
+
+/// How results name a tokenizer and its template.
+fn tokenizer_used(tokenizer: &crate::tokenizer::Tokenizer) -> crate::results::TokenizerUsed {
+    let template = tokenizer.template();
+    crate::results::TokenizerUsed {
+        name: tokenizer.name(),
+        template_per_message: template.per_message,
+        template_per_request: template.per_request,
+        template_source: template.source.describe(),
+    }
+}
+
+/// The warning of a target some of whose answers came without usage: how many, and which source
+/// counted their output tokens (the checks that chose it are `driver`'s `output_count`).
+fn estimate_warning(
+    target: &str,
+    tokens: &crate::results::TokenTotals,
+    tokenizer: &crate::tokenizer::Tokenizer,
+) -> Option<String> {
+    let estimated = tokens.estimated();
+    if estimated == 0 {
+        return None;
+    }
+    let mut sources = Vec::new();
+    if tokens.source_tokenizer > 0 {
+        sources.push(format!(
+            "{} by the {} tokenizer",
+            tokens.source_tokenizer,
+            tokenizer.name()
+        ));
+    }
+    if tokens.source_max_tokens > 0 {
+        sources.push(format!(
+            "{} as their max_tokens (they stopped at the cap{})",
+            tokens.source_max_tokens,
+            if tokens.source_tokenizer > 0 || tokens.source_chunks > 0 {
+                ", or the tokenizer counted more than it"
+            } else {
+                ""
+            }
+        ));
+    }
+    if tokens.source_chunks > 0 {
+        sources.push(format!(
+            "{} by their content events (the tokenizer's count was outside what the events and the cap allow)",
+            tokens.source_chunks
+        ));
+    }
+    if tokens.source_estimated > 0 {
+        sources.push(format!(
+            "{} from their length in characters",
+            tokens.source_estimated
+        ));
+    }
+    let exact = match tokenizer {
+        crate::tokenizer::Tokenizer::Tiktoken(_) => {
+            "exact only for OpenAI models of that vocabulary"
+        }
+        crate::tokenizer::Tokenizer::File(_) => "exact when it is the model's own tokenizer",
+    };
+    Some(format!(
+        "target \"{target}\": {estimated} responses carried no usage, so their output tokens are estimates ({exact}): {}; tokens/s, TPOT, output lengths and cost are marked ~ where they rest on them",
+        sources.join(", ")
+    ))
 }

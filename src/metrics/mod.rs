@@ -85,7 +85,7 @@ pub struct GroupStats {
     pub output_tokens: u64,
     pub input_tokens: u64,
     pub cached_input_tokens: u64,
-    sources: [u64; 4],
+    sources: [u64; 5],
     /// Cost of the successful requests, when the target is priced.
     cost: Cost,
     requests_priced: u64,
@@ -124,7 +124,7 @@ impl Default for GroupStats {
             output_tokens: 0,
             input_tokens: 0,
             cached_input_tokens: 0,
-            sources: [0; 4],
+            sources: [0; 5],
             cost: Cost::default(),
             requests_priced: 0,
             requests_cost_estimated: 0,
@@ -333,6 +333,7 @@ impl GroupStats {
                     TokenSource::Chunks => 1,
                     TokenSource::Estimated => 2,
                     TokenSource::Tokenizer => 3,
+                    TokenSource::MaxTokens => 4,
                 };
                 self.sources[source] += 1;
                 let optional = [
@@ -498,6 +499,7 @@ impl GroupStats {
                 source_chunks: self.sources[1],
                 source_estimated: self.sources[2],
                 source_tokenizer: self.sources[3],
+                source_max_tokens: self.sources[4],
             },
             throughput: Throughput {
                 window_s: window,

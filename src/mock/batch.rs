@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::openai::{count_prompt_tokens, OUTPUT_WORDS};
+use super::openai::count_prompt_tokens;
+use super::MockVocabulary;
 use crate::protocol::Api;
 
 /// The API of a Batch API endpoint the mock batches (the inverse of
@@ -118,9 +119,8 @@ pub(super) fn answer(api: Api, body: &Value, id: &str, output_tokens: u32) -> Va
         Some(cap) if cap < u64::from(output_tokens) => (cap, "length"),
         _ => (u64::from(output_tokens), "stop"),
     };
-    let content: String = (0..tokens as usize)
-        .map(|i| OUTPUT_WORDS[i % OUTPUT_WORDS.len()])
-        .collect();
+    // Batch answers are in the mock's own words (`tokenizer` applies to live answers).
+    let content = MockVocabulary::default().text(tokens as u32);
     Answered {
         id: id.to_string(),
         model: &body["model"],

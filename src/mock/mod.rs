@@ -15,6 +15,7 @@ mod latency;
 mod message_batches;
 pub mod openai;
 mod server_metrics;
+mod vocabulary;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +31,7 @@ use tokio::task::JoinSet;
 pub use batch::BatchMockConfig;
 pub use faults::{Fault, FaultPlan};
 pub use latency::LatencyModel;
+pub use vocabulary::MockVocabulary;
 
 /// Mock behaviour.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +70,8 @@ pub struct MockConfig {
     /// Input tokens reported in usage, as a multiple of the prompt's count (1: honest). A server
     /// that counts more than the client projects, for testing the spend guard.
     pub input_usage_scale: f64,
+    /// Its tokens and how it counts prompts (its own words, or a tokenizer file's).
+    pub vocabulary: MockVocabulary,
 }
 
 impl Default for MockConfig {
@@ -86,6 +90,7 @@ impl Default for MockConfig {
             cache_ttft: None,
             decode_slots: None,
             input_usage_scale: 1.0,
+            vocabulary: MockVocabulary::default(),
         }
     }
 }

@@ -44,12 +44,6 @@ pub(crate) struct ResetConnection;
 /// Largest request body the mock accepts.
 const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 
-/// Words the mock "generates", one token each.
-pub(crate) const OUTPUT_WORDS: &[&str] = &[
-    " the", " model", " is", " a", " mock", " and", " it", " streams", " one", " token", " at",
-    " time", " for", " load", " testing",
-];
-
 pub(crate) async fn handle(
     request: Request<Incoming>,
     state: Arc<MockState>,
@@ -419,6 +413,8 @@ struct Job {
     /// due a gap after the previous one actually went out, so a gap is never shorter than drawn.
     delays: Vec<Duration>,
     prelude: Option<Duration>,
+    /// What its tokens are.
+    vocabulary: super::MockVocabulary,
 }
 
 /// A request the mock will answer: its headers, the key it presented, its body.
@@ -686,11 +682,13 @@ fn plan_job(
     let delays = token_delays(headers, config, cache_hit, batch_mode, tokens, &mut rng);
     // The Messages API's top-level system prompt (a string or text blocks) counts like a
     // system message's content.
-    let system_tokens = match request.get("system") {
+    let prompt_tokens = match request.get("system") {
         Some(system) if format == Format::Anthropic => {
-            count_prompt_tokens(&[json!({ "role": "system", "content": system })])
+            let mut with_system = vec![json!({ "role": "system", "content": system })];
+            with_system.extend(messages.iter().cloned());
+            config.vocabulary.prompt_tokens(&with_system)
         }
-        _ => 0,
+        _ => config.vocabulary.prompt_tokens(messages),
     };
     let reasoning_tokens = match format {
         Format::Completions => 0,
@@ -707,13 +705,11 @@ fn plan_job(
         tokens,
         reasoning_tokens,
         finish_reason,
-        prompt_tokens: scaled_input(
-            count_prompt_tokens(messages) + system_tokens,
-            config.input_usage_scale,
-        ),
+        prompt_tokens: scaled_input(prompt_tokens, config.input_usage_scale),
         cached_tokens,
         delays,
         prelude: fixed("x-mock-prelude-ms").or(config.prelude),
+        vocabulary: config.vocabulary.clone(),
     })
 }
 
@@ -768,12 +764,12 @@ fn cached_prefix_tokens(state: &MockState, messages: &[Value], tokens: u32) -> u
             .prompt_cache
             .check_and_insert(super::PromptCache::key(prefix));
     let mut answered = messages.to_vec();
-    answered.push(json!({ "role": "assistant", "content": output_text(tokens) }));
+    answered.push(json!({ "role": "assistant", "content": state.config.vocabulary.text(tokens) }));
     state
         .prompt_cache
         .insert(super::PromptCache::key(&answered));
     if hit {
-        count_prompt_tokens(prefix)
+        state.config.vocabulary.text_tokens(prefix)
     } else {
         0
     }
@@ -875,17 +871,10 @@ fn usage_json(job: &Job) -> Value {
 /// The words of an answer: its reasoning (the first `reasoning_tokens`), then its answer.
 fn answer_parts(job: &Job) -> (String, String) {
     let all: Vec<&str> = (0..job.tokens as usize)
-        .map(|i| OUTPUT_WORDS[i % OUTPUT_WORDS.len()])
+        .map(|i| job.vocabulary.word(i))
         .collect();
     let (reasoning, answer) = all.split_at(job.reasoning_tokens as usize);
     (reasoning.concat(), answer.concat())
-}
-
-/// The text of an answer of `tokens` tokens, as streamed and as returned whole.
-fn output_text(tokens: u32) -> String {
-    (0..tokens as usize)
-        .map(|i| OUTPUT_WORDS[i % OUTPUT_WORDS.len()])
-        .collect()
 }
 
 async fn complete_response(
@@ -1165,7 +1154,7 @@ impl StreamState {
             }
             Step::Token(i) => {
                 self.emit_token(i).await;
-                let word = OUTPUT_WORDS[i % OUTPUT_WORDS.len()];
+                let word = self.job.vocabulary.word(i);
                 let field = if i < self.job.reasoning_tokens as usize {
                     "reasoning_content"
                 } else {
@@ -1261,7 +1250,7 @@ impl StreamState {
             }
             Step::Token(i) => {
                 self.emit_token(i).await;
-                let word = OUTPUT_WORDS[i % OUTPUT_WORDS.len()];
+                let word = self.job.vocabulary.word(i);
                 let reasoning = self.job.reasoning_tokens as usize;
                 let mut delta = String::new();
                 if i == reasoning && i > 0 {

@@ -265,6 +265,24 @@ pub fn scheduled(results: &RunResults) -> bool {
 }
 
 /// What corrected latency means, said once wherever it is shown.
+/// The note under a summary table some of whose figures rest on estimated output counts (marked
+/// `~`); `None` when every count was the server's.
+pub fn estimate_note(results: &crate::results::RunResults) -> Option<String> {
+    let (estimated, succeeded) = results.targets.iter().fold((0, 0), |(e, s), target| {
+        (
+            e + target.summary.tokens.estimated(),
+            s + target.summary.requests.succeeded,
+        )
+    });
+    (estimated > 0).then(|| {
+        format!(
+            "~: estimated. {} of {} answers came without usage, so their output tokens were counted by the client (the warnings say how), and so were the tokens/s, TPOT and cost made from them",
+            thousands(estimated),
+            thousands(succeeded)
+        )
+    })
+}
+
 pub const CORRECTED_NOTE: &str = "\"corr\" latencies are measured from the time the schedule meant each request to leave, the others from the time it actually left. The difference is time requests waited behind max_in_flight or a client that fell behind: a user arriving on that schedule would have waited it too (coordinated omission).";
 
 /// Header of [`corrected_table`].
@@ -339,6 +357,14 @@ pub fn scenario_toml(as_run: &serde_json::Value) -> String {
 pub fn summary_cells(group: &GroupResults) -> Vec<String> {
     let p50 = |s: &LatencyStat| s.p50;
     let p99 = |s: &LatencyStat| s.p99;
+    // Figures made from output token counts the server did not report.
+    let estimated = |cell: String| {
+        if group.tokens.estimated() > 0 && cell != "-" {
+            format!("~{cell}")
+        } else {
+            cell
+        }
+    };
     vec![
         format!(
             "{}/{}",
@@ -347,12 +373,12 @@ pub fn summary_cells(group: &GroupResults) -> Vec<String> {
         ),
         thousands(group.requests.failed),
         rate(group.throughput.requests_per_s),
-        rate(group.throughput.output_tokens_per_s),
+        estimated(rate(group.throughput.output_tokens_per_s)),
         stat(group, "ttft", p50),
         stat(group, "ttft", p99),
         stat(group, "itl", p50),
         stat(group, "itl", p99),
-        stat(group, "tpot", p50),
+        estimated(stat(group, "tpot", p50)),
         stat(group, "e2e", p50),
         stat(group, "e2e", p99),
         stat(group, "e2e_corrected", p99),
@@ -688,8 +714,9 @@ pub fn workload_lines(results: &crate::results::RunResults) -> Vec<String> {
             let name = format!("{}/{}", target.name, class.name);
             if let Some(length) = &group.output_length {
                 out.push(format!(
-                    "output {name}: asked {:.1} tokens on average (max_tokens), produced {:.1}; {:.0}% stopped early ({} of {})",
+                    "output {name}: asked {:.1} tokens on average (max_tokens), produced {}{:.1}; {:.0}% stopped early ({} of {})",
                     length.requested_mean,
+                    if group.tokens.estimated() > 0 { "~" } else { "" },
                     length.produced_mean,
                     length.stopped_early_share * 100.0,
                     thousands(length.stopped_early),

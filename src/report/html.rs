@@ -184,7 +184,15 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
     let mut columns: Vec<String> = vec!["run".into(), "target".into(), "class".into()];
     columns.extend(SUMMARY_COLUMNS.iter().map(|c| c.to_string()));
     table(&mut out, &columns, &summary_rows(report), 3);
-    out.push_str("<p class=\"meta\">Latencies in ms. “E2E p99 corr” is measured from the intended send time (coordinated omission corrected).</p></section>\n");
+    out.push_str("<p class=\"meta\">Latencies in ms. “E2E p99 corr” is measured from the intended send time (coordinated omission corrected).</p>");
+    for note in report
+        .inputs
+        .iter()
+        .filter_map(|input| super::format::estimate_note(&input.results))
+    {
+        let _ = write!(out, "<p class=\"meta\">{}</p>", escape(&note));
+    }
+    out.push_str("</section>\n");
 
     let corrected: Vec<(&str, Vec<Vec<String>>)> = report
         .inputs

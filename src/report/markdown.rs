@@ -113,6 +113,13 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
         out,
         "\nLatencies in ms. \"E2E p99 corr\" is measured from the intended send time (coordinated omission corrected)."
     );
+    for note in report
+        .inputs
+        .iter()
+        .filter_map(|input| format::estimate_note(&input.results))
+    {
+        let _ = writeln!(out, "\n{note}");
+    }
     for input in &report.inputs {
         let Some(rows) = format::corrected_table(&input.results) else {
             continue;

@@ -93,6 +93,9 @@ pub fn summary(results: &RunResults) -> String {
         out,
         "latencies in ms; \"corr\" is measured from the intended send time"
     );
+    if let Some(note) = format::estimate_note(results) {
+        let _ = writeln!(out, "{note}");
+    }
     if let Some(rows) = format::corrected_table(results) {
         out.push_str("\nlatency from the intended send time (corrected) beside latency from the actual send\n");
         out.push_str(&table(&format::CORRECTED_COLUMNS, &rows, 3));

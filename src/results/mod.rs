@@ -330,6 +330,20 @@ pub struct TargetResults {
     /// The server's own metrics, scraped during the run (`server_metrics`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_metrics: Option<server::ServerMetricsResults>,
+    /// The vocabulary the client counted tokens with where the server reported none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<TokenizerUsed>,
+}
+
+/// The tokenizer a target's client-side counts came from, and its chat template's tokens.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+pub struct TokenizerUsed {
+    /// `o200k_base`, `cl100k_base`, or `tokenizer.json (path)`.
+    pub name: String,
+    /// Tokens the chat template adds per message and per request, and where those come from.
+    pub template_per_message: u64,
+    pub template_per_request: u64,
+    pub template_source: String,
 }
 
 /// Every request a run started ends in exactly one record (ok, an error class, or `internal`)
@@ -919,6 +933,19 @@ pub struct TokenTotals {
     /// Requests whose counts came from the offline tokenizer (the server sent no usage).
     #[serde(default)]
     pub source_tokenizer: u64,
+    /// Requests without usage counted as their `max_tokens`: they stopped at the cap, or the
+    /// tokenizer counted more than the cap.
+    #[serde(default)]
+    pub source_max_tokens: u64,
+}
+
+impl TokenTotals {
+    /// Successful requests whose output count is the client's estimate (no usage): every
+    /// figure made from output tokens (tokens/s, TPOT, output length, cost) is an estimate for
+    /// them.
+    pub fn estimated(&self) -> u64 {
+        self.source_chunks + self.source_estimated + self.source_tokenizer + self.source_max_tokens
+    }
 }
 
 /// Throughput over the measured window (first send to last completion).

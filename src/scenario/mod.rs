@@ -407,7 +407,7 @@ pub struct TargetPlan {
     /// Batch API settings (used by `mode = "batch-api"`).
     pub batch: BatchOptions,
     /// Counts tokens when the server sends no usage.
-    pub tokenizer: crate::tokenizer::Encoding,
+    pub tokenizer: crate::tokenizer::Tokenizer,
     /// Per class (by index): whether its requests go through the Batch API (all of them for
     /// `mode = "batch-api"`, those its routing rules pick otherwise).
     pub batch_classes: Vec<bool>,

@@ -236,8 +236,9 @@ pub struct TargetSpec {
     pub pricing: Option<TargetPricingSpec>,
     /// Batch API settings for `mode = "batch-api"`.
     pub batch: Option<BatchSpec>,
-    /// Vocabulary for counting tokens when the server sends no usage (default `o200k_base`).
-    pub tokenizer: Option<crate::tokenizer::Encoding>,
+    /// Vocabulary for counting tokens when the server sends no usage (default `o200k_base`;
+    /// or the model's own `{ file = "tokenizer.json" }`).
+    pub tokenizer: Option<TokenizerSpec>,
     /// Rules that send some classes through the Batch API instead (a hybrid router).
     pub routing: Option<Vec<RouteSpec>>,
     /// Scrape the server's Prometheus `/metrics` during the run (an embedded mock's own without
@@ -437,6 +438,9 @@ pub struct MockSpec {
     /// Report input usage as this multiple of the prompt's tokens (default 1), to try the spend
     /// guard against a server that counts more than drover projects.
     pub input_usage_scale: Option<f64>,
+    /// Play a server of this model: answer in its tokenizer's one-token words and count prompts
+    /// (chat template included) with it. Default: the mock's own words, prompts by their words.
+    pub tokenizer: Option<TokenizerSpec>,
 }
 
 /// `[targets.mock.faults]`: a probability (0–1) per fault, and the faults' parameters.
@@ -514,8 +518,9 @@ pub struct ClassSpec {
     /// Keep only dataset records with at least / at most this many input tokens.
     pub min_input_tokens: Option<u64>,
     pub max_input_tokens: Option<u64>,
-    /// Tokenizer for dataset filters and empirical lengths (default `o200k_base`).
-    pub tokenizer: Option<crate::tokenizer::Encoding>,
+    /// Tokenizer for synthetic prompts, dataset filters and empirical lengths (default: the
+    /// targets' when they all name the same file, else `o200k_base`).
+    pub tokenizer: Option<TokenizerSpec>,
     /// Output cap sent as `max_tokens`: fixed or a distribution.
     pub max_tokens: Option<LengthSpec>,
     /// Passed through for servers that honour them (vLLM, SGLang, TGI).
@@ -788,6 +793,64 @@ pub enum LengthKind {
     Lognormal,
     /// The lengths of a dataset's prompts.
     Empirical,
+}
+
+/// `tokenizer = "cl100k_base"` (a built-in vocabulary) or
+/// `tokenizer = { file = "models/llama/tokenizer.json", template_tokens = { per_message = 5, per_request = 4 } }`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenizerSpec {
+    Builtin(crate::tokenizer::Encoding),
+    File(TokenizerFileSpec),
+}
+
+/// A model's own Hugging Face `tokenizer.json`, relative to the scenario file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizerFileSpec {
+    pub file: PathBuf,
+    /// What the chat template adds; default: measured from the `tokenizer_config.json` beside
+    /// the file.
+    pub template_tokens: Option<TemplateTokensSpec>,
+}
+
+/// `template_tokens = { per_message = 5, per_request = 4 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateTokensSpec {
+    pub per_message: u32,
+    pub per_request: u32,
+}
+
+impl<'de> Deserialize<'de> for TokenizerSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TokenizerVisitor;
+        impl<'de> Visitor<'de> for TokenizerVisitor {
+            type Value = TokenizerSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "\"o200k_base\", \"cl100k_base\" or a table { file = \"path/to/tokenizer.json\" }",
+                )
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+                crate::tokenizer::Encoding::deserialize(de::value::StrDeserializer::<E>::new(value))
+                    .map(TokenizerSpec::Builtin)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                TokenizerFileSpec::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(TokenizerSpec::File)
+            }
+        }
+        deserializer.deserialize_any(TokenizerVisitor)
+    }
+}
+
+impl Serialize for TokenizerSpec {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TokenizerSpec::Builtin(encoding) => encoding.serialize(serializer),
+            TokenizerSpec::File(file) => file.serialize(serializer),
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for LengthSpec {

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use crate::tokenizer::Encoding;
+use crate::tokenizer::Tokenizer;
 
 /// A dataset file's layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,17 +63,17 @@ pub struct DatasetRecord {
 
 impl DatasetRecord {
     /// Chat-format input tokens of the record by `tokenizer`.
-    pub fn input_tokens(&self, tokenizer: Encoding) -> u64 {
+    pub fn input_tokens(&self, tokenizer: &Tokenizer) -> u64 {
         tokenizer.count_messages(&Value::Array(self.messages.clone()))
     }
 }
 
 /// Keeps only records whose input, in chat-format tokens, is within the bounds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct InputFilter {
     pub min_tokens: Option<u64>,
     pub max_tokens: Option<u64>,
-    pub tokenizer: Encoding,
+    pub tokenizer: Tokenizer,
 }
 
 impl InputFilter {
@@ -216,7 +216,7 @@ impl Dataset {
             });
         }
         if filter.is_active() {
-            records.retain(|r| filter.keeps(r.input_tokens(filter.tokenizer)));
+            records.retain(|r| filter.keeps(r.input_tokens(&filter.tokenizer)));
             if records.is_empty() {
                 return Err(DatasetError::Unusable {
                     path: shown,

@@ -21,11 +21,11 @@ use rand_distr::{Distribution, LogNormal, Normal};
 use serde_json::{json, Value};
 
 pub use dataset::{Dataset, DatasetError, DatasetFormat, DatasetRecord, InputFilter};
-pub use synthetic::synthetic_prompt;
+pub use synthetic::{synthetic_prompt, Words};
 pub use trace::{Trace, TraceEntry, TraceError, TracePrompt};
 
 use crate::protocol::openai::Messages;
-use crate::tokenizer::Encoding;
+use crate::tokenizer::Tokenizer;
 
 /// A validated traffic class: its weight, where its prompts come from, its output caps and
 /// sessions, and the labels routing rules match.
@@ -122,6 +122,8 @@ pub enum PromptSource {
     Synthetic {
         lengths: LengthModel,
         unique: bool,
+        /// What the prompts are made of (exact in the class's tokenizer).
+        words: Words,
     },
     Dataset(DatasetSource),
     /// Prompts come only from the replayed trace's lines.
@@ -179,7 +181,7 @@ pub struct SharedPrefix {
 }
 
 impl SharedPrefix {
-    pub fn new(class_name: &str, count: u32, tokens: u32, fraction: f64) -> Self {
+    pub fn new(class_name: &str, count: u32, tokens: u32, fraction: f64, words: &Words) -> Self {
         let base = class_name
             .bytes()
             .fold(0xCBF2_9CE4_8422_2325u64, |hash, byte| {
@@ -188,7 +190,7 @@ impl SharedPrefix {
         let texts = (0..count)
             .map(|i| {
                 let mut rng = SmallRng::seed_from_u64(base ^ u64::from(i).wrapping_mul(0x9E37));
-                synthetic_prompt(tokens, &mut rng)
+                synthetic_prompt(words, tokens, &mut rng)
             })
             .collect();
         SharedPrefix {
@@ -316,7 +318,9 @@ fn class_prompt(
     rng: &mut SmallRng,
 ) -> PromptDraw {
     match &class.prompt {
-        PromptSource::Synthetic { lengths, unique } => {
+        PromptSource::Synthetic {
+            lengths, unique, ..
+        } => {
             let tokens = lengths.sample(rng);
             let text_seed = if *unique {
                 rng.random()
@@ -416,31 +420,38 @@ pub fn synthetic_text<'c>(classes: &'c [ClassPlan], draw: &Draw) -> Option<Synth
     };
     let class = &classes[draw.class];
     let mut rng = SmallRng::seed_from_u64(text_seed);
+    let words = match &class.prompt {
+        PromptSource::Synthetic { words, .. } => words,
+        _ => &Words::default(),
+    };
     Some(SyntheticText {
         system: match (draw.prefix, &class.shared_prefix) {
             (Some(which), Some(shared)) => Some(shared.texts[which].as_str()),
             _ => None,
         },
-        user: synthetic_prompt(tokens, &mut rng),
+        user: synthetic_prompt(words, tokens, &mut rng),
     })
 }
 
 /// Chat-format input tokens of a drawn request by `tokenizer`, computed without building
-/// synthetic text (which is exact by construction): the prompt, 3 tokens per message plus the
-/// role, and 3 to prime the reply.
+/// synthetic text (which is exact by construction): the prompt and what the chat format adds
+/// (for OpenAI's vocabularies 3 tokens per message plus the role, and 3 to prime the reply).
 pub fn input_tokens(
     classes: &[ClassPlan],
     trace: Option<&Trace>,
     draw: &Draw,
-    tokenizer: Encoding,
+    tokenizer: &Tokenizer,
 ) -> u64 {
     let class = &classes[draw.class];
+    let template = tokenizer.template();
     let prefix = match (draw.prefix, &class.shared_prefix) {
-        (Some(_), Some(shared)) => u64::from(shared.tokens) + SYSTEM_MESSAGE_OVERHEAD,
+        (Some(_), Some(shared)) => u64::from(shared.tokens) + template.per_message,
         _ => 0,
     };
     let prompt = match &draw.prompt {
-        PromptDraw::Synthetic { tokens, .. } => u64::from(*tokens) + USER_MESSAGE_OVERHEAD,
+        PromptDraw::Synthetic { tokens, .. } => {
+            u64::from(*tokens) + template.per_message + template.per_request
+        }
         PromptDraw::Record(index) => match &class.prompt {
             PromptSource::Dataset(source) => source.data.records[*index].input_tokens(tokenizer),
             PromptSource::Synthetic { .. } | PromptSource::TraceOnly => 0,
@@ -453,7 +464,9 @@ pub fn input_tokens(
 /// One line about what a class sends, for `drover validate` and the start of a run.
 pub fn describe_class(class: &ClassPlan) -> String {
     let mut parts = vec![match &class.prompt {
-        PromptSource::Synthetic { lengths, unique } => format!(
+        PromptSource::Synthetic {
+            lengths, unique, ..
+        } => format!(
             "synthetic prompts of {} tokens{}",
             describe_lengths(lengths),
             if *unique { "" } else { ", repeated" }
@@ -513,19 +526,14 @@ fn describe_lengths(lengths: &LengthModel) -> String {
     }
 }
 
-/// Tokens the chat format adds around one user message: 3 per message, 1 for the role, 3 to
-/// prime the reply.
 /// The most tokens any prompt or answer length may ask for (input_tokens, max_tokens, a
 /// trace line's lengths): 1,048,576.
 pub const MAX_TOKENS: u32 = 1 << 20;
 
-const USER_MESSAGE_OVERHEAD: u64 = 7;
-/// Around an added system message: 3 per message and 1 for the role.
-const SYSTEM_MESSAGE_OVERHEAD: u64 = 4;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tokenizer::Encoding;
 
     fn class(prompt: PromptSource) -> ClassPlan {
         ClassPlan {
@@ -569,15 +577,16 @@ mod tests {
         let mut plan = class(PromptSource::Synthetic {
             lengths: LengthModel::Uniform { min: 20, max: 300 },
             unique: true,
+            words: Words::default(),
         });
-        plan.shared_prefix = Some(SharedPrefix::new("c", 2, 100, 0.5));
+        plan.shared_prefix = Some(SharedPrefix::new("c", 2, 100, 0.5, &Words::default()));
         let classes = vec![plan];
         for k in 0..40 {
             let drawn = draw(&classes, None, 9, k);
             let built = messages(&classes, None, &drawn);
             for encoding in [Encoding::O200kBase, Encoding::Cl100kBase] {
                 assert_eq!(
-                    input_tokens(&classes, None, &drawn, encoding),
+                    input_tokens(&classes, None, &drawn, &encoding.into()),
                     encoding.count_messages(&built),
                     "request {k}"
                 );
@@ -591,10 +600,12 @@ mod tests {
         let unique = vec![class(PromptSource::Synthetic {
             lengths: lengths.clone(),
             unique: true,
+            words: Words::default(),
         })];
         let repeated = vec![class(PromptSource::Synthetic {
             lengths,
             unique: false,
+            words: Words::default(),
         })];
         let text = |classes: &[ClassPlan], k| messages(classes, None, &draw(classes, None, 1, k));
         assert_ne!(text(&unique, 0), text(&unique, 1));
@@ -660,8 +671,9 @@ mod tests {
         let mut plan = class(PromptSource::Synthetic {
             lengths: LengthModel::Fixed(10),
             unique: true,
+            words: Words::default(),
         });
-        plan.shared_prefix = Some(SharedPrefix::new("c", 3, 40, 0.25));
+        plan.shared_prefix = Some(SharedPrefix::new("c", 3, 40, 0.25, &Words::default()));
         let classes = vec![plan];
         let drawn: Vec<Draw> = (0..4000).map(|k| draw(&classes, None, 3, k)).collect();
         let with = drawn.iter().filter(|d| d.prefix.is_some()).count();

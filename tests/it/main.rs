@@ -30,4 +30,5 @@ mod report;
 mod schema;
 mod sharded_traffic;
 mod tls;
+mod tokenizer;
 mod workloads;

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::{answer_parts, unix_now, Job, Step, StreamState, OUTPUT_WORDS};
+use super::{answer_parts, unix_now, Job, Step, StreamState};
 use crate::mock::faults::Fault;
 
 /// The usage object of a response.
@@ -199,7 +199,7 @@ impl StreamState {
                     out.push_str(&self.responses_close_item(true));
                     out.push_str(&self.responses_open_item(false));
                 }
-                let word = OUTPUT_WORDS[i % OUTPUT_WORDS.len()];
+                let word = self.job.vocabulary.word(i).to_string();
                 let id = self.id;
                 let delta = if i < reasoning {
                     self.responses_event(

@@ -9,9 +9,10 @@ use std::time::Duration;
 use crate::scenario::locate::KeyPath;
 use crate::scenario::schema::{LengthKind, LengthSpec, SamplingSpec};
 use crate::scenario::ClassPlan;
+use crate::tokenizer::Tokenizer;
 use crate::workload::{
     Dataset, DatasetFormat, DatasetSource, InputFilter, LengthModel, PromptSource, Sampling,
-    SessionPlan, SharedPrefix,
+    SessionPlan, SharedPrefix, Words,
 };
 
 use super::*;
@@ -23,6 +24,8 @@ pub(super) struct ClassContext<'a> {
     pub base_dir: &'a Path,
     pub seed: u64,
     pub is_trace: bool,
+    /// The tokenizer of a class that sets none.
+    pub default_tokenizer: &'a crate::tokenizer::Tokenizer,
 }
 
 /// Checks one `[[classes]]` table (`names`: the class names seen so far) into its plan.
@@ -46,8 +49,14 @@ pub(super) fn class_plan(
     if !(weight.is_finite() && weight > 0.0) {
         checker.fail(&key.key("weight"), format!("must be > 0 (got {weight})"));
     }
-    let tokenizer = spec.tokenizer.unwrap_or_default();
-    let prompt = prompt_source(checker, key, spec, is_trace, ctx);
+    let tokenizer = super::tokenizer::tokenizer(
+        checker,
+        &key.key("tokenizer"),
+        spec.tokenizer.as_ref(),
+        base_dir,
+    )
+    .unwrap_or_else(|| ctx.default_tokenizer.clone());
+    let prompt = prompt_source(checker, key, spec, is_trace, ctx, &tokenizer);
     check_prompt_fields(checker, key, spec);
     if spec.unique_prompts.is_some() && spec.input_tokens.is_none() {
         checker.fail(
@@ -61,13 +70,13 @@ pub(super) fn class_plan(
             &key.key("max_tokens"),
             lengths,
             base_dir,
-            tokenizer,
+            &tokenizer,
         )
     });
     if spec.min_tokens == Some(0) {
         checker.fail(&key.key("min_tokens"), "must be at least 1");
     }
-    let shared_prefix = shared_prefix(checker, key, spec);
+    let shared_prefix = shared_prefix(checker, key, spec, &tokenizer);
     let session = session(checker, key, spec);
     if session.is_some() && is_trace {
         checker.fail(
@@ -109,8 +118,8 @@ fn prompt_source(
     spec: &ClassSpec,
     is_trace: bool,
     ctx: &ClassContext,
+    tokenizer: &Tokenizer,
 ) -> Option<PromptSource> {
-    let tokenizer = spec.tokenizer.unwrap_or_default();
     let base_dir = ctx.base_dir;
     match (&spec.input_tokens, &spec.dataset) {
         (Some(_), Some(_)) => {
@@ -131,18 +140,32 @@ fn prompt_source(
             );
             None
         }
-        (Some(lengths), None) => length_model(
-            checker,
-            &key.key("input_tokens"),
-            lengths,
-            base_dir,
-            tokenizer,
-        )
-        .map(|lengths| PromptSource::Synthetic {
-            lengths,
-            unique: spec.unique_prompts.unwrap_or(true),
-        }),
-        (None, Some(dataset)) => dataset_prompt(checker, key, spec, dataset, ctx),
+        (Some(lengths), None) => {
+            let words = Words::of(tokenizer);
+            if words.is_none() {
+                checker.fail(
+                    &key.key("input_tokens"),
+                    format!(
+                        "synthetic prompts of an exact length need words that are one token each, and {} has too few: use a dataset, or another tokenizer for this class",
+                        tokenizer.name()
+                    ),
+                );
+            }
+            length_model(
+                checker,
+                &key.key("input_tokens"),
+                lengths,
+                base_dir,
+                tokenizer,
+            )
+            .zip(words)
+            .map(|(lengths, words)| PromptSource::Synthetic {
+                lengths,
+                unique: spec.unique_prompts.unwrap_or(true),
+                words,
+            })
+        }
+        (None, Some(dataset)) => dataset_prompt(checker, key, spec, dataset, ctx, tokenizer),
     }
 }
 
@@ -153,8 +176,8 @@ fn dataset_prompt(
     spec: &ClassSpec,
     dataset: &Path,
     ctx: &ClassContext,
+    tokenizer: &Tokenizer,
 ) -> Option<PromptSource> {
-    let tokenizer = spec.tokenizer.unwrap_or_default();
     let (base_dir, seed) = (ctx.base_dir, ctx.seed);
     let format = dataset_format(
         checker,
@@ -164,7 +187,7 @@ fn dataset_prompt(
     let filter = InputFilter {
         min_tokens: spec.min_input_tokens,
         max_tokens: spec.max_input_tokens,
-        tokenizer,
+        tokenizer: tokenizer.clone(),
     };
     if let (Some(min), Some(max)) = (filter.min_tokens, filter.max_tokens) {
         if min > max {
@@ -211,8 +234,16 @@ fn check_prompt_fields(checker: &mut Checker, key: &KeyPath, spec: &ClassSpec) {
 }
 
 /// `shared_prefix = { prompts, tokens, fraction }`, checked.
-fn shared_prefix(checker: &mut Checker, key: &KeyPath, spec: &ClassSpec) -> Option<SharedPrefix> {
+fn shared_prefix(
+    checker: &mut Checker,
+    key: &KeyPath,
+    spec: &ClassSpec,
+    tokenizer: &Tokenizer,
+) -> Option<SharedPrefix> {
     spec.shared_prefix.as_ref().and_then(|shared| {
+        // A tokenizer without one-token words is reported at input_tokens.
+        let words = Words::of(tokenizer).unwrap_or_default();
+        let words = &words;
         let prefix_key = key.key("shared_prefix");
         let fraction = shared.fraction.unwrap_or(1.0);
         let before = checker.issues.len();
@@ -229,7 +260,7 @@ fn shared_prefix(checker: &mut Checker, key: &KeyPath, spec: &ClassSpec) -> Opti
             );
         }
         (checker.issues.len() == before)
-            .then(|| SharedPrefix::new(&spec.name, shared.prompts, shared.tokens, fraction))
+            .then(|| SharedPrefix::new(&spec.name, shared.prompts, shared.tokens, fraction, words))
     })
 }
 
@@ -277,7 +308,7 @@ pub(super) fn length_model(
     key: &KeyPath,
     spec: &LengthSpec,
     base_dir: &Path,
-    tokenizer: crate::tokenizer::Encoding,
+    tokenizer: &Tokenizer,
 ) -> Option<LengthModel> {
     let dist = match spec {
         LengthSpec::Fixed(0) => {
@@ -366,7 +397,7 @@ fn empirical_lengths(
     key: &KeyPath,
     dist: &crate::scenario::schema::LengthDistribution,
     base_dir: &Path,
-    tokenizer: crate::tokenizer::Encoding,
+    tokenizer: &Tokenizer,
 ) -> Option<LengthModel> {
     let format = dataset_format(checker, &key.key("format"), dist.format.as_deref());
     match &dist.dataset {

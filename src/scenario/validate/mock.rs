@@ -36,8 +36,29 @@ pub(super) fn mock_config(
     key: &KeyPath,
     spec: &MockSpec,
     seed: u64,
+    base_dir: &std::path::Path,
 ) -> MockConfig {
     let defaults = MockConfig::default();
+    let vocabulary = super::tokenizer::tokenizer(
+        checker,
+        &key.key("tokenizer"),
+        spec.tokenizer.as_ref(),
+        base_dir,
+    )
+    .and_then(|tokenizer| {
+        let name = tokenizer.name();
+        let vocabulary = crate::mock::MockVocabulary::of(tokenizer);
+        if vocabulary.is_none() {
+            checker.fail(
+                &key.key("tokenizer"),
+                format!(
+                    "{name} has too few words that are one token each for the mock to answer in"
+                ),
+            );
+        }
+        vocabulary
+    })
+    .unwrap_or_default();
     let output_tokens = spec.output_tokens.unwrap_or(defaults.output_tokens);
     if output_tokens > MAX_TOKENS {
         checker.fail(
@@ -52,6 +73,7 @@ pub(super) fn mock_config(
         fault_plan(checker, &key.key("faults"), f)
     });
     MockConfig {
+        vocabulary,
         faults,
         ttft: spec.ttft.as_ref().map_or(defaults.ttft, |s| {
             latency_model(checker, &key.key("ttft"), s)

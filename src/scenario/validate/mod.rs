@@ -9,6 +9,7 @@ mod mock;
 mod slo;
 mod sweep;
 mod target;
+mod tokenizer;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -142,7 +143,8 @@ pub fn plan_from_file(
     };
     let mut targets = targets_of(&mut checker, &file, &context);
 
-    let classes = classes_of(&mut checker, &file, base_dir, seed);
+    let class_tokenizer = tokenizer::class_default(&targets);
+    let classes = classes_of(&mut checker, &file, base_dir, seed, &class_tokenizer);
 
     let load = match &file.load {
         None => {
@@ -257,6 +259,7 @@ fn classes_of(
     file: &ScenarioFile,
     base_dir: &Path,
     seed: u64,
+    default_tokenizer: &crate::tokenizer::Tokenizer,
 ) -> Vec<ClassPlan> {
     let root = KeyPath::root();
     if file.classes.is_empty() {
@@ -270,6 +273,7 @@ fn classes_of(
     let class_context = ClassContext {
         base_dir,
         seed,
+        default_tokenizer,
         is_trace: file
             .load
             .as_ref()

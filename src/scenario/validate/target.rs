@@ -79,6 +79,7 @@ pub(super) fn target_plan(
             &key.key("mock"),
             mock,
             seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            base_dir,
         )))),
     };
     let api_key = api_key(checker, key, spec, env);
@@ -124,7 +125,13 @@ pub(super) fn target_plan(
         stream_usage: spec.stream_usage.unwrap_or(true),
         price,
         batch,
-        tokenizer: spec.tokenizer.unwrap_or_default(),
+        tokenizer: super::tokenizer::tokenizer(
+            checker,
+            &key.key("tokenizer"),
+            spec.tokenizer.as_ref(),
+            base_dir,
+        )
+        .unwrap_or_default(),
         batch_classes: Vec::new(),
         batch_price,
         budget: spec.pricing.as_ref().and_then(|p| p.budget),

@@ -1,7 +1,6 @@
-//! Offline token counting for responses that carry no `usage`: tiktoken's `o200k_base` (GPT-4o,
-//! GPT-4.1 and later) or `cl100k_base` (GPT-4, GPT-3.5) vocabularies, compiled into the binary by
-//! `tiktoken-rs`, so nothing is downloaded at run time. Counts made here are estimates for any
-//! model with another tokenizer, and are marked so in results.
+//! OpenAI's tiktoken vocabularies, `o200k_base` (GPT-4o, GPT-4.1 and later) and `cl100k_base`
+//! (GPT-4, GPT-3.5), compiled into the binary by `tiktoken-rs`, so nothing is downloaded at run
+//! time, with OpenAI's published chat-format accounting.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,8 +16,8 @@ pub enum Encoding {
 
 /// Tokens the chat format adds per message, and to prime the reply (OpenAI's published
 /// accounting for its chat models).
-const PER_MESSAGE: u64 = 3;
-const REPLY_PRIMING: u64 = 3;
+pub(super) const PER_MESSAGE: u64 = 3;
+pub(super) const REPLY_PRIMING: u64 = 3;
 
 impl Encoding {
     pub fn name(self) -> &'static str {
