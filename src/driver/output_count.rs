@@ -40,12 +40,13 @@ pub fn choose(observed: Observed) -> (u64, TokenSource) {
         Some(cap) if cut_at_cap && content_events <= cap => (cap, TokenSource::MaxTokens),
         // Fewer tokens than events cannot be: each event carried at least one.
         _ if counted < content_events => (content_events, TokenSource::Chunks),
-        // More tokens than the cap cannot be either (for a server that honours it): the events
-        // when streamed, else the cap.
-        Some(cap) if counted > cap && content_events > 0 => {
-            (content_events.min(cap), TokenSource::Chunks)
+        // More tokens than the cap cannot be either, for a server that honours it (no more
+        // events than the cap): the events when streamed, else the cap. A server that sent
+        // more events than its cap ignores it, and the count (no less than the events) stands.
+        Some(cap) if counted > cap && content_events > 0 && content_events <= cap => {
+            (content_events, TokenSource::Chunks)
         }
-        Some(cap) if counted > cap => (cap, TokenSource::MaxTokens),
+        Some(cap) if counted > cap && content_events == 0 => (cap, TokenSource::MaxTokens),
         _ => (counted, TokenSource::Tokenizer),
     }
 }
@@ -83,10 +84,11 @@ mod tests {
             choose(observed(42, 31, Some(32), true)),
             (32, TokenSource::MaxTokens)
         );
-        // A server that streamed more events than the cap: the events are the better count.
+        // A server that streamed more events than its cap ignores it: the count, no less than
+        // the events, stands.
         assert_eq!(
             choose(observed(60, 50, Some(32), true)),
-            (50, TokenSource::Chunks)
+            (60, TokenSource::Tokenizer)
         );
         assert!(is_cap_reason("length") && is_cap_reason("max_tokens"));
         assert!(!is_cap_reason("stop") && !is_cap_reason("end_turn"));

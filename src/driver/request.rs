@@ -277,43 +277,9 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
             client_tokens = Some(count);
         }
     }
-    let api = target.plan.api;
     reasoning_count(&mut measured, tokenizer, outcome.is_ok()).await;
-    let (output_tokens, token_source, input_tokens) = match &measured.usage {
-        Some(usage) => (
-            usage.completion_tokens,
-            TokenSource::Usage,
-            Some(usage.prompt_tokens),
-        ),
-        None if outcome.is_ok() => {
-            let text = std::mem::take(&mut measured.output_text);
-            let body = job.body.clone();
-            let tokenizer = tokenizer.clone();
-            let counted = tokio::task::spawn_blocking(move || {
-                let output = text.count_tokens(&tokenizer);
-                let input = serde_json::from_slice::<serde_json::Value>(&body)
-                    .ok()
-                    .map(|body| tokenizer.count_messages(&api.prompt_messages(&body)));
-                (output, input, text)
-            })
-            .await;
-            match counted {
-                Ok((counted, input, text)) => {
-                    measured.output_text = text;
-                    let (output, source) =
-                        super::output_count::choose(super::output_count::Observed {
-                            counted,
-                            content_events: measured.output_chunks,
-                            max_tokens: job.shape.max_tokens,
-                            cut_at_cap: measured.cut_at_cap,
-                        });
-                    (output, source, input)
-                }
-                Err(_) => (measured.output_chunks, TokenSource::Chunks, None),
-            }
-        }
-        None => (measured.output_chunks, TokenSource::Chunks, None),
-    };
+    let (output_tokens, token_source, input_tokens) =
+        token_counts(target, job, &mut measured, outcome.is_ok()).await;
     RequestRecord {
         index: job.index,
         target: target.index,
@@ -355,6 +321,53 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
             finish_reason: measured.finish_reason,
             model: measured.model,
         }),
+    }
+}
+
+/// Output tokens, where they came from, and input tokens: the server's usage; without it, for a
+/// successful request, the tokenizer's counts (on the blocking pool) with the output count
+/// checked against the events and the cap (`output_count`); for a failed one, its
+/// output-carrying events.
+async fn token_counts(
+    target: &TargetContext,
+    job: &Job,
+    measured: &mut Measured,
+    succeeded: bool,
+) -> (u64, TokenSource, Option<u64>) {
+    if let Some(usage) = &measured.usage {
+        return (
+            usage.completion_tokens,
+            TokenSource::Usage,
+            Some(usage.prompt_tokens),
+        );
+    }
+    if !succeeded {
+        return (measured.output_chunks, TokenSource::Chunks, None);
+    }
+    let text = std::mem::take(&mut measured.output_text);
+    let body = job.body.clone();
+    let tokenizer = target.plan.tokenizer.clone();
+    let api = target.plan.api;
+    let counted = tokio::task::spawn_blocking(move || {
+        let output = text.count_tokens(&tokenizer);
+        let input = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .map(|body| tokenizer.count_messages(&api.prompt_messages(&body)));
+        (output, input, text)
+    })
+    .await;
+    match counted {
+        Ok((counted, input, text)) => {
+            measured.output_text = text;
+            let (output, source) = super::output_count::choose(super::output_count::Observed {
+                counted,
+                content_events: measured.output_chunks,
+                max_tokens: job.shape.max_tokens,
+                cut_at_cap: measured.cut_at_cap,
+            });
+            (output, source, input)
+        }
+        Err(_) => (measured.output_chunks, TokenSource::Chunks, None),
     }
 }
 

@@ -258,13 +258,8 @@ fn estimate_warning(
     }
     if tokens.source_max_tokens > 0 {
         sources.push(format!(
-            "{} as their max_tokens (they stopped at the cap{})",
-            tokens.source_max_tokens,
-            if tokens.source_tokenizer > 0 || tokens.source_chunks > 0 {
-                ", or the tokenizer counted more than it"
-            } else {
-                ""
-            }
+            "{} as their max_tokens (stopped at the cap, or counted above it)",
+            tokens.source_max_tokens
         ));
     }
     if tokens.source_chunks > 0 {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the official openai and anthropic Python SDKs and the Prometheus Python client into a
-# virtualenv under target/ and runs the interop checks against `drover mock`, and drover's live
-# metrics against the client's parser (the debug binary that `cargo test` built).
+# Installs the official openai and anthropic Python SDKs, the Prometheus Python client and Hugging
+# Face's tokenizers package into a virtualenv under target/ and runs the interop checks against
+# `drover mock`, drover's live metrics against the client's parser, and synthetic prompts against
+# the package's token count (the debug binary that `cargo test` built).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 venv="$root/target/interop-venv"
@@ -9,8 +10,9 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'openai>=1.40,<3' 'anthropic>=0.40,<1' \
-  'prometheus_client>=0.20,<1'
+  'prometheus_client>=0.20,<1' 'tokenizers>=0.20,<1'
 cargo build --quiet --bin drover
 "$venv/bin/python" "$root/tests/interop/openai_sdk.py" "$root/target/debug/drover"
 "$venv/bin/python" "$root/tests/interop/anthropic_sdk.py" "$root/target/debug/drover"
 "$venv/bin/python" "$root/tests/interop/live_metrics.py" "$root/target/debug/drover"
+"$venv/bin/python" "$root/tests/interop/tokenizer_lengths.py" "$root/target/debug/drover"

@@ -276,6 +276,7 @@ fn the_shipped_scenarios_validate() {
         "multi-turn",
         "trace-replay",
         "migration",
+        "own-tokenizer",
     ] {
         assert!(
             checked.contains(&format!("scenarios/{name}.toml")),

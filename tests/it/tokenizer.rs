@@ -200,7 +200,7 @@ requests = 30
     assert!(
         results["warnings"]
             .to_string()
-            .contains("30 as their max_tokens (they stopped at the cap)"),
+            .contains("30 as their max_tokens (stopped at the cap"),
         "{}",
         results["warnings"]
     );

@@ -31,15 +31,14 @@ pub(super) fn latency_model(
     }
 }
 
-pub(super) fn mock_config(
+/// `tokenizer` of `[targets.mock]`: the vocabulary the mock answers and counts in.
+fn mock_vocabulary(
     checker: &mut Checker,
     key: &KeyPath,
     spec: &MockSpec,
-    seed: u64,
     base_dir: &std::path::Path,
-) -> MockConfig {
-    let defaults = MockConfig::default();
-    let vocabulary = super::tokenizer::tokenizer(
+) -> crate::mock::MockVocabulary {
+    super::tokenizer::tokenizer(
         checker,
         &key.key("tokenizer"),
         spec.tokenizer.as_ref(),
@@ -58,7 +57,18 @@ pub(super) fn mock_config(
         }
         vocabulary
     })
-    .unwrap_or_default();
+    .unwrap_or_default()
+}
+
+pub(super) fn mock_config(
+    checker: &mut Checker,
+    key: &KeyPath,
+    spec: &MockSpec,
+    seed: u64,
+    base_dir: &std::path::Path,
+) -> MockConfig {
+    let defaults = MockConfig::default();
+    let vocabulary = mock_vocabulary(checker, key, spec, base_dir);
     let output_tokens = spec.output_tokens.unwrap_or(defaults.output_tokens);
     if output_tokens > MAX_TOKENS {
         checker.fail(
