@@ -331,6 +331,7 @@ mod tests {
             retried: vec![ErrorClass::Throttled],
             retry_wait: Duration::ZERO,
             via_batch_api: false,
+            request_bytes: 0,
             shape: Default::default(),
             answer: None,
         }

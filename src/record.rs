@@ -226,6 +226,8 @@ pub struct RequestRecord {
     pub retry_wait: Duration,
     /// Sent through the Batch API (priced at its discount).
     pub via_batch_api: bool,
+    /// Bytes of the request body sent (its line in a Batch API input file).
+    pub request_bytes: u64,
     /// What the request asked for, beyond its prompt.
     pub shape: RequestShape,
     /// The answer, kept only when something needs it: a later turn of its session, or the

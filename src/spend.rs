@@ -33,13 +33,19 @@ pub const ASSUMED_OUTPUT_TOKENS: u64 = 1024;
 #[derive(Debug, Clone)]
 pub struct RequestSizer {
     tokenizer: crate::tokenizer::Tokenizer,
+    api: crate::protocol::Api,
     /// Per class: each dataset record's input tokens, counted once.
     record_tokens: Vec<Vec<u64>>,
 }
 
 impl RequestSizer {
-    pub fn new(classes: &[ClassPlan], tokenizer: crate::tokenizer::Tokenizer) -> Self {
+    pub fn new(
+        classes: &[ClassPlan],
+        tokenizer: crate::tokenizer::Tokenizer,
+        api: crate::protocol::Api,
+    ) -> Self {
         RequestSizer {
+            api,
             tokenizer: tokenizer.clone(),
             record_tokens: classes
                 .iter()
@@ -75,8 +81,12 @@ impl RequestSizer {
         let input = match drawn.prompt {
             PromptDraw::Record(index) if drawn.prefix.is_none() => {
                 self.record_tokens[drawn.class][index]
+                    + classes[drawn.class]
+                        .images
+                        .as_ref()
+                        .map_or(0, |images| images.tokens(self.api))
             }
-            _ => workload::input_tokens(classes, trace, &drawn, &self.tokenizer),
+            _ => workload::input_tokens(classes, trace, &drawn, &self.tokenizer, self.api),
         };
         (
             drawn.class,
@@ -248,7 +258,7 @@ fn project_target(
     target: &TargetPlan,
 ) -> Result<TargetProjection, ProjectionError> {
     let seed = plan.seed;
-    let sizer = RequestSizer::new(&plan.classes, target.tokenizer.clone());
+    let sizer = RequestSizer::new(&plan.classes, target.tokenizer.clone(), target.api);
     let mut projection = TargetProjection {
         target: target.name.clone(),
         requests: 0,

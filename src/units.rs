@@ -41,6 +41,15 @@ pub fn percent(fraction: f64) -> String {
     format!("{:.1}%", fraction * 100.0)
 }
 
+/// A byte size: `812 B`, `23.4 KiB`, `1.2 MiB`.
+pub fn bytes(n: u64) -> String {
+    match n {
+        n if n < 1024 => format!("{n} B"),
+        n if n < 1024 * 1024 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0)),
+    }
+}
+
 /// A money amount with enough digits to be read at any size (`12,345.67`, `0.0123`,
 /// `0.000042`).
 pub fn money(value: f64) -> String {
@@ -113,6 +122,9 @@ mod tests {
         assert_eq!(ms(12345.6), "12,346");
         assert_eq!(rate(1093.96), "1,094.0");
         assert_eq!(percent(0.0126), "1.3%");
+        assert_eq!(bytes(812), "812 B");
+        assert_eq!(bytes(23_962), "23.4 KiB");
+        assert_eq!(bytes(1_300_000), "1.2 MiB");
         for (value, shown) in [
             (0.1, "0.100"),
             (0.0573, "0.0573"),

@@ -567,6 +567,14 @@ fn add_counts(
     tokens.source_estimated += part.tokens.source_estimated;
     tokens.source_tokenizer += part.tokens.source_tokenizer;
     tokens.source_max_tokens += part.tokens.source_max_tokens;
+    if let Some(theirs) = &part.inputs {
+        let inputs = merged
+            .inputs
+            .get_or_insert_with(crate::results::InputTotals::default);
+        inputs.images += theirs.images;
+        inputs.image_tokens += theirs.image_tokens;
+        inputs.request_bytes += theirs.request_bytes;
+    }
 }
 
 /// Adds a part's histograms into `histograms`; every statistic must come with its histogram.

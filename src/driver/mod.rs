@@ -707,7 +707,7 @@ fn estimated_cost(
 ) -> f64 {
     target.price_for(drawn.class).map_or(0.0, |p| {
         p.cost(&crate::cost::TokenUsage {
-            input: workload::input_tokens(classes, trace, drawn, &target.tokenizer),
+            input: workload::input_tokens(classes, trace, drawn, &target.tokenizer, target.api),
             cached_input: 0,
             output: drawn
                 .max_tokens
@@ -810,6 +810,7 @@ pub async fn run(
             Arc::new(RequestSizer::new(
                 &plan.classes,
                 target.plan.tokenizer.clone(),
+                target.plan.api,
             ))
         });
         let generator = || Generator {
@@ -1237,7 +1238,7 @@ fn first_turn_body(
         let inputs = workload::embedding_inputs(classes, trace, drawn);
         return request_body(target, class, drawn, Messages::Values(&inputs));
     }
-    match workload::synthetic_text(classes, drawn) {
+    match workload::synthetic_text(classes, drawn).filter(|_| class.images.is_none()) {
         Some(prompt) => request_body(
             target,
             class,

@@ -315,6 +315,7 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
         },
         retry_wait: Duration::ZERO,
         via_batch_api: false,
+        request_bytes: job.body.len() as u64,
         shape: job.shape,
         answer: job.keep_answer.then_some(Answer {
             text: measured.output_text.into_kept(),
@@ -350,9 +351,14 @@ async fn token_counts(
     let api = target.plan.api;
     let counted = tokio::task::spawn_blocking(move || {
         let output = text.count_tokens(&tokenizer);
+        // The messages' text and template by the tokenizer, and any images by the provider's
+        // formula.
         let input = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
-            .map(|body| tokenizer.count_messages(&api.prompt_messages(&body)));
+            .map(|body| {
+                tokenizer.count_messages(&api.prompt_messages(&body))
+                    + crate::protocol::images::in_body(api, &body).0
+            });
         (output, input, text)
     })
     .await;
@@ -425,6 +431,7 @@ pub(crate) fn internal_record(begun: &super::ledger::Begun, message: &str) -> Re
         retried: Vec::new(),
         retry_wait: Duration::ZERO,
         via_batch_api: false,
+        request_bytes: 0,
         shape: RequestShape::default(),
         answer: None,
     }

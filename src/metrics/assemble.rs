@@ -84,7 +84,7 @@ impl Recorder {
         let target = &plan.targets[index];
         let summary = self.target_summary(index);
         let aborted_here = aborted.get(index).copied().unwrap_or(0);
-        let summary_results = self.results_of(index, &summary, aborted_here);
+        let mut summary_results = self.results_of(index, &summary, aborted_here);
         warnings.extend(target_warnings(plan, target, &summary, &summary_results));
         let live_mode = target.mode.name();
         let classes: Vec<ClassResults> = plan
@@ -100,9 +100,21 @@ impl Recorder {
                     }
                 }),
                 name: class.name.clone(),
-                results: self.results_of(index, self.group(index, class_index), 0),
+                results: with_images(
+                    self.results_of(index, self.group(index, class_index), 0),
+                    class,
+                    target.api,
+                ),
             })
             .collect();
+        if let Some(inputs) = &mut summary_results.inputs {
+            for class in &classes {
+                if let Some(theirs) = &class.results.inputs {
+                    inputs.images += theirs.images;
+                    inputs.image_tokens += theirs.image_tokens;
+                }
+            }
+        }
         warnings.extend(early_stop_warnings(&target.name, &classes));
         let (series, series_origin_unix, series_step_s) = self.series(index);
         TargetResults {
@@ -224,6 +236,21 @@ fn target_warnings(
         warnings.push(line);
     }
     warnings
+}
+
+/// A class's group with the images its requests carried: each request sent carries the class's
+/// images, priced by the target's API's formula.
+fn with_images(
+    mut results: crate::results::GroupResults,
+    class: &crate::workload::ClassPlan,
+    api: crate::protocol::Api,
+) -> crate::results::GroupResults {
+    let sent = results.requests.sent - results.requests.aborted;
+    if let (Some(inputs), Some(images)) = (&mut results.inputs, &class.images) {
+        inputs.images = sent * u64::from(images.count);
+        inputs.image_tokens = sent * images.tokens(api);
+    }
+    results
 }
 
 /// How results name a tokenizer and its template.

@@ -85,6 +85,8 @@ pub struct GroupStats {
     pub output_tokens: u64,
     pub input_tokens: u64,
     pub cached_input_tokens: u64,
+    /// Bytes of the request bodies sent (measured requests).
+    pub request_bytes: u64,
     sources: [u64; 5],
     /// Cost of the successful requests, when the target is priced.
     cost: Cost,
@@ -124,6 +126,7 @@ impl Default for GroupStats {
             output_tokens: 0,
             input_tokens: 0,
             cached_input_tokens: 0,
+            request_bytes: 0,
             sources: [0; 5],
             cost: Cost::default(),
             requests_priced: 0,
@@ -301,6 +304,7 @@ impl GroupStats {
             return;
         }
         self.sent += 1;
+        self.request_bytes += record.request_bytes;
         self.record_workload(record);
         self.record_connection(record);
         self.first_sent = Some(self.first_sent.map_or(record.sent, |t| t.min(record.sent)));
@@ -382,6 +386,7 @@ impl GroupStats {
         self.sent += other.sent;
         self.succeeded += other.succeeded;
         self.failed += other.failed;
+        self.request_bytes += other.request_bytes;
         self.warmup_excluded += other.warmup_excluded;
         for (class, count) in &other.errors {
             *self.errors.entry(*class).or_default() += count;
@@ -501,6 +506,10 @@ impl GroupStats {
                 source_tokenizer: self.sources[3],
                 source_max_tokens: self.sources[4],
             },
+            inputs: (self.sent > 0).then(|| crate::results::InputTotals {
+                request_bytes: self.request_bytes,
+                ..Default::default()
+            }),
             throughput: Throughput {
                 window_s: window,
                 requests_per_s: per_second(self.succeeded),
@@ -850,6 +859,7 @@ mod tests {
             retried: Vec::new(),
             retry_wait: Duration::ZERO,
             via_batch_api: false,
+            request_bytes: 0,
             shape: Default::default(),
             answer: None,
         }

@@ -255,6 +255,7 @@ mod tests {
             retried: Vec::new(),
             retry_wait: Duration::ZERO,
             via_batch_api: false,
+            request_bytes: 0,
             shape: Default::default(),
             answer: None,
         }

@@ -109,7 +109,8 @@ impl Answered<'_> {
 /// lower.
 pub(super) fn answer(api: Api, body: &Value, id: &str, output_tokens: u32) -> Value {
     let prompt = api.prompt_messages(body);
-    let prompt_tokens = count_prompt_tokens(prompt.as_array().map_or(&[][..], Vec::as_slice));
+    let prompt_tokens = count_prompt_tokens(prompt.as_array().map_or(&[][..], Vec::as_slice))
+        + crate::protocol::images::in_body(api, body).0;
     let cap = body
         .get("max_completion_tokens")
         .or_else(|| body.get("max_tokens"))

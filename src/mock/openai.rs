@@ -690,6 +690,18 @@ fn plan_job(
         }
         _ => config.vocabulary.prompt_tokens(messages),
     };
+    // Images, priced by the provider's formula for the format, as a real server bills them.
+    let image_api = match format {
+        Format::OpenAi => Some(crate::protocol::Api::OpenAi),
+        Format::Anthropic => Some(crate::protocol::Api::Anthropic),
+        Format::Responses => Some(crate::protocol::Api::Responses),
+        Format::Completions => None,
+    };
+    let (image_tokens, images) = image_api.map_or((0, 0), |api| {
+        crate::protocol::images::in_body(api, &request)
+    });
+    state.gauges.count_images(images);
+    let prompt_tokens = prompt_tokens + image_tokens;
     let reasoning_tokens = match format {
         Format::Completions => 0,
         _ => header_u64(headers, "x-mock-reasoning-tokens")

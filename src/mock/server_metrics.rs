@@ -28,6 +28,8 @@ pub(crate) struct ServerGauges {
     waiting: AtomicI64,
     prompt_tokens: AtomicU64,
     generation_tokens: AtomicU64,
+    /// Images received in requests (the mock's own counter, not vLLM's).
+    images: AtomicU64,
     /// Per bucket (not cumulative), the last for +Inf; and the sum in microseconds.
     ttft: Mutex<([u64; TTFT_BOUNDS.len() + 1], u64)>,
 }
@@ -40,6 +42,7 @@ impl ServerGauges {
             waiting: AtomicI64::new(0),
             prompt_tokens: AtomicU64::new(0),
             generation_tokens: AtomicU64::new(0),
+            images: AtomicU64::new(0),
             ttft: Mutex::new(([0; TTFT_BOUNDS.len() + 1], 0)),
         }
     }
@@ -48,6 +51,11 @@ impl ServerGauges {
     pub(crate) fn waiting(self: &Arc<Self>) -> Waiting {
         self.waiting.fetch_add(1, Ordering::Relaxed);
         Waiting(self.clone())
+    }
+
+    /// Counts the images of a request the mock answers.
+    pub(crate) fn count_images(&self, images: u64) {
+        self.images.fetch_add(images, Ordering::Relaxed);
     }
 
     fn observe_ttft(&self, delay: Duration) {
@@ -113,6 +121,16 @@ impl ServerGauges {
             "vllm:generation_tokens_total",
             &model,
             self.generation_tokens.load(Ordering::Relaxed) as f64,
+        );
+        page.family(
+            "drover_mock_images_total",
+            "counter",
+            "Images received in requests (data URLs and web addresses).",
+        )
+        .sample(
+            "drover_mock_images_total",
+            &model,
+            self.images.load(Ordering::Relaxed) as f64,
         );
         let (counts, sum_us) = *self.ttft.lock().unwrap_or_else(|e| e.into_inner());
         page.family(

@@ -43,7 +43,14 @@ pub fn request_body(
                 _ => {}
             }
         } else {
-            turns.push(message.clone());
+            let mut turn = message.clone();
+            // Image parts become image blocks.
+            if let Some(Value::Array(parts)) = turn.get_mut("content") {
+                for part in parts.iter_mut() {
+                    *part = super::images::to_anthropic(std::mem::take(part));
+                }
+            }
+            turns.push(turn);
         }
     }
     let mut body = Map::new();

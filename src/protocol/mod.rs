@@ -11,6 +11,7 @@ pub mod anthropic;
 pub mod batch;
 pub mod completions;
 pub mod embeddings;
+pub mod images;
 pub mod message_batches;
 pub mod openai;
 pub mod prometheus;

@@ -99,6 +99,7 @@ pub fn request_body(
 /// A chat content part in the Responses API's input shape (`text` parts become `input_text`,
 /// or `output_text` in an assistant turn).
 fn input_part(mut part: Value, assistant: bool) -> Value {
+    part = super::images::to_responses(part);
     if part.get("type").and_then(Value::as_str) == Some("text") {
         part["type"] = json!(if assistant {
             "output_text"

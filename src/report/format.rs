@@ -3,7 +3,7 @@
 //! are written by [`crate::units`], re-exported here.
 
 use crate::results::{GroupResults, LatencyStat, RunResults};
-pub use crate::units::{money, ms, percent, rate, thousands};
+pub use crate::units::{bytes, money, ms, percent, rate, thousands};
 
 /// A latency statistic of a group, or `-` when the group has none (no successful request).
 pub fn stat(group: &GroupResults, metric: &str, pick: fn(&LatencyStat) -> f64) -> String {
@@ -706,6 +706,22 @@ pub fn workload_lines(results: &crate::results::RunResults) -> Vec<String> {
                     thousands(preamble.keepalive_comments)
                 ));
             }
+        }
+        if let Some(inputs) = group.inputs.as_ref().filter(|i| i.images > 0) {
+            let sent = group
+                .requests
+                .sent
+                .saturating_sub(group.requests.aborted)
+                .max(1);
+            out.push(format!(
+                "images {}: {} images in {} requests, {} image tokens by the provider's formula ({} per request); request bodies {} on average",
+                target.name,
+                thousands(inputs.images),
+                thousands(sent),
+                thousands(inputs.image_tokens),
+                thousands(inputs.image_tokens / sent),
+                bytes(inputs.request_bytes / sent)
+            ));
         }
     }
     for target in &results.targets {

@@ -438,6 +438,9 @@ pub struct GroupResults {
     #[serde(default)]
     pub retries: RetryCounts,
     pub tokens: TokenTotals,
+    /// Images and bytes the requests carried (absent in files written before drover kept them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<InputTotals>,
     pub throughput: Throughput,
     /// Statistics in milliseconds, keyed by metric name (`ttft`, `itl`, `e2e`, ...).
     pub latency_ms: BTreeMap<String, LatencyStat>,
@@ -915,6 +918,19 @@ pub struct RetryCounts {
     pub requests_retried: u64,
     /// Failed attempts that were retried, by error class.
     pub attempts_failed: BTreeMap<String, u64>,
+}
+
+/// What the requests of a group carried: images (by the provider's formula for the target's
+/// API) and bytes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+pub struct InputTotals {
+    /// Images attached to the requests sent.
+    pub images: u64,
+    /// Their tokens by the provider's documented formula (part of `tokens.input` when the
+    /// server reports usage).
+    pub image_tokens: u64,
+    /// Bytes of the request bodies sent (a Batch API request: its input line).
+    pub request_bytes: u64,
 }
 
 /// Token totals over successful requests and where the counts came from.

@@ -528,6 +528,8 @@ pub struct ClassSpec {
     pub ignore_eos: Option<bool>,
     /// Texts per request for an embeddings target (bulk embedding; default 1).
     pub inputs_per_request: Option<u32>,
+    /// Synthetic images attached to every user message.
+    pub images: Option<ImagesSpec>,
     /// Start a fraction of requests with one of K shared system prompts.
     pub shared_prefix: Option<SharedPrefixSpec>,
     /// Multi-turn sessions: requests per conversation (default 1).
@@ -793,6 +795,20 @@ pub enum LengthKind {
     Lognormal,
     /// The lengths of a dataset's prompts.
     Empirical,
+}
+
+/// `images = { count = 1, width = 512, height = 512, format = "png", detail = "auto" }`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagesSpec {
+    /// Images per request (default 1).
+    pub count: Option<u32>,
+    pub width: u32,
+    pub height: u32,
+    /// `png` (the only one drawn; default).
+    pub format: Option<String>,
+    /// OpenAI's `detail`: `low`, `high` or `auto` (sent only when set).
+    pub detail: Option<String>,
 }
 
 /// `tokenizer = "cl100k_base"` (a built-in vocabulary) or

@@ -8,6 +8,7 @@
 //! millions of requests from the draw alone.
 
 mod dataset;
+mod images;
 mod synthetic;
 mod trace;
 
@@ -21,6 +22,7 @@ use rand_distr::{Distribution, LogNormal, Normal};
 use serde_json::{json, Value};
 
 pub use dataset::{Dataset, DatasetError, DatasetFormat, DatasetRecord, InputFilter};
+pub use images::ImagePlan;
 pub use synthetic::{synthetic_prompt, Words};
 pub use trace::{Trace, TraceEntry, TraceError, TracePrompt};
 
@@ -45,6 +47,8 @@ pub struct ClassPlan {
     pub session: Option<SessionPlan>,
     pub model: Option<String>,
     pub labels: ClassLabels,
+    /// Images attached to every user message it sends.
+    pub images: Option<ImagePlan>,
 }
 
 /// The routing labels of a class (`labels = { priority = "low", tags = { … } }`).
@@ -218,6 +222,8 @@ pub struct Draw {
     pub max_tokens: Option<u32>,
     /// Which shared prefix it starts with, if any.
     pub prefix: Option<usize>,
+    /// Where in its class's image pool its images start (a class with images only).
+    pub image_pick: Option<u64>,
 }
 
 /// The prompt of a [`Draw`].
@@ -289,6 +295,7 @@ pub fn draw(classes: &[ClassPlan], trace: Option<&Trace>, seed: u64, k: u64) -> 
         prompt,
         max_tokens,
         prefix,
+        image_pick: class.images.as_ref().map(|_| rng.random()),
     }
 }
 
@@ -308,6 +315,7 @@ pub fn draw_turn(classes: &[ClassPlan], class_index: usize, seed: u64, k: u64, t
         prompt,
         max_tokens,
         prefix: None,
+        image_pick: class.images.as_ref().map(|_| rng.random()),
     }
 }
 
@@ -342,16 +350,16 @@ fn class_prompt(
 
 /// The chat `messages` of a drawn request.
 pub fn messages(classes: &[ClassPlan], trace: Option<&Trace>, draw: &Draw) -> Value {
-    if let Some(prompt) = synthetic_text(classes, draw) {
-        return Value::Array(
-            Messages::Prompt {
-                system: prompt.system,
-                user: &prompt.user,
-            }
-            .to_values(),
-        );
-    }
     let class = &classes[draw.class];
+    if let Some(prompt) = synthetic_text(classes, draw) {
+        let mut list = Messages::Prompt {
+            system: prompt.system,
+            user: &prompt.user,
+        }
+        .to_values();
+        attach_images(class, draw, &mut list);
+        return Value::Array(list);
+    }
     let mut list = match &draw.prompt {
         PromptDraw::Synthetic { .. } => Vec::new(),
         PromptDraw::Record(index) => match &class.prompt {
@@ -369,7 +377,29 @@ pub fn messages(classes: &[ClassPlan], trace: Option<&Trace>, draw: &Draw) -> Va
             json!({ "role": "system", "content": shared.texts[which].as_str() }),
         );
     }
+    attach_images(class, draw, &mut list);
     Value::Array(list)
+}
+
+/// The class's images, as parts after the text of the last user message.
+fn attach_images(class: &ClassPlan, draw: &Draw, messages: &mut [Value]) {
+    let (Some(images), Some(pick)) = (&class.images, draw.image_pick) else {
+        return;
+    };
+    let Some(user) = messages
+        .iter_mut()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+    else {
+        return;
+    };
+    let mut parts = match user.get_mut("content").map(Value::take) {
+        Some(Value::String(text)) => vec![json!({ "type": "text", "text": text })],
+        Some(Value::Array(parts)) => parts,
+        _ => Vec::new(),
+    };
+    parts.extend(images.parts(pick));
+    user["content"] = Value::Array(parts);
 }
 
 /// The texts of a drawn embeddings request: its own prompt, then `inputs_per_request − 1` more
@@ -441,9 +471,11 @@ pub fn input_tokens(
     trace: Option<&Trace>,
     draw: &Draw,
     tokenizer: &Tokenizer,
+    api: crate::protocol::Api,
 ) -> u64 {
     let class = &classes[draw.class];
     let template = tokenizer.template();
+    let images = class.images.as_ref().map_or(0, |images| images.tokens(api));
     let prefix = match (draw.prefix, &class.shared_prefix) {
         (Some(_), Some(shared)) => u64::from(shared.tokens) + template.per_message,
         _ => 0,
@@ -458,7 +490,7 @@ pub fn input_tokens(
         },
         PromptDraw::Trace(_) => tokenizer.count_messages(&messages(classes, trace, draw)),
     };
-    prompt * u64::from(class.inputs_per_request.max(1)) + prefix
+    (prompt + images) * u64::from(class.inputs_per_request.max(1)) + prefix
 }
 
 /// One line about what a class sends, for `drover validate` and the start of a run.
@@ -510,6 +542,19 @@ pub fn describe_class(class: &ClassPlan) -> String {
             humantime::format_duration(session.think_time)
         ));
     }
+    if let Some(images) = &class.images {
+        parts.push(format!(
+            "images {} × {}×{} PNG (about {} KiB each as a data URL){}",
+            images.count,
+            images.width,
+            images.height,
+            images.mean_url_bytes().div_ceil(1024),
+            images
+                .detail
+                .as_deref()
+                .map_or(String::new(), |detail| format!(", detail {detail}"))
+        ));
+    }
     parts.join("; ")
 }
 
@@ -548,6 +593,7 @@ mod tests {
             session: None,
             model: None,
             labels: ClassLabels::default(),
+            images: None,
         }
     }
 
@@ -586,7 +632,13 @@ mod tests {
             let built = messages(&classes, None, &drawn);
             for encoding in [Encoding::O200kBase, Encoding::Cl100kBase] {
                 assert_eq!(
-                    input_tokens(&classes, None, &drawn, &encoding.into()),
+                    input_tokens(
+                        &classes,
+                        None,
+                        &drawn,
+                        &encoding.into(),
+                        crate::protocol::Api::OpenAi
+                    ),
                     encoding.count_messages(&built),
                     "request {k}"
                 );

@@ -277,6 +277,7 @@ fn the_shipped_scenarios_validate() {
         "trace-replay",
         "migration",
         "own-tokenizer",
+        "images",
     ] {
         assert!(
             checked.contains(&format!("scenarios/{name}.toml")),

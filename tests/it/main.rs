@@ -17,6 +17,7 @@ mod driver;
 mod fuzz_corpus;
 mod history;
 mod hostile;
+mod images;
 mod layers;
 mod layout;
 mod live;

@@ -39,6 +39,8 @@ struct Pending {
     max_tokens: Option<u32>,
     /// Its projected cost, reserved under the spend caps.
     reservation: Option<Reservation>,
+    /// Bytes of its line in the batch's input.
+    request_bytes: u64,
 }
 
 /// Gives back the reservations of requests that were never answered.
@@ -271,6 +273,7 @@ fn batch_lines(generator: &Generator) -> Vec<(Pending, String)> {
                     warmup,
                     max_tokens,
                     reservation,
+                    request_bytes: line.len() as u64,
                 },
                 line,
             ))
@@ -562,6 +565,7 @@ async fn send(
         retried: Vec::new(),
         retry_wait: Duration::ZERO,
         via_batch_api: true,
+        request_bytes: request.request_bytes,
         shape: crate::record::RequestShape {
             max_tokens: request
                 .max_tokens
@@ -603,6 +607,7 @@ mod tests {
                             warmup: false,
                             max_tokens: None,
                             reservation: None,
+                            request_bytes: size as u64,
                         },
                         "x".repeat(size),
                     )

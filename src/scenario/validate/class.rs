@@ -107,7 +107,51 @@ pub(super) fn class_plan(
         session,
         model: spec.model.clone(),
         labels: spec.labels.to_class_labels(),
+        images: spec.images.as_ref().and_then(|images| {
+            image_plan(checker, &key.key("images"), &spec.name, images, ctx.seed)
+        }),
     })
+}
+
+/// `images`: the class's synthetic images, drawn now (once per validation).
+fn image_plan(
+    checker: &mut Checker,
+    key: &KeyPath,
+    class: &str,
+    spec: &crate::scenario::schema::ImagesSpec,
+    seed: u64,
+) -> Option<crate::workload::ImagePlan> {
+    if let Some(format) = spec.format.as_deref().filter(|f| *f != "png") {
+        checker.fail(
+            &key.key("format"),
+            format!("synthetic images are drawn as \"png\" only (got \"{format}\")"),
+        );
+        return None;
+    }
+    if let Some(detail) = spec
+        .detail
+        .as_deref()
+        .filter(|d| !matches!(*d, "low" | "high" | "auto"))
+    {
+        checker.fail(
+            &key.key("detail"),
+            format!("must be \"low\", \"high\" or \"auto\" (got \"{detail}\")"),
+        );
+        return None;
+    }
+    match crate::workload::ImagePlan::synthetic(
+        class,
+        seed,
+        spec.count.unwrap_or(1),
+        (spec.width, spec.height),
+        spec.detail.clone(),
+    ) {
+        Ok(plan) => Some(plan),
+        Err(message) => {
+            checker.fail(key, message);
+            None
+        }
+    }
 }
 
 /// Where the class's prompts come from: synthetic lengths, a dataset, or (in a trace) the

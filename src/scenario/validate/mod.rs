@@ -362,6 +362,16 @@ fn classes_fit_apis(checker: &mut Checker, file: &ScenarioFile, targets: &[Targe
                 }
             }
         }
+        let no_images = |api: Api| matches!(api, Api::Completions | Api::Embeddings);
+        if spec.images.is_some() && apis.iter().any(|a| no_images(*a)) {
+            checker.fail(
+                &key.key("images"),
+                format!(
+                    "images need a chat API (openai, anthropic, responses); target {} takes text only",
+                    names(&no_images)
+                ),
+            );
+        }
         if spec.inputs_per_request.is_some_and(|n| n > 1) && !apis.iter().all(|a| embeds(*a)) {
             checker.fail(
                 &key.key("inputs_per_request"),
