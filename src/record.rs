@@ -250,6 +250,22 @@ pub struct OutputDetail {
     /// Stream events of a type the API does not define, and the first such type.
     pub unknown_events: u32,
     pub unknown_event_type: Option<String>,
+    /// The answer's tool calls (`None`: it made none).
+    pub tool_calls: Option<ToolCallDetail>,
+}
+
+/// The tool calls of one answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolCallDetail {
+    /// When the first piece of a tool call (its name or arguments) arrived.
+    pub first: Option<Instant>,
+    pub calls: u32,
+    /// Calls whose arguments parse as JSON.
+    pub valid_json: u32,
+    /// Calls of a declared tool whose arguments satisfy its schema.
+    pub matching_schema: u32,
+    /// Tokens of the arguments (by the target's tokenizer).
+    pub argument_tokens: u64,
 }
 
 impl OutputDetail {
@@ -308,6 +324,8 @@ pub struct RequestShape {
     pub shared_prefix: bool,
     /// The texts it asked to embed (0: not an embeddings request).
     pub inputs: u32,
+    /// It declared tools (its class has `tools`).
+    pub tools: bool,
 }
 
 /// Turn `index` (0-based) of a session of `of` turns.

@@ -567,6 +567,12 @@ fn add_counts(
     tokens.source_estimated += part.tokens.source_estimated;
     tokens.source_tokenizer += part.tokens.source_tokenizer;
     tokens.source_max_tokens += part.tokens.source_max_tokens;
+    if let Some(theirs) = &part.tool_calls {
+        merged
+            .tool_calls
+            .get_or_insert_with(crate::results::ToolCallResults::default)
+            .add(theirs);
+    }
     if let Some(theirs) = &part.inputs {
         let inputs = merged
             .inputs

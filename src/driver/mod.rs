@@ -18,6 +18,7 @@ mod recorder;
 mod request;
 mod scrape;
 mod sink;
+mod tool_calls;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -456,6 +457,7 @@ impl Requester {
                     warmup,
                     shape,
                     keep_answer: !last_turn,
+                    tools: self.classes[drawn.class].tools.clone(),
                 },
             )
             .await;
@@ -600,6 +602,7 @@ impl Requester {
             warmup,
             shape: request_shape(&target.plan, &self.classes, &drawn),
             keep_answer: true,
+            tools: class.tools.clone(),
         };
         let primary = async {
             if to_primary {
@@ -1174,6 +1177,7 @@ pub(crate) fn request_shape(
         } else {
             0
         },
+        tools: classes[drawn.class].tools.is_some(),
     }
 }
 
@@ -1185,13 +1189,20 @@ fn request_body(
     messages: Messages<'_>,
 ) -> Bytes {
     let model = target.model_for(class.model.as_deref());
-    chat_body(
+    // A class's tools go in as the target's extra fields do (which win over them).
+    let with_tools = class.tools.as_ref().map(|tools| {
+        let mut fields = tools.fields(target.api);
+        for (key, value) in &target.extra_body {
+            fields.insert(key.clone(), value.clone());
+        }
+        fields
+    });
+    chat_body_with(
         target,
+        with_tools.as_ref().unwrap_or(&target.extra_body),
         &model,
         messages,
-        drawn.max_tokens,
-        class.min_tokens,
-        class.ignore_eos,
+        (drawn.max_tokens, class.min_tokens, class.ignore_eos),
     )
 }
 
@@ -1204,6 +1215,23 @@ pub(crate) fn chat_body(
     min_tokens: Option<u32>,
     ignore_eos: Option<bool>,
 ) -> Bytes {
+    chat_body_with(
+        target,
+        &target.extra_body,
+        model,
+        messages,
+        (max_tokens, min_tokens, ignore_eos),
+    )
+}
+
+/// [`chat_body`] with these extra fields instead of the target's.
+fn chat_body_with(
+    target: &crate::scenario::TargetPlan,
+    extra_body: &serde_json::Map<String, Value>,
+    model: &str,
+    messages: Messages<'_>,
+    (max_tokens, min_tokens, ignore_eos): (Option<u32>, Option<u32>, Option<bool>),
+) -> Bytes {
     target.api.body(&ChatRequest {
         model,
         messages,
@@ -1211,7 +1239,7 @@ pub(crate) fn chat_body(
         output_limit: target.output_limit,
         stream: target.mode == TargetMode::Stream,
         include_usage: target.stream_usage,
-        extra_body: &target.extra_body,
+        extra_body,
         min_tokens,
         ignore_eos,
     })

@@ -105,6 +105,7 @@ fn probe_job(target: &TargetPlan) -> Job {
         warmup: true,
         shape: Default::default(),
         keep_answer: false,
+        tools: None,
     }
 }
 

@@ -197,6 +197,8 @@ pub struct Job {
     /// Keep the answer in the record (a later turn of the session sends it back; a shadow pair
     /// compares it).
     pub keep_answer: bool,
+    /// The tools its class declared (its tool calls' arguments are checked against them).
+    pub tools: Option<std::sync::Arc<crate::protocol::tools::ToolSet>>,
 }
 
 /// What the body reading produced, before it becomes a record.
@@ -223,6 +225,8 @@ struct Measured {
     finish_reason: Option<String>,
     /// The server said the answer stopped at its token cap.
     cut_at_cap: bool,
+    /// Its tool calls, as they streamed in.
+    tool_calls: super::tool_calls::ToolCallsSeen,
     model: Option<String>,
     /// It crossed a server's close on a reused connection and went out again on a fresh one.
     reconnected: bool,
@@ -278,6 +282,7 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
         }
     }
     reasoning_count(&mut measured, tokenizer, outcome.is_ok()).await;
+    tool_call_detail(&mut measured, tokenizer, job).await;
     let (output_tokens, token_source, input_tokens) =
         token_counts(target, job, &mut measured, outcome.is_ok()).await;
     RequestRecord {
@@ -375,6 +380,25 @@ async fn token_counts(
         }
         Err(_) => (measured.output_chunks, TokenSource::Chunks, None),
     }
+}
+
+/// The answer's tool calls judged against the class's tools, their arguments counted on the
+/// blocking pool.
+async fn tool_call_detail(
+    measured: &mut Measured,
+    tokenizer: &crate::tokenizer::Tokenizer,
+    job: &Job,
+) {
+    if measured.tool_calls.is_empty() {
+        return;
+    }
+    let seen = std::mem::take(&mut measured.tool_calls);
+    let (mut detail, arguments) = seen.finish(job.tools.as_deref());
+    let tokenizer = tokenizer.clone();
+    if let Ok(count) = tokio::task::spawn_blocking(move || tokenizer.count(&arguments)).await {
+        detail.argument_tokens = count;
+    }
+    measured.detail.tool_calls = Some(detail);
 }
 
 /// A successful request's reasoning tokens: usage's count when it has one; otherwise the
@@ -908,6 +932,9 @@ fn observe_event(
     }
     if chunk.usage.is_some() {
         measured.usage = chunk.usage;
+    }
+    if let Some(tool) = &chunk.tool {
+        measured.tool_calls.push(tool, arrived);
     }
     if let Some(reason) = &chunk.finish_reason {
         measured.cut_at_cap = super::output_count::is_cap_reason(reason);

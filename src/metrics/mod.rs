@@ -105,6 +105,7 @@ pub struct GroupStats {
     connections: Option<ConnectionCounts>,
     stream_preamble: Option<StreamPreamble>,
     answers: Option<AnswerDetail>,
+    tool_calls: Option<crate::results::ToolCallResults>,
     /// Requests that met every goodput criterion (`None`: goodput is not tracked).
     good: Option<u64>,
     /// Successful requests that gave at least one token gap (the sample size of `itl`).
@@ -143,6 +144,7 @@ impl Default for GroupStats {
             connections: None,
             stream_preamble: None,
             answers: None,
+            tool_calls: None,
             good: None,
             requests_with_gaps: 0,
         }
@@ -259,6 +261,9 @@ impl GroupStats {
     fn record_answer(&mut self, record: &RequestRecord) {
         let detail = &record.detail;
         let succeeded = record.outcome.is_ok();
+        if succeeded && record.shape.tools {
+            self.record_tool_calls(record);
+        }
         let noteworthy = detail.unknown_events > 0
             || (succeeded && (detail.reasoned() || detail.refused || record.shape.inputs > 0));
         if !noteworthy {
@@ -282,6 +287,27 @@ impl GroupStats {
         answers.inputs += u64::from(record.shape.inputs);
         if let Some(first) = record.time_to_first_reasoning() {
             self.observe_extra("time_to_first_reasoning".into(), first);
+        }
+    }
+
+    /// A successful answer to a request that declared tools: its calls, and the time to its
+    /// first tool-call piece.
+    fn record_tool_calls(&mut self, record: &RequestRecord) {
+        let tools = self.tool_calls.get_or_insert_with(Default::default);
+        tools.answers += 1;
+        let Some(calls) = &record.detail.tool_calls else {
+            return;
+        };
+        tools.answers_with_calls += u64::from(calls.calls > 0);
+        tools.calls += u64::from(calls.calls);
+        tools.valid_json += u64::from(calls.valid_json);
+        tools.matching_schema += u64::from(calls.matching_schema);
+        tools.argument_tokens += calls.argument_tokens;
+        if let Some(first) = calls.first {
+            self.observe_extra(
+                "time_to_first_tool_call".into(),
+                first.saturating_duration_since(record.sent),
+            );
         }
     }
 
@@ -468,6 +494,11 @@ impl GroupStats {
                 .get_or_insert_with(AnswerDetail::default)
                 .add(theirs);
         }
+        if let Some(theirs) = &other.tool_calls {
+            self.tool_calls
+                .get_or_insert_with(Default::default)
+                .add(theirs);
+        }
     }
 
     /// The measured window: first send to last completion.
@@ -563,6 +594,10 @@ impl GroupStats {
             counts
         });
         results.stream_preamble = self.stream_preamble.clone();
+        results.tool_calls = self.tool_calls.clone().map(|mut tools| {
+            tools.finish();
+            tools
+        });
         results.answers = self.answers.clone().map(|mut answers| {
             answers.finish(window);
             answers

@@ -72,6 +72,10 @@ pub struct MockConfig {
     pub input_usage_scale: f64,
     /// Its tokens and how it counts prompts (its own words, or a tokenizer file's).
     pub vocabulary: MockVocabulary,
+    /// Of requests that declare tools (under `tool_choice` "auto"), the share answered with a
+    /// tool call; and of calls, the share whose arguments are deliberately broken.
+    pub tool_call_rate: f64,
+    pub broken_arguments_rate: f64,
 }
 
 impl Default for MockConfig {
@@ -91,6 +95,8 @@ impl Default for MockConfig {
             decode_slots: None,
             input_usage_scale: 1.0,
             vocabulary: MockVocabulary::default(),
+            tool_call_rate: 0.0,
+            broken_arguments_rate: 0.0,
         }
     }
 }

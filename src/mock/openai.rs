@@ -33,6 +33,7 @@ use super::{server_metrics, LatencyModel, MockConfig, MockState};
 
 mod embeddings;
 mod responses;
+mod tool_call;
 
 type MockBody = BoxBody<Bytes, std::io::Error>;
 
@@ -415,6 +416,8 @@ struct Job {
     prelude: Option<Duration>,
     /// What its tokens are.
     vocabulary: super::MockVocabulary,
+    /// A tool call instead of text (its argument pieces are its tokens).
+    tool_call: Option<tool_call::MockToolCall>,
 }
 
 /// A request the mock will answer: its headers, the key it presented, its body.
@@ -674,34 +677,24 @@ fn plan_job(
             finish_reason = "stop";
         }
     }
+    // Tool calls are answered on chat completions (the other formats answer in text).
+    let tool_call = (format == Format::OpenAi)
+        .then(|| {
+            use rand::RngExt;
+            tool_call::plan(&request, format, config, &mut || rng.random::<f64>())
+        })
+        .flatten();
+    if let Some(call) = &tool_call {
+        tokens = (call.pieces.len() as u32).max(1);
+        finish_reason = "tool_calls";
+    }
     let cached_tokens = config
         .cache_ttft
         .map(|_| cached_prefix_tokens(state, messages, tokens));
     let fixed = |name: &str| header_u64(headers, name).map(Duration::from_millis);
     let cache_hit = cached_tokens.is_some_and(|n| n > 0);
     let delays = token_delays(headers, config, cache_hit, batch_mode, tokens, &mut rng);
-    // The Messages API's top-level system prompt (a string or text blocks) counts like a
-    // system message's content.
-    let prompt_tokens = match request.get("system") {
-        Some(system) if format == Format::Anthropic => {
-            let mut with_system = vec![json!({ "role": "system", "content": system })];
-            with_system.extend(messages.iter().cloned());
-            config.vocabulary.prompt_tokens(&with_system)
-        }
-        _ => config.vocabulary.prompt_tokens(messages),
-    };
-    // Images, priced by the provider's formula for the format, as a real server bills them.
-    let image_api = match format {
-        Format::OpenAi => Some(crate::protocol::Api::OpenAi),
-        Format::Anthropic => Some(crate::protocol::Api::Anthropic),
-        Format::Responses => Some(crate::protocol::Api::Responses),
-        Format::Completions => None,
-    };
-    let (image_tokens, images) = image_api.map_or((0, 0), |api| {
-        crate::protocol::images::in_body(api, &request)
-    });
-    state.gauges.count_images(images);
-    let prompt_tokens = prompt_tokens + image_tokens;
+    let prompt_tokens = billed_prompt_tokens(&request, messages, format, state);
     let reasoning_tokens = match format {
         Format::Completions => 0,
         _ => header_u64(headers, "x-mock-reasoning-tokens")
@@ -722,7 +715,38 @@ fn plan_job(
         delays,
         prelude: fixed("x-mock-prelude-ms").or(config.prelude),
         vocabulary: config.vocabulary.clone(),
+        tool_call,
     })
+}
+
+/// The prompt tokens the mock bills: the messages (the Messages API's top-level system prompt,
+/// a string or text blocks, counting like a system message's content), and any images by the
+/// provider's formula for the format, as a real server bills them. Counts the images received.
+fn billed_prompt_tokens(
+    request: &Value,
+    messages: &[Value],
+    format: Format,
+    state: &MockState,
+) -> u64 {
+    let config = &state.config;
+    let prompt_tokens = match request.get("system") {
+        Some(system) if format == Format::Anthropic => {
+            let mut with_system = vec![json!({ "role": "system", "content": system })];
+            with_system.extend(messages.iter().cloned());
+            config.vocabulary.prompt_tokens(&with_system)
+        }
+        _ => config.vocabulary.prompt_tokens(messages),
+    };
+    let image_api = match format {
+        Format::OpenAi => Some(crate::protocol::Api::OpenAi),
+        Format::Anthropic => Some(crate::protocol::Api::Anthropic),
+        Format::Responses => Some(crate::protocol::Api::Responses),
+        Format::Completions => None,
+    };
+    let (image_tokens, images) =
+        image_api.map_or((0, 0), |api| crate::protocol::images::in_body(api, request));
+    state.gauges.count_images(images);
+    prompt_tokens + image_tokens
 }
 
 /// The prompt of a request as chat messages: `messages`; the Responses API's `input` (text or
@@ -952,7 +976,12 @@ async fn complete_response(
             "system_fingerprint": null,
             "choices": [{
                 "index": 0,
-                "message": if reasoning.is_empty() {
+                "message": if let Some(call) = &job.tool_call {
+                    json!({ "role": "assistant", "content": null, "refusal": null, "tool_calls": [{
+                        "id": format!("call_mock_{id}"), "type": "function",
+                        "function": { "name": call.name, "arguments": call.arguments() }
+                    }] })
+                } else if reasoning.is_empty() {
                     json!({ "role": "assistant", "content": content, "refusal": null })
                 } else {
                     json!({ "role": "assistant", "content": content, "reasoning_content": reasoning, "refusal": null })
@@ -1164,6 +1193,18 @@ impl StreamState {
                 self.pass_prelude().await;
                 self.chunk(role_delta, None)
             }
+            Step::Token(i) if self.job.tool_call.is_some() && !completions => {
+                self.emit_token(i).await;
+                let delta = self.tool_call_delta(i);
+                let token = self.chunk(&delta, None);
+                if i == 0 && self.job.prelude.is_none() {
+                    let role = self.chunk(role_delta, None);
+                    return Some(Ok(Bytes::from(format!(
+                        "data: {role}\n\ndata: {token}\n\n"
+                    ))));
+                }
+                token
+            }
             Step::Token(i) => {
                 self.emit_token(i).await;
                 let word = self.job.vocabulary.word(i);
@@ -1222,6 +1263,21 @@ impl StreamState {
 }
 
 impl StreamState {
+    /// A chat chunk's delta carrying piece `i` of the tool call (the first names the call).
+    fn tool_call_delta(&self, i: usize) -> String {
+        let Some(call) = &self.job.tool_call else {
+            return "{}".into();
+        };
+        let piece = call.pieces.get(i).map_or("", String::as_str);
+        let call = if i == 0 {
+            json!({ "index": 0, "id": format!("call_mock_{}", self.id), "type": "function",
+                    "function": { "name": call.name, "arguments": piece } })
+        } else {
+            json!({ "index": 0, "function": { "arguments": piece } })
+        };
+        json!({ "tool_calls": [call] }).to_string()
+    }
+
     /// The opening of a Messages API stream: the message with its input usage, the text block,
     /// and a ping.
     fn anthropic_opening(&self) -> String {

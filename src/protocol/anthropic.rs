@@ -115,6 +115,15 @@ struct WireDelta {
     stop_reason: Option<String>,
 }
 
+/// The block a `content_block_start` opens (a `tool_use` block names its tool).
+#[derive(Debug, Deserialize)]
+struct WireStartedBlock {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 struct WireMessage {
     #[serde(default)]
@@ -143,6 +152,11 @@ struct WireBlock {
 struct WireEvent {
     #[serde(rename = "type")]
     kind: String,
+    /// The content block an event is about.
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default)]
+    content_block: Option<WireStartedBlock>,
     #[serde(default)]
     message: Option<WireMessage>,
     #[serde(default)]
@@ -206,6 +220,10 @@ impl StreamUsage {
     }
 }
 
+fn block_index(index: Option<u64>) -> u32 {
+    index.map_or(0, |i| i.min(u64::from(u32::MAX)) as u32)
+}
+
 /// Reads one stream event (its `event:` name, when sent, must match its `type`).
 pub fn parse_event(
     name: Option<&str>,
@@ -241,7 +259,14 @@ pub fn parse_event(
                             delta.thinking.as_deref().is_some_and(|t| !t.is_empty());
                         (delta.thinking.clone(), false)
                     }
-                    Some("input_json_delta") => (delta.partial_json.clone(), false),
+                    Some("input_json_delta") => {
+                        out.chunk.tool = Some(crate::protocol::tools::ToolDelta {
+                            index: block_index(event.index),
+                            name: None,
+                            arguments: Cow::Owned(delta.partial_json.clone().unwrap_or_default()),
+                        });
+                        (delta.partial_json.clone(), false)
+                    }
                     _ => (None, false),
                 };
                 let text = text.unwrap_or_default();
@@ -269,7 +294,19 @@ pub fn parse_event(
             });
             return Err(ParseError::ServerError(error_text(&error)));
         }
-        "content_block_start" | "content_block_stop" => {}
+        "content_block_start" => {
+            // A tool_use block starts a tool call: its name is the call's first piece.
+            if let Some(block) = &event.content_block {
+                if block.kind.as_deref() == Some("tool_use") {
+                    out.chunk.tool = Some(crate::protocol::tools::ToolDelta {
+                        index: block_index(event.index),
+                        name: block.name.clone().map(Cow::Owned),
+                        arguments: Cow::Borrowed(""),
+                    });
+                }
+            }
+        }
+        "content_block_stop" => {}
         other => out.unknown = Some(other.to_string()),
     }
     Ok(out)

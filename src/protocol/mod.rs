@@ -17,6 +17,7 @@ pub mod openai;
 pub mod prometheus;
 pub mod responses;
 pub mod sse;
+pub mod tools;
 
 use bytes::Bytes;
 use http::header::{InvalidHeaderValue, AUTHORIZATION};

@@ -231,6 +231,23 @@ struct WireDelta<'a> {
 }
 
 impl<'a> WireDelta<'a> {
+    /// The first tool call piece of the delta (`tool_calls[].index`, `.function.name`,
+    /// `.function.arguments`).
+    fn tool_delta(&self) -> Option<super::tools::ToolDelta<'static>> {
+        let call = self.tool_calls.as_ref()?.first()?;
+        let text = |pointer: &str| call.pointer(pointer).and_then(Value::as_str);
+        Some(super::tools::ToolDelta {
+            index: call
+                .get("index")
+                .and_then(Value::as_u64)
+                .map_or(0, |i| i.min(u64::from(u32::MAX)) as u32),
+            name: text("/function/name")
+                .filter(|name| !name.is_empty())
+                .map(|name| Cow::Owned(name.to_string())),
+            arguments: Cow::Owned(text("/function/arguments").unwrap_or_default().to_string()),
+        })
+    }
+
     /// Whether the delta carries tool-call text (a name or arguments).
     fn has_tool_text(&self) -> bool {
         self.tool_calls.as_ref().is_some_and(|calls| {
@@ -320,6 +337,8 @@ pub struct ChunkInfo<'a> {
     pub usage: Option<Usage>,
     /// The chunk's output text (content, then reasoning), for counting tokens without usage.
     pub text: Cow<'a, str>,
+    /// A piece of a tool call (its first, when a chunk carries several).
+    pub tool: Option<super::tools::ToolDelta<'a>>,
 }
 
 /// Why a response could not be read as OpenAI-compatible.
@@ -350,6 +369,9 @@ pub fn parse_chunk(data: &str) -> Result<ChunkInfo<'_>, ParseError> {
             ..WireDelta::default()
         }));
         if let Some(delta) = delta {
+            if info.tool.is_none() {
+                info.tool = delta.tool_delta();
+            }
             let (text, kinds) = delta.into_text();
             info.has_answer |= kinds.answer;
             info.has_output |= kinds.output;

@@ -234,6 +234,20 @@ struct WireEvent<'a> {
     code: Option<String>,
     #[serde(default)]
     message: Option<String>,
+    /// The output item an event is about.
+    #[serde(default)]
+    output_index: Option<u64>,
+    /// The item `response.output_item.added` opens (a `function_call` names its tool).
+    #[serde(default)]
+    item: Option<WireAddedItem>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireAddedItem {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
 }
 
 /// A `delta` field: text for most events (read in place when unescaped), anything else
@@ -320,6 +334,10 @@ fn known_without_output(kind: &str) -> bool {
         || (kind.starts_with("response.") && kind.ends_with(".done"))
 }
 
+fn output_index(index: Option<u64>) -> u32 {
+    index.map_or(0, |i| i.min(u64::from(u32::MAX)) as u32)
+}
+
 /// Reads one streamed event (`name`: its SSE `event:` field, which must match its `type`).
 pub fn parse_event<'a>(
     name: Option<&str>,
@@ -344,7 +362,14 @@ pub fn parse_event<'a>(
         let opaque = role == DeltaRole::Opaque;
         let answer = matches!(role, DeltaRole::Answer | DeltaRole::Refusal);
         let has_output = !text.is_empty() || opaque;
+        let tool =
+            (kind == "response.function_call_arguments.delta").then(|| super::tools::ToolDelta {
+                index: output_index(event.output_index),
+                name: None,
+                arguments: text.clone(),
+            });
         return Ok(ResponsesEvent::Chunk(ChunkInfo {
+            tool,
             has_output,
             has_answer: answer && has_output,
             has_reasoning: role == DeltaRole::Reasoning && has_output,
@@ -382,9 +407,24 @@ pub fn parse_event<'a>(
             (None, None) => "an error event without a message".into(),
         })),
         _ if known_without_output(kind) => {
+            // A function_call item starts a tool call: its name is the call's first piece.
+            let tool = match &event.item {
+                Some(item)
+                    if kind == "response.output_item.added"
+                        && item.kind.as_deref() == Some("function_call") =>
+                {
+                    Some(super::tools::ToolDelta {
+                        index: output_index(event.output_index),
+                        name: item.name.clone().map(Cow::Owned),
+                        arguments: Cow::Borrowed(""),
+                    })
+                }
+                _ => None,
+            };
             let model = event.response.and_then(|r| r.model).map(Cow::Owned);
             Ok(ResponsesEvent::Chunk(ChunkInfo {
                 model,
+                tool,
                 ..ChunkInfo::default()
             }))
         }

@@ -726,6 +726,17 @@ pub fn workload_lines(results: &crate::results::RunResults) -> Vec<String> {
     }
     for target in &results.targets {
         for class in &target.classes {
+            if let Some(tools) = &class.results.tool_calls {
+                out.push(tool_call_line(
+                    &format!("{}/{}", target.name, class.name),
+                    tools,
+                    &class.results,
+                ));
+            }
+        }
+    }
+    for target in &results.targets {
+        for class in &target.classes {
             let group = &class.results;
             let name = format!("{}/{}", target.name, class.name);
             if let Some(length) = &group.output_length {
@@ -783,6 +794,38 @@ pub fn workload_lines(results: &crate::results::RunResults) -> Vec<String> {
 }
 
 /// A signed difference in milliseconds: `+20.1 ms`.
+/// One class's tool calls: how many answers called a tool (with the 95% interval), whether
+/// their arguments parse and match the schema, and the time to the first tool-call piece.
+fn tool_call_line(
+    name: &str,
+    tools: &crate::results::ToolCallResults,
+    group: &crate::results::GroupResults,
+) -> String {
+    let first = group
+        .latency_ms
+        .get("time_to_first_tool_call")
+        .map_or(String::new(), |s| {
+            format!(
+                "; time to first tool call p50 {} ms, p99 {} ms",
+                ms(s.p50),
+                ms(s.p99)
+            )
+        });
+    format!(
+        "tools {name}: {} of {} answers called a tool ({}, 95% {}–{}); {} calls, {} with JSON arguments, {} matching the declared schema (broken {}), {} argument tokens{first}",
+        thousands(tools.answers_with_calls),
+        thousands(tools.answers),
+        percent(tools.call_rate),
+        percent(tools.call_rate_low),
+        percent(tools.call_rate_high),
+        thousands(tools.calls),
+        thousands(tools.valid_json),
+        thousands(tools.matching_schema),
+        percent(tools.broken_rate),
+        thousands(tools.argument_tokens),
+    )
+}
+
 fn signed_ms(value: f64) -> String {
     if value >= 0.0 {
         format!("+{} ms", ms(value))

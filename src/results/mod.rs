@@ -441,6 +441,9 @@ pub struct GroupResults {
     /// Images and bytes the requests carried (absent in files written before drover kept them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<InputTotals>,
+    /// Tool calls, for a group whose requests declared tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<ToolCallResults>,
     pub throughput: Throughput,
     /// Statistics in milliseconds, keyed by metric name (`ttft`, `itl`, `e2e`, ...).
     pub latency_ms: BTreeMap<String, LatencyStat>,
@@ -502,6 +505,58 @@ pub struct AnswerDetail {
     /// Texts embedded (embeddings targets), and per second of the measured window.
     pub inputs: u64,
     pub inputs_per_s: f64,
+}
+
+/// The tool calls of a group's successful answers to requests that declared tools.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct ToolCallResults {
+    /// Successful answers to requests with tools, and those that called a tool.
+    pub answers: u64,
+    pub answers_with_calls: u64,
+    /// `answers_with_calls / answers`, with its 95% Wilson interval.
+    pub call_rate: f64,
+    pub call_rate_low: f64,
+    pub call_rate_high: f64,
+    /// Calls made, those whose arguments parse as JSON, and those whose arguments satisfy the
+    /// declared schema.
+    pub calls: u64,
+    pub valid_json: u64,
+    pub matching_schema: u64,
+    /// `1 − matching_schema / calls`: calls a client could not use as they came.
+    pub broken_rate: f64,
+    /// Tokens of the calls' arguments (by the target's tokenizer).
+    pub argument_tokens: u64,
+}
+
+impl ToolCallResults {
+    pub fn add(&mut self, other: &ToolCallResults) {
+        self.answers += other.answers;
+        self.answers_with_calls += other.answers_with_calls;
+        self.calls += other.calls;
+        self.valid_json += other.valid_json;
+        self.matching_schema += other.matching_schema;
+        self.argument_tokens += other.argument_tokens;
+        self.finish();
+    }
+
+    /// Recomputes the rates from the counts.
+    pub fn finish(&mut self) {
+        let rate = if self.answers == 0 {
+            0.0
+        } else {
+            self.answers_with_calls as f64 / self.answers as f64
+        };
+        let (low, high) =
+            crate::stats::wilson_interval(self.answers_with_calls, self.answers, 0.95);
+        self.call_rate = rate;
+        self.call_rate_low = low;
+        self.call_rate_high = high;
+        self.broken_rate = if self.calls == 0 {
+            0.0
+        } else {
+            1.0 - self.matching_schema as f64 / self.calls as f64
+        };
+    }
 }
 
 /// Unknown event types kept per group.

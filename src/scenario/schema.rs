@@ -441,6 +441,11 @@ pub struct MockSpec {
     /// Play a server of this model: answer in its tokenizer's one-token words and count prompts
     /// (chat template included) with it. Default: the mock's own words, prompts by their words.
     pub tokenizer: Option<TokenizerSpec>,
+    /// Of requests that declare tools (`tool_choice` "auto"), the share answered with a tool
+    /// call (default 0; always under "required" or a named tool).
+    pub tool_call_rate: Option<f64>,
+    /// Of tool calls, the share whose arguments are deliberately broken (not JSON; default 0).
+    pub broken_arguments_rate: Option<f64>,
 }
 
 /// `[targets.mock.faults]`: a probability (0–1) per fault, and the faults' parameters.
@@ -530,6 +535,11 @@ pub struct ClassSpec {
     pub inputs_per_request: Option<u32>,
     /// Synthetic images attached to every user message.
     pub images: Option<ImagesSpec>,
+    /// Tools every request declares: a list of `{ name, description, parameters }` tables, or
+    /// a JSON file of them (relative to the scenario file).
+    pub tools: Option<ToolsSpec>,
+    /// `"auto"` (default), `"required"`, `"none"` or `{ name = "tool" }`.
+    pub tool_choice: Option<ToolChoiceSpec>,
     /// Start a fraction of requests with one of K shared system prompts.
     pub shared_prefix: Option<SharedPrefixSpec>,
     /// Multi-turn sessions: requests per conversation (default 1).
@@ -795,6 +805,33 @@ pub enum LengthKind {
     Lognormal,
     /// The lengths of a dataset's prompts.
     Empirical,
+}
+
+/// `tools = [{ name = "get_weather", description = "…", parameters = { type = "object", … } }]`
+/// or `tools = "tools.json"`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum ToolsSpec {
+    File(PathBuf),
+    Inline(Vec<ToolSpec>),
+}
+
+/// One declared tool.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: Option<String>,
+    /// JSON Schema of its arguments (default: an object without properties).
+    pub parameters: Option<serde_json::Value>,
+}
+
+/// `tool_choice`: a mode, or the one tool to call.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum ToolChoiceSpec {
+    Mode(String),
+    Named { name: String },
 }
 
 /// `images = { count = 1, width = 512, height = 512, format = "png", detail = "auto" }`.

@@ -49,6 +49,8 @@ pub struct ClassPlan {
     pub labels: ClassLabels,
     /// Images attached to every user message it sends.
     pub images: Option<ImagePlan>,
+    /// Tools its requests declare, and their `tool_choice`.
+    pub tools: Option<Arc<crate::protocol::tools::ToolSet>>,
 }
 
 /// The routing labels of a class (`labels = { priority = "low", tags = { … } }`).
@@ -594,6 +596,7 @@ mod tests {
             model: None,
             labels: ClassLabels::default(),
             images: None,
+            tools: None,
         }
     }
 

@@ -278,6 +278,7 @@ fn the_shipped_scenarios_validate() {
         "migration",
         "own-tokenizer",
         "images",
+        "tools",
     ] {
         assert!(
             checked.contains(&format!("scenarios/{name}.toml")),

@@ -32,4 +32,5 @@ mod schema;
 mod sharded_traffic;
 mod tls;
 mod tokenizer;
+mod tools;
 mod workloads;

@@ -107,6 +107,7 @@ pub(super) fn class_plan(
         session,
         model: spec.model.clone(),
         labels: spec.labels.to_class_labels(),
+        tools: super::tools::tool_set(checker, key, spec, ctx.base_dir).map(Arc::new),
         images: spec.images.as_ref().and_then(|images| {
             image_plan(checker, &key.key("images"), &spec.name, images, ctx.seed)
         }),

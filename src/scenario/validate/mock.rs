@@ -60,6 +60,21 @@ fn mock_vocabulary(
     .unwrap_or_default()
 }
 
+/// A probability between 0 and 1 (default 0).
+fn probability(checker: &mut Checker, key: &KeyPath, field: &str, value: Option<f64>) -> f64 {
+    match value {
+        Some(p) if !(0.0..=1.0).contains(&p) => {
+            checker.fail(
+                &key.key(field),
+                format!("must be a probability between 0 and 1 (got {p})"),
+            );
+            0.0
+        }
+        Some(p) => p,
+        None => 0.0,
+    }
+}
+
 pub(super) fn mock_config(
     checker: &mut Checker,
     key: &KeyPath,
@@ -82,8 +97,17 @@ pub(super) fn mock_config(
     let faults = spec.faults.as_ref().map_or_else(FaultPlan::default, |f| {
         fault_plan(checker, &key.key("faults"), f)
     });
+    let tool_call_rate = probability(checker, key, "tool_call_rate", spec.tool_call_rate);
+    let broken_arguments_rate = probability(
+        checker,
+        key,
+        "broken_arguments_rate",
+        spec.broken_arguments_rate,
+    );
     MockConfig {
         vocabulary,
+        tool_call_rate,
+        broken_arguments_rate,
         faults,
         ttft: spec.ttft.as_ref().map_or(defaults.ttft, |s| {
             latency_model(checker, &key.key("ttft"), s)
@@ -138,17 +162,7 @@ pub(super) fn mock_config(
             Some(speedup) => speedup,
             None => defaults.batch_mode_speedup,
         },
-        early_stop: match spec.early_stop {
-            Some(p) if !(0.0..=1.0).contains(&p) => {
-                checker.fail(
-                    &key.key("early_stop"),
-                    format!("must be a probability between 0 and 1 (got {p})"),
-                );
-                0.0
-            }
-            Some(p) => p,
-            None => defaults.early_stop,
-        },
+        early_stop: probability(checker, key, "early_stop", spec.early_stop),
         input_usage_scale: match spec.input_usage_scale {
             Some(scale) if !(scale.is_finite() && (0.01..=1000.0).contains(&scale)) => {
                 checker.fail(

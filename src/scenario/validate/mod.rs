@@ -10,6 +10,7 @@ mod slo;
 mod sweep;
 mod target;
 mod tokenizer;
+mod tools;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -363,6 +364,15 @@ fn classes_fit_apis(checker: &mut Checker, file: &ScenarioFile, targets: &[Targe
             }
         }
         let no_images = |api: Api| matches!(api, Api::Completions | Api::Embeddings);
+        if spec.tools.is_some() && apis.iter().any(|a| no_images(*a)) {
+            checker.fail(
+                &key.key("tools"),
+                format!(
+                    "tools need a chat API (openai, anthropic, responses); target {} has none",
+                    names(&no_images)
+                ),
+            );
+        }
         if spec.images.is_some() && apis.iter().any(|a| no_images(*a)) {
             checker.fail(
                 &key.key("images"),
