@@ -284,6 +284,8 @@ pub struct Answer {
     pub finish_reason: Option<String>,
     /// The `model` the response named.
     pub model: Option<String>,
+    /// Its first tool call: id, name and arguments (a session answers it with a tool result).
+    pub tool_call: Option<(String, String, String)>,
 }
 
 /// How a request got its connection.

@@ -483,9 +483,14 @@ impl Requester {
             let Some(session) = session.filter(|_| succeeded && !last_turn) else {
                 break;
             };
-            // The next turn carries everything so far: this turn's messages and the answer.
+            // The next turn carries everything so far: this turn's messages and the answer (a
+            // tool call with the class's canned result, when it has one).
             history = messages;
-            history.push(json!({ "role": "assistant", "content": answer.map(|a| a.text).unwrap_or_default() }));
+            push_answer(
+                &mut history,
+                answer,
+                self.classes[drawn.class].tools.as_deref(),
+            );
             intended = done + session.think_time;
             match self.before_next_turn(&drawn, intended).await {
                 Some(next) => reservation = next,
@@ -494,6 +499,28 @@ impl Requester {
             drawn = workload::draw_turn(&self.classes, drawn.class, self.seed, k, turn + 1);
         }
         true
+    }
+}
+
+/// Adds a session turn's answer to its history: the assistant's text; or, for a tool call of a
+/// class with a `tool_result`, the assistant's call and a `tool` message with the result.
+fn push_answer(
+    history: &mut Vec<Value>,
+    answer: Option<crate::record::Answer>,
+    tools: Option<&crate::protocol::tools::ToolSet>,
+) {
+    let answer = answer.unwrap_or_default();
+    match (answer.tool_call, tools.and_then(|t| t.result.as_ref())) {
+        (Some((id, name, arguments)), Some(result)) => {
+            history.push(json!({
+                "role": "assistant",
+                "content": null,
+                "tool_calls": [{ "id": id, "type": "function",
+                                 "function": { "name": name, "arguments": arguments } }],
+            }));
+            history.push(json!({ "role": "tool", "tool_call_id": id, "content": result }));
+        }
+        _ => history.push(json!({ "role": "assistant", "content": answer.text })),
     }
 }
 

@@ -227,6 +227,8 @@ struct Measured {
     cut_at_cap: bool,
     /// Its tool calls, as they streamed in.
     tool_calls: super::tool_calls::ToolCallsSeen,
+    /// Its first tool call, kept with the answer.
+    first_tool_call: Option<(String, String, String)>,
     model: Option<String>,
     /// It crossed a server's close on a reused connection and went out again on a fresh one.
     reconnected: bool,
@@ -326,6 +328,7 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
             text: measured.output_text.into_kept(),
             finish_reason: measured.finish_reason,
             model: measured.model,
+            tool_call: measured.first_tool_call,
         }),
     }
 }
@@ -393,6 +396,9 @@ async fn tool_call_detail(
         return;
     }
     let seen = std::mem::take(&mut measured.tool_calls);
+    if job.keep_answer {
+        measured.first_tool_call = seen.first_call();
+    }
     let (mut detail, arguments) = seen.finish(job.tools.as_deref());
     let tokenizer = tokenizer.clone();
     if let Ok(count) = tokio::task::spawn_blocking(move || tokenizer.count(&arguments)).await {
@@ -924,7 +930,8 @@ fn observe_event(
         match progress.last_token {
             None => {
                 measured.first_token = Some(arrived);
-                measured.reasoning_first = !chunk.has_answer;
+                // Reasoning before the answer (a tool call first is neither).
+                measured.reasoning_first = chunk.has_reasoning && !chunk.has_answer;
             }
             Some(previous) => measured.token_gaps.push(arrived - previous),
         }

@@ -18,6 +18,8 @@ pub struct ToolCallsSeen {
     first: Option<Instant>,
     /// (index, name, arguments, arguments cut at the bound)
     calls: Vec<(u32, String, String, bool)>,
+    /// The first call's id.
+    first_id: Option<String>,
 }
 
 impl ToolCallsSeen {
@@ -37,6 +39,9 @@ impl ToolCallsSeen {
             }
             None => return,
         };
+        if let (0, Some(id)) = (position, &delta.id) {
+            self.first_id = Some(id.chars().take(256).collect());
+        }
         let call = &mut self.calls[position];
         if let Some(name) = &delta.name {
             call.1 = name.chars().take(256).collect();
@@ -57,6 +62,16 @@ impl ToolCallsSeen {
     /// Whether any call was seen.
     pub fn is_empty(&self) -> bool {
         self.calls.is_empty()
+    }
+
+    /// The first call: its id (made up when the stream gave none), name and arguments.
+    pub fn first_call(&self) -> Option<(String, String, String)> {
+        let (_, name, arguments, _) = self.calls.first()?;
+        let id = self
+            .first_id
+            .clone()
+            .unwrap_or_else(|| "call_drover_0".to_string());
+        Some((id, name.clone(), arguments.clone()))
     }
 
     /// The answer's calls judged against the class's `tools` (a call of an undeclared tool, or
@@ -101,6 +116,7 @@ mod tests {
     fn piece(index: u32, name: Option<&str>, arguments: &str) -> ToolDelta<'static> {
         ToolDelta {
             index,
+            id: None,
             name: name.map(|n| Cow::Owned(n.to_string())),
             arguments: Cow::Owned(arguments.to_string()),
         }
@@ -119,6 +135,7 @@ mod tests {
                 }),
             }],
             choice: ToolChoice::Auto,
+            result: None,
         };
         let start = Instant::now();
         let mut seen = ToolCallsSeen::default();

@@ -746,6 +746,11 @@ fn billed_prompt_tokens(
     let (image_tokens, images) =
         image_api.map_or((0, 0), |api| crate::protocol::images::in_body(api, request));
     state.gauges.count_images(images);
+    let tool_results = messages
+        .iter()
+        .filter(|m| m.get("role").and_then(Value::as_str) == Some("tool"))
+        .count();
+    state.gauges.count_tool_results(tool_results as u64);
     prompt_tokens + image_tokens
 }
 

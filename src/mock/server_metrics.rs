@@ -30,6 +30,8 @@ pub(crate) struct ServerGauges {
     generation_tokens: AtomicU64,
     /// Images received in requests (the mock's own counter, not vLLM's).
     images: AtomicU64,
+    /// Tool results (`tool` messages) received in requests (the mock's own counter).
+    tool_results: AtomicU64,
     /// Per bucket (not cumulative), the last for +Inf; and the sum in microseconds.
     ttft: Mutex<([u64; TTFT_BOUNDS.len() + 1], u64)>,
 }
@@ -43,6 +45,7 @@ impl ServerGauges {
             prompt_tokens: AtomicU64::new(0),
             generation_tokens: AtomicU64::new(0),
             images: AtomicU64::new(0),
+            tool_results: AtomicU64::new(0),
             ttft: Mutex::new(([0; TTFT_BOUNDS.len() + 1], 0)),
         }
     }
@@ -51,6 +54,11 @@ impl ServerGauges {
     pub(crate) fn waiting(self: &Arc<Self>) -> Waiting {
         self.waiting.fetch_add(1, Ordering::Relaxed);
         Waiting(self.clone())
+    }
+
+    /// Counts the tool results (`tool` messages) of a request the mock answers.
+    pub(crate) fn count_tool_results(&self, results: u64) {
+        self.tool_results.fetch_add(results, Ordering::Relaxed);
     }
 
     /// Counts the images of a request the mock answers.
@@ -131,6 +139,16 @@ impl ServerGauges {
             "drover_mock_images_total",
             &model,
             self.images.load(Ordering::Relaxed) as f64,
+        )
+        .family(
+            "drover_mock_tool_results_total",
+            "counter",
+            "Tool results (tool messages) received in requests.",
+        )
+        .sample(
+            "drover_mock_tool_results_total",
+            &model,
+            self.tool_results.load(Ordering::Relaxed) as f64,
         );
         let (counts, sum_us) = *self.ttft.lock().unwrap_or_else(|e| e.into_inner());
         page.family(

@@ -71,17 +71,9 @@ fn words(text: &str) -> u64 {
     text.split_whitespace().count() as u64
 }
 
-/// A message's text: its string content, or its text parts.
+/// A message's text: its string content, or its text parts a space apart.
 fn text_of(message: &Value) -> String {
-    match message.get("content") {
-        Some(Value::String(text)) => text.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => String::new(),
-    }
+    crate::tokenizer::message_text(message, " ")
 }
 
 #[cfg(test)]

@@ -122,6 +122,8 @@ struct WireStartedBlock {
     kind: Option<String>,
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -262,6 +264,7 @@ pub fn parse_event(
                     Some("input_json_delta") => {
                         out.chunk.tool = Some(crate::protocol::tools::ToolDelta {
                             index: block_index(event.index),
+                            id: None,
                             name: None,
                             arguments: Cow::Owned(delta.partial_json.clone().unwrap_or_default()),
                         });
@@ -300,6 +303,7 @@ pub fn parse_event(
                 if block.kind.as_deref() == Some("tool_use") {
                     out.chunk.tool = Some(crate::protocol::tools::ToolDelta {
                         index: block_index(event.index),
+                        id: block.id.clone().map(Cow::Owned),
                         name: block.name.clone().map(Cow::Owned),
                         arguments: Cow::Borrowed(""),
                     });

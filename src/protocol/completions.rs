@@ -12,15 +12,7 @@ use super::openai::ChatRequest;
 pub fn prompt_of(messages: &[Value]) -> String {
     messages
         .iter()
-        .map(|message| match message.get("content") {
-            Some(Value::String(text)) => text.clone(),
-            Some(Value::Array(parts)) => parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            _ => String::new(),
-        })
+        .map(|message| crate::tokenizer::message_text(message, "\n"))
         .filter(|text| !text.is_empty())
         .collect::<Vec<_>>()
         .join("\n\n")

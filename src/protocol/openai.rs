@@ -241,6 +241,9 @@ impl<'a> WireDelta<'a> {
                 .get("index")
                 .and_then(Value::as_u64)
                 .map_or(0, |i| i.min(u64::from(u32::MAX)) as u32),
+            id: text("/id")
+                .filter(|id| !id.is_empty())
+                .map(|id| Cow::Owned(id.to_string())),
             name: text("/function/name")
                 .filter(|name| !name.is_empty())
                 .map(|name| Cow::Owned(name.to_string())),
@@ -369,15 +372,19 @@ pub fn parse_chunk(data: &str) -> Result<ChunkInfo<'_>, ParseError> {
             ..WireDelta::default()
         }));
         if let Some(delta) = delta {
-            if info.tool.is_none() {
-                info.tool = delta.tool_delta();
-            }
+            let tool = delta.tool_delta();
             let (text, kinds) = delta.into_text();
             info.has_answer |= kinds.answer;
             info.has_output |= kinds.output;
             info.has_reasoning |= kinds.reasoning;
             info.refusal |= kinds.refusal;
             append(&mut info.text, text);
+            // A tool call's arguments are output text too (counted without usage, as the
+            // other APIs' tool input is).
+            if let Some(tool) = tool {
+                append(&mut info.text, tool.arguments.clone());
+                info.tool.get_or_insert(tool);
+            }
         }
         if let Some(reason) = text_of(choice.finish_reason) {
             info.finish_reason = Some(reason);

@@ -248,6 +248,8 @@ struct WireAddedItem {
     kind: Option<String>,
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    call_id: Option<String>,
 }
 
 /// A `delta` field: text for most events (read in place when unescaped), anything else
@@ -365,6 +367,7 @@ pub fn parse_event<'a>(
         let tool =
             (kind == "response.function_call_arguments.delta").then(|| super::tools::ToolDelta {
                 index: output_index(event.output_index),
+                id: None,
                 name: None,
                 arguments: text.clone(),
             });
@@ -415,6 +418,7 @@ pub fn parse_event<'a>(
                 {
                     Some(super::tools::ToolDelta {
                         index: output_index(event.output_index),
+                        id: item.call_id.clone().map(Cow::Owned),
                         name: item.name.clone().map(Cow::Owned),
                         arguments: Cow::Borrowed(""),
                     })

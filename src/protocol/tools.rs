@@ -38,6 +38,8 @@ pub enum ToolChoice {
 pub struct ToolSet {
     pub tools: Vec<ToolDef>,
     pub choice: ToolChoice,
+    /// The canned result a multi-turn session sends back for a tool call before its next turn.
+    pub result: Option<String>,
 }
 
 impl ToolSet {
@@ -97,6 +99,8 @@ impl ToolSet {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ToolDelta<'a> {
     pub index: u32,
+    /// The call's id, when this piece starts it (`call_…`, `toolu_…`).
+    pub id: Option<Cow<'a, str>>,
     pub name: Option<Cow<'a, str>>,
     pub arguments: Cow<'a, str>,
 }
@@ -419,6 +423,7 @@ mod tests {
                 parameters: weather(),
             }],
             choice: ToolChoice::Named("get_weather".into()),
+            result: None,
         };
         let openai = set.fields(Api::OpenAi);
         assert_eq!(openai["tools"][0]["function"]["name"], "get_weather");

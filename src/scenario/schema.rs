@@ -540,6 +540,9 @@ pub struct ClassSpec {
     pub tools: Option<ToolsSpec>,
     /// `"auto"` (default), `"required"`, `"none"` or `{ name = "tool" }`.
     pub tool_choice: Option<ToolChoiceSpec>,
+    /// In a multi-turn session, the canned result sent back (a `tool` message) for a tool call
+    /// before the next turn.
+    pub tool_result: Option<String>,
     /// Start a fraction of requests with one of K shared system prompts.
     pub shared_prefix: Option<SharedPrefixSpec>,
     /// Multi-turn sessions: requests per conversation (default 1).

@@ -76,7 +76,7 @@ impl Tokenizer {
                 let template = file.template();
                 let mut tokens = template.per_request;
                 for message in messages {
-                    tokens += template.per_message + self.count(&message_text(message));
+                    tokens += template.per_message + self.count(&message_text(message, ""));
                 }
                 tokens
             }
@@ -113,15 +113,16 @@ impl Tokenizer {
     }
 }
 
-/// The text of a chat message: its string content, or its text parts joined.
-fn message_text(message: &Value) -> String {
+/// The text of a chat message: its string content, or its text parts joined by `separator`
+/// (images and other parts have none).
+pub fn message_text(message: &Value, separator: &str) -> String {
     match message.get("content") {
         Some(Value::String(text)) => text.clone(),
         Some(Value::Array(parts)) => parts
             .iter()
             .filter_map(|part| part.get("text").and_then(Value::as_str))
             .collect::<Vec<_>>()
-            .join(""),
+            .join(separator),
         _ => String::new(),
     }
 }

@@ -143,3 +143,46 @@ fn bad_tool_definitions_are_refused_with_their_place() {
         assert!(stderr.contains("s.toml:"), "{to}: {stderr}");
     }
 }
+
+#[test]
+fn a_two_turn_session_answers_the_tool_call_with_its_result() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every first turn is answered with a call (a named tool_choice); the second turn sends the
+    // call and the canned result back, which the mock counts on its /metrics page.
+    let scenario = scenario("tool_choice = { name = \"get_weather\" }\ntool_result = '{\"temperature\": 21}'\nturns = 2")
+        .replace("requests = 400", "requests = 20")
+        .replace(
+            "[targets.mock]",
+            "server_metrics = { every = \"100ms\", keep = [\"drover_mock_tool_results_total\"] }\n[targets.mock]",
+        );
+    std::fs::write(dir.path().join("s.toml"), scenario).unwrap();
+    let output = run_s_toml(dir.path(), &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let results = only_results(&dir.path().join("out"));
+    let target = &results["targets"][0];
+    // 20 sessions of 2 turns.
+    assert_eq!(target["summary"]["requests"]["succeeded"], 40, "{target}");
+    let received = target["server_metrics"]["kept"]["drover_mock_tool_results_total"]
+        .as_array()
+        .and_then(|points| points.last())
+        .map(|point| point[1].as_f64().unwrap());
+    assert_eq!(
+        received,
+        Some(20.0),
+        "one tool result per session's second turn"
+    );
+    // A tool result for a target of another API is refused.
+    let anthropic = std::fs::read_to_string(dir.path().join("s.toml"))
+        .unwrap()
+        .replace("model = \"m\"", "model = \"m\"\napi = \"anthropic\"");
+    std::fs::write(dir.path().join("s.toml"), anthropic).unwrap();
+    let output = drover(dir.path(), &["validate", "s.toml"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains(
+            "classes[0].tool_result a tool result is sent back as chat completions write it"
+        ),
+        "{}",
+        text(&output.stderr)
+    );
+}

@@ -364,6 +364,16 @@ fn classes_fit_apis(checker: &mut Checker, file: &ScenarioFile, targets: &[Targe
             }
         }
         let no_images = |api: Api| matches!(api, Api::Completions | Api::Embeddings);
+        let not_chat = |api: Api| api != Api::OpenAi;
+        if spec.tool_result.is_some() && apis.iter().any(|a| not_chat(*a)) {
+            checker.fail(
+                &key.key("tool_result"),
+                format!(
+                    "a tool result is sent back as chat completions write it; target {} uses another API",
+                    names(&not_chat)
+                ),
+            );
+        }
         if spec.tools.is_some() && apis.iter().any(|a| no_images(*a)) {
             checker.fail(
                 &key.key("tools"),

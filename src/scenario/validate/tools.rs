@@ -26,6 +26,9 @@ pub(super) fn tool_set(
         if spec.tool_choice.is_some() {
             checker.fail(&key.key("tool_choice"), "applies to tools: set tools too");
         }
+        if spec.tool_result.is_some() {
+            checker.fail(&key.key("tool_result"), "applies to tools: set tools too");
+        }
         return None;
     };
     let tools_key = key.key("tools");
@@ -112,7 +115,11 @@ pub(super) fn tool_set(
             ToolChoice::Named(name.clone())
         }
     };
-    Some(ToolSet { tools, choice })
+    Some(ToolSet {
+        tools,
+        choice,
+        result: spec.tool_result.clone(),
+    })
 }
 
 /// The tool, if its name and schema pass (`place` names it in messages).
