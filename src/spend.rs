@@ -54,7 +54,7 @@ impl RequestSizer {
                         .data
                         .records
                         .iter()
-                        .map(|record| record.input_tokens(&tokenizer))
+                        .map(|record| record.input_tokens(&tokenizer) + record.image_tokens(api))
                         .collect(),
                     _ => Vec::new(),
                 })

@@ -59,12 +59,23 @@ pub struct DatasetRecord {
     pub max_tokens: Option<u32>,
     /// Line of the file the record starts on.
     pub line: usize,
+    /// The sizes of the images it carries (`None`: a web address, of unknown size).
+    pub image_sizes: Vec<Option<(u32, u32)>>,
 }
 
 impl DatasetRecord {
-    /// Chat-format input tokens of the record by `tokenizer`.
+    /// Chat-format input tokens of the record's text by `tokenizer`.
     pub fn input_tokens(&self, tokenizer: &Tokenizer) -> u64 {
         tokenizer.count_messages(&Value::Array(self.messages.clone()))
+    }
+
+    /// The tokens of its images on `api`, by the provider's formula (0 for a web address).
+    pub fn image_tokens(&self, api: crate::protocol::Api) -> u64 {
+        self.image_sizes
+            .iter()
+            .flatten()
+            .map(|&(width, height)| crate::protocol::images::tokens(api, width, height, None))
+            .sum()
     }
 }
 
@@ -177,6 +188,7 @@ impl Dataset {
                         messages: vec![json!({ "role": "user", "content": prompt })],
                         max_tokens: None,
                         line: line + 1,
+                        image_sizes: Vec::new(),
                     });
                 }
             }
@@ -204,7 +216,13 @@ impl Dataset {
                         DatasetFormat::ShareGpt => sharegpt_record(&value, line),
                         _ => batch_record(&value, line),
                     };
-                    records.push(record.map_err(|m| bad(line, m))?);
+                    let mut record = record.map_err(|m| bad(line, m))?;
+                    let dir = path.parent().unwrap_or(Path::new("."));
+                    let (parts, sizes) = super::dataset_images::record_images(&value, dir)
+                        .map_err(|m| bad(line, m))?;
+                    super::dataset_images::append_to_last_user(&mut record.messages, parts);
+                    record.image_sizes = sizes;
+                    records.push(record);
                 }
             }
         }
@@ -303,6 +321,7 @@ fn chat_record(value: &Value, line: usize) -> Result<DatasetRecord, String> {
         messages: checked_messages(value.get("messages"), "messages")?,
         max_tokens: None,
         line,
+        image_sizes: Vec::new(),
     })
 }
 
@@ -342,6 +361,7 @@ fn sharegpt_record(value: &Value, line: usize) -> Result<DatasetRecord, String> 
                 messages,
                 max_tokens: None,
                 line,
+                image_sizes: Vec::new(),
             });
         }
     }
@@ -379,6 +399,7 @@ fn batch_record(value: &Value, line: usize) -> Result<DatasetRecord, String> {
         messages,
         max_tokens,
         line,
+        image_sizes: Vec::new(),
     })
 }
 

@@ -8,6 +8,7 @@
 //! millions of requests from the draw alone.
 
 mod dataset;
+mod dataset_images;
 mod images;
 mod synthetic;
 mod trace;
@@ -388,20 +389,7 @@ fn attach_images(class: &ClassPlan, draw: &Draw, messages: &mut [Value]) {
     let (Some(images), Some(pick)) = (&class.images, draw.image_pick) else {
         return;
     };
-    let Some(user) = messages
-        .iter_mut()
-        .rev()
-        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-    else {
-        return;
-    };
-    let mut parts = match user.get_mut("content").map(Value::take) {
-        Some(Value::String(text)) => vec![json!({ "type": "text", "text": text })],
-        Some(Value::Array(parts)) => parts,
-        _ => Vec::new(),
-    };
-    parts.extend(images.parts(pick));
-    user["content"] = Value::Array(parts);
+    dataset_images::append_to_last_user(messages, images.parts(pick));
 }
 
 /// The texts of a drawn embeddings request: its own prompt, then `inputs_per_request − 1` more
@@ -487,7 +475,10 @@ pub fn input_tokens(
             u64::from(*tokens) + template.per_message + template.per_request
         }
         PromptDraw::Record(index) => match &class.prompt {
-            PromptSource::Dataset(source) => source.data.records[*index].input_tokens(tokenizer),
+            PromptSource::Dataset(source) => {
+                let record = &source.data.records[*index];
+                record.input_tokens(tokenizer) + record.image_tokens(api)
+            }
             PromptSource::Synthetic { .. } | PromptSource::TraceOnly => 0,
         },
         PromptDraw::Trace(_) => tokenizer.count_messages(&messages(classes, trace, draw)),
@@ -676,6 +667,7 @@ mod tests {
                     messages: vec![json!({ "role": "user", "content": format!("record {i}") })],
                     max_tokens: None,
                     line: i + 1,
+                    image_sizes: Vec::new(),
                 })
                 .collect(),
             filtered_out: 0,

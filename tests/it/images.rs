@@ -132,3 +132,68 @@ fn image_settings_a_target_cannot_take_are_refused_with_their_place() {
         assert!(stderr.contains(said), "{to}: {stderr}");
     }
 }
+
+/// A PNG of `width` × `height` (one grey).
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().unwrap();
+    writer
+        .write_image_data(&vec![128u8; (width * height) as usize])
+        .unwrap();
+    writer.finish().unwrap();
+    out
+}
+
+#[test]
+fn dataset_records_carry_their_images_and_bad_ones_are_refused_with_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("photo.png"), png(512, 512)).unwrap();
+    std::fs::write(
+        dir.path().join("data.jsonl"),
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"describe this photo\"}], \"images\": [\"photo.png\"]}\n",
+    )
+    .unwrap();
+    let scenario = scenario("openai", "stream", 10).replace(
+        "input_tokens = 32\nmax_tokens = 8\nimages = { width = 512, height = 512 }",
+        "dataset = \"data.jsonl\"\nmax_tokens = 8",
+    );
+    let target = run(dir.path(), &scenario);
+    let summary = &target["summary"];
+    // The server's usage: 3 words and the 512 × 512 image (255 tokens) per request.
+    assert_eq!(summary["tokens"]["input"], 10 * (3 + 255), "{summary}");
+    let counted = target["server_metrics"]["kept"]["drover_mock_images_total"]
+        .as_array()
+        .and_then(|points| points.last())
+        .map(|point| point[1].as_f64().unwrap());
+    assert_eq!(counted, Some(10.0));
+    // The projection counts the image too: 10 × (3 words + 7 of the chat format + 255).
+    let output = drover(dir.path(), &["validate", "s.toml"], &[]);
+    assert!(
+        text(&output.stdout).contains("10 requests, 2,650 input"),
+        "{}",
+        text(&output.stdout)
+    );
+
+    std::fs::write(dir.path().join("notes.txt"), "not a picture").unwrap();
+    let big = std::fs::File::create(dir.path().join("big.png")).unwrap();
+    big.set_len(21 * 1024 * 1024).unwrap();
+    for (image, said) in [
+        ("notes.txt", "data.jsonl:1: images[0]: "),
+        ("notes.txt", "notes.txt is not an image drover can read"),
+        ("big.png", "more than the 20971520 an image may have"),
+        ("missing.png", "images[0]: cannot read"),
+    ] {
+        std::fs::write(
+            dir.path().join("data.jsonl"),
+            format!("{{\"messages\": [{{\"role\": \"user\", \"content\": \"hi\"}}], \"images\": [\"{image}\"]}}\n"),
+        )
+        .unwrap();
+        let output = drover(dir.path(), &["validate", "s.toml"], &[]);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{image}: {stderr}");
+        assert!(stderr.contains(said), "{image}: {stderr}");
+    }
+}
