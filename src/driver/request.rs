@@ -364,8 +364,12 @@ async fn token_counts(
         let input = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
             .map(|body| {
-                tokenizer.count_messages(&api.prompt_messages(&body))
-                    + crate::protocol::images::in_body(api, &body).0
+                let messages = api.prompt_messages(&body);
+                let images = crate::protocol::images::in_messages(
+                    api,
+                    messages.as_array().map_or(&[][..], Vec::as_slice),
+                );
+                tokenizer.count_messages(&messages) + images.0
             });
         (output, input, text)
     })

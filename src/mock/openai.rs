@@ -743,8 +743,9 @@ fn billed_prompt_tokens(
         Format::Responses => Some(crate::protocol::Api::Responses),
         Format::Completions => None,
     };
-    let (image_tokens, images) =
-        image_api.map_or((0, 0), |api| crate::protocol::images::in_body(api, request));
+    let (image_tokens, images) = image_api.map_or((0, 0), |api| {
+        crate::protocol::images::in_messages(api, messages)
+    });
     state.gauges.count_images(images);
     let tool_results = messages
         .iter()

@@ -106,10 +106,15 @@ pub fn tokens(api: Api, width: u32, height: u32, detail: Option<&str>) -> u64 {
 /// carries as a data URL (an image given by web address has no size here and counts 0), and how
 /// many images it carries.
 pub fn in_body(api: Api, body: &Value) -> (u64, u64) {
+    let messages = api.prompt_messages(body);
+    in_messages(api, messages.as_array().map_or(&[][..], Vec::as_slice))
+}
+
+/// [`in_body`] for a body's messages already read (in any of the three formats).
+pub fn in_messages(api: Api, messages: &[Value]) -> (u64, u64) {
     let mut tokens_total = 0;
     let mut count = 0;
-    let messages = api.prompt_messages(body);
-    for message in messages.as_array().into_iter().flatten() {
+    for message in messages {
         let Some(parts) = message.get("content").and_then(Value::as_array) else {
             continue;
         };

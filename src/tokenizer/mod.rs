@@ -69,14 +69,14 @@ impl Tokenizer {
     pub fn count_messages(&self, messages: &Value) -> u64 {
         match self {
             Tokenizer::Tiktoken(encoding) => encoding.count_messages(messages),
-            Tokenizer::File(file) => {
+            Tokenizer::File(_) => {
                 let Some(messages) = messages.as_array() else {
                     return 0;
                 };
-                let template = file.template();
-                let mut tokens = template.per_request;
+                let (per_message, per_request) = self.template_tokens();
+                let mut tokens = per_request;
                 for message in messages {
-                    tokens += template.per_message + self.count(&message_text(message, ""));
+                    tokens += per_message + self.count(&message_text(message, ""));
                 }
                 tokens
             }
@@ -84,16 +84,29 @@ impl Tokenizer {
     }
 
     /// Tokens the chat format adds around one message (its role included), and once per
-    /// request (priming the reply).
+    /// request (priming the reply), with where they come from (for results).
     pub fn template(&self) -> ChatTemplate {
         match self {
-            Tokenizer::Tiktoken(encoding) => ChatTemplate {
-                // Every role drover sends ("user", "system", "assistant") is one token.
-                per_message: tiktoken::PER_MESSAGE + encoding.count("user"),
-                per_request: tiktoken::REPLY_PRIMING,
-                source: TemplateSource::OpenAi,
-            },
+            Tokenizer::Tiktoken(_) => {
+                let (per_message, per_request) = self.template_tokens();
+                ChatTemplate {
+                    per_message,
+                    per_request,
+                    source: TemplateSource::OpenAi,
+                }
+            }
             Tokenizer::File(file) => file.template().clone(),
+        }
+    }
+
+    /// The template's tokens per message and per request, without copying anything: what
+    /// sizing a request (once per request of a run) needs.
+    pub fn template_tokens(&self) -> (u64, u64) {
+        match self {
+            // Every role drover sends ("user", "system", "assistant") is one token of both
+            // vocabularies (a unit test checks).
+            Tokenizer::Tiktoken(_) => (tiktoken::PER_MESSAGE + 1, tiktoken::REPLY_PRIMING),
+            Tokenizer::File(file) => (file.template().per_message, file.template().per_request),
         }
     }
 
@@ -147,6 +160,11 @@ mod tests {
                 + tokenizer.count("hello world")
         );
         assert!(tokenizer.is_default());
+        for encoding in [Encoding::O200kBase, Encoding::Cl100kBase] {
+            for role in ["user", "system", "assistant"] {
+                assert_eq!(encoding.count(role), 1, "{role}");
+            }
+        }
         assert_eq!(tokenizer.name(), "o200k_base");
         assert!(tokenizer.single_token_words().is_none());
     }

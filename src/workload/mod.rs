@@ -464,16 +464,14 @@ pub fn input_tokens(
     api: crate::protocol::Api,
 ) -> u64 {
     let class = &classes[draw.class];
-    let template = tokenizer.template();
+    let (per_message, per_request) = tokenizer.template_tokens();
     let images = class.images.as_ref().map_or(0, |images| images.tokens(api));
     let prefix = match (draw.prefix, &class.shared_prefix) {
-        (Some(_), Some(shared)) => u64::from(shared.tokens) + template.per_message,
+        (Some(_), Some(shared)) => u64::from(shared.tokens) + per_message,
         _ => 0,
     };
     let prompt = match &draw.prompt {
-        PromptDraw::Synthetic { tokens, .. } => {
-            u64::from(*tokens) + template.per_message + template.per_request
-        }
+        PromptDraw::Synthetic { tokens, .. } => u64::from(*tokens) + per_message + per_request,
         PromptDraw::Record(index) => match &class.prompt {
             PromptSource::Dataset(source) => {
                 let record = &source.data.records[*index];
