@@ -28,6 +28,9 @@ struct Line<'a> {
     schedule_lag_ms: f64,
     /// `"reused"`, `"opened"` or `"unknown"` (Batch API requests).
     connection: &'static str,
+    /// The connection's number within the target, in the order connections were opened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connection_id: Option<u32>,
     /// Set-up of the connection this request opened: before `sent_ms`, not part of TTFT.
     #[serde(skip_serializing_if = "Option::is_none")]
     dns_ms: Option<f64>,
@@ -35,6 +38,9 @@ struct Line<'a> {
     tcp_connect_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tls_handshake_ms: Option<f64>,
+    /// The wait for an HTTP/2 stream slot, every connection of the pool full: before `sent_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_wait_ms: Option<f64>,
     ttfb_ms: Option<f64>,
     ttft_ms: Option<f64>,
     e2e_ms: f64,
@@ -64,9 +70,11 @@ struct CsvRow<'a> {
     sent_ms: f64,
     schedule_lag_ms: f64,
     connection: &'static str,
+    connection_id: Option<u32>,
     dns_ms: Option<f64>,
     tcp_connect_ms: Option<f64>,
     tls_handshake_ms: Option<f64>,
+    stream_wait_ms: Option<f64>,
     ttfb_ms: Option<f64>,
     ttft_ms: Option<f64>,
     e2e_ms: f64,
@@ -79,7 +87,7 @@ struct CsvRow<'a> {
 }
 
 /// The header of `requests.csv`, the field names of [`CsvRow`] (a test keeps them equal).
-pub const CSV_COLUMNS: [&str; 22] = [
+pub const CSV_COLUMNS: [&str; 24] = [
     "request",
     "target",
     "class",
@@ -90,9 +98,11 @@ pub const CSV_COLUMNS: [&str; 22] = [
     "sent_ms",
     "schedule_lag_ms",
     "connection",
+    "connection_id",
     "dns_ms",
     "tcp_connect_ms",
     "tls_handshake_ms",
+    "stream_wait_ms",
     "ttfb_ms",
     "ttft_ms",
     "e2e_ms",
@@ -117,9 +127,11 @@ impl<'a> CsvRow<'a> {
             sent_ms: line.sent_ms,
             schedule_lag_ms: line.schedule_lag_ms,
             connection: line.connection,
+            connection_id: line.connection_id,
             dns_ms: line.dns_ms,
             tcp_connect_ms: line.tcp_connect_ms,
             tls_handshake_ms: line.tls_handshake_ms,
+            stream_wait_ms: line.stream_wait_ms,
             ttfb_ms: line.ttfb_ms,
             ttft_ms: line.ttft_ms,
             e2e_ms: line.e2e_ms,
@@ -233,9 +245,11 @@ impl RequestLog {
                 ConnectionUse::Reused => "reused",
                 ConnectionUse::Opened(_) => "opened",
             },
+            connection_id: record.connection_id,
             dns_ms: setup.map(|s| ms(s.dns)),
             tcp_connect_ms: setup.map(|s| ms(s.tcp)),
             tls_handshake_ms: setup.and_then(|s| s.tls).map(ms),
+            stream_wait_ms: record.stream_wait.map(ms),
             ttfb_ms: record.ttfb().map(ms),
             ttft_ms: record.ttft().map(ms),
             e2e_ms: ms(record.e2e()),
@@ -310,6 +324,8 @@ mod tests {
             started: start + ms(12),
             sent: start + ms(12),
             connection: Default::default(),
+            connection_id: Some(3),
+            stream_wait: Some(ms(2)),
             headers: Some(start + ms(20)),
             first_event: Some(start + ms(20)),
             first_token: Some(start + ms(52)),
@@ -419,6 +435,6 @@ mod tests {
             assert_eq!(cell, expected, "column {column}");
         }
         assert_eq!(&rows[0][2], "c,1");
-        assert_eq!(&rows[0][21], "throttled;http_503");
+        assert_eq!(&rows[0][23], "throttled;http_503");
     }
 }

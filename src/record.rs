@@ -187,6 +187,11 @@ pub struct RequestRecord {
     pub sent: Instant,
     /// Whether it reused a connection or opened one, and what opening it took.
     pub connection: ConnectionUse,
+    /// The number of the connection it went out on, within its target (`None`: none).
+    pub connection_id: Option<u32>,
+    /// How long it waited for an HTTP/2 stream slot, every connection of its target's pool
+    /// open and full (`None`: it did not wait). Before `sent`: never part of TTFT.
+    pub stream_wait: Option<Duration>,
     pub headers: Option<Instant>,
     pub first_event: Option<Instant>,
     pub first_token: Option<Instant>,
@@ -307,6 +312,9 @@ pub struct ConnectionSetup {
     pub tcp: Duration,
     /// The TLS handshake (`None` for cleartext).
     pub tls: Option<Duration>,
+    /// The SETTINGS_MAX_CONCURRENT_STREAMS an HTTP/2 server announced on it (`None`: HTTP/1.1,
+    /// or no limit announced).
+    pub server_max_streams: Option<u32>,
 }
 
 impl ConnectionSetup {

@@ -81,7 +81,7 @@ pub fn out_of_descriptors(error: &std::io::Error) -> bool {
 }
 
 /// What a plan needs at most: each target's concurrent connections (its users or in-flight cap;
-/// one connection for HTTP/2), twice over for an embedded mock, which holds the other end in the
+/// its pool's `http2.connections` for HTTP/2, when fewer), twice over for an embedded mock, which holds the other end in the
 /// same process. `None` when some target's concurrency has no bound (an open loop without
 /// `max_in_flight`): its need depends on the server's speed.
 pub fn fds_needed(plan: &RunPlan) -> Option<u64> {
@@ -89,7 +89,7 @@ pub fn fds_needed(plan: &RunPlan) -> Option<u64> {
     let mut needed = RESERVED_FDS;
     for target in &plan.targets {
         let connections = if target.http == HttpVersion::Http2 {
-            1
+            u64::from(target.http2.connections).min(concurrency)
         } else {
             concurrency
         };

@@ -423,6 +423,7 @@ fn merge_target(
         // Every shard scraped the same server: the first shard's view stands for the run's.
         server_metrics: parts.iter().find_map(|t| t.server_metrics.clone()),
         tokenizer: first.tokenizer.clone(),
+        http2: first.http2,
     })
 }
 
@@ -1066,6 +1067,7 @@ mod tests {
             accounting: None,
             server_metrics: None,
             tokenizer: None,
+            http2: None,
         };
         MergeInput {
             source: format!("shard{index}.json"),

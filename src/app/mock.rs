@@ -42,6 +42,7 @@ pub struct MockRequest {
     pub early_stop: f64,
     pub cache_ttft: Option<Duration>,
     pub decode_slots: Option<u32>,
+    pub max_concurrent_streams: Option<u32>,
 }
 
 /// `drover mock`: a standalone mock server until interrupted, then what it served and produced.
@@ -77,6 +78,7 @@ pub async fn serve(args: MockRequest) -> Outcome {
         early_stop: args.early_stop,
         cache_ttft: args.cache_ttft.map(LatencyModel::Fixed),
         decode_slots: args.decode_slots,
+        max_concurrent_streams: args.max_concurrent_streams,
         ..MockConfig::default()
     };
     if !(args.batch_mode_speedup.is_finite() && args.batch_mode_speedup > 0.0) {

@@ -556,6 +556,9 @@ pub struct MockArgs {
     /// time to first token includes the wait.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub decode_slots: Option<u32>,
+    /// The HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS it announces (default 200).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_streams: Option<u32>,
 }
 
 fn parse_fraction(text: &str) -> Result<f64, String> {

@@ -327,6 +327,7 @@ async fn serve_mock(args: MockArgs) -> i32 {
             early_stop: args.early_stop,
             cache_ttft: args.cache_ttft,
             decode_slots: args.decode_slots,
+            max_concurrent_streams: args.max_concurrent_streams,
         })
         .await,
     )

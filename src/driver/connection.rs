@@ -4,12 +4,13 @@
 //! part of its TTFT.
 //!
 //! HTTP/1.1: a stack of idle connections; a request takes one (or opens one) and gives it back
-//! once its response has been read to the end. HTTP/2: one shared connection that every request
-//! multiplexes over, opened by the first request that needs it. Each connection's I/O runs in a
-//! task of its own. (Polling an HTTP/1.1 connection's I/O inside the request's task instead was
+//! once its response has been read to the end. HTTP/2: a pool of up to `http2.connections`
+//! connections that requests multiplex over, each stream taking a slot ([`super::http2_pool`]).
+//! Every connection gets a number, so results can show how requests spread over them. Each
+//! connection's I/O runs in a task of its own. (Polling an HTTP/1.1 connection's I/O inside the request's task instead was
 //! measured: the same CPU per request against nginx, so the simpler form stayed.)
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,8 +26,10 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::client::{tls_config, ClientError};
+use super::http2_pool::{Checkout, Http2Pool, StreamSlot};
+use super::http2_settings::{ServerStreams, SettingsReader};
 use crate::record::ConnectionSetup;
-use crate::scenario::{HttpVersion, TlsOptions};
+use crate::scenario::{Http2Shape, HttpVersion, TlsOptions};
 
 /// The body type of every request drover sends.
 pub type RequestBody = Full<Bytes>;
@@ -59,12 +62,21 @@ pub enum ConnectError {
         "no file descriptor left for another connection ({0} connections open; raise ulimit -n)"
     )]
     OutOfDescriptors(usize),
+    #[error("the server closed the HTTP/2 connection before sending its SETTINGS")]
+    NoSettings,
 }
 
 /// A connection ready to carry one request.
 enum Sender {
     Http1(http1::SendRequest<RequestBody>),
-    Http2(http2::SendRequest<RequestBody>),
+    /// A stream slot on a pooled HTTP/2 connection, freed when the lease is dropped.
+    Http2(StreamSlot),
+}
+
+/// A connection just opened, not yet lent.
+enum Opened {
+    Http1(http1::SendRequest<RequestBody>),
+    Http2(http2::SendRequest<RequestBody>, ServerStreams),
 }
 
 /// A connection lent to one request, and what opening it cost (`None`: it was reused).
@@ -74,6 +86,11 @@ pub struct Lease {
     /// The request first went out on a reused connection that the server closed before
     /// answering, and was sent again on this fresh one (see [`ConnectionPool::send`]).
     pub reconnected: bool,
+    /// The connection's number within its target, in the order they were opened.
+    pub connection_id: u32,
+    /// How long the request waited for an HTTP/2 stream slot with every connection of the
+    /// pool open and full (`None`: it did not wait).
+    pub stream_wait: Option<Duration>,
 }
 
 /// The connections of one target.
@@ -87,10 +104,14 @@ pub struct ConnectionPool {
     host_header: HeaderValue,
     version: HttpVersion,
     connect_timeout: Duration,
-    /// Set once ALPN picked HTTP/2 on a `version = "auto"` target: share one connection from then on.
+    /// Set once ALPN picked HTTP/2 on a `version = "auto"` target: pool HTTP/2 connections
+    /// from then on.
     negotiated_http2: AtomicBool,
-    idle: Mutex<Vec<http1::SendRequest<RequestBody>>>,
-    shared_http2: tokio::sync::Mutex<Option<http2::SendRequest<RequestBody>>>,
+    /// Idle HTTP/1.1 connections, with their numbers.
+    idle: Mutex<Vec<(u32, http1::SendRequest<RequestBody>)>>,
+    http2: Http2Pool,
+    /// The number the next connection opened gets.
+    next_connection_id: AtomicU32,
     /// File-descriptor slots one connection takes from the process's budget
     /// ([`crate::resources::connection_slots`]): 2 when the server's end is in this process.
     slots_per_connection: u32,
@@ -106,6 +127,7 @@ impl ConnectionPool {
         version: HttpVersion,
         connect_timeout: Duration,
         tls: &TlsOptions,
+        http2_shape: Http2Shape,
         slots_per_connection: u32,
     ) -> Result<ConnectionPool, ClientError> {
         let https = url.scheme_str() == Some("https");
@@ -143,7 +165,8 @@ impl ConnectionPool {
             connect_timeout,
             negotiated_http2: AtomicBool::new(false),
             idle: Mutex::new(Vec::new()),
-            shared_http2: tokio::sync::Mutex::new(None),
+            http2: Http2Pool::new(http2_shape),
+            next_connection_id: AtomicU32::new(0),
             slots_per_connection,
         })
     }
@@ -168,15 +191,13 @@ impl ConnectionPool {
         let mut fresh = false;
         for _ in 0..MAX_STALE_ATTEMPTS {
             let mut lease = if fresh {
-                let (sender, opened) = self
+                let (opened, setup, id) = self
                     .open()
                     .await
                     .map_err(|e| (SendError::Connect(e), true))?;
-                Lease {
-                    sender,
-                    opened: Some(opened),
-                    reconnected: true,
-                }
+                let mut lease = self.lend_opened(opened, setup, id);
+                lease.reconnected = true;
+                lease
             } else {
                 self.checkout()
                     .await
@@ -188,17 +209,13 @@ impl ConnectionPool {
                     to_origin_form(&mut request, &self.host_header);
                     sender.try_send_request(request).await
                 }
-                Sender::Http2(sender) => sender.try_send_request(request).await,
+                Sender::Http2(slot) => slot.sender.try_send_request(request).await,
             };
             match result {
                 Ok(response) => return Ok((response, lease, written)),
                 Err(mut error) => match error.take_message() {
-                    Some(unsent) if lease.opened.is_none() => {
-                        if let Sender::Http2(_) = lease.sender {
-                            self.forget_http2().await;
-                        }
-                        request = unsent;
-                    }
+                    // A closed HTTP/2 connection leaves the pool at the next checkout.
+                    Some(unsent) if lease.opened.is_none() => request = unsent,
                     None if lease.opened.is_none()
                         && !fresh
                         && matches!(lease.sender, Sender::Http1(_))
@@ -214,11 +231,13 @@ impl ConnectionPool {
         Err((SendError::Stale, fresh))
     }
 
-    /// Gives a connection back after its response was read to the end.
+    /// Gives a connection back after its response was read to the end (an HTTP/2 stream slot
+    /// is freed as the lease drops).
     pub fn give_back(&self, lease: Lease) {
         if let Sender::Http1(sender) = lease.sender {
             if !sender.is_closed() {
-                self.idle.lock().expect("idle list lock").push(sender);
+                let id = lease.connection_id;
+                self.idle.lock().expect("idle list lock").push((id, sender));
             }
         }
     }
@@ -229,7 +248,7 @@ impl ConnectionPool {
         }
         loop {
             let idle = self.idle.lock().expect("idle list lock").pop();
-            let Some(mut sender) = idle else {
+            let Some((id, mut sender)) = idle else {
                 break;
             };
             if sender.ready().await.is_ok() {
@@ -237,20 +256,32 @@ impl ConnectionPool {
                     sender: Sender::Http1(sender),
                     opened: None,
                     reconnected: false,
+                    connection_id: id,
+                    stream_wait: None,
                 });
             }
         }
-        let (sender, opened) = self.open().await?;
-        if let Sender::Http2(http2) = &sender {
-            // ALPN chose HTTP/2 for an "auto" target: later requests share this connection.
-            *self.shared_http2.lock().await = Some(http2.clone());
-            self.negotiated_http2.store(true, Ordering::Relaxed);
-        }
-        Ok(Lease {
+        let (opened, setup, id) = self.open().await?;
+        Ok(self.lend_opened(opened, setup, id))
+    }
+
+    /// Lends a connection just opened to the request that opened it. One that ALPN made HTTP/2
+    /// on an `http = "auto"` target joins the HTTP/2 pool, which later requests then use.
+    fn lend_opened(&self, opened: Opened, setup: ConnectionSetup, id: u32) -> Lease {
+        let sender = match opened {
+            Opened::Http1(sender) => Sender::Http1(sender),
+            Opened::Http2(sender, streams) => {
+                self.negotiated_http2.store(true, Ordering::Relaxed);
+                Sender::Http2(self.http2.adopt(id, sender, streams))
+            }
+        };
+        Lease {
             sender,
-            opened: Some(opened),
+            opened: Some(setup),
             reconnected: false,
-        })
+            connection_id: id,
+            stream_wait: None,
+        }
     }
 
     fn uses_http2(&self) -> bool {
@@ -259,46 +290,51 @@ impl ConnectionPool {
     }
 
     async fn checkout_http2(&self) -> Result<Lease, ConnectError> {
-        let mut shared = self.shared_http2.lock().await;
-        if let Some(sender) = shared.as_ref() {
-            if !sender.is_closed() {
+        let (checkout, stream_wait) = self.http2.checkout().await;
+        let ticket = match checkout {
+            Checkout::Slot(slot) => {
                 return Ok(Lease {
-                    sender: Sender::Http2(sender.clone()),
+                    connection_id: slot.connection_id,
+                    sender: Sender::Http2(slot),
                     opened: None,
                     reconnected: false,
-                });
+                    stream_wait,
+                })
             }
-        }
-        let (sender, opened) = self.open().await?;
-        if let Sender::Http2(http2) = &sender {
-            *shared = Some(http2.clone());
-        }
+            Checkout::Open(ticket) => ticket,
+        };
+        // A failure (or this future dropped) gives the ticket back with it.
+        let (opened, setup, id) = self.open().await?;
+        let sender = match opened {
+            Opened::Http2(sender, streams) => {
+                Sender::Http2(self.http2.add(ticket, id, sender, streams))
+            }
+            // TLS without ALPN's h2: the server spoke HTTP/1.1 on this one.
+            Opened::Http1(sender) => Sender::Http1(sender),
+        };
         Ok(Lease {
             sender,
-            opened: Some(opened),
+            opened: Some(setup),
             reconnected: false,
+            connection_id: id,
+            stream_wait,
         })
-    }
-
-    async fn forget_http2(&self) {
-        let mut shared = self.shared_http2.lock().await;
-        if shared.as_ref().is_some_and(|s| s.is_closed()) {
-            *shared = None;
-        }
     }
 
     /// Opens a connection: DNS, TCP, TLS (for https), then the HTTP handshake.
     ///
     /// Its future (several KiB: the TLS and HTTP handshakes) lives on the heap: opening is rare,
     /// and inline it would make every request's future that large, copied on every request.
-    async fn open(&self) -> Result<(Sender, ConnectionSetup), ConnectError> {
+    async fn open(&self) -> Result<(Opened, ConnectionSetup, u32), ConnectError> {
         let timeout = self.connect_timeout;
-        Box::pin(tokio::time::timeout(timeout, self.open_untimed()))
+        let (opened, setup) = Box::pin(tokio::time::timeout(timeout, self.open_untimed()))
             .await
-            .unwrap_or_else(|_| Err(ConnectError::Timeout(humantime::format_duration(timeout))))
+            .unwrap_or_else(|_| Err(ConnectError::Timeout(humantime::format_duration(timeout))))?;
+        let id = self.next_connection_id.fetch_add(1, Ordering::Relaxed);
+        Ok((opened, setup, id))
     }
 
-    async fn open_untimed(&self) -> Result<(Sender, ConnectionSetup), ConnectError> {
+    async fn open_untimed(&self) -> Result<(Opened, ConnectionSetup), ConnectError> {
         // A slot of the process's descriptor budget, held by the connection's task until it
         // closes; none left: the request fails as drover's shortage, at once.
         let slots = crate::resources::connection_slots();
@@ -327,12 +363,14 @@ impl ConnectionPool {
             dns: resolved - began,
             tcp: connected - resolved,
             tls: None,
+            server_max_streams: None,
         };
         let Some(tls) = &self.tls else {
-            let sender = self
+            let opened = self
                 .handshake(tcp, self.version == HttpVersion::Http2, slot)
                 .await?;
-            return Ok((sender, setup));
+            setup.server_max_streams = announced_limit(&opened);
+            return Ok((opened, setup));
         };
         let stream = tls
             .connect(self.server_name.clone(), tcp)
@@ -343,8 +381,9 @@ impl ConnectionPool {
             })?;
         setup.tls = Some(connected.elapsed());
         let negotiated_h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-        let sender = self.handshake(stream, negotiated_h2, slot).await?;
-        Ok((sender, setup))
+        let opened = self.handshake(stream, negotiated_h2, slot).await?;
+        setup.server_max_streams = announced_limit(&opened);
+        Ok((opened, setup))
     }
 
     async fn handshake<T>(
@@ -352,25 +391,31 @@ impl ConnectionPool {
         io: T,
         http2: bool,
         slot: tokio::sync::OwnedSemaphorePermit,
-    ) -> Result<Sender, ConnectError>
+    ) -> Result<Opened, ConnectError>
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let io = TokioIo::new(io);
         if http2 {
+            let (io, server_settings) = SettingsReader::new(io);
             let (sender, connection) = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .initial_connection_window_size(4 * 1024 * 1024)
                 .initial_stream_window_size(1024 * 1024)
-                .handshake(io)
+                .handshake(TokioIo::new(io))
                 .await
                 .map_err(ConnectError::Http)?;
             tokio::spawn(async move {
                 let _slot = slot;
                 let _ = connection.await;
             });
-            Ok(Sender::Http2(sender))
+            // The server's preface: its stream limit decides how many requests this connection
+            // takes at once (the wait is part of opening, bounded by connect_timeout).
+            let streams = server_settings
+                .await
+                .map_err(|_| ConnectError::NoSettings)?;
+            Ok(Opened::Http2(sender, streams))
         } else {
+            let io = TokioIo::new(io);
             let (sender, connection) = http1::Builder::new()
                 .handshake(io)
                 .await
@@ -379,8 +424,16 @@ impl ConnectionPool {
                 let _slot = slot;
                 let _ = connection.await;
             });
-            Ok(Sender::Http1(sender))
+            Ok(Opened::Http1(sender))
         }
+    }
+}
+
+/// The stream limit an HTTP/2 server announced on a connection just opened.
+fn announced_limit(opened: &Opened) -> Option<u32> {
+    match opened {
+        Opened::Http2(_, ServerStreams::Limit(limit)) => Some(*limit),
+        _ => None,
     }
 }
 

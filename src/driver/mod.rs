@@ -11,6 +11,8 @@ mod client;
 mod connection;
 mod deadline;
 mod finish;
+mod http2_pool;
+mod http2_settings;
 mod ledger;
 mod output_count;
 mod preflight;

@@ -72,9 +72,15 @@ impl TargetContext {
             crate::scenario::Endpoint::Mock(_) => 2,
             crate::scenario::Endpoint::Url(_) => 1,
         };
-        let connections =
-            ConnectionPool::new(&url, plan.http, plan.timeouts.connect, &plan.tls, slots)
-                .map_err(|e| format!("target \"{}\": {e}", plan.name))?;
+        let connections = ConnectionPool::new(
+            &url,
+            plan.http,
+            plan.timeouts.connect,
+            &plan.tls,
+            plan.http2,
+            slots,
+        )
+        .map_err(|e| format!("target \"{}\": {e}", plan.name))?;
         let key_headers = match &plan.api_key {
             Some(key) => vec![plan.auth.header_for(key.expose()).map_err(|_| {
                 format!(
@@ -207,6 +213,8 @@ struct Measured {
     /// When the request's first byte was written (`None`: it never was).
     sent: Option<Instant>,
     connection: ConnectionUse,
+    connection_id: Option<u32>,
+    stream_wait: Option<Duration>,
     headers: Option<Instant>,
     first_event: Option<Instant>,
     first_token: Option<Instant>,
@@ -296,6 +304,8 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
         started,
         sent: measured.sent.unwrap_or(started),
         connection: measured.connection,
+        connection_id: measured.connection_id,
+        stream_wait: measured.stream_wait,
         headers: measured.headers,
         first_event: measured.first_event,
         first_token: measured.first_token,
@@ -444,6 +454,8 @@ pub(crate) fn internal_record(begun: &super::ledger::Begun, message: &str) -> Re
         started: now,
         sent: now,
         connection: ConnectionUse::Unknown,
+        connection_id: None,
+        stream_wait: None,
         headers: None,
         first_event: None,
         first_token: None,
@@ -626,6 +638,8 @@ async fn exchange(
     measured.headers = Some(headers_arrived);
     measured.sent = Some(written);
     measured.reconnected = lease.reconnected;
+    measured.connection_id = Some(lease.connection_id);
+    measured.stream_wait = lease.stream_wait;
     measured.connection = match lease.opened {
         Some(setup) => ConnectionUse::Opened(setup),
         None => ConnectionUse::Reused,

@@ -139,6 +139,7 @@ impl Recorder {
             accounting: None,
             server_metrics: None,
             tokenizer: Some(tokenizer_used(&target.tokenizer)),
+            http2: http2_shape(target),
         }
     }
 
@@ -311,4 +312,16 @@ fn estimate_warning(
         "target \"{target}\": {estimated} responses carried no usage, so their output tokens are estimates ({exact}): {}; tokens/s, TPOT, output lengths and cost are marked ~ where they rest on them",
         sources.join(", ")
     ))
+}
+
+/// A target's HTTP/2 pool shape, when it speaks HTTP/2 or may.
+fn http2_shape(target: &crate::scenario::TargetPlan) -> Option<crate::results::Http2PoolShape> {
+    let may_negotiate = target.http == crate::scenario::HttpVersion::Auto
+        && matches!(&target.endpoint, Endpoint::Url(url) if url.starts_with("https://"));
+    (target.http == crate::scenario::HttpVersion::Http2 || may_negotiate).then_some(
+        crate::results::Http2PoolShape {
+            connections: target.http2.connections,
+            max_streams_per_connection: target.http2.max_streams_per_connection,
+        },
+    )
 }

@@ -103,6 +103,8 @@ pub struct GroupStats {
     shared_prefix: Option<SharedPrefixCounts>,
     sessions: Option<SessionCounts>,
     connections: Option<ConnectionCounts>,
+    /// Requests each connection carried, by its number within the target.
+    requests_by_connection: BTreeMap<u32, u64>,
     stream_preamble: Option<StreamPreamble>,
     answers: Option<AnswerDetail>,
     tool_calls: Option<crate::results::ToolCallResults>,
@@ -142,6 +144,7 @@ impl Default for GroupStats {
             shared_prefix: None,
             sessions: None,
             connections: None,
+            requests_by_connection: BTreeMap::new(),
             stream_preamble: None,
             answers: None,
             tool_calls: None,
@@ -219,6 +222,15 @@ impl GroupStats {
 
     /// How the request got its connection, and what its stream sent that was not a token.
     fn record_connection(&mut self, record: &RequestRecord) {
+        if let Some(id) = record.connection_id {
+            *self.requests_by_connection.entry(id).or_default() += 1;
+        }
+        if let Some(wait) = record.stream_wait {
+            self.connections
+                .get_or_insert_with(ConnectionCounts::default)
+                .stream_waits += 1;
+            self.observe_extra("stream_wait".into(), wait);
+        }
         match record.connection {
             ConnectionUse::Unknown => {}
             ConnectionUse::Reused => {
@@ -232,6 +244,10 @@ impl GroupStats {
                     .get_or_insert_with(ConnectionCounts::default);
                 counts.opened += 1;
                 counts.tls_handshakes += u64::from(setup.tls.is_some());
+                if let Some(limit) = setup.server_max_streams {
+                    let smallest = counts.server_max_streams.map_or(limit, |s| s.min(limit));
+                    counts.server_max_streams = Some(smallest);
+                }
                 self.observe_extra("dns".into(), setup.dns);
                 self.observe_extra("tcp_connect".into(), setup.tcp);
                 if let Some(tls) = setup.tls {
@@ -481,6 +497,10 @@ impl GroupStats {
                 .get_or_insert_with(ConnectionCounts::default)
                 .add(theirs);
         }
+        // The same target's connections: one number is one connection.
+        for (id, requests) in &other.requests_by_connection {
+            *self.requests_by_connection.entry(*id).or_default() += requests;
+        }
         if let Some(theirs) = &other.stream_preamble {
             self.stream_preamble
                 .get_or_insert_with(StreamPreamble::default)
@@ -590,6 +610,13 @@ impl GroupStats {
         results.shared_prefix = self.shared_prefix.clone();
         results.sessions = self.sessions.clone();
         results.connections = self.connections.clone().map(|mut counts| {
+            counts.connections_used = self.requests_by_connection.len() as u64;
+            counts.requests_per_connection = self
+                .requests_by_connection
+                .values()
+                .take(crate::results::MAX_CONNECTIONS_LISTED)
+                .copied()
+                .collect();
             counts.finish();
             counts
         });
@@ -873,6 +900,8 @@ mod tests {
             started: start + ms(5),
             sent: start + ms(5),
             connection: Default::default(),
+            connection_id: None,
+            stream_wait: None,
             headers: Some(start + ms(6)),
             first_event: Some(start + ms(7)),
             first_token: Some(start + ms(5 + ttft_ms)),

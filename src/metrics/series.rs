@@ -225,6 +225,8 @@ mod tests {
             started: start,
             sent: start,
             connection: Default::default(),
+            connection_id: None,
+            stream_wait: None,
             headers: None,
             first_event: None,
             first_token: Some(start + ms(20)),

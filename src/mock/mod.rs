@@ -67,6 +67,8 @@ pub struct MockConfig {
     /// (first come, first served) and their time to first token includes the wait, so latency
     /// rises with load past capacity. `None`: unlimited.
     pub decode_slots: Option<u32>,
+    /// The HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS it announces (`None`: hyper's default, 200).
+    pub max_concurrent_streams: Option<u32>,
     /// Input tokens reported in usage, as a multiple of the prompt's count (1: honest). A server
     /// that counts more than the client projects, for testing the spend guard.
     pub input_usage_scale: f64,
@@ -93,6 +95,7 @@ impl Default for MockConfig {
             early_stop: 0.0,
             cache_ttft: None,
             decode_slots: None,
+            max_concurrent_streams: None,
             input_usage_scale: 1.0,
             vocabulary: MockVocabulary::default(),
             tool_call_rate: 0.0,
@@ -411,6 +414,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<MockState>, http1_only: b
                 let _ = stream.set_nodelay(true);
                 let state = state.clone();
                 let counter = request_counter.clone();
+                let max_streams = state.config.max_concurrent_streams;
                 connections.spawn(async move {
                     let service = service_fn(move |request| {
                         let state = state.clone();
@@ -421,9 +425,12 @@ async fn accept_loop(listener: TcpListener, state: Arc<MockState>, http1_only: b
                     if http1_only {
                         let _ = http1::Builder::new().serve_connection(io, service).await;
                     } else {
-                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                            .serve_connection(io, service)
-                            .await;
+                        let mut builder =
+                            hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                        if let Some(streams) = max_streams {
+                            builder.http2().max_concurrent_streams(streams);
+                        }
+                        let _ = builder.serve_connection(io, service).await;
                     }
                 });
             }

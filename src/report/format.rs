@@ -487,6 +487,64 @@ fn p50(group: &GroupResults, metric: &str) -> String {
         .map_or("-".to_string(), |s| format!("{:.1} ms", s.p50))
 }
 
+/// An HTTP/2 pool's line: connections used of those allowed, streams each, how requests spread
+/// over the connections, and how many waited for a stream slot (that wait is never TTFT).
+fn http2_line(
+    name: &str,
+    shape: &crate::results::Http2PoolShape,
+    group: &GroupResults,
+    connections: &crate::results::ConnectionCounts,
+) -> String {
+    let streams = match (
+        shape.max_streams_per_connection,
+        connections.server_max_streams,
+    ) {
+        (Some(mine), Some(server)) => format!(
+            "{} streams each ({} set, the server allows {})",
+            thousands(u64::from(mine.min(server))),
+            thousands(u64::from(mine)),
+            thousands(u64::from(server))
+        ),
+        (Some(mine), None) => format!("{} streams each", thousands(u64::from(mine))),
+        (None, Some(server)) => format!(
+            "{} streams each (the server's limit)",
+            thousands(u64::from(server))
+        ),
+        (None, None) => "streams unlimited (the server announced no limit)".to_string(),
+    };
+    const SHOWN: usize = 8;
+    let spread = &connections.requests_per_connection;
+    let mut per_connection = spread
+        .iter()
+        .take(SHOWN)
+        .map(|n| thousands(*n))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if connections.connections_used as usize > SHOWN {
+        per_connection.push_str(", …");
+    }
+    let requests = connections.opened + connections.reused;
+    let waits = if connections.stream_waits == 0 {
+        "no request waited for a stream slot".to_string()
+    } else {
+        let p99 = group
+            .latency_ms
+            .get("stream_wait")
+            .map_or("-".to_string(), |s| format!("{:.1} ms", s.p99));
+        format!(
+            "{} of {} requests waited for a stream slot: p50 {}, p99 {p99} (not part of TTFT; more http2.connections would spare it)",
+            thousands(connections.stream_waits),
+            thousands(requests),
+            p50(group, "stream_wait")
+        )
+    };
+    format!(
+        "http2 {name}: {} of {} connection(s) used, {streams}; requests per connection {per_connection}; {waits}",
+        thousands(connections.connections_used),
+        thousands(u64::from(shape.connections)),
+    )
+}
+
 /// Per target: connections opened and reused with their set-up times, and what streams sent
 /// before their first token. Per class: output length asked for versus produced, shared-prefix
 /// cache hits, sessions. For the terminal, Markdown and HTML alike.
@@ -680,6 +738,9 @@ pub fn workload_lines(results: &crate::results::RunResults) -> Vec<String> {
                 thousands(connections.reused),
                 connections.reuse_rate * 100.0
             ));
+            if let Some(shape) = &target.http2 {
+                out.push(http2_line(&target.name, shape, group, connections));
+            }
         }
         if let Some(preamble) = &group.stream_preamble {
             if preamble.requests_with_prelude

@@ -333,6 +333,23 @@ pub struct TargetResults {
     /// The vocabulary the client counted tokens with where the server reported none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokenizer: Option<TokenizerUsed>,
+    /// Its HTTP/2 pool as configured (`http2`), when it speaks HTTP/2 or may (`https://` with
+    /// `http = "auto"`); what happened on it is in `summary.connections`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http2: Option<Http2PoolShape>,
+}
+
+/// `http2 = { connections, max_streams_per_connection }` as the run used it.
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub struct Http2PoolShape {
+    /// Connections opened at most.
+    pub connections: u32,
+    /// Streams one connection carried at most besides the server's limit (absent: the server's
+    /// limit alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_streams_per_connection: Option<u32>,
 }
 
 /// The tokenizer a target's client-side counts came from, and its chat template's tokens.
@@ -637,13 +654,41 @@ pub struct ConnectionCounts {
     pub tls_handshakes: u64,
     /// `reused / (opened + reused)`.
     pub reuse_rate: f64,
+    /// Connections that carried at least one of these requests.
+    #[serde(default)]
+    pub connections_used: u64,
+    /// Requests each of those connections carried, in the order the connections were opened
+    /// (the first 1,024; in merged results, each shard's after the one before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests_per_connection: Vec<u64>,
+    /// HTTP/2: the smallest stream limit (SETTINGS_MAX_CONCURRENT_STREAMS) a server announced on
+    /// a connection these requests opened (absent: HTTP/1.1, or no limit announced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_max_streams: Option<u32>,
+    /// HTTP/2: requests that waited for a stream slot with every connection of the pool open
+    /// and full; how long is `latency_ms.stream_wait` (never part of TTFT).
+    #[serde(default)]
+    pub stream_waits: u64,
 }
 
+/// Most connections listed in [`ConnectionCounts::requests_per_connection`].
+pub const MAX_CONNECTIONS_LISTED: usize = 1024;
+
 impl ConnectionCounts {
+    /// Adds counts of other requests on other connections (another shard's).
     pub fn add(&mut self, other: &ConnectionCounts) {
         self.opened += other.opened;
         self.reused += other.reused;
         self.tls_handshakes += other.tls_handshakes;
+        self.connections_used += other.connections_used;
+        let room = MAX_CONNECTIONS_LISTED.saturating_sub(self.requests_per_connection.len());
+        self.requests_per_connection
+            .extend(other.requests_per_connection.iter().take(room));
+        self.server_max_streams = match (self.server_max_streams, other.server_max_streams) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.stream_waits += other.stream_waits;
         self.finish();
     }
 

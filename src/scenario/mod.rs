@@ -399,6 +399,8 @@ pub struct TargetPlan {
     pub model_map: std::collections::BTreeMap<String, String>,
     pub timeouts: Timeouts,
     pub http: HttpVersion,
+    /// How its HTTP/2 requests spread over connections.
+    pub http2: Http2Shape,
     pub tls: TlsOptions,
     pub retry: Option<RetryPolicy>,
     pub stream_usage: bool,
@@ -438,6 +440,25 @@ impl TargetPlan {
     /// Whether requests of this class go through the Batch API.
     pub fn class_via_batch(&self, class: usize) -> bool {
         self.batch_classes.get(class).copied().unwrap_or(false)
+    }
+}
+
+/// `http2 = { connections, max_streams_per_connection }`: the HTTP/2 connections a target's
+/// requests spread over, and the streams each may carry beside the server's own limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http2Shape {
+    /// Connections opened at most (default 1).
+    pub connections: u32,
+    /// Streams one connection carries at once (`None`: as many as the server allows).
+    pub max_streams_per_connection: Option<u32>,
+}
+
+impl Default for Http2Shape {
+    fn default() -> Self {
+        Http2Shape {
+            connections: 1,
+            max_streams_per_connection: None,
+        }
     }
 }
 

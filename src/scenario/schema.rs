@@ -222,6 +222,9 @@ pub struct TargetSpec {
     pub idle_timeout: Option<HumanDuration>,
     #[serde(default)]
     pub http: HttpVersion,
+    /// How HTTP/2 requests spread over connections: `{ connections = 4,
+    /// max_streams_per_connection = 100 }` (default one connection, the server's stream limit).
+    pub http2: Option<Http2Spec>,
     /// PEM file of extra CA certificates to trust (besides the Mozilla roots), relative to the
     /// scenario file.
     pub ca_file: Option<PathBuf>,
@@ -266,6 +269,17 @@ pub struct ServerMetricsSpec {
     /// of characters (`"vllm:num_preemptions_total"`, `"vllm:spec_decode_*"`).
     #[serde(default)]
     pub keep: Vec<String>,
+}
+
+/// `http2 = { connections = 4, max_streams_per_connection = 100 }`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Http2Spec {
+    /// Connections opened at most (default 1, at most 10,000).
+    pub connections: Option<u32>,
+    /// Streams one connection carries at once, never more than the server's
+    /// SETTINGS_MAX_CONCURRENT_STREAMS (default: the server's limit).
+    pub max_streams_per_connection: Option<u32>,
 }
 
 impl TargetSpec {
@@ -435,6 +449,8 @@ pub struct MockSpec {
     pub cache_ttft: Option<LatencySpec>,
     /// Capacity model: requests generating at once; the rest queue.
     pub decode_slots: Option<u32>,
+    /// The HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS it announces (default 200, hyper's).
+    pub max_concurrent_streams: Option<u32>,
     /// Report input usage as this multiple of the prompt's tokens (default 1), to try the spend
     /// guard against a server that counts more than drover projects.
     pub input_usage_scale: Option<f64>,

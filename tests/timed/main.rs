@@ -14,6 +14,7 @@ mod compare;
 mod faults;
 mod history;
 mod hostile;
+mod http2_pool;
 mod migration;
 mod server_metrics;
 mod shards;

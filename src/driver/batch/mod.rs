@@ -544,6 +544,8 @@ async fn send(
         started: submitted,
         sent: submitted,
         connection: Default::default(),
+        connection_id: None,
+        stream_wait: None,
         headers: None,
         first_event: None,
         first_token: None,

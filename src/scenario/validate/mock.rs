@@ -178,17 +178,36 @@ pub(super) fn mock_config(
             .cache_ttft
             .as_ref()
             .map(|s| latency_model(checker, &key.key("cache_ttft"), s)),
-        decode_slots: match spec.decode_slots {
-            Some(0) => {
-                checker.fail(
-                    &key.key("decode_slots"),
-                    "must be at least 1 (leave it out for unlimited capacity)",
-                );
-                None
-            }
-            slots => slots,
-        },
+        decode_slots: at_least_one(
+            checker,
+            &key.key("decode_slots"),
+            spec.decode_slots,
+            "unlimited capacity",
+        ),
+        max_concurrent_streams: at_least_one(
+            checker,
+            &key.key("max_concurrent_streams"),
+            spec.max_concurrent_streams,
+            "the default of 200",
+        ),
     }
+}
+
+/// A count that, when set, must be at least 1; leaving it out means `default`.
+fn at_least_one(
+    checker: &mut Checker,
+    key: &KeyPath,
+    value: Option<u32>,
+    default: &str,
+) -> Option<u32> {
+    if value == Some(0) {
+        checker.fail(
+            key,
+            format!("must be at least 1 (leave it out for {default})"),
+        );
+        return None;
+    }
+    value
 }
 
 pub(super) fn fault_plan(

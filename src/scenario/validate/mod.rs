@@ -527,6 +527,57 @@ duration = "5s"
 "#;
 
     #[test]
+    fn an_http2_pool_is_planned_and_a_bad_one_is_refused_at_its_place() {
+        let load = "[load]\nkind = \"closed\"\nusers = 1\nrequests = 1\n";
+        let with = |target: &str| {
+            BASE.replace(
+                "model = \"mock\"\n",
+                &format!("model = \"mock\"\n{target}\n"),
+            ) + load
+        };
+        let plan = check(
+            &with("http = \"http2\"\nhttp2 = { connections = 4, max_streams_per_connection = 50 }"),
+            &|_| None,
+        )
+        .unwrap();
+        assert_eq!(
+            plan.targets[0].http2,
+            crate::scenario::Http2Shape {
+                connections: 4,
+                max_streams_per_connection: Some(50)
+            }
+        );
+        let default = check(&with(""), &|_| None).unwrap();
+        assert_eq!(
+            default.targets[0].http2,
+            crate::scenario::Http2Shape::default()
+        );
+        for (target, place, says) in [
+            (
+                "http2 = { connections = 0 }",
+                "s.toml:5:25: ",
+                "targets[0].http2.connections must be from 1 to 10000, not 0",
+            ),
+            (
+                "http2 = { max_streams_per_connection = 0 }",
+                "s.toml:5:40: ",
+                "targets[0].http2.max_streams_per_connection must be at least 1",
+            ),
+            (
+                "http = \"http1\"\nhttp2 = { connections = 2 }",
+                "s.toml:6:9: ",
+                "targets[0].http2 shapes HTTP/2 connections, but this target speaks HTTP/1.1",
+            ),
+        ] {
+            let error = check(&with(target), &|_| None).unwrap_err();
+            assert!(error.contains(says), "{target}: {error}");
+            assert!(error.contains(place), "{target}: {error}");
+        }
+        let error = check(&with("http2 = { streams = 4 }"), &|_| None).unwrap_err();
+        assert!(error.contains("unknown field `streams`"), "{error}");
+    }
+
+    #[test]
     fn a_migration_plans_its_phases_with_merged_gates() {
         let text = format!(
             r#"{TWO_TARGETS}

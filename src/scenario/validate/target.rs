@@ -11,8 +11,8 @@ use crate::cost::{Currencies, PricedMode, PricingTable, TargetPricing};
 use crate::scenario::locate::KeyPath;
 use crate::scenario::schema::TargetMode;
 use crate::scenario::{
-    is_sensitive_header, BatchOptions, Endpoint, RetryPolicy, Secret, ServerMetricsPlan,
-    TargetPlan, Timeouts, TlsOptions,
+    is_sensitive_header, BatchOptions, Endpoint, Http2Shape, HttpVersion, RetryPolicy, Secret,
+    ServerMetricsPlan, TargetPlan, Timeouts, TlsOptions,
 };
 
 use super::*;
@@ -93,6 +93,7 @@ pub(super) fn target_plan(
         insecure: spec.insecure_skip_verify.unwrap_or(false),
     };
     let timeouts = timeouts(checker, key, spec);
+    let http2 = http2_shape(checker, &key.key("http2"), spec);
     let batch = batch_options(checker, &key.key("batch"), spec);
     let batch_price = routed_batch_price(checker, key, spec, table, currencies);
     let price = target_price(checker, &key.key("pricing"), table, currencies, spec);
@@ -115,6 +116,7 @@ pub(super) fn target_plan(
         model_map: spec.model_map.clone(),
         timeouts,
         http: spec.http,
+        http2,
         tls,
         retry: spec.retry.as_ref().map(|r| RetryPolicy {
             max_retries: r.max,
@@ -438,6 +440,43 @@ fn timeouts(checker: &mut Checker, key: &KeyPath, spec: &TargetSpec) -> Timeouts
         ),
         idle: timeout("idle_timeout", spec.idle_timeout, defaults.idle),
         total: timeout("timeout", spec.timeout, defaults.total),
+    }
+}
+
+/// Most connections an `http2` pool may open: each is a file descriptor (two with an embedded
+/// mock), and a pool of more would be a misprint.
+const MAX_HTTP2_CONNECTIONS: u32 = 10_000;
+
+/// The HTTP/2 pool's shape, checked.
+fn http2_shape(checker: &mut Checker, key: &KeyPath, spec: &TargetSpec) -> Http2Shape {
+    let defaults = Http2Shape::default();
+    let Some(http2) = &spec.http2 else {
+        return defaults;
+    };
+    if spec.http == HttpVersion::Http1 {
+        checker.fail(
+            key,
+            "shapes HTTP/2 connections, but this target speaks HTTP/1.1 (http = \"http1\"); \
+             use http = \"http2\" or \"auto\", or remove http2",
+        );
+    }
+    if let Some(connections) = http2.connections {
+        if connections == 0 || connections > MAX_HTTP2_CONNECTIONS {
+            checker.fail(
+                &key.key("connections"),
+                format!("must be from 1 to {MAX_HTTP2_CONNECTIONS}, not {connections}"),
+            );
+        }
+    }
+    if http2.max_streams_per_connection == Some(0) {
+        checker.fail(
+            &key.key("max_streams_per_connection"),
+            "must be at least 1 (leave it out to use the server's limit)",
+        );
+    }
+    Http2Shape {
+        connections: http2.connections.unwrap_or(defaults.connections).max(1),
+        max_streams_per_connection: http2.max_streams_per_connection,
     }
 }
 

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Client memory per open stream (issue 28): 10,000, 50,000 and 100,000 HTTP/2 streams held open at
+# once against a separate `drover mock` process (so the server's memory is not the client's),
+# spread over pools of 1,000 streams per connection (`http2 = { connections = streams / 1000 }`),
+# plus a run of 100 streams as the baseline. Every request waits 15 s for its first token, so all
+# of them are open together; the run checks that from the request log (the last send before the
+# first answer) and that none waited for a stream slot. Memory is the client's peak RSS (the
+# kernel's VmHWM, results.json's environment.peak_rss_bytes); per stream is
+# (peak - baseline peak) / (streams - 100). Loopback only; about 2 minutes on a 2-core machine.
+#   STREAMS="10000 50000 100000" bash benches/many-streams.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --profile dist --quiet
+drover=target/dist/drover
+out=$(mktemp -d)
+port=${PORT:-18089}
+ttft=15s
+"$drover" mock --addr "127.0.0.1:$port" --ttft "$ttft" --itl 1ms --output-tokens 1 \
+  --max-concurrent-streams 1000 > "$out/mock.log" 2>&1 &
+mock=$!
+trap 'kill "$mock" 2> /dev/null || true; rm -rf "$out"' EXIT
+for _ in $(seq 50); do
+  if (exec 3<> "/dev/tcp/127.0.0.1/$port") 2> /dev/null; then break; fi
+  sleep 0.1
+done
+baseline=""
+for streams in 100 ${STREAMS:-10000 50000 100000}; do
+  connections=$(( (streams + 999) / 1000 ))
+  cat > "$out/s-$streams.toml" <<EOF
+name = "many-streams-$streams"
+[[targets]]
+name = "mock"
+model = "mock"
+base_url = "http://127.0.0.1:$port/v1"
+http = "http2"
+http2 = { connections = $connections }
+[[classes]]
+name = "short"
+input_tokens = 8
+max_tokens = 1
+[load]
+kind = "closed"
+users = $streams
+requests = $streams
+EOF
+  /usr/bin/time -f "%e %U %S" -o "$out/time-$streams" \
+    "$drover" run "$out/s-$streams.toml" --no-progress --no-preflight --export-requests \
+    --out "$out/run-$streams" > "$out/stdout-$streams" 2> "$out/stderr-$streams" || {
+    cat "$out/stdout-$streams" "$out/stderr-$streams"
+    exit 1
+  }
+  run_dir=$(ls -d "$out/run-$streams"/*/)
+  line=$(python3 - "$run_dir" "$streams" "$out/time-$streams" "$baseline" <<'PY'
+import json, sys
+run_dir, streams, time_file, baseline = sys.argv[1:]
+streams = int(streams)
+results = json.load(open(run_dir + "results.json"))
+summary = results["targets"][0]["summary"]
+ok = summary["requests"]["succeeded"]
+peak = results["environment"]["peak_rss_bytes"]
+connections = summary["connections"]
+last_send = first_answer = None
+for line in open(run_dir + "requests.jsonl"):
+    request = json.loads(line)
+    last_send = max(last_send or 0.0, request["sent_ms"])
+    if request.get("ttfb_ms") is not None:
+        answer = request["sent_ms"] + request["ttfb_ms"]
+        first_answer = answer if first_answer is None else min(first_answer, answer)
+wall, user, system = (float(x) for x in open(time_file).read().split()[-3:])
+together = last_send is not None and first_answer is not None and last_send < first_answer
+text = (f"{streams:>7,} streams over {connections['connections_used']:>3} connections: {ok:,} ok, "
+        f"all open at once: {'yes' if together else 'NO'} (last send {last_send / 1000:.1f} s, "
+        f"first answer {first_answer / 1000:.1f} s), stream waits {connections['stream_waits']}, "
+        f"peak RSS {peak / 2**20:.1f} MiB, client CPU {user + system:.1f} s")
+if baseline:
+    base_streams, base_peak = (int(x) for x in baseline.split(":"))
+    per_stream = (peak - base_peak) / (streams - base_streams)
+    text += f", {per_stream / 1024:.2f} KiB per stream"
+if ok != streams or not together:
+    text += "  <- NOT VALID"
+print(f"{text}|{streams}:{peak}")
+PY
+)
+  echo "${line%%|*}"
+  if [ -z "$baseline" ]; then baseline=${line##*|}; fi
+done
+echo "machine: $(nproc) cores, $(uname -sr); one run each; memory per stream = (peak - the 100-stream peak) / (streams - 100)"
