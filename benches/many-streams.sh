@@ -4,14 +4,17 @@
 # spread over pools of 1,000 streams per connection (`http2 = { connections = streams / 1000 }`),
 # plus a run of 100 streams as the baseline. Every request waits 15 s for its first token, so all
 # of them are open together; the run checks that from the request log (the last send before the
-# first answer) and that none waited for a stream slot. Memory is the client's peak RSS (the
-# kernel's VmHWM, results.json's environment.peak_rss_bytes); per stream is
-# (peak - baseline peak) / (streams - 100). Loopback only; about 2 minutes on a 2-core machine.
-#   STREAMS="10000 50000 100000" bash benches/many-streams.sh
+# first answer) and that none waited for a stream slot. Memory is the client's RSS 8 s in, with
+# every stream open and idle (VmRSS); per open stream is (RSS - the 100-stream run's RSS) /
+# (streams - 100). The peak (VmHWM, results.json's environment.peak_rss_bytes) comes as the
+# answers all end at once and the records queue for the recorder; it is shown beside.
+# Loopback only; about 2 minutes on a 2-core machine.
+#   STREAMS="10000 50000 100000" PROFILE=dist bash benches/many-streams.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --profile dist --quiet
-drover=target/dist/drover
+profile=${PROFILE:-dist}
+cargo build --profile "$profile" --quiet
+drover=target/$profile/drover
 out=$(mktemp -d)
 port=${PORT:-18089}
 ttft=15s
@@ -45,15 +48,21 @@ requests = $streams
 EOF
   /usr/bin/time -f "%e %U %S" -o "$out/time-$streams" \
     "$drover" run "$out/s-$streams.toml" --no-progress --no-preflight --export-requests \
-    --out "$out/run-$streams" > "$out/stdout-$streams" 2> "$out/stderr-$streams" || {
+    --out "$out/run-$streams" > "$out/stdout-$streams" 2> "$out/stderr-$streams" &
+  timed=$!
+  # Halfway to the first answers every stream is open and idle: the client's RSS then.
+  sleep 8
+  client=$(pgrep -P "$timed" || true)
+  idle_kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$client/status" 2> /dev/null || echo 0)
+  wait "$timed" || {
     cat "$out/stdout-$streams" "$out/stderr-$streams"
     exit 1
   }
   run_dir=$(ls -d "$out/run-$streams"/*/)
-  line=$(python3 - "$run_dir" "$streams" "$out/time-$streams" "$baseline" <<'PY'
+  line=$(python3 - "$run_dir" "$streams" "$out/time-$streams" "$baseline" "$idle_kib" <<'PY'
 import json, sys
-run_dir, streams, time_file, baseline = sys.argv[1:]
-streams = int(streams)
+run_dir, streams, time_file, baseline, idle_kib = sys.argv[1:]
+streams, idle = int(streams), int(idle_kib) * 1024
 results = json.load(open(run_dir + "results.json"))
 summary = results["targets"][0]["summary"]
 ok = summary["requests"]["succeeded"]
@@ -63,25 +72,28 @@ last_send = first_answer = None
 for line in open(run_dir + "requests.jsonl"):
     request = json.loads(line)
     last_send = max(last_send or 0.0, request["sent_ms"])
-    if request.get("ttfb_ms") is not None:
-        answer = request["sent_ms"] + request["ttfb_ms"]
+    if request.get("ttft_ms") is not None:
+        answer = request["sent_ms"] + request["ttft_ms"]
         first_answer = answer if first_answer is None else min(first_answer, answer)
 wall, user, system = (float(x) for x in open(time_file).read().split()[-3:])
 together = last_send is not None and first_answer is not None and last_send < first_answer
 text = (f"{streams:>7,} streams over {connections['connections_used']:>3} connections: {ok:,} ok, "
         f"all open at once: {'yes' if together else 'NO'} (last send {last_send / 1000:.1f} s, "
         f"first answer {first_answer / 1000:.1f} s), stream waits {connections['stream_waits']}, "
-        f"peak RSS {peak / 2**20:.1f} MiB, client CPU {user + system:.1f} s")
+        f"RSS with every stream open {idle / 2**20:.1f} MiB, peak {peak / 2**20:.1f} MiB, "
+        f"client CPU {user + system:.1f} s")
 if baseline:
-    base_streams, base_peak = (int(x) for x in baseline.split(":"))
-    per_stream = (peak - base_peak) / (streams - base_streams)
-    text += f", {per_stream / 1024:.2f} KiB per stream"
-if ok != streams or not together:
+    base_streams, base_idle, base_peak = (int(x) for x in baseline.split(":"))
+    per_stream = (idle - base_idle) / (streams - base_streams)
+    per_stream_peak = (peak - base_peak) / (streams - base_streams)
+    text += (f"; per open stream {per_stream / 1024:.2f} KiB "
+             f"(peak, as the answers all end at once: {per_stream_peak / 1024:.2f} KiB)")
+if ok != streams or not together or idle == 0:
     text += "  <- NOT VALID"
-print(f"{text}|{streams}:{peak}")
+print(f"{text}|{streams}:{idle}:{peak}")
 PY
 )
   echo "${line%%|*}"
   if [ -z "$baseline" ]; then baseline=${line##*|}; fi
 done
-echo "machine: $(nproc) cores, $(uname -sr); one run each; memory per stream = (peak - the 100-stream peak) / (streams - 100)"
+echo "machine: $(nproc) cores, $(uname -sr); profile $profile; one run each"

@@ -310,7 +310,12 @@ impl Requester {
         };
         let sending = async {
             match &self.mirror {
-                Some(mirror) => self.send_pair(&mut books, mirror, begun, reservation).await,
+                // A shadow pair holds two requests' futures at once: on the heap, so that every
+                // other request's task stays the size of one (it is most of the client's memory
+                // per open stream).
+                Some(mirror) => {
+                    Box::pin(self.send_pair(&mut books, mirror, begun, reservation)).await
+                }
                 None => self.send_turns(&mut books, begun, reservation).await,
             }
         };
@@ -448,33 +453,38 @@ impl Requester {
                 ..request_shape(&self.target.plan, &self.classes, &drawn)
             };
             let last_turn = turn + 1 == turns;
-            let mut record = execute_with_retries(
-                &self.target,
-                Job {
-                    index: k,
-                    class: drawn.class,
-                    stage,
-                    intended,
-                    body,
-                    warmup,
-                    shape,
-                    keep_answer: !last_turn,
-                    tools: self.classes[drawn.class].tools.clone(),
-                },
-            )
-            .await;
-            settle(
-                self.guard.as_deref(),
-                reservation.take(),
-                &self.target,
-                &record,
-            );
-            let answer = record.answer.take();
-            let succeeded = record.outcome.is_ok();
-            let done = record.done;
-            let starved =
-                matches!(&record.outcome, Err(f) if f.class == ErrorClass::ClientResources);
-            if self.records.send(record).await.is_err() {
+            // The record's scope ends as it goes into the channel's send, so the task holds it
+            // once, not twice, across that wait (every byte here is per open stream).
+            let (answer, succeeded, done, starved, handing) = {
+                let mut record = execute_with_retries(
+                    &self.target,
+                    Job {
+                        index: k,
+                        class: drawn.class,
+                        stage,
+                        intended,
+                        body,
+                        warmup,
+                        shape,
+                        keep_answer: !last_turn,
+                        tools: self.classes[drawn.class].tools.clone(),
+                    },
+                )
+                .await;
+                settle(
+                    self.guard.as_deref(),
+                    reservation.take(),
+                    &self.target,
+                    &record,
+                );
+                let answer = record.answer.take();
+                let succeeded = record.outcome.is_ok();
+                let done = record.done;
+                let starved =
+                    matches!(&record.outcome, Err(f) if f.class == ErrorClass::ClientResources);
+                (answer, succeeded, done, starved, self.records.send(record))
+            };
+            if handing.await.is_err() {
                 return false;
             }
             books.handed(self.target.index, k);

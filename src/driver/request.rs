@@ -504,28 +504,39 @@ fn retryable(failure: &Failure) -> bool {
 /// answer (a 429 counts as `throttled`). The time spent in waits and earlier attempts is kept in
 /// the record's `retry_wait`, apart from the schedule lag.
 pub async fn execute_with_retries(target: &TargetContext, job: Job) -> RequestRecord {
-    let Some(policy) = target.plan.retry else {
-        return execute(target, &job).await;
-    };
+    // One call site of `execute`, and nothing but small values alive across the backoff's
+    // sleep: this future is part of every request's task, and its size is most of the client's
+    // memory per open stream (benches/many-streams.sh).
+    let policy = target.plan.retry;
     let mut retried = Vec::new();
     let mut first_started = None;
     loop {
-        let mut record = execute(target, &job).await;
-        let first = *first_started.get_or_insert(record.started);
-        let wait = match &record.outcome {
-            Err(failure) if retryable(failure) && (retried.len() as u32) < policy.max_retries => {
-                backoff(&policy, retried.len() as u32 + 1, failure.retry_after)
-                    .map(|wait| (wait, failure.class))
-            }
-            _ => None,
-        };
-        // Attempts that failed inside this one (a crossed close) come first.
-        retried.append(&mut record.retried);
-        let Some((wait, class)) = wait else {
-            // The record's own intended time is the first attempt's already.
-            record.retried = retried;
-            record.retry_wait = record.started.saturating_duration_since(first);
-            return record;
+        // The record's scope ends before the backoff's sleep, so no slot of the task holds one
+        // across it.
+        let (wait, class) = {
+            let mut record = execute(target, &job).await;
+            let Some(policy) = policy else {
+                return record;
+            };
+            let first = *first_started.get_or_insert(record.started);
+            let wait = match &record.outcome {
+                Err(failure)
+                    if retryable(failure) && (retried.len() as u32) < policy.max_retries =>
+                {
+                    backoff(&policy, retried.len() as u32 + 1, failure.retry_after)
+                        .map(|wait| (wait, failure.class))
+                }
+                _ => None,
+            };
+            // Attempts that failed inside this one (a crossed close) come first.
+            retried.append(&mut record.retried);
+            let Some(wait) = wait else {
+                // The record's own intended time is the first attempt's already.
+                record.retried = retried;
+                record.retry_wait = record.started.saturating_duration_since(first);
+                return record;
+            };
+            wait
         };
         retried.push(class);
         tokio::time::sleep(wait).await;
