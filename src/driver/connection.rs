@@ -182,10 +182,14 @@ impl ConnectionPool {
     /// crossed close as a failed `connect` attempt (`retries`). On a connection it opened itself,
     /// the same close is the endpoint's answer and is reported.
     ///
+    /// Response headers must come within `first_byte` of the request's first byte going out:
+    /// a wait for a connection or a stream slot before that is not the server's.
+    ///
     /// On failure, the error comes with whether the request crossed such a close first.
     pub async fn send(
         &self,
         build: impl Fn() -> Request<RequestBody>,
+        first_byte: Duration,
     ) -> Result<(Response<Incoming>, Lease, Instant), (SendError, bool)> {
         let mut request = build();
         let mut fresh = false;
@@ -204,12 +208,19 @@ impl ConnectionPool {
                     .map_err(|e| (SendError::Connect(e), false))?
             };
             let written = Instant::now();
+            let headers_due = tokio::time::Instant::from_std(written + first_byte);
             let result = match &mut lease.sender {
                 Sender::Http1(sender) => {
                     to_origin_form(&mut request, &self.host_header);
-                    sender.try_send_request(request).await
+                    tokio::time::timeout_at(headers_due, sender.try_send_request(request)).await
                 }
-                Sender::Http2(slot) => slot.sender.try_send_request(request).await,
+                Sender::Http2(slot) => {
+                    tokio::time::timeout_at(headers_due, slot.sender.try_send_request(request))
+                        .await
+                }
+            };
+            let Ok(result) = result else {
+                return Err((SendError::FirstByte(first_byte), fresh));
             };
             match result {
                 Ok(response) => return Ok((response, lease, written)),
@@ -464,4 +475,6 @@ pub enum SendError {
     Http(hyper::Error),
     #[error("every reused connection had been closed by the server")]
     Stale,
+    #[error("no response headers within {}", humantime::format_duration(*.0))]
+    FirstByte(Duration),
 }

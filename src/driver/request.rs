@@ -249,7 +249,7 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
     let total_deadline = started + target.plan.timeouts.total;
     let mut sleep = pin!(deadline::sleep_until(total_deadline));
     let mut timer = Deadline::new(sleep.as_mut(), total_deadline);
-    let outcome = exchange(target, job, &mut measured, &mut timer, started).await;
+    let outcome = exchange(target, job, &mut measured, &mut timer).await;
     let done = Instant::now();
     // Secrets go before the message is cut, so no piece of a key survives the cut.
     let outcome = outcome.map_err(|mut failure| {
@@ -606,7 +606,6 @@ async fn exchange(
     job: &Job,
     measured: &mut Measured,
     timer: &mut Deadline<'_>,
-    started: Instant,
 ) -> Result<(), Failure> {
     let streaming = target.plan.mode == TargetMode::Stream;
     let build = || {
@@ -616,10 +615,22 @@ async fn exchange(
         *request.headers_mut() = target.headers.clone();
         request
     };
-    let sending = target.connections.send(build);
-    let first_byte_limit = started + target.plan.timeouts.first_byte;
-    let (response, lease, written) = match timer.run(first_byte_limit, sending).await {
+    // The first-byte limit runs from the request's first byte (inside `send`): waiting for a
+    // connection or an HTTP/2 stream slot is bounded by the whole-request timeout only.
+    let sending = target
+        .connections
+        .send(build, target.plan.timeouts.first_byte);
+    let whole_request = timer.total();
+    let (response, lease, written) = match timer.run(whole_request, sending).await {
         Err(expired) => return Err(timeout_failure(target, TimeoutKind::FirstByte, expired)),
+        Ok(Err((SendError::FirstByte(_), reconnected))) => {
+            measured.reconnected = reconnected;
+            return Err(timeout_failure(
+                target,
+                TimeoutKind::FirstByte,
+                Expired::Phase,
+            ));
+        }
         Ok(Err((e, reconnected))) => {
             measured.reconnected = reconnected;
             let class = match &e {

@@ -128,3 +128,44 @@ async fn one_connection_makes_requests_wait_for_a_stream_slot_outside_ttft_and_f
         "{stdout}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_for_a_stream_slot_longer_than_the_first_byte_timeout_is_not_a_timeout() {
+    let _serial = TIMING_LOCK.lock().await;
+    // One stream at a time, 300 ms each, four users: the last in line waits about 900 ms for
+    // its slot, longer than first_byte_timeout, and then gets its headers at once.
+    let server = mock::start(
+        MockConfig {
+            ttft: LatencyModel::Fixed(Duration::from_millis(300)),
+            itl: LatencyModel::Fixed(Duration::from_millis(1)),
+            output_tokens: 2,
+            max_concurrent_streams: Some(1),
+            ..MockConfig::default()
+        },
+        MockOptions::default(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = format!(
+        "[[targets]]\nname = \"h2\"\nmodel = \"m\"\nbase_url = \"{}\"\nhttp = \"http2\"\n\
+         first_byte_timeout = \"500ms\"\n\n\
+         [[classes]]\nname = \"c\"\ninput_tokens = 16\n\n\
+         [load]\nkind = \"closed\"\nusers = 4\nrequests = 8\n",
+        server.base_url()
+    );
+    std::fs::write(dir.path().join("s.toml"), scenario).unwrap();
+    let output = drover(
+        dir.path(),
+        &["run", "s.toml", "--out", "out", "--no-progress"],
+        &[],
+    );
+    let stdout = text(&output.stdout);
+    let results = only_results(&dir.path().join("out"));
+    let summary = &results["targets"][0]["summary"];
+    assert_eq!(summary["requests"]["succeeded"], 8, "{stdout}");
+    let wait_max = latency(summary, "stream_wait")["max"].as_f64().unwrap();
+    assert!(
+        wait_max > 500.0,
+        "the longest stream wait was {wait_max} ms"
+    );
+}
