@@ -222,9 +222,8 @@ struct Measured {
     empty_preludes: u32,
     keepalive_comments: u32,
     reasoning_first: bool,
-    detail: crate::record::OutputDetail,
-    /// Reasoning text (bounded), counted with the tokenizer when usage has no reasoning count.
-    reasoning_text: AnswerText,
+    /// Reasoning, refusals, tool calls and unknown events, when the answer has any.
+    rare: Option<Box<Rare>>,
     token_gaps: Vec<Duration>,
     output_chunks: u64,
     usage: Option<Usage>,
@@ -233,13 +232,29 @@ struct Measured {
     finish_reason: Option<String>,
     /// The server said the answer stopped at its token cap.
     cut_at_cap: bool,
+    model: Option<String>,
+    /// It crossed a server's close on a reused connection and went out again on a fresh one.
+    reconnected: bool,
+}
+
+/// What only some answers carry, on the heap once one does: inline it would be part of every
+/// request's task for the whole answer (memory per open stream, benches/many-streams.sh).
+#[derive(Default)]
+struct Rare {
+    detail: crate::record::OutputDetail,
+    /// Reasoning text (bounded), counted with the tokenizer when usage has no reasoning count.
+    reasoning_text: AnswerText,
     /// Its tool calls, as they streamed in.
     tool_calls: super::tool_calls::ToolCallsSeen,
     /// Its first tool call, kept with the answer.
     first_tool_call: Option<(String, String, String)>,
-    model: Option<String>,
-    /// It crossed a server's close on a reused connection and went out again on a fresh one.
-    reconnected: bool,
+}
+
+impl Measured {
+    /// The answer's rare parts, made on first use.
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
 }
 
 /// Sends one request and measures it. Never panics on what the server sends.
@@ -259,7 +274,11 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
         failure
     });
     // An unknown event's type is the server's text, shown in results: scrubbed, then cut.
-    if let Some(kind) = &mut measured.detail.unknown_event_type {
+    if let Some(kind) = measured
+        .rare
+        .as_mut()
+        .and_then(|rare| rare.detail.unknown_event_type.as_mut())
+    {
         *kind = target.redactor.scrub_and_cut(kind, UNKNOWN_TYPE_CHARS);
     }
     // Without usage, a successful request's counts come from the offline tokenizer (output
@@ -295,6 +314,11 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
     tool_call_detail(&mut measured, tokenizer, job).await;
     let (output_tokens, token_source, input_tokens) =
         token_counts(target, job, &mut measured, outcome.is_ok()).await;
+    let Rare {
+        detail,
+        first_tool_call,
+        ..
+    } = measured.rare.take().map(|rare| *rare).unwrap_or_default();
     RequestRecord {
         index: job.index,
         target: target.index,
@@ -313,7 +337,7 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
         empty_preludes: measured.empty_preludes,
         keepalive_comments: measured.keepalive_comments,
         reasoning_first: measured.reasoning_first,
-        detail: measured.detail,
+        detail,
         done,
         token_gaps: measured.token_gaps,
         output_tokens,
@@ -338,7 +362,7 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
             text: measured.output_text.into_kept(),
             finish_reason: measured.finish_reason,
             model: measured.model,
-            tool_call: measured.first_tool_call,
+            tool_call: first_tool_call,
         }),
     }
 }
@@ -406,19 +430,19 @@ async fn tool_call_detail(
     tokenizer: &crate::tokenizer::Tokenizer,
     job: &Job,
 ) {
-    if measured.tool_calls.is_empty() {
+    let Some(rare) = measured.rare.as_mut().filter(|r| !r.tool_calls.is_empty()) else {
         return;
-    }
-    let seen = std::mem::take(&mut measured.tool_calls);
+    };
+    let seen = std::mem::take(&mut rare.tool_calls);
     if job.keep_answer {
-        measured.first_tool_call = seen.first_call();
+        rare.first_tool_call = seen.first_call();
     }
     let (mut detail, arguments) = seen.finish(job.tools.as_deref());
     let tokenizer = tokenizer.clone();
     if let Ok(count) = tokio::task::spawn_blocking(move || tokenizer.count(&arguments)).await {
         detail.argument_tokens = count;
     }
-    measured.detail.tool_calls = Some(detail);
+    measured.rare().detail.tool_calls = Some(detail);
 }
 
 /// A successful request's reasoning tokens: usage's count when it has one; otherwise the
@@ -429,15 +453,22 @@ async fn reasoning_count(
     succeeded: bool,
 ) {
     let from_usage = measured.usage.map_or(0, |u| u.reasoning_tokens);
-    if from_usage > 0 || !succeeded || measured.reasoning_text.is_empty() {
-        measured.detail.reasoning_tokens = from_usage;
+    let no_text = measured
+        .rare
+        .as_ref()
+        .is_none_or(|rare| rare.reasoning_text.is_empty());
+    if from_usage > 0 || !succeeded || no_text {
+        if from_usage > 0 {
+            measured.rare().detail.reasoning_tokens = from_usage;
+        }
         return;
     }
-    let text = std::mem::take(&mut measured.reasoning_text);
+    let text = std::mem::take(&mut measured.rare().reasoning_text);
     let tokenizer = tokenizer.clone();
     if let Ok(count) = tokio::task::spawn_blocking(move || text.count_tokens(&tokenizer)).await {
-        measured.detail.reasoning_tokens = count;
-        measured.detail.reasoning_estimated = true;
+        let detail = &mut measured.rare().detail;
+        detail.reasoning_tokens = count;
+        detail.reasoning_estimated = true;
     }
 }
 
@@ -935,11 +966,11 @@ fn observe_event(
             return Ok(());
         }
         StreamItem::Unknown(kind) => {
-            measured.detail.unknown_events = measured.detail.unknown_events.saturating_add(1);
-            if measured.detail.unknown_event_type.is_none() {
+            let detail = &mut measured.rare().detail;
+            detail.unknown_events = detail.unknown_events.saturating_add(1);
+            if detail.unknown_event_type.is_none() {
                 // Bounded far beyond its final cut, which follows scrubbing.
-                measured.detail.unknown_event_type =
-                    Some(crate::redact::cut(&kind, EVENT_TEXT_CHARS));
+                detail.unknown_event_type = Some(crate::redact::cut(&kind, EVENT_TEXT_CHARS));
             }
             return Ok(());
         }
@@ -956,12 +987,15 @@ fn observe_event(
         measured.first_answer = Some(arrived);
     }
     if chunk.has_reasoning {
-        measured.detail.first_reasoning.get_or_insert(arrived);
+        let rare = measured.rare();
+        rare.detail.first_reasoning.get_or_insert(arrived);
         if !chunk.has_answer {
-            measured.reasoning_text.push(&chunk.text);
+            rare.reasoning_text.push(&chunk.text);
         }
     }
-    measured.detail.refused |= chunk.refusal;
+    if chunk.refusal {
+        measured.rare().detail.refused = true;
+    }
     if !chunk.has_output && progress.last_token.is_none() {
         measured.empty_preludes += 1;
     }
@@ -981,7 +1015,7 @@ fn observe_event(
         measured.usage = chunk.usage;
     }
     if let Some(tool) = &chunk.tool {
-        measured.tool_calls.push(tool, arrived);
+        measured.rare().tool_calls.push(tool, arrived);
     }
     if let Some(reason) = &chunk.finish_reason {
         measured.cut_at_cap = super::output_count::is_cap_reason(reason);
@@ -1057,7 +1091,9 @@ async fn read_completion(
         .parse_completion(body)
         .map_err(|e| failure(ErrorClass::Protocol, Some(200), e.to_string()))?;
     measured.usage = info.usage;
-    measured.detail.refused = info.refusal;
+    if info.refusal {
+        measured.rare().detail.refused = true;
+    }
     measured.cut_at_cap = info
         .finish_reason
         .as_deref()

@@ -2,8 +2,7 @@
 # Installs the official openai and anthropic Python SDKs, the Prometheus Python client and Hugging
 # Face's tokenizers package into a virtualenv under target/ and runs the interop checks against
 # `drover mock`, drover's live metrics against the client's parser, and synthetic prompts against
-# the package's token count (the debug binary that `cargo test` built). `--install-only` stops
-# after the virtualenv is ready.
+# the package's token count. `--install-only` stops after the virtualenv is ready.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 venv="$root/target/interop-venv"
@@ -14,8 +13,13 @@ fi
   'prometheus_client>=0.20,<1' 'tokenizers>=0.20,<1'
 # `.ci/run` installs while cargo builds, then runs the checks.
 if [ "${1:-}" = "--install-only" ]; then exit 0; fi
-cargo build --quiet --bin drover
-"$venv/bin/python" "$root/tests/interop/openai_sdk.py" "$root/target/debug/drover"
-"$venv/bin/python" "$root/tests/interop/anthropic_sdk.py" "$root/target/debug/drover"
-"$venv/bin/python" "$root/tests/interop/live_metrics.py" "$root/target/debug/drover"
-"$venv/bin/python" "$root/tests/interop/tokenizer_lengths.py" "$root/target/debug/drover"
+# `.ci/run` passes the binary `cargo test` built (DROVER_BIN); run alone, this builds one.
+drover="${DROVER_BIN:-}"
+if [ -z "$drover" ]; then
+  cargo build --quiet --bin drover
+  drover="$root/target/debug/drover"
+fi
+"$venv/bin/python" "$root/tests/interop/openai_sdk.py" "$drover"
+"$venv/bin/python" "$root/tests/interop/anthropic_sdk.py" "$drover"
+"$venv/bin/python" "$root/tests/interop/live_metrics.py" "$drover"
+"$venv/bin/python" "$root/tests/interop/tokenizer_lengths.py" "$drover"
