@@ -7,8 +7,9 @@
 //! once its response has been read to the end. HTTP/2: a pool of up to `http2.connections`
 //! connections that requests multiplex over, each stream taking a slot ([`super::http2_pool`]).
 //! Every connection gets a number, so results can show how requests spread over them. Each
-//! connection's I/O runs in a task of its own. (Polling an HTTP/1.1 connection's I/O inside the request's task instead was
-//! measured: the same CPU per request against nginx, so the simpler form stayed.)
+//! connection's I/O runs in a task of its own. (Polling an HTTP/1.1 connection's I/O inside the
+//! request's task instead was measured: the same CPU per request against nginx, so the simpler
+//! form stayed.)
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};

@@ -30,17 +30,9 @@ fn start_mock() -> mock::MockHandle {
     .unwrap()
 }
 
-/// Runs 400 users against the mock over `connections` HTTP/2 connections, from the CLI; gives
-/// the results and stdout.
-fn run(server: &mock::MockHandle, connections: u32) -> (serde_json::Value, String) {
+/// Runs a scenario from the CLI; gives the results and stdout.
+fn run_cli(scenario: &str) -> (serde_json::Value, String) {
     let dir = tempfile::tempdir().unwrap();
-    let scenario = format!(
-        "[[targets]]\nname = \"h2\"\nmodel = \"m\"\nbase_url = \"{}\"\nhttp = \"http2\"\n\
-         http2 = {{ connections = {connections} }}\n\n\
-         [[classes]]\nname = \"c\"\ninput_tokens = 16\n\n\
-         [load]\nkind = \"closed\"\nusers = {USERS}\nrequests = {REQUESTS}\n",
-        server.base_url()
-    );
     std::fs::write(dir.path().join("s.toml"), scenario).unwrap();
     let output = drover(
         dir.path(),
@@ -54,6 +46,17 @@ fn run(server: &mock::MockHandle, connections: u32) -> (serde_json::Value, Strin
         text(&output.stderr)
     );
     (only_results(&dir.path().join("out")), stdout)
+}
+
+/// Runs 400 users against the mock over `connections` HTTP/2 connections.
+fn run(server: &mock::MockHandle, connections: u32) -> (serde_json::Value, String) {
+    run_cli(&format!(
+        "[[targets]]\nname = \"h2\"\nmodel = \"m\"\nbase_url = \"{}\"\nhttp = \"http2\"\n\
+         http2 = {{ connections = {connections} }}\n\n\
+         [[classes]]\nname = \"c\"\ninput_tokens = 16\n\n\
+         [load]\nkind = \"closed\"\nusers = {USERS}\nrequests = {REQUESTS}\n",
+        server.base_url()
+    ))
 }
 
 fn latency<'a>(summary: &'a serde_json::Value, metric: &str) -> &'a serde_json::Value {
@@ -145,22 +148,13 @@ async fn a_wait_for_a_stream_slot_longer_than_the_first_byte_timeout_is_not_a_ti
         MockOptions::default(),
     )
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = format!(
+    let (results, stdout) = run_cli(&format!(
         "[[targets]]\nname = \"h2\"\nmodel = \"m\"\nbase_url = \"{}\"\nhttp = \"http2\"\n\
          first_byte_timeout = \"500ms\"\n\n\
          [[classes]]\nname = \"c\"\ninput_tokens = 16\n\n\
          [load]\nkind = \"closed\"\nusers = 4\nrequests = 8\n",
         server.base_url()
-    );
-    std::fs::write(dir.path().join("s.toml"), scenario).unwrap();
-    let output = drover(
-        dir.path(),
-        &["run", "s.toml", "--out", "out", "--no-progress"],
-        &[],
-    );
-    let stdout = text(&output.stdout);
-    let results = only_results(&dir.path().join("out"));
+    ));
     let summary = &results["targets"][0]["summary"];
     assert_eq!(summary["requests"]["succeeded"], 8, "{stdout}");
     let wait_max = latency(summary, "stream_wait")["max"].as_f64().unwrap();
