@@ -52,6 +52,9 @@ struct PoolState {
     /// Connections being opened by a request right now.
     opening: u32,
     waiting: VecDeque<Waiter>,
+    /// Waiters queued while a connection was being opened, not yet marked as waiting on full
+    /// connections: the marking walks the queue only while there are some.
+    unmarked: usize,
 }
 
 struct Shared {
@@ -152,16 +155,20 @@ impl Shared {
                 state.waiting.push_front(waiter);
                 break;
             };
+            if waiter.full_since.is_none() {
+                state.unmarked -= 1;
+            }
             if let Err((unwanted, _)) = waiter.handoff.send((checkout, waiter.full_since)) {
                 // That request is gone (timed out, or the run stopped): its place goes on.
                 Self::undo(state, unwanted);
             }
         }
-        if state.opening == 0 && !state.waiting.is_empty() {
+        if state.opening == 0 && state.unmarked > 0 {
             let now = Instant::now();
             for waiter in &mut state.waiting {
                 waiter.full_since.get_or_insert(now);
             }
+            state.unmarked = 0;
         }
     }
 
@@ -209,6 +216,7 @@ impl Http2Pool {
                 }
                 let (handoff, handed) = oneshot::channel();
                 let full = state.opening == 0;
+                state.unmarked += usize::from(!full);
                 state.waiting.push_back(Waiter {
                     handoff,
                     full_since: full.then(Instant::now),
@@ -395,6 +403,7 @@ mod tests {
         let state = pool.shared.state.lock().unwrap();
         assert_eq!(state.open[0].in_use, 0);
         assert!(state.waiting.is_empty());
+        assert_eq!(state.unmarked, 0);
     }
 
     #[tokio::test]
