@@ -55,6 +55,11 @@ impl AnswerText {
         self.push(text);
     }
 
+    /// Bytes of text kept.
+    pub fn kept_len(&self) -> usize {
+        self.kept.len()
+    }
+
     /// Whether no text was received.
     pub fn is_empty(&self) -> bool {
         self.received == 0

@@ -15,7 +15,7 @@ use super::client::HttpClient;
 use super::connection::{ConnectError, ConnectionPool, SendError};
 use super::deadline::{self, Deadline, Expired};
 use crate::protocol::openai::{self, ParseError};
-use crate::protocol::sse::{SseItem, SseParser, DEFAULT_MAX_EVENT_BYTES};
+use crate::protocol::sse::{SseItemRef, SseParser, DEFAULT_MAX_EVENT_BYTES};
 use crate::protocol::StreamItem;
 use crate::record::{
     Answer, ConnectionUse, ErrorClass, Failure, RequestRecord, RequestShape, TimeoutKind,
@@ -298,17 +298,7 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
         && outcome.is_ok()
         && crate::results::TokenCheck::samples(job.index)
     {
-        let text = std::mem::take(&mut measured.output_text);
-        let tokenizer = tokenizer.clone();
-        if let Ok((count, text)) = tokio::task::spawn_blocking(move || {
-            let count = text.count_tokens(&tokenizer);
-            (count, text)
-        })
-        .await
-        {
-            measured.output_text = text;
-            client_tokens = Some(count);
-        }
+        client_tokens = count_answer_tokens(&mut measured.output_text, tokenizer).await;
     }
     reasoning_count(&mut measured, tokenizer, outcome.is_ok()).await;
     tool_call_detail(&mut measured, tokenizer, job).await;
@@ -365,6 +355,31 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
             tool_call: first_tool_call,
         }),
     }
+}
+
+/// Answer text up to this size is counted on the worker that timed it: the count takes a few
+/// microseconds, no more than handing it to the blocking pool and waking a thread for it
+/// (which cost 10-15% of the client's CPU on short non-streamed answers, `benches/peers.sh`).
+/// Longer text goes to the blocking pool, so that no other request's timing waits for it.
+const COUNT_INLINE_BYTES: usize = 256;
+
+/// The tokenizer's count of an answer's text: in place when it is short, otherwise on the
+/// blocking pool (`None` if that task failed).
+async fn count_answer_tokens(
+    text: &mut super::answer_text::AnswerText,
+    tokenizer: &crate::tokenizer::Tokenizer,
+) -> Option<u64> {
+    if text.kept_len() <= COUNT_INLINE_BYTES {
+        return Some(text.count_tokens(tokenizer));
+    }
+    let taken = std::mem::take(text);
+    let tokenizer = tokenizer.clone();
+    let (count, taken) =
+        tokio::task::spawn_blocking(move || (taken.count_tokens(&tokenizer), taken))
+            .await
+            .ok()?;
+    *text = taken;
+    Some(count)
 }
 
 /// Output tokens, where they came from, and input tokens: the server's usage; without it, for a
@@ -826,12 +841,12 @@ async fn read_stream(
     let api = reader.target.plan.api;
     let response = expect_event_stream(response, reader).await?;
     let mut parser = SseParser::new();
-    let mut items = Vec::new();
     let mut progress = StreamProgress {
         last_token: None,
         saw_done: false,
         decoder: api.stream_decoder(),
     };
+    let keep_answer = reader.keep_answer;
     let mut body = response.into_body();
     while let Some(frame) = reader.next_frame(&mut body).await? {
         let frame = frame.map_err(|e| {
@@ -850,27 +865,23 @@ async fn read_stream(
         };
         let arrived = Instant::now();
         reader.last_data = arrived;
-        parser.feed(&data, &mut items);
-        for item in items.drain(..) {
-            let event = match item {
-                SseItem::Event(event) => event,
-                SseItem::Comment(_) => {
-                    measured.keepalive_comments += 1;
-                    continue;
-                }
-                SseItem::Oversized(bytes) => {
-                    return Err(failure(
-                        ErrorClass::Protocol,
-                        Some(200),
-                        format!(
-                            "an SSE event passed the {} MiB limit ({bytes} bytes buffered)",
-                            DEFAULT_MAX_EVENT_BYTES / (1024 * 1024)
-                        ),
-                    ))
-                }
-            };
-            observe_event(reader.keep_answer, &event, arrived, &mut progress, measured)?;
-        }
+        parser.feed_each(&data, |item| match item {
+            SseItemRef::Event(event) => {
+                observe_event(keep_answer, event, arrived, &mut progress, measured)
+            }
+            SseItemRef::Comment(_) => {
+                measured.keepalive_comments += 1;
+                Ok(())
+            }
+            SseItemRef::Oversized(bytes) => Err(failure(
+                ErrorClass::Protocol,
+                Some(200),
+                format!(
+                    "an SSE event passed the {} MiB limit ({bytes} bytes buffered)",
+                    DEFAULT_MAX_EVENT_BYTES / (1024 * 1024)
+                ),
+            )),
+        })?;
     }
     if !progress.saw_done {
         return Err(failure(
@@ -929,7 +940,7 @@ async fn expect_event_stream(
 /// usage, finish reason and model, and its text.
 fn observe_event(
     keep_answer: bool,
-    event: &crate::protocol::sse::SseEvent,
+    event: crate::protocol::sse::SseEventRef<'_>,
     arrived: Instant,
     progress: &mut StreamProgress,
     measured: &mut Measured,
@@ -947,13 +958,13 @@ fn observe_event(
     }
     let decoded = progress
         .decoder
-        .decode(event.event.as_deref(), &event.data)
+        .decode(event.event, event.data)
         .map_err(|e| {
             let detail = match e {
                 // Bounded far beyond the message's final cut, which follows scrubbing.
                 ParseError::Json(_) => format!(
                     "{e} (event data: {})",
-                    crate::redact::cut(&event.data, EVENT_TEXT_CHARS)
+                    crate::redact::cut(event.data, EVENT_TEXT_CHARS)
                 ),
                 ParseError::ServerError(_) => e.to_string(),
             };

@@ -191,28 +191,6 @@ fn text_of(field: Option<WireText<'_>>) -> Option<Cow<'_, str>> {
     field.map(|WireText(text)| text)
 }
 
-#[derive(Debug, Deserialize)]
-struct WireChunk<'a> {
-    #[serde(default, borrow)]
-    model: Option<WireText<'a>>,
-    #[serde(default, borrow)]
-    choices: Vec<WireChunkChoice<'a>>,
-    #[serde(default)]
-    usage: Option<WireUsage>,
-    #[serde(default)]
-    error: Option<Value>,
-}
-
-#[derive(Debug, Deserialize)]
-struct WireChunkChoice<'a> {
-    #[serde(default, borrow)]
-    delta: Option<WireDelta<'a>>,
-    #[serde(default, borrow)]
-    text: Option<WireText<'a>>,
-    #[serde(default, borrow)]
-    finish_reason: Option<WireText<'a>>,
-}
-
 #[derive(Debug, Deserialize, Default)]
 struct WireDelta<'a> {
     #[serde(default, borrow)]
@@ -355,42 +333,219 @@ pub enum ParseError {
 
 /// Parses the `data` of one SSE event (not `[DONE]`).
 pub fn parse_chunk(data: &str) -> Result<ChunkInfo<'_>, ParseError> {
-    let chunk: WireChunk =
-        serde_json::from_str(data).map_err(|e| ParseError::Json(e.to_string()))?;
-    if let Some(error) = chunk.error {
+    let json_error = |e: serde_json::Error| ParseError::Json(e.to_string());
+    let mut reader = serde_json::Deserializer::from_str(data);
+    let mut fold = chunk_fold::ChunkFold::default();
+    serde::de::DeserializeSeed::deserialize(chunk_fold::ChunkSeed(&mut fold), &mut reader)
+        .map_err(json_error)?;
+    reader.end().map_err(json_error)?;
+    if let Some(error) = fold.error {
         return Err(ParseError::ServerError(error_message(&error)));
     }
-    let mut info = ChunkInfo {
-        usage: chunk.usage.map(WireUsage::into_usage),
-        model: text_of(chunk.model),
-        ..ChunkInfo::default()
-    };
-    for choice in chunk.choices {
-        // Chat chunks carry a delta; legacy completion chunks their text on the choice.
-        let delta = choice.delta.or(choice.text.map(|text| WireDelta {
-            text: Some(text),
-            ..WireDelta::default()
-        }));
-        if let Some(delta) = delta {
-            let tool = delta.tool_delta();
-            let (text, kinds) = delta.into_text();
-            info.has_answer |= kinds.answer;
-            info.has_output |= kinds.output;
-            info.has_reasoning |= kinds.reasoning;
-            info.refusal |= kinds.refusal;
-            append(&mut info.text, text);
-            // A tool call's arguments are output text too (counted without usage, as the
-            // other APIs' tool input is).
-            if let Some(tool) = tool {
-                append(&mut info.text, tool.arguments.clone());
-                info.tool.get_or_insert(tool);
+    Ok(fold.info)
+}
+
+/// A streamed chunk read field by field straight into a [`ChunkInfo`], each choice folded in
+/// as it is read: no chunk, choice list or choice is built and moved (this runs for every
+/// event of every stream).
+mod chunk_fold {
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess};
+    use serde::Deserialize;
+    use serde_json::Value;
+
+    use super::{append, text_of, ChunkInfo, WireDelta, WireText, WireUsage};
+
+    /// What a chunk said: its measured parts, or the error object it carried.
+    #[derive(Default)]
+    pub(super) struct ChunkFold<'a> {
+        pub(super) info: ChunkInfo<'a>,
+        pub(super) error: Option<Value>,
+    }
+
+    impl<'a> ChunkFold<'a> {
+        /// Adds one choice: chat chunks carry a delta, legacy completion chunks their text on
+        /// the choice.
+        fn add_choice(
+            &mut self,
+            delta: Option<WireDelta<'a>>,
+            text: Option<WireText<'a>>,
+            finish_reason: Option<WireText<'a>>,
+        ) {
+            let delta = delta.or(text.map(|text| WireDelta {
+                text: Some(text),
+                ..WireDelta::default()
+            }));
+            let info = &mut self.info;
+            if let Some(delta) = delta {
+                let tool = delta.tool_delta();
+                let (text, kinds) = delta.into_text();
+                info.has_answer |= kinds.answer;
+                info.has_output |= kinds.output;
+                info.has_reasoning |= kinds.reasoning;
+                info.refusal |= kinds.refusal;
+                append(&mut info.text, text);
+                // A tool call's arguments are output text too (counted without usage, as the
+                // other APIs' tool input is).
+                if let Some(tool) = tool {
+                    append(&mut info.text, tool.arguments.clone());
+                    info.tool.get_or_insert(tool);
+                }
+            }
+            if let Some(reason) = text_of(finish_reason) {
+                info.finish_reason = Some(reason);
             }
         }
-        if let Some(reason) = text_of(choice.finish_reason) {
-            info.finish_reason = Some(reason);
+    }
+
+    #[derive(Deserialize)]
+    #[serde(field_identifier, rename_all = "snake_case")]
+    enum ChunkKey {
+        Model,
+        Choices,
+        Usage,
+        Error,
+        #[serde(other)]
+        Other,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(field_identifier, rename_all = "snake_case")]
+    enum ChoiceKey {
+        Delta,
+        Text,
+        FinishReason,
+        #[serde(other)]
+        Other,
+    }
+
+    /// The chunk object.
+    pub(super) struct ChunkSeed<'f, 'a>(pub(super) &'f mut ChunkFold<'a>);
+
+    impl<'de, 'a> DeserializeSeed<'de> for ChunkSeed<'_, 'a>
+    where
+        'de: 'a,
+    {
+        type Value = ();
+
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            deserializer.deserialize_map(self)
         }
     }
-    Ok(info)
+
+    impl<'de, 'a> de::Visitor<'de> for ChunkSeed<'_, 'a>
+    where
+        'de: 'a,
+    {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a chat.completion.chunk object")
+        }
+
+        fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+            while let Some(key) = map.next_key::<ChunkKey>()? {
+                match key {
+                    ChunkKey::Model => {
+                        self.0.info.model = text_of(map.next_value::<Option<WireText<'a>>>()?)
+                    }
+                    ChunkKey::Choices => map.next_value_seed(ChoicesSeed(&mut *self.0))?,
+                    ChunkKey::Usage => {
+                        self.0.info.usage = map
+                            .next_value::<Option<WireUsage>>()?
+                            .map(WireUsage::into_usage)
+                    }
+                    ChunkKey::Error => self.0.error = map.next_value()?,
+                    ChunkKey::Other => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// The `choices` list (absent or null: no choices).
+    struct ChoicesSeed<'f, 'a>(&'f mut ChunkFold<'a>);
+
+    impl<'de, 'a> DeserializeSeed<'de> for ChoicesSeed<'_, 'a>
+    where
+        'de: 'a,
+    {
+        type Value = ();
+
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            deserializer.deserialize_option(self)
+        }
+    }
+
+    impl<'de, 'a> de::Visitor<'de> for ChoicesSeed<'_, 'a>
+    where
+        'de: 'a,
+    {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list of choices")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            deserializer.deserialize_seq(self)
+        }
+
+        fn visit_seq<S: SeqAccess<'de>>(self, mut list: S) -> Result<(), S::Error> {
+            while list.next_element_seed(ChoiceSeed(&mut *self.0))?.is_some() {}
+            Ok(())
+        }
+    }
+
+    /// One choice, folded into the chunk's measured parts once it is read whole.
+    struct ChoiceSeed<'f, 'a>(&'f mut ChunkFold<'a>);
+
+    impl<'de, 'a> DeserializeSeed<'de> for ChoiceSeed<'_, 'a>
+    where
+        'de: 'a,
+    {
+        type Value = ();
+
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            deserializer.deserialize_map(self)
+        }
+    }
+
+    impl<'de, 'a> de::Visitor<'de> for ChoiceSeed<'_, 'a>
+    where
+        'de: 'a,
+    {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a choice object")
+        }
+
+        fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+            let (mut delta, mut text, mut finish_reason) = (None, None, None);
+            while let Some(key) = map.next_key::<ChoiceKey>()? {
+                match key {
+                    ChoiceKey::Delta => delta = map.next_value::<Option<WireDelta<'a>>>()?,
+                    ChoiceKey::Text => text = map.next_value::<Option<WireText<'a>>>()?,
+                    ChoiceKey::FinishReason => {
+                        finish_reason = map.next_value::<Option<WireText<'a>>>()?
+                    }
+                    ChoiceKey::Other => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            self.0.add_choice(delta, text, finish_reason);
+            Ok(())
+        }
+    }
 }
 
 /// The measured parts of a non-streaming completion. Its strings borrow from the body where
@@ -554,6 +709,42 @@ mod tests {
         .unwrap();
         assert!(tool.has_output);
         assert_eq!(tool.text, "");
+    }
+
+    #[test]
+    fn a_chunk_is_folded_choice_by_choice_whatever_else_it_carries() {
+        // Choices in order (text joined, the last finish reason), unknown keys of any shape
+        // skipped, an escaped key and text read as themselves.
+        let chunk = parse_chunk(
+            r#"{"id":"c","x":{"nested":[1,{"a":null}]},"choices":[{"index":0,"logprobs":{"t":[1]},"delta":{"content":"a"}},{"text":"b","finish_reason":"length"}],"mod\u0065l":"m\u00e9"}"#,
+        )
+        .unwrap();
+        assert_eq!(chunk.text, "ab");
+        assert_eq!(chunk.finish_reason.as_deref(), Some("length"));
+        assert_eq!(chunk.model.as_deref(), Some("mé"));
+        assert!(chunk.has_answer && chunk.has_output);
+        // No choices, null choices and null fields are chunks without output.
+        for data in [
+            r#"{"choices":null,"usage":{"completion_tokens":3}}"#,
+            r#"{"choices":[{"delta":null,"finish_reason":null}],"model":null,"usage":{"completion_tokens":3}}"#,
+        ] {
+            let chunk = parse_chunk(data).unwrap();
+            assert!(!chunk.has_output, "{data}");
+            assert_eq!(chunk.usage.map(|u| u.completion_tokens), Some(3), "{data}");
+        }
+        // A chunk that is not an object, or has a list that is not one, is malformed; so is
+        // trailing text after the object.
+        for data in [
+            r#"[1]"#,
+            r#"{"choices":{"a":1}}"#,
+            r#"{"choices":[]} x"#,
+            "7",
+        ] {
+            assert!(
+                matches!(parse_chunk(data), Err(ParseError::Json(_))),
+                "{data}"
+            );
+        }
     }
 
     #[test]

@@ -30,6 +30,46 @@ pub enum SseItem {
     Oversized(usize),
 }
 
+/// One dispatched event, borrowed from the bytes fed or from the parser's buffer: valid only
+/// during the visit that receives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SseEventRef<'a> {
+    /// The `event:` field, if any (`None` means the default type, "message").
+    pub event: Option<&'a str>,
+    /// The `data:` lines joined with `\n`.
+    pub data: &'a str,
+    /// The last `id:` field seen in this event, if any.
+    pub id: Option<&'a str>,
+    /// Some `data:` bytes were not valid UTF-8 (they were replaced with U+FFFD).
+    pub invalid_utf8: bool,
+}
+
+/// What the parser hands a visitor: [`SseItem`], borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SseItemRef<'a> {
+    Event(SseEventRef<'a>),
+    /// A `:` comment line; text after the colon (and its leading white space).
+    Comment(&'a str),
+    /// An event or line passed the size limit (bytes buffered when it did); parsing stopped.
+    Oversized(usize),
+}
+
+impl SseItemRef<'_> {
+    /// The item, owned.
+    pub fn to_owned_item(&self) -> SseItem {
+        match *self {
+            SseItemRef::Event(event) => SseItem::Event(SseEvent {
+                event: event.event.map(str::to_string),
+                data: event.data.to_string(),
+                id: event.id.map(str::to_string),
+                invalid_utf8: event.invalid_utf8,
+            }),
+            SseItemRef::Comment(text) => SseItem::Comment(text.to_string()),
+            SseItemRef::Oversized(bytes) => SseItem::Oversized(bytes),
+        }
+    }
+}
+
 /// Default limit on one event's data (and one line): 1 MiB.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 1024 * 1024;
 
@@ -46,7 +86,12 @@ pub struct SseParser {
     pending_cr: bool,
     /// Whether the start of the stream (and a possible BOM) is behind us.
     started: bool,
+    /// The event's data so far, when it is not (only) in the bytes being scanned.
     data: String,
+    /// The event's only data line so far, as a range of the bytes being scanned (not yet
+    /// copied: most events start and end within one read). Moved into `data` before a scan
+    /// returns or when a second data line comes.
+    data_in_chunk: Option<(usize, usize)>,
     has_data: bool,
     event: Option<String>,
     id: Option<String>,
@@ -73,6 +118,7 @@ impl SseParser {
             pending_cr: false,
             started: false,
             data: String::new(),
+            data_in_chunk: None,
             has_data: false,
             event: None,
             id: None,
@@ -80,9 +126,24 @@ impl SseParser {
     }
 
     /// Parses `chunk`, appending complete events and comments to `out`.
-    pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<SseItem>) {
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseItem>) {
+        let visited: Result<(), std::convert::Infallible> = self.feed_each(chunk, |item| {
+            out.push(item.to_owned_item());
+            Ok(())
+        });
+        let Ok(()) = visited;
+    }
+
+    /// Parses `chunk`, handing each complete event and comment to `visit` as it is found,
+    /// without copying an event's data when it lies whole within `chunk`. An error from
+    /// `visit` stops the scan and is returned; the rest of `chunk` is then not parsed.
+    pub fn feed_each<E>(
+        &mut self,
+        mut chunk: &[u8],
+        mut visit: impl FnMut(SseItemRef<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
         if self.stopped {
-            return;
+            return Ok(());
         }
         // A CR ended the last chunk: an LF starting this one belongs to it (one CRLF), and only
         // that one LF; an empty chunk says nothing yet.
@@ -92,39 +153,58 @@ impl SseParser {
                 chunk = rest;
             }
         }
+        if !self.started && self.partial_line.is_empty() && chunk.len() >= 3 {
+            // The first chunk shows whether the stream starts with a BOM.
+            self.started = true;
+            chunk = chunk.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(chunk);
+        }
         if !self.started {
             // A BOM may itself be split across chunks: wait until three bytes are known.
             self.partial_line.extend_from_slice(chunk);
             if self.partial_line.len() < 3 && b"\xEF\xBB\xBF".starts_with(&self.partial_line) {
-                return;
+                return Ok(());
             }
             self.started = true;
             let mut buffered = std::mem::take(&mut self.partial_line);
             if buffered.starts_with(b"\xEF\xBB\xBF") {
                 buffered.drain(..3);
             }
-            self.scan(&buffered, out);
-            return;
+            return self.scan(&buffered, &mut visit);
         }
-        self.scan(chunk, out);
+        self.scan(chunk, &mut visit)
     }
 
-    fn scan(&mut self, chunk: &[u8], out: &mut Vec<SseItem>) {
+    fn scan<E>(
+        &mut self,
+        chunk: &[u8],
+        visit: &mut impl FnMut(SseItemRef<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let scanned = self.scan_lines(chunk, visit);
+        // What the event holds of this chunk must outlive it.
+        self.keep_data_in_chunk(chunk);
+        scanned
+    }
+
+    fn scan_lines<E>(
+        &mut self,
+        chunk: &[u8],
+        visit: &mut impl FnMut(SseItemRef<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
         let mut start = 0;
         while let Some(offset) = memchr::memchr2(b'\n', b'\r', &chunk[start..]) {
             if self.stopped {
-                return;
+                return Ok(());
             }
             let end = start + offset;
-            let line = &chunk[start..end];
             if self.partial_line.is_empty() {
-                self.process_line(line, out);
+                self.process_line(chunk, &chunk[start..end], Some(start), visit)?;
             } else {
                 let mut whole = std::mem::take(&mut self.partial_line);
-                whole.extend_from_slice(line);
-                self.process_line(&whole, out);
+                whole.extend_from_slice(&chunk[start..end]);
+                let processed = self.process_line(chunk, &whole, None, visit);
                 whole.clear();
                 self.partial_line = whole;
+                processed?;
             }
             start = end + 1;
             if chunk[end] == b'\r' {
@@ -138,33 +218,62 @@ impl SseParser {
             }
         }
         if self.stopped {
-            return;
+            return Ok(());
         }
         self.partial_line.extend_from_slice(&chunk[start..]);
-        self.check_limit(out);
+        self.check_limit(visit)
     }
 
-    fn check_limit(&mut self, out: &mut Vec<SseItem>) {
-        let buffered = self.partial_line.len() + self.data.len();
+    /// Copies the event's data still in `chunk` into the parser's own buffer.
+    fn keep_data_in_chunk(&mut self, chunk: &[u8]) {
+        if let Some((start, end)) = self.data_in_chunk.take() {
+            debug_assert!(self.data.is_empty());
+            self.push_data(&chunk[start..end]);
+        }
+    }
+
+    fn push_data(&mut self, value: &[u8]) {
+        match std::str::from_utf8(value) {
+            Ok(text) => self.data.push_str(text),
+            Err(_) => {
+                self.invalid_utf8 = true;
+                self.data.push_str(&String::from_utf8_lossy(value));
+            }
+        }
+    }
+
+    fn check_limit<E>(
+        &mut self,
+        visit: &mut impl FnMut(SseItemRef<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let in_chunk = self.data_in_chunk.map_or(0, |(start, end)| end - start);
+        let buffered = self.partial_line.len() + self.data.len() + in_chunk;
         if !self.stopped && buffered > self.max_event_bytes {
             self.stopped = true;
             self.partial_line = Vec::new();
             self.data = String::new();
+            self.data_in_chunk = None;
             self.has_data = false;
-            out.push(SseItem::Oversized(buffered));
+            return visit(SseItemRef::Oversized(buffered));
         }
+        Ok(())
     }
 
-    fn process_line(&mut self, line: &[u8], out: &mut Vec<SseItem>) {
+    /// Processes one line: `line` lies in `chunk` at `at_in_chunk`, or (`None`) was joined from
+    /// pieces carried over from earlier chunks.
+    fn process_line<E>(
+        &mut self,
+        chunk: &[u8],
+        line: &[u8],
+        at_in_chunk: Option<usize>,
+        visit: &mut impl FnMut(SseItemRef<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
         if line.is_empty() {
-            self.dispatch(out);
-            return;
+            return self.dispatch(chunk, visit);
         }
         if let Some(comment) = line.strip_prefix(b":") {
-            out.push(SseItem::Comment(
-                String::from_utf8_lossy(comment).trim_start().to_string(),
-            ));
-            return;
+            let text = String::from_utf8_lossy(comment);
+            return visit(SseItemRef::Comment(text.trim_start()));
         }
         let (field, value) = match memchr::memchr(b':', line) {
             Some(colon) => {
@@ -175,40 +284,69 @@ impl SseParser {
         };
         match field {
             b"data" => {
-                if self.has_data {
-                    self.data.push('\n');
-                }
-                match std::str::from_utf8(value) {
-                    Ok(text) => self.data.push_str(text),
-                    Err(_) => {
-                        self.invalid_utf8 = true;
-                        self.data.push_str(&String::from_utf8_lossy(value));
+                match at_in_chunk {
+                    // The first data line, whole in this chunk: read in place at dispatch.
+                    Some(line_start) if !self.has_data => {
+                        let start = line_start + (line.len() - value.len());
+                        self.data_in_chunk = Some((start, line_start + line.len()));
+                    }
+                    _ => {
+                        self.keep_data_in_chunk(chunk);
+                        if self.has_data {
+                            self.data.push('\n');
+                        }
+                        self.push_data(value);
                     }
                 }
                 self.has_data = true;
-                self.check_limit(out);
+                self.check_limit(visit)
             }
-            b"event" => self.event = Some(String::from_utf8_lossy(value).into_owned()),
+            b"event" => {
+                self.event = Some(String::from_utf8_lossy(value).into_owned());
+                Ok(())
+            }
             b"id" if !value.contains(&0) => {
-                self.id = Some(String::from_utf8_lossy(value).into_owned())
+                self.id = Some(String::from_utf8_lossy(value).into_owned());
+                Ok(())
             }
-            _ => {} // `retry` and unknown fields are ignored, as the standard says.
+            _ => Ok(()), // `retry` and unknown fields are ignored, as the standard says.
         }
     }
 
-    fn dispatch(&mut self, out: &mut Vec<SseItem>) {
-        let event = self.event.take();
-        let id = self.id.take();
+    fn dispatch<E>(
+        &mut self,
+        chunk: &[u8],
+        visit: &mut impl FnMut(SseItemRef<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
         if !self.has_data {
-            return;
+            self.event = None;
+            self.id = None;
+            return Ok(());
         }
         self.has_data = false;
-        out.push(SseItem::Event(SseEvent {
-            event,
-            data: std::mem::take(&mut self.data),
-            id,
-            invalid_utf8: std::mem::take(&mut self.invalid_utf8),
+        let mut invalid_utf8 = std::mem::take(&mut self.invalid_utf8);
+        let lossy;
+        let data = match self.data_in_chunk.take() {
+            Some((start, end)) => match std::str::from_utf8(&chunk[start..end]) {
+                Ok(text) => text,
+                Err(_) => {
+                    invalid_utf8 = true;
+                    lossy = String::from_utf8_lossy(&chunk[start..end]);
+                    &lossy
+                }
+            },
+            None => &self.data,
+        };
+        let visited = visit(SseItemRef::Event(SseEventRef {
+            event: self.event.as_deref(),
+            data,
+            id: self.id.as_deref(),
+            invalid_utf8,
         }));
+        self.data.clear();
+        self.event = None;
+        self.id = None;
+        visited
     }
 
     /// True when bytes of an unfinished event are buffered (a stream that ends here was cut).
@@ -359,6 +497,47 @@ data: [DONE]\n\n";
         let mut out = Vec::new();
         parser.feed("data: 0123456789\n".repeat(10).as_bytes(), &mut out);
         assert!(matches!(out.as_slice(), [SseItem::Oversized(_)]), "{out:?}");
+    }
+
+    #[test]
+    fn an_event_whole_in_one_chunk_is_read_in_place_and_others_are_copied() {
+        let chunk = b"data: in place\n\ndata: split";
+        let mut parser = SseParser::new();
+        let mut seen = Vec::new();
+        let visited: Result<(), ()> = parser.feed_each(chunk, |item| {
+            if let SseItemRef::Event(event) = item {
+                let range = chunk.as_ptr_range();
+                seen.push((event.data.to_string(), range.contains(&event.data.as_ptr())));
+            }
+            Ok(())
+        });
+        visited.unwrap();
+        let visited: Result<(), ()> = parser.feed_each(b" across\n\n", |item| {
+            if let SseItemRef::Event(event) = item {
+                seen.push((event.data.to_string(), false));
+            }
+            Ok(())
+        });
+        visited.unwrap();
+        assert_eq!(
+            seen,
+            vec![("in place".into(), true), ("split across".into(), false)]
+        );
+    }
+
+    #[test]
+    fn a_visitor_error_stops_the_scan() {
+        let mut parser = SseParser::new();
+        let mut visits = 0;
+        let visited = parser.feed_each(b"data: 1\n\ndata: 2\n\ndata: 3\n\n", |_| {
+            visits += 1;
+            if visits == 2 {
+                Err("stop")
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!((visited, visits), (Err("stop"), 2));
     }
 
     #[test]
