@@ -8,7 +8,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use drover::metrics::{encode_histogram, new_histogram};
 use drover::protocol::openai::{parse_chunk, parse_completion};
-use drover::protocol::sse::SseParser;
+use drover::protocol::sse::{SseItemRef, SseParser};
 
 /// A 1,000-token stream in the shape an OpenAI-compatible server sends.
 fn recorded_stream() -> Vec<u8> {
@@ -42,6 +42,21 @@ fn sse(c: &mut Criterion) {
             },
         );
     }
+    // As the driver reads a stream: each event handed over in place, nothing collected.
+    group.bench_function("parse 1000 events in 16384-byte reads, in place", |b| {
+        b.iter(|| {
+            let mut parser = SseParser::new();
+            let mut events = 0usize;
+            for piece in stream.chunks(16 * 1024) {
+                let visited: Result<(), ()> = parser.feed_each(black_box(piece), |item| {
+                    events += usize::from(matches!(item, SseItemRef::Event(_)));
+                    Ok(())
+                });
+                visited.unwrap();
+            }
+            assert_eq!(events, 1002);
+        })
+    });
     group.finish();
 }
 

@@ -8,8 +8,13 @@
 # every stream open and idle (VmRSS); per open stream is (RSS - the 100-stream run's RSS) /
 # (streams - 100). The peak (VmHWM, results.json's environment.peak_rss_bytes) comes as the
 # answers all end at once and the records queue for the recorder; it is shown beside.
+# By default every stream starts in the same instant (one closed-loop user each), which also
+# holds what opening 100,000 requests at once leaves behind; with RATE=N they are opened by an
+# open loop at N per second instead (RATE=20000: 100,000 streams in 5 s, all still open together
+# when RSS is read).
 # Loopback only; about 2 minutes on a 2-core machine.
 #   STREAMS="10000 50000 100000" PROFILE=dist bash benches/many-streams.sh
+#   RATE=20000 PROFILE=release bash benches/many-streams.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=${PROFILE:-dist}
@@ -29,6 +34,24 @@ done
 baseline=""
 for streams in 100 ${STREAMS:-10000 50000 100000}; do
   connections=$(( (streams + 999) / 1000 ))
+  if [ -n "${RATE:-}" ]; then
+    # Streams opened at a paced arrival rate (all still open together: 100,000 at 20,000/s
+    # take 5 s, the first answer comes at 15 s).
+    load="kind = \"open\"
+rate = $RATE
+max_in_flight = $streams"
+    # RSS is read 3 s after the last stream opened, well before the first answer (15 s).
+    read_after=$(( streams / RATE + 3 ))
+    if [ "$read_after" -gt 12 ]; then
+      echo "RATE=$RATE is too slow to open $streams streams before the first answers" >&2
+      exit 2
+    fi
+  else
+    # Every stream opened in the same instant: one closed-loop user each.
+    load="kind = \"closed\"
+users = $streams"
+    read_after=8
+  fi
   cat > "$out/s-$streams.toml" <<EOF
 name = "many-streams-$streams"
 [[targets]]
@@ -42,16 +65,15 @@ name = "short"
 input_tokens = 8
 max_tokens = 1
 [load]
-kind = "closed"
-users = $streams
+$load
 requests = $streams
 EOF
   /usr/bin/time -f "%e %U %S" -o "$out/time-$streams" \
     "$drover" run "$out/s-$streams.toml" --no-progress --no-preflight --export-requests \
     --out "$out/run-$streams" > "$out/stdout-$streams" 2> "$out/stderr-$streams" &
   timed=$!
-  # Halfway to the first answers every stream is open and idle: the client's RSS then.
-  sleep 8
+  # With every stream open and idle, well before the first answers: the client's RSS then.
+  sleep "$read_after"
   client=$(pgrep -P "$timed" || true)
   idle_kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$client/status" 2> /dev/null || echo 0)
   wait "$timed" || {
@@ -96,4 +118,6 @@ PY
   echo "${line%%|*}"
   if [ -z "$baseline" ]; then baseline=${line##*|}; fi
 done
-echo "machine: $(nproc) cores, $(uname -sr); profile $profile; one run each"
+echo "machine: $(nproc) cores, $(uname -sr); profile $profile; streams opened $(
+  [ -n "${RATE:-}" ] && echo "at $RATE per second" || echo "all at once"
+); one run each"

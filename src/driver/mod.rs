@@ -456,9 +456,10 @@ impl Requester {
             // The record's scope ends as it goes into the channel's send, so the task holds it
             // once, not twice, across that wait (every byte here is per open stream).
             let (answer, succeeded, done, starved, handing) = {
+                // Borrowed: an async fn's argument is stored twice in its future.
                 let mut record = execute_with_retries(
                     &self.target,
-                    Job {
+                    &Job {
                         index: k,
                         class: drawn.class,
                         stage,
@@ -645,14 +646,14 @@ impl Requester {
         };
         let primary = async {
             if to_primary {
-                Some(execute_with_retries(&self.target, job(&self.target)).await)
+                Some(execute_with_retries(&self.target, &job(&self.target)).await)
             } else {
                 None
             }
         };
         let candidate = async {
             if to_candidate {
-                Some(execute_with_retries(&mirror.candidate, job(&mirror.candidate)).await)
+                Some(execute_with_retries(&mirror.candidate, &job(&mirror.candidate)).await)
             } else {
                 None
             }

@@ -549,7 +549,7 @@ fn retryable(failure: &Failure) -> bool {
 /// longer than the policy's `max_retry_after` is not waited for: the request ends with that
 /// answer (a 429 counts as `throttled`). The time spent in waits and earlier attempts is kept in
 /// the record's `retry_wait`, apart from the schedule lag.
-pub async fn execute_with_retries(target: &TargetContext, job: Job) -> RequestRecord {
+pub async fn execute_with_retries(target: &TargetContext, job: &Job) -> RequestRecord {
     // One call site of `execute`, and nothing but small values alive across the backoff's
     // sleep: this future is part of every request's task, and its size is most of the client's
     // memory per open stream (benches/many-streams.sh).
@@ -560,7 +560,7 @@ pub async fn execute_with_retries(target: &TargetContext, job: Job) -> RequestRe
         // The record's scope ends before the backoff's sleep, so no slot of the task holds one
         // across it.
         let (wait, class) = {
-            let mut record = execute(target, &job).await;
+            let mut record = execute(target, job).await;
             let Some(policy) = policy else {
                 return record;
             };
@@ -712,30 +712,40 @@ async fn exchange(
         Some(setup) => ConnectionUse::Opened(setup),
         None => ConnectionUse::Reused,
     };
-    let status = response.status();
-    if !status.is_success() {
-        let whole_request = timer.total();
-        let (failure, read_whole) = match timer.run(whole_request, status_failure(response)).await {
-            Ok(read) => read,
-            Err(expired) => (timeout_failure(target, TimeoutKind::Total, expired), false),
-        };
-        if read_whole {
-            // An error answer read to its end leaves the connection usable (a 429 storm must
-            // not turn into a connection storm).
-            target.connections.give_back(lease);
-        }
-        return Err(failure);
-    }
     let mut reader = BodyReader {
         target,
         timer,
         last_data: headers_arrived,
         keep_answer: job.keep_answer,
     };
+    // The response is split in a plain function, never borrowed here: a borrowed local keeps
+    // its slot in the task to the end of its scope, beside the body, for the whole answer.
+    let body = match answer_body(response, streaming) {
+        AnswerBody::Readable(body) => body,
+        AnswerBody::Status(response) => {
+            // On the heap, as the next: an error path's future would otherwise size every
+            // request's task.
+            let reading = Box::pin(status_failure(response));
+            let whole_request = reader.timer.total();
+            let (failure, read_whole) = match reader.timer.run(whole_request, reading).await {
+                Ok(read) => read,
+                Err(expired) => (timeout_failure(target, TimeoutKind::Total, expired), false),
+            };
+            if read_whole {
+                // An error answer read to its end leaves the connection usable (a 429 storm
+                // must not turn into a connection storm).
+                target.connections.give_back(lease);
+            }
+            return Err(failure);
+        }
+        AnswerBody::NotEventStream(response) => {
+            return Err(Box::pin(not_an_event_stream(response, &mut reader)).await);
+        }
+    };
     if streaming {
-        read_stream(response, &mut reader, measured).await?;
+        read_stream(body, &mut reader, measured).await?;
     } else {
-        read_completion(response, &mut reader, measured).await?;
+        read_completion(body, &mut reader, measured).await?;
     }
     // Read to the end: the connection can carry the next request.
     target.connections.give_back(lease);
@@ -833,13 +843,13 @@ fn is_event_stream(content_type: &[u8]) -> bool {
     media_type.eq_ignore_ascii_case(b"text/event-stream")
 }
 
+/// Reads an event stream's body (its Content-Type was checked) to its end.
 async fn read_stream(
-    response: http::Response<Incoming>,
+    mut body: Incoming,
     reader: &mut BodyReader<'_, '_>,
     measured: &mut Measured,
 ) -> Result<(), Failure> {
     let api = reader.target.plan.api;
-    let response = expect_event_stream(response, reader).await?;
     let mut parser = SseParser::new();
     let mut progress = StreamProgress {
         last_token: None,
@@ -847,7 +857,6 @@ async fn read_stream(
         decoder: api.stream_decoder(),
     };
     let keep_answer = reader.keep_answer;
-    let mut body = response.into_body();
     while let Some(frame) = reader.next_frame(&mut body).await? {
         let frame = frame.map_err(|e| {
             failure(
@@ -912,28 +921,50 @@ struct StreamProgress {
     decoder: crate::protocol::StreamDecoder,
 }
 
-/// The response, if it is an event stream; otherwise a protocol failure that quotes its body.
-async fn expect_event_stream(
+/// What a response's head says of its body.
+enum AnswerBody {
+    /// A success, in the form asked for: the body to read.
+    Readable(Incoming),
+    /// Not a 2xx: an error answer.
+    Status(http::Response<Incoming>),
+    /// A successful answer to a streamed request that is not an event stream.
+    NotEventStream(http::Response<Incoming>),
+}
+
+fn answer_body(response: http::Response<Incoming>, streaming: bool) -> AnswerBody {
+    if !response.status().is_success() {
+        return AnswerBody::Status(response);
+    }
+    let event_stream = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| is_event_stream(v.as_bytes()));
+    if streaming && !event_stream {
+        return AnswerBody::NotEventStream(response);
+    }
+    AnswerBody::Readable(response.into_body())
+}
+
+/// The protocol failure of a stream answered with something else, quoting its body.
+async fn not_an_event_stream(
     response: http::Response<Incoming>,
     reader: &mut BodyReader<'_, '_>,
-) -> Result<http::Response<Incoming>, Failure> {
-    let content_type = response.headers().get(header::CONTENT_TYPE);
-    if !content_type.is_some_and(|v| is_event_stream(v.as_bytes())) {
-        let content_type = content_type
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let bytes = reader.rest(response.into_body(), 64 * 1024).await;
-        return Err(failure(
-            ErrorClass::Protocol,
-            Some(200),
-            format!(
-                "expected a text/event-stream response, got \"{content_type}\": {}",
-                openai::describe_error_body(&bytes)
-            ),
-        ));
-    }
-    Ok(response)
+) -> Failure {
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let bytes = reader.rest(response.into_body(), 64 * 1024).await;
+    failure(
+        ErrorClass::Protocol,
+        Some(200),
+        format!(
+            "expected a text/event-stream response, got \"{content_type}\": {}",
+            openai::describe_error_body(&bytes)
+        ),
+    )
 }
 
 /// One SSE event of a stream: its times (first event, first token, gaps, first answer), its
@@ -1044,11 +1075,10 @@ fn observe_event(
 }
 
 async fn read_completion(
-    response: http::Response<Incoming>,
+    mut body: Incoming,
     reader: &mut BodyReader<'_, '_>,
     measured: &mut Measured,
 ) -> Result<(), Failure> {
-    let mut body = response.into_body();
     // A small answer comes in one frame: parsed where it lies, not copied.
     let mut first: Option<Bytes> = None;
     let mut joined: Vec<u8> = Vec::new();
