@@ -229,14 +229,14 @@ impl ConnectionPool {
                 Ok(response) => return Ok((response, lease, written)),
                 Err(mut error) => match error.take_message() {
                     // A closed HTTP/2 connection leaves the pool at the next checkout.
-                    Some(unsent) if lease.opened.is_none() => request = Box::new(unsent),
+                    Some(unsent) if lease.opened.is_none() => *request = unsent,
                     None if lease.opened.is_none()
                         && !fresh
                         && matches!(lease.sender, Sender::Http1(_))
                         && error.error().is_incomplete_message() =>
                     {
                         fresh = true;
-                        request = Box::new(build());
+                        *request = build();
                     }
                     _ => return Err((SendError::Http(error.into_error()), fresh)),
                 },
