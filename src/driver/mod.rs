@@ -1399,11 +1399,20 @@ async fn open_loop(mut generator: Generator, mut schedule: Schedule, max_in_flig
     drain(&mut in_flight, &mut generator.stop, generator.grace).await
 }
 
+/// Closed-loop users started between two yields to the runtime.
+const START_BATCH: u32 = 256;
+
 async fn closed_loop(generator: Generator, users: u32) {
     let counter = Arc::new(AtomicU64::new(0));
     let generator = Arc::new(generator);
     let mut user_tasks = JoinSet::new();
-    for _ in 0..users {
+    for user in 0..users {
+        if user % START_BATCH == START_BATCH - 1 {
+            // Let the users started so far (and their connections) run before the next batch:
+            // 100,000 users started in one go each hold hyper's per-request tasks and queued
+            // frames at the same moment, memory the process keeps after it is freed.
+            tokio::task::yield_now().await;
+        }
         let generator = generator.clone();
         let counter = counter.clone();
         user_tasks.spawn(async move {
