@@ -357,19 +357,20 @@ pub async fn execute(target: &TargetContext, job: &Job) -> RequestRecord {
     }
 }
 
-/// Answer text up to this size is counted on the worker that timed it: the count takes a few
-/// microseconds, no more than handing it to the blocking pool and waking a thread for it
-/// (which cost 10-15% of the client's CPU on short non-streamed answers, `benches/peers.sh`).
-/// Longer text goes to the blocking pool, so that no other request's timing waits for it.
+/// Answer text up to this size is counted on the worker that timed it, once the tokenizer is
+/// built: the count takes a few microseconds, no more than handing it to the blocking pool and
+/// waking a thread for it (which cost 10-15% of the client's CPU on short non-streamed answers,
+/// `benches/peers.sh`). Longer text, and the first count of a process (which builds the
+/// vocabulary: 100-200 ms), go to the blocking pool, so that no other request's timing waits.
 const COUNT_INLINE_BYTES: usize = 256;
 
-/// The tokenizer's count of an answer's text: in place when it is short, otherwise on the
-/// blocking pool (`None` if that task failed).
+/// The tokenizer's count of an answer's text: in place when it is short and the tokenizer is
+/// built, otherwise on the blocking pool (`None` if that task failed).
 async fn count_answer_tokens(
     text: &mut super::answer_text::AnswerText,
     tokenizer: &crate::tokenizer::Tokenizer,
 ) -> Option<u64> {
-    if text.kept_len() <= COUNT_INLINE_BYTES {
+    if text.kept_len() <= COUNT_INLINE_BYTES && tokenizer.is_ready() {
         return Some(text.count_tokens(tokenizer));
     }
     let taken = std::mem::take(text);

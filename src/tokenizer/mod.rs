@@ -55,6 +55,15 @@ impl Tokenizer {
         }
     }
 
+    /// Whether a count takes only the time of the text: a tiktoken vocabulary is built by the
+    /// first count in the process (100–200 ms); a tokenizer file is read and built when loaded.
+    pub fn is_ready(&self) -> bool {
+        match self {
+            Tokenizer::Tiktoken(encoding) => encoding.is_built(),
+            Tokenizer::File(_) => true,
+        }
+    }
+
     /// Tokens in `text`, without any special token the model adds around a whole input.
     pub fn count(&self, text: &str) -> u64 {
         match self {
