@@ -336,7 +336,7 @@ pub fn parse_chunk(data: &str) -> Result<ChunkInfo<'_>, ParseError> {
     let json_error = |e: serde_json::Error| ParseError::Json(e.to_string());
     let mut reader = serde_json::Deserializer::from_str(data);
     let mut fold = chunk_fold::ChunkFold::default();
-    serde::de::DeserializeSeed::deserialize(chunk_fold::ChunkSeed(&mut fold), &mut reader)
+    serde::Deserializer::deserialize_map(&mut reader, chunk_fold::ChunkVisitor(&mut fold))
         .map_err(json_error)?;
     reader.end().map_err(json_error)?;
     if let Some(error) = fold.error {
@@ -420,21 +420,10 @@ mod chunk_fold {
         Other,
     }
 
-    /// The chunk object.
-    pub(super) struct ChunkSeed<'f, 'a>(pub(super) &'f mut ChunkFold<'a>);
+    /// The chunk object (a visitor of its map).
+    pub(super) struct ChunkVisitor<'f, 'a>(pub(super) &'f mut ChunkFold<'a>);
 
-    impl<'de, 'a> DeserializeSeed<'de> for ChunkSeed<'_, 'a>
-    where
-        'de: 'a,
-    {
-        type Value = ();
-
-        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-            deserializer.deserialize_map(self)
-        }
-    }
-
-    impl<'de, 'a> de::Visitor<'de> for ChunkSeed<'_, 'a>
+    impl<'de, 'a> de::Visitor<'de> for ChunkVisitor<'_, 'a>
     where
         'de: 'a,
     {

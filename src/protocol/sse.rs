@@ -512,9 +512,11 @@ data: [DONE]\n\n";
             Ok(())
         });
         visited.unwrap();
-        let visited: Result<(), ()> = parser.feed_each(b" across\n\n", |item| {
+        let rest = b" across\n\n";
+        let visited: Result<(), ()> = parser.feed_each(rest, |item| {
             if let SseItemRef::Event(event) = item {
-                seen.push((event.data.to_string(), false));
+                let range = rest.as_ptr_range();
+                seen.push((event.data.to_string(), range.contains(&event.data.as_ptr())));
             }
             Ok(())
         });

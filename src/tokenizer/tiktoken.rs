@@ -35,7 +35,10 @@ impl Encoding {
             Encoding::O200kBase => tiktoken_rs::o200k_base_singleton(),
             Encoding::Cl100kBase => tiktoken_rs::cl100k_base_singleton(),
         };
-        self.built().store(true, Ordering::Release);
+        // Written once, not on every count: the flag is read by every worker.
+        if !self.is_built() {
+            self.built().store(true, Ordering::Release);
+        }
         bpe
     }
 
