@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use drover::metrics::{encode_histogram, new_histogram};
-use drover::protocol::openai::{parse_chunk, parse_completion};
+use drover::protocol::openai::{parse_chunk, parse_chunk_in_full, parse_completion};
 use drover::protocol::sse::{SseItemRef, SseParser};
 
 /// A 1,000-token stream in the shape an OpenAI-compatible server sends.
@@ -64,6 +64,11 @@ fn chunk_json(c: &mut Criterion) {
     let data = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","system_fingerprint":null,"choices":[{"index":0,"delta":{"content":" hello"},"logprobs":null,"finish_reason":null}]}"#;
     c.bench_function("parse one content chunk", |b| {
         b.iter(|| parse_chunk(black_box(data)).unwrap())
+    });
+    // The same chunk through serde, the reader of every other shape (the comparison for the
+    // direct reader above).
+    c.bench_function("parse one content chunk with serde", |b| {
+        b.iter(|| parse_chunk_in_full(black_box(data)).unwrap())
     });
 }
 

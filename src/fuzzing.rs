@@ -7,7 +7,9 @@ use crate::protocol::openai;
 use crate::protocol::sse::{SseItem, SseParser};
 
 /// SSE parsing of arbitrary bytes: the first byte picks a split point, and parsing in two pieces
-/// must give the same items as in one; every event is then read as an OpenAI chunk.
+/// must give the same items as in one; every event is then read as an OpenAI chunk, and the
+/// direct reader of the common chunk shape and a stream's reader (with its template of the
+/// last chunk) must agree with serde's full reader.
 pub fn sse_stream(data: &[u8]) {
     let Some((&first, stream)) = data.split_first() else {
         return;
@@ -20,9 +22,20 @@ pub fn sse_stream(data: &[u8]) {
     parser.feed(&stream[..split], &mut pieces);
     parser.feed(&stream[split..], &mut pieces);
     assert_eq!(whole, pieces, "chunking changed the events");
+    let mut reader = openai::ChunkReader::default();
     for item in whole {
         if let SseItem::Event(event) = item {
-            let _ = openai::parse_chunk(&event.data);
+            let full = openai::parse_chunk_in_full(&event.data);
+            assert_eq!(
+                openai::parse_chunk(&event.data),
+                full,
+                "the chunk readers disagree"
+            );
+            assert_eq!(
+                reader.read(&event.data),
+                full,
+                "the stream's reader disagrees"
+            );
         }
     }
     let _ = openai::parse_completion(stream);

@@ -231,6 +231,7 @@ impl Api {
         StreamDecoder {
             api: self,
             anthropic_usage: anthropic::StreamUsage::default(),
+            openai: openai::ChunkReader::default(),
         }
     }
 
@@ -283,11 +284,12 @@ impl Api {
 }
 
 /// One stream's events decoded, with what the API carries across events (Anthropic sends usage
-/// in pieces).
+/// in pieces; OpenAI-compatible chunks repeat their bytes, which [`openai::ChunkReader`] uses).
 #[derive(Debug)]
 pub struct StreamDecoder {
     api: Api,
     anthropic_usage: anthropic::StreamUsage,
+    openai: openai::ChunkReader,
 }
 
 /// One decoded stream event.
@@ -315,7 +317,7 @@ impl StreamDecoder {
                 Ok(StreamItem::End(None))
             }
             Api::OpenAi | Api::Completions | Api::Embeddings => {
-                openai::parse_chunk(data).map(StreamItem::Chunk)
+                self.openai.read(data).map(StreamItem::Chunk)
             }
             Api::Anthropic => {
                 let event = anthropic::parse_event(name, data, &mut self.anthropic_usage)?;

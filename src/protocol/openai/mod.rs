@@ -244,19 +244,20 @@ impl<'a> WireDelta<'a> {
         })
     }
 
-    /// Its output text, answer then reasoning, in order, and what kinds of output it carried.
-    fn into_text(self) -> (Cow<'a, str>, DeltaKinds) {
+    /// Its output text, answer then reasoning, in order, and what kinds of output it carried
+    /// (the text parts are taken out of the delta, not copied).
+    fn take_text(&mut self) -> (Cow<'a, str>, DeltaKinds) {
         let tool_text = self.has_tool_text();
         let mut text = Cow::Borrowed("");
         let mut kinds = DeltaKinds::default();
         for (part, kind) in [
-            (self.content, PartKind::Answer),
-            (self.text, PartKind::Answer),
-            (self.refusal, PartKind::Refusal),
-            (self.reasoning_content, PartKind::Reasoning),
-            (self.reasoning, PartKind::Reasoning),
+            (&mut self.content, PartKind::Answer),
+            (&mut self.text, PartKind::Answer),
+            (&mut self.refusal, PartKind::Refusal),
+            (&mut self.reasoning_content, PartKind::Reasoning),
+            (&mut self.reasoning, PartKind::Reasoning),
         ] {
-            let Some(WireText(part)) = part else {
+            let Some(WireText(part)) = part.take() else {
                 continue;
             };
             if !part.is_empty() {
@@ -331,8 +332,45 @@ pub enum ParseError {
     ServerError(String),
 }
 
-/// Parses the `data` of one SSE event (not `[DONE]`).
+mod scan;
+
+/// Parses the `data` of one SSE event (not `[DONE]`): the common shape directly
+/// ([`scan::common_chunk`]), anything else with serde.
 pub fn parse_chunk(data: &str) -> Result<ChunkInfo<'_>, ParseError> {
+    match scan::common_chunk(data) {
+        Some(info) => Ok(info),
+        None => parse_chunk_in_full(data),
+    }
+}
+
+/// Reads the chunks of one stream: like [`parse_chunk`], and a chunk in the same bytes as the
+/// last one read directly but for its text is read by comparing bytes
+/// ([`scan::Template`]).
+#[derive(Debug, Default)]
+pub struct ChunkReader {
+    template: Option<Box<scan::Template>>,
+}
+
+impl ChunkReader {
+    /// Parses the `data` of the stream's next SSE event (not `[DONE]`).
+    pub fn read<'a>(&mut self, data: &'a str) -> Result<ChunkInfo<'a>, ParseError> {
+        if let Some(info) = self.template.as_ref().and_then(|t| t.read(data)) {
+            return Ok(info);
+        }
+        match scan::common_chunk(data) {
+            Some(info) => {
+                scan::Template::learn(&mut self.template, data, &info);
+                Ok(info)
+            }
+            None => parse_chunk_in_full(data),
+        }
+    }
+}
+
+/// Parses the `data` of one SSE event with serde, whatever its shape (and says what is wrong
+/// with it when it cannot be read). `pub` for the fuzz target, which checks the two readers
+/// agree.
+pub fn parse_chunk_in_full(data: &str) -> Result<ChunkInfo<'_>, ParseError> {
     let json_error = |e: serde_json::Error| ParseError::Json(e.to_string());
     let mut reader = serde_json::Deserializer::from_str(data);
     let mut fold = chunk_fold::ChunkFold::default();
@@ -367,20 +405,22 @@ mod chunk_fold {
     impl<'a> ChunkFold<'a> {
         /// Adds one choice: chat chunks carry a delta, legacy completion chunks their text on
         /// the choice.
-        fn add_choice(
+        /// The delta is borrowed, its text taken out of it: a delta is large, and moving it
+        /// in and out of calls cost more than reading it (`benches/hot_paths.rs`).
+        pub(super) fn add_choice(
             &mut self,
-            delta: Option<WireDelta<'a>>,
+            delta: Option<&mut WireDelta<'a>>,
             text: Option<WireText<'a>>,
             finish_reason: Option<WireText<'a>>,
         ) {
-            let delta = delta.or(text.map(|text| WireDelta {
+            let mut from_text = text.map(|text| WireDelta {
                 text: Some(text),
                 ..WireDelta::default()
-            }));
+            });
             let info = &mut self.info;
-            if let Some(delta) = delta {
+            if let Some(delta) = delta.or(from_text.as_mut()) {
                 let tool = delta.tool_delta();
-                let (text, kinds) = delta.into_text();
+                let (text, kinds) = delta.take_text();
                 info.has_answer |= kinds.answer;
                 info.has_output |= kinds.output;
                 info.has_reasoning |= kinds.reasoning;
@@ -531,7 +571,7 @@ mod chunk_fold {
                     }
                 }
             }
-            self.0.add_choice(delta, text, finish_reason);
+            self.0.add_choice(delta.as_mut(), text, finish_reason);
             Ok(())
         }
     }
@@ -593,7 +633,7 @@ pub fn parse_completion(body: &[u8]) -> Result<CompletionInfo<'_>, ParseError> {
         None => (None, None),
     };
     let (text, kinds) = match message {
-        Some(message) => message.into_text(),
+        Some(mut message) => message.take_text(),
         None => (Cow::Borrowed(""), DeltaKinds::default()),
     };
     Ok(CompletionInfo {
