@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use drover::metrics::{encode_histogram, new_histogram};
-use drover::protocol::openai::{parse_chunk, parse_chunk_in_full, parse_completion};
+use drover::protocol::openai::{parse_chunk, parse_chunk_in_full, parse_completion, ChunkReader};
 use drover::protocol::sse::{SseItemRef, SseParser};
 
 /// A 1,000-token stream in the shape an OpenAI-compatible server sends.
@@ -65,8 +65,16 @@ fn chunk_json(c: &mut Criterion) {
     c.bench_function("parse one content chunk", |b| {
         b.iter(|| parse_chunk(black_box(data)).unwrap())
     });
+    // The next chunk of the same stream, read through the template of the one before it.
+    let before = data.replace(" hello", " hi");
+    let mut reader = ChunkReader::default();
+    reader.read(&before).unwrap();
+    c.bench_function(
+        "parse one content chunk through its stream's template",
+        |b| b.iter(|| reader.read(black_box(data)).unwrap()),
+    );
     // The same chunk through serde, the reader of every other shape (the comparison for the
-    // direct reader above).
+    // readers above).
     c.bench_function("parse one content chunk with serde", |b| {
         b.iter(|| parse_chunk_in_full(black_box(data)).unwrap())
     });

@@ -262,12 +262,12 @@ pub fn parse_event(
                         (delta.thinking.clone(), false)
                     }
                     Some("input_json_delta") => {
-                        out.chunk.tool = Some(crate::protocol::tools::ToolDelta {
+                        out.chunk.tool = Some(Box::new(crate::protocol::tools::ToolDelta {
                             index: block_index(event.index),
                             id: None,
                             name: None,
                             arguments: Cow::Owned(delta.partial_json.clone().unwrap_or_default()),
-                        });
+                        }));
                         (delta.partial_json.clone(), false)
                     }
                     _ => (None, false),
@@ -301,12 +301,12 @@ pub fn parse_event(
             // A tool_use block starts a tool call: its name is the call's first piece.
             if let Some(block) = &event.content_block {
                 if block.kind.as_deref() == Some("tool_use") {
-                    out.chunk.tool = Some(crate::protocol::tools::ToolDelta {
+                    out.chunk.tool = Some(Box::new(crate::protocol::tools::ToolDelta {
                         index: block_index(event.index),
                         id: block.id.clone().map(Cow::Owned),
                         name: block.name.clone().map(Cow::Owned),
                         arguments: Cow::Borrowed(""),
-                    });
+                    }));
                 }
             }
         }

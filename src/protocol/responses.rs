@@ -364,13 +364,14 @@ pub fn parse_event<'a>(
         let opaque = role == DeltaRole::Opaque;
         let answer = matches!(role, DeltaRole::Answer | DeltaRole::Refusal);
         let has_output = !text.is_empty() || opaque;
-        let tool =
-            (kind == "response.function_call_arguments.delta").then(|| super::tools::ToolDelta {
+        let tool = (kind == "response.function_call_arguments.delta").then(|| {
+            Box::new(super::tools::ToolDelta {
                 index: output_index(event.output_index),
                 id: None,
                 name: None,
                 arguments: text.clone(),
-            });
+            })
+        });
         return Ok(ResponsesEvent::Chunk(ChunkInfo {
             tool,
             has_output,
@@ -416,12 +417,12 @@ pub fn parse_event<'a>(
                     if kind == "response.output_item.added"
                         && item.kind.as_deref() == Some("function_call") =>
                 {
-                    Some(super::tools::ToolDelta {
+                    Some(Box::new(super::tools::ToolDelta {
                         index: output_index(event.output_index),
                         id: item.call_id.clone().map(Cow::Owned),
                         name: item.name.clone().map(Cow::Owned),
                         arguments: Cow::Borrowed(""),
-                    })
+                    }))
                 }
                 _ => None,
             };

@@ -772,7 +772,7 @@ impl OutputLength {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct TokenCheck {
     /// Successful requests with usage whose text drover also counted (the first 200 of the
-    /// scenario and 1 in 16 after them, by request index; not those that reasoned, whose usage
+    /// scenario and 1 in 64 after them, by request index; not those that reasoned, whose usage
     /// counts reasoning a server may hide or summarize).
     pub checked: u64,
     /// The server's output tokens and drover's own count, over the checked requests.
@@ -801,7 +801,7 @@ impl TokenCheck {
 
     /// Whether request `index` is one whose text drover counts beside the server's usage.
     pub fn samples(index: u64) -> bool {
-        index < 200 || index.is_multiple_of(16)
+        index < 200 || index.is_multiple_of(64)
     }
 
     /// Adds a successful request: `capped` is the `max_tokens` it sent.

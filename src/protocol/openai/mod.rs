@@ -319,8 +319,9 @@ pub struct ChunkInfo<'a> {
     pub usage: Option<Usage>,
     /// The chunk's output text (content, then reasoning), for counting tokens without usage.
     pub text: Cow<'a, str>,
-    /// A piece of a tool call (its first, when a chunk carries several).
-    pub tool: Option<super::tools::ToolDelta<'a>>,
+    /// A piece of a tool call (its first, when a chunk carries several). Boxed: most chunks
+    /// carry none, and a chunk is moved several times on its way to the recorder.
+    pub tool: Option<Box<super::tools::ToolDelta<'a>>>,
 }
 
 /// Why a response could not be read as OpenAI-compatible.
@@ -430,7 +431,7 @@ mod chunk_fold {
                 // other APIs' tool input is).
                 if let Some(tool) = tool {
                     append(&mut info.text, tool.arguments.clone());
-                    info.tool.get_or_insert(tool);
+                    info.tool.get_or_insert(Box::new(tool));
                 }
             }
             if let Some(reason) = text_of(finish_reason) {
