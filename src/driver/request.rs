@@ -1002,7 +1002,9 @@ fn observe_event(
             };
             failure(ErrorClass::Protocol, Some(200), detail)
         })?;
-    let chunk = match decoded {
+    // Borrowed from the decoded item, not moved out of it: a chunk is 128 bytes, and this runs
+    // for every event.
+    let chunk = match &decoded {
         StreamItem::Chunk(chunk) => chunk,
         StreamItem::Ping => {
             measured.keepalive_comments += 1;
@@ -1013,7 +1015,7 @@ fn observe_event(
             detail.unknown_events = detail.unknown_events.saturating_add(1);
             if detail.unknown_event_type.is_none() {
                 // Bounded far beyond its final cut, which follows scrubbing.
-                detail.unknown_event_type = Some(crate::redact::cut(&kind, EVENT_TEXT_CHARS));
+                detail.unknown_event_type = Some(crate::redact::cut(kind, EVENT_TEXT_CHARS));
             }
             return Ok(());
         }
@@ -1064,11 +1066,11 @@ fn observe_event(
         measured.cut_at_cap = super::output_count::is_cap_reason(reason);
     }
     if keep_answer {
-        if let Some(reason) = chunk.finish_reason {
-            measured.finish_reason = Some(reason.into_owned());
+        if let Some(reason) = &chunk.finish_reason {
+            measured.finish_reason = Some(reason.to_string());
         }
         if measured.model.is_none() {
-            measured.model = chunk.model.map(Cow::into_owned);
+            measured.model = chunk.model.as_deref().map(str::to_owned);
         }
     }
     measured.output_text.push(&chunk.text);
