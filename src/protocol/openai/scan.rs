@@ -273,38 +273,18 @@ impl<'a> Cursor<'a> {
     fn null_or_array(
         &mut self,
         depth: usize,
-        mut each: impl FnMut(&mut Self) -> Option<()>,
+        each: impl FnMut(&mut Self) -> Option<()>,
     ) -> Option<()> {
         self.skip_whitespace();
         if self.peek()? == b'n' {
             return self.literal(b"null");
         }
-        self.array(depth, |json| each(json))
+        self.array(depth, each)
     }
 
     /// An array, each element read by `each`.
-    fn array(&mut self, depth: usize, mut each: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        self.expect(b'[')?;
-        self.skip_whitespace();
-        if self.peek()? == b']' {
-            self.at += 1;
-            return Some(());
-        }
-        loop {
-            each(self)?;
-            self.skip_whitespace();
-            match self.peek()? {
-                b',' => self.at += 1,
-                b']' => {
-                    self.at += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
+    fn array(&mut self, depth: usize, each: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.items(depth, b'[', b']', each)
     }
 
     /// An object, each member's value read by `each` given its key.
@@ -313,23 +293,36 @@ impl<'a> Cursor<'a> {
         depth: usize,
         mut each: impl FnMut(&mut Self, &'a str) -> Option<()>,
     ) -> Option<()> {
+        self.items(depth, b'{', b'}', |json| {
+            let key = json.string()?;
+            json.expect(b':')?;
+            each(json, key)
+        })
+    }
+
+    /// `open`, items separated by commas, each read by `item`, then `close`.
+    fn items(
+        &mut self,
+        depth: usize,
+        open: u8,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
-        self.expect(b'{')?;
+        self.expect(open)?;
         self.skip_whitespace();
-        if self.peek()? == b'}' {
+        if self.peek()? == close {
             self.at += 1;
             return Some(());
         }
         loop {
-            let key = self.string()?;
-            self.expect(b':')?;
-            each(self, key)?;
+            item(self)?;
             self.skip_whitespace();
             match self.peek()? {
                 b',' => self.at += 1,
-                b'}' => {
+                byte if byte == close => {
                     self.at += 1;
                     return Some(());
                 }
