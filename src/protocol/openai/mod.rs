@@ -320,7 +320,7 @@ pub struct ChunkInfo<'a> {
     /// The chunk's output text (content, then reasoning), for counting tokens without usage.
     pub text: Cow<'a, str>,
     /// A piece of a tool call (its first, when a chunk carries several). Boxed: most chunks
-    /// carry none, and a chunk is moved several times on its way to the recorder.
+    /// carry none, and a chunk is moved from reader to decoder to the driver for every event.
     pub tool: Option<Box<super::tools::ToolDelta<'a>>>,
 }
 

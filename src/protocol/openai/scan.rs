@@ -180,16 +180,28 @@ impl Template {
 /// Whether `text` could be a string's contents as it stands: no quote, backslash or control
 /// character.
 fn is_plain(text: &str) -> bool {
-    let mut words = text.as_bytes().chunks_exact(8);
-    for word in &mut words {
-        if string_stops(u64::from_le_bytes(word.try_into().unwrap_or_default())) != 0 {
-            return false;
+    first_stop(text.as_bytes()).is_none()
+}
+
+/// Where the first byte that ends a plain string (`"`, `\`, below 0x20) lies in `bytes`, read
+/// eight bytes at a time.
+#[inline]
+fn first_stop(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    while let Some(word) = bytes
+        .get(at..at + 8)
+        .and_then(|w| <[u8; 8]>::try_from(w).ok())
+    {
+        let found = string_stops(u64::from_le_bytes(word));
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
         }
+        at += 8;
     }
-    !words
-        .remainder()
+    let offset = bytes[at..]
         .iter()
-        .any(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)
+        .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)?;
+    Some(at + offset)
 }
 
 fn wire_text(text: &str) -> WireText<'_> {
@@ -227,32 +239,13 @@ impl<'a> Cursor<'a> {
         rest.starts_with(word).then(|| self.at += word.len())
     }
 
-    /// A string with no escapes or control characters, in place (after any whitespace). Read
-    /// eight bytes at a time: the string's end is the first byte that is a quote, a backslash
-    /// or a control character, and it must be the quote.
+    /// A string with no escapes or control characters, in place (after any whitespace): its end
+    /// is the first byte that is a quote, a backslash or a control character, and it must be
+    /// the quote.
     fn string(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let start = self.at;
-        let bytes = self.text.as_bytes();
-        let mut at = start;
-        while let Some(word) = bytes.get(at..at + 8) {
-            let found = string_stops(u64::from_le_bytes(word.try_into().ok()?));
-            if found != 0 {
-                return self.end_string(start, at + (found.trailing_zeros() / 8) as usize);
-            }
-            at += 8;
-        }
-        while let Some(&byte) = bytes.get(at) {
-            if byte == b'"' || byte == b'\\' || byte < 0x20 {
-                return self.end_string(start, at);
-            }
-            at += 1;
-        }
-        None
-    }
-
-    /// The string from `start` to the byte at `end`, if that byte is its closing quote.
-    fn end_string(&mut self, start: usize, end: usize) -> Option<&'a str> {
+        let end = start + first_stop(&self.text.as_bytes()[start..])?;
         (self.text.as_bytes()[end] == b'"').then_some(())?;
         self.at = end + 1;
         // Both ends are at ASCII quotes, so on character boundaries.
