@@ -313,7 +313,7 @@ impl StreamDecoder {
         data: &'a str,
     ) -> Result<StreamItem<'a>, ParseError> {
         match self.api {
-            Api::OpenAi | Api::Completions | Api::Embeddings if data.trim() == "[DONE]" => {
+            Api::OpenAi | Api::Completions | Api::Embeddings if is_done(data) => {
                 Ok(StreamItem::End(None))
             }
             Api::OpenAi | Api::Completions | Api::Embeddings => {
@@ -340,9 +340,26 @@ impl StreamDecoder {
     }
 }
 
+/// Whether an OpenAI-style event's data is the `[DONE]` marker (white space around it allowed).
+/// A chunk starts with `{`, which is not white space: it is told apart by its first byte,
+/// without trimming every chunk from both ends.
+fn is_done(data: &str) -> bool {
+    !data.starts_with('{') && data.trim() == "[DONE]"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_done_marker_is_told_from_chunks() {
+        for done in ["[DONE]", " [DONE] ", "\t[DONE]\r\n", "\u{a0}[DONE]"] {
+            assert!(is_done(done), "{done:?}");
+        }
+        for other in ["{\"choices\":[]}", "{[DONE]", "[DONE", "[done]", ""] {
+            assert!(!is_done(other), "{other:?}");
+        }
+    }
 
     #[test]
     fn each_api_sends_its_key_its_way() {

@@ -191,10 +191,18 @@ impl SseParser {
         visit: &mut impl FnMut(SseItemRef<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut start = 0;
-        while let Some(offset) = memchr::memchr2(b'\n', b'\r', &chunk[start..]) {
+        loop {
             if self.stopped {
                 return Ok(());
             }
+            if let Some(after) = self.whole_data_event(chunk, start) {
+                self.dispatch(chunk, visit)?;
+                start = after;
+                continue;
+            }
+            let Some(offset) = memchr::memchr2(b'\n', b'\r', &chunk[start..]) else {
+                break;
+            };
             let end = start + offset;
             if self.partial_line.is_empty() {
                 self.process_line(chunk, &chunk[start..end], Some(start), visit)?;
@@ -222,6 +230,31 @@ impl SseParser {
         }
         self.partial_line.extend_from_slice(&chunk[start..]);
         self.check_limit(visit)
+    }
+
+    /// The common event, `data: …` then a blank line, both ended by LF, starting at `start` and
+    /// whole in `chunk`, with nothing of another event pending: its data is marked for
+    /// [`Self::dispatch`] in one step, and the offset after its blank line returned. Anything
+    /// else (another field, CR line ends, a second data line, a line past the limit) returns
+    /// `None` and is read line by line, as the standard describes.
+    #[inline]
+    fn whole_data_event(&mut self, chunk: &[u8], start: usize) -> Option<usize> {
+        let rest = chunk.get(start..)?;
+        let value = rest.strip_prefix(b"data:")?;
+        if self.has_data || !self.partial_line.is_empty() {
+            return None;
+        }
+        let value = value.strip_prefix(b" ").unwrap_or(value);
+        let value_start = chunk.len() - value.len();
+        let line_end = value_start + memchr::memchr2(b'\n', b'\r', value)?;
+        if chunk.get(line_end..line_end + 2) != Some(b"\n\n")
+            || line_end - value_start > self.max_event_bytes
+        {
+            return None;
+        }
+        self.data_in_chunk = Some((value_start, line_end));
+        self.has_data = true;
+        Some(line_end + 2)
     }
 
     /// Copies the event's data still in `chunk` into the parser's own buffer.
@@ -497,6 +530,14 @@ data: [DONE]\n\n";
         let mut out = Vec::new();
         parser.feed("data: 0123456789\n".repeat(10).as_bytes(), &mut out);
         assert!(matches!(out.as_slice(), [SseItem::Oversized(_)]), "{out:?}");
+        // So does one whole event in one read, however it is read.
+        for event in ["data: x\n\n", "data: x\r\n\r\n"] {
+            let event = event.replace('x', &"x".repeat(80));
+            let mut parser = SseParser::with_limit(64);
+            let mut out = Vec::new();
+            parser.feed(event.as_bytes(), &mut out);
+            assert_eq!(out, vec![SseItem::Oversized(80)], "{event:?}");
+        }
     }
 
     #[test]

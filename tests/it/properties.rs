@@ -13,21 +13,30 @@ fn parse(chunks: &[&[u8]]) -> Vec<SseItem> {
     out
 }
 
-/// A stream of events built from arbitrary field lines, with mixed line ends.
+/// A stream of events built from arbitrary field lines, with mixed line ends; some data is not
+/// valid UTF-8.
 fn stream() -> impl Strategy<Value = Vec<u8>> {
     let line_end = prop_oneof![Just("\n"), Just("\r\n"), Just("\r")];
+    let text = |prefix: &'static str, pattern: &'static str| {
+        pattern.prop_map(move |v| format!("{prefix}{v}").into_bytes())
+    };
     let field = prop_oneof![
-        "[ -~]{0,40}".prop_map(|v| format!("data: {v}")),
-        "[ -~]{0,20}".prop_map(|v| format!("data:{v}")),
-        "[a-z]{0,8}".prop_map(|v| format!("event: {v}")),
-        "[0-9]{0,4}".prop_map(|v| format!("id: {v}")),
-        "[ -~]{0,20}".prop_map(|v| format!(": {v}")),
-        Just(String::new()),
+        text("data: ", "[ -~]{0,40}"),
+        text("data:", "[ -~]{0,20}"),
+        text("event: ", "[a-z]{0,8}"),
+        text("id: ", "[0-9]{0,4}"),
+        text(": ", "[ -~]{0,20}"),
+        proptest::collection::vec(any::<u8>(), 0..12).prop_map(|v| {
+            let mut line = b"data: ".to_vec();
+            line.extend(v.into_iter().filter(|b| *b != b'\n' && *b != b'\r'));
+            line
+        }),
+        Just(Vec::new()),
     ];
     proptest::collection::vec((field, line_end), 0..40).prop_map(|lines| {
         let mut bytes = Vec::new();
         for (field, end) in lines {
-            bytes.extend_from_slice(field.as_bytes());
+            bytes.extend_from_slice(&field);
             bytes.extend_from_slice(end.as_bytes());
         }
         bytes.extend_from_slice(b"\n\n");
@@ -51,6 +60,14 @@ proptest! {
         }
         pieces.push(&bytes[start..]);
         prop_assert_eq!(parse(&pieces), whole);
+    }
+
+    /// Events whole in one read are taken in one step (`data: …` and a blank line); byte by
+    /// byte every line is read alone: both must give the same items.
+    #[test]
+    fn whole_events_read_as_their_lines_are(bytes in stream()) {
+        let bytewise: Vec<&[u8]> = bytes.chunks(1).collect();
+        prop_assert_eq!(parse(&[&bytes]), parse(&bytewise));
     }
 
     #[test]
