@@ -70,6 +70,17 @@ impl SseItemRef<'_> {
     }
 }
 
+/// What [`SseParser::whole_data_event`] found at a line start.
+enum DataLine {
+    /// A whole `data: …` event, marked for dispatch; the scan goes on at `after`.
+    WholeEvent { after: usize },
+    /// A data line that is not a whole event alone: it ends at `end` (a CR or LF in the chunk),
+    /// or (`None`) not within the chunk.
+    Line { end: Option<usize> },
+    /// Not a data line that could start an event: the line end is still to be found.
+    NotChecked,
+}
+
 /// Default limit on one event's data (and one line): 1 MiB.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 1024 * 1024;
 
@@ -195,15 +206,20 @@ impl SseParser {
             if self.stopped {
                 return Ok(());
             }
-            if let Some(after) = self.whole_data_event(chunk, start) {
-                self.dispatch(chunk, visit)?;
-                start = after;
-                continue;
-            }
-            let Some(offset) = memchr::memchr2(b'\n', b'\r', &chunk[start..]) else {
+            let line_end = match self.whole_data_event(chunk, start) {
+                DataLine::WholeEvent { after } => {
+                    self.dispatch(chunk, visit)?;
+                    start = after;
+                    continue;
+                }
+                DataLine::Line { end } => end,
+                DataLine::NotChecked => {
+                    memchr::memchr2(b'\n', b'\r', &chunk[start..]).map(|offset| start + offset)
+                }
+            };
+            let Some(end) = line_end else {
                 break;
             };
-            let end = start + offset;
             if self.partial_line.is_empty() {
                 self.process_line(chunk, &chunk[start..end], Some(start), visit)?;
             } else {
@@ -234,27 +250,34 @@ impl SseParser {
 
     /// The common event, `data: …` then a blank line, both ended by LF, starting at `start` and
     /// whole in `chunk`, with nothing of another event pending: its data is marked for
-    /// [`Self::dispatch`] in one step, and the offset after its blank line returned. Anything
-    /// else (another field, CR line ends, a second data line, a line past the limit) returns
-    /// `None` and is read line by line, as the standard describes.
+    /// [`Self::dispatch`] in one step. Anything else (another field, CR line ends, a second data
+    /// line, a line past the limit) is read line by line, as the standard describes, from the
+    /// line end found here if one was (no byte is searched twice).
     #[inline]
-    fn whole_data_event(&mut self, chunk: &[u8], start: usize) -> Option<usize> {
-        let rest = chunk.get(start..)?;
-        let value = rest.strip_prefix(b"data:")?;
+    fn whole_data_event(&mut self, chunk: &[u8], start: usize) -> DataLine {
+        let Some(value) = chunk[start..].strip_prefix(b"data:") else {
+            return DataLine::NotChecked;
+        };
         if self.has_data || !self.partial_line.is_empty() {
-            return None;
+            return DataLine::NotChecked;
         }
         let value = value.strip_prefix(b" ").unwrap_or(value);
         let value_start = chunk.len() - value.len();
-        let line_end = value_start + memchr::memchr2(b'\n', b'\r', value)?;
+        let Some(line_end) = memchr::memchr2(b'\n', b'\r', value).map(|at| value_start + at) else {
+            return DataLine::Line { end: None };
+        };
         if chunk.get(line_end..line_end + 2) != Some(b"\n\n")
             || line_end - value_start > self.max_event_bytes
         {
-            return None;
+            return DataLine::Line {
+                end: Some(line_end),
+            };
         }
         self.data_in_chunk = Some((value_start, line_end));
         self.has_data = true;
-        Some(line_end + 2)
+        DataLine::WholeEvent {
+            after: line_end + 2,
+        }
     }
 
     /// Copies the event's data still in `chunk` into the parser's own buffer.
