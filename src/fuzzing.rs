@@ -6,8 +6,8 @@ use std::path::Path;
 use crate::protocol::openai;
 use crate::protocol::sse::{SseItem, SseParser};
 
-/// SSE parsing of arbitrary bytes: the first byte picks a split point, and parsing in two pieces
-/// must give the same items as in one; every event is then read as an OpenAI chunk, and the
+/// SSE parsing of arbitrary bytes: the first byte picks a split point (and a short size limit),
+/// and parsing in two pieces must give the same items as in one, with either limit; every event is then read as an OpenAI chunk, and the
 /// direct reader of the common chunk shape and a stream's reader (with its template of the
 /// last chunk) must agree with serde's full reader.
 pub fn sse_stream(data: &[u8]) {
@@ -22,6 +22,15 @@ pub fn sse_stream(data: &[u8]) {
     parser.feed(&stream[..split], &mut pieces);
     parser.feed(&stream[split..], &mut pieces);
     assert_eq!(whole, pieces, "chunking changed the events");
+    // A limit as short as the lines themselves: where the stream stops must not move either.
+    let limit = 4 + usize::from(first % 64);
+    let mut small_whole = Vec::new();
+    SseParser::with_limit(limit).feed(stream, &mut small_whole);
+    let mut small_pieces = Vec::new();
+    let mut parser = SseParser::with_limit(limit);
+    parser.feed(&stream[..split], &mut small_pieces);
+    parser.feed(&stream[split..], &mut small_pieces);
+    assert_eq!(small_whole, small_pieces, "chunking moved the size limit");
     let mut reader = openai::ChunkReader::default();
     for item in whole {
         if let SseItem::Event(event) = item {

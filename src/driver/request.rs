@@ -883,11 +883,12 @@ async fn read_stream(
                 measured.keepalive_comments += 1;
                 Ok(())
             }
-            SseItemRef::Oversized(bytes) => Err(failure(
+            SseItemRef::Oversized(what) => Err(failure(
                 ErrorClass::Protocol,
                 Some(200),
                 format!(
-                    "an SSE event passed the {} MiB limit ({bytes} bytes buffered)",
+                    "an SSE {} is longer than the {} MiB limit",
+                    what.describe(),
                     DEFAULT_MAX_EVENT_BYTES / (1024 * 1024)
                 ),
             )),

@@ -3,9 +3,11 @@
 //! Bytes arrive in arbitrary chunks; [`SseParser::feed`] scans each byte once (no re-scan of
 //! earlier input), accepts LF, CRLF and CR line ends (including a CRLF split across chunks), joins
 //! multi-line `data:` fields, reports `:` comments (keep-alives) separately and strips a leading
-//! byte-order mark. Invalid UTF-8 is replaced (and the event flagged), never a panic. An event or
-//! line larger than the parser's limit is reported once as [`SseItem::Oversized`]; the parser
-//! then ignores the rest of the stream, so a hostile server cannot make it buffer without end.
+//! byte-order mark. Invalid UTF-8 is replaced (and the event flagged), never a panic. A line, or
+//! an event's data, longer than the parser's limit is reported once as [`SseItem::Oversized`];
+//! the parser then ignores the rest of the stream, so a hostile server cannot make it buffer
+//! without end. Both limits count the bytes as sent, so whether a stream passes does not depend
+//! on how its bytes were cut into reads.
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,8 +28,28 @@ pub enum SseItem {
     Event(SseEvent),
     /// A `:` comment line (servers send these as keep-alives); text after the colon.
     Comment(String),
-    /// An event or line passed the size limit (bytes buffered when it did); parsing stopped.
-    Oversized(usize),
+    /// A line or an event's data passed the size limit; parsing stopped.
+    Oversized(TooLarge),
+}
+
+/// What passed an [`SseParser`]'s size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TooLarge {
+    /// One line: field name, value and all, without its line end.
+    Line,
+    /// One event's data: its `data:` values joined with `\n`, counted as sent (before invalid
+    /// UTF-8 is replaced).
+    EventData,
+}
+
+impl TooLarge {
+    /// What passed the limit, in words: "line" or "event's data".
+    pub fn describe(self) -> &'static str {
+        match self {
+            TooLarge::Line => "line",
+            TooLarge::EventData => "event's data",
+        }
+    }
 }
 
 /// One dispatched event, borrowed from the bytes fed or from the parser's buffer: valid only
@@ -50,8 +72,8 @@ pub enum SseItemRef<'a> {
     Event(SseEventRef<'a>),
     /// A `:` comment line; text after the colon (and its leading white space).
     Comment(&'a str),
-    /// An event or line passed the size limit (bytes buffered when it did); parsing stopped.
-    Oversized(usize),
+    /// A line or an event's data passed the size limit; parsing stopped.
+    Oversized(TooLarge),
 }
 
 impl SseItemRef<'_> {
@@ -65,7 +87,7 @@ impl SseItemRef<'_> {
                 invalid_utf8: event.invalid_utf8,
             }),
             SseItemRef::Comment(text) => SseItem::Comment(text.to_string()),
-            SseItemRef::Oversized(bytes) => SseItem::Oversized(bytes),
+            SseItemRef::Oversized(what) => SseItem::Oversized(what),
         }
     }
 }
@@ -81,7 +103,7 @@ enum DataLine {
     NotChecked,
 }
 
-/// Default limit on one event's data (and one line): 1 MiB.
+/// Default limit on one line, and on one event's data: 1 MiB.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 1024 * 1024;
 
 /// Streaming parser state.
@@ -103,6 +125,8 @@ pub struct SseParser {
     /// copied: most events start and end within one read). Moved into `data` before a scan
     /// returns or when a second data line comes.
     data_in_chunk: Option<(usize, usize)>,
+    /// Bytes of the event's data as sent (values and the `\n` between them), for the limit.
+    data_bytes: usize,
     has_data: bool,
     event: Option<String>,
     id: Option<String>,
@@ -119,7 +143,7 @@ impl SseParser {
         Self::default()
     }
 
-    /// A parser that reports events (or lines) larger than `max_event_bytes`.
+    /// A parser that reports a line, or an event's data, longer than `max_event_bytes`.
     pub fn with_limit(max_event_bytes: usize) -> Self {
         SseParser {
             max_event_bytes,
@@ -130,6 +154,7 @@ impl SseParser {
             started: false,
             data: String::new(),
             data_in_chunk: None,
+            data_bytes: 0,
             has_data: false,
             event: None,
             id: None,
@@ -245,7 +270,11 @@ impl SseParser {
             return Ok(());
         }
         self.partial_line.extend_from_slice(&chunk[start..]);
-        self.check_limit(visit)
+        if self.partial_line.len() > self.max_event_bytes {
+            // Already longer than the limit, so the whole line will be too.
+            return self.stop(TooLarge::Line, visit);
+        }
+        Ok(())
     }
 
     /// The common event, `data: …` then a blank line, both ended by LF, starting at `start` and
@@ -267,13 +296,14 @@ impl SseParser {
             return DataLine::Line { end: None };
         };
         if chunk.get(line_end..line_end + 2) != Some(b"\n\n")
-            || line_end - value_start > self.max_event_bytes
+            || line_end - start > self.max_event_bytes
         {
             return DataLine::Line {
                 end: Some(line_end),
             };
         }
         self.data_in_chunk = Some((value_start, line_end));
+        self.data_bytes = line_end - value_start;
         self.has_data = true;
         DataLine::WholeEvent {
             after: line_end + 2,
@@ -298,21 +328,19 @@ impl SseParser {
         }
     }
 
-    fn check_limit<E>(
+    /// Reports what passed the limit and stops parsing; everything buffered is dropped.
+    fn stop<E>(
         &mut self,
+        what: TooLarge,
         visit: &mut impl FnMut(SseItemRef<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        let in_chunk = self.data_in_chunk.map_or(0, |(start, end)| end - start);
-        let buffered = self.partial_line.len() + self.data.len() + in_chunk;
-        if !self.stopped && buffered > self.max_event_bytes {
-            self.stopped = true;
-            self.partial_line = Vec::new();
-            self.data = String::new();
-            self.data_in_chunk = None;
-            self.has_data = false;
-            return visit(SseItemRef::Oversized(buffered));
-        }
-        Ok(())
+        self.stopped = true;
+        self.partial_line = Vec::new();
+        self.data = String::new();
+        self.data_in_chunk = None;
+        self.data_bytes = 0;
+        self.has_data = false;
+        visit(SseItemRef::Oversized(what))
     }
 
     /// Processes one line: `line` lies in `chunk` at `at_in_chunk`, or (`None`) was joined from
@@ -327,6 +355,9 @@ impl SseParser {
         if line.is_empty() {
             return self.dispatch(chunk, visit);
         }
+        if line.len() > self.max_event_bytes {
+            return self.stop(TooLarge::Line, visit);
+        }
         if let Some(comment) = line.strip_prefix(b":") {
             let text = String::from_utf8_lossy(comment);
             return visit(SseItemRef::Comment(text.trim_start()));
@@ -340,6 +371,15 @@ impl SseParser {
         };
         match field {
             b"data" => {
+                let data_bytes = if self.has_data {
+                    self.data_bytes + 1 + value.len()
+                } else {
+                    value.len()
+                };
+                if data_bytes > self.max_event_bytes {
+                    return self.stop(TooLarge::EventData, visit);
+                }
+                self.data_bytes = data_bytes;
                 match at_in_chunk {
                     // The first data line, whole in this chunk: read in place at dispatch.
                     Some(line_start) if !self.has_data => {
@@ -355,7 +395,7 @@ impl SseParser {
                     }
                 }
                 self.has_data = true;
-                self.check_limit(visit)
+                Ok(())
             }
             b"event" => {
                 self.event = Some(String::from_utf8_lossy(value).into_owned());
@@ -380,6 +420,7 @@ impl SseParser {
             return Ok(());
         }
         self.has_data = false;
+        self.data_bytes = 0;
         let mut invalid_utf8 = std::mem::take(&mut self.invalid_utf8);
         let lossy;
         let data = match self.data_in_chunk.take() {
@@ -536,6 +577,15 @@ data: [DONE]\n\n";
         );
     }
 
+    fn parse_with_limit(limit: usize, pieces: &[&[u8]]) -> Vec<SseItem> {
+        let mut parser = SseParser::with_limit(limit);
+        let mut out = Vec::new();
+        for piece in pieces {
+            parser.feed(piece, &mut out);
+        }
+        out
+    }
+
     #[test]
     fn an_oversized_event_is_reported_once_and_parsing_stops() {
         let mut parser = SseParser::with_limit(64);
@@ -547,20 +597,92 @@ data: [DONE]\n\n";
         }
         parser.feed(b"\n\ndata: after\n\n", &mut out);
         assert_eq!(out.len(), 2, "{out:?}");
-        assert!(matches!(out[1], SseItem::Oversized(n) if n > 64));
-        // Many complete lines that add up past the limit count too.
-        let mut parser = SseParser::with_limit(64);
-        let mut out = Vec::new();
-        parser.feed("data: 0123456789\n".repeat(10).as_bytes(), &mut out);
-        assert!(matches!(out.as_slice(), [SseItem::Oversized(_)]), "{out:?}");
+        assert_eq!(out[1], SseItem::Oversized(TooLarge::Line));
+        // Many short data lines whose joined data passes the limit count too.
+        let lines = "data: 0123456789\n".repeat(10);
+        assert_eq!(
+            parse_with_limit(64, &[lines.as_bytes()]),
+            vec![SseItem::Oversized(TooLarge::EventData)]
+        );
         // So does one whole event in one read, however it is read.
         for event in ["data: x\n\n", "data: x\r\n\r\n"] {
             let event = event.replace('x', &"x".repeat(80));
-            let mut parser = SseParser::with_limit(64);
-            let mut out = Vec::new();
-            parser.feed(event.as_bytes(), &mut out);
-            assert_eq!(out, vec![SseItem::Oversized(80)], "{event:?}");
+            assert_eq!(
+                parse_with_limit(64, &[event.as_bytes()]),
+                vec![SseItem::Oversized(TooLarge::Line)],
+                "{event:?}"
+            );
         }
+    }
+
+    /// Whether a long line or event fails must not depend on how the server's bytes were cut:
+    /// every line counts, comments and other fields included, whole in one read or not.
+    #[test]
+    fn the_limits_hold_however_the_stream_is_cut() {
+        let limit = 16;
+        let cases: [(&[u8], Vec<SseItem>); 6] = [
+            // A comment, `event:` or `id:` line one byte over the limit.
+            (
+                b": 123456789012345\n\n",
+                vec![SseItem::Oversized(TooLarge::Line)],
+            ),
+            (
+                b"event: 1234567890\n\n",
+                vec![SseItem::Oversized(TooLarge::Line)],
+            ),
+            (
+                b"id: 1234567890123\n\n",
+                vec![SseItem::Oversized(TooLarge::Line)],
+            ),
+            // A data line at the limit passes; its field name counts towards it.
+            (
+                b"data: 1234567890\n\n",
+                vec![SseItem::Event(SseEvent {
+                    event: None,
+                    data: "1234567890".into(),
+                    id: None,
+                    invalid_utf8: false,
+                })],
+            ),
+            (
+                b"data: 12345678901\n\n",
+                vec![SseItem::Oversized(TooLarge::Line)],
+            ),
+            // Invalid UTF-8 counts as sent (5 + 1 + 5 bytes), not as its replacement (31).
+            (
+                b"data:\xff\xff\xff\xff\xff\ndata:\xff\xff\xff\xff\xff\n\n",
+                vec![SseItem::Event(SseEvent {
+                    event: None,
+                    data: format!("{0}\n{0}", "\u{fffd}".repeat(5)),
+                    id: None,
+                    invalid_utf8: true,
+                })],
+            ),
+        ];
+        for (stream, expected) in cases {
+            assert_eq!(
+                parse_with_limit(limit, &[stream]),
+                expected,
+                "{stream:?} whole"
+            );
+            let bytewise: Vec<&[u8]> = stream.chunks(1).collect();
+            assert_eq!(
+                parse_with_limit(limit, &bytewise),
+                expected,
+                "{stream:?} bytewise"
+            );
+        }
+        // Joined data lines: 7 + 1 + 7 bytes pass, one more does not.
+        let joined = b"data: 1234567\ndata: 1234567\n\n";
+        assert_eq!(parse_with_limit(15, &[joined]).len(), 1);
+        assert!(matches!(
+            parse_with_limit(15, &[joined])[0],
+            SseItem::Event(_)
+        ));
+        assert_eq!(
+            parse_with_limit(14, &[joined]),
+            vec![SseItem::Oversized(TooLarge::EventData)]
+        );
     }
 
     #[test]

@@ -1,11 +1,15 @@
-//! Properties of the SSE parser: however a stream is cut into chunks, the events are the same,
-//! and no input, however malformed, makes it panic.
+//! Properties of the SSE parser: however a stream is cut into chunks, the events (and where a
+//! size limit stops them) are the same, and no input, however malformed, makes it panic.
 
-use drover::protocol::sse::{SseItem, SseParser};
+use drover::protocol::sse::{SseItem, SseParser, DEFAULT_MAX_EVENT_BYTES};
 use proptest::prelude::*;
 
 fn parse(chunks: &[&[u8]]) -> Vec<SseItem> {
-    let mut parser = SseParser::new();
+    parse_with_limit(DEFAULT_MAX_EVENT_BYTES, chunks)
+}
+
+fn parse_with_limit(limit: usize, chunks: &[&[u8]]) -> Vec<SseItem> {
+    let mut parser = SseParser::with_limit(limit);
     let mut out = Vec::new();
     for chunk in chunks {
         parser.feed(chunk, &mut out);
@@ -68,6 +72,25 @@ proptest! {
     fn whole_events_read_as_their_lines_are(bytes in stream()) {
         let bytewise: Vec<&[u8]> = bytes.chunks(1).collect();
         prop_assert_eq!(parse(&[&bytes]), parse(&bytewise));
+    }
+
+    /// With limits as short as the generated lines, a stream fails the size limit (and at the
+    /// same item) whether it arrives whole, cut at random or byte by byte.
+    #[test]
+    fn the_size_limits_do_not_depend_on_the_cuts(bytes in stream(), limit in 4usize..64, cuts in proptest::collection::vec(any::<usize>(), 0..8)) {
+        let whole = parse_with_limit(limit, &[&bytes]);
+        let bytewise: Vec<&[u8]> = bytes.chunks(1).collect();
+        prop_assert_eq!(&parse_with_limit(limit, &bytewise), &whole);
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        points.sort_unstable();
+        let mut pieces = Vec::new();
+        let mut start = 0;
+        for point in points {
+            pieces.push(&bytes[start..point]);
+            start = point;
+        }
+        pieces.push(&bytes[start..]);
+        prop_assert_eq!(&parse_with_limit(limit, &pieces), &whole);
     }
 
     #[test]
