@@ -17,6 +17,20 @@ fn parse_with_limit(limit: usize, chunks: &[&[u8]]) -> Vec<SseItem> {
     out
 }
 
+/// `bytes` cut into pieces at the points `cuts` names (each taken modulo the length).
+fn cut_at<'a>(bytes: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+    points.sort_unstable();
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for point in points {
+        pieces.push(&bytes[start..point]);
+        start = point;
+    }
+    pieces.push(&bytes[start..]);
+    pieces
+}
+
 /// A stream of events built from arbitrary field lines, with mixed line ends; some data is not
 /// valid UTF-8.
 fn stream() -> impl Strategy<Value = Vec<u8>> {
@@ -54,15 +68,7 @@ proptest! {
     #[test]
     fn chunking_never_changes_the_events(bytes in stream(), cuts in proptest::collection::vec(any::<usize>(), 0..8)) {
         let whole = parse(&[&bytes]);
-        let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
-        points.sort_unstable();
-        let mut pieces = Vec::new();
-        let mut start = 0;
-        for point in points {
-            pieces.push(&bytes[start..point]);
-            start = point;
-        }
-        pieces.push(&bytes[start..]);
+        let pieces = cut_at(&bytes, &cuts);
         prop_assert_eq!(parse(&pieces), whole);
     }
 
@@ -81,15 +87,7 @@ proptest! {
         let whole = parse_with_limit(limit, &[&bytes]);
         let bytewise: Vec<&[u8]> = bytes.chunks(1).collect();
         prop_assert_eq!(&parse_with_limit(limit, &bytewise), &whole);
-        let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
-        points.sort_unstable();
-        let mut pieces = Vec::new();
-        let mut start = 0;
-        for point in points {
-            pieces.push(&bytes[start..point]);
-            start = point;
-        }
-        pieces.push(&bytes[start..]);
+        let pieces = cut_at(&bytes, &cuts);
         prop_assert_eq!(&parse_with_limit(limit, &pieces), &whole);
     }
 
