@@ -4,33 +4,32 @@
 use std::path::Path;
 
 use crate::protocol::openai;
-use crate::protocol::sse::{SseItem, SseParser};
+use crate::protocol::sse::{SseItem, SseParser, DEFAULT_MAX_EVENT_BYTES};
 
-/// SSE parsing of arbitrary bytes: the first byte picks a split point (and a short size limit),
-/// and parsing in two pieces must give the same items as in one, with either limit; every event is then read as an OpenAI chunk, and the
-/// direct reader of the common chunk shape and a stream's reader (with its template of the
-/// last chunk) must agree with serde's full reader.
+/// SSE parsing of arbitrary bytes: the first byte picks a split point and a short size limit.
+/// Parsing in two pieces must give the same items as in one, with the default limit and with the
+/// short one. Every event is then read as an OpenAI chunk, and the direct reader of the common
+/// chunk shape and a stream's reader (with its template of the last chunk) must agree with
+/// serde's full reader.
 pub fn sse_stream(data: &[u8]) {
     let Some((&first, stream)) = data.split_first() else {
         return;
     };
     let split = first as usize % (stream.len() + 1);
-    let mut whole = Vec::new();
-    SseParser::new().feed(stream, &mut whole);
-    let mut pieces = Vec::new();
-    let mut parser = SseParser::new();
-    parser.feed(&stream[..split], &mut pieces);
-    parser.feed(&stream[split..], &mut pieces);
-    assert_eq!(whole, pieces, "chunking changed the events");
+    let (head, tail) = stream.split_at(split);
+    let whole = sse_items(DEFAULT_MAX_EVENT_BYTES, &[stream]);
+    assert_eq!(
+        whole,
+        sse_items(DEFAULT_MAX_EVENT_BYTES, &[head, tail]),
+        "chunking changed the events"
+    );
     // A limit as short as the lines themselves: where the stream stops must not move either.
     let limit = 4 + usize::from(first % 64);
-    let mut small_whole = Vec::new();
-    SseParser::with_limit(limit).feed(stream, &mut small_whole);
-    let mut small_pieces = Vec::new();
-    let mut parser = SseParser::with_limit(limit);
-    parser.feed(&stream[..split], &mut small_pieces);
-    parser.feed(&stream[split..], &mut small_pieces);
-    assert_eq!(small_whole, small_pieces, "chunking moved the size limit");
+    assert_eq!(
+        sse_items(limit, &[stream]),
+        sse_items(limit, &[head, tail]),
+        "chunking moved the size limit"
+    );
     let mut reader = openai::ChunkReader::default();
     for item in whole {
         if let SseItem::Event(event) = item {
@@ -49,6 +48,16 @@ pub fn sse_stream(data: &[u8]) {
     }
     let _ = openai::parse_completion(stream);
     let _ = openai::describe_error_body(stream);
+}
+
+/// The items of `pieces` fed in turn to one parser with the size limit `limit`.
+fn sse_items(limit: usize, pieces: &[&[u8]]) -> Vec<SseItem> {
+    let mut parser = SseParser::with_limit(limit);
+    let mut items = Vec::new();
+    for piece in pieces {
+        parser.feed(piece, &mut items);
+    }
+    items
 }
 
 /// Reading a results file (as `drover report` does) and rendering it: the terminal summary,
